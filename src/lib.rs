@@ -1,0 +1,24 @@
+//! mikrotik-edge: a site agent for MikroTik hotspot and PPPoE operators.
+//!
+//! A tour of the modules, bottom up:
+//!
+//! - [`proto`]: the RouterOS API wire format as a sans-IO codec. Bytes in,
+//!   sentences out; no sockets, so every edge case is a unit test.
+//! - [`client`]: one long-lived connection to one router (TCP or API-SSL),
+//!   multiplexed with `.tag`, with login, timeouts, keepalive and reconnect.
+//! - [`config`] and [`cli`]: TOML file plus environment, and the command line.
+//! - [`duration`], [`clock`], [`comment`]: RouterOS value formats and the
+//!   `VOUCHER_SYSTEM|…` / `PPPOE_SYSTEM|…` comment metadata.
+//! - [`monitor`] and [`voucher`]: pure logic. Snapshots and `now` in, events
+//!   and router actions out.
+//! - [`event`] and [`store`]: the event model and the redb state file.
+//! - [`agent`]: the thin driver that does the I/O for `mikrotik-edge run`.
+//! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
+
+pub mod proto;
+pub mod cli;
+pub mod clock;
+pub mod comment;
+pub mod config;
+pub mod duration;
+pub mod logging;
