@@ -15,10 +15,12 @@
 //! - [`agent`]: the thin driver that does the I/O for `mikrotik-edge run`.
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
-pub mod proto;
 pub mod cli;
 pub mod clock;
 pub mod comment;
 pub mod config;
 pub mod duration;
 pub mod logging;
+pub mod proto;
+#[cfg(feature = "sim")]
+pub mod sim;

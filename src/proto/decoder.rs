@@ -1,0 +1,255 @@
+use super::{ProtoError, Sentence, decode_length};
+
+/// Default cap on a single word: 16 MiB. A `/export` or a large script can
+/// reach megabytes; anything beyond this is a corrupt or hostile stream.
+pub const DEFAULT_MAX_WORD: usize = 16 * 1024 * 1024;
+
+/// Incremental sentence decoder.
+///
+/// Feed it bytes exactly as the transport delivered them (a length prefix or
+/// a word may be split across reads) and pull complete sentences out. Once
+/// it reports an error it stays failed: after a bad length we no longer know
+/// where the next word starts, so the only safe move is to drop the
+/// connection.
+#[derive(Debug)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Start of the first byte not yet consumed in `buf`.
+    pos: usize,
+    /// Words of the sentence being assembled.
+    words: Vec<Vec<u8>>,
+    max_word: usize,
+    failed: Option<ProtoError>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(DEFAULT_MAX_WORD)
+    }
+}
+
+impl Decoder {
+    pub fn new(max_word: usize) -> Self {
+        Decoder {
+            buf: Vec::new(),
+            pos: 0,
+            words: Vec::new(),
+            max_word,
+            failed: None,
+        }
+    }
+
+    /// Appends bytes received from the transport.
+    pub fn feed(&mut self, data: &[u8]) {
+        // Reclaim consumed space before growing, so a long-lived connection
+        // keeps a buffer the size of one sentence, not of its history.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes fed but not yet part of a returned sentence.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos + self.words.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// Returns the next complete sentence, `Ok(None)` if more bytes are
+    /// needed, or the error that makes the stream unusable.
+    pub fn next_sentence(&mut self) -> Result<Option<Sentence>, ProtoError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        loop {
+            let rest = &self.buf[self.pos..];
+            let (len, prefix) = match decode_length(rest) {
+                Ok(Some(found)) => found,
+                Ok(None) => return Ok(None),
+                Err(err) => return Err(self.fail(err)),
+            };
+            // Checked before anything is allocated or buffered for the word.
+            if u64::from(len) > self.max_word as u64 {
+                let err = ProtoError::WordTooLong {
+                    len: u64::from(len),
+                    cap: self.max_word,
+                };
+                return Err(self.fail(err));
+            }
+            let len = len as usize;
+            let Some(word) = rest.get(prefix..prefix + len) else {
+                return Ok(None);
+            };
+            let word = word.to_vec();
+            self.pos += prefix + len;
+            if len > 0 {
+                self.words.push(word);
+            } else if !self.words.is_empty() {
+                return Ok(Some(Sentence::new(std::mem::take(&mut self.words))));
+            }
+            // A lone empty word is an empty sentence: nothing to deliver.
+        }
+    }
+
+    fn fail(&mut self, err: ProtoError) -> ProtoError {
+        self.failed = Some(err.clone());
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::encode_sentence;
+    use proptest::prelude::*;
+
+    fn wire(sentences: &[&[&[u8]]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in sentences {
+            encode_sentence(s, &mut out).unwrap();
+        }
+        out
+    }
+
+    fn decode_all(dec: &mut Decoder) -> Vec<Sentence> {
+        let mut got = Vec::new();
+        while let Some(s) = dec.next_sentence().unwrap() {
+            got.push(s);
+        }
+        got
+    }
+
+    fn reply() -> (Vec<u8>, Vec<Sentence>) {
+        let long = vec![b'x'; 0x4321];
+        let sentences: &[&[&[u8]]] = &[
+            &[b"!re", b"=.id=*1", b"=name=a=b", b"=comment=", b".tag=7"],
+            &[b"!re", b"=comment=caf\xe9 \xff", long.as_slice()],
+            &[
+                b"!trap",
+                b"=category=2",
+                b"=message=no such item",
+                b".tag=7",
+            ],
+            &[b"!done", b".tag=7"],
+        ];
+        let expected = sentences
+            .iter()
+            .map(|s| Sentence::new(s.iter().map(|w| w.to_vec()).collect()))
+            .collect();
+        (wire(sentences), expected)
+    }
+
+    #[test]
+    fn decodes_whole_stream() {
+        let (bytes, expected) = reply();
+        let mut dec = Decoder::default();
+        dec.feed(&bytes);
+        assert_eq!(decode_all(&mut dec), expected);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    /// The stream cut into two pieces at every byte decodes the same.
+    #[test]
+    fn every_prefix() {
+        let (bytes, expected) = reply();
+        for cut in 0..=bytes.len() {
+            let mut dec = Decoder::default();
+            dec.feed(&bytes[..cut]);
+            let mut got = decode_all(&mut dec);
+            dec.feed(&bytes[cut..]);
+            got.extend(decode_all(&mut dec));
+            assert_eq!(got, expected, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let (bytes, expected) = reply();
+        let mut dec = Decoder::default();
+        let mut got = Vec::new();
+        for b in &bytes {
+            dec.feed(std::slice::from_ref(b));
+            got.extend(decode_all(&mut dec));
+        }
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn absurd_length_is_refused_before_buffering() {
+        let mut dec = Decoder::new(1024);
+        // 0xF0 form announcing ~4 GiB, followed by almost nothing.
+        dec.feed(&[0xF0, 0xFF, 0xFF, 0xFF, 0xFF, b'a']);
+        let err = dec.next_sentence().unwrap_err();
+        assert_eq!(
+            err,
+            ProtoError::WordTooLong {
+                len: 0xFFFF_FFFF,
+                cap: 1024
+            }
+        );
+        assert!(err.to_string().contains("exceeds the 1024-byte limit"));
+        // The decoder stays failed: the stream has lost its framing.
+        dec.feed(&[0]);
+        assert_eq!(dec.next_sentence(), Err(err));
+    }
+
+    #[test]
+    fn default_cap_is_sixteen_mib() {
+        let mut dec = Decoder::default();
+        let mut bytes = Vec::new();
+        crate::proto::encode_length(16 * 1024 * 1024 + 1, &mut bytes);
+        dec.feed(&bytes);
+        assert!(matches!(
+            dec.next_sentence(),
+            Err(ProtoError::WordTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn control_byte_is_an_error() {
+        let mut dec = Decoder::default();
+        dec.feed(&[0x03, b'!', b'r', b'e', 0xF8]);
+        let err = dec.next_sentence().unwrap_err();
+        assert_eq!(err, ProtoError::ControlByte(0xF8));
+        assert!(err.to_string().contains("control byte 0xF8"));
+    }
+
+    #[test]
+    fn lone_empty_words_are_skipped() {
+        let mut dec = Decoder::default();
+        dec.feed(&[0, 0, 5, b'!', b'd', b'o', b'n', b'e', 0]);
+        let got = decode_all(&mut dec);
+        assert_eq!(got, vec![Sentence::new(vec![b"!done".to_vec()])]);
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_is_identity(
+            sentences in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 1..6),
+                1..5),
+            chunk in 1usize..64,
+        ) {
+            let mut bytes = Vec::new();
+            for s in &sentences {
+                encode_sentence(s, &mut bytes).unwrap();
+            }
+            let mut dec = Decoder::default();
+            let mut got = Vec::new();
+            for piece in bytes.chunks(chunk) {
+                dec.feed(piece);
+                while let Some(s) = dec.next_sentence().unwrap() {
+                    got.push(s.into_words());
+                }
+            }
+            prop_assert_eq!(got, sentences);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut dec = Decoder::new(4096);
+            dec.feed(&bytes);
+            while let Ok(Some(_)) = dec.next_sentence() {}
+        }
+    }
+}
