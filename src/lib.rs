@@ -24,3 +24,4 @@ pub mod logging;
 pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod client;

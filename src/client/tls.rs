@@ -1,0 +1,182 @@
+//! API-SSL (port 8729) with rustls.
+//!
+//! RouterOS has no certificate by default and rustls does no anonymous DH,
+//! so the router needs one, and it is nearly always self-signed. Three ways
+//! to trust it: the public webpki roots (a real certificate), a CA file (a
+//! private CA that signed the router's certificate), or pinning the SHA-256
+//! of the router's own certificate, which is what most operators will do.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::ClientError;
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Verify against the public web PKI roots and the host name.
+    WebPki,
+    /// Verify against the CA certificate(s) in this PEM file and the host name.
+    CaFile(PathBuf),
+    /// Accept exactly the certificate with this SHA-256 (of its DER bytes).
+    Pinned([u8; 32]),
+}
+
+impl fmt::Debug for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsMode::WebPki => write!(f, "WebPki"),
+            TlsMode::CaFile(p) => write!(f, "CaFile({})", p.display()),
+            TlsMode::Pinned(h) => write!(f, "Pinned({})", hex_colon(h)),
+        }
+    }
+}
+
+/// `AB:CD:…`, the form RouterOS and openssl print fingerprints in.
+pub fn hex_colon(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub(crate) fn client_config(mode: &TlsMode) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    let config = match mode {
+        TlsMode::WebPki => {
+            let roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        TlsMode::CaFile(path) => {
+            let mut roots = RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| ClientError::Certificate(format!("cannot read CA file {}: {e}", path.display())))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| ClientError::Certificate(format!("bad PEM in CA file {}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| ClientError::Certificate(format!("unusable CA certificate in {}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(ClientError::Certificate(format!("no certificate found in CA file {}", path.display())));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        TlsMode::Pinned(sha256) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCert {
+                sha256: *sha256,
+                provider: provider(),
+            }))
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, ClientError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(bare.to_string()).map_err(|_| ClientError::Tls(format!("{host:?} is not a valid TLS server name")))
+}
+
+/// Turns a failed handshake into a certificate error when that is what it was.
+pub(crate) fn handshake_error(err: std::io::Error) -> ClientError {
+    if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        return match tls {
+            rustls::Error::InvalidCertificate(cert) => ClientError::Certificate(describe_cert_error(cert)),
+            other => ClientError::Tls(other.to_string()),
+        };
+    }
+    ClientError::Tls(err.to_string())
+}
+
+fn describe_cert_error(err: &CertificateError) -> String {
+    match err {
+        CertificateError::UnknownIssuer => "not signed by a trusted CA (self-signed? set a CA file or pin its SHA-256)".into(),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "not valid for the router's host name".into()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".into(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug)]
+struct PinnedCert {
+    sha256: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+#[derive(Debug)]
+struct PinMismatch {
+    got: [u8; 32],
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SHA-256 {} does not match the pinned fingerprint", hex_colon(&self.got))
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The pin replaces chain, name and validity checks: it names the one
+        // certificate we accept. The handshake signature is still verified
+        // below, so the peer must hold the certificate's private key.
+        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
+        if digest.as_ref() == self.sha256 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            let mut got = [0u8; 32];
+            got.copy_from_slice(digest.as_ref());
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+                PinMismatch { got },
+            )))))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
