@@ -1,1 +1,425 @@
-//! TODO
+//! The command line, parsed by hand: four commands and two options do not
+//! justify an argument-parsing dependency.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+/// The `--help` text.
+pub const USAGE: &str = "\
+mikrotik-edge: site agent for one MikroTik router
+
+Usage: mikrotik-edge [--config PATH] <command>
+
+Commands:
+  check                      connect, log in, print identity, board and version
+  api <command> [WORD]...    run one API command; print each !re as a JSON line
+                             WORD is =key=value, ?query or .proplist=a,b
+  run                        run the agent
+  help                       print this help
+
+Options:
+  --config PATH              TOML config file; MIKROTIK_EDGE_* environment
+                             variables override it
+  -h, --help                 print this help
+  -V, --version              print the version
+
+Options may come before or after check and run, but only before api:
+everything after `api` is the command and its words, taken verbatim.
+
+Example:
+  mikrotik-edge --config /etc/mikrotik-edge/config.toml \\
+      api /ip/hotspot/user/print ?disabled=false .proplist=name,profile
+";
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Check,
+    /// One raw API command; bytes because RouterOS values need not be UTF-8.
+    Api {
+        command: Vec<u8>,
+        words: Vec<Vec<u8>>,
+    },
+    Run,
+    Help,
+    Version,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cli {
+    pub config: Option<PathBuf>,
+    pub command: Command,
+}
+
+/// Why the command line was rejected; `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    UnknownCommand(String),
+    UnknownOption(String),
+    ConfigNeedsPath,
+    ConfigTwice,
+    MissingCommand,
+    UnexpectedArgument { command: &'static str, arg: String },
+    ApiNeedsCommand,
+    ApiBadCommand(String),
+    ApiBadWord(String),
+    ApiTagWord,
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::UnknownCommand(c) => write!(f, "unknown command {c:?}"),
+            CliError::UnknownOption(o) => write!(f, "unknown option {o:?}"),
+            CliError::ConfigNeedsPath => f.write_str("--config needs a path"),
+            CliError::ConfigTwice => f.write_str("--config given more than once"),
+            CliError::MissingCommand => {
+                f.write_str("missing command: check, api or run (see --help)")
+            }
+            CliError::UnexpectedArgument { command, arg } => {
+                write!(f, "unexpected argument {arg:?} after {command}")
+            }
+            CliError::ApiNeedsCommand => {
+                f.write_str("api needs a command, e.g. /system/resource/print")
+            }
+            CliError::ApiBadCommand(c) => {
+                write!(f, "api command must start with \"/\", got {c:?}")?;
+                if c.starts_with('-') {
+                    f.write_str(" (options go before api)")?;
+                }
+                Ok(())
+            }
+            CliError::ApiBadWord(w) => {
+                write!(
+                    f,
+                    "api word must start with \"=\", \"?\" or \".\", got {w:?}"
+                )?;
+                if w.starts_with('-') {
+                    f.write_str(" (options go before api)")?;
+                }
+                Ok(())
+            }
+            CliError::ApiTagWord => {
+                f.write_str("api word .tag is reserved: commands are tagged automatically")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Parses the arguments after argv[0].
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> {
+    let mut args = args.into_iter();
+    let mut config: Option<PathBuf> = None;
+    // Check, Run or Help once seen; api returns as soon as it is seen.
+    let mut command: Option<(Command, &'static str)> = None;
+
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_bytes();
+        if bytes == b"--config" {
+            set_config(&mut config, args.next())?;
+        } else if let Some(path) = bytes.strip_prefix(b"--config=") {
+            set_config(&mut config, Some(OsStr::from_bytes(path).to_owned()))?;
+        } else if bytes == b"-h" || bytes == b"--help" {
+            return Ok(Cli {
+                config,
+                command: Command::Help,
+            });
+        } else if bytes == b"-V" || bytes == b"--version" {
+            return Ok(Cli {
+                config,
+                command: Command::Version,
+            });
+        } else if bytes.len() > 1 && bytes.starts_with(b"-") {
+            return Err(CliError::UnknownOption(lossy(bytes)));
+        } else if let Some((_, name)) = command {
+            return Err(CliError::UnexpectedArgument {
+                command: name,
+                arg: lossy(bytes),
+            });
+        } else {
+            command = Some(match bytes {
+                b"check" => (Command::Check, "check"),
+                b"run" => (Command::Run, "run"),
+                b"help" => (Command::Help, "help"),
+                b"api" => {
+                    return Ok(Cli {
+                        config,
+                        command: parse_api(args)?,
+                    });
+                }
+                _ => return Err(CliError::UnknownCommand(lossy(bytes))),
+            });
+        }
+    }
+
+    match command {
+        Some((command, _)) => Ok(Cli { config, command }),
+        None => Err(CliError::MissingCommand),
+    }
+}
+
+fn set_config(config: &mut Option<PathBuf>, path: Option<OsString>) -> Result<(), CliError> {
+    if config.is_some() {
+        return Err(CliError::ConfigTwice);
+    }
+    match path {
+        Some(p) if !p.is_empty() => {
+            *config = Some(PathBuf::from(p));
+            Ok(())
+        }
+        _ => Err(CliError::ConfigNeedsPath),
+    }
+}
+
+/// Everything after `api`, verbatim: the command path, then its words.
+fn parse_api(mut args: impl Iterator<Item = OsString>) -> Result<Command, CliError> {
+    let command = args.next().ok_or(CliError::ApiNeedsCommand)?.into_vec();
+    if !command.starts_with(b"/") {
+        return Err(CliError::ApiBadCommand(lossy(&command)));
+    }
+    let words = args
+        .map(|word| {
+            let word = word.into_vec();
+            // An empty word would end the sentence early on the wire, and a
+            // bare name is almost always a forgotten leading `=`.
+            if !matches!(word.first(), Some(b'=' | b'?' | b'.')) {
+                return Err(CliError::ApiBadWord(lossy(&word)));
+            }
+            // The client multiplexes replies by `.tag`; a user tag would
+            // steal them.
+            if word == b".tag" || word.starts_with(b".tag=") {
+                return Err(CliError::ApiTagWord);
+            }
+            Ok(word)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Command::Api { command, words })
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn ok(list: &[&str]) -> Cli {
+        parse(args(list)).unwrap_or_else(|e| panic!("{list:?}: {e}"))
+    }
+
+    fn err(list: &[&str]) -> CliError {
+        match parse(args(list)) {
+            Ok(cli) => panic!("{list:?} parsed as {cli:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn cli(config: Option<&str>, command: Command) -> Cli {
+        Cli {
+            config: config.map(PathBuf::from),
+            command,
+        }
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(ok(&["check"]), cli(None, Command::Check));
+        assert_eq!(ok(&["run"]), cli(None, Command::Run));
+        assert_eq!(ok(&["help"]), cli(None, Command::Help));
+        assert_eq!(ok(&["-h"]), cli(None, Command::Help));
+        assert_eq!(ok(&["--help"]), cli(None, Command::Help));
+        assert_eq!(ok(&["-V"]), cli(None, Command::Version));
+        assert_eq!(ok(&["--version"]), cli(None, Command::Version));
+        assert_eq!(ok(&["run", "--help"]), cli(None, Command::Help));
+    }
+
+    #[test]
+    fn config_forms_and_positions() {
+        let want = cli(Some("/etc/e.toml"), Command::Run);
+        assert_eq!(ok(&["--config", "/etc/e.toml", "run"]), want);
+        assert_eq!(ok(&["--config=/etc/e.toml", "run"]), want);
+        assert_eq!(ok(&["run", "--config", "/etc/e.toml"]), want);
+        assert_eq!(ok(&["run", "--config=/etc/e.toml"]), want);
+        assert_eq!(
+            ok(&["check", "--config", "a b.toml"]),
+            cli(Some("a b.toml"), Command::Check)
+        );
+        // `=` after the first is part of the path.
+        assert_eq!(
+            ok(&["--config=x=y", "check"]),
+            cli(Some("x=y"), Command::Check)
+        );
+    }
+
+    #[test]
+    fn config_errors() {
+        assert_eq!(err(&["run", "--config"]), CliError::ConfigNeedsPath);
+        assert_eq!(err(&["--config=", "run"]), CliError::ConfigNeedsPath);
+        assert_eq!(err(&["--config", "", "run"]), CliError::ConfigNeedsPath);
+        assert_eq!(
+            err(&["--config", "a", "run", "--config=b"]),
+            CliError::ConfigTwice
+        );
+        assert_eq!(err(&["--config"]).to_string(), "--config needs a path");
+    }
+
+    #[test]
+    fn api_words_are_verbatim() {
+        let c = ok(&[
+            "--config",
+            "e.toml",
+            "api",
+            "/ip/hotspot/user/print",
+            "?disabled=false",
+            "=name=--config",
+            ".proplist=name,profile",
+        ]);
+        assert_eq!(c.config, Some(PathBuf::from("e.toml")));
+        assert_eq!(
+            c.command,
+            Command::Api {
+                command: b"/ip/hotspot/user/print".to_vec(),
+                words: vec![
+                    b"?disabled=false".to_vec(),
+                    b"=name=--config".to_vec(),
+                    b".proplist=name,profile".to_vec(),
+                ],
+            }
+        );
+        assert_eq!(
+            ok(&["api", "/system/resource/print"]).command,
+            Command::Api {
+                command: b"/system/resource/print".to_vec(),
+                words: vec![],
+            }
+        );
+        // Flags after the command path are words, so they fail as words.
+        assert!(matches!(
+            err(&["api", "/print", "--help"]),
+            CliError::ApiBadWord(_)
+        ));
+    }
+
+    #[test]
+    fn api_non_utf8_words() {
+        let list = vec![
+            OsString::from("api"),
+            OsString::from_vec(b"/ip/hotspot/user/add".to_vec()),
+            OsString::from_vec(b"=name=caf\xe9".to_vec()),
+            OsString::from_vec(b"=comment=\xff\x00\x80".to_vec()),
+        ];
+        assert_eq!(
+            parse(list).unwrap().command,
+            Command::Api {
+                command: b"/ip/hotspot/user/add".to_vec(),
+                words: vec![b"=name=caf\xe9".to_vec(), b"=comment=\xff\x00\x80".to_vec()],
+            }
+        );
+        let e = parse(vec![
+            OsString::from("api"),
+            OsString::from("/print"),
+            OsString::from_vec(b"name=\xff".to_vec()),
+        ])
+        .unwrap_err();
+        assert!(matches!(e, CliError::ApiBadWord(_)), "{e}");
+    }
+
+    #[test]
+    fn config_path_may_be_non_utf8() {
+        let list = vec![
+            OsString::from_vec(b"--config=/tmp/\xff.toml".to_vec()),
+            OsString::from("run"),
+        ];
+        let c = parse(list).unwrap();
+        assert_eq!(
+            c.config.unwrap().into_os_string().into_vec(),
+            b"/tmp/\xff.toml".to_vec()
+        );
+    }
+
+    #[test]
+    fn api_errors() {
+        assert_eq!(err(&["api"]), CliError::ApiNeedsCommand);
+        assert_eq!(
+            err(&["api"]).to_string(),
+            "api needs a command, e.g. /system/resource/print"
+        );
+        assert!(matches!(
+            err(&["api", "system/resource/print"]),
+            CliError::ApiBadCommand(_)
+        ));
+        assert!(
+            err(&["api", "--config", "x", "/print"])
+                .to_string()
+                .contains("options go before api")
+        );
+        assert!(matches!(
+            err(&["api", "/print", ""]),
+            CliError::ApiBadWord(_)
+        ));
+        assert!(matches!(
+            err(&["api", "/print", "name=x"]),
+            CliError::ApiBadWord(_)
+        ));
+        assert_eq!(err(&["api", "/print", ".tag=7"]), CliError::ApiTagWord);
+        assert_eq!(err(&["api", "/print", ".tag"]), CliError::ApiTagWord);
+        // `.tagged` is not `.tag`.
+        assert!(parse(args(&["api", "/print", ".tagged=1"])).is_ok());
+    }
+
+    #[test]
+    fn other_errors() {
+        assert_eq!(err(&[]), CliError::MissingCommand);
+        assert_eq!(err(&["--config", "x"]), CliError::MissingCommand);
+        assert_eq!(err(&["foo"]).to_string(), "unknown command \"foo\"");
+        assert_eq!(err(&["-"]).to_string(), "unknown command \"-\"");
+        assert_eq!(
+            err(&["--verbose", "run"]).to_string(),
+            "unknown option \"--verbose\""
+        );
+        assert_eq!(
+            err(&["check", "run"]).to_string(),
+            "unexpected argument \"run\" after check"
+        );
+        assert!(matches!(
+            err(&["help", "api"]),
+            CliError::UnexpectedArgument { .. }
+        ));
+    }
+
+    #[test]
+    fn every_error_displays_on_one_line() {
+        for list in [
+            &["foo"][..],
+            &["--x"],
+            &["--config"],
+            &["--config=a", "--config=b"],
+            &[],
+            &["run", "x"],
+            &["api"],
+            &["api", "x\ny"],
+            &["api", "/p", "w\nx"],
+            &["api", "/p", ".tag=1"],
+        ] {
+            let text = err(list).to_string();
+            assert!(!text.is_empty() && !text.contains('\n'), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn usage_mentions_every_command() {
+        for word in ["check", "api", "run", "help", "--config", "--version", "-h"] {
+            assert!(USAGE.contains(word), "{word}");
+        }
+    }
+}

@@ -25,3 +25,6 @@ pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod client;
+pub mod event;
+pub mod monitor;
+pub mod store;

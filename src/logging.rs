@@ -1,1 +1,33 @@
-//! TODO
+//! Logging to stderr, where systemd's journal and `docker logs` pick it up.
+
+use log::LevelFilter;
+use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
+
+/// Installs the global logger: `<UTC RFC 3339 time> <LEVEL> [target] msg`
+/// on stderr, without colours so captured logs stay plain text.
+///
+/// A second call is a no-op: `log` allows one global logger per process,
+/// and tests or tools may well call this more than once.
+pub fn init(level: LevelFilter) {
+    let config = ConfigBuilder::new()
+        // LevelFilter::Error here means "on every record".
+        .set_time_level(LevelFilter::Error)
+        .set_time_format_rfc3339()
+        .set_target_level(LevelFilter::Error)
+        .set_thread_level(LevelFilter::Off)
+        .set_location_level(LevelFilter::Off)
+        .build();
+    let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_twice_does_not_panic() {
+        init(LevelFilter::Info);
+        init(LevelFilter::Debug);
+        log::info!("logging test line");
+    }
+}
