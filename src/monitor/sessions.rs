@@ -1,1 +1,143 @@
+//! Session transitions between two consecutive snapshots.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{SessionRow, TrackedSession};
+use crate::clock::Timestamp;
+use crate::event::{EventKind, LogoutReason, Service, SessionRef};
+
+pub(super) type Sessions = BTreeMap<(Service, String), TrackedSession>;
+
+/// Inputs beyond the two session lists.
+pub(super) struct Context<'a> {
+    pub now: Timestamp,
+    pub usage_secs: u64,
+    /// The router's uptime went backwards since the last cycle.
+    pub rebooted: bool,
+    /// Users whose voucher the agent expired: their sessions were kicked.
+    pub kicked_users: &'a BTreeSet<String>,
+    /// Profile of each managed user, for login events.
+    pub profile_of: &'a dyn Fn(Service, &str) -> String,
+}
+
+/// Compares the known sessions with the active rows of managed users.
+///
+/// Logouts come before logins in the output, so a re-login between two
+/// polls reads as a logout followed by a login.
+pub(super) fn diff(prev: &Sessions, active: &[&SessionRow], ctx: &Context<'_>) -> (Sessions, Vec<EventKind>) {
+    let mut next = Sessions::new();
+    let mut logouts = Vec::new();
+    let mut logins = Vec::new();
+    let mut usage = Vec::new();
+    // Users with a new session this cycle: an old session of theirs that
+    // vanished ended by re-login rather than by a plain logout.
+    let mut relogged: BTreeSet<(Service, &str)> = BTreeSet::new();
+
+    for row in active {
+        let key = (row.service, row.id.clone());
+        match prev.get(&key) {
+            Some(known) if same_session(known, row) => {
+                let mut t = known.clone();
+                t.uptime_secs = row.uptime_secs.unwrap_or(t.uptime_secs);
+                t.bytes_in = row.bytes_in.or(t.bytes_in);
+                t.bytes_out = row.bytes_out.or(t.bytes_out);
+                if ctx.now.secs_since(t.last_report) >= ctx.usage_secs as i64 {
+                    t.last_report = ctx.now;
+                    usage.push(EventKind::Usage {
+                        session: session_ref(&t),
+                        bytes_in: t.bytes_in,
+                        bytes_out: t.bytes_out,
+                        uptime_secs: t.uptime_secs,
+                    });
+                }
+                next.insert(key, t);
+            }
+            replaced => {
+                // An `.id` reused by a different session (RouterOS restarts
+                // numbering after a reboot) ends the old one first.
+                if let Some(old) = replaced {
+                    let reason = if ctx.rebooted {
+                        LogoutReason::RouterReboot
+                    } else {
+                        LogoutReason::Relogin
+                    };
+                    logouts.push(logout(old, reason));
+                }
+                relogged.insert((row.service, row.user.as_str()));
+                let t = track(row, ctx.now);
+                logins.push(EventKind::Login {
+                    session: session_ref(&t),
+                    address: row.address.clone(),
+                    mac: row.mac.clone(),
+                    caller_id: row.caller_id.clone(),
+                    login_by: row.login_by.clone(),
+                    profile: (ctx.profile_of)(row.service, &row.user),
+                });
+                next.insert(key, t);
+            }
+        }
+    }
+
+    for (key, old) in prev {
+        if active.iter().any(|r| r.service == key.0 && r.id == key.1) {
+            continue;
+        }
+        let reason = if ctx.rebooted {
+            LogoutReason::RouterReboot
+        } else if old.service == Service::Hotspot && ctx.kicked_users.contains(&old.user) {
+            LogoutReason::Kicked
+        } else if relogged.contains(&(old.service, old.user.as_str())) {
+            LogoutReason::Relogin
+        } else {
+            LogoutReason::Gone
+        };
+        logouts.push(logout(old, reason));
+    }
+
+    let mut events = logouts;
+    events.extend(logins);
+    events.extend(usage);
+    (next, events)
+}
+
+/// Same user, same PPP session id, and the uptime did not go backwards.
+fn same_session(known: &TrackedSession, row: &SessionRow) -> bool {
+    known.user == row.user
+        && known.session_id == row.session_id
+        && row.uptime_secs.is_none_or(|u| u >= known.uptime_secs)
+}
+
+fn track(row: &SessionRow, now: Timestamp) -> TrackedSession {
+    TrackedSession {
+        service: row.service,
+        user: row.user.clone(),
+        active_id: row.id.clone(),
+        session_id: row.session_id.clone(),
+        address: row.address.clone(),
+        mac: row.mac.clone(),
+        caller_id: row.caller_id.clone(),
+        uptime_secs: row.uptime_secs.unwrap_or(0),
+        bytes_in: row.bytes_in,
+        bytes_out: row.bytes_out,
+        last_report: now,
+    }
+}
+
+fn session_ref(t: &TrackedSession) -> SessionRef {
+    SessionRef {
+        service: t.service,
+        user: t.user.clone(),
+        active_id: t.active_id.clone(),
+        session_id: t.session_id.clone(),
+    }
+}
+
+fn logout(t: &TrackedSession, reason: LogoutReason) -> EventKind {
+    EventKind::Logout {
+        session: session_ref(t),
+        reason,
+        bytes_in: t.bytes_in,
+        bytes_out: t.bytes_out,
+        uptime_secs: t.uptime_secs,
+    }
+}

@@ -1,5 +1,6 @@
 //! Typed views of the rows the agent reads each cycle.
 
+use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::proto::Attrs;
 
@@ -57,9 +58,10 @@ pub struct Snapshot {
     pub hotspot_active: Vec<SessionRow>,
     pub ppp_secrets: Vec<UserRow>,
     pub ppp_active: Vec<SessionRow>,
-    /// `/system/resource` uptime if the driver read it (used to tell a
-    /// router reboot from ordinary logouts); `None` when unknown.
-    pub router_uptime_secs: Option<u64>,
+    /// When the router booted, by the agent's clock (now minus the
+    /// `/system/resource` uptime read at connect time, so it costs no read
+    /// per cycle). Tells a reboot from ordinary logouts; `None` if unknown.
+    pub router_boot: Option<Timestamp>,
 }
 
 fn text(attrs: &Attrs, key: &str) -> String {

@@ -48,9 +48,9 @@ pub struct MonitorState {
     pub vouchers: BTreeMap<String, VoucherProgress>,
     /// Users already reported as `manual_user`.
     pub flagged_manual: BTreeSet<(Service, String)>,
-    /// `/system/resource` uptime at the last successful cycle, to detect a
-    /// reboot (uptime going backwards).
-    pub router_uptime_secs: Option<u64>,
+    /// The router's boot time as last estimated (see
+    /// [`Snapshot::router_boot`](super::Snapshot::router_boot)).
+    pub router_boot: Option<Timestamp>,
     /// Whether any cycle has completed yet. The first cycle after a fresh
     /// install reports sessions already running as logins.
     pub cycles: u64,

@@ -1,29 +1,159 @@
-use crate::clock::Timestamp;
-use crate::event::{EventKind, ExpiredAction};
+//! One monitoring cycle as a pure function.
 
-use super::{MonitorState, Snapshot};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, vouchers};
+use crate::clock::Timestamp;
+use crate::comment::has_system_marker;
+use crate::config::glob_match;
+use crate::event::{EventKind, ExpiredAction, Service};
+use crate::proto::Command;
+
+const REBOOT_TOLERANCE_SECS: i64 = 120;
 
 #[derive(Debug, Clone)]
 pub struct MonitorConfig {
+    /// Glob on the profile name of hotspot users (`*voucher*`).
     pub hotspot_pattern: String,
+    /// Glob on the profile name of PPP secrets (`*pppoe*`).
     pub pppoe_pattern: String,
+    /// Interval of interim usage events.
     pub usage_secs: u64,
     pub expired_action: ExpiredAction,
 }
 
+/// A change the agent makes on the router. Always by `.id`, taken from the
+/// lists just read: no extra round trip to look an id up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {}
+pub enum Action {
+    /// Write a voucher's activated comment.
+    SetComment { id: String, user: String, comment: Vec<u8> },
+    DisableUser { id: String, user: String },
+    RemoveUser { id: String, user: String },
+    /// End a hotspot session.
+    Kick { active_id: String, user: String },
+}
+
+impl Action {
+    pub fn command(&self) -> Command {
+        match self {
+            Action::SetComment { id, comment, .. } => Command::new("/ip/hotspot/user/set").attr(".id", id).attr("comment", comment),
+            Action::DisableUser { id, .. } => Command::new("/ip/hotspot/user/disable").attr(".id", id),
+            Action::RemoveUser { id, .. } => Command::new("/ip/hotspot/user/remove").attr(".id", id),
+            Action::Kick { active_id, .. } => Command::new("/ip/hotspot/active/remove").attr(".id", active_id),
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        match self {
+            Action::SetComment { user, .. }
+            | Action::DisableUser { user, .. }
+            | Action::RemoveUser { user, .. }
+            | Action::Kick { user, .. } => user,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct StepOutput {
+    /// The state to commit, together with `events`, before any action runs.
     pub state: MonitorState,
     pub events: Vec<EventKind>,
     pub actions: Vec<Action>,
+    /// Things worth a log line (the driver logs each distinct one once).
+    pub warnings: Vec<String>,
 }
 
-pub fn step(prev: &MonitorState, _snap: &Snapshot, _now: Timestamp, _cfg: &MonitorConfig) -> StepOutput {
+/// Computes one cycle: session transitions, voucher lifecycle and
+/// hand-made users, from the previous state and a complete snapshot.
+pub fn step(prev: &MonitorState, snap: &Snapshot, now: Timestamp, cfg: &MonitorConfig) -> StepOutput {
+    let managed = |users: &[UserRow], pattern: &str| -> BTreeMap<String, usize> {
+        users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| glob_match(pattern, u.profile.as_bytes()))
+            .map(|(i, u)| (u.name.clone(), i))
+            .collect()
+    };
+    let hotspot = managed(&snap.hotspot_users, &cfg.hotspot_pattern);
+    let pppoe = managed(&snap.ppp_secrets, &cfg.pppoe_pattern);
+
+    let active: Vec<&SessionRow> = snap
+        .hotspot_active
+        .iter()
+        .filter(|s| hotspot.contains_key(&s.user))
+        .chain(snap.ppp_active.iter().filter(|s| pppoe.contains_key(&s.user)))
+        .collect();
+    let hotspot_active: Vec<&SessionRow> = active.iter().copied().filter(|s| s.service == Service::Hotspot).collect();
+    let hotspot_users: Vec<&UserRow> = hotspot.values().map(|&i| &snap.hotspot_users[i]).collect();
+
+    let plan = vouchers::plan(&prev.vouchers, &hotspot_users, &hotspot_active, now, cfg.expired_action);
+
+    // Sessions of vouchers expired in an earlier cycle were kicked by us.
+    let kicked_users: BTreeSet<String> = prev
+        .vouchers
+        .iter()
+        .filter(|(_, p)| p.expired_for.is_some())
+        .map(|(name, _)| name.clone())
+        .collect();
+    // Boot estimates wobble by the time between reading the uptime and
+    // taking `now`; a real reboot moves the estimate by far more.
+    let rebooted = matches!(
+        (prev.router_boot, snap.router_boot),
+        (Some(before), Some(after)) if after.secs_since(before) > REBOOT_TOLERANCE_SECS
+    );
+    let profile_of = |service: Service, user: &str| -> String {
+        let (index, rows) = match service {
+            Service::Hotspot => (&hotspot, &snap.hotspot_users),
+            Service::Pppoe => (&pppoe, &snap.ppp_secrets),
+        };
+        index.get(user).map(|&i| rows[i].profile.clone()).unwrap_or_default()
+    };
+    let ctx = sessions::Context {
+        now,
+        usage_secs: cfg.usage_secs,
+        rebooted,
+        kicked_users: &kicked_users,
+        profile_of: &profile_of,
+    };
+    let (sessions, mut events) = sessions::diff(&prev.sessions, &active, &ctx);
+
+    // Hand-made users: a comment without any `_SYSTEM` marker. Every user is
+    // checked, whatever its profile: hand-made users rarely follow the
+    // naming pattern. Each is reported once; the set forgets users that no
+    // longer exist so it cannot grow without bound.
+    let mut flagged = BTreeSet::new();
+    let mut manual = Vec::new();
+    for (service, users) in [(Service::Hotspot, &snap.hotspot_users), (Service::Pppoe, &snap.ppp_secrets)] {
+        for u in users.iter() {
+            if u.comment.is_empty() || has_system_marker(&u.comment) {
+                continue;
+            }
+            let key = (service, u.name.clone());
+            if !prev.flagged_manual.contains(&key) {
+                manual.push(EventKind::ManualUser {
+                    service,
+                    user: u.name.clone(),
+                    profile: u.profile.clone(),
+                    comment: String::from_utf8_lossy(&u.comment).into_owned(),
+                });
+            }
+            flagged.insert(key);
+        }
+    }
+
+    events.extend(plan.events);
+    events.extend(manual);
     StepOutput {
-        state: prev.clone(),
-        ..StepOutput::default()
+        state: MonitorState {
+            sessions,
+            vouchers: plan.vouchers,
+            flagged_manual: flagged,
+            router_boot: snap.router_boot.or(prev.router_boot),
+            cycles: prev.cycles.saturating_add(1),
+        },
+        events,
+        actions: plan.actions,
+        warnings: plan.warnings,
     }
 }

@@ -1,1 +1,136 @@
+//! Voucher lifecycle: activation on first login, enforcement at expiry.
+//!
+//! Decisions are recorded in [`VoucherProgress`] and committed (with their
+//! events) before the driver touches the router, so a crash between the
+//! two repeats the router write, never the event. Router actions are
+//! re-planned every cycle until the router's own lists confirm them.
 
+use std::collections::BTreeMap;
+
+use super::step::Action;
+use super::{SessionRow, UserRow, VoucherProgress};
+use crate::clock::Timestamp;
+use crate::comment::{Comment, SystemKind};
+use crate::event::{EventKind, ExpiredAction};
+
+pub(super) struct Plan {
+    pub vouchers: BTreeMap<String, VoucherProgress>,
+    pub events: Vec<EventKind>,
+    pub actions: Vec<Action>,
+    pub warnings: Vec<String>,
+}
+
+pub(super) fn plan(
+    prev: &BTreeMap<String, VoucherProgress>,
+    users: &[&UserRow],
+    active: &[&SessionRow],
+    now: Timestamp,
+    on_expiry: ExpiredAction,
+) -> Plan {
+    let mut out = Plan {
+        vouchers: BTreeMap::new(),
+        events: Vec::new(),
+        actions: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for user in users {
+        let Comment::System(meta) = Comment::parse(&user.comment) else {
+            continue;
+        };
+        if meta.kind() != SystemKind::Voucher {
+            continue;
+        }
+        let mut progress = prev.get(&user.name).cloned().unwrap_or_default();
+        let sessions: Vec<&SessionRow> = active.iter().copied().filter(|s| s.user == user.name).collect();
+        let batch_id = String::from_utf8_lossy(meta.batch_id().unwrap_or_default()).into_owned();
+
+        // Activation.
+        if meta.first_login_at().is_some() {
+            // The router has it: nothing pending any more.
+            progress.activation = None;
+        } else if let Some((first, expires)) = progress.activation {
+            // Decided earlier, write not confirmed yet: retry with the same times.
+            out.actions.push(Action::SetComment {
+                id: user.id.clone(),
+                user: user.name.clone(),
+                comment: meta.with_activation(first, expires).to_bytes(),
+            });
+        } else if !sessions.is_empty() {
+            match meta.valid_hours() {
+                Some(hours) => {
+                    let expires = now.plus_hours(hours);
+                    progress.activation = Some((now, expires));
+                    out.events.push(EventKind::VoucherActivated {
+                        user: user.name.clone(),
+                        batch_id: batch_id.clone(),
+                        valid_hours: hours,
+                        first_login_at: now,
+                        expires_at: expires,
+                    });
+                    out.actions.push(Action::SetComment {
+                        id: user.id.clone(),
+                        user: user.name.clone(),
+                        comment: meta.with_activation(now, expires).to_bytes(),
+                    });
+                }
+                None => out.warnings.push(format!(
+                    "voucher {:?} has no usable valid_hours in its comment; not activating it",
+                    user.name
+                )),
+            }
+        }
+
+        // Expiry: from the comment, else from first login + valid hours,
+        // else from an activation not yet written back.
+        let expires_at = meta
+            .expires_at()
+            .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?)))
+            .or(progress.activation.map(|(_, e)| e));
+        if let Some(expires_at) = expires_at.filter(|e| now >= *e) {
+            if progress.expired_for != Some(expires_at) {
+                progress.expired_for = Some(expires_at);
+                progress.enforced = false;
+                out.events.push(EventKind::VoucherExpired {
+                    user: user.name.clone(),
+                    batch_id,
+                    expires_at,
+                    action: on_expiry,
+                });
+            }
+            if !progress.enforced {
+                let user_done = match on_expiry {
+                    ExpiredAction::Disable => user.disabled,
+                    // A removed user is absent from the list (handled below).
+                    ExpiredAction::Remove => false,
+                };
+                if user_done && sessions.is_empty() {
+                    progress.enforced = true;
+                } else {
+                    match on_expiry {
+                        ExpiredAction::Disable if !user.disabled => out.actions.push(Action::DisableUser {
+                            id: user.id.clone(),
+                            user: user.name.clone(),
+                        }),
+                        ExpiredAction::Remove => out.actions.push(Action::RemoveUser {
+                            id: user.id.clone(),
+                            user: user.name.clone(),
+                        }),
+                        ExpiredAction::Disable => {}
+                    }
+                    for s in &sessions {
+                        out.actions.push(Action::Kick {
+                            active_id: s.id.clone(),
+                            user: user.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if progress != VoucherProgress::default() {
+            out.vouchers.insert(user.name.clone(), progress);
+        }
+    }
+    // Vouchers whose user is gone from the router (removed at expiry, or by
+    // the operator) are dropped: there is nothing left to act on.
+    out
+}
