@@ -15,16 +15,17 @@
 //! - [`agent`]: the thin driver that does the I/O for `mikrotik-edge run`.
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
+pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod comment;
 pub mod config;
 pub mod duration;
+pub mod event;
 pub mod logging;
+pub mod monitor;
 pub mod proto;
+pub mod store;
 #[cfg(feature = "sim")]
 pub mod sim;
-pub mod client;
-pub mod event;
-pub mod monitor;
-pub mod store;

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::{ClientConfig, ClientError, login, tls};
+use super::{ClientError, RouterConfig, login, router_addr, tls};
 use crate::proto::{Attrs, Command, Decoder, Reply, ReplyKind};
 
 /// A `!trap` reply.
@@ -71,8 +71,8 @@ pub struct Connection {
 
 impl Connection {
     /// Connects, optionally wraps in TLS, logs in and starts the driver.
-    pub async fn open(cfg: &ClientConfig) -> Result<Connection, ClientError> {
-        let addr = cfg.addr();
+    pub async fn open(cfg: &RouterConfig) -> Result<Connection, ClientError> {
+        let addr = router_addr(cfg);
         let tcp = match timeout(cfg.connect_timeout, TcpStream::connect(&addr)).await {
             Err(_) => {
                 return Err(ClientError::ConnectTimeout {
@@ -92,8 +92,8 @@ impl Connection {
         let _ = tcp.set_nodelay(true);
         let mut stream: Box<dyn Io> = match &cfg.tls {
             None => Box::new(tcp),
-            Some(mode) => {
-                let connector = tokio_rustls::TlsConnector::from(tls::client_config(mode)?);
+            Some(tls_cfg) => {
+                let connector = tokio_rustls::TlsConnector::from(tls::client_config(tls_cfg)?);
                 let name = tls::server_name(&cfg.host)?;
                 match timeout(cfg.connect_timeout, connector.connect(name, tcp)).await {
                     Err(_) => {
@@ -107,10 +107,10 @@ impl Connection {
                 }
             }
         };
-        let mut decoder = Decoder::new(cfg.max_word);
+        let mut decoder = Decoder::new(cfg.max_word_bytes);
         match timeout(
             cfg.command_timeout,
-            login::login(&mut stream, &mut decoder, &cfg.user, &cfg.password),
+            login::login(&mut stream, &mut decoder, &cfg.user, cfg.password.expose()),
         )
         .await
         {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Backoff, ClientConfig, ClientError, Connection, Response};
+use super::{Backoff, ClientError, Connection, Response, RouterConfig, router_addr};
 use crate::proto::Command;
 
 /// What happened to the connection, for the event log and metrics.
@@ -36,7 +36,7 @@ pub struct Router {
 
 impl Router {
     /// Starts the background connection task on the current tokio runtime.
-    pub fn start(cfg: ClientConfig) -> (Router, mpsc::UnboundedReceiver<ConnectionEvent>) {
+    pub fn start(cfg: RouterConfig) -> (Router, mpsc::UnboundedReceiver<ConnectionEvent>) {
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             current: Mutex::new(None),
@@ -92,7 +92,7 @@ impl Router {
         }
     }
 
-    async fn supervise(self, cfg: ClientConfig, events: mpsc::UnboundedSender<ConnectionEvent>) {
+    async fn supervise(self, cfg: RouterConfig, events: mpsc::UnboundedSender<ConnectionEvent>) {
         let mut backoff = Backoff::from_entropy(cfg.backoff_base, cfg.backoff_cap);
         let mut shutdown = self.shared.shutdown.subscribe();
         loop {
@@ -101,7 +101,7 @@ impl Router {
             }
             match Connection::open(&cfg).await {
                 Ok(conn) => {
-                    log::info!("connected to router {} as {}", cfg.addr(), cfg.user);
+                    log::info!("connected to router {} as {}", router_addr(&cfg), cfg.user);
                     *lock(&self.shared.current) = Some(conn.clone());
                     let _ = self.shared.connected.send(true);
                     let _ = events.send(ConnectionEvent::Connected);

@@ -16,10 +16,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::ClientError;
+use super::{ClientError, TlsConfig};
 
 #[derive(Clone, PartialEq, Eq)]
-pub enum TlsMode {
+enum TlsMode {
     /// Verify against the public web PKI roots and the host name.
     WebPki,
     /// Verify against the CA certificate(s) in this PEM file and the host name.
@@ -51,11 +51,23 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-pub(crate) fn client_config(mode: &TlsMode) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+impl TlsMode {
+    /// A pin wins over a CA file (config rejects both being set anyway).
+    fn from_config(cfg: &TlsConfig) -> TlsMode {
+        match (&cfg.cert_sha256, &cfg.ca_file) {
+            (Some(pin), _) => TlsMode::Pinned(*pin),
+            (None, Some(path)) => TlsMode::CaFile(path.clone()),
+            (None, None) => TlsMode::WebPki,
+        }
+    }
+}
+
+pub(crate) fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let mode = TlsMode::from_config(cfg);
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Tls(e.to_string()))?;
-    let config = match mode {
+    let config = match &mode {
         TlsMode::WebPki => {
             let roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

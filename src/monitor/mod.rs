@@ -13,7 +13,7 @@
 
 mod sessions;
 mod snapshot;
-mod state;
+pub mod state;
 mod step;
 mod vouchers;
 
