@@ -1,0 +1,127 @@
+//! Crash consistency of the state file, in the style of redb's own tests: a
+//! child process commits state and events in a loop and is killed with
+//! SIGKILL at random moments; after every kill the file must open and the
+//! state must agree exactly with the event queue.
+//!
+//! The child is this test binary itself, re-executed with [`CHILD_ENV`] set,
+//! so no helper binary is needed.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mikrotik_edge::clock::Timestamp;
+use mikrotik_edge::event::{EventKind, RouterState};
+use mikrotik_edge::monitor::state::VoucherProgress;
+use mikrotik_edge::store::Store;
+
+/// Set to the state file path in the child; its presence selects the writer loop.
+const CHILD_ENV: &str = "MIKROTIK_EDGE_STORE_CRASH_CHILD";
+const TEST_NAME: &str = "state_and_events_survive_sigkill";
+const ROUNDS: usize = 6;
+
+/// xorshift64: enough randomness for kill timing and sizes without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> Rng {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng((nanos ^ u64::from(std::process::id())) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn state_and_events_survive_sigkill() {
+    if let Some(path) = std::env::var_os(CHILD_ENV) {
+        writer_loop(Path::new(&path));
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.redb");
+    let mut rng = Rng::seeded();
+    let mut counts = Vec::new();
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        std::thread::sleep(Duration::from_millis(50 + rng.below(251)));
+        // The writer never ends by itself; an exit means it failed.
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("round {round}: writer exited early with {status}");
+        }
+        child.kill().expect("SIGKILL child");
+        child.wait().expect("reap child");
+
+        let store =
+            Store::open(&path).unwrap_or_else(|e| panic!("round {round}: reopen after kill: {e}"));
+        let state = store.load_state().expect("load state");
+        let events = store.pending_events(0, usize::MAX).expect("pending");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        let want: Vec<u64> = (1..=events.len() as u64).collect();
+        assert_eq!(seqs, want, "round {round}: seqs must be 1..=n without gaps");
+        assert_eq!(store.last_seq().expect("last_seq"), events.len() as u64);
+        assert_eq!(store.queued_events().expect("queued"), events.len() as u64);
+        assert_eq!(
+            state.cycles,
+            events.len() as u64,
+            "round {round}: state and events must commit atomically"
+        );
+        counts.push(events.len());
+    }
+    eprintln!("events after each kill: {counts:?}");
+    assert!(
+        counts.last().is_some_and(|n| *n > 0),
+        "the writer never committed anything: {counts:?}"
+    );
+}
+
+/// Commits forever: each transaction adds 1–4 events and bumps the state's
+/// `cycles` by the same number, so a torn commit would show as a mismatch.
+fn writer_loop(path: &Path) -> ! {
+    let store = Store::open(path).expect("child: open");
+    let mut state = store.load_state().expect("child: load state");
+    let mut rng = Rng::seeded();
+    loop {
+        let n = 1 + rng.below(4);
+        // Varying sizes, up to a few pages, make the B-trees split and merge.
+        let events: Vec<_> = (0..n)
+            .map(|i| {
+                let reason = "x".repeat(rng.below(3_000) as usize);
+                let kind = EventKind::Router {
+                    state: RouterState::Connected,
+                    reason,
+                };
+                (Timestamp::from_unix((state.cycles + i) as i64), kind)
+            })
+            .collect();
+        state.cycles += n;
+        let user = format!("v{}", rng.below(64));
+        if rng.below(4) == 0 {
+            state.vouchers.remove(&user);
+        } else {
+            let at = Timestamp::from_unix(state.cycles as i64);
+            state.vouchers.insert(
+                user,
+                VoucherProgress {
+                    activation: Some((at, at.plus_hours(24))),
+                    expired_for: None,
+                    enforced: false,
+                },
+            );
+        }
+        store.commit(&state, events).expect("child: commit");
+    }
+}
