@@ -1,0 +1,306 @@
+//! `mikrotik-edge run` (the real binary) against the simulator: sessions,
+//! vouchers, reboots, dropped connections and `kill -9`.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use mikrotik_edge::clock::Timestamp;
+use mikrotik_edge::comment::Comment;
+use mikrotik_edge::sim::SimHandle;
+use mikrotik_edge::store::Store;
+use serde_json::Value;
+
+struct Agent {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, &str)]) -> Agent {
+        let mut cmd = agent_command();
+        agent_env(&mut cmd, sim);
+        cmd.arg("run")
+            .env("MIKROTIK_EDGE_STATE_PATH", state)
+            .env("MIKROTIK_EDGE_POLL_SECS", "1")
+            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn agent");
+        let stderr = child.stderr.take().unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ev, lg) = (events.clone(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(json) = line.split_once("event {").map(|(_, rest)| format!("{{{rest}")) {
+                    if let Ok(v) = serde_json::from_str::<Value>(&json) {
+                        ev.lock().unwrap().push(v);
+                    }
+                }
+                lg.lock().unwrap().push(line);
+            }
+        });
+        Agent { child, events, log }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn wait_event(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let limit = Duration::from_secs(20 * u64::from(slow_factor()));
+        let mut found = None;
+        let ok = wait_until(limit, || {
+            found = self.events().into_iter().find(|e| pred(e));
+            found.is_some()
+        });
+        assert!(ok, "event not seen; log:\n{}", self.log.lock().unwrap().join("\n"));
+        found.unwrap()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) {
+        unsafe_sigterm(self.child.id());
+        let ok = wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
+        assert!(ok, "agent did not stop on SIGTERM");
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+fn is(e: &Value, kind: &str, user: &str) -> bool {
+    e["type"] == kind && e["user"] == user
+}
+
+/// Every event committed to the state file, oldest first.
+fn stored_events(state: &Path) -> Vec<Value> {
+    let store = Store::open(state).unwrap();
+    store
+        .pending_events(0, 1_000_000)
+        .unwrap()
+        .iter()
+        .map(|e| e.to_json("test"))
+        .collect()
+}
+
+fn count(events: &[Value], kind: &str, user: &str) -> usize {
+    events.iter().filter(|e| is(e, kind, user)).count()
+}
+
+fn state_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("state.redb")
+}
+
+fn comment_of(sim: &SimHandle, user: &str) -> Vec<u8> {
+    field(sim, "/ip/hotspot/user", user, "comment").unwrap_or_default()
+}
+
+fn field(sim: &SimHandle, path: &str, name: &str, key: &str) -> Option<Vec<u8>> {
+    sim.find(path, name)?.into_iter().find(|(k, _)| k == key.as_bytes()).map(|(_, v)| v)
+}
+
+#[test]
+fn vouchers_activate_expire_and_sessions_are_reported() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|1|VEN1|2024-01-01|admin");
+    // Activated two hours ago, expired an hour ago, still enabled.
+    let now = Timestamp::now();
+    let old = format!(
+        "VOUCHER_SYSTEM|B1|5000|3000|1|VEN1|2024-01-01|admin|{}|{}",
+        now.plus_secs(-7200),
+        now.plus_secs(-3600)
+    );
+    sim.add_hotspot_user("v2", "p", "voucher-1h", old.as_bytes());
+    sim.add_hotspot_user("guest", "p", "default", b"made by hand \xe9");
+    sim.add_hotspot_user("mikhmon1", "p", "default", b"vc-123-01.02.24-");
+    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"PPPOE_SYSTEM|B9|150000|100000|CUST1|SUB1|2024-01-01|admin");
+    sim.add_ppp_secret("office", "p", "office", b"");
+    sim.hotspot_login("v2", "10.5.50.9", "AA:BB:CC:00:00:09").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_path(&dir);
+    let agent = Agent::start(&sim, &state, &[("MIKROTIK_EDGE_USAGE_SECS", "2")]);
+
+    // The expired voucher is disabled and its session kicked.
+    agent.wait_event(|e| is(e, "voucher_expired", "v2") && e["action"] == "disable");
+    assert!(wait_until(Duration::from_secs(10), || {
+        field(&sim, "/ip/hotspot/user", "v2", "disabled").as_deref() == Some(b"true")
+            && sim.find("/ip/hotspot/active", "v2").is_none()
+    }));
+    agent.wait_event(|e| is(e, "logout", "v2") && e["reason"] == "kicked");
+
+    // First login activates v1 and writes the comment back.
+    sim.hotspot_login("v1", "10.5.50.2", "AA:BB:CC:00:00:01").unwrap();
+    let login = agent.wait_event(|e| is(e, "login", "v1"));
+    assert_eq!(login["address"], "10.5.50.2");
+    assert_eq!(login["mac"], "AA:BB:CC:00:00:01");
+    assert_eq!(login["profile"], "voucher-1h");
+    let activated = agent.wait_event(|e| is(e, "voucher_activated", "v1"));
+    assert!(wait_until(Duration::from_secs(10), || {
+        Comment::parse(&comment_of(&sim, "v1"))
+            .as_system()
+            .is_some_and(|c| c.first_login_at().is_some())
+    }));
+    let comment = comment_of(&sim, "v1");
+    let meta = Comment::parse(&comment);
+    let meta = meta.as_system().unwrap();
+    let first = meta.first_login_at().unwrap();
+    assert_eq!(meta.expires_at().unwrap().secs_since(first), 3600);
+    assert_eq!(activated["first_login_at"], first.to_rfc3339());
+    assert!(comment.starts_with(b"VOUCHER_SYSTEM|B1|5000|3000|1|VEN1|2024-01-01|admin|"));
+
+    // Traffic and an interim usage event, then logout with final counters.
+    sim.add_traffic("v1", 1000, 2000);
+    sim.advance(Duration::from_secs(90));
+    agent.wait_event(|e| is(e, "usage", "v1") && e["bytes_in"].as_u64() >= Some(1000));
+    sim.add_traffic("v1", 500, 500);
+    std::thread::sleep(Duration::from_millis(1500));
+    sim.hotspot_logout("v1");
+    let logout = agent.wait_event(|e| is(e, "logout", "v1"));
+    assert_eq!(logout["reason"], "gone");
+    assert!(logout["uptime_secs"].as_u64().unwrap() >= 90);
+
+    // PPPoE with caller-id.
+    sim.ppp_connect("c1", "10.10.0.5", "11:22:33:44:55:66").unwrap();
+    let login = agent.wait_event(|e| is(e, "login", "c1"));
+    assert_eq!(login["service"], "pppoe");
+    assert_eq!(login["caller_id"], "11:22:33:44:55:66");
+    sim.ppp_disconnect("c1");
+    agent.wait_event(|e| is(e, "logout", "c1"));
+
+    // Exactly four list reads per cycle, nothing per user.
+    sim.clear_command_log();
+    std::thread::sleep(Duration::from_millis(3500));
+    let log = sim.command_log();
+    let lists = [
+        "/ip/hotspot/user/print",
+        "/ip/hotspot/active/print",
+        "/ppp/secret/print",
+        "/ppp/active/print",
+    ];
+    let cycles = log.iter().filter(|c| *c == lists[0]).count();
+    assert!(cycles >= 2, "{log:?}");
+    for l in lists {
+        let n = log.iter().filter(|c| *c == l).count();
+        assert!(n.abs_diff(cycles) <= 1, "{l}: {n} vs {cycles}: {log:?}");
+    }
+    assert!(
+        log.iter().all(|c| lists.contains(&c.as_str()) || c == "/system/identity/print"),
+        "unexpected commands: {log:?}"
+    );
+    agent.terminate();
+
+    let events = stored_events(&state);
+    assert_eq!(count(&events, "manual_user", "guest"), 1);
+    assert_eq!(count(&events, "manual_user", "mikhmon1"), 1);
+    assert_eq!(count(&events, "manual_user", "office"), 0);
+    assert_eq!(count(&events, "voucher_activated", "v1"), 1);
+    assert_eq!(count(&events, "voucher_expired", "v2"), 1);
+    assert_eq!(count(&events, "login", "v1"), 1);
+    assert_eq!(count(&events, "logout", "v1"), 1);
+    assert!(events.iter().any(|e| e["type"] == "router" && e["state"] == "connected"));
+    // Sequence numbers are contiguous.
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    // Mikhmon's comment was never touched.
+    assert_eq!(comment_of(&sim, "mikhmon1"), b"vc-123-01.02.24-");
+}
+
+#[test]
+fn kill_9_and_restart_neither_loses_nor_repeats_events() {
+    let sim = sim();
+    for u in ["a", "b", "c"] {
+        sim.add_hotspot_user(u, "p", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|24");
+    }
+    sim.hotspot_login("a", "10.5.50.2", "AA:00:00:00:00:01").unwrap();
+    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_path(&dir);
+
+    let agent = Agent::start(&sim, &state, &[]);
+    agent.wait_event(|e| is(e, "login", "a"));
+    agent.wait_event(|e| is(e, "login", "b"));
+    agent.wait_event(|e| is(e, "voucher_activated", "b"));
+    agent.kill9();
+
+    // While the agent is down: a logs out, c logs in.
+    sim.add_traffic("a", 4242, 0);
+    sim.hotspot_logout("a");
+    sim.hotspot_login("c", "10.5.50.4", "AA:00:00:00:00:03").unwrap();
+
+    let agent = Agent::start(&sim, &state, &[]);
+    agent.wait_event(|e| is(e, "logout", "a"));
+    agent.wait_event(|e| is(e, "login", "c"));
+    std::thread::sleep(Duration::from_millis(2500));
+    agent.kill9();
+
+    let events = stored_events(&state);
+    assert_eq!(count(&events, "login", "a"), 1, "{events:#?}");
+    assert_eq!(count(&events, "login", "b"), 1, "{events:#?}");
+    assert_eq!(count(&events, "login", "c"), 1);
+    assert_eq!(count(&events, "logout", "a"), 1);
+    assert_eq!(count(&events, "logout", "b"), 0);
+    assert_eq!(count(&events, "voucher_activated", "a"), 1);
+    assert_eq!(count(&events, "voucher_activated", "b"), 1);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
+    let sim = sim();
+    for u in ["a", "b"] {
+        sim.add_hotspot_user(u, "p", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|24");
+    }
+    // The router has been up for an hour before the agent first sees it.
+    sim.advance(Duration::from_secs(3600));
+    sim.hotspot_login("a", "10.5.50.2", "AA:00:00:00:00:01").unwrap();
+    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_path(&dir);
+    let agent = Agent::start(&sim, &state, &[]);
+    agent.wait_event(|e| is(e, "login", "a"));
+    agent.wait_event(|e| is(e, "login", "b"));
+
+    // A connection dropped in the middle of a poll: no one went offline.
+    sim.drop_mid_reply_next();
+    agent.wait_event(|e| e["type"] == "router" && e["state"] == "disconnected");
+    let reconnects = || agent.events().iter().filter(|e| e["type"] == "router" && e["state"] == "connected").count();
+    assert!(wait_until(Duration::from_secs(15), || reconnects() >= 2));
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(agent.events().iter().filter(|e| e["type"] == "logout").count(), 0);
+
+    // Reboot: both sessions end, then b comes back with a new session.
+    sim.add_traffic("a", 777, 888);
+    std::thread::sleep(Duration::from_millis(1500));
+    sim.reboot(Duration::from_millis(1500));
+    let logout = agent.wait_event(|e| is(e, "logout", "a"));
+    assert_eq!(logout["reason"], "router_reboot");
+    assert_eq!(logout["bytes_in"], 777);
+    assert_eq!(logout["bytes_out"], 888);
+    agent.wait_event(|e| is(e, "logout", "b"));
+    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02").unwrap();
+    assert!(wait_until(Duration::from_secs(15), || count(&agent.events(), "login", "b") == 2));
+    std::thread::sleep(Duration::from_millis(2000));
+    let events = agent.events();
+    assert_eq!(count(&events, "logout", "a"), 1);
+    assert_eq!(count(&events, "logout", "b"), 1);
+    assert_eq!(count(&events, "login", "a"), 1);
+    agent.terminate();
+}

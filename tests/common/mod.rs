@@ -1,0 +1,97 @@
+//! Shared helpers for the integration tests: a simulator with known data,
+//! router configs pointing at it, and the real binary (under qemu when the
+//! test target is foreign).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mikrotik_edge::config::RouterConfig;
+use mikrotik_edge::config::Secret;
+use mikrotik_edge::sim::{SimHandle, SimOptions, Simulator};
+
+pub const PASSWORD: &str = "s3cret-Pa55";
+
+pub fn sim_with(opts: impl FnOnce(&mut SimOptions)) -> SimHandle {
+    let mut o = SimOptions {
+        user: "api".into(),
+        password: PASSWORD.into(),
+        ..SimOptions::default()
+    };
+    opts(&mut o);
+    Simulator::start(o).expect("start simulator")
+}
+
+pub fn sim() -> SimHandle {
+    sim_with(|_| {})
+}
+
+/// Router config for the simulator with short timeouts suited to tests.
+pub fn router_config(sim: &SimHandle) -> RouterConfig {
+    let mut cfg = RouterConfig::new("127.0.0.1", "api");
+    cfg.port = sim.addr().port();
+    cfg.password = Secret::new(PASSWORD);
+    cfg.connect_timeout = Duration::from_secs(2);
+    cfg.command_timeout = Duration::from_secs(2);
+    cfg.keepalive = Duration::from_secs(5);
+    cfg.backoff_base = Duration::from_millis(100);
+    cfg.backoff_cap = Duration::from_millis(400);
+    cfg
+}
+
+/// The agent binary as a command, prefixed by the runner (e.g.
+/// `qemu-aarch64-static`) when `MIKROTIK_EDGE_TEST_RUNNER` is set.
+pub fn agent_command() -> Command {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mikrotik-edge"));
+    let mut cmd = match std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER") {
+        Some(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    // A clean environment: only what each test sets.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("MIKROTIK_EDGE_") && k != "MIKROTIK_EDGE_TEST_RUNNER" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Environment pointing the binary at the simulator.
+pub fn agent_env(cmd: &mut Command, sim: &SimHandle) {
+    cmd.env("MIKROTIK_EDGE_ROUTER_HOST", "127.0.0.1")
+        .env("MIKROTIK_EDGE_ROUTER_PORT", sim.addr().port().to_string())
+        .env("MIKROTIK_EDGE_ROUTER_USER", "api")
+        .env("MIKROTIK_EDGE_ROUTER_PASSWORD", PASSWORD)
+        .env("MIKROTIK_EDGE_ROUTER_CONNECT_TIMEOUT_SECS", "2")
+        .env("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "3")
+        .env("MIKROTIK_EDGE_ROUTER_BACKOFF_BASE_SECS", "1")
+        .env("MIKROTIK_EDGE_ROUTER_BACKOFF_CAP_SECS", "2");
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Generous limits: the same tests run under qemu, many times slower.
+pub fn slow_factor() -> u32 {
+    if std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
+        5
+    } else {
+        1
+    }
+}
