@@ -198,7 +198,13 @@ impl Agent {
             .commit(&out.state, out.events.into_iter().map(|e| (now, e)).collect())?;
         self.state = out.state;
         self.log_events(&committed);
+        // Actions of one user are ordered (disable, kick, remove); after one
+        // fails, the rest of that user's wait for the next cycle's re-plan.
+        let mut failed: HashSet<&str> = HashSet::new();
         for action in &out.actions {
+            if failed.contains(action.user()) {
+                continue;
+            }
             match self.router.execute(action.command()).await {
                 Ok(_) => log::info!("router: {} for {:?} done", action_name(action), action.user()),
                 // Already gone (kicked session ended, user removed by hand):
@@ -206,7 +212,10 @@ impl Agent {
                 Err(ClientError::Trap { message, .. }) if message.contains("no such item") => {
                     log::debug!("router: {} for {:?}: already gone", action_name(action), action.user())
                 }
-                Err(e) => log::warn!("router: {} for {:?} failed, retrying next cycle: {e}", action_name(action), action.user()),
+                Err(e) => {
+                    log::warn!("router: {} for {:?} failed, retrying next cycle: {e}", action_name(action), action.user());
+                    failed.insert(action.user());
+                }
             }
         }
         log::debug!(

@@ -15,6 +15,8 @@ mod sessions;
 mod snapshot;
 pub mod state;
 mod step;
+#[cfg(test)]
+mod tests;
 mod vouchers;
 
 pub use snapshot::{

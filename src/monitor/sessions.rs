@@ -36,7 +36,8 @@ pub(super) fn diff(prev: &Sessions, active: &[&SessionRow], ctx: &Context<'_>) -
     for row in active {
         let key = (row.service, row.id.clone());
         match prev.get(&key) {
-            Some(known) if same_session(known, row) => {
+            // Nothing survives a reboot, whatever its `.id` and uptime say.
+            Some(known) if !ctx.rebooted && same_session(known, row) => {
                 let mut t = known.clone();
                 t.uptime_secs = row.uptime_secs.unwrap_or(t.uptime_secs);
                 t.bytes_in = row.bytes_in.or(t.bytes_in);

@@ -89,11 +89,13 @@ pub fn step(prev: &MonitorState, snap: &Snapshot, now: Timestamp, cfg: &MonitorC
 
     let plan = vouchers::plan(&prev.vouchers, &hotspot_users, &hotspot_active, now, cfg.expired_action);
 
-    // Sessions of vouchers expired in an earlier cycle were kicked by us.
+    // Sessions of vouchers expired in an earlier cycle and still being
+    // enforced were kicked by us; once enforced, the user (re-enabled by the
+    // operator) logs out on its own.
     let kicked_users: BTreeSet<String> = prev
         .vouchers
         .iter()
-        .filter(|(_, p)| p.expired_for.is_some())
+        .filter(|(_, p)| p.expired_for.is_some() && !p.enforced)
         .map(|(name, _)| name.clone())
         .collect();
     // Boot estimates wobble by the time between reading the uptime and

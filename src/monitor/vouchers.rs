@@ -106,20 +106,24 @@ pub(super) fn plan(
                 if user_done && sessions.is_empty() {
                     progress.enforced = true;
                 } else {
-                    match on_expiry {
-                        ExpiredAction::Disable if !user.disabled => out.actions.push(Action::DisableUser {
+                    // Disable before kicking, so the user cannot log straight
+                    // back in; kick before removing, because a session whose
+                    // user is gone is no longer recognised as ours.
+                    if on_expiry == ExpiredAction::Disable && !user.disabled {
+                        out.actions.push(Action::DisableUser {
                             id: user.id.clone(),
                             user: user.name.clone(),
-                        }),
-                        ExpiredAction::Remove => out.actions.push(Action::RemoveUser {
-                            id: user.id.clone(),
-                            user: user.name.clone(),
-                        }),
-                        ExpiredAction::Disable => {}
+                        });
                     }
                     for s in &sessions {
                         out.actions.push(Action::Kick {
                             active_id: s.id.clone(),
+                            user: user.name.clone(),
+                        });
+                    }
+                    if on_expiry == ExpiredAction::Remove {
+                        out.actions.push(Action::RemoveUser {
+                            id: user.id.clone(),
                             user: user.name.clone(),
                         });
                     }
