@@ -1,1 +1,135 @@
-fn main() {}
+//! `routeros-sim`: the RouterOS API simulator as a process, for the demo.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mikrotik_edge::sim::{Activity, SimOptions, Simulator, fingerprint_hex};
+
+const HELP: &str = "\
+routeros-sim: a RouterOS API server simulating a hotspot/PPPoE router
+
+USAGE:
+    routeros-sim [OPTIONS]
+
+OPTIONS:
+    --listen ADDR        plain API address [default: 127.0.0.1:8728]
+    --tls-listen ADDR    also serve API-SSL (self-signed cert) on ADDR
+    --cert-out PATH      write the API-SSL certificate (PEM) to PATH
+    --user NAME          API user [default: admin]
+    --password PASS      API password [default: secret]
+    --legacy-login       pre-6.43 challenge/response login
+    --empty-reply        RouterOS 7.18+ `!empty` for prints without rows
+    --hotspot-users N    seed N voucher users (plus a few foreign ones)
+    --pppoe-secrets N    seed N PPPoE secrets (plus a few foreign ones)
+    --activity           random logins/logouts/connects and traffic
+    -h, --help           show this help
+
+Prints the listen addresses (and the certificate's SHA-256) and serves
+until killed. The simulated clock follows real time.";
+
+struct Args {
+    opts: SimOptions,
+    cert_out: Option<String>,
+    activity: bool,
+}
+
+fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut opts = SimOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8728)),
+        ..SimOptions::default()
+    };
+    let mut cert_out = None;
+    let mut activity = false;
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        let addr = |s: String| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| format!("bad address {s:?}: {e}"))
+        };
+        let count = |s: String| {
+            s.parse::<usize>()
+                .map_err(|e| format!("bad number {s:?}: {e}"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--listen" => opts.listen = addr(value(&arg)?)?,
+            "--tls-listen" => {
+                opts.tls_listen = addr(value(&arg)?)?;
+                opts.tls = true;
+            }
+            "--cert-out" => cert_out = Some(value(&arg)?),
+            "--user" => opts.user = value(&arg)?,
+            "--password" => opts.password = value(&arg)?,
+            "--legacy-login" => opts.legacy_login = true,
+            "--empty-reply" => opts.empty_reply = true,
+            "--hotspot-users" => opts.seed.hotspot_users = count(value(&arg)?)?,
+            "--pppoe-secrets" => opts.seed.pppoe_secrets = count(value(&arg)?)?,
+            "--activity" => activity = true,
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if cert_out.is_some() && !opts.tls {
+        return Err("--cert-out needs --tls-listen".to_owned());
+    }
+    Ok(Some(Args {
+        opts,
+        cert_out,
+        activity,
+    }))
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("routeros-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sim = match Simulator::start(args.opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("routeros-sim: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("api: {}", sim.addr());
+    if let Some(addr) = sim.tls_addr() {
+        println!("api-ssl: {addr}");
+    }
+    if let Some(digest) = sim.cert_sha256() {
+        println!("cert-sha256: {}", fingerprint_hex(&digest));
+    }
+    if let (Some(path), Some(pem)) = (&args.cert_out, sim.cert_pem()) {
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!("routeros-sim: cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("cert: {path}");
+    }
+
+    // Seeded from the clock so each demo run differs.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let mut activity = Activity::new(seed);
+    let start = Instant::now();
+    let mut ticks: u64 = 0;
+    loop {
+        // Tick on whole seconds since start so the clock does not drift.
+        ticks += 1;
+        let due = start + Duration::from_secs(ticks);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        sim.advance(Duration::from_secs(1));
+        if args.activity && ticks.is_multiple_of(2) {
+            for event in activity.step(&sim) {
+                println!("activity: {event}");
+            }
+        }
+    }
+}
