@@ -17,8 +17,8 @@ use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::event::{Event, EventKind, RouterState, Service};
 use crate::monitor::{
-    self, HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, MonitorConfig, MonitorState, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
-    SessionRow, Snapshot, UserRow,
+    self, HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, MonitorConfig, MonitorState, PPP_ACTIVE_PROPS,
+    PPP_SECRET_PROPS, SessionRow, Snapshot, UserRow,
 };
 use crate::proto::{Attrs, Command};
 use crate::store::{Store, StoreError};
@@ -95,7 +95,10 @@ struct Agent {
 }
 
 impl Agent {
-    async fn run(&mut self, mut events: mpsc::UnboundedReceiver<ConnectionEvent>) -> Result<(), AgentError> {
+    async fn run(
+        &mut self,
+        mut events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    ) -> Result<(), AgentError> {
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| AgentError::Runtime(format!("cannot install SIGTERM handler: {e}")))?;
         let mut ticker = tokio::time::interval(self.poll);
@@ -144,9 +147,10 @@ impl Agent {
                 (RouterState::Error, reason)
             }
         };
-        let committed = self
-            .store
-            .append_events(vec![(Timestamp::now(), EventKind::Router { state, reason })])?;
+        let committed = self.store.append_events(vec![(
+            Timestamp::now(),
+            EventKind::Router { state, reason },
+        )])?;
         self.log_events(&committed);
         Ok(())
     }
@@ -155,7 +159,12 @@ impl Agent {
     async fn on_connected(&mut self) {
         let (identity, resource) = tokio::join!(
             self.router.execute(Command::new("/system/identity/print")),
-            self.router.execute(Command::new("/system/resource/print").proplist(&["uptime", "version", "board-name"])),
+            self.router
+                .execute(Command::new("/system/resource/print").proplist(&[
+                    "uptime",
+                    "version",
+                    "board-name"
+                ])),
         );
         let identity = identity
             .ok()
@@ -164,8 +173,11 @@ impl Agent {
         match resource {
             Ok(r) => {
                 let Some(row) = r.rows.first() else { return };
-                let uptime = row.get("uptime").and_then(|u| crate::duration::parse_duration(u).ok());
-                self.router_boot = uptime.map(|u| Timestamp::now().plus_secs(-(u.as_secs() as i64)));
+                let uptime = row
+                    .get("uptime")
+                    .and_then(|u| crate::duration::parse_duration(u).ok());
+                self.router_boot =
+                    uptime.map(|u| Timestamp::now().plus_secs(-(u.as_secs() as i64)));
                 log::info!(
                     "router {identity:?}: {} RouterOS {}, up {}",
                     text(row, "board-name"),
@@ -193,9 +205,10 @@ impl Agent {
         for w in out.warnings {
             self.warn_once(w);
         }
-        let committed = self
-            .store
-            .commit(&out.state, out.events.into_iter().map(|e| (now, e)).collect())?;
+        let committed = self.store.commit(
+            &out.state,
+            out.events.into_iter().map(|e| (now, e)).collect(),
+        )?;
         self.state = out.state;
         self.log_events(&committed);
         // Actions of one user are ordered (disable, kick, remove); after one
@@ -206,14 +219,26 @@ impl Agent {
                 continue;
             }
             match self.router.execute(action.command()).await {
-                Ok(_) => log::info!("router: {} for {:?} done", action_name(action), action.user()),
+                Ok(_) => log::info!(
+                    "router: {} for {:?} done",
+                    action_name(action),
+                    action.user()
+                ),
                 // Already gone (kicked session ended, user removed by hand):
                 // the next cycle sees the result either way.
                 Err(ClientError::Trap { message, .. }) if message.contains("no such item") => {
-                    log::debug!("router: {} for {:?}: already gone", action_name(action), action.user())
+                    log::debug!(
+                        "router: {} for {:?}: already gone",
+                        action_name(action),
+                        action.user()
+                    )
                 }
                 Err(e) => {
-                    log::warn!("router: {} for {:?} failed, retrying next cycle: {e}", action_name(action), action.user());
+                    log::warn!(
+                        "router: {} for {:?} failed, retrying next cycle: {e}",
+                        action_name(action),
+                        action.user()
+                    );
                     failed.insert(action.user());
                 }
             }
@@ -235,15 +260,21 @@ impl Agent {
     async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
         let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
         let (hu, ha, ps, pa) = tokio::join!(
-            self.router.execute(print("/ip/hotspot/user/print", HOTSPOT_USER_PROPS)),
-            self.router.execute(print("/ip/hotspot/active/print", HOTSPOT_ACTIVE_PROPS)),
-            self.router.execute(print("/ppp/secret/print", PPP_SECRET_PROPS)),
-            self.router.execute(print("/ppp/active/print", PPP_ACTIVE_PROPS)),
+            self.router
+                .execute(print("/ip/hotspot/user/print", HOTSPOT_USER_PROPS)),
+            self.router
+                .execute(print("/ip/hotspot/active/print", HOTSPOT_ACTIVE_PROPS)),
+            self.router
+                .execute(print("/ppp/secret/print", PPP_SECRET_PROPS)),
+            self.router
+                .execute(print("/ppp/active/print", PPP_ACTIVE_PROPS)),
         );
         let (hu, ha, ps, pa) = (hu?, ha?, ps?, pa?);
         let mut warnings = Vec::new();
         let mut sessions = |service, rows: &[Attrs]| -> Vec<SessionRow> {
-            rows.iter().map(|a| SessionRow::from_attrs(service, a, &mut warnings)).collect()
+            rows.iter()
+                .map(|a| SessionRow::from_attrs(service, a, &mut warnings))
+                .collect()
         };
         let snapshot = Snapshot {
             hotspot_active: sessions(Service::Hotspot, &ha.rows),
@@ -253,7 +284,10 @@ impl Agent {
             router_boot: self.router_boot,
         };
         for w in warnings {
-            self.warn_once(format!("{} {}: cannot parse {:?}; value skipped", w.table, w.field, w.value));
+            self.warn_once(format!(
+                "{} {}: cannot parse {:?}; value skipped",
+                w.table, w.field, w.value
+            ));
         }
         Ok(snapshot)
     }

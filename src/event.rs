@@ -246,7 +246,9 @@ impl Event {
             } => json!({
                 "service": service.as_str(), "user": user, "profile": profile, "comment": comment,
             }),
-            EventKind::Router { state, reason } => json!({ "state": state.as_str(), "reason": reason }),
+            EventKind::Router { state, reason } => {
+                json!({ "state": state.as_str(), "reason": reason })
+            }
         };
         v["seq"] = json!(self.seq);
         v["at"] = json!(self.at.to_rfc3339());

@@ -26,6 +26,6 @@ pub mod event;
 pub mod logging;
 pub mod monitor;
 pub mod proto;
-pub mod store;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod store;

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
         }
     };
     mikrotik_edge::logging::init(cfg.log_level);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mikrotik-edge: cannot start the runtime: {e}");
@@ -65,8 +68,12 @@ fn main() -> ExitCode {
 async fn check(cfg: &Config) -> ExitCode {
     let result = async {
         let conn = Connection::open(&cfg.router).await?;
-        let identity = conn.execute(proto::Command::new("/system/identity/print")).await?;
-        let resource = conn.execute(proto::Command::new("/system/resource/print")).await?;
+        let identity = conn
+            .execute(proto::Command::new("/system/identity/print"))
+            .await?;
+        let resource = conn
+            .execute(proto::Command::new("/system/resource/print"))
+            .await?;
         Ok::<_, mikrotik_edge::client::ClientError>((identity, resource))
     }
     .await;
@@ -93,7 +100,9 @@ async fn check(cfg: &Config) -> ExitCode {
 
 /// Runs one command; rows go to stdout as JSON lines, traps to stderr.
 async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
-    let cmd = words.into_iter().fold(proto::Command::new(command), proto::Command::word);
+    let cmd = words
+        .into_iter()
+        .fold(proto::Command::new(command), proto::Command::word);
     let response = match Connection::open(&cfg.router).await {
         Ok(conn) => conn.execute_raw(cmd).await,
         Err(e) => Err(e),

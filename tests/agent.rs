@@ -41,10 +41,11 @@ impl Agent {
         let (ev, lg) = (events.clone(), log.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(json) = line.split_once("event {").map(|(_, rest)| format!("{{{rest}")) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&json) {
-                        ev.lock().unwrap().push(v);
-                    }
+                let json = line
+                    .split_once("event {")
+                    .map(|(_, rest)| format!("{{{rest}"));
+                if let Some(v) = json.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
+                    ev.lock().unwrap().push(v);
                 }
                 lg.lock().unwrap().push(line);
             }
@@ -63,7 +64,11 @@ impl Agent {
             found = self.events().into_iter().find(|e| pred(e));
             found.is_some()
         });
-        assert!(ok, "event not seen; log:\n{}", self.log.lock().unwrap().join("\n"));
+        assert!(
+            ok,
+            "event not seen; log:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
         found.unwrap()
     }
 
@@ -73,14 +78,28 @@ impl Agent {
     }
 
     fn terminate(mut self) {
-        unsafe_sigterm(self.child.id());
-        let ok = wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
+        send_sigterm(self.child.id());
+        let ok = wait_until(Duration::from_secs(10), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
         assert!(ok, "agent did not stop on SIGTERM");
     }
 }
 
-fn unsafe_sigterm(pid: u32) {
-    let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+// A failing assertion must not leave an agent running.
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send_sigterm(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -112,13 +131,21 @@ fn comment_of(sim: &SimHandle, user: &str) -> Vec<u8> {
 }
 
 fn field(sim: &SimHandle, path: &str, name: &str, key: &str) -> Option<Vec<u8>> {
-    sim.find(path, name)?.into_iter().find(|(k, _)| k == key.as_bytes()).map(|(_, v)| v)
+    sim.find(path, name)?
+        .into_iter()
+        .find(|(k, _)| k == key.as_bytes())
+        .map(|(_, v)| v)
 }
 
 #[test]
 fn vouchers_activate_expire_and_sessions_are_reported() {
     let sim = sim();
-    sim.add_hotspot_user("v1", "p", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|1|VEN1|2024-01-01|admin");
+    sim.add_hotspot_user(
+        "v1",
+        "p",
+        "voucher-1h",
+        b"VOUCHER_SYSTEM|B1|5000|3000|1|VEN1|2024-01-01|admin",
+    );
     // Activated two hours ago, expired an hour ago, still enabled.
     let now = Timestamp::now();
     let old = format!(
@@ -129,9 +156,15 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     sim.add_hotspot_user("v2", "p", "voucher-1h", old.as_bytes());
     sim.add_hotspot_user("guest", "p", "default", b"made by hand \xe9");
     sim.add_hotspot_user("mikhmon1", "p", "default", b"vc-123-01.02.24-");
-    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"PPPOE_SYSTEM|B9|150000|100000|CUST1|SUB1|2024-01-01|admin");
+    sim.add_ppp_secret(
+        "c1",
+        "p",
+        "pppoe-10M",
+        b"PPPOE_SYSTEM|B9|150000|100000|CUST1|SUB1|2024-01-01|admin",
+    );
     sim.add_ppp_secret("office", "p", "office", b"");
-    sim.hotspot_login("v2", "10.5.50.9", "AA:BB:CC:00:00:09").unwrap();
+    sim.hotspot_login("v2", "10.5.50.9", "AA:BB:CC:00:00:09")
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
@@ -146,7 +179,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     agent.wait_event(|e| is(e, "logout", "v2") && e["reason"] == "kicked");
 
     // First login activates v1 and writes the comment back.
-    sim.hotspot_login("v1", "10.5.50.2", "AA:BB:CC:00:00:01").unwrap();
+    sim.hotspot_login("v1", "10.5.50.2", "AA:BB:CC:00:00:01")
+        .unwrap();
     let login = agent.wait_event(|e| is(e, "login", "v1"));
     assert_eq!(login["address"], "10.5.50.2");
     assert_eq!(login["mac"], "AA:BB:CC:00:00:01");
@@ -177,7 +211,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     assert!(logout["uptime_secs"].as_u64().unwrap() >= 90);
 
     // PPPoE with caller-id.
-    sim.ppp_connect("c1", "10.10.0.5", "11:22:33:44:55:66").unwrap();
+    sim.ppp_connect("c1", "10.10.0.5", "11:22:33:44:55:66")
+        .unwrap();
     let login = agent.wait_event(|e| is(e, "login", "c1"));
     assert_eq!(login["service"], "pppoe");
     assert_eq!(login["caller_id"], "11:22:33:44:55:66");
@@ -201,7 +236,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
         assert!(n.abs_diff(cycles) <= 1, "{l}: {n} vs {cycles}: {log:?}");
     }
     assert!(
-        log.iter().all(|c| lists.contains(&c.as_str()) || c == "/system/identity/print"),
+        log.iter()
+            .all(|c| lists.contains(&c.as_str()) || c == "/system/identity/print"),
         "unexpected commands: {log:?}"
     );
     agent.terminate();
@@ -214,7 +250,11 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     assert_eq!(count(&events, "voucher_expired", "v2"), 1);
     assert_eq!(count(&events, "login", "v1"), 1);
     assert_eq!(count(&events, "logout", "v1"), 1);
-    assert!(events.iter().any(|e| e["type"] == "router" && e["state"] == "connected"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "router" && e["state"] == "connected")
+    );
     // Sequence numbers are contiguous.
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
@@ -228,8 +268,10 @@ fn kill_9_and_restart_neither_loses_nor_repeats_events() {
     for u in ["a", "b", "c"] {
         sim.add_hotspot_user(u, "p", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|24");
     }
-    sim.hotspot_login("a", "10.5.50.2", "AA:00:00:00:00:01").unwrap();
-    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02").unwrap();
+    sim.hotspot_login("a", "10.5.50.2", "AA:00:00:00:00:01")
+        .unwrap();
+    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02")
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
 
@@ -242,7 +284,8 @@ fn kill_9_and_restart_neither_loses_nor_repeats_events() {
     // While the agent is down: a logs out, c logs in.
     sim.add_traffic("a", 4242, 0);
     sim.hotspot_logout("a");
-    sim.hotspot_login("c", "10.5.50.4", "AA:00:00:00:00:03").unwrap();
+    sim.hotspot_login("c", "10.5.50.4", "AA:00:00:00:00:03")
+        .unwrap();
 
     let agent = Agent::start(&sim, &state, &[]);
     agent.wait_event(|e| is(e, "logout", "a"));
@@ -270,8 +313,10 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
     }
     // The router has been up for an hour before the agent first sees it.
     sim.advance(Duration::from_secs(3600));
-    sim.hotspot_login("a", "10.5.50.2", "AA:00:00:00:00:01").unwrap();
-    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02").unwrap();
+    sim.hotspot_login("a", "10.5.50.2", "AA:00:00:00:00:01")
+        .unwrap();
+    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02")
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
     let agent = Agent::start(&sim, &state, &[]);
@@ -281,10 +326,23 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
     // A connection dropped in the middle of a poll: no one went offline.
     sim.drop_mid_reply_next();
     agent.wait_event(|e| e["type"] == "router" && e["state"] == "disconnected");
-    let reconnects = || agent.events().iter().filter(|e| e["type"] == "router" && e["state"] == "connected").count();
+    let reconnects = || {
+        agent
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "router" && e["state"] == "connected")
+            .count()
+    };
     assert!(wait_until(Duration::from_secs(15), || reconnects() >= 2));
     std::thread::sleep(Duration::from_millis(2000));
-    assert_eq!(agent.events().iter().filter(|e| e["type"] == "logout").count(), 0);
+    assert_eq!(
+        agent
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "logout")
+            .count(),
+        0
+    );
 
     // Reboot: both sessions end, then b comes back with a new session.
     sim.add_traffic("a", 777, 888);
@@ -295,8 +353,13 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
     assert_eq!(logout["bytes_in"], 777);
     assert_eq!(logout["bytes_out"], 888);
     agent.wait_event(|e| is(e, "logout", "b"));
-    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02").unwrap();
-    assert!(wait_until(Duration::from_secs(15), || count(&agent.events(), "login", "b") == 2));
+    sim.hotspot_login("b", "10.5.50.3", "AA:00:00:00:00:02")
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(15), || count(
+        &agent.events(),
+        "login",
+        "b"
+    ) == 2));
     std::thread::sleep(Duration::from_millis(2000));
     let events = agent.events();
     assert_eq!(count(&events, "logout", "a"), 1);

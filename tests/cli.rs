@@ -43,13 +43,23 @@ fn check_with_bad_password_says_so_and_hides_it() {
     let sim = sim();
     let out = run(
         &["check"],
-        &[("MIKROTIK_EDGE_ROUTER_PASSWORD", "Hunter2-wrong"), ("MIKROTIK_EDGE_LOG_LEVEL", "trace")],
+        &[
+            ("MIKROTIK_EDGE_ROUTER_PASSWORD", "Hunter2-wrong"),
+            ("MIKROTIK_EDGE_LOG_LEVEL", "trace"),
+        ],
         Some(&sim),
     );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad credentials"), "{stderr}");
-    assert_eq!(stderr.trim().lines().filter(|l| l.contains("check failed")).count(), 1);
+    assert_eq!(
+        stderr
+            .trim()
+            .lines()
+            .filter(|l| l.contains("check failed"))
+            .count(),
+        1
+    );
     assert!(!stderr.contains("Hunter2-wrong") && !text(&out.stdout).contains("Hunter2-wrong"));
 }
 
@@ -60,14 +70,30 @@ fn check_refused_and_timeout_give_one_line_reasons() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port().to_string()
     };
-    let out = run(&["check"], &[("MIKROTIK_EDGE_ROUTER_PORT", &closed_port)], Some(&sim));
+    let out = run(
+        &["check"],
+        &[("MIKROTIK_EDGE_ROUTER_PORT", &closed_port)],
+        Some(&sim),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("connection refused"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("connection refused"),
+        "{}",
+        text(&out.stderr)
+    );
 
     sim.set_silent(true);
-    let out = run(&["check"], &[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "1")], Some(&sim));
+    let out = run(
+        &["check"],
+        &[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "1")],
+        Some(&sim),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("timeout"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timeout"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -85,7 +111,11 @@ fn check_over_tls_with_wrong_pin_is_a_certificate_error() {
         Some(&sim),
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("certificate"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let pin = sim
         .cert_sha256()
@@ -109,20 +139,44 @@ fn check_over_tls_with_wrong_pin_is_a_certificate_error() {
 #[test]
 fn bad_config_exits_2_naming_the_key() {
     let sim = sim();
-    let out = run(&["check"], &[("MIKROTIK_EDGE_ROUTER_PORT", "eighty")], Some(&sim));
+    let out = run(
+        &["check"],
+        &[("MIKROTIK_EDGE_ROUTER_PORT", "eighty")],
+        Some(&sim),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("MIKROTIK_EDGE_ROUTER_PORT"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("MIKROTIK_EDGE_ROUTER_PORT"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = run(&["run"], &[("MIKROTIK_EDGE_EXPIRED_ACTION", "explode")], Some(&sim));
+    let out = run(
+        &["run"],
+        &[("MIKROTIK_EDGE_EXPIRED_ACTION", "explode")],
+        Some(&sim),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("MIKROTIK_EDGE_EXPIRED_ACTION"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("MIKROTIK_EDGE_EXPIRED_ACTION"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
-    std::fs::write(&file, "[router]\nhost = \"10.0.0.1\"\nuser = \"api\"\nprot = 8728\n").unwrap();
+    std::fs::write(
+        &file,
+        "[router]\nhost = \"10.0.0.1\"\nuser = \"api\"\nprot = 8728\n",
+    )
+    .unwrap();
     let out = run(&["--config", file.to_str().unwrap(), "check"], &[], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("router.prot"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("router.prot"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run(&["frobnicate"], &[], None);
     assert_eq!(out.status.code(), Some(2));
@@ -134,7 +188,12 @@ fn api_prints_rows_as_json_lines_and_keeps_odd_bytes() {
     sim.add_hotspot_user("v1", "pw", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|24");
     sim.add_hotspot_user("v2", "pw", "voucher-1h", b"caf\xe9 \xff");
     let out = run(
-        &["api", "/ip/hotspot/user/print", ".proplist=name,comment", "?profile=voucher-1h"],
+        &[
+            "api",
+            "/ip/hotspot/user/print",
+            ".proplist=name,comment",
+            "?profile=voucher-1h",
+        ],
         &[],
         Some(&sim),
     );
@@ -153,7 +212,13 @@ fn api_prints_rows_as_json_lines_and_keeps_odd_bytes() {
 fn api_add_prints_ret_and_trap_goes_to_stderr() {
     let sim = sim();
     let out = run(
-        &["api", "/ip/hotspot/user/add", "=name=new1", "=password=x", "=profile=voucher-1h"],
+        &[
+            "api",
+            "/ip/hotspot/user/add",
+            "=name=new1",
+            "=password=x",
+            "=profile=voucher-1h",
+        ],
         &[],
         Some(&sim),
     );
@@ -161,11 +226,23 @@ fn api_add_prints_ret_and_trap_goes_to_stderr() {
     let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert!(v["!done"]["ret"].as_str().unwrap().starts_with('*'));
 
-    let out = run(&["api", "/ip/hotspot/user/add", "=name=new1", "=password=x"], &[], Some(&sim));
+    let out = run(
+        &["api", "/ip/hotspot/user/add", "=name=new1", "=password=x"],
+        &[],
+        Some(&sim),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("already have user with this name"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("already have user with this name"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = run(&["api", "/ip/hotspot/user/remove", "=.id=*FFF"], &[], Some(&sim));
+    let out = run(
+        &["api", "/ip/hotspot/user/remove", "=.id=*FFF"],
+        &[],
+        Some(&sim),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no such item"));
 }
@@ -184,6 +261,9 @@ fn api_with_non_utf8_argument_does_not_crash() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let row = sim.find("/ip/hotspot/user", "weird").unwrap();
-    let comment = row.iter().find(|(k, _)| k == b"comment").map(|(_, v)| v.clone());
+    let comment = row
+        .iter()
+        .find(|(k, _)| k == b"comment")
+        .map(|(_, v)| v.clone());
     assert_eq!(comment.as_deref(), Some(&b"\xff\xfe bytes"[..]));
 }

@@ -11,7 +11,10 @@ use mikrotik_edge::config::TlsConfig;
 use mikrotik_edge::proto::Command;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -29,7 +32,11 @@ fn concurrent_commands_share_one_tagged_session() {
             tasks.push(tokio::spawn(async move {
                 let name = format!("u{i}");
                 let r = conn
-                    .execute(Command::new("/ip/hotspot/user/print").query(format!("name={name}")).proplist(&["name"]))
+                    .execute(
+                        Command::new("/ip/hotspot/user/print")
+                            .query(format!("name={name}"))
+                            .proplist(&["name"]),
+                    )
                     .await
                     .unwrap();
                 assert_eq!(r.rows.len(), 1);
@@ -48,7 +55,10 @@ fn legacy_challenge_login() {
     let sim = sim_with(|o| o.legacy_login = true);
     rt().block_on(async {
         let conn = Connection::open(&router_config(&sim)).await.unwrap();
-        let r = conn.execute(Command::new("/system/identity/print")).await.unwrap();
+        let r = conn
+            .execute(Command::new("/system/identity/print"))
+            .await
+            .unwrap();
         assert_eq!(r.rows.len(), 1);
     });
 }
@@ -78,7 +88,10 @@ fn trap_is_an_error_and_the_session_survives() {
             ClientError::Trap { message, .. } => assert_eq!(message, "no such item"),
             other => panic!("{other:?}"),
         }
-        let err = conn.execute(Command::new("/no/such/menu/print")).await.unwrap_err();
+        let err = conn
+            .execute(Command::new("/no/such/menu/print"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("no such command"), "{err}");
         let added = conn
             .execute(
@@ -112,7 +125,11 @@ fn non_utf8_comment_round_trips_exactly() {
             .unwrap()
             .to_vec();
         let r = conn
-            .execute(Command::new("/ip/hotspot/user/print").query(b"name=v1").proplist(&[".id", "comment"]))
+            .execute(
+                Command::new("/ip/hotspot/user/print")
+                    .query(b"name=v1")
+                    .proplist(&[".id", "comment"]),
+            )
             .await
             .unwrap();
         assert_eq!(r.rows[0].get(".id"), Some(id.as_slice()));
@@ -125,7 +142,10 @@ fn empty_reply_of_7_18_is_zero_rows() {
     let sim = sim_with(|o| o.empty_reply = true);
     rt().block_on(async {
         let conn = Connection::open(&router_config(&sim)).await.unwrap();
-        let r = conn.execute(Command::new("/ppp/active/print")).await.unwrap();
+        let r = conn
+            .execute(Command::new("/ppp/active/print"))
+            .await
+            .unwrap();
         assert!(r.rows.is_empty());
         assert!(r.traps.is_empty());
     });
@@ -139,7 +159,10 @@ fn slow_command_times_out_and_is_cancelled() {
     rt().block_on(async {
         let conn = Connection::open(&cfg).await.unwrap();
         sim.set_reply_delay(Duration::from_millis(1500));
-        let err = conn.execute(Command::new("/ip/hotspot/user/print")).await.unwrap_err();
+        let err = conn
+            .execute(Command::new("/ip/hotspot/user/print"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
         assert!(err.to_string().starts_with("timeout"), "{err}");
         sim.set_reply_delay(Duration::ZERO);
@@ -190,9 +213,14 @@ fn fatal_ends_the_session_with_its_reason() {
     rt().block_on(async {
         let conn = Connection::open(&router_config(&sim)).await.unwrap();
         sim.fatal_all("out of memory");
-        let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+            .await
+            .unwrap();
         assert_eq!(reason, ClientError::Fatal("out of memory".into()));
-        let err = conn.execute(Command::new("/system/identity/print")).await.unwrap_err();
+        let err = conn
+            .execute(Command::new("/system/identity/print"))
+            .await
+            .unwrap_err();
         assert_eq!(err, ClientError::Fatal("out of memory".into()));
     });
 }
@@ -206,7 +234,9 @@ fn keepalive_detects_a_router_that_went_silent() {
     rt().block_on(async {
         let conn = Connection::open(&cfg).await.unwrap();
         sim.set_silent(true);
-        let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+            .await
+            .unwrap();
         assert!(matches!(reason, ClientError::Timeout { .. }), "{reason:?}");
     });
 }
@@ -220,17 +250,26 @@ fn router_reconnects_after_reboot_with_backoff() {
         assert_eq!(events.recv().await, Some(ConnectionEvent::Connected));
 
         sim.reboot(Duration::from_millis(800));
-        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(ev, ConnectionEvent::Disconnected { .. }), "{ev:?}");
         // While the router is down, commands fail at once instead of hanging.
         let started = std::time::Instant::now();
-        let err = router.execute(Command::new("/system/identity/print")).await.unwrap_err();
+        let err = router
+            .execute(Command::new("/system/identity/print"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::NotConnected { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_millis(100));
         // Refused at least once, then connected again.
         let mut saw_refused = false;
         loop {
-            let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+            let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .unwrap()
+                .unwrap();
             match ev {
                 ConnectionEvent::Error { kind, .. } => saw_refused |= kind == "refused",
                 ConnectionEvent::Connected => break,
@@ -238,7 +277,10 @@ fn router_reconnects_after_reboot_with_backoff() {
             }
         }
         assert!(saw_refused);
-        router.execute(Command::new("/system/identity/print")).await.unwrap();
+        router
+            .execute(Command::new("/system/identity/print"))
+            .await
+            .unwrap();
         router.shutdown();
     });
 }
@@ -247,19 +289,30 @@ fn router_reconnects_after_reboot_with_backoff() {
 fn dropped_mid_reply_is_a_lost_connection_then_reconnect() {
     let sim = sim();
     for i in 0..50 {
-        sim.add_hotspot_user(&format!("u{i}"), "pw", "voucher-1h", b"VOUCHER_SYSTEM|B|1|1|1");
+        sim.add_hotspot_user(
+            &format!("u{i}"),
+            "pw",
+            "voucher-1h",
+            b"VOUCHER_SYSTEM|B|1|1|1",
+        );
     }
     rt().block_on(async {
         let (router, mut events) = Router::start(router_config(&sim));
         assert!(router.wait_connected(Duration::from_secs(5)).await);
         assert_eq!(events.recv().await, Some(ConnectionEvent::Connected));
         sim.drop_mid_reply_next();
-        let err = router.execute(Command::new("/ip/hotspot/user/print")).await.unwrap_err();
+        let err = router
+            .execute(Command::new("/ip/hotspot/user/print"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::ConnectionLost(_)), "{err:?}");
         let ev = events.recv().await.unwrap();
         assert!(matches!(ev, ConnectionEvent::Disconnected { .. }), "{ev:?}");
         assert!(router.wait_connected(Duration::from_secs(5)).await);
-        let r = router.execute(Command::new("/ip/hotspot/user/print")).await.unwrap();
+        let r = router
+            .execute(Command::new("/ip/hotspot/user/print"))
+            .await
+            .unwrap();
         assert_eq!(r.rows.len(), 50);
         router.shutdown();
     });
@@ -269,11 +322,17 @@ fn dropped_mid_reply_is_a_lost_connection_then_reconnect() {
 fn max_sessions_reached_is_an_error_not_a_hang() {
     let sim = sim();
     sim.set_max_sessions(0);
-    let err = rt().block_on(Connection::open(&router_config(&sim))).err().unwrap();
+    let err = rt()
+        .block_on(Connection::open(&router_config(&sim)))
+        .err()
+        .unwrap();
     assert!(matches!(err, ClientError::ConnectionLost(_)), "{err:?}");
 }
 
-fn tls_config(sim: &mikrotik_edge::sim::SimHandle, tls: TlsConfig) -> mikrotik_edge::config::RouterConfig {
+fn tls_config(
+    sim: &mikrotik_edge::sim::SimHandle,
+    tls: TlsConfig,
+) -> mikrotik_edge::config::RouterConfig {
     let mut cfg = router_config(sim);
     cfg.port = sim.tls_addr().unwrap().port();
     cfg.tls = Some(tls);
@@ -292,7 +351,9 @@ fn tls_with_pinned_fingerprint() {
     );
     rt().block_on(async {
         let conn = Connection::open(&cfg).await.unwrap();
-        conn.execute(Command::new("/system/identity/print")).await.unwrap();
+        conn.execute(Command::new("/system/identity/print"))
+            .await
+            .unwrap();
     });
 }
 
@@ -308,7 +369,11 @@ fn tls_with_wrong_pin_is_a_certificate_error() {
     );
     let err = rt().block_on(Connection::open(&cfg)).err().unwrap();
     assert!(matches!(err, ClientError::Certificate(_)), "{err:?}");
-    assert!(err.to_string().contains("does not match the pinned fingerprint"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not match the pinned fingerprint"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -326,7 +391,9 @@ fn tls_with_ca_file() {
     );
     rt().block_on(async {
         let conn = Connection::open(&cfg).await.unwrap();
-        conn.execute(Command::new("/system/identity/print")).await.unwrap();
+        conn.execute(Command::new("/system/identity/print"))
+            .await
+            .unwrap();
     });
 }
 

@@ -47,7 +47,11 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let half = nominal / 2;
         let half_ms = half.as_millis() as u64;
-        let jitter = if half_ms == 0 { 0 } else { self.next_random() % (half_ms + 1) };
+        let jitter = if half_ms == 0 {
+            0
+        } else {
+            self.next_random() % (half_ms + 1)
+        };
         nominal - Duration::from_millis(jitter)
     }
 
@@ -94,7 +98,10 @@ mod tests {
         for _ in 0..100 {
             b.reset();
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(2500) && d <= Duration::from_secs(5), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(2500) && d <= Duration::from_secs(5),
+                "{d:?}"
+            );
             seen.insert(d);
         }
         assert!(seen.len() > 10, "jitter must vary: {seen:?}");

@@ -194,7 +194,9 @@ impl Connection {
     pub async fn closed(&self) -> ClientError {
         let mut rx = self.closed.clone();
         match rx.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_else(|| ClientError::ConnectionLost("closed".into())),
+            Ok(reason) => reason
+                .clone()
+                .unwrap_or_else(|| ClientError::ConnectionLost("closed".into())),
             Err(_) => ClientError::ConnectionLost("closed".into()),
         }
     }
@@ -353,7 +355,8 @@ impl Driver {
         while let Some(sentence) = self.decoder.next_sentence()? {
             let reply = Reply::parse(sentence)?;
             if reply.kind == ReplyKind::Fatal {
-                let reason = String::from_utf8_lossy(reply.fatal_reason().unwrap_or(b"")).into_owned();
+                let reason =
+                    String::from_utf8_lossy(reply.fatal_reason().unwrap_or(b"")).into_owned();
                 return Err(ClientError::Fatal(reason));
             }
             let Some(tag) = reply
@@ -379,7 +382,8 @@ impl Driver {
                 ReplyKind::Re => pending.response.rows.push(reply.attrs),
                 ReplyKind::Trap => {
                     let category = reply.category();
-                    let message = String::from_utf8_lossy(reply.message().unwrap_or(b"")).into_owned();
+                    let message =
+                        String::from_utf8_lossy(reply.message().unwrap_or(b"")).into_owned();
                     pending.response.traps.push(Trap { category, message });
                 }
                 ReplyKind::Empty | ReplyKind::Fatal => {}

@@ -7,20 +7,36 @@ use crate::proto::ProtoError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
     /// TCP connect failed (refused, unreachable, DNS).
-    Connect { addr: String, reason: String },
-    ConnectTimeout { addr: String, after: Duration },
+    Connect {
+        addr: String,
+        reason: String,
+    },
+    ConnectTimeout {
+        addr: String,
+        after: Duration,
+    },
     /// TLS handshake failed for a reason other than the certificate.
     Tls(String),
     /// The router's certificate matched neither the CA nor the pin.
     Certificate(String),
     /// The router rejected the user name or password.
-    BadCredentials { user: String, message: String },
+    BadCredentials {
+        user: String,
+        message: String,
+    },
     LoginFailed(String),
     LoginTimeout(Duration),
     /// No reply to a command within the command timeout.
-    Timeout { command: String, after: Duration },
+    Timeout {
+        command: String,
+        after: Duration,
+    },
     /// The command answered `!trap`.
-    Trap { command: String, category: Option<u8>, message: String },
+    Trap {
+        command: String,
+        category: Option<u8>,
+        message: String,
+    },
     /// The router sent `!fatal` and closed the session.
     Fatal(String),
     /// The byte stream broke the API framing.
@@ -28,7 +44,9 @@ pub enum ClientError {
     /// The connection dropped.
     ConnectionLost(String),
     /// The agent is between connections; the last reason it lost one.
-    NotConnected { last_error: Option<String> },
+    NotConnected {
+        last_error: Option<String>,
+    },
 }
 
 impl ClientError {
@@ -36,7 +54,9 @@ impl ClientError {
     pub fn kind(&self) -> &'static str {
         match self {
             ClientError::Connect { .. } => "refused",
-            ClientError::ConnectTimeout { .. } | ClientError::LoginTimeout(_) | ClientError::Timeout { .. } => "timeout",
+            ClientError::ConnectTimeout { .. }
+            | ClientError::LoginTimeout(_)
+            | ClientError::Timeout { .. } => "timeout",
             ClientError::Tls(_) => "tls",
             ClientError::Certificate(_) => "certificate",
             ClientError::BadCredentials { .. } => "bad-credentials",
@@ -58,28 +78,47 @@ impl ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Connect { addr, reason } => write!(f, "cannot connect to {addr}: {reason}"),
+            ClientError::Connect { addr, reason } => {
+                write!(f, "cannot connect to {addr}: {reason}")
+            }
             ClientError::ConnectTimeout { addr, after } => {
-                write!(f, "timeout: no answer from {addr} within {}s", after.as_secs())
+                write!(
+                    f,
+                    "timeout: no answer from {addr} within {}s",
+                    after.as_secs()
+                )
             }
             ClientError::Tls(reason) => write!(f, "TLS handshake failed: {reason}"),
             ClientError::Certificate(reason) => write!(f, "certificate rejected: {reason}"),
             ClientError::BadCredentials { user, message } => {
-                write!(f, "bad credentials: router rejected user {user:?} ({message})")
+                write!(
+                    f,
+                    "bad credentials: router rejected user {user:?} ({message})"
+                )
             }
             ClientError::LoginFailed(reason) => write!(f, "login failed: {reason}"),
             ClientError::LoginTimeout(after) => {
                 write!(f, "timeout: no login reply within {}s", after.as_secs())
             }
             ClientError::Timeout { command, after } => {
-                write!(f, "timeout: {command} got no reply within {}s", after.as_secs())
+                write!(
+                    f,
+                    "timeout: {command} got no reply within {}s",
+                    after.as_secs()
+                )
             }
-            ClientError::Trap { command, message, .. } => write!(f, "{command}: {message}"),
+            ClientError::Trap {
+                command, message, ..
+            } => write!(f, "{command}: {message}"),
             ClientError::Fatal(reason) => write!(f, "router closed the session: {reason}"),
             ClientError::Protocol(err) => write!(f, "{err}"),
             ClientError::ConnectionLost(reason) => write!(f, "connection lost: {reason}"),
-            ClientError::NotConnected { last_error: Some(e) } => write!(f, "not connected to the router (last error: {e})"),
-            ClientError::NotConnected { last_error: None } => write!(f, "not connected to the router yet"),
+            ClientError::NotConnected {
+                last_error: Some(e),
+            } => write!(f, "not connected to the router (last error: {e})"),
+            ClientError::NotConnected { last_error: None } => {
+                write!(f, "not connected to the router yet")
+            }
         }
     }
 }

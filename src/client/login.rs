@@ -11,8 +11,9 @@ use crate::proto::{Command, Decoder, Reply, ReplyKind};
 /// The pre-6.43 challenge answer: `00` followed by the hex MD5 of a zero
 /// byte, the password and the hex-decoded challenge.
 pub fn challenge_response(password: &[u8], challenge_hex: &[u8]) -> Result<String, ClientError> {
-    let challenge = decode_hex(challenge_hex)
-        .ok_or_else(|| ClientError::LoginFailed("router sent a malformed login challenge".into()))?;
+    let challenge = decode_hex(challenge_hex).ok_or_else(|| {
+        ClientError::LoginFailed("router sent a malformed login challenge".into())
+    })?;
     let mut md5 = Md5::new();
     md5.update([0u8]);
     md5.update(password);
@@ -27,7 +28,7 @@ pub fn challenge_response(password: &[u8], challenge_hex: &[u8]) -> Result<Strin
 }
 
 fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     hex.chunks(2)
@@ -40,23 +41,37 @@ fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
 
 /// Runs the login exchange on a fresh stream, before the multiplexing
 /// driver takes it over (login replies are untagged).
-pub(crate) async fn login<S>(stream: &mut S, decoder: &mut Decoder, user: &str, password: &str) -> Result<(), ClientError>
+pub(crate) async fn login<S>(
+    stream: &mut S,
+    decoder: &mut Decoder,
+    user: &str,
+    password: &str,
+) -> Result<(), ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let plain = Command::new("/login").attr("name", user).attr("password", password);
+    let plain = Command::new("/login")
+        .attr("name", user)
+        .attr("password", password);
     let done = exchange(stream, decoder, &plain, user).await?;
     let Some(challenge) = done.attrs.get("ret") else {
         return Ok(());
     };
     log::debug!("router asked for the pre-6.43 challenge login");
     let response = challenge_response(password.as_bytes(), challenge)?;
-    let legacy = Command::new("/login").attr("name", user).attr("response", response);
+    let legacy = Command::new("/login")
+        .attr("name", user)
+        .attr("response", response);
     exchange(stream, decoder, &legacy, user).await.map(|_| ())
 }
 
 /// Sends one command and reads replies up to its `!done`.
-async fn exchange<S>(stream: &mut S, decoder: &mut Decoder, cmd: &Command, user: &str) -> Result<Reply, ClientError>
+async fn exchange<S>(
+    stream: &mut S,
+    decoder: &mut Decoder,
+    cmd: &Command,
+    user: &str,
+) -> Result<Reply, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -69,17 +84,22 @@ where
         let reply = read_reply(stream, decoder).await?;
         match reply.kind {
             ReplyKind::Trap => {
-                let msg = String::from_utf8_lossy(reply.message().unwrap_or(b"login failed")).into_owned();
+                let msg = String::from_utf8_lossy(reply.message().unwrap_or(b"login failed"))
+                    .into_owned();
                 trap.get_or_insert(msg);
             }
             ReplyKind::Fatal => {
-                let reason = String::from_utf8_lossy(reply.fatal_reason().unwrap_or(b"")).into_owned();
+                let reason =
+                    String::from_utf8_lossy(reply.fatal_reason().unwrap_or(b"")).into_owned();
                 return Err(ClientError::Fatal(reason));
             }
             ReplyKind::Done => {
                 return match trap {
                     None => Ok(reply),
-                    Some(message) if message.contains("invalid user name or password") || message.contains("cannot log in") => {
+                    Some(message)
+                        if message.contains("invalid user name or password")
+                            || message.contains("cannot log in") =>
+                    {
                         Err(ClientError::BadCredentials {
                             user: user.to_string(),
                             message,
@@ -93,7 +113,10 @@ where
     }
 }
 
-pub(crate) async fn read_reply<S>(stream: &mut S, decoder: &mut Decoder) -> Result<Reply, ClientError>
+pub(crate) async fn read_reply<S>(
+    stream: &mut S,
+    decoder: &mut Decoder,
+) -> Result<Reply, ClientError>
 where
     S: AsyncRead + Unpin,
 {
@@ -104,7 +127,9 @@ where
         }
         let n = stream.read(&mut buf).await.map_err(lost)?;
         if n == 0 {
-            return Err(ClientError::ConnectionLost("router closed the connection".into()));
+            return Err(ClientError::ConnectionLost(
+                "router closed the connection".into(),
+            ));
         }
         decoder.feed(&buf[..n]);
     }

@@ -68,7 +68,9 @@ impl Router {
     /// Waits until logged in, or `limit` passes. Returns whether connected.
     pub async fn wait_connected(&self, limit: Duration) -> bool {
         let mut rx = self.shared.connected.subscribe();
-        tokio::time::timeout(limit, rx.wait_for(|c| *c)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(limit, rx.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The reason the last session or attempt failed.
@@ -78,9 +80,9 @@ impl Router {
 
     /// Stops reconnecting and closes the session.
     pub fn shutdown(&self) {
-        let _ = self.shared.shutdown.send(true);
+        let _ = self.shared.shutdown.send_replace(true);
         lock(&self.shared.current).take();
-        let _ = self.shared.connected.send(false);
+        let _ = self.shared.connected.send_replace(false);
     }
 
     fn connection(&self) -> Result<Connection, ClientError> {
@@ -103,7 +105,7 @@ impl Router {
                 Ok(conn) => {
                     log::info!("connected to router {} as {}", router_addr(&cfg), cfg.user);
                     *lock(&self.shared.current) = Some(conn.clone());
-                    let _ = self.shared.connected.send(true);
+                    let _ = self.shared.connected.send_replace(true);
                     let _ = events.send(ConnectionEvent::Connected);
                     let since = Instant::now();
                     let reason = tokio::select! {
@@ -111,7 +113,7 @@ impl Router {
                         _ = shutdown.wait_for(|s| *s) => return,
                     };
                     lock(&self.shared.current).take();
-                    let _ = self.shared.connected.send(false);
+                    let _ = self.shared.connected.send_replace(false);
                     log::warn!("router connection lost: {reason}");
                     *lock(&self.shared.last_error) = Some(reason.to_string());
                     let _ = events.send(ConnectionEvent::Disconnected {

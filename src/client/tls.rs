@@ -76,16 +76,25 @@ pub(crate) fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>
         }
         TlsMode::CaFile(path) => {
             let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ClientError::Certificate(format!("cannot read CA file {}: {e}", path.display())))?;
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                ClientError::Certificate(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
             for cert in certs {
-                let cert = cert.map_err(|e| ClientError::Certificate(format!("bad PEM in CA file {}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| ClientError::Certificate(format!("unusable CA certificate in {}: {e}", path.display())))?;
+                let cert = cert.map_err(|e| {
+                    ClientError::Certificate(format!("bad PEM in CA file {}: {e}", path.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    ClientError::Certificate(format!(
+                        "unusable CA certificate in {}: {e}",
+                        path.display()
+                    ))
+                })?;
             }
             if roots.is_empty() {
-                return Err(ClientError::Certificate(format!("no certificate found in CA file {}", path.display())));
+                return Err(ClientError::Certificate(format!(
+                    "no certificate found in CA file {}",
+                    path.display()
+                )));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -102,14 +111,20 @@ pub(crate) fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>
 
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, ClientError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(bare.to_string()).map_err(|_| ClientError::Tls(format!("{host:?} is not a valid TLS server name")))
+    ServerName::try_from(bare.to_string())
+        .map_err(|_| ClientError::Tls(format!("{host:?} is not a valid TLS server name")))
 }
 
 /// Turns a failed handshake into a certificate error when that is what it was.
 pub(crate) fn handshake_error(err: std::io::Error) -> ClientError {
-    if let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
         return match tls {
-            rustls::Error::InvalidCertificate(cert) => ClientError::Certificate(describe_cert_error(cert)),
+            rustls::Error::InvalidCertificate(cert) => {
+                ClientError::Certificate(describe_cert_error(cert))
+            }
             other => ClientError::Tls(other.to_string()),
         };
     }
@@ -118,11 +133,14 @@ pub(crate) fn handshake_error(err: std::io::Error) -> ClientError {
 
 fn describe_cert_error(err: &CertificateError) -> String {
     match err {
-        CertificateError::UnknownIssuer => "not signed by a trusted CA (self-signed? set a CA file or pin its SHA-256)".into(),
+        CertificateError::UnknownIssuer => {
+            "not signed by a trusted CA (self-signed? set a CA file or pin its SHA-256)".into()
+        }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "not valid for the router's host name".into()
         }
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".into(),
+        CertificateError::Other(other) => other.0.to_string(),
         other => other.to_string(),
     }
 }
@@ -140,7 +158,11 @@ struct PinMismatch {
 
 impl fmt::Display for PinMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SHA-256 {} does not match the pinned fingerprint", hex_colon(&self.got))
+        write!(
+            f,
+            "SHA-256 {} does not match the pinned fingerprint",
+            hex_colon(&self.got)
+        )
     }
 }
 
@@ -164,9 +186,9 @@ impl ServerCertVerifier for PinnedCert {
         } else {
             let mut got = [0u8; 32];
             got.copy_from_slice(digest.as_ref());
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-                PinMismatch { got },
-            )))))
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                rustls::OtherError(Arc::new(PinMismatch { got })),
+            )))
         }
     }
 
@@ -176,7 +198,12 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -185,10 +212,17 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

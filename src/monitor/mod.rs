@@ -20,8 +20,8 @@ mod tests;
 mod vouchers;
 
 pub use snapshot::{
-    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRow, Snapshot, UserRow,
-    ValueWarning,
+    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRow,
+    Snapshot, UserRow, ValueWarning,
 };
 pub use state::{MonitorState, TrackedSession, VoucherProgress};
 pub use step::{Action, MonitorConfig, StepOutput, step};

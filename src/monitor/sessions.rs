@@ -24,7 +24,11 @@ pub(super) struct Context<'a> {
 ///
 /// Logouts come before logins in the output, so a re-login between two
 /// polls reads as a logout followed by a login.
-pub(super) fn diff(prev: &Sessions, active: &[&SessionRow], ctx: &Context<'_>) -> (Sessions, Vec<EventKind>) {
+pub(super) fn diff(
+    prev: &Sessions,
+    active: &[&SessionRow],
+    ctx: &Context<'_>,
+) -> (Sessions, Vec<EventKind>) {
     let mut next = Sessions::new();
     let mut logouts = Vec::new();
     let mut logins = Vec::new();

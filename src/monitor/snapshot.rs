@@ -7,9 +7,26 @@ use crate::proto::Attrs;
 /// Only the fields the agent uses are requested: with 10,000 users this is
 /// the difference between a few hundred KB and several MB per poll.
 pub const HOTSPOT_USER_PROPS: &[&str] = &[".id", "name", "profile", "comment", "disabled"];
-pub const HOTSPOT_ACTIVE_PROPS: &[&str] = &[".id", "user", "address", "mac-address", "login-by", "uptime", "bytes-in", "bytes-out"];
+pub const HOTSPOT_ACTIVE_PROPS: &[&str] = &[
+    ".id",
+    "user",
+    "address",
+    "mac-address",
+    "login-by",
+    "uptime",
+    "bytes-in",
+    "bytes-out",
+];
 pub const PPP_SECRET_PROPS: &[&str] = &[".id", "name", "profile", "comment", "disabled"];
-pub const PPP_ACTIVE_PROPS: &[&str] = &[".id", "name", "service", "caller-id", "address", "uptime", "session-id"];
+pub const PPP_ACTIVE_PROPS: &[&str] = &[
+    ".id",
+    "name",
+    "service",
+    "caller-id",
+    "address",
+    "uptime",
+    "session-id",
+];
 
 /// A hotspot user or PPP secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +104,11 @@ impl UserRow {
 impl SessionRow {
     /// Parses an active entry; values that do not parse become `None` and
     /// are reported in `warnings`.
-    pub fn from_attrs(service: Service, attrs: &Attrs, warnings: &mut Vec<ValueWarning>) -> SessionRow {
+    pub fn from_attrs(
+        service: Service,
+        attrs: &Attrs,
+        warnings: &mut Vec<ValueWarning>,
+    ) -> SessionRow {
         let table = match service {
             Service::Hotspot => "/ip/hotspot/active",
             Service::Pppoe => "/ppp/active",
@@ -99,16 +120,22 @@ impl SessionRow {
                 value: String::from_utf8_lossy(raw).chars().take(64).collect(),
             })
         };
-        let uptime_secs = attrs.get("uptime").and_then(|raw| match crate::duration::parse_duration(raw) {
-            Ok(d) => Some(d.as_secs()),
-            Err(_) => {
-                warn("uptime", raw);
-                None
-            }
-        });
+        let uptime_secs =
+            attrs
+                .get("uptime")
+                .and_then(|raw| match crate::duration::parse_duration(raw) {
+                    Ok(d) => Some(d.as_secs()),
+                    Err(_) => {
+                        warn("uptime", raw);
+                        None
+                    }
+                });
         let mut counter = |field: &'static str| {
             let raw = attrs.get(field)?;
-            match std::str::from_utf8(raw).ok().and_then(|s| s.parse::<u64>().ok()) {
+            match std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 Some(n) => Some(n),
                 None => {
                     warn(field, raw);
@@ -119,8 +146,18 @@ impl SessionRow {
         let bytes_in = counter("bytes-in");
         let bytes_out = counter("bytes-out");
         let (user, mac, caller_id, login_by) = match service {
-            Service::Hotspot => (text(attrs, "user"), text(attrs, "mac-address"), String::new(), text(attrs, "login-by")),
-            Service::Pppoe => (text(attrs, "name"), String::new(), text(attrs, "caller-id"), text(attrs, "service")),
+            Service::Hotspot => (
+                text(attrs, "user"),
+                text(attrs, "mac-address"),
+                String::new(),
+                text(attrs, "login-by"),
+            ),
+            Service::Pppoe => (
+                text(attrs, "name"),
+                String::new(),
+                text(attrs, "caller-id"),
+                text(attrs, "service"),
+            ),
         };
         SessionRow {
             service,
@@ -143,7 +180,10 @@ mod tests {
     use super::*;
 
     fn attrs(pairs: &[(&str, &[u8])]) -> Attrs {
-        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -181,13 +221,21 @@ mod tests {
         let s = SessionRow::from_attrs(Service::Pppoe, &a, &mut Vec::new());
         assert_eq!(s.user, "cust1");
         assert_eq!(s.caller_id, "AA:BB:CC:00:11:22");
-        assert_eq!(s.uptime_secs, Some(6 * 604800 + 6 * 86400 + 18 * 3600 + 33 * 60 + 7));
+        assert_eq!(
+            s.uptime_secs,
+            Some(6 * 604800 + 6 * 86400 + 18 * 3600 + 33 * 60 + 7)
+        );
         assert_eq!(s.bytes_in, None);
     }
 
     #[test]
     fn user_row_keeps_comment_bytes() {
-        let a = attrs(&[(".id", b"*3"), ("name", b"u"), ("comment", b"caf\xe9"), ("disabled", b"true")]);
+        let a = attrs(&[
+            (".id", b"*3"),
+            ("name", b"u"),
+            ("comment", b"caf\xe9"),
+            ("disabled", b"true"),
+        ]);
         let u = UserRow::from_attrs(&a);
         assert_eq!(u.comment, b"caf\xe9");
         assert!(u.disabled);

@@ -27,20 +27,41 @@ pub struct MonitorConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Write a voucher's activated comment.
-    SetComment { id: String, user: String, comment: Vec<u8> },
-    DisableUser { id: String, user: String },
-    RemoveUser { id: String, user: String },
+    SetComment {
+        id: String,
+        user: String,
+        comment: Vec<u8>,
+    },
+    DisableUser {
+        id: String,
+        user: String,
+    },
+    RemoveUser {
+        id: String,
+        user: String,
+    },
     /// End a hotspot session.
-    Kick { active_id: String, user: String },
+    Kick {
+        active_id: String,
+        user: String,
+    },
 }
 
 impl Action {
     pub fn command(&self) -> Command {
         match self {
-            Action::SetComment { id, comment, .. } => Command::new("/ip/hotspot/user/set").attr(".id", id).attr("comment", comment),
-            Action::DisableUser { id, .. } => Command::new("/ip/hotspot/user/disable").attr(".id", id),
-            Action::RemoveUser { id, .. } => Command::new("/ip/hotspot/user/remove").attr(".id", id),
-            Action::Kick { active_id, .. } => Command::new("/ip/hotspot/active/remove").attr(".id", active_id),
+            Action::SetComment { id, comment, .. } => Command::new("/ip/hotspot/user/set")
+                .attr(".id", id)
+                .attr("comment", comment),
+            Action::DisableUser { id, .. } => {
+                Command::new("/ip/hotspot/user/disable").attr(".id", id)
+            }
+            Action::RemoveUser { id, .. } => {
+                Command::new("/ip/hotspot/user/remove").attr(".id", id)
+            }
+            Action::Kick { active_id, .. } => {
+                Command::new("/ip/hotspot/active/remove").attr(".id", active_id)
+            }
         }
     }
 
@@ -66,7 +87,12 @@ pub struct StepOutput {
 
 /// Computes one cycle: session transitions, voucher lifecycle and
 /// hand-made users, from the previous state and a complete snapshot.
-pub fn step(prev: &MonitorState, snap: &Snapshot, now: Timestamp, cfg: &MonitorConfig) -> StepOutput {
+pub fn step(
+    prev: &MonitorState,
+    snap: &Snapshot,
+    now: Timestamp,
+    cfg: &MonitorConfig,
+) -> StepOutput {
     let managed = |users: &[UserRow], pattern: &str| -> BTreeMap<String, usize> {
         users
             .iter()
@@ -82,12 +108,26 @@ pub fn step(prev: &MonitorState, snap: &Snapshot, now: Timestamp, cfg: &MonitorC
         .hotspot_active
         .iter()
         .filter(|s| hotspot.contains_key(&s.user))
-        .chain(snap.ppp_active.iter().filter(|s| pppoe.contains_key(&s.user)))
+        .chain(
+            snap.ppp_active
+                .iter()
+                .filter(|s| pppoe.contains_key(&s.user)),
+        )
         .collect();
-    let hotspot_active: Vec<&SessionRow> = active.iter().copied().filter(|s| s.service == Service::Hotspot).collect();
+    let hotspot_active: Vec<&SessionRow> = active
+        .iter()
+        .copied()
+        .filter(|s| s.service == Service::Hotspot)
+        .collect();
     let hotspot_users: Vec<&UserRow> = hotspot.values().map(|&i| &snap.hotspot_users[i]).collect();
 
-    let plan = vouchers::plan(&prev.vouchers, &hotspot_users, &hotspot_active, now, cfg.expired_action);
+    let plan = vouchers::plan(
+        &prev.vouchers,
+        &hotspot_users,
+        &hotspot_active,
+        now,
+        cfg.expired_action,
+    );
 
     // Sessions of vouchers expired in an earlier cycle and still being
     // enforced were kicked by us; once enforced, the user (re-enabled by the
@@ -109,7 +149,10 @@ pub fn step(prev: &MonitorState, snap: &Snapshot, now: Timestamp, cfg: &MonitorC
             Service::Hotspot => (&hotspot, &snap.hotspot_users),
             Service::Pppoe => (&pppoe, &snap.ppp_secrets),
         };
-        index.get(user).map(|&i| rows[i].profile.clone()).unwrap_or_default()
+        index
+            .get(user)
+            .map(|&i| rows[i].profile.clone())
+            .unwrap_or_default()
     };
     let ctx = sessions::Context {
         now,
@@ -126,7 +169,10 @@ pub fn step(prev: &MonitorState, snap: &Snapshot, now: Timestamp, cfg: &MonitorC
     // longer exist so it cannot grow without bound.
     let mut flagged = BTreeSet::new();
     let mut manual = Vec::new();
-    for (service, users) in [(Service::Hotspot, &snap.hotspot_users), (Service::Pppoe, &snap.ppp_secrets)] {
+    for (service, users) in [
+        (Service::Hotspot, &snap.hotspot_users),
+        (Service::Pppoe, &snap.ppp_secrets),
+    ] {
         for u in users.iter() {
             if u.comment.is_empty() || has_system_marker(&u.comment) {
                 continue;

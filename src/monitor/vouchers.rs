@@ -41,7 +41,11 @@ pub(super) fn plan(
             continue;
         }
         let mut progress = prev.get(&user.name).cloned().unwrap_or_default();
-        let sessions: Vec<&SessionRow> = active.iter().copied().filter(|s| s.user == user.name).collect();
+        let sessions: Vec<&SessionRow> = active
+            .iter()
+            .copied()
+            .filter(|s| s.user == user.name)
+            .collect();
         let batch_id = String::from_utf8_lossy(meta.batch_id().unwrap_or_default()).into_owned();
 
         // Activation.

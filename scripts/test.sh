@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The project's test command.
+#
+#   scripts/test.sh           setup (scripts/setup.sh), format, lint, native tests, aarch64 tests under
+#                             qemu, release cross builds
+#   scripts/test.sh --quick   format, lint, native tests only
+#
+# Stops at the first failing step with a non-zero exit status.
+# Cross tools come from scripts/setup.sh.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h | --help)
+            sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "test.sh: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+AARCH64=aarch64-unknown-linux-musl
+STEP=0
+TOTAL=$((QUICK ? 3 : 6))
+SUMMARY=()
+
+# step NAME CMD...: print a header, run CMD, stop on failure, record timing.
+step() {
+    local name="$1"
+    shift
+    STEP=$((STEP + 1))
+    echo
+    echo "================================================================"
+    echo "== [$STEP/$TOTAL] $name"
+    echo "== \$ $*"
+    echo "================================================================"
+    local start=$SECONDS
+    if ! "$@"; then
+        echo
+        echo "test.sh: FAILED at step $STEP/$TOTAL: $name ($((SECONDS - start))s)" >&2
+        exit 1
+    fi
+    SUMMARY+=("$(printf '%4ds  %s' $((SECONDS - start)) "$name")")
+}
+
+if [ "$QUICK" -eq 0 ]; then
+    # Idempotent: installs cross compilers, qemu and rustup targets once.
+    scripts/setup.sh
+fi
+step "rustfmt" cargo fmt --all -- --check
+step "clippy (all targets, all features)" cargo clippy --all-targets --all-features -- -D warnings
+step "tests, native" cargo test --all-features
+
+if [ "$QUICK" -eq 0 ]; then
+    missing=()
+    [ -d "$(rustc --print sysroot)/lib/rustlib/$AARCH64/lib" ] || missing+=("rust target $AARCH64")
+    command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(aarch64-linux-gnu-gcc)
+    command -v qemu-aarch64-static >/dev/null || missing+=(qemu-aarch64-static)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "test.sh: missing for the $AARCH64 steps: ${missing[*]}" >&2
+        echo "test.sh: run scripts/setup.sh (or use --quick to skip cross steps)" >&2
+        exit 1
+    fi
+    # Test binaries run under qemu via the runner in .cargo/config.toml;
+    # integration tests prefix the binaries they spawn with this variable.
+    export MIKROTIK_EDGE_TEST_RUNNER=qemu-aarch64-static
+    step "tests, $AARCH64: build" cargo test --all-features --target "$AARCH64" --no-run
+    step "tests, $AARCH64: run under qemu" cargo test --all-features --target "$AARCH64"
+    unset MIKROTIK_EDGE_TEST_RUNNER
+    step "release builds (scripts/build.sh)" scripts/build.sh
+fi
+
+echo
+echo "================================================================"
+echo "== all $TOTAL steps passed"
+printf '   %s\n' "${SUMMARY[@]}"
+echo "================================================================"
