@@ -50,14 +50,14 @@ fn state_and_events_survive_sigkill() {
     let mut rng = Rng::seeded();
     let mut counts = Vec::new();
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+        let mut child = self_command()
             .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn child");
-        std::thread::sleep(Duration::from_millis(50 + rng.below(251)));
+        std::thread::sleep(Duration::from_millis((50 + rng.below(251)) * slow_factor()));
         // The writer never ends by itself; an exit means it failed.
         if let Some(status) = child.try_wait().expect("try_wait") {
             panic!("round {round}: writer exited early with {status}");
@@ -123,5 +123,27 @@ fn writer_loop(path: &Path) -> ! {
             );
         }
         store.commit(&state, events).expect("child: commit");
+    }
+}
+
+/// This test binary as a command; under `MIKROTIK_EDGE_TEST_RUNNER` (e.g.
+/// qemu-aarch64-static for the ARM build) the runner must start it.
+fn self_command() -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    match std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER") {
+        Some(runner) if !runner.is_empty() => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
+}
+
+/// Emulated runs are several times slower; give the writer time to work.
+fn slow_factor() -> u64 {
+    match std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER") {
+        Some(r) if !r.is_empty() => 5,
+        _ => 1,
     }
 }

@@ -22,6 +22,8 @@ OPTIONS:
     --empty-reply        RouterOS 7.18+ `!empty` for prints without rows
     --hotspot-users N    seed N voucher users (plus a few foreign ones)
     --pppoe-secrets N    seed N PPPoE secrets (plus a few foreign ones)
+    --hotspot-active N   log N of the seeded vouchers in at start
+    --ppp-active N       connect N of the seeded PPPoE secrets at start
     --activity           random logins/logouts/connects and traffic
     -h, --help           show this help
 
@@ -65,6 +67,8 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--empty-reply" => opts.empty_reply = true,
             "--hotspot-users" => opts.seed.hotspot_users = count(value(&arg)?)?,
             "--pppoe-secrets" => opts.seed.pppoe_secrets = count(value(&arg)?)?,
+            "--hotspot-active" => opts.seed.hotspot_active = count(value(&arg)?)?,
+            "--ppp-active" => opts.seed.ppp_active = count(value(&arg)?)?,
             "--activity" => activity = true,
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
