@@ -83,8 +83,11 @@ pub(super) fn diff(
         }
     }
 
+    // A set, not a scan per session: thousands of sessions per cycle.
+    let present: BTreeSet<(Service, &str)> =
+        active.iter().map(|r| (r.service, r.id.as_str())).collect();
     for (key, old) in prev {
-        if active.iter().any(|r| r.service == key.0 && r.id == key.1) {
+        if present.contains(&(key.0, key.1.as_str())) {
             continue;
         }
         let reason = if ctx.rebooted {

@@ -33,6 +33,11 @@ pub(super) fn plan(
         actions: Vec::new(),
         warnings: Vec::new(),
     };
+    // Sessions by user, built once: a scan per user would be quadratic.
+    let mut by_user: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+    for s in active {
+        by_user.entry(s.user.as_str()).or_default().push(s);
+    }
     for user in users {
         let Comment::System(meta) = Comment::parse(&user.comment) else {
             continue;
@@ -41,11 +46,7 @@ pub(super) fn plan(
             continue;
         }
         let mut progress = prev.get(&user.name).cloned().unwrap_or_default();
-        let sessions: Vec<&SessionRow> = active
-            .iter()
-            .copied()
-            .filter(|s| s.user == user.name)
-            .collect();
+        let sessions: &[&SessionRow] = by_user.get(user.name.as_str()).map_or(&[], Vec::as_slice);
         let batch_id = String::from_utf8_lossy(meta.batch_id().unwrap_or_default()).into_owned();
 
         // Activation.
@@ -119,7 +120,7 @@ pub(super) fn plan(
                             user: user.name.clone(),
                         });
                     }
-                    for s in &sessions {
+                    for s in sessions {
                         out.actions.push(Action::Kick {
                             active_id: s.id.clone(),
                             user: user.name.clone(),

@@ -278,7 +278,7 @@ impl Router {
             ("address", Value::str(ip)),
             ("mac-address", Value::str(mac)),
         ]);
-        self.refresh_time_left();
+        self.refresh_time_left_of(id);
         Ok(id)
     }
 
@@ -324,14 +324,38 @@ impl Router {
 
     /// `session-time-left` follows the user's `limit-uptime`.
     fn refresh_time_left(&mut self) {
-        let users = &self.hs_users;
+        // One pass over the users: with thousands of sessions a lookup per
+        // session would make every clock tick quadratic.
+        let limits: std::collections::HashMap<&[u8], (u64, u64)> = self
+            .hs_users
+            .rows
+            .iter()
+            .filter_map(|u| {
+                Some((
+                    u.bytes("name"),
+                    (u.get("limit-uptime")?.as_int(), u.int("uptime")),
+                ))
+            })
+            .collect();
         for s in &mut self.hs_active.rows {
-            let left = users
-                .by_name(s.bytes("user"))
-                .and_then(|u| Some((u.get("limit-uptime")?.as_int(), u.int("uptime"))))
-                .map(|(limit, used)| {
-                    Value::Dur(limit.saturating_sub(used).saturating_sub(s.int("uptime")))
-                });
+            let left = limits.get(s.bytes("user")).map(|&(limit, used)| {
+                Value::Dur(limit.saturating_sub(used).saturating_sub(s.int("uptime")))
+            });
+            s.set("session-time-left", left);
+        }
+    }
+
+    /// `session-time-left` of one new session.
+    fn refresh_time_left_of(&mut self, id: u32) {
+        let Some(user) = self.hs_active.by_id(id).map(|s| s.bytes("user").to_vec()) else {
+            return;
+        };
+        let left = self
+            .hs_users
+            .by_name(&user)
+            .and_then(|u| Some((u.get("limit-uptime")?.as_int(), u.int("uptime"))))
+            .map(|(limit, used)| Value::Dur(limit.saturating_sub(used)));
+        if let Some(s) = self.hs_active.by_id_mut(id) {
             s.set("session-time-left", left);
         }
     }

@@ -407,12 +407,15 @@ impl Table {
         self.rows.insert(at, row);
     }
 
+    // Rows are kept sorted by id (see `insert_with_id`).
     pub(crate) fn by_id(&self, id: u32) -> Option<&Row> {
-        self.rows.iter().find(|r| r.id == id)
+        let i = self.rows.partition_point(|r| r.id < id);
+        self.rows.get(i).filter(|r| r.id == id)
     }
 
     pub(crate) fn by_id_mut(&mut self, id: u32) -> Option<&mut Row> {
-        self.rows.iter_mut().find(|r| r.id == id)
+        let i = self.rows.partition_point(|r| r.id < id);
+        self.rows.get_mut(i).filter(|r| r.id == id)
     }
 
     pub(crate) fn by_name(&self, name: &[u8]) -> Option<&Row> {
