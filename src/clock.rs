@@ -86,7 +86,7 @@ impl fmt::Display for Timestamp {
 ///
 /// Howard Hinnant's `civil_from_days`; plain arithmetic, so formatting has no
 /// error path. Callers keep `days` within years 0000..=9999.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -243,7 +243,7 @@ impl DateStyle {
     pub(crate) fn split(self, unix: i64) -> (String, String) {
         let days = unix.div_euclid(86_400);
         let secs = unix.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
+        let (y, m, d) = crate::clock::civil_from_days(days);
         let time = format!(
             "{:02}:{:02}:{:02}",
             secs / 3600,
@@ -270,18 +270,6 @@ impl DateStyle {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
 
 pub(crate) type Printed = Vec<(Vec<u8>, Vec<u8>)>;
 
