@@ -240,9 +240,12 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
             .all(|c| lists.contains(&c.as_str()) || c == "/system/identity/print"),
         "unexpected commands: {log:?}"
     );
+    // Debug logging and every event: the router password appears nowhere.
+    assert!(!agent.log.lock().unwrap().iter().any(|l| l.contains(PASSWORD)));
     agent.terminate();
 
     let events = stored_events(&state);
+    assert!(!events.iter().any(|e| e.to_string().contains(PASSWORD)));
     assert_eq!(count(&events, "manual_user", "guest"), 1);
     assert_eq!(count(&events, "manual_user", "mikhmon1"), 1);
     assert_eq!(count(&events, "manual_user", "office"), 0);
