@@ -241,7 +241,14 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
         "unexpected commands: {log:?}"
     );
     // Debug logging and every event: the router password appears nowhere.
-    assert!(!agent.log.lock().unwrap().iter().any(|l| l.contains(PASSWORD)));
+    assert!(
+        !agent
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(PASSWORD))
+    );
     agent.terminate();
 
     let events = stored_events(&state);

@@ -270,7 +270,6 @@ impl DateStyle {
     }
 }
 
-
 pub(crate) type Printed = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(Debug, Clone)]
