@@ -168,7 +168,7 @@ impl Agent {
         );
         let identity = identity
             .ok()
-            .and_then(|r| r.rows.first().map(|a| text(a, "name")))
+            .and_then(|r| r.rows.first().map(|a| a.text("name")))
             .unwrap_or_default();
         match resource {
             Ok(r) => {
@@ -180,9 +180,9 @@ impl Agent {
                     uptime.map(|u| Timestamp::now().plus_secs(-(u.as_secs() as i64)));
                 log::info!(
                     "router {identity:?}: {} RouterOS {}, up {}",
-                    text(row, "board-name"),
-                    text(row, "version"),
-                    text(row, "uptime")
+                    row.text("board-name"),
+                    row.text("version"),
+                    row.text("uptime")
                 );
             }
             Err(e) => log::warn!("cannot read /system/resource: {e}"),
@@ -303,10 +303,6 @@ impl Agent {
             log::info!("event {}", e.to_json(&self.site_id));
         }
     }
-}
-
-fn text(attrs: &Attrs, key: &str) -> String {
-    String::from_utf8_lossy(attrs.get(key).unwrap_or_default()).into_owned()
 }
 
 fn action_name(a: &monitor::Action) -> &'static str {

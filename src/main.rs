@@ -81,8 +81,7 @@ async fn check(cfg: &Config) -> ExitCode {
         Ok((identity, resource)) => {
             let field = |rows: &[Attrs], key: &str| {
                 rows.first()
-                    .and_then(|r| r.get(key))
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .map(|r| r.text(key))
                     .unwrap_or_else(|| "?".into())
             };
             println!("identity: {}", field(&identity.rows, "name"));

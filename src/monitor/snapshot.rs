@@ -81,10 +81,6 @@ pub struct Snapshot {
     pub router_boot: Option<Timestamp>,
 }
 
-fn text(attrs: &Attrs, key: &str) -> String {
-    String::from_utf8_lossy(attrs.get(key).unwrap_or_default()).into_owned()
-}
-
 fn flag(attrs: &Attrs, key: &str) -> bool {
     attrs.get(key) == Some(b"true") || attrs.get(key) == Some(b"yes")
 }
@@ -92,9 +88,9 @@ fn flag(attrs: &Attrs, key: &str) -> bool {
 impl UserRow {
     pub fn from_attrs(attrs: &Attrs) -> UserRow {
         UserRow {
-            id: text(attrs, ".id"),
-            name: text(attrs, "name"),
-            profile: text(attrs, "profile"),
+            id: attrs.text(".id"),
+            name: attrs.text("name"),
+            profile: attrs.text("profile"),
             comment: attrs.get("comment").unwrap_or_default().to_vec(),
             disabled: flag(attrs, "disabled"),
         }
@@ -147,27 +143,27 @@ impl SessionRow {
         let bytes_out = counter("bytes-out");
         let (user, mac, caller_id, login_by) = match service {
             Service::Hotspot => (
-                text(attrs, "user"),
-                text(attrs, "mac-address"),
+                attrs.text("user"),
+                attrs.text("mac-address"),
                 String::new(),
-                text(attrs, "login-by"),
+                attrs.text("login-by"),
             ),
             Service::Pppoe => (
-                text(attrs, "name"),
+                attrs.text("name"),
                 String::new(),
-                text(attrs, "caller-id"),
-                text(attrs, "service"),
+                attrs.text("caller-id"),
+                attrs.text("service"),
             ),
         };
         SessionRow {
             service,
-            id: text(attrs, ".id"),
+            id: attrs.text(".id"),
             user,
-            address: text(attrs, "address"),
+            address: attrs.text("address"),
             mac,
             caller_id,
             login_by,
-            session_id: text(attrs, "session-id"),
+            session_id: attrs.text("session-id"),
             uptime_secs,
             bytes_in,
             bytes_out,

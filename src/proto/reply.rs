@@ -51,6 +51,12 @@ impl Attrs {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The value as text, lossily decoded; empty when absent. For names,
+    /// addresses and display; comments stay bytes via [`get`](Self::get).
+    pub fn text(&self, key: &str) -> String {
+        String::from_utf8_lossy(self.get(key).unwrap_or_default()).into_owned()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.0.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
     }

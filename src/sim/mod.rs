@@ -253,23 +253,7 @@ impl SimHandle {
         profile: &str,
         comment: &[u8],
     ) -> String {
-        self.with(|i| {
-            let r = &mut i.router;
-            assert!(
-                r.hs_users.by_name(name.as_bytes()).is_none(),
-                "sim: hotspot user {name:?} already exists"
-            );
-            r.ensure_profile(false, profile.as_bytes());
-            let mut vals = vec![
-                ("name", Value::str(name)),
-                ("password", Value::str(password)),
-                ("profile", Value::str(profile)),
-            ];
-            if !comment.is_empty() {
-                vals.push(("comment", Value::str(comment)));
-            }
-            tables::format_id(r.hs_users.insert(vals))
-        })
+        self.add_user(false, name, password, profile, comment)
     }
 
     /// Adds a PPP secret (service `pppoe`), creating the profile if needed.
@@ -283,23 +267,43 @@ impl SimHandle {
         profile: &str,
         comment: &[u8],
     ) -> String {
+        self.add_user(true, name, password, profile, comment)
+    }
+
+    /// Shared by the two `add_*` helpers: hotspot user or PPP secret.
+    fn add_user(
+        &self,
+        ppp: bool,
+        name: &str,
+        password: &str,
+        profile: &str,
+        comment: &[u8],
+    ) -> String {
         self.with(|i| {
             let r = &mut i.router;
+            let table = if ppp { &r.ppp_secrets } else { &r.hs_users };
             assert!(
-                r.ppp_secrets.by_name(name.as_bytes()).is_none(),
-                "sim: PPP secret {name:?} already exists"
+                table.by_name(name.as_bytes()).is_none(),
+                "sim: {name:?} already exists"
             );
-            r.ensure_profile(true, profile.as_bytes());
+            r.ensure_profile(ppp, profile.as_bytes());
             let mut vals = vec![
                 ("name", Value::str(name)),
                 ("password", Value::str(password)),
                 ("profile", Value::str(profile)),
-                ("service", Value::str("pppoe")),
             ];
+            if ppp {
+                vals.push(("service", Value::str("pppoe")));
+            }
             if !comment.is_empty() {
                 vals.push(("comment", Value::str(comment)));
             }
-            tables::format_id(r.ppp_secrets.insert(vals))
+            let table = if ppp {
+                &mut r.ppp_secrets
+            } else {
+                &mut r.hs_users
+            };
+            tables::format_id(table.insert(vals))
         })
     }
 
