@@ -19,7 +19,7 @@ SECRETS=${BENCH_SECRETS:-2000}
 PPP_ACTIVE=${BENCH_PPP_ACTIVE:-1000}
 CYCLES=${BENCH_CYCLES:-20}
 
-cargo build --quiet --release --bin mikrotik-edge
+cargo build --quiet --release --no-default-features --bin mikrotik-edge
 cargo build --quiet --release --features sim --bin routeros-sim
 
 work=$(mktemp -d)

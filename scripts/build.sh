@@ -76,8 +76,8 @@ if [ "${#NATIVE[@]}" -gt 0 ]; then
     # One cargo invocation for all targets lets cargo overlap their builds.
     target_args=()
     for t in "${NATIVE[@]}"; do target_args+=(--target "$t"); done
-    echo "==> cargo build --release --bin mikrotik-edge ${target_args[*]}"
-    cargo build --release --bin mikrotik-edge "${target_args[@]}"
+    echo "==> cargo build --release --no-default-features --bin mikrotik-edge ${target_args[*]}"
+    cargo build --release --no-default-features --bin mikrotik-edge "${target_args[@]}"
 fi
 
 mkdir -p dist

@@ -7,7 +7,18 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf musl-tools qemu-user-static file openssl)
+# Every package the build and the tests need, named explicitly: with
+# --no-install-recommends apt would skip the cross libc headers that `ring`
+# needs (bits/libc-header-start.h), so they are listed here.
+APT_PACKAGES=(
+    build-essential pkg-config
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    musl-tools qemu-user-static file openssl ca-certificates
+    postgresql postgresql-client
+    chromium
+    systemd
+)
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf)
 RUST_COMPONENTS=(rustfmt clippy)
 

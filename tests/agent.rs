@@ -1,6 +1,5 @@
 //! `mikrotik-edge run` (the real binary) against the simulator: sessions,
 //! vouchers, reboots, dropped connections and `kill -9`.
-#![cfg(feature = "sim")]
 
 mod common;
 

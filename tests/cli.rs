@@ -1,5 +1,4 @@
 //! The real `mikrotik-edge` binary: `check`, `api`, and config errors.
-#![cfg(feature = "sim")]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! The async client against the simulator over real TCP and TLS.
-#![cfg(feature = "sim")]
 
 mod common;
 

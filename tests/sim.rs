@@ -1,4 +1,3 @@
-#![cfg(feature = "sim")]
 //! The simulator over real sockets, driven with the crate's own codec the
 //! way a client would.
 
