@@ -7,6 +7,7 @@
 //! set. The router password never appears in any error, `Debug` or `Display`
 //! output.
 
+use crate::files::{MAX_CONFIG_BYTES, MAX_SECRET_BYTES, read_limited};
 use std::ffi::OsString;
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -52,6 +53,8 @@ const ROUTER_KEYS: &[&str] = &[
     "backoff_base_secs",
     "backoff_cap_secs",
     "max_word_bytes",
+    "max_sentence_bytes",
+    "max_reply_bytes",
 ];
 
 /// The whole agent configuration, validated.
@@ -65,9 +68,9 @@ pub struct Config {
     pub poll_secs: u64,
     /// How often to record usage, at least 1 second.
     pub usage_secs: u64,
-    /// Glob (`*`, `?`) over hotspot user profile names; see [`glob_match`].
+    /// Glob (`*`, `?`) over hotspot user profile names; see [`crate::monitor::glob_match`].
     pub hotspot_profile_pattern: String,
-    /// Glob (`*`, `?`) over PPP profile names; see [`glob_match`].
+    /// Glob (`*`, `?`) over PPP profile names; see [`crate::monitor::glob_match`].
     pub pppoe_profile_pattern: String,
     pub expired_action: ExpiredAction,
 }
@@ -171,6 +174,12 @@ pub struct RouterConfig {
     pub backoff_cap: Duration,
     /// Largest single API word accepted from the router.
     pub max_word_bytes: usize,
+    /// Largest sentence (all its words, plus a per-word overhead) accepted;
+    /// past it the session is dropped and reconnected.
+    pub max_sentence_bytes: usize,
+    /// Largest whole reply (all its sentences) to one command; past it the
+    /// command fails and is cancelled, the session stays up.
+    pub max_reply_bytes: u64,
 }
 
 impl RouterConfig {
@@ -188,7 +197,9 @@ impl RouterConfig {
             keepalive: Duration::from_secs(60),
             backoff_base: Duration::from_secs(5),
             backoff_cap: Duration::from_secs(60),
-            max_word_bytes: 16 * 1024 * 1024,
+            max_word_bytes: crate::proto::DEFAULT_MAX_WORD,
+            max_sentence_bytes: crate::proto::DEFAULT_MAX_SENTENCE,
+            max_reply_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -257,41 +268,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// Matches `name` against a glob where `*` is any run of bytes (including
-/// none) and `?` is exactly one byte; everything else matches itself,
-/// case-sensitively. Profile names are bytes on the wire, hence `&[u8]`.
-///
-/// Iterative with one backtrack point, so it is O(len(pattern) * len(name))
-/// at worst instead of exponential.
-pub fn glob_match(pattern: &str, name: &[u8]) -> bool {
-    let pat = pattern.as_bytes();
-    let (mut p, mut n) = (0, 0);
-    // Position of the last `*` seen and the name position it is matched up to.
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pat.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                // Let the last `*` swallow one more byte and retry.
-                Some((sp, sn)) => {
-                    star = Some((sp, sn + 1));
-                    p = sp + 1;
-                    n = sn + 1;
-                }
-                None => return false,
-            },
-        }
-    }
-    pat[p..].iter().all(|&c| c == b'*')
-}
 
 fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {
     let defaults = RouterConfig::new("", "");
@@ -425,6 +401,21 @@ fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {
         Some(n) => usize::try_from(n).unwrap_or(defaults.max_word_bytes),
         None => defaults.max_word_bytes,
     };
+    let max_sentence_bytes = match src.uint(
+        "router.max_sentence_bytes",
+        1024..=1_073_741_824,
+        "a byte count 1024-1073741824",
+    )? {
+        Some(n) => usize::try_from(n).unwrap_or(defaults.max_sentence_bytes),
+        None => defaults.max_sentence_bytes,
+    };
+    let max_reply_bytes = src
+        .uint(
+            "router.max_reply_bytes",
+            65_536..=17_179_869_184,
+            "a byte count 65536-17179869184",
+        )?
+        .unwrap_or(defaults.max_reply_bytes);
 
     Ok(RouterConfig {
         host,
@@ -438,6 +429,8 @@ fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {
         backoff_base,
         backoff_cap,
         max_word_bytes,
+        max_sentence_bytes,
+        max_reply_bytes,
     })
 }
 
@@ -602,7 +595,19 @@ fn label(key: &str) -> String {
 fn error(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         key: label(key),
-        reason: reason.into(),
+        reason: excerpt(reason.into()),
+    }
+}
+
+/// Longest reason quoted back, in characters. Reasons end with the
+/// offending value; a 10 MB value must not put 10 MB on stderr.
+const MAX_REASON_CHARS: usize = 200;
+
+fn excerpt(reason: String) -> String {
+    let total = reason.len();
+    match reason.char_indices().nth(MAX_REASON_CHARS) {
+        Some((cut, _)) => format!("{}… ({total} bytes in all)", &reason[..cut]),
+        None => reason,
     }
 }
 
@@ -629,7 +634,8 @@ fn describe(value: &toml::Value) -> String {
 /// Reads and parses the file, and rejects unknown keys up front so a typo
 /// cannot silently fall back to a default.
 fn read_toml(path: &Path) -> Result<toml::Table, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    let bytes = read_limited(path, MAX_CONFIG_BYTES)
+        .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         file_error(
             path,
@@ -692,7 +698,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 fn read_password_file(path: &Path) -> Result<String, ConfigError> {
     let key = "router.password_file";
-    let mut bytes = std::fs::read(path)
+    let mut bytes = read_limited(path, MAX_SECRET_BYTES)
         .map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))?;
     // Files written by `echo` or editors end in a newline that is not part
     // of the password; strip exactly one line ending and nothing else.
@@ -821,7 +827,9 @@ mod tests {
         expected.password = Secret::new("");
         assert_eq!(c.router, expected);
         assert_eq!(c.router.port, 8728);
-        assert_eq!(c.router.max_word_bytes, 16_777_216);
+        assert_eq!(c.router.max_word_bytes, 1_048_576);
+        assert_eq!(c.router.max_sentence_bytes, 4_194_304);
+        assert_eq!(c.router.max_reply_bytes, 268_435_456);
     }
 
     #[test]
@@ -1191,58 +1199,5 @@ max_word_bytes = 4096
         assert_eq!(parse_fingerprint(&format!("{}0", upper.concat())), None);
         assert_eq!(parse_fingerprint(&upper.concat().replace('0', "g")), None);
         assert_eq!(parse_fingerprint(""), None);
-    }
-
-    #[test]
-    fn glob_basics() {
-        let cases: &[(&str, &[u8], bool)] = &[
-            ("*voucher*", b"voucher", true),
-            ("*voucher*", b"1h-voucher-10", true),
-            ("*voucher*", b"Voucher", false),
-            ("*pppoe*", b"pppoe-10M", true),
-            ("", b"", true),
-            ("", b"a", false),
-            ("*", b"", true),
-            ("*", b"\xff\x00", true),
-            ("?", b"", false),
-            ("?", b"\xff", true),
-            ("a?c", b"abc", true),
-            ("a?c", b"ac", false),
-            ("a*b*c", b"axxbyyc", true),
-            ("a*b*c", b"axxbyy", false),
-            ("*a", b"bbba", true),
-            ("*a", b"bbab", false),
-            ("**x**", b"x", true),
-            ("exact", b"exact", true),
-            ("exact", b"exactly", false),
-        ];
-        for (pattern, name, expected) in cases {
-            assert_eq!(glob_match(pattern, name), *expected, "{pattern:?} {name:?}");
-        }
-    }
-
-    #[test]
-    fn glob_pathological_is_fast() {
-        let name = vec![b'a'; 10_000];
-        let pattern = format!("{}b", "*a".repeat(50));
-        assert!(!glob_match(&pattern, &name));
-    }
-
-    /// Obviously correct, exponential reference implementation.
-    fn glob_reference(p: &[u8], n: &[u8]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some((b'*', rest)) => (0..=n.len()).any(|i| glob_reference(rest, &n[i..])),
-            Some((&c, rest)) => {
-                n.first().is_some_and(|&d| c == b'?' || c == d) && glob_reference(rest, &n[1..])
-            }
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn glob_matches_reference(pattern in "[ab*?]{0,8}", name in proptest::collection::vec(proptest::sample::select(vec![b'a', b'b', 0xff]), 0..10)) {
-            proptest::prop_assert_eq!(glob_match(&pattern, &name), glob_reference(pattern.as_bytes(), &name));
-        }
     }
 }

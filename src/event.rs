@@ -4,9 +4,14 @@
 //! state file (see [`crate::store`]), so the central API can de-duplicate a
 //! batch that was uploaded twice, and a timestamp from the agent's clock.
 
+use std::fmt;
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::clock::Timestamp;
+use crate::name::{Id, Mac, Name};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Service {
@@ -86,23 +91,28 @@ impl RouterState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRef {
     pub service: Service,
-    pub user: String,
-    pub active_id: String,
-    pub session_id: String,
+    pub user: Name,
+    pub active_id: Id,
+    pub session_id: Name,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     Login {
         session: SessionRef,
-        address: String,
-        /// Hotspot: the client MAC. PPPoE: empty (see `caller_id`).
-        mac: String,
+        address: Option<IpAddr>,
+        /// Hotspot: the client MAC. PPPoE: `None` (see `caller_id`).
+        mac: Option<Mac>,
         /// PPPoE: the caller-id (usually the client MAC). Hotspot: empty.
-        caller_id: String,
+        caller_id: Name,
         /// Hotspot `login-by` (cookie, http-chap, mac, ...); PPP: the service.
-        login_by: String,
-        profile: String,
+        login_by: Name,
+        profile: Name,
+        /// The session was already online when this state file started (a
+        /// new install, or a lost state file): the central side merges it
+        /// with a session it may already have open instead of opening a
+        /// second one.
+        seen_at_start: bool,
     },
     Logout {
         session: SessionRef,
@@ -121,30 +131,48 @@ pub enum EventKind {
         uptime_secs: u64,
     },
     VoucherActivated {
-        user: String,
-        batch_id: String,
+        user: Name,
+        batch_id: Name,
         valid_hours: u32,
         first_login_at: Timestamp,
         expires_at: Timestamp,
     },
     VoucherExpired {
-        user: String,
-        batch_id: String,
+        user: Name,
+        batch_id: Name,
         expires_at: Timestamp,
         action: ExpiredAction,
+    },
+    /// A voucher whose comment the agent cannot trust (a hand-edited,
+    /// unparsable `first_login_at`): left alone, reported once.
+    VoucherInvalid {
+        user: Name,
+        reason: String,
+        comment: Name,
     },
     /// A user with a comment but no `_SYSTEM` marker: made by hand or by
     /// another tool. Reported once per user.
     ManualUser {
         service: Service,
-        user: String,
-        profile: String,
-        /// The comment, lossily decoded for display.
-        comment: String,
+        user: Name,
+        profile: Name,
+        comment: Name,
     },
     Router {
         state: RouterState,
         reason: String,
+    },
+    /// Something an operator should be told about (the design's WhatsApp
+    /// alerts): `name` is stable (`mikrotik_connection_failed`, ...).
+    Alert {
+        name: String,
+        message: String,
+    },
+    /// The outbox overflowed and these events were dropped unsent.
+    Dropped {
+        from_seq: u64,
+        to_seq: u64,
+        count: u64,
     },
 }
 
@@ -157,9 +185,33 @@ impl EventKind {
             EventKind::Usage { .. } => "usage",
             EventKind::VoucherActivated { .. } => "voucher_activated",
             EventKind::VoucherExpired { .. } => "voucher_expired",
+            EventKind::VoucherInvalid { .. } => "voucher_invalid",
             EventKind::ManualUser { .. } => "manual_user",
             EventKind::Router { .. } => "router",
+            EventKind::Alert { .. } => "alert",
+            EventKind::Dropped { .. } => "dropped",
         }
+    }
+}
+
+/// The random id of one state file, carried in every event: a lost or
+/// recreated state file starts a new stream, so `(site, stream, seq)` is
+/// never reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreamId(pub [u8; 16]);
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -171,12 +223,23 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+type JsonMap = serde_json::Map<String, Value>;
+
 impl Event {
-    /// The flat JSON form used by logs, the CLI and (later) the upload API:
-    /// `{"seq":1,"at":"…","site":"…","type":"login",…fields}`.
-    pub fn to_json(&self, site: &str) -> serde_json::Value {
-        use serde_json::json;
-        let mut v = match &self.kind {
+    /// The flat JSON form used by logs, the CLI and the upload API:
+    /// `{"stream":"…","seq":1,"at":"…","site":"…","type":"login",…fields}`.
+    /// Router text fields carry `X_b64` beside `X` when not UTF-8.
+    pub fn to_json(&self, site: &str, stream: StreamId) -> Value {
+        let mut m = JsonMap::new();
+        m.insert("stream".into(), stream.to_string().into());
+        m.insert("seq".into(), self.seq.into());
+        m.insert("at".into(), self.at.to_rfc3339().into());
+        m.insert("site".into(), site.into());
+        m.insert("type".into(), self.kind.name().into());
+        let put = |m: &mut JsonMap, k: &str, v: Value| {
+            m.insert(k.to_owned(), v);
+        };
+        match &self.kind {
             EventKind::Login {
                 session,
                 address,
@@ -184,14 +247,15 @@ impl Event {
                 caller_id,
                 login_by,
                 profile,
+                seen_at_start,
             } => {
-                let mut v = session_json(session);
-                v["address"] = json!(address);
-                v["mac"] = json!(mac);
-                v["caller_id"] = json!(caller_id);
-                v["login_by"] = json!(login_by);
-                v["profile"] = json!(profile);
-                v
+                session_json(&mut m, session);
+                put(&mut m, "address", opt_text(address));
+                put(&mut m, "mac", opt_text(mac));
+                caller_id.json_into(&mut m, "caller_id");
+                login_by.json_into(&mut m, "login_by");
+                profile.json_into(&mut m, "profile");
+                put(&mut m, "seen_at_start", (*seen_at_start).into());
             }
             EventKind::Logout {
                 session,
@@ -200,12 +264,11 @@ impl Event {
                 bytes_out,
                 uptime_secs,
             } => {
-                let mut v = session_json(session);
-                v["reason"] = json!(reason.as_str());
-                v["bytes_in"] = json!(bytes_in);
-                v["bytes_out"] = json!(bytes_out);
-                v["uptime_secs"] = json!(uptime_secs);
-                v
+                session_json(&mut m, session);
+                put(&mut m, "reason", reason.as_str().into());
+                put(&mut m, "bytes_in", (*bytes_in).into());
+                put(&mut m, "bytes_out", (*bytes_out).into());
+                put(&mut m, "uptime_secs", (*uptime_secs).into());
             }
             EventKind::Usage {
                 session,
@@ -213,11 +276,10 @@ impl Event {
                 bytes_out,
                 uptime_secs,
             } => {
-                let mut v = session_json(session);
-                v["bytes_in"] = json!(bytes_in);
-                v["bytes_out"] = json!(bytes_out);
-                v["uptime_secs"] = json!(uptime_secs);
-                v
+                session_json(&mut m, session);
+                put(&mut m, "bytes_in", (*bytes_in).into());
+                put(&mut m, "bytes_out", (*bytes_out).into());
+                put(&mut m, "uptime_secs", (*uptime_secs).into());
             }
             EventKind::VoucherActivated {
                 user,
@@ -225,44 +287,76 @@ impl Event {
                 valid_hours,
                 first_login_at,
                 expires_at,
-            } => json!({
-                "service": "hotspot", "user": user, "batch_id": batch_id, "valid_hours": valid_hours,
-                "first_login_at": first_login_at.to_rfc3339(), "expires_at": expires_at.to_rfc3339(),
-            }),
+            } => {
+                put(&mut m, "service", "hotspot".into());
+                user.json_into(&mut m, "user");
+                batch_id.json_into(&mut m, "batch_id");
+                put(&mut m, "valid_hours", (*valid_hours).into());
+                put(&mut m, "first_login_at", first_login_at.to_rfc3339().into());
+                put(&mut m, "expires_at", expires_at.to_rfc3339().into());
+            }
             EventKind::VoucherExpired {
                 user,
                 batch_id,
                 expires_at,
                 action,
-            } => json!({
-                "service": "hotspot", "user": user, "batch_id": batch_id,
-                "expires_at": expires_at.to_rfc3339(), "action": action.as_str(),
-            }),
+            } => {
+                put(&mut m, "service", "hotspot".into());
+                user.json_into(&mut m, "user");
+                batch_id.json_into(&mut m, "batch_id");
+                put(&mut m, "expires_at", expires_at.to_rfc3339().into());
+                put(&mut m, "action", action.as_str().into());
+            }
+            EventKind::VoucherInvalid {
+                user,
+                reason,
+                comment,
+            } => {
+                put(&mut m, "service", "hotspot".into());
+                user.json_into(&mut m, "user");
+                put(&mut m, "reason", reason.as_str().into());
+                comment.json_into(&mut m, "comment");
+            }
             EventKind::ManualUser {
                 service,
                 user,
                 profile,
                 comment,
-            } => json!({
-                "service": service.as_str(), "user": user, "profile": profile, "comment": comment,
-            }),
-            EventKind::Router { state, reason } => {
-                json!({ "state": state.as_str(), "reason": reason })
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                profile.json_into(&mut m, "profile");
+                comment.json_into(&mut m, "comment");
             }
-        };
-        v["seq"] = json!(self.seq);
-        v["at"] = json!(self.at.to_rfc3339());
-        v["site"] = json!(site);
-        v["type"] = json!(self.kind.name());
-        v
+            EventKind::Router { state, reason } => {
+                put(&mut m, "state", state.as_str().into());
+                put(&mut m, "reason", reason.as_str().into());
+            }
+            EventKind::Alert { name, message } => {
+                put(&mut m, "name", name.as_str().into());
+                put(&mut m, "message", message.as_str().into());
+            }
+            EventKind::Dropped {
+                from_seq,
+                to_seq,
+                count,
+            } => {
+                put(&mut m, "from_seq", (*from_seq).into());
+                put(&mut m, "to_seq", (*to_seq).into());
+                put(&mut m, "count", (*count).into());
+            }
+        }
+        Value::Object(m)
     }
 }
 
-fn session_json(s: &SessionRef) -> serde_json::Value {
-    serde_json::json!({
-        "service": s.service.as_str(),
-        "user": s.user,
-        "active_id": s.active_id,
-        "session_id": s.session_id,
-    })
+fn opt_text<T: fmt::Display>(v: &Option<T>) -> Value {
+    v.as_ref().map_or(Value::Null, |v| v.to_string().into())
+}
+
+fn session_json(m: &mut JsonMap, s: &SessionRef) {
+    m.insert("service".into(), s.service.as_str().into());
+    s.user.json_into(m, "user");
+    m.insert("active_id".into(), s.active_id.to_string().into());
+    s.session_id.json_into(m, "session_id");
 }

@@ -9,10 +9,15 @@
 //! - [`config`] and [`cli`]: TOML file plus environment, and the command line.
 //! - [`duration`], [`clock`], [`comment`]: RouterOS value formats and the
 //!   `VOUCHER_SYSTEM|…` / `PPPOE_SYSTEM|…` comment metadata.
+//! - [`name`]: typed row values: names as raw bytes (RouterOS is not UTF-8
+//!   clean, and two names differing in one byte are two users), `.id`s, MACs.
+//! - [`files`]: bounded reads of config, secret and certificate files.
 //! - [`monitor`] and [`voucher`]: pure logic. Snapshots and `now` in, events
 //!   and router actions out.
-//! - [`event`] and [`store`]: the event model and the redb state file.
-//! - [`agent`]: the thin driver that does the I/O for `mikrotik-edge run`.
+//! - [`event`] and [`store`]: the event model and the redb state file, owned
+//!   by its own thread so no commit blocks the runtime.
+//! - [`agent`]: the driver that does the I/O for `mikrotik-edge run`: row
+//!   parsing, action encoding, the published view, signals.
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
@@ -23,8 +28,10 @@ pub mod comment;
 pub mod config;
 pub mod duration;
 pub mod event;
+pub mod files;
 pub mod logging;
 pub mod monitor;
+pub mod name;
 pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;

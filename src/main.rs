@@ -5,8 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use mikrotik_edge::cli::{self, Command};
-use mikrotik_edge::client::Connection;
+use mikrotik_edge::client::{Connection, Item};
 use mikrotik_edge::config::Config;
+use mikrotik_edge::name::base64;
 use mikrotik_edge::proto::{self, Attrs};
 
 /// Exit status for bad usage or bad config (the key is named on stderr).
@@ -97,59 +98,109 @@ async fn check(cfg: &Config) -> ExitCode {
     }
 }
 
-/// Runs one command; rows go to stdout as JSON lines, traps to stderr.
+/// Runs one command and prints each reply item the moment it arrives:
+/// rows to stdout as JSON lines, traps to stderr. Endless commands
+/// (`listen`, `print follow`) run until Ctrl-C or SIGTERM, which cancel the
+/// command and end the session with `/quit`.
 async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
-    let cmd = words
-        .into_iter()
-        .fold(proto::Command::new(command), proto::Command::word);
-    let response = match Connection::open(&cfg.router).await {
-        Ok(conn) => conn.execute_raw(cmd).await,
-        Err(e) => Err(e),
-    };
-    let response = match response {
-        Ok(r) => r,
+    let mut signals = match mikrotik_edge::agent::Signals::install() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("mikrotik-edge: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let mut out = std::io::stdout().lock();
-    for row in &response.rows {
-        let _ = writeln!(out, "{}", attrs_json(row));
-    }
-    if !response.done.is_empty() {
-        let _ = writeln!(out, "{{\"!done\":{}}}", attrs_json(&response.done));
-    }
-    let _ = out.flush();
-    if response.traps.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    for trap in &response.traps {
-        match trap.category {
-            Some(c) => eprintln!("trap (category {c}): {}", trap.message),
-            None => eprintln!("trap: {}", trap.message),
+    let cmd = words
+        .into_iter()
+        .fold(proto::Command::new(command), proto::Command::word);
+    let conn = match Connection::open(&cfg.router).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mikrotik-edge: {e}");
+            return ExitCode::FAILURE;
         }
-    }
-    ExitCode::FAILURE
+    };
+    let mut stream = match conn.stream(cmd) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mikrotik-edge: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut trapped = false;
+    let status = loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            sig = signals.recv() => {
+                eprintln!("mikrotik-edge: {sig}: cancelling");
+                break ExitCode::SUCCESS;
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        match item {
+            Some(Ok(Item::Row(row))) => {
+                let _ = writeln!(out, "{}", attrs_json(&row));
+                let _ = out.flush();
+            }
+            Some(Ok(Item::Trap(trap))) => {
+                trapped = true;
+                match trap.category {
+                    Some(c) => eprintln!("trap (category {c}): {}", trap.message),
+                    None => eprintln!("trap: {}", trap.message),
+                }
+            }
+            Some(Ok(Item::Done(done))) => {
+                if !done.is_empty() {
+                    let _ = writeln!(out, "{{\"!done\":{}}}", attrs_json(&done));
+                }
+                let _ = out.flush();
+                break if trapped {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            Some(Err(e)) => {
+                eprintln!("mikrotik-edge: {e}");
+                break ExitCode::FAILURE;
+            }
+            None => {
+                eprintln!("mikrotik-edge: session ended");
+                break ExitCode::FAILURE;
+            }
+        }
+    };
+    drop(stream);
+    conn.quit(std::time::Duration::from_secs(2)).await;
+    status
 }
 
-/// A JSON object of a reply's attributes. Bytes that are not UTF-8 are
-/// written as `\xNN` text so nothing is silently dropped.
+/// A reply's attributes as one JSON object, in the router's order, repeated
+/// keys kept (written twice). A value is a JSON string when its bytes are
+/// UTF-8, else `{"base64":"…"}` with the exact bytes, so no rendering can be
+/// mistaken for another. A key that is not UTF-8 (never seen in practice)
+/// is written as `=b64=` and its base64: real keys never start with `=`.
 fn attrs_json(attrs: &Attrs) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = attrs
-        .iter()
-        .map(|(k, v)| (escape_bytes(k), serde_json::Value::String(escape_bytes(v))))
-        .collect();
-    serde_json::Value::Object(map).to_string()
-}
-
-fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
+    let mut out = String::from("{");
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let key = match std::str::from_utf8(k) {
+            Ok(k) => k.to_owned(),
+            Err(_) => format!("=b64={}", base64(k)),
+        };
+        out.push_str(&serde_json::Value::String(key).to_string());
+        out.push(':');
+        match std::str::from_utf8(v) {
+            Ok(v) => out.push_str(&serde_json::Value::String(v.to_owned()).to_string()),
+            Err(_) => {
+                out.push_str("{\"base64\":\"");
+                out.push_str(&base64(v));
+                out.push_str("\"}");
+            }
         }
     }
+    out.push('}');
     out
 }

@@ -113,7 +113,7 @@ fn stored_events(state: &Path) -> Vec<Value> {
         .pending_events(0, 1_000_000)
         .unwrap()
         .iter()
-        .map(|e| e.to_json("test"))
+        .map(|e| e.to_json("test", store.stream()))
         .collect()
 }
 

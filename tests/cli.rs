@@ -204,7 +204,25 @@ fn api_prints_rows_as_json_lines_and_keeps_odd_bytes() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["name"], "v1");
     assert_eq!(lines[0]["comment"], "VOUCHER_SYSTEM|B1|5000|3000|24");
-    assert_eq!(lines[1]["comment"], "caf\\xE9 \\xFF");
+    // Not UTF-8: the exact bytes, base64, in a form no text can take.
+    assert_eq!(lines[1]["comment"]["base64"], "Y2Fm6SD/");
+    // A literal backslash stays text, distinct from any byte escape.
+    sim.add_hotspot_user("v3", "pw", "voucher-1h", b"caf\\xE9");
+    let out = run(
+        &["api", "/ip/hotspot/user/print", "?name=v3"],
+        &[],
+        Some(&sim),
+    );
+    let line = text(&out.stdout);
+    let row: serde_json::Value = serde_json::from_str(line.trim()).expect("JSON");
+    assert_eq!(row["comment"], "caf\\xE9");
+    // The router's key order is kept.
+    let keys: Vec<&str> = line
+        .trim_matches(|c| c == '{' || c == '}' || c == '\n')
+        .split(",\"")
+        .map(|kv| kv.trim_start_matches('"').split('"').next().unwrap_or(""))
+        .collect();
+    assert_eq!(keys.first().copied(), Some(".id"), "{line}");
 }
 
 #[test]

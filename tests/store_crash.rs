@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mikrotik_edge::clock::Timestamp;
 use mikrotik_edge::event::{EventKind, RouterState};
-use mikrotik_edge::monitor::state::VoucherProgress;
-use mikrotik_edge::store::Store;
+use mikrotik_edge::monitor::{MonitorState, VoucherProgress};
+use mikrotik_edge::name::Name;
+use mikrotik_edge::store::{StateDelta, Store};
 
 /// Set to the state file path in the child; its presence selects the writer loop.
 const CHILD_ENV: &str = "MIKROTIK_EDGE_STORE_CRASH_CHILD";
@@ -75,7 +76,7 @@ fn state_and_events_survive_sigkill() {
         assert_eq!(store.last_seq().expect("last_seq"), events.len() as u64);
         assert_eq!(store.queued_events().expect("queued"), events.len() as u64);
         assert_eq!(
-            state.cycles,
+            committed_count(&state),
             events.len() as u64,
             "round {round}: state and events must commit atomically"
         );
@@ -88,13 +89,26 @@ fn state_and_events_survive_sigkill() {
     );
 }
 
-/// Commits forever: each transaction adds 1–4 events and bumps the state's
-/// `cycles` by the same number, so a torn commit would show as a mismatch.
+/// The writer's running count of events, kept in the state as the
+/// activation time of a voucher row named `count`.
+fn committed_count(state: &MonitorState) -> u64 {
+    state
+        .vouchers
+        .get(&Name::from("count"))
+        .and_then(|p| p.activation)
+        .map_or(0, |(t, _)| t.unix() as u64)
+}
+
+/// Commits forever: each transaction adds 1–4 events, bumps the state's
+/// count by the same number and changes another row, so a torn commit would
+/// show as a mismatch.
 fn writer_loop(path: &Path) -> ! {
     let store = Store::open(path).expect("child: open");
     let mut state = store.load_state().expect("child: load state");
     let mut rng = Rng::seeded();
     loop {
+        let old = state.clone();
+        let count = committed_count(&state);
         let n = 1 + rng.below(4);
         // Varying sizes, up to a few pages, make the B-trees split and merge.
         let events: Vec<_> = (0..n)
@@ -104,25 +118,31 @@ fn writer_loop(path: &Path) -> ! {
                     state: RouterState::Connected,
                     reason,
                 };
-                (Timestamp::from_unix((state.cycles + i) as i64), kind)
+                (Timestamp::from_unix((count + i) as i64), kind)
             })
             .collect();
-        state.cycles += n;
-        let user = format!("v{}", rng.below(64));
+        let total = Timestamp::from_unix((count + n) as i64);
+        state.vouchers.insert(
+            Name::from("count"),
+            VoucherProgress {
+                activation: Some((total, total)),
+                ..Default::default()
+            },
+        );
+        let user = Name::from(format!("v{}", rng.below(64)).as_str());
         if rng.below(4) == 0 {
             state.vouchers.remove(&user);
         } else {
-            let at = Timestamp::from_unix(state.cycles as i64);
             state.vouchers.insert(
                 user,
                 VoucherProgress {
-                    activation: Some((at, at.plus_hours(24))),
-                    expired_for: None,
-                    enforced: false,
+                    activation: Some((total, total.plus_hours(24))),
+                    ..Default::default()
                 },
             );
         }
-        store.commit(&state, events).expect("child: commit");
+        let delta = StateDelta::between(&old, &state);
+        store.commit(&delta, events).expect("child: commit");
     }
 }
 

@@ -4,8 +4,15 @@
 //! it gives each a numeric `.tag`, writes it, and routes every reply
 //! sentence back by tag, so any number of tasks share the one session.
 //! The driver also runs the keepalive: after `keepalive` of silence it
-//! sends a cheap `/system/identity/print`, and if the router then says
-//! nothing at all for `command_timeout`, the session is declared dead.
+//! sends a cheap `/system/identity/print`, and if that probe has no `!done`
+//! within `command_timeout` the session is declared dead, however many
+//! bytes trickle in meanwhile. A command that times out sends a probe at
+//! once, so a stalled router costs the session instead of leaving the
+//! agent polling into timeouts.
+//!
+//! Replies stream: each `!re` is handed to the command's sink as it is
+//! decoded ([`Connection::fold`] converts rows in place, [`Connection::stream`]
+//! passes them on), so a 10,000-row print never exists whole in memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::{ClientError, RouterConfig, login, router_addr, tls};
-use crate::proto::{Attrs, Command, Decoder, Reply, ReplyKind};
+use crate::proto::{Attrs, Command, Decoder, Reply, ReplyKind, sentence_cost};
 
 /// A `!trap` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,15 +55,101 @@ impl Response {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// One piece of a reply, as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Row(Attrs),
+    Trap(Trap),
+    /// `!done` and its attributes: the last item of a reply.
+    Done(Attrs),
+}
+
+/// Where the driver delivers one command's reply.
+trait Sink: Send {
+    /// A `!re` or `!trap`. False when nobody listens any more.
+    fn item(&mut self, item: Item) -> bool;
+    /// The reply ended: `!done` attributes, or why it failed.
+    fn finish(self: Box<Self>, result: Result<Attrs, ClientError>);
+    /// False once the caller has given up.
+    fn is_open(&self) -> bool;
+}
+
+/// A fold's result: the accumulated value, `!done` attributes and traps.
+#[derive(Debug)]
+pub struct Folded<T> {
+    pub value: T,
+    pub done: Attrs,
+    pub traps: Vec<Trap>,
+}
+
+struct FoldSink<T, F> {
+    value: Option<T>,
+    f: F,
+    traps: Vec<Trap>,
+    reply: Option<oneshot::Sender<Result<Folded<T>, ClientError>>>,
+}
+
+impl<T: Send, F: FnMut(&mut T, Attrs) + Send> Sink for FoldSink<T, F> {
+    fn item(&mut self, item: Item) -> bool {
+        match item {
+            Item::Row(row) => {
+                if let Some(v) = self.value.as_mut() {
+                    (self.f)(v, row);
+                }
+            }
+            Item::Trap(t) => self.traps.push(t),
+            Item::Done(_) => {}
+        }
+        self.is_open()
+    }
+
+    fn finish(mut self: Box<Self>, result: Result<Attrs, ClientError>) {
+        let (Some(reply), Some(value)) = (self.reply.take(), self.value.take()) else {
+            return;
+        };
+        let _ = reply.send(result.map(|done| Folded {
+            value,
+            done,
+            traps: std::mem::take(&mut self.traps),
+        }));
+    }
+
+    fn is_open(&self) -> bool {
+        self.reply.as_ref().is_some_and(|r| !r.is_closed())
+    }
+}
+
+struct StreamSink {
+    tx: mpsc::UnboundedSender<Result<Item, ClientError>>,
+}
+
+impl Sink for StreamSink {
+    fn item(&mut self, item: Item) -> bool {
+        self.tx.send(Ok(item)).is_ok()
+    }
+
+    fn finish(self: Box<Self>, result: Result<Attrs, ClientError>) {
+        let _ = self.tx.send(result.map(Item::Done));
+    }
+
+    fn is_open(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
 enum Msg {
     Run {
         tag: u64,
         cmd: Command,
-        reply: oneshot::Sender<Result<Response, ClientError>>,
+        sink: Box<dyn Sink>,
+        /// Reply size cap; `None` for endless streams (`listen`, `follow`).
+        cap: Option<u64>,
     },
     Cancel {
         tag: u64,
     },
+    /// Send `/quit` and end the session.
+    Quit,
 }
 
 /// A handle to one logged-in session. Cheap to clone; the session ends
@@ -66,6 +159,7 @@ pub struct Connection {
     tx: mpsc::UnboundedSender<Msg>,
     next_tag: Arc<AtomicU64>,
     command_timeout: Duration,
+    max_reply_bytes: u64,
     closed: watch::Receiver<Option<ClientError>>,
 }
 
@@ -93,7 +187,16 @@ impl Connection {
         let mut stream: Box<dyn Io> = match &cfg.tls {
             None => Box::new(tcp),
             Some(tls_cfg) => {
-                let connector = tokio_rustls::TlsConnector::from(tls::client_config(tls_cfg)?);
+                // Read per connect (so a replaced CA file takes effect), on a
+                // blocking thread: never file I/O on the runtime thread.
+                let for_read = tls_cfg.clone();
+                let ca_pem = tokio::task::spawn_blocking(move || tls::read_ca_file(&for_read))
+                    .await
+                    .map_err(|e| ClientError::Tls(format!("CA file reader failed: {e}")))??;
+                let connector = tokio_rustls::TlsConnector::from(tls::client_config(
+                    tls_cfg,
+                    ca_pem.as_deref(),
+                )?);
                 let name = tls::server_name(&cfg.host)?;
                 match timeout(cfg.connect_timeout, connector.connect(name, tcp)).await {
                     Err(_) => {
@@ -107,7 +210,7 @@ impl Connection {
                 }
             }
         };
-        let mut decoder = Decoder::new(cfg.max_word_bytes);
+        let mut decoder = Decoder::with_limits(cfg.max_word_bytes, cfg.max_sentence_bytes);
         match timeout(
             cfg.command_timeout,
             login::login(&mut stream, &mut decoder, &cfg.user, cfg.password.expose()),
@@ -128,6 +231,7 @@ impl Connection {
             command_timeout: cfg.command_timeout,
             probe: None,
             last_rx: Instant::now(),
+            read_buf: Vec::new(),
         };
         tokio::spawn(async move {
             let reason = driver.run().await;
@@ -138,25 +242,35 @@ impl Connection {
             tx,
             next_tag: Arc::new(AtomicU64::new(1)),
             command_timeout: cfg.command_timeout,
+            max_reply_bytes: cfg.max_reply_bytes,
             closed,
         })
     }
 
-    /// Runs a command and returns its rows, `!done` attributes and traps.
-    /// A trap is not an error here (the `api` CLI prints them).
-    pub async fn execute_raw(&self, cmd: Command) -> Result<Response, ClientError> {
-        if let Some(reason) = self.closed.borrow().clone() {
-            return Err(reason);
-        }
-        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+    /// Runs a command and folds each `!re` into `init` as it arrives, so
+    /// the rows never exist together in their wire form. The whole reply is
+    /// bounded by the command timeout and `max_reply_bytes`. A trap is not
+    /// an error here; it is in [`Folded::traps`].
+    pub async fn fold<T, F>(&self, cmd: Command, init: T, f: F) -> Result<Folded<T>, ClientError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, Attrs) + Send + 'static,
+    {
         let path = String::from_utf8_lossy(cmd.path()).into_owned();
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Run { tag, cmd, reply })
-            .map_err(|_| self.closed_reason())?;
+        let sink = FoldSink {
+            value: Some(init),
+            f,
+            traps: Vec::new(),
+            reply: Some(reply),
+        };
+        let tag = self.submit(cmd, Box::new(sink), Some(self.max_reply_bytes))?;
         // If the caller gives up (timeout, or its future is dropped), tell
         // the router to stop working on it.
-        let guard = CancelOnDrop { tx: &self.tx, tag };
+        let guard = CancelOnDrop {
+            tx: self.tx.clone(),
+            tag,
+        };
         let result = match timeout(self.command_timeout, rx).await {
             Err(_) => Err(ClientError::Timeout {
                 command: path,
@@ -172,6 +286,55 @@ impl Connection {
         result
     }
 
+    /// Runs a command and hands each reply item over as it arrives, with
+    /// no timeout and no size cap: for `listen` and `print follow`, which
+    /// never end by themselves. Dropping the stream cancels the command.
+    pub fn stream(&self, cmd: Command) -> Result<ReplyStream, ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tag = self.submit(cmd, Box::new(StreamSink { tx }), None)?;
+        Ok(ReplyStream {
+            rx,
+            _cancel: CancelOnDrop {
+                tx: self.tx.clone(),
+                tag,
+            },
+        })
+    }
+
+    fn submit(
+        &self,
+        cmd: Command,
+        sink: Box<dyn Sink>,
+        cap: Option<u64>,
+    ) -> Result<u64, ClientError> {
+        if let Some(reason) = self.closed.borrow().clone() {
+            return Err(reason);
+        }
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(Msg::Run {
+                tag,
+                cmd,
+                sink,
+                cap,
+            })
+            .map_err(|_| self.closed_reason())?;
+        Ok(tag)
+    }
+
+    /// Runs a command and collects its rows, `!done` attributes and
+    /// traps. For small replies; use [`fold`](Self::fold) for lists.
+    pub async fn execute_raw(&self, cmd: Command) -> Result<Response, ClientError> {
+        let folded = self
+            .fold(cmd, Vec::new(), |rows: &mut Vec<Attrs>, row| rows.push(row))
+            .await?;
+        Ok(Response {
+            rows: folded.value,
+            done: folded.done,
+            traps: folded.traps,
+        })
+    }
+
     /// Like [`execute_raw`](Self::execute_raw), but a `!trap` is an error.
     pub async fn execute(&self, cmd: Command) -> Result<Response, ClientError> {
         let path = String::from_utf8_lossy(cmd.path()).into_owned();
@@ -183,6 +346,13 @@ impl Connection {
                 category: trap.category,
                 message: trap.message.clone(),
             }),
+        }
+    }
+
+    /// Sends `/quit` and waits (at most `limit`) until the session ended.
+    pub async fn quit(&self, limit: Duration) {
+        if self.tx.send(Msg::Quit).is_ok() {
+            let _ = timeout(limit, self.closed()).await;
         }
     }
 
@@ -209,12 +379,25 @@ impl Connection {
     }
 }
 
-struct CancelOnDrop<'a> {
-    tx: &'a mpsc::UnboundedSender<Msg>,
+/// The items of a streamed reply; see [`Connection::stream`].
+pub struct ReplyStream {
+    rx: mpsc::UnboundedReceiver<Result<Item, ClientError>>,
+    _cancel: CancelOnDrop,
+}
+
+impl ReplyStream {
+    /// The next item; `None` after `!done` or an error was delivered.
+    pub async fn next(&mut self) -> Option<Result<Item, ClientError>> {
+        self.rx.recv().await
+    }
+}
+
+struct CancelOnDrop {
+    tx: mpsc::UnboundedSender<Msg>,
     tag: u64,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Cancel { tag: self.tag });
     }
@@ -228,8 +411,12 @@ fn describe_io(e: &std::io::Error) -> String {
 }
 
 struct Pending {
-    reply: oneshot::Sender<Result<Response, ClientError>>,
-    response: Response,
+    sink: Box<dyn Sink>,
+    /// For error messages.
+    path: String,
+    /// Bytes of reply received so far, and the cap.
+    received: u64,
+    cap: Option<u64>,
 }
 
 /// Tag of the keepalive probe; callers' tags count up from 1 and never reach it.
@@ -245,23 +432,32 @@ struct Driver {
     /// When the outstanding keepalive probe was sent.
     probe: Option<Instant>,
     last_rx: Instant,
+    read_buf: Vec<u8>,
 }
 
 impl Driver {
     async fn run(mut self) -> ClientError {
         let reason = self.serve().await;
         for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(reason.clone()));
+            p.sink.finish(Err(reason.clone()));
         }
         reason
     }
 
     async fn serve(&mut self) -> ClientError {
-        let mut buf = vec![0u8; 16 * 1024];
+        self.read_buf = vec![0u8; 16 * 1024];
+        // Bytes that came in the same segment as the login reply are
+        // already in the decoder: decode them now, not at the next read.
+        if let Err(e) = self.drain_replies().await {
+            return e;
+        }
         loop {
             let deadline = match self.probe {
                 None => self.last_rx + self.keepalive,
-                Some(sent) => sent.max(self.last_rx) + self.command_timeout,
+                // From when the probe was sent, not from the last byte: a
+                // router trickling a byte a second must not keep a dead
+                // session alive.
+                Some(sent) => sent + self.command_timeout,
             };
             tokio::select! {
                 msg = self.rx.recv() => {
@@ -274,15 +470,15 @@ impl Driver {
                         return e;
                     }
                 }
-                read = self.stream.read(&mut buf) => {
+                read = self.stream.read(&mut self.read_buf) => {
                     let n = match read {
                         Ok(0) => return ClientError::ConnectionLost("router closed the connection".into()),
                         Ok(n) => n,
                         Err(e) => return ClientError::ConnectionLost(e.to_string()),
                     };
                     self.last_rx = Instant::now();
-                    self.decoder.feed(&buf[..n]);
-                    if let Err(e) = self.drain_replies() {
+                    self.decoder.feed(&self.read_buf[..n]);
+                    if let Err(e) = self.drain_replies().await {
                         return e;
                     }
                 }
@@ -303,30 +499,48 @@ impl Driver {
 
     async fn handle_msg(&mut self, msg: Msg) -> Result<(), ClientError> {
         match msg {
-            Msg::Run { tag, cmd, reply } => {
-                if reply.is_closed() {
+            Msg::Quit => {
+                let _ = self.write(&Command::new("/quit"), None).await;
+                return Err(ClientError::ConnectionLost("closed by the agent".into()));
+            }
+            Msg::Run {
+                tag,
+                cmd,
+                sink,
+                cap,
+            } => {
+                if !sink.is_open() {
                     return Ok(());
                 }
                 self.write(&cmd, Some(tag)).await?;
+                let path = String::from_utf8_lossy(cmd.path()).into_owned();
                 self.pending.insert(
                     tag,
                     Pending {
-                        reply,
-                        response: Response::default(),
+                        sink,
+                        path,
+                        received: 0,
+                        cap,
                     },
                 );
             }
             Msg::Cancel { tag } => {
                 if self.pending.remove(&tag).is_some() {
-                    let cancel = Command::new("/cancel").attr("tag", tag.to_string());
-                    self.write(&cancel, Some(PROBE_TAG - 1)).await?;
-                    // A command that got no answer may mean a dead session:
-                    // check now rather than at the next idle keepalive.
-                    if self.probe.is_none() {
-                        self.send_probe().await?;
-                    }
+                    self.cancel(tag).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Asks the router to stop a command whose caller is gone.
+    async fn cancel(&mut self, tag: u64) -> Result<(), ClientError> {
+        let cancel = Command::new("/cancel").attr("tag", tag.to_string());
+        self.write(&cancel, Some(PROBE_TAG - 1)).await?;
+        // A command that got no answer may mean a dead session: check now
+        // rather than at the next idle keepalive.
+        if self.probe.is_none() {
+            self.send_probe().await?;
         }
         Ok(())
     }
@@ -351,8 +565,13 @@ impl Driver {
             .map_err(|e| ClientError::ConnectionLost(e.to_string()))
     }
 
-    fn drain_replies(&mut self) -> Result<(), ClientError> {
+    async fn drain_replies(&mut self) -> Result<(), ClientError> {
         while let Some(sentence) = self.decoder.next_sentence()? {
+            let size: u64 = sentence
+                .words()
+                .iter()
+                .map(|w| sentence_cost(w.len()) as u64)
+                .sum();
             let reply = Reply::parse(sentence)?;
             if reply.kind == ReplyKind::Fatal {
                 let reason =
@@ -378,21 +597,38 @@ impl Driver {
             let Some(pending) = self.pending.get_mut(&tag) else {
                 continue;
             };
-            match reply.kind {
-                ReplyKind::Re => pending.response.rows.push(reply.attrs),
+            pending.received += size;
+            if pending.cap.is_some_and(|cap| pending.received > cap) {
+                if let Some(p) = self.pending.remove(&tag) {
+                    let cap = p.cap.unwrap_or_default();
+                    p.sink.finish(Err(ClientError::ReplyTooLarge {
+                        command: p.path,
+                        cap,
+                    }));
+                }
+                self.cancel(tag).await?;
+                continue;
+            }
+            let open = match reply.kind {
+                ReplyKind::Re => pending.sink.item(Item::Row(reply.attrs)),
                 ReplyKind::Trap => {
                     let category = reply.category();
                     let message =
                         String::from_utf8_lossy(reply.message().unwrap_or(b"")).into_owned();
-                    pending.response.traps.push(Trap { category, message });
+                    pending.sink.item(Item::Trap(Trap { category, message }))
                 }
-                ReplyKind::Empty | ReplyKind::Fatal => {}
+                ReplyKind::Empty | ReplyKind::Fatal => true,
                 ReplyKind::Done => {
-                    if let Some(mut done) = self.pending.remove(&tag) {
-                        done.response.done = reply.attrs;
-                        let _ = done.reply.send(Ok(done.response));
+                    if let Some(done) = self.pending.remove(&tag) {
+                        done.sink.finish(Ok(reply.attrs));
                     }
+                    continue;
                 }
+            };
+            if !open {
+                // The caller dropped its stream: stop the command.
+                self.pending.remove(&tag);
+                self.cancel(tag).await?;
             }
         }
         Ok(())

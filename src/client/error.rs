@@ -37,6 +37,12 @@ pub enum ClientError {
         category: Option<u8>,
         message: String,
     },
+    /// One command's reply grew past `max_reply_bytes`; the command was
+    /// cancelled, the session stays up.
+    ReplyTooLarge {
+        command: String,
+        cap: u64,
+    },
     /// The router sent `!fatal` and closed the session.
     Fatal(String),
     /// The byte stream broke the API framing.
@@ -62,6 +68,7 @@ impl ClientError {
             ClientError::BadCredentials { .. } => "bad-credentials",
             ClientError::LoginFailed(_) => "login",
             ClientError::Trap { .. } => "trap",
+            ClientError::ReplyTooLarge { .. } => "reply-too-large",
             ClientError::Fatal(_) => "fatal",
             ClientError::Protocol(_) => "protocol",
             ClientError::ConnectionLost(_) => "connection-lost",
@@ -71,7 +78,12 @@ impl ClientError {
 
     /// True when the session is unusable and must be re-established.
     pub fn is_fatal_to_connection(&self) -> bool {
-        !matches!(self, ClientError::Trap { .. } | ClientError::Timeout { .. })
+        !matches!(
+            self,
+            ClientError::Trap { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::ReplyTooLarge { .. }
+        )
     }
 }
 
@@ -110,6 +122,10 @@ impl fmt::Display for ClientError {
             ClientError::Trap {
                 command, message, ..
             } => write!(f, "{command}: {message}"),
+            ClientError::ReplyTooLarge { command, cap } => write!(
+                f,
+                "{command}: reply exceeds the {cap}-byte limit (router.max_reply_bytes); command cancelled"
+            ),
             ClientError::Fatal(reason) => write!(f, "router closed the session: {reason}"),
             ClientError::Protocol(err) => write!(f, "{err}"),
             ClientError::ConnectionLost(reason) => write!(f, "connection lost: {reason}"),

@@ -22,7 +22,7 @@ mod router;
 mod tls;
 
 pub use backoff::Backoff;
-pub use connection::{Connection, Response, Trap};
+pub use connection::{Connection, Folded, Item, ReplyStream, Response, Trap};
 pub use error::ClientError;
 pub use login::challenge_response;
 pub use router::{ConnectionEvent, Router};

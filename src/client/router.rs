@@ -6,8 +6,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Backoff, ClientError, Connection, Response, RouterConfig, router_addr};
-use crate::proto::Command;
+use super::{
+    Backoff, ClientError, Connection, Folded, ReplyStream, Response, RouterConfig, router_addr,
+};
+use crate::proto::{Attrs, Command};
 
 /// What happened to the connection, for the event log and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,31 @@ impl Router {
     /// disconnected this fails at once with [`ClientError::NotConnected`].
     pub async fn execute(&self, cmd: Command) -> Result<Response, ClientError> {
         self.connection()?.execute(cmd).await
+    }
+
+    /// See [`Connection::fold`].
+    pub async fn fold<T, F>(&self, cmd: Command, init: T, f: F) -> Result<Folded<T>, ClientError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, Attrs) + Send + 'static,
+    {
+        self.connection()?.fold(cmd, init, f).await
+    }
+
+    /// See [`Connection::stream`].
+    pub fn stream(&self, cmd: Command) -> Result<ReplyStream, ClientError> {
+        self.connection()?.stream(cmd)
+    }
+
+    /// Stops reconnecting and ends the session politely: `/quit`, then
+    /// waits (at most `limit`) for the router to close it.
+    pub async fn close(&self, limit: Duration) {
+        let _ = self.shared.shutdown.send_replace(true);
+        let conn = lock(&self.shared.current).take();
+        let _ = self.shared.connected.send_replace(false);
+        if let Some(conn) = conn {
+            conn.quit(limit).await;
+        }
     }
 
     /// Like [`execute`](Self::execute) but returns traps in the response.

@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -62,7 +63,25 @@ impl TlsMode {
     }
 }
 
-pub(crate) fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+/// Reads the CA file, if the config names one. Blocking file I/O with a
+/// size limit: call it off the runtime thread.
+pub(crate) fn read_ca_file(cfg: &TlsConfig) -> Result<Option<Vec<u8>>, ClientError> {
+    let Some(path) = &cfg.ca_file else {
+        return Ok(None);
+    };
+    crate::files::read_limited(path, crate::files::MAX_PEM_BYTES)
+        .map(Some)
+        .map_err(|e| {
+            ClientError::Certificate(format!("cannot read CA file {}: {e}", path.display()))
+        })
+}
+
+/// The rustls config for `cfg`; `ca_pem` is the CA file's content, read by
+/// [`read_ca_file`].
+pub(crate) fn client_config(
+    cfg: &TlsConfig,
+    ca_pem: Option<&[u8]>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let mode = TlsMode::from_config(cfg);
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -75,20 +94,20 @@ pub(crate) fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         TlsMode::CaFile(path) => {
+            let pem = ca_pem.unwrap_or_default();
             let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                ClientError::Certificate(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
-            for cert in certs {
+            let mut exact = Vec::new();
+            for cert in CertificateDer::pem_slice_iter(pem) {
                 let cert = cert.map_err(|e| {
                     ClientError::Certificate(format!("bad PEM in CA file {}: {e}", path.display()))
                 })?;
-                roots.add(cert).map_err(|e| {
+                roots.add(cert.clone()).map_err(|e| {
                     ClientError::Certificate(format!(
                         "unusable CA certificate in {}: {e}",
                         path.display()
                     ))
                 })?;
+                exact.push(cert);
             }
             if roots.is_empty() {
                 return Err(ClientError::Certificate(format!(
@@ -96,7 +115,19 @@ pub(crate) fn client_config(cfg: &TlsConfig) -> Result<Arc<rustls::ClientConfig>
                     path.display()
                 )));
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| {
+                    ClientError::Certificate(format!("CA file {}: {e}", path.display()))
+                })?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(CaFileVerifier {
+                    exact,
+                    chain,
+                    provider: provider(),
+                }))
+                .with_no_client_auth()
         }
         TlsMode::Pinned(sha256) => builder
             .dangerous()
@@ -190,6 +221,73 @@ impl ServerCertVerifier for PinnedCert {
                 rustls::OtherError(Arc::new(PinMismatch { got })),
             )))
         }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Trusts what the CA file's certificates sign (chain and host name
+/// checked), and also a presented certificate identical to one in the file.
+///
+/// The second rule exists for the router's own certificate: made with
+/// `/certificate add … ; /certificate sign`, it gets RouterOS's default key
+/// usage, which includes `key-cert-sign`, so it is a CA certificate and
+/// webpki refuses it as an end entity (`CaUsedAsEndEntity`). The operator
+/// put exactly that certificate in the file, which says as much as a pin;
+/// the handshake signature is still verified, so the peer must hold its key.
+#[derive(Debug)]
+struct CaFileVerifier {
+    exact: Vec<CertificateDer<'static>>,
+    chain: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for CaFileVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.chain
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

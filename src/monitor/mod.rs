@@ -1,16 +1,21 @@
-//! Pure monitoring logic: snapshots and `now` in, events and router actions out.
+//! Pure monitoring logic: typed rows and `now` in, events and router
+//! actions out.
 //!
-//! - snapshot.rs: typed rows parsed from the four lists the agent reads each
-//!   cycle, and the `.proplist`s it asks for.
+//! - snapshot.rs: the typed rows of the four lists read each cycle.
 //! - state.rs: what the agent remembers between cycles (and across restarts,
 //!   via redb): known sessions, voucher progress, users already flagged.
 //! - sessions.rs: login/logout/usage transitions between two snapshots.
 //! - vouchers.rs: voucher activation and expiry, as router actions.
+//! - action.rs: the router changes the monitor asks for.
+//! - glob.rs: the profile pattern matcher.
 //! - step.rs: one cycle, tying the above together.
 //!
-//! Nothing here does I/O; [`crate::agent`] reads the router, calls
-//! [`step`], commits the result, then performs the actions.
+//! Nothing here does I/O or sees wire words; [`crate::agent`] reads the
+//! router into typed rows, calls [`step`], commits the result, then turns
+//! the actions into API commands.
 
+mod action;
+mod glob;
 mod sessions;
 mod snapshot;
 pub mod state;
@@ -19,9 +24,8 @@ mod step;
 mod tests;
 mod vouchers;
 
-pub use snapshot::{
-    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRow,
-    Snapshot, UserRow, ValueWarning,
-};
-pub use state::{MonitorState, TrackedSession, VoucherProgress};
-pub use step::{Action, MonitorConfig, StepOutput, step};
+pub use action::Action;
+pub use glob::glob_match;
+pub use snapshot::{SessionRow, Snapshot, UserRow};
+pub use state::{Counters, MonitorState, SessionKey, TrackedSession, VoucherProgress};
+pub use step::{MonitorConfig, StepOutput, step};

@@ -2,11 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::state::{Counters, SessionKey};
 use super::{SessionRow, TrackedSession};
 use crate::clock::Timestamp;
 use crate::event::{EventKind, LogoutReason, Service, SessionRef};
+use crate::name::{Id, Name};
 
-pub(super) type Sessions = BTreeMap<(Service, String), TrackedSession>;
+pub(super) type Sessions = BTreeMap<SessionKey, TrackedSession>;
 
 /// Inputs beyond the two session lists.
 pub(super) struct Context<'a> {
@@ -15,9 +17,12 @@ pub(super) struct Context<'a> {
     /// The router's uptime went backwards since the last cycle.
     pub rebooted: bool,
     /// Users whose voucher the agent expired: their sessions were kicked.
-    pub kicked_users: &'a BTreeSet<String>,
+    pub kicked_users: &'a BTreeSet<Name>,
     /// Profile of each managed user, for login events.
-    pub profile_of: &'a dyn Fn(Service, &str) -> String,
+    pub profile_of: &'a dyn Fn(Service, &Name) -> Name,
+    /// This state file has not completed a cycle: every session found is
+    /// one that was already online when it started.
+    pub first_cycle: bool,
 }
 
 /// Compares the known sessions with the active rows of managed users.
@@ -35,24 +40,25 @@ pub(super) fn diff(
     let mut usage = Vec::new();
     // Users with a new session this cycle: an old session of theirs that
     // vanished ended by re-login rather than by a plain logout.
-    let mut relogged: BTreeSet<(Service, &str)> = BTreeSet::new();
+    let mut relogged: BTreeSet<(Service, &Name)> = BTreeSet::new();
 
     for row in active {
-        let key = (row.service, row.id.clone());
+        let key = (row.service, row.id);
         match prev.get(&key) {
             // Nothing survives a reboot, whatever its `.id` and uptime say.
             Some(known) if !ctx.rebooted && same_session(known, row) => {
                 let mut t = known.clone();
-                t.uptime_secs = row.uptime_secs.unwrap_or(t.uptime_secs);
-                t.bytes_in = row.bytes_in.or(t.bytes_in);
-                t.bytes_out = row.bytes_out.or(t.bytes_out);
+                let c = &mut t.counters;
+                c.uptime_secs = row.uptime_secs.unwrap_or(c.uptime_secs);
+                c.bytes_in = row.bytes_in.or(c.bytes_in);
+                c.bytes_out = row.bytes_out.or(c.bytes_out);
                 if ctx.now.secs_since(t.last_report) >= ctx.usage_secs as i64 {
                     t.last_report = ctx.now;
                     usage.push(EventKind::Usage {
                         session: session_ref(&t),
-                        bytes_in: t.bytes_in,
-                        bytes_out: t.bytes_out,
-                        uptime_secs: t.uptime_secs,
+                        bytes_in: t.counters.bytes_in,
+                        bytes_out: t.counters.bytes_out,
+                        uptime_secs: t.counters.uptime_secs,
                     });
                 }
                 next.insert(key, t);
@@ -68,15 +74,17 @@ pub(super) fn diff(
                     };
                     logouts.push(logout(old, reason));
                 }
-                relogged.insert((row.service, row.user.as_str()));
-                let t = track(row, ctx.now);
+                relogged.insert((row.service, &row.user));
+                let profile = (ctx.profile_of)(row.service, &row.user);
+                let t = track(row, profile.clone(), ctx.now);
                 logins.push(EventKind::Login {
                     session: session_ref(&t),
-                    address: row.address.clone(),
-                    mac: row.mac.clone(),
+                    address: row.address,
+                    mac: row.mac,
                     caller_id: row.caller_id.clone(),
                     login_by: row.login_by.clone(),
-                    profile: (ctx.profile_of)(row.service, &row.user),
+                    profile,
+                    seen_at_start: ctx.first_cycle,
                 });
                 next.insert(key, t);
             }
@@ -84,17 +92,16 @@ pub(super) fn diff(
     }
 
     // A set, not a scan per session: thousands of sessions per cycle.
-    let present: BTreeSet<(Service, &str)> =
-        active.iter().map(|r| (r.service, r.id.as_str())).collect();
+    let present: BTreeSet<(Service, Id)> = active.iter().map(|r| (r.service, r.id)).collect();
     for (key, old) in prev {
-        if present.contains(&(key.0, key.1.as_str())) {
+        if present.contains(key) {
             continue;
         }
         let reason = if ctx.rebooted {
             LogoutReason::RouterReboot
         } else if old.service == Service::Hotspot && ctx.kicked_users.contains(&old.user) {
             LogoutReason::Kicked
-        } else if relogged.contains(&(old.service, old.user.as_str())) {
+        } else if relogged.contains(&(old.service, &old.user)) {
             LogoutReason::Relogin
         } else {
             LogoutReason::Gone
@@ -112,21 +119,26 @@ pub(super) fn diff(
 fn same_session(known: &TrackedSession, row: &SessionRow) -> bool {
     known.user == row.user
         && known.session_id == row.session_id
-        && row.uptime_secs.is_none_or(|u| u >= known.uptime_secs)
+        && row
+            .uptime_secs
+            .is_none_or(|u| u >= known.counters.uptime_secs)
 }
 
-fn track(row: &SessionRow, now: Timestamp) -> TrackedSession {
+fn track(row: &SessionRow, profile: Name, now: Timestamp) -> TrackedSession {
     TrackedSession {
         service: row.service,
         user: row.user.clone(),
-        active_id: row.id.clone(),
+        active_id: row.id,
         session_id: row.session_id.clone(),
-        address: row.address.clone(),
-        mac: row.mac.clone(),
+        address: row.address,
+        mac: row.mac,
         caller_id: row.caller_id.clone(),
-        uptime_secs: row.uptime_secs.unwrap_or(0),
-        bytes_in: row.bytes_in,
-        bytes_out: row.bytes_out,
+        profile,
+        counters: Counters {
+            uptime_secs: row.uptime_secs.unwrap_or(0),
+            bytes_in: row.bytes_in,
+            bytes_out: row.bytes_out,
+        },
         last_report: now,
     }
 }
@@ -135,7 +147,7 @@ fn session_ref(t: &TrackedSession) -> SessionRef {
     SessionRef {
         service: t.service,
         user: t.user.clone(),
-        active_id: t.active_id.clone(),
+        active_id: t.active_id,
         session_id: t.session_id.clone(),
     }
 }
@@ -144,8 +156,8 @@ fn logout(t: &TrackedSession, reason: LogoutReason) -> EventKind {
     EventKind::Logout {
         session: session_ref(t),
         reason,
-        bytes_in: t.bytes_in,
-        bytes_out: t.bytes_out,
-        uptime_secs: t.uptime_secs,
+        bytes_in: t.counters.bytes_in,
+        bytes_out: t.counters.bytes_out,
+        uptime_secs: t.counters.uptime_secs,
     }
 }

@@ -1,29 +1,59 @@
 //! What the agent remembers between cycles. Persisted in redb (postcard),
-//! so field changes need a schema version bump in [`crate::store`].
+//! one row per session and per voucher (see [`crate::store`]), so field
+//! changes need a schema version bump there.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::event::Service;
+use crate::name::{Id, Mac, Name};
+
+/// Counters of a session as last seen. They change every poll, so they are
+/// not a reason to write a session row (see [`TrackedSession::same_record`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub uptime_secs: u64,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+}
 
 /// A session the agent has reported a login for and not yet a logout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackedSession {
     pub service: Service,
-    pub user: String,
-    pub active_id: String,
-    pub session_id: String,
-    pub address: String,
-    pub mac: String,
-    pub caller_id: String,
+    pub user: Name,
+    pub active_id: Id,
+    pub session_id: Name,
+    pub address: Option<IpAddr>,
+    pub mac: Option<Mac>,
+    pub caller_id: Name,
+    pub profile: Name,
     /// Last values seen; reported as the final counters at logout.
-    pub uptime_secs: u64,
-    pub bytes_in: Option<u64>,
-    pub bytes_out: Option<u64>,
+    pub counters: Counters,
     /// When the last usage (or the login) event was emitted.
     pub last_report: Timestamp,
+}
+
+impl TrackedSession {
+    /// Equal but for the live counters. A session row is rewritten only
+    /// when this is false: counters are saved with each usage event (which
+    /// moves `last_report`), not at every poll, so a quiet cycle writes
+    /// nothing. After a restart the logout then reports the counters of
+    /// the last usage event at worst.
+    pub fn same_record(&self, other: &TrackedSession) -> bool {
+        self.service == other.service
+            && self.user == other.user
+            && self.active_id == other.active_id
+            && self.session_id == other.session_id
+            && self.address == other.address
+            && self.mac == other.mac
+            && self.caller_id == other.caller_id
+            && self.profile == other.profile
+            && self.last_report == other.last_report
+    }
 }
 
 /// Voucher progress the router comment may not show yet (the write can fail
@@ -38,20 +68,26 @@ pub struct VoucherProgress {
     /// True once the router confirmed the expiry (user disabled or gone,
     /// no session left): the voucher is never acted on again for that term.
     pub enforced: bool,
+    /// The comment's dates do not parse; `voucher_invalid` was emitted and
+    /// the voucher is left alone until the comment is fixed.
+    pub invalid_reported: bool,
 }
+
+/// Keys of the session map: the service and the active entry's `.id`.
+pub type SessionKey = (Service, Id);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonitorState {
     /// Open sessions by (service, active `.id`).
-    pub sessions: BTreeMap<(Service, String), TrackedSession>,
-    /// Vouchers by user name.
-    pub vouchers: BTreeMap<String, VoucherProgress>,
+    pub sessions: BTreeMap<SessionKey, TrackedSession>,
+    /// Vouchers by user name (raw bytes).
+    pub vouchers: BTreeMap<Name, VoucherProgress>,
     /// Users already reported as `manual_user`.
-    pub flagged_manual: BTreeSet<(Service, String)>,
+    pub flagged_manual: BTreeSet<(Service, Name)>,
     /// The router's boot time as last estimated (see
     /// [`Snapshot::router_boot`](super::Snapshot::router_boot)).
     pub router_boot: Option<Timestamp>,
-    /// Whether any cycle has completed yet. The first cycle after a fresh
-    /// install reports sessions already running as logins.
-    pub cycles: u64,
+    /// Whether a cycle has completed on this state file. The first cycle
+    /// reports sessions already running as logins seen at start.
+    pub started: bool,
 }

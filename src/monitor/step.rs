@@ -1,13 +1,14 @@
 //! One monitoring cycle as a pure function.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::action::Action;
+use super::glob::glob_match;
 use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, vouchers};
 use crate::clock::Timestamp;
 use crate::comment::has_system_marker;
-use crate::config::glob_match;
 use crate::event::{EventKind, ExpiredAction, Service};
-use crate::proto::Command;
+use crate::name::Name;
 
 const REBOOT_TOLERANCE_SECS: i64 = 120;
 
@@ -22,59 +23,6 @@ pub struct MonitorConfig {
     pub expired_action: ExpiredAction,
 }
 
-/// A change the agent makes on the router. Always by `.id`, taken from the
-/// lists just read: no extra round trip to look an id up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Write a voucher's activated comment.
-    SetComment {
-        id: String,
-        user: String,
-        comment: Vec<u8>,
-    },
-    DisableUser {
-        id: String,
-        user: String,
-    },
-    RemoveUser {
-        id: String,
-        user: String,
-    },
-    /// End a hotspot session.
-    Kick {
-        active_id: String,
-        user: String,
-    },
-}
-
-impl Action {
-    pub fn command(&self) -> Command {
-        match self {
-            Action::SetComment { id, comment, .. } => Command::new("/ip/hotspot/user/set")
-                .attr(".id", id)
-                .attr("comment", comment),
-            Action::DisableUser { id, .. } => {
-                Command::new("/ip/hotspot/user/disable").attr(".id", id)
-            }
-            Action::RemoveUser { id, .. } => {
-                Command::new("/ip/hotspot/user/remove").attr(".id", id)
-            }
-            Action::Kick { active_id, .. } => {
-                Command::new("/ip/hotspot/active/remove").attr(".id", active_id)
-            }
-        }
-    }
-
-    pub fn user(&self) -> &str {
-        match self {
-            Action::SetComment { user, .. }
-            | Action::DisableUser { user, .. }
-            | Action::RemoveUser { user, .. }
-            | Action::Kick { user, .. } => user,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct StepOutput {
     /// The state to commit, together with `events`, before any action runs.
@@ -83,6 +31,8 @@ pub struct StepOutput {
     pub actions: Vec<Action>,
     /// Things worth a log line (the driver logs each distinct one once).
     pub warnings: Vec<String>,
+    /// How many hotspot users and PPP secrets matched the patterns.
+    pub managed: (usize, usize),
 }
 
 /// Computes one cycle: session transitions, voucher lifecycle and
@@ -93,11 +43,17 @@ pub fn step(
     now: Timestamp,
     cfg: &MonitorConfig,
 ) -> StepOutput {
-    let managed = |users: &[UserRow], pattern: &str| -> BTreeMap<String, usize> {
+    // The glob runs once per distinct profile, not once per user.
+    let managed = |users: &'_ [UserRow], pattern: &str| -> BTreeMap<Name, usize> {
+        let mut verdicts: HashMap<&Name, bool> = HashMap::new();
         users
             .iter()
             .enumerate()
-            .filter(|(_, u)| glob_match(pattern, u.profile.as_bytes()))
+            .filter(|(_, u)| {
+                *verdicts
+                    .entry(&u.profile)
+                    .or_insert_with(|| glob_match(pattern, u.profile.as_bytes()))
+            })
             .map(|(i, u)| (u.name.clone(), i))
             .collect()
     };
@@ -132,7 +88,7 @@ pub fn step(
     // Sessions of vouchers expired in an earlier cycle and still being
     // enforced were kicked by us; once enforced, the user (re-enabled by the
     // operator) logs out on its own.
-    let kicked_users: BTreeSet<String> = prev
+    let kicked_users: BTreeSet<Name> = prev
         .vouchers
         .iter()
         .filter(|(_, p)| p.expired_for.is_some() && !p.enforced)
@@ -144,7 +100,7 @@ pub fn step(
         (prev.router_boot, snap.router_boot),
         (Some(before), Some(after)) if after.secs_since(before) > REBOOT_TOLERANCE_SECS
     );
-    let profile_of = |service: Service, user: &str| -> String {
+    let profile_of = |service: Service, user: &Name| -> Name {
         let (index, rows) = match service {
             Service::Hotspot => (&hotspot, &snap.hotspot_users),
             Service::Pppoe => (&pppoe, &snap.ppp_secrets),
@@ -160,6 +116,7 @@ pub fn step(
         rebooted,
         kicked_users: &kicked_users,
         profile_of: &profile_of,
+        first_cycle: !prev.started,
     };
     let (sessions, mut events) = sessions::diff(&prev.sessions, &active, &ctx);
 
@@ -174,7 +131,7 @@ pub fn step(
         (Service::Pppoe, &snap.ppp_secrets),
     ] {
         for u in users.iter() {
-            if u.comment.is_empty() || has_system_marker(&u.comment) {
+            if u.comment.is_empty() || has_system_marker(u.comment.as_bytes()) {
                 continue;
             }
             let key = (service, u.name.clone());
@@ -183,7 +140,7 @@ pub fn step(
                     service,
                     user: u.name.clone(),
                     profile: u.profile.clone(),
-                    comment: String::from_utf8_lossy(&u.comment).into_owned(),
+                    comment: u.comment.clone(),
                 });
             }
             flagged.insert(key);
@@ -198,10 +155,11 @@ pub fn step(
             vouchers: plan.vouchers,
             flagged_manual: flagged,
             router_boot: snap.router_boot.or(prev.router_boot),
-            cycles: prev.cycles.saturating_add(1),
+            started: true,
         },
         events,
         actions: plan.actions,
         warnings: plan.warnings,
+        managed: (hotspot.len(), pppoe.len()),
     }
 }

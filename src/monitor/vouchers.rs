@@ -7,21 +7,22 @@
 
 use std::collections::BTreeMap;
 
-use super::step::Action;
+use super::action::Action;
 use super::{SessionRow, UserRow, VoucherProgress};
-use crate::clock::Timestamp;
-use crate::comment::{Comment, SystemKind};
+use crate::clock::{Timestamp, parse_rfc3339};
+use crate::comment::{Comment, SystemComment, SystemKind};
 use crate::event::{EventKind, ExpiredAction};
+use crate::name::Name;
 
 pub(super) struct Plan {
-    pub vouchers: BTreeMap<String, VoucherProgress>,
+    pub vouchers: BTreeMap<Name, VoucherProgress>,
     pub events: Vec<EventKind>,
     pub actions: Vec<Action>,
     pub warnings: Vec<String>,
 }
 
 pub(super) fn plan(
-    prev: &BTreeMap<String, VoucherProgress>,
+    prev: &BTreeMap<Name, VoucherProgress>,
     users: &[&UserRow],
     active: &[&SessionRow],
     now: Timestamp,
@@ -34,20 +35,37 @@ pub(super) fn plan(
         warnings: Vec::new(),
     };
     // Sessions by user, built once: a scan per user would be quadratic.
-    let mut by_user: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
+    let mut by_user: BTreeMap<&Name, Vec<&SessionRow>> = BTreeMap::new();
     for s in active {
-        by_user.entry(s.user.as_str()).or_default().push(s);
+        by_user.entry(&s.user).or_default().push(s);
     }
     for user in users {
-        let Comment::System(meta) = Comment::parse(&user.comment) else {
+        let Comment::System(meta) = Comment::parse(user.comment.as_bytes()) else {
             continue;
         };
         if meta.kind() != SystemKind::Voucher {
             continue;
         }
         let mut progress = prev.get(&user.name).cloned().unwrap_or_default();
-        let sessions: &[&SessionRow] = by_user.get(user.name.as_str()).map_or(&[], Vec::as_slice);
-        let batch_id = String::from_utf8_lossy(meta.batch_id().unwrap_or_default()).into_owned();
+        let sessions: &[&SessionRow] = by_user.get(&user.name).map_or(&[], Vec::as_slice);
+        let batch_id = Name::new(meta.batch_id().unwrap_or_default());
+
+        // A hand-edited date that does not parse: acting on it could extend
+        // the voucher (re-activation) or end it early, so leave it alone and
+        // say so once, until the comment is fixed.
+        if let Some(reason) = unreadable_dates(&meta) {
+            if !progress.invalid_reported {
+                progress.invalid_reported = true;
+                out.events.push(EventKind::VoucherInvalid {
+                    user: user.name.clone(),
+                    reason,
+                    comment: user.comment.clone(),
+                });
+            }
+            out.vouchers.insert(user.name.clone(), progress);
+            continue;
+        }
+        progress.invalid_reported = false;
 
         // Activation.
         if meta.first_login_at().is_some() {
@@ -56,9 +74,9 @@ pub(super) fn plan(
         } else if let Some((first, expires)) = progress.activation {
             // Decided earlier, write not confirmed yet: retry with the same times.
             out.actions.push(Action::SetComment {
-                id: user.id.clone(),
+                id: user.id,
                 user: user.name.clone(),
-                comment: meta.with_activation(first, expires).to_bytes(),
+                comment: Name::new(meta.with_activation(first, expires).to_bytes()),
             });
         } else if !sessions.is_empty() {
             match meta.valid_hours() {
@@ -73,13 +91,13 @@ pub(super) fn plan(
                         expires_at: expires,
                     });
                     out.actions.push(Action::SetComment {
-                        id: user.id.clone(),
+                        id: user.id,
                         user: user.name.clone(),
-                        comment: meta.with_activation(now, expires).to_bytes(),
+                        comment: Name::new(meta.with_activation(now, expires).to_bytes()),
                     });
                 }
                 None => out.warnings.push(format!(
-                    "voucher {:?} has no usable valid_hours in its comment; not activating it",
+                    "voucher {} has no usable valid_hours in its comment; not activating it",
                     user.name
                 )),
             }
@@ -116,19 +134,19 @@ pub(super) fn plan(
                     // user is gone is no longer recognised as ours.
                     if on_expiry == ExpiredAction::Disable && !user.disabled {
                         out.actions.push(Action::DisableUser {
-                            id: user.id.clone(),
+                            id: user.id,
                             user: user.name.clone(),
                         });
                     }
                     for s in sessions {
                         out.actions.push(Action::Kick {
-                            active_id: s.id.clone(),
+                            active_id: s.id,
                             user: user.name.clone(),
                         });
                     }
                     if on_expiry == ExpiredAction::Remove {
                         out.actions.push(Action::RemoveUser {
-                            id: user.id.clone(),
+                            id: user.id,
                             user: user.name.clone(),
                         });
                     }
@@ -142,4 +160,21 @@ pub(super) fn plan(
     // Vouchers whose user is gone from the router (removed at expiry, or by
     // the operator) are dropped: there is nothing left to act on.
     out
+}
+
+/// Why the comment's `first_login_at` or `expires_at` cannot be trusted:
+/// present and non-empty, but not RFC 3339.
+fn unreadable_dates(meta: &SystemComment) -> Option<String> {
+    for (field, raw) in [
+        ("first_login_at", meta.first_login_at_raw()),
+        ("expires_at", meta.expires_at_raw()),
+    ] {
+        let Some(raw) = raw.filter(|r| !r.trim_ascii().is_empty()) else {
+            continue;
+        };
+        if let Err(e) = parse_rfc3339(raw) {
+            return Some(format!("{field}: {e}"));
+        }
+    }
+    None
 }

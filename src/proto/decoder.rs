@@ -1,8 +1,23 @@
 use super::{ProtoError, Sentence, decode_length};
 
-/// Default cap on a single word: 16 MiB. A `/export` or a large script can
-/// reach megabytes; anything beyond this is a corrupt or hostile stream.
-pub const DEFAULT_MAX_WORD: usize = 16 * 1024 * 1024;
+/// Default cap on a single word: 1 MiB. Names, comments and script
+/// sources are far smaller; anything beyond this is a corrupt or hostile
+/// stream.
+pub const DEFAULT_MAX_WORD: usize = 1024 * 1024;
+
+/// Default cap on a whole sentence, counted as [`sentence_cost`].
+pub const DEFAULT_MAX_SENTENCE: usize = 4 * 1024 * 1024;
+
+/// What one buffered word costs in memory beyond its bytes (the `Vec`
+/// header and allocator rounding). Charged against the sentence cap, so an
+/// endless sentence of one-byte words is stopped at the cap's worth of
+/// memory, not at thirty times it.
+pub const WORD_OVERHEAD: usize = 32;
+
+/// The cost of a word of `len` bytes against the sentence cap.
+pub fn sentence_cost(len: usize) -> usize {
+    len + WORD_OVERHEAD
+}
 
 /// Incremental sentence decoder.
 ///
@@ -18,7 +33,10 @@ pub struct Decoder {
     pos: usize,
     /// Words of the sentence being assembled.
     words: Vec<Vec<u8>>,
+    /// [`sentence_cost`] of `words`.
+    sentence_bytes: usize,
     max_word: usize,
+    max_sentence: usize,
     failed: Option<ProtoError>,
 }
 
@@ -29,12 +47,22 @@ impl Default for Decoder {
 }
 
 impl Decoder {
+    /// A decoder with the given word cap and a sentence cap of
+    /// [`DEFAULT_MAX_SENTENCE`] (raised to fit at least one word).
     pub fn new(max_word: usize) -> Self {
+        Decoder::with_limits(max_word, DEFAULT_MAX_SENTENCE)
+    }
+
+    /// Caps on one word and on one whole sentence. The sentence cap is
+    /// raised if needed so that one word of `max_word` bytes fits.
+    pub fn with_limits(max_word: usize, max_sentence: usize) -> Self {
         Decoder {
             buf: Vec::new(),
             pos: 0,
             words: Vec::new(),
+            sentence_bytes: 0,
             max_word,
+            max_sentence: max_sentence.max(sentence_cost(max_word)),
             failed: None,
         }
     }
@@ -77,14 +105,23 @@ impl Decoder {
                 return Err(self.fail(err));
             }
             let len = len as usize;
+            if len > 0 && self.sentence_bytes + sentence_cost(len) > self.max_sentence {
+                let err = ProtoError::SentenceTooLong {
+                    words: self.words.len() + 1,
+                    cap: self.max_sentence,
+                };
+                return Err(self.fail(err));
+            }
             let Some(word) = rest.get(prefix..prefix + len) else {
                 return Ok(None);
             };
             let word = word.to_vec();
             self.pos += prefix + len;
             if len > 0 {
+                self.sentence_bytes += sentence_cost(len);
                 self.words.push(word);
             } else if !self.words.is_empty() {
+                self.sentence_bytes = 0;
                 return Ok(Some(Sentence::new(std::mem::take(&mut self.words))));
             }
             // A lone empty word is an empty sentence: nothing to deliver.
@@ -92,6 +129,10 @@ impl Decoder {
     }
 
     fn fail(&mut self, err: ProtoError) -> ProtoError {
+        // Nothing after an error is delivered: free what was buffered.
+        self.words = Vec::new();
+        self.buf = Vec::new();
+        self.pos = 0;
         self.failed = Some(err.clone());
         err
     }
@@ -109,6 +150,41 @@ mod tests {
             encode_sentence(s, &mut out).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn endless_sentence_of_tiny_words_hits_the_sentence_cap() {
+        let mut dec = Decoder::with_limits(64, 10_000);
+        let mut err = None;
+        for _ in 0..100_000 {
+            dec.feed(&[1, b'x']);
+            match dec.next_sentence() {
+                Ok(None) => {}
+                Ok(Some(s)) => panic!("unexpected sentence {s:?}"),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let err = err.expect("the cap must stop the sentence");
+        assert!(matches!(err, ProtoError::SentenceTooLong { .. }), "{err}");
+        assert!(err.to_string().contains("10000-byte"), "{err}");
+        // Failed for good, and nothing kept buffered.
+        assert_eq!(dec.buffered(), 0);
+        assert!(dec.next_sentence().is_err());
+    }
+
+    #[test]
+    fn sentence_cap_counts_overhead_not_just_bytes() {
+        // 40 one-byte words cost 40 * 33 bytes against the cap.
+        let mut dec = Decoder::with_limits(8, 40 * sentence_cost(1));
+        let words: Vec<&[u8]> = vec![b"x"; 40];
+        dec.feed(&wire(&[&words]));
+        assert_eq!(dec.next_sentence().unwrap().unwrap().words().len(), 40);
+        let words: Vec<&[u8]> = vec![b"x"; 41];
+        dec.feed(&wire(&[&words]));
+        assert!(dec.next_sentence().is_err());
     }
 
     fn decode_all(dec: &mut Decoder) -> Vec<Sentence> {

@@ -13,6 +13,9 @@ pub enum ProtoError {
     /// The announced word is larger than the configured cap; refused before
     /// allocating anything for it.
     WordTooLong { len: u64, cap: usize },
+    /// The sentence being assembled grew past the configured cap (counted
+    /// with a per-word overhead): an unterminated or hostile sentence.
+    SentenceTooLong { words: usize, cap: usize },
     /// A sentence that does not start with `!re`, `!done`, `!trap`, `!fatal`
     /// or `!empty`.
     UnknownReply(Vec<u8>),
@@ -39,6 +42,12 @@ impl fmt::Display for ProtoError {
                 write!(
                     f,
                     "malformed API frame: word of {len} bytes exceeds the {cap}-byte limit"
+                )
+            }
+            ProtoError::SentenceTooLong { words, cap } => {
+                write!(
+                    f,
+                    "malformed API frame: sentence exceeds the {cap}-byte limit after {words} words"
                 )
             }
             ProtoError::UnknownReply(word) => {

@@ -1,0 +1,41 @@
+//! The monitor's [`Action`]s as RouterOS API commands.
+
+use crate::monitor::Action;
+use crate::name::Id;
+use crate::proto::Command;
+
+pub fn command(action: &Action) -> Command {
+    let id = |id: &Id| id.to_string();
+    match action {
+        Action::SetComment { id: i, comment, .. } => Command::new("/ip/hotspot/user/set")
+            .attr(".id", id(i))
+            .attr("comment", comment.as_bytes()),
+        Action::DisableUser { id: i, .. } => {
+            Command::new("/ip/hotspot/user/disable").attr(".id", id(i))
+        }
+        Action::RemoveUser { id: i, .. } => {
+            Command::new("/ip/hotspot/user/remove").attr(".id", id(i))
+        }
+        Action::Kick { active_id, .. } => {
+            Command::new("/ip/hotspot/active/remove").attr(".id", id(active_id))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::Name;
+
+    #[test]
+    fn set_comment_keeps_bytes_and_formats_id() {
+        let cmd = command(&Action::SetComment {
+            id: Id(0x1a),
+            user: Name::new(b"u"),
+            comment: Name::new(b"caf\xe9"),
+        });
+        assert_eq!(cmd.path(), b"/ip/hotspot/user/set");
+        assert_eq!(cmd.words()[1], b"=.id=*1A");
+        assert_eq!(cmd.words()[2], b"=comment=caf\xe9");
+    }
+}

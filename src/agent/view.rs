@@ -1,0 +1,76 @@
+//! The agent's current view, published through a `tokio::sync::watch` so
+//! readers (the HTTP endpoint, metrics) never touch redb or the router and
+//! never hold up the monitor: a read is a reference-count clone.
+
+use std::sync::Arc;
+
+use crate::clock::Timestamp;
+use crate::event::StreamId;
+use crate::monitor::MonitorState;
+use crate::name::Name;
+
+/// Who the router is, read at each (re)connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterInfo {
+    pub identity: Name,
+    pub board: Name,
+    pub version: Name,
+    /// When it booted, by the agent's clock.
+    pub boot: Option<Timestamp>,
+}
+
+/// User counts from the last poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserCounts {
+    pub hotspot_users: usize,
+    pub hotspot_managed: usize,
+    pub ppp_secrets: usize,
+    pub pppoe_managed: usize,
+    pub hotspot_active: usize,
+    pub ppp_active: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct View {
+    pub site_id: String,
+    pub stream: StreamId,
+    pub started_at: Timestamp,
+    pub router_connected: bool,
+    pub router: Option<RouterInfo>,
+    /// Connection attempts that failed or sessions that dropped.
+    pub reconnects: u64,
+    pub last_router_error: Option<String>,
+    /// The monitor state after the last successful poll: open sessions with
+    /// their live counters, voucher progress.
+    pub state: Arc<MonitorState>,
+    pub users: UserCounts,
+    pub last_poll: Option<Timestamp>,
+    pub last_poll_ms: Option<u64>,
+    pub polls: u64,
+    pub poll_failures: u64,
+    pub last_poll_error: Option<String>,
+    /// Events committed to the outbox since start.
+    pub events_committed: u64,
+}
+
+impl View {
+    pub fn new(site_id: String, stream: StreamId, state: Arc<MonitorState>) -> View {
+        View {
+            site_id,
+            stream,
+            started_at: Timestamp::now(),
+            router_connected: false,
+            router: None,
+            reconnects: 0,
+            last_router_error: None,
+            state,
+            users: UserCounts::default(),
+            last_poll: None,
+            last_poll_ms: None,
+            polls: 0,
+            poll_failures: 0,
+            last_poll_error: None,
+            events_committed: 0,
+        }
+    }
+}

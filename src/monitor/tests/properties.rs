@@ -1,0 +1,118 @@
+//! Property tests over random sequences of snapshots.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Property: logins and logouts balance
+// ---------------------------------------------------------------------------
+
+/// One user's presence in a cycle: `.id` choice, PPP session id choice,
+/// uptime, bytes (None = did not parse).
+type Presence = Option<(u8, u8, Option<u64>, Option<u64>)>;
+
+/// Hotspot users (the last one unmanaged), then PPP secrets.
+const HS_USERS: [&str; 4] = ["u0", "u1", "u2", "x"];
+const PPP_USERS: [&str; 2] = ["p0", "p1"];
+
+fn cycle_snapshot(presence: &[Presence], boot: u8) -> Snapshot {
+    let mut s = snap()
+        .user(voucher("*U0", "u0", b""))
+        .user(voucher("*U1", "u1", MIKHMON))
+        // Valid for 0 hours: expires (and is kicked) as soon as it is activated.
+        .user(voucher("*U2", "u2", b"VOUCHER_SYSTEM|B1|1|1|0"))
+        .user(user("*U3", "x", "default", b""))
+        .secret(secret("*S0", "p0", PPPOE_COMMENT))
+        .secret(secret("*S1", "p1", b""))
+        .boot(match boot {
+            0 => Some(Timestamp::from_unix(BOOT)),
+            1 => Some(Timestamp::from_unix(BOOT + 60)),
+            2 => None,
+            _ => Some(Timestamp::from_unix(BOOT + 10_000)),
+        });
+    let mut used = BTreeSet::new();
+    let names = HS_USERS
+        .iter()
+        .map(|n| (Service::Hotspot, *n))
+        .chain(PPP_USERS.iter().map(|n| (Service::Pppoe, *n)));
+    for ((service, name), p) in names.zip(presence) {
+        let Some((id, session, uptime, bytes)) = *p else {
+            continue;
+        };
+        // `.id`s are unique within a table, but may move between users.
+        if !used.insert((service, id)) {
+            continue;
+        }
+        let id = format!("*{id:X}");
+        let mut row = match service {
+            Service::Hotspot => hs(&id, name),
+            Service::Pppoe => ppp(&id, name, &format!("0x{session}")),
+        };
+        row.uptime_secs = uptime;
+        row.bytes_in = bytes;
+        row.bytes_out = bytes.map(|b| b / 2);
+        s = s.online(row);
+    }
+    s
+}
+
+fn presence() -> impl Strategy<Value = Presence> {
+    proptest::option::of((
+        0u8..4,
+        0u8..2,
+        proptest::option::weighted(0.9, 0u64..2_000),
+        proptest::option::weighted(0.9, 0u64..1_000_000),
+    ))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn logins_minus_logouts_equals_tracked_sessions(
+        cycles in proptest::collection::vec(
+            (proptest::collection::vec(presence(), 6), 0u8..5, 1i64..700, any::<bool>()),
+            1..16,
+        ),
+    ) {
+        let cfg = cfg();
+        let mut state = MonitorState::default();
+        let mut now = at(0);
+        // Sessions logged in and not yet out, by (service, `.id`).
+        let mut open: BTreeMap<(Service, Id), SessionRef> = BTreeMap::new();
+        let (mut logins, mut logouts) = (0usize, 0usize);
+        for (presence, boot, gap, restart) in cycles {
+            now = now.plus_secs(gap);
+            let snap = cycle_snapshot(&presence, boot);
+            let out = step(&state, &snap, now, &cfg);
+            for event in &out.events {
+                match event {
+                    EventKind::Login { session, .. } => {
+                        prop_assert_ne!(session.user.as_bytes(), b"x");
+                        let key = (session.service, session.active_id);
+                        prop_assert_eq!(open.insert(key, session.clone()), None);
+                        logins += 1;
+                    }
+                    EventKind::Logout { session, .. } => {
+                        let key = (session.service, session.active_id);
+                        let opened = open.remove(&key);
+                        prop_assert_eq!(opened.as_ref(), Some(session));
+                        logouts += 1;
+                    }
+                    EventKind::Usage { session, .. } => {
+                        let key = (session.service, session.active_id);
+                        prop_assert_eq!(open.get(&key), Some(session));
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(logins - logouts, out.state.sessions.len());
+            let tracked: Vec<_> = out.state.sessions.keys().cloned().collect();
+            let opened: Vec<_> = open.keys().cloned().collect();
+            prop_assert_eq!(tracked, opened);
+            // The same snapshot again at the same time: nothing new.
+            let again = step(&out.state, &snap, now, &cfg);
+            prop_assert_eq!(again.events, vec![]);
+            state = if restart { persisted(&out.state) } else { out.state };
+        }
+    }
+}

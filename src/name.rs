@@ -1,0 +1,328 @@
+//! Typed values from router rows: names as raw bytes, `.id`s as numbers,
+//! MAC addresses as six bytes.
+//!
+//! RouterOS is not UTF-8 clean: user names, profiles and comments are bytes
+//! (often Latin-1 typed on Winbox). Two users whose names differ only in a
+//! non-UTF-8 byte are two users, so names are never decoded for keying or
+//! comparing; they are rendered as text only at the edges (logs, JSON), and
+//! there without loss (see [`Name::json_into`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Raw bytes of a name, profile, comment or other router text.
+///
+/// Backed by an `Arc<[u8]>`: a profile shared by 10,000 users is stored
+/// once (the row parser interns it) and clones are a reference count.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(Arc<[u8]>);
+
+impl Name {
+    pub fn new(bytes: impl AsRef<[u8]>) -> Name {
+        Name(Arc::from(bytes.as_ref()))
+    }
+
+    pub fn empty() -> Name {
+        Name::new(b"")
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The text if the bytes are valid UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// Text for humans; invalid bytes become U+FFFD. Never use it as a key.
+    pub fn lossy(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+
+    /// Writes `key` into a JSON object without losing bytes: the text when
+    /// the bytes are UTF-8; otherwise a lossy text under `key` (for people
+    /// and for columns that need text) and the exact bytes, base64, under
+    /// `key_b64`.
+    pub fn json_into(&self, map: &mut serde_json::Map<String, serde_json::Value>, key: &str) {
+        match self.as_str() {
+            Some(s) => {
+                map.insert(key.to_owned(), s.into());
+            }
+            None => {
+                map.insert(key.to_owned(), self.lossy().into());
+                map.insert(format!("{key}_b64"), base64(&self.0).into());
+            }
+        }
+    }
+}
+
+impl Default for Name {
+    fn default() -> Self {
+        Name::empty()
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name::new(s)
+    }
+}
+
+impl From<&[u8]> for Name {
+    fn from(s: &[u8]) -> Name {
+        Name::new(s)
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&[u8]> for Name {
+    fn eq(&self, other: &&[u8]) -> bool {
+        &*self.0 == *other
+    }
+}
+
+/// Quoted, with invalid bytes as `\xNN` (and `\` itself escaped, so the
+/// rendering is unambiguous): for logs and `Debug`.
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for chunk in self.0.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '"' => f.write_str("\\\"")?,
+                    '\\' => f.write_str("\\\\")?,
+                    c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02X}")?;
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Name, E> {
+                Ok(Name::new(v))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Name, E> {
+                Ok(Name(Arc::from(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
+                Ok(Name::new(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Name, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Name(Arc::from(out)))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A RouterOS item id: `*` and hexadecimal digits (`*1A`), kept as a number.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Id(pub u64);
+
+impl Id {
+    /// Parses `*HEX`; `None` for anything else.
+    pub fn parse(raw: &[u8]) -> Option<Id> {
+        let hex = raw.strip_prefix(b"*")?;
+        if hex.is_empty() || hex.len() > 16 {
+            return None;
+        }
+        let s = std::str::from_utf8(hex).ok()?;
+        u64::from_str_radix(s, 16).ok().map(Id)
+    }
+}
+
+/// Test shorthand: `"*1A".into()`. Readable labels that are not hex
+/// (`"*U1"`) map to a stable number with the top bit set, so they never
+/// collide with a real id.
+#[cfg(test)]
+impl From<&str> for Id {
+    fn from(s: &str) -> Id {
+        Id::parse(s.as_bytes()).unwrap_or_else(|| {
+            let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+            Id(h | 1 << 63)
+        })
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "*{:X}", self.0)
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// An Ethernet MAC address (`AA:BB:CC:00:11:22`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    pub fn parse(raw: &[u8]) -> Option<Mac> {
+        let s = std::str::from_utf8(raw).ok()?;
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for b in out.iter_mut() {
+            let p = parts.next()?;
+            if p.len() != 2 {
+                return None;
+            }
+            *b = u8::from_str_radix(p, 16).ok()?;
+        }
+        parts.next().is_none().then_some(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_differing_in_invalid_bytes_are_distinct() {
+        let a = Name::new(b"caf\xE9");
+        let b = Name::new(b"caf\xE8");
+        assert_ne!(a, b);
+        assert_eq!(a.lossy(), b.lossy());
+        assert_eq!(a.to_string(), "\"caf\\xE9\"");
+        assert_eq!(Name::new(b"a\\xE9").to_string(), "\"a\\\\xE9\"");
+    }
+
+    #[test]
+    fn json_keeps_bytes() {
+        let mut m = serde_json::Map::new();
+        Name::new(b"caf\xE9").json_into(&mut m, "user");
+        assert_eq!(m["user"], "caf\u{FFFD}");
+        assert_eq!(m["user_b64"], "Y2Fm6Q==");
+        let mut m = serde_json::Map::new();
+        Name::new("café").json_into(&mut m, "user");
+        assert_eq!(m["user"], "café");
+        assert!(!m.contains_key("user_b64"));
+    }
+
+    #[test]
+    fn base64_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn ids_and_macs() {
+        assert_eq!(Id::parse(b"*1A"), Some(Id(0x1a)));
+        assert_eq!(Id(0x1a).to_string(), "*1A");
+        assert_eq!(Id::parse(b"1A"), None);
+        assert_eq!(Id::parse(b"*"), None);
+        assert_eq!(Id::parse(b"*zz"), None);
+        let m = Mac::parse(b"aa:BB:cc:00:11:22").unwrap();
+        assert_eq!(m.to_string(), "AA:BB:CC:00:11:22");
+        assert_eq!(Mac::parse(b"AA:BB:CC:00:11"), None);
+        assert_eq!(Mac::parse(b"AA:BB:CC:00:11:22:33"), None);
+    }
+
+    #[test]
+    fn postcard_round_trip() {
+        let n = Name::new(b"\xff\x00x");
+        let bytes = postcard::to_stdvec(&n).unwrap();
+        let back: Name = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(n, back);
+    }
+}

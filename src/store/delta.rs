@@ -1,0 +1,72 @@
+//! What changed between two monitor states, as row writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::clock::Timestamp;
+use crate::event::Service;
+use crate::monitor::{MonitorState, SessionKey, TrackedSession, VoucherProgress};
+use crate::name::Name;
+
+/// Row-level changes. Empty when nothing an agent must remember changed:
+/// live session counters alone are not a change (see
+/// [`TrackedSession::same_record`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateDelta {
+    pub sessions_put: Vec<TrackedSession>,
+    pub sessions_del: Vec<SessionKey>,
+    pub vouchers_put: Vec<(Name, VoucherProgress)>,
+    pub vouchers_del: Vec<Name>,
+    pub flagged_put: Vec<(Service, Name)>,
+    pub flagged_del: Vec<(Service, Name)>,
+    /// `Some` when the value changed.
+    pub router_boot: Option<Option<Timestamp>>,
+    pub started: Option<bool>,
+}
+
+impl StateDelta {
+    /// The writes that turn `old` into `new`.
+    pub fn between(old: &MonitorState, new: &MonitorState) -> StateDelta {
+        let mut d = StateDelta::default();
+        for (key, s) in &new.sessions {
+            if old.sessions.get(key).is_none_or(|o| !o.same_record(s)) {
+                d.sessions_put.push(s.clone());
+            }
+        }
+        d.sessions_del = removed(&old.sessions, &new.sessions);
+        for (name, p) in &new.vouchers {
+            if old.vouchers.get(name) != Some(p) {
+                d.vouchers_put.push((name.clone(), p.clone()));
+            }
+        }
+        d.vouchers_del = removed(&old.vouchers, &new.vouchers);
+        d.flagged_put = difference(&new.flagged_manual, &old.flagged_manual);
+        d.flagged_del = difference(&old.flagged_manual, &new.flagged_manual);
+        if old.router_boot != new.router_boot {
+            d.router_boot = Some(new.router_boot);
+        }
+        if old.started != new.started {
+            d.started = Some(new.started);
+        }
+        d
+    }
+
+    /// The whole state as writes onto an empty file.
+    pub fn full(state: &MonitorState) -> StateDelta {
+        StateDelta::between(&MonitorState::default(), state)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self == &StateDelta::default()
+    }
+}
+
+fn removed<K: Ord + Clone, V>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Vec<K> {
+    old.keys()
+        .filter(|k| !new.contains_key(k))
+        .cloned()
+        .collect()
+}
+
+fn difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> Vec<T> {
+    a.difference(b).cloned().collect()
+}

@@ -1,0 +1,501 @@
+//! The redb layer: tables, schema version, stream id and event numbering.
+//!
+//! Layout (schema version [`SCHEMA_VERSION`]):
+//!
+//! - `meta` (`&str -> u64`): `schema_version`; `last_seq`, the last event
+//!   sequence number ever assigned; `started` (0/1); `router_boot` (unix
+//!   seconds, two's complement) with `router_boot_set`.
+//! - `meta_bytes` (`&str -> &[u8]`): `stream`, the random 16-byte id made
+//!   with the file and carried in every event.
+//! - `sessions` (`&[u8] -> &[u8]`): one row per open session, keyed by
+//!   service and active `.id`; `vouchers` (`&[u8] -> &[u8]`): one row per
+//!   voucher with progress, keyed by the raw user name; `flagged`
+//!   (`&[u8] -> u8`): users reported as `manual_user`.
+//! - `events` (`u64 -> &[u8]`): the outbox, postcard-encoded [`Event`]s
+//!   keyed by sequence number.
+//!
+//! Every method does blocking file I/O; async code goes through
+//! [`super::StoreHandle`], whose thread owns the [`Store`].
+
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use redb::{
+    DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TableHandle, WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{StateDelta, StoreError};
+use crate::clock::Timestamp;
+use crate::event::{Event, EventKind, Service, StreamId};
+use crate::monitor::{MonitorState, SessionKey, TrackedSession, VoucherProgress};
+use crate::name::Name;
+
+/// The layout version this build reads and writes.
+///
+/// Bump it whenever a table changes or a stored type changes its serde
+/// shape (postcard is not self-describing, so even adding a field makes old
+/// blobs unreadable), and add a step to [`migrate`]. Version 1 was the
+/// pre-release single-blob layout; it is refused with a clear error.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The `meta` table keeps this type in every version, so any release can
+/// read the schema version of any file.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_bytes");
+pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+pub(super) const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
+const FLAGGED: TableDefinition<&[u8], u8> = TableDefinition::new("flagged");
+pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+pub(super) const KEY_SCHEMA: &str = "schema_version";
+const KEY_LAST_SEQ: &str = "last_seq";
+const KEY_STARTED: &str = "started";
+const KEY_BOOT: &str = "router_boot";
+const KEY_BOOT_SET: &str = "router_boot_set";
+const KEY_STREAM: &str = "stream";
+
+/// redb's default page cache is 1 GiB; the state file is small and the agent
+/// runs on small boxes, so cap it hard.
+const CACHE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The open state file.
+pub struct Store {
+    pub(super) db: redb::Database,
+    path: PathBuf,
+    stream: StreamId,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the state file, creating its directory if missing.
+    ///
+    /// A file left by a crash is repaired here, which reads the whole file;
+    /// every open also verifies page checksums, so a file damaged outside
+    /// redb is reported as an error instead of trusted. An existing empty
+    /// file (a power cut on a fresh SD card, an operator's `> state.redb`)
+    /// is initialised with a warning naming it: it gets a new stream id, so
+    /// sequence numbers restart without ever being reused.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let io_err = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() == 0 => log::warn!(
+                "state file {} exists but is empty (0 bytes): initialising a new state file; \
+                 a new event stream starts and sessions online now are reported as seen at start",
+                path.display()
+            ),
+            _ => {}
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .set_check_integrity_on_open(true)
+            .create(path)
+            .map_err(|e| match e {
+                // Both mean another process holds the lock; the second is a
+                // different redb version in it.
+                DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+                    StoreError::InUse {
+                        path: path.to_path_buf(),
+                    }
+                }
+                source => StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            })?;
+        let mut store = Store {
+            db,
+            path: path.to_path_buf(),
+            stream: StreamId([0; 16]),
+        };
+        store.stream = store.init_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This file's event stream id.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// Stamps a new file with the schema version and a stream id, refuses
+    /// a newer one and migrates an older one, all in one transaction so a
+    /// crash mid-migration leaves the old version intact.
+    fn init_schema(&self) -> Result<StreamId, StoreError> {
+        let txn = self.db.begin_write()?;
+        let stream;
+        {
+            // Only `meta` is opened first: a newer schema may have changed the
+            // other tables' types, and opening them would fail confusingly.
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(KEY_SCHEMA)?.map(|v| v.value());
+            match found {
+                None => {
+                    // Without a version the data cannot be interpreted, so
+                    // only an empty (new) file may be stamped.
+                    let mut names = txn.list_tables()?;
+                    if names.any(|t| t.name() != "meta") || meta.len()? > 0 {
+                        return Err(StoreError::Corrupt {
+                            what: "schema version",
+                            reason: "missing in a file that holds data".into(),
+                        });
+                    }
+                    meta.insert(KEY_SCHEMA, u64::from(SCHEMA_VERSION))?;
+                }
+                Some(raw) => {
+                    let found = u32::try_from(raw).unwrap_or(u32::MAX);
+                    if found > SCHEMA_VERSION {
+                        return Err(StoreError::SchemaTooNew {
+                            found,
+                            supported: SCHEMA_VERSION,
+                        });
+                    }
+                    if found < SCHEMA_VERSION {
+                        for from in found..SCHEMA_VERSION {
+                            migrate(from, &txn)?;
+                        }
+                        meta.insert(KEY_SCHEMA, u64::from(SCHEMA_VERSION))?;
+                        log::info!(
+                            "state file {}: migrated from schema version {found} to {SCHEMA_VERSION}",
+                            self.path.display()
+                        );
+                    }
+                }
+            }
+            let mut bytes = txn.open_table(META_BYTES)?;
+            let existing = bytes.get(KEY_STREAM)?.map(|v| v.value().to_vec());
+            stream = match existing {
+                Some(raw) => {
+                    StreamId(raw.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                        what: "stream id",
+                        reason: format!("{} bytes, expected 16", raw.len()),
+                    })?)
+                }
+                None => {
+                    let id = new_stream_id()?;
+                    bytes.insert(KEY_STREAM, id.0.as_slice())?;
+                    id
+                }
+            };
+        }
+        // Created here so read transactions can always open them.
+        txn.open_table(SESSIONS)?;
+        txn.open_table(VOUCHERS)?;
+        txn.open_table(FLAGGED)?;
+        txn.open_table(EVENTS)?;
+        txn.commit()?;
+        Ok(stream)
+    }
+
+    /// The last committed monitor state; the default on a new file.
+    pub fn load_state(&self) -> Result<MonitorState, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut state = MonitorState::default();
+        for row in txn.open_table(SESSIONS)?.iter()? {
+            let (_, blob) = row?;
+            let s: TrackedSession = decode("session", blob.value())?;
+            state.sessions.insert((s.service, s.active_id), s);
+        }
+        for row in txn.open_table(VOUCHERS)?.iter()? {
+            let (key, blob) = row?;
+            let p: VoucherProgress = decode("voucher", blob.value())?;
+            state.vouchers.insert(Name::new(key.value()), p);
+        }
+        for row in txn.open_table(FLAGGED)?.iter()? {
+            let (key, _) = row?;
+            state.flagged_manual.insert(flag_key_decode(key.value())?);
+        }
+        let meta = txn.open_table(META)?;
+        let get = |k| -> Result<Option<u64>, StoreError> { Ok(meta.get(k)?.map(|v| v.value())) };
+        state.started = get(KEY_STARTED)? == Some(1);
+        if get(KEY_BOOT_SET)? == Some(1) {
+            state.router_boot = get(KEY_BOOT)?.map(|v| Timestamp::from_unix(v as i64));
+        }
+        Ok(state)
+    }
+
+    /// One write transaction: applies `delta`, numbers and stores `events`
+    /// (continuing from the last seq ever assigned, never reused even after
+    /// acks). Returns the committed events. Writes nothing at all (no fsync)
+    /// when both are empty.
+    pub fn commit(
+        &self,
+        delta: &StateDelta,
+        events: Vec<(Timestamp, EventKind)>,
+    ) -> Result<Vec<Event>, StoreError> {
+        if delta.is_empty() && events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_write()?;
+        let events = append(&txn, events)?;
+        apply(&txn, delta)?;
+        txn.commit()?;
+        Ok(events)
+    }
+
+    /// Appends events without touching the state (router connection events).
+    pub fn append_events(
+        &self,
+        events: Vec<(Timestamp, EventKind)>,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.commit(&StateDelta::default(), events)
+    }
+
+    /// Queued events with `seq > after`, oldest first, at most `limit`.
+    pub fn pending_events(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        for entry in table.range::<u64>((Bound::Excluded(after), Bound::Unbounded))? {
+            let (key, blob) = entry?;
+            let event: Event = decode("queued event", blob.value())?;
+            // The key is what acks and paging go by; a blob that disagrees
+            // with it would be uploaded under the wrong number.
+            if event.seq != key.value() {
+                return Err(StoreError::Corrupt {
+                    what: "queued event",
+                    reason: format!(
+                        "stored under seq {} but numbered {}",
+                        key.value(),
+                        event.seq
+                    ),
+                });
+            }
+            out.push(event);
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes queued events with `seq <= up_to`; returns how many.
+    pub fn ack_events(&self, up_to: u64) -> Result<usize, StoreError> {
+        if up_to == 0 {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut table = txn.open_table(EVENTS)?;
+            let before = table.len()?;
+            table.retain_in(..=up_to, |_, _| false)?;
+            before - table.len()?
+        };
+        txn.commit()?;
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    /// How many events wait for upload.
+    pub fn queued_events(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(EVENTS)?.len()?)
+    }
+
+    /// The oldest queued event, if any.
+    pub fn oldest_event(&self) -> Result<Option<Event>, StoreError> {
+        Ok(self.pending_events(0, 1)?.into_iter().next())
+    }
+
+    /// The last sequence number ever assigned; 0 before the first event.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(KEY_LAST_SEQ)?.map_or(0, |v| v.value()))
+    }
+}
+
+fn new_stream_id() -> Result<StreamId, StoreError> {
+    use ring::rand::SecureRandom;
+    let mut id = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| StoreError::Encode {
+            what: "stream id",
+            reason: "the system random number generator failed".into(),
+        })?;
+    Ok(StreamId(id))
+}
+
+/// Numbers and stores `events` inside `txn`, advancing `last_seq`.
+fn append(
+    txn: &WriteTransaction,
+    events: Vec<(Timestamp, EventKind)>,
+) -> Result<Vec<Event>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut meta = txn.open_table(META)?;
+    let mut table = txn.open_table(EVENTS)?;
+    let mut seq = meta.get(KEY_LAST_SEQ)?.map_or(0, |v| v.value());
+    let mut out = Vec::with_capacity(events.len());
+    let mut buf = Vec::new();
+    for (at, kind) in events {
+        seq = seq.checked_add(1).ok_or(StoreError::Corrupt {
+            what: "event sequence",
+            reason: "last_seq is at u64::MAX".into(),
+        })?;
+        let event = Event { seq, at, kind };
+        encode_into("event", &event, &mut buf)?;
+        table.insert(seq, buf.as_slice())?;
+        out.push(event);
+    }
+    meta.insert(KEY_LAST_SEQ, seq)?;
+    Ok(out)
+}
+
+/// Writes the changed rows.
+fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
+    let mut buf = Vec::new();
+    if !d.sessions_put.is_empty() || !d.sessions_del.is_empty() {
+        let mut t = txn.open_table(SESSIONS)?;
+        for s in &d.sessions_put {
+            encode_into("session", s, &mut buf)?;
+            t.insert(
+                session_key(&(s.service, s.active_id)).as_slice(),
+                buf.as_slice(),
+            )?;
+        }
+        for k in &d.sessions_del {
+            t.remove(session_key(k).as_slice())?;
+        }
+    }
+    if !d.vouchers_put.is_empty() || !d.vouchers_del.is_empty() {
+        let mut t = txn.open_table(VOUCHERS)?;
+        for (name, p) in &d.vouchers_put {
+            encode_into("voucher", p, &mut buf)?;
+            t.insert(name.as_bytes(), buf.as_slice())?;
+        }
+        for name in &d.vouchers_del {
+            t.remove(name.as_bytes())?;
+        }
+    }
+    if !d.flagged_put.is_empty() || !d.flagged_del.is_empty() {
+        let mut t = txn.open_table(FLAGGED)?;
+        for k in &d.flagged_put {
+            t.insert(flag_key(k).as_slice(), 1)?;
+        }
+        for k in &d.flagged_del {
+            t.remove(flag_key(k).as_slice())?;
+        }
+    }
+    if d.router_boot.is_some() || d.started.is_some() {
+        let mut meta = txn.open_table(META)?;
+        if let Some(boot) = d.router_boot {
+            meta.insert(KEY_BOOT_SET, u64::from(boot.is_some()))?;
+            meta.insert(KEY_BOOT, boot.map_or(0, |t| t.unix() as u64))?;
+        }
+        if let Some(started) = d.started {
+            meta.insert(KEY_STARTED, u64::from(started))?;
+        }
+    }
+    Ok(())
+}
+
+fn service_byte(s: Service) -> u8 {
+    match s {
+        Service::Hotspot => 0,
+        Service::Pppoe => 1,
+    }
+}
+
+fn service_from_byte(b: u8) -> Result<Service, StoreError> {
+    match b {
+        0 => Ok(Service::Hotspot),
+        1 => Ok(Service::Pppoe),
+        other => Err(StoreError::Corrupt {
+            what: "row key",
+            reason: format!("unknown service byte {other}"),
+        }),
+    }
+}
+
+fn session_key(k: &SessionKey) -> [u8; 9] {
+    let mut out = [0u8; 9];
+    out[0] = service_byte(k.0);
+    out[1..].copy_from_slice(&(k.1).0.to_be_bytes());
+    out
+}
+
+fn flag_key((service, name): &(Service, Name)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + name.as_bytes().len());
+    out.push(service_byte(*service));
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+fn flag_key_decode(raw: &[u8]) -> Result<(Service, Name), StoreError> {
+    let (first, rest) = raw.split_first().ok_or(StoreError::Corrupt {
+        what: "flagged user key",
+        reason: "empty".into(),
+    })?;
+    Ok((service_from_byte(*first)?, Name::new(rest)))
+}
+
+/// Schema migration hook: turns a file at version `from` into `from + 1`,
+/// inside the open transaction (which also records the new version).
+///
+/// To add version 3: bump [`SCHEMA_VERSION`], keep copies of the old types
+/// in a `v2` module (postcard needs the exact old shape to decode), and add
+/// an arm here, `2 => migrate_v2_to_v3(txn)`, that rewrites each old row.
+fn migrate(from: u32, _txn: &WriteTransaction) -> Result<(), StoreError> {
+    Err(StoreError::Migrate {
+        from,
+        reason: "no migration from this version is known (version 1 was a pre-release \
+                 layout); move the file aside to start a new one"
+            .into(),
+    })
+}
+
+fn encode_into<T: Serialize>(
+    what: &'static str,
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    buf.clear();
+    postcard::to_io(value, &mut *buf).map_err(|e| StoreError::Encode {
+        what,
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+/// Decodes a whole blob; trailing bytes mean it is not what we wrote.
+pub(super) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(StoreError::Corrupt {
+            what,
+            reason: format!("{} unexpected trailing bytes", rest.len()),
+        }),
+        Err(e) => Err(StoreError::Corrupt {
+            what,
+            reason: e.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,24 @@
+//! The state file: one redb database holding what the agent must not forget
+//! across restarts, and the thread that owns it.
+//!
+//! - file.rs: [`Store`], the synchronous redb layer (tables, schema version,
+//!   stream id, event numbering).
+//! - delta.rs: [`StateDelta`], what changed between two monitor states, so a
+//!   cycle writes only changed rows and a quiet cycle writes nothing.
+//! - thread.rs: [`StoreHandle`], the async face: a dedicated thread owns the
+//!   database and serves requests over a bounded channel, so no commit (and
+//!   its fsync, slow on an SD card) ever runs on the runtime thread. One
+//!   writer keeps event order equal to cause order.
+//! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
+
+mod delta;
+mod error;
+mod file;
+#[cfg(test)]
+mod tests;
+mod thread;
+
+pub use delta::StateDelta;
+pub use error::StoreError;
+pub use file::{SCHEMA_VERSION, Store};
+pub use thread::{OutboxStats, StoreHandle, StoreThread};

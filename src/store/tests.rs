@@ -1,0 +1,376 @@
+use std::path::PathBuf;
+
+use redb::{ReadableDatabase, TableDefinition};
+
+use super::file::{EVENTS, KEY_SCHEMA, META, SESSIONS};
+use super::*;
+use crate::clock::Timestamp;
+use crate::event::{Event, EventKind, RouterState, Service};
+use crate::monitor::{Counters, MonitorState, TrackedSession, VoucherProgress};
+use crate::name::{Id, Mac, Name};
+
+fn ts(secs: i64) -> Timestamp {
+    Timestamp::from_unix(secs)
+}
+
+fn router(reason: &str) -> EventKind {
+    EventKind::Router {
+        state: RouterState::Connected,
+        reason: reason.into(),
+    }
+}
+
+fn events(n: usize) -> Vec<(Timestamp, EventKind)> {
+    (0..n)
+        .map(|i| (ts(i as i64), router(&format!("e{i}"))))
+        .collect()
+}
+
+fn seqs(events: &[Event]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+fn session(id: u64, user: &[u8]) -> TrackedSession {
+    TrackedSession {
+        service: Service::Hotspot,
+        user: Name::new(user),
+        active_id: Id(id),
+        session_id: Name::empty(),
+        address: Some("10.5.50.7".parse().unwrap()),
+        mac: Mac::parse(b"AA:BB:CC:DD:EE:FF"),
+        caller_id: Name::empty(),
+        profile: Name::new("voucher-1d"),
+        counters: Counters {
+            uptime_secs: 3_600,
+            bytes_in: Some(1 << 40),
+            bytes_out: None,
+        },
+        last_report: ts(1_700_000_000),
+    }
+}
+
+fn sample_state() -> MonitorState {
+    let mut s = MonitorState::default();
+    for (id, user) in [
+        (0x1a, &b"v-abc"[..]),
+        (0x1b, b"caf\xe9"),
+        (0x1c, b"caf\xe8"),
+    ] {
+        let t = session(id, user);
+        s.sessions.insert((t.service, t.active_id), t);
+    }
+    s.vouchers.insert(
+        Name::new("v-abc"),
+        VoucherProgress {
+            activation: Some((ts(1_700_000_000), ts(1_700_086_400))),
+            ..Default::default()
+        },
+    );
+    s.vouchers.insert(
+        Name::new(b"caf\xe9"),
+        VoucherProgress {
+            expired_for: Some(ts(-5)),
+            enforced: true,
+            ..Default::default()
+        },
+    );
+    s.flagged_manual
+        .insert((Service::Pppoe, Name::new(b"bob\xff")));
+    s.router_boot = Some(ts(-86_400));
+    s.started = true;
+    s
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A missing subdirectory checks that open() creates it.
+    let path = dir.path().join("sub").join("state.redb");
+    (dir, path)
+}
+
+fn put_raw<K: redb::Key + 'static>(
+    store: &Store,
+    def: TableDefinition<K, &[u8]>,
+    key: K::SelfType<'_>,
+    bytes: &[u8],
+) {
+    let txn = store.db.begin_write().expect("begin");
+    txn.open_table(def)
+        .expect("table")
+        .insert(key, bytes)
+        .expect("insert");
+    txn.commit().expect("commit");
+}
+
+#[test]
+fn new_file_has_schema_stream_and_defaults() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).expect("open");
+    let txn = store.db.begin_read().expect("read");
+    let meta = txn.open_table(META).expect("meta");
+    let v = meta.get(KEY_SCHEMA).expect("get").map(|g| g.value());
+    assert_eq!(v, Some(u64::from(SCHEMA_VERSION)));
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.load_state().expect("state"), MonitorState::default());
+    assert_eq!(store.last_seq().expect("seq"), 0);
+    assert_eq!(store.queued_events().expect("queued"), 0);
+    assert!(store.pending_events(0, 10).expect("pending").is_empty());
+    let stream = store.stream();
+    assert_ne!(stream.0, [0; 16]);
+    drop(txn);
+    drop(store);
+    // Kept across reopen.
+    assert_eq!(Store::open(&path).expect("reopen").stream(), stream);
+}
+
+#[test]
+fn commit_numbers_events_and_continues() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).expect("open");
+    let first = store.commit(&StateDelta::default(), events(3)).expect("c1");
+    assert_eq!(seqs(&first), [1, 2, 3]);
+    assert_eq!(first[1].kind, router("e1"));
+    assert_eq!(first[2].at, ts(2));
+    let second = store.append_events(events(2)).expect("c2");
+    assert_eq!(seqs(&second), [4, 5]);
+    assert_eq!(store.last_seq().expect("seq"), 5);
+}
+
+#[test]
+fn state_round_trips_row_by_row_across_reopen() {
+    let (_dir, path) = tmp();
+    let state = sample_state();
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .commit(&StateDelta::full(&state), vec![])
+            .expect("commit");
+    }
+    let store = Store::open(&path).expect("reopen");
+    let loaded = store.load_state().expect("load");
+    assert_eq!(loaded, state);
+    // Names that differ only in a non-UTF-8 byte stay two entries.
+    assert_eq!(loaded.sessions.len(), 3);
+
+    // Remove one session and one voucher, unflag: only those rows change.
+    let mut next = state.clone();
+    next.sessions.remove(&(Service::Hotspot, Id(0x1b)));
+    next.vouchers.remove(&Name::new("v-abc"));
+    next.flagged_manual.clear();
+    next.router_boot = None;
+    let delta = StateDelta::between(&state, &next);
+    assert_eq!(delta.sessions_put, vec![]);
+    assert_eq!(delta.sessions_del, vec![(Service::Hotspot, Id(0x1b))]);
+    assert_eq!(delta.vouchers_del, vec![Name::new("v-abc")]);
+    assert_eq!(delta.router_boot, Some(None));
+    store.commit(&delta, vec![]).expect("commit");
+    drop(store);
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.load_state().expect("load"), next);
+}
+
+#[test]
+fn counters_alone_write_nothing_and_a_quiet_commit_leaves_the_file_untouched() {
+    let (_dir, path) = tmp();
+    let state = sample_state();
+    let store = Store::open(&path).expect("open");
+    store
+        .commit(&StateDelta::full(&state), vec![])
+        .expect("commit");
+    let mut next = state.clone();
+    for s in next.sessions.values_mut() {
+        s.counters.uptime_secs += 30;
+        s.counters.bytes_in = Some(1);
+    }
+    let delta = StateDelta::between(&state, &next);
+    assert!(delta.is_empty(), "{delta:?}");
+    let before = std::fs::read(&path).expect("read");
+    assert!(store.commit(&delta, vec![]).expect("commit").is_empty());
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+    // A usage report moves `last_report`: that session's row is written.
+    let key = (Service::Hotspot, Id(0x1a));
+    if let Some(s) = next.sessions.get_mut(&key) {
+        s.last_report = ts(1_700_000_300);
+    }
+    let delta = StateDelta::between(&state, &next);
+    assert_eq!(delta.sessions_put.len(), 1);
+    assert_eq!(delta.sessions_put[0].counters.uptime_secs, 3_630);
+}
+
+#[test]
+fn ack_deletes_and_seq_is_never_reused_across_reopen() {
+    let (_dir, path) = tmp();
+    {
+        let store = Store::open(&path).expect("open");
+        store.append_events(events(4)).expect("append");
+        assert_eq!(store.ack_events(3).expect("ack"), 3);
+        assert_eq!(seqs(&store.pending_events(0, 10).expect("p")), [4]);
+        assert_eq!(store.ack_events(4).expect("ack"), 1);
+        assert_eq!(store.queued_events().expect("q"), 0);
+    }
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(seqs(&store.append_events(events(1)).expect("a")), [5]);
+    assert_eq!(
+        seqs(&store.pending_events(0, 10).expect("p")),
+        [5],
+        "acked events stay gone"
+    );
+    assert_eq!(
+        store.oldest_event().expect("oldest").map(|e| e.seq),
+        Some(5)
+    );
+}
+
+#[test]
+fn pending_events_pages_in_seq_order() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).expect("open");
+    store.append_events(events(7)).expect("append");
+    assert_eq!(seqs(&store.pending_events(0, 3).expect("p")), [1, 2, 3]);
+    assert_eq!(seqs(&store.pending_events(3, 3).expect("p")), [4, 5, 6]);
+    assert_eq!(seqs(&store.pending_events(6, 3).expect("p")), [7]);
+    assert!(store.pending_events(7, 3).expect("p").is_empty());
+    assert!(store.pending_events(0, 0).expect("p").is_empty());
+}
+
+#[test]
+fn empty_file_is_initialised_with_a_new_stream() {
+    let (_dir, path) = tmp();
+    let first = {
+        let store = Store::open(&path).expect("open");
+        store.append_events(events(3)).expect("append");
+        store.stream()
+    };
+    // An operator's `> state.redb`, or a power cut on a fresh SD card.
+    std::fs::write(&path, b"").expect("truncate");
+    let store = Store::open(&path).expect("open empty");
+    assert_ne!(
+        store.stream(),
+        first,
+        "a lost file must not reuse its stream"
+    );
+    assert_eq!(store.last_seq().expect("seq"), 0);
+    assert!(!store.load_state().expect("state").started);
+    assert_eq!(seqs(&store.append_events(events(1)).expect("a")), [1]);
+}
+
+#[test]
+fn newer_schema_is_refused_and_older_is_not_misread() {
+    for (version, newer) in [(SCHEMA_VERSION + 1, true), (1, false)] {
+        let (_dir, path) = tmp();
+        {
+            let store = Store::open(&path).expect("open");
+            let txn = store.db.begin_write().expect("begin");
+            txn.open_table(META)
+                .expect("meta")
+                .insert(KEY_SCHEMA, u64::from(version))
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let err = Store::open(&path).expect_err("must refuse");
+        if newer {
+            assert!(matches!(err, StoreError::SchemaTooNew { found, .. } if found == version));
+        } else {
+            assert!(matches!(err, StoreError::Migrate { from: 1, .. }), "{err}");
+            assert!(err.to_string().contains("move the file aside"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn corrupt_rows_are_errors_not_panics() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).expect("open");
+    put_raw(&store, SESSIONS, &[0u8; 9][..], b"\xff\xff\xff");
+    let err = store.load_state().expect_err("corrupt");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt {
+                what: "session",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    put_raw(&store, EVENTS, 1, b"\x05");
+    let err = store.pending_events(0, 10).expect_err("corrupt");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(!err.is_disk_full());
+}
+
+#[test]
+fn second_open_reports_file_in_use() {
+    let (_dir, path) = tmp();
+    let _store = Store::open(&path).expect("open");
+    let err = Store::open(&path).expect_err("in use");
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("in use by another process"));
+}
+
+#[test]
+fn not_a_redb_file_is_an_open_error_keeping_its_cause() {
+    let (_dir, path) = tmp();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"this is not a database, just some text").unwrap();
+    let err = Store::open(&path).expect_err("not redb");
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(std::error::Error::source(&err).is_some());
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn disk_full_is_told_apart() {
+    let full = StoreError::Storage(redb::StorageError::Io(std::io::Error::from_raw_os_error(
+        28,
+    )));
+    assert!(full.is_disk_full());
+    assert!(full.to_string().contains("disk full"), "{full}");
+    let other = StoreError::Storage(redb::StorageError::Io(std::io::Error::other("x")));
+    assert!(!other.is_disk_full());
+}
+
+#[test]
+fn store_thread_serves_commits_in_order() {
+    let (_dir, path) = tmp();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (handle, thread, state) = StoreHandle::open(&path).await.expect("open");
+        assert_eq!(state, MonitorState::default());
+        let next = sample_state();
+        let a = handle
+            .commit(StateDelta::full(&next), events(2))
+            .await
+            .expect("commit");
+        let b = handle.append(events(1)).await.expect("append");
+        assert_eq!((seqs(&a), seqs(&b)), (vec![1, 2], vec![3]));
+        let stats = handle.stats().await.expect("stats");
+        assert_eq!((stats.pending, stats.last_seq), (3, 3));
+        assert_eq!(stats.oldest_at, Some(ts(0)));
+        assert_eq!(seqs(&handle.pending(1, 10).await.expect("p")), [2, 3]);
+        assert_eq!(handle.ack(2).await.expect("ack"), 2);
+        let stream = handle.stream();
+        drop(handle);
+        thread.join().await;
+        // The thread released the file: it opens again, state intact.
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.stream(), stream);
+        assert_eq!(store.load_state().expect("load"), next);
+        assert_eq!(store.queued_events().expect("q"), 1);
+    });
+}
+
+#[test]
+fn store_thread_reports_open_errors() {
+    let (_dir, path) = tmp();
+    let _held = Store::open(&path).expect("open");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(StoreHandle::open(&path)).err().expect("in use");
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+}

@@ -1,0 +1,211 @@
+//! The store thread: owns the [`Store`] and serves the async side.
+//!
+//! Requests travel over a bounded channel (back-pressure instead of an
+//! unbounded queue of pending writes) and each carries a oneshot for the
+//! reply. The runtime thread only ever awaits; commits, fsyncs and reads
+//! happen here. Requests are served in order, so events are numbered in the
+//! order their causes were committed.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StateDelta, Store, StoreError};
+use crate::clock::Timestamp;
+use crate::event::{Event, EventKind, StreamId};
+use crate::monitor::MonitorState;
+
+/// Requests waiting for the thread; senders wait when it is full.
+const QUEUE: usize = 16;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Request {
+    Commit {
+        delta: StateDelta,
+        events: Vec<(Timestamp, EventKind)>,
+        reply: Reply<Vec<Event>>,
+    },
+    Pending {
+        after: u64,
+        limit: usize,
+        reply: Reply<Vec<Event>>,
+    },
+    Ack {
+        up_to: u64,
+        reply: Reply<usize>,
+    },
+    Stats {
+        reply: Reply<OutboxStats>,
+    },
+}
+
+/// What waits in the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: u64,
+    pub oldest_at: Option<Timestamp>,
+    pub last_seq: u64,
+}
+
+/// The async handle to the state file. Cheap to clone; the thread ends when
+/// every handle is dropped or [`close`](Self::close) is called.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Request>,
+    stream: StreamId,
+}
+
+/// Joins the store thread; see [`StoreHandle::open`].
+pub struct StoreThread {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StoreThread {
+    /// Waits (on a blocking thread) until every queued request is done.
+    /// Call after dropping the handles: a commit in flight is finished,
+    /// never cut short.
+    pub async fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl StoreHandle {
+    /// Opens the state file on a new thread and loads the monitor state
+    /// there. Returns the handle, the thread to join at exit, and the state.
+    pub async fn open(path: &Path) -> Result<(StoreHandle, StoreThread, MonitorState), StoreError> {
+        let path = path.to_path_buf();
+        let (tx, mut rx) = mpsc::channel::<Request>(QUEUE);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                let opened = Store::open(&path).and_then(|s| {
+                    let state = s.load_state()?;
+                    Ok((s, state))
+                });
+                let store = match opened {
+                    Ok((store, state)) => {
+                        let _ = ready_tx.send(Ok((store.stream(), state)));
+                        store
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Some(req) = rx.blocking_recv() {
+                    serve(&store, req);
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                path: std::path::PathBuf::from("<store thread>"),
+                source,
+            })?;
+        let mut joiner = StoreThread {
+            thread: Some(thread),
+        };
+        match ready_rx.await {
+            Ok(Ok((stream, state))) => Ok((StoreHandle { tx, stream }, joiner, state)),
+            Ok(Err(e)) => {
+                joiner.join().await;
+                Err(e)
+            }
+            Err(_) => {
+                joiner.thread.take();
+                Err(StoreError::Closed)
+            }
+        }
+    }
+
+    /// This state file's event stream id.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    /// Applies `delta` and appends `events` in one transaction; returns the
+    /// numbered events. Nothing is written when both are empty.
+    pub async fn commit(
+        &self,
+        delta: StateDelta,
+        events: Vec<(Timestamp, EventKind)>,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.call(|reply| Request::Commit {
+            delta,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    /// Appends events without touching the state.
+    pub async fn append(
+        &self,
+        events: Vec<(Timestamp, EventKind)>,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.commit(StateDelta::default(), events).await
+    }
+
+    /// Queued events with `seq > after`, oldest first, at most `limit`.
+    pub async fn pending(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.call(|reply| Request::Pending {
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes events with `seq <= up_to` (they reached the central side).
+    pub async fn ack(&self, up_to: u64) -> Result<usize, StoreError> {
+        self.call(|reply| Request::Ack { up_to, reply }).await
+    }
+
+    pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
+        self.call(|reply| Request::Stats { reply }).await
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn serve(store: &Store, req: Request) {
+    match req {
+        Request::Commit {
+            delta,
+            events,
+            reply,
+        } => {
+            let _ = reply.send(store.commit(&delta, events));
+        }
+        Request::Pending {
+            after,
+            limit,
+            reply,
+        } => {
+            let _ = reply.send(store.pending_events(after, limit));
+        }
+        Request::Ack { up_to, reply } => {
+            let _ = reply.send(store.ack_events(up_to));
+        }
+        Request::Stats { reply } => {
+            let stats = (|| {
+                Ok(OutboxStats {
+                    pending: store.queued_events()?,
+                    oldest_at: store.oldest_event()?.map(|e| e.at),
+                    last_seq: store.last_seq()?,
+                })
+            })();
+            let _ = reply.send(stats);
+        }
+    }
+}
