@@ -4,6 +4,128 @@
 mod common;
 
 use common::pg::Postgres;
+use serde_json::{Value, json};
+
+const STREAM: &str = "0123456789abcdef0123456789abcdef";
+
+/// An event of `STREAM` at a time derived from its seq.
+fn ev(seq: u64, prev: u64, ty: &str, fields: Value) -> Value {
+    let mut v = json!({
+        "stream": STREAM, "seq": seq, "prev": prev,
+        "at": format!("2026-11-24T15:{:02}:{:02}Z", (seq / 60) % 60, seq % 60),
+        "site": "site-a", "type": ty,
+    });
+    for (k, x) in fields.as_object().expect("fields object") {
+        v[k] = x.clone();
+    }
+    v
+}
+
+fn batch(events: &[Value]) -> Value {
+    let first = events.first().map(|e| e["seq"].as_u64().unwrap()).unwrap_or(0);
+    let last = events.last().map(|e| e["seq"].as_u64().unwrap()).unwrap_or(0);
+    json!({"batch_id": format!("{STREAM}:{first}-{last}"), "stream": STREAM, "events": events})
+}
+
+/// A chain: each event's prev is the one before it (0 for the first).
+fn chain(events: Vec<(u64, &str, Value)>) -> Vec<Value> {
+    let mut prev = 0;
+    let mut out = Vec::new();
+    for (seq, ty, fields) in events {
+        out.push(ev(seq, prev, ty, fields));
+        prev = seq;
+    }
+    out
+}
+
+fn sql_json(v: &Value) -> String {
+    format!("$j${v}$j$::jsonb")
+}
+
+fn ingest(pg: &Postgres, site: &str, b: &Value) -> Value {
+    let out = pg.psql(&format!("SELECT ingest_batch('{site}', {})", sql_json(b)));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ingest_batch result {out:?}: {e}"))
+}
+
+fn stored_through(pg: &Postgres, site: &str, b: &Value) -> u64 {
+    ingest(pg, site, b)["stored_through"].as_u64().expect("stored_through")
+}
+
+/// Every design table's rows, as text: equal fingerprints = no row changed.
+fn fingerprint(pg: &Postgres) -> String {
+    let tables = [
+        "sites",
+        "agent_streams",
+        "agent_events",
+        "mikrotik_profiles",
+        "user_activity_log",
+        "user_usage_stats",
+        "mikrotik_connection_log",
+        "sessions",
+        "vouchers",
+        "subscriptions",
+        "manual_users",
+        "alerts",
+    ];
+    let mut s = String::new();
+    for t in tables {
+        // last_upload_at moves on every upload by design; everything else must not.
+        let cols = if t == "sites" {
+            "site_id, token_hash, created_at".to_string()
+        } else {
+            "t.*".to_string()
+        };
+        s += &pg.psql(&format!(
+            "SELECT '{t}', count(*), md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) \
+             FROM (SELECT {cols} FROM {t} t) r"
+        ));
+        s.push('\n');
+    }
+    s
+}
+
+fn login(user: &str, active_id: &str) -> Value {
+    json!({"service": "hotspot", "user": user, "active_id": active_id, "session_id": "",
+           "address": "10.5.50.7", "mac": "AA:BB:CC:00:00:07", "caller_id": "",
+           "login_by": "http-chap", "profile": "voucher-1h", "seen_at_start": false})
+}
+
+fn logout(user: &str, active_id: &str, bytes_in: u64, uptime: u64) -> Value {
+    json!({"service": "hotspot", "user": user, "active_id": active_id, "session_id": "",
+           "reason": "gone", "bytes_in": bytes_in, "bytes_out": bytes_in * 10, "uptime_secs": uptime})
+}
+
+fn every_type() -> Vec<Value> {
+    chain(vec![
+        (1, "router", json!({"state": "connected", "reason": ""})),
+        (2, "profile", json!({"service": "hotspot", "name": "voucher-1h", "rate_limit": "2M/4M",
+                              "session_timeout": null, "shared_users": "1"})),
+        (3, "user_adopted", json!({"service": "hotspot", "user": "OLD1", "profile": "voucher-1h",
+                                   "comment": "vc-123", "batch_id": "", "valid_hours": 24,
+                                   "first_login_at": null, "expires_at": null})),
+        (4, "login", login("V1", "*1")),
+        (5, "voucher_activated", json!({"user": "V1", "batch_id": "B1", "valid_hours": 1,
+            "first_login_at": "2026-11-24T15:00:04Z", "expires_at": "2026-11-24T16:00:04Z",
+            "provisional": false, "mac": "AA:BB:CC:00:00:07"})),
+        (6, "usage", json!({"service": "hotspot", "user": "V1", "active_id": "*1", "session_id": "",
+                            "bytes_in": 100, "bytes_out": 1000, "uptime_secs": 2})),
+        (7, "login", json!({"service": "pppoe", "user": "P1", "active_id": "*9", "session_id": "0x81",
+            "address": "10.0.0.9", "mac": "", "caller_id": "AA:BB:CC:00:00:09",
+            "login_by": "pppoe", "profile": "pppoe-10M", "seen_at_start": false})),
+        (8, "logout", logout("V1", "*1", 500, 4)),
+        (9, "voucher_expired", json!({"user": "V1", "batch_id": "B1",
+            "expires_at": "2026-11-24T16:00:04Z", "action": "disable"})),
+        (10, "voucher_invalid", json!({"user": "V2", "reason": "bad valid_hours",
+                                       "comment": "VOUCHER_SYSTEM|B|x"})),
+        (11, "manual_user", json!({"service": "pppoe", "user": "hand\u{fffd}made",
+            "user_b64": "aGFuZP9tYWRl", "profile": "pppoe-10M", "comment": "made by hand"})),
+        (12, "alert", json!({"name": "mikrotik_connection_failed", "message": "10 attempts"})),
+        (13, "dropped", json!({"from_seq": 100, "to_seq": 199, "count": 100})),
+        (14, "clock", json!({"offset_secs": 3})),
+        (15, "subscription", json!({"pppoe_username": "P1"})),
+        (16, "something_new", json!({"x": 1})),
+    ])
+}
 
 #[test]
 fn schema_loads_twice() {
@@ -11,4 +133,314 @@ fn schema_loads_twice() {
     pg.load_schema();
     pg.load_schema();
     assert_eq!(pg.psql("SELECT count(*) FROM sites"), "0");
+}
+
+#[test]
+fn each_event_type_lands_in_its_table() {
+    let pg = Postgres::start();
+    let r = ingest(&pg, "site-a", &batch(&every_type()));
+    assert_eq!(r, json!({"stream": STREAM, "stored_through": 16}));
+
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events WHERE site_id = 'site-a'"), "16");
+    assert_eq!(pg.psql("SELECT site_id, last_upload_at IS NOT NULL FROM sites"), "site-a|t");
+    assert_eq!(
+        pg.psql("SELECT event, message FROM mikrotik_connection_log WHERE site_id = 'site-a'"),
+        "connect|"
+    );
+    assert_eq!(
+        pg.psql("SELECT service, name, rate_limit, session_timeout IS NULL, shared_users FROM mikrotik_profiles"),
+        "hotspot|voucher-1h|2M/4M|t|1"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT username, type, action, host(ip_address), mac_address, data->>'seq' \
+             FROM user_activity_log ORDER BY id"
+        ),
+        "V1|hotspot|login|10.5.50.7|AA:BB:CC:00:00:07|4\n\
+         P1|pppoe|login|10.0.0.9|AA:BB:CC:00:00:09|7\n\
+         V1|hotspot|logout|||8"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT service, username, active_id, session_id, started_at, ended_at, bytes_in, \
+             bytes_out, uptime_secs, end_reason, seen_at_start FROM sessions ORDER BY id"
+        ),
+        "hotspot|V1|*1||2026-11-24 15:00:04+00|2026-11-24 15:00:08+00|500|5000|4|gone|f\n\
+         pppoe|P1|*9|0x81|2026-11-24 15:00:07+00||||||f"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT username, type, session_start, session_end, bytes_in, bytes_out, uptime_seconds \
+             FROM user_usage_stats"
+        ),
+        "V1|hotspot|2026-11-24 15:00:04+00|2026-11-24 15:00:08+00|500|5000|4"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT code, status, batch_id, valid_hours, first_login_at, expires_at, \
+             mac_address, host(ip_address), last_seen IS NOT NULL, profile_name, mikrotik_comment \
+             FROM vouchers ORDER BY code"
+        ),
+        "OLD1|migrated||24|||||f|voucher-1h|vc-123\n\
+         V1|expired|B1|1|2026-11-24 15:00:04+00|2026-11-24 16:00:04+00|AA:BB:CC:00:00:07||t||"
+    );
+    assert_eq!(
+        pg.psql("SELECT service, username, profile, comment, data->>'user_b64' FROM manual_users"),
+        "pppoe|hand\u{fffd}made|pppoe-10M|made by hand|aGFuZP9tYWRl"
+    );
+    assert_eq!(
+        pg.psql("SELECT name, message FROM alerts ORDER BY id"),
+        "voucher_invalid|voucher V2: bad valid_hours\n\
+         mikrotik_connection_failed|10 attempts\n\
+         events_dropped|agent outbox full: dropped 100 events (seq 100 to 199)"
+    );
+    assert_eq!(
+        pg.psql("SELECT type FROM agent_events WHERE seq >= 14 ORDER BY seq"),
+        "clock\nsubscription\nsomething_new"
+    );
+}
+
+#[test]
+fn replayed_and_overlapping_batches_change_nothing() {
+    let pg = Postgres::start();
+    let all = every_type();
+    assert_eq!(stored_through(&pg, "site-a", &batch(&all[..10])), 10);
+    let before = fingerprint(&pg);
+    // The same batch again: nothing changes.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&all[..10])), 10);
+    assert_eq!(fingerprint(&pg), before);
+    // A sub-range of it: nothing changes.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&all[3..8])), 10);
+    assert_eq!(fingerprint(&pg), before);
+    // Overlapping 6..16: only 11..16 are new.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&all[5..])), 16);
+    let after = fingerprint(&pg);
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events"), "16");
+    assert_eq!(pg.psql("SELECT count(*) FROM user_activity_log"), "3");
+    assert_eq!(pg.psql("SELECT count(*) FROM alerts"), "3");
+    // Replaying everything in one batch, or in reverse order, changes nothing.
+    let mut reversed = all.clone();
+    reversed.reverse();
+    assert_eq!(stored_through(&pg, "site-a", &batch(&all)), 16);
+    assert_eq!(stored_through(&pg, "site-a", &batch(&reversed)), 16);
+    assert_eq!(fingerprint(&pg), after);
+    // The same stream name for another site is another stream.
+    assert_eq!(stored_through(&pg, "site-b", &batch(&all[..2])), 2);
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events WHERE site_id = 'site-b'"), "2");
+}
+
+#[test]
+fn stored_through_follows_the_prev_chain() {
+    let pg = Postgres::start();
+    let r = |seq, prev| ev(seq, prev, "clock", json!({}));
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[])), 0);
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[r(1, 0), r(2, 1)])), 2);
+    // A gap (3 and 4 missing): stays at 2, but 5 is stored.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[r(5, 4), r(6, 5)])), 2);
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events"), "4");
+    // Filling half the gap advances to 3 only.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[r(3, 2)])), 3);
+    // The rest of the gap: all the way to 6.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[r(4, 3)])), 6);
+    // The agent compacted 7..9 away: 10's prev is 6, no permanent hole.
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[r(10, 6)])), 10);
+    // Old events (<= stored_through) never stored are skipped entirely.
+    assert_eq!(
+        stored_through(&pg, "site-a", &batch(&[ev(8, 7, "alert", json!({"name": "x"}))])),
+        10
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM alerts"), "0");
+    assert_eq!(
+        pg.psql("SELECT stored_through FROM agent_streams WHERE site_id = 'site-a'"),
+        "10"
+    );
+    // A new stream (new state file) starts from 0 again.
+    let mut other = batch(&[]);
+    other["stream"] = json!("ffffffffffffffffffffffffffffffff");
+    other["events"] = json!([{"stream": "ffffffffffffffffffffffffffffffff", "seq": 1, "prev": 0,
+                              "at": "2026-11-24T15:00:00Z", "site": "site-a", "type": "clock"}]);
+    assert_eq!(
+        ingest(&pg, "site-a", &other),
+        json!({"stream": "ffffffffffffffffffffffffffffffff", "stored_through": 1})
+    );
+}
+
+#[test]
+fn seen_at_start_login_merges_with_the_open_session() {
+    let pg = Postgres::start();
+    let mut seen = login("V1", "*2");
+    seen["seen_at_start"] = json!(true);
+    let events = chain(vec![
+        (1, "login", login("V1", "*1")),
+        // The agent's state file was recreated; the session was already online.
+        (2, "login", seen),
+        (3, "usage", json!({"service": "hotspot", "user": "V1", "active_id": "*2", "session_id": "",
+                            "bytes_in": 7, "bytes_out": 70, "uptime_secs": 3})),
+    ]);
+    assert_eq!(stored_through(&pg, "site-a", &batch(&events)), 3);
+    assert_eq!(
+        pg.psql(
+            "SELECT active_id, started_at, ended_at IS NULL, seen_at_start, bytes_in \
+             FROM sessions"
+        ),
+        "*2|2026-11-24 15:00:01+00|t|t|7"
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM user_activity_log"), "1");
+    // Without an open session, seen_at_start opens one.
+    let mut seen = login("V9", "*9");
+    seen["seen_at_start"] = json!(true);
+    assert_eq!(stored_through(&pg, "site-a", &batch(&[ev(4, 3, "login", seen)])), 4);
+    assert_eq!(
+        pg.psql("SELECT seen_at_start, ended_at IS NULL FROM sessions WHERE username = 'V9'"),
+        "t|t"
+    );
+    // A logout without any open row inserts a closed one.
+    assert_eq!(
+        stored_through(&pg, "site-a", &batch(&[ev(5, 4, "logout", logout("V7", "*7", 1, 60))])),
+        5
+    );
+    assert_eq!(
+        pg.psql("SELECT started_at, ended_at, end_reason FROM sessions WHERE username = 'V7'"),
+        "2026-11-24 15:00:05+00|2026-11-24 15:00:05+00|gone"
+            .replace("15:00:05+00|2026", "14:59:05+00|2026")
+    );
+}
+
+#[test]
+fn malformed_batches_raise_22023() {
+    let pg = Postgres::start();
+    let bad = [
+        json!({"events": []}),
+        json!({"stream": STREAM}),
+        json!({"stream": STREAM, "events": [{"seq": "one", "prev": 0, "type": "clock", "at": "2026-11-24T15:00:00Z"}]}),
+        json!({"stream": STREAM, "events": [{"seq": 1, "prev": 0, "type": "clock", "at": "yesterday"}]}),
+        json!({"stream": STREAM, "events": [{"seq": 1, "prev": 0, "type": "clock", "at": "2026-13-45T15:00:00Z"}]}),
+        json!({"stream": STREAM, "events": [{"seq": 1, "type": "clock", "at": "2026-11-24T15:00:00Z"}]}),
+        json!([1, 2]),
+    ];
+    for b in bad {
+        let err = pg
+            .try_psql(&format!("SELECT ingest_batch('site-a', {})", sql_json(&b)))
+            .expect_err("malformed batch accepted");
+        assert!(err.contains("22023"), "{b}: {err}");
+    }
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events"), "0");
+}
+
+#[test]
+fn claims_must_match_the_site() {
+    let pg = Postgres::start();
+    let b = batch(&every_type()[..2]);
+    let call = |claims: &str, site: &str| {
+        pg.try_psql(&format!(
+            "SELECT set_config('request.jwt.claims', '{claims}', true); \
+             SELECT ingest_batch('{site}', {})",
+            sql_json(&b)
+        ))
+    };
+    let err = call(r#"{"role":"edge_agent","site_id":"site-b"}"#, "site-a").unwrap_err();
+    assert!(err.contains("42501"), "{err}");
+    let err = call(r#"{"role":"edge_agent"}"#, "site-a").unwrap_err();
+    assert!(err.contains("42501"), "{err}");
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events"), "0");
+    assert!(call(r#"{"role":"edge_agent","site_id":"site-a"}"#, "site-a")
+        .unwrap()
+        .ends_with(r#""stored_through": 2}"#));
+
+    // The PostgREST setup from the README: a role with EXECUTE only.
+    pg.psql(
+        "DO $$ BEGIN CREATE ROLE edge_agent NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
+         GRANT USAGE ON SCHEMA public TO edge_agent; \
+         GRANT EXECUTE ON FUNCTION ingest_batch(text, jsonb), site_desired_state(text) TO edge_agent",
+    );
+    let as_agent = |claims: &str, sql: &str| {
+        pg.try_psql(&format!(
+            "SET ROLE edge_agent; SELECT set_config('request.jwt.claims', '{claims}', true); {sql}"
+        ))
+    };
+    let b2 = batch(&every_type()[..3]);
+    let ok = as_agent(
+        r#"{"role":"edge_agent","site_id":"site-a"}"#,
+        &format!("SELECT ingest_batch('site-a', {})", sql_json(&b2)),
+    )
+    .unwrap();
+    assert!(ok.contains(r#""stored_through": 3"#), "{ok}");
+    let err = as_agent(
+        r#"{"role":"edge_agent","site_id":"site-a"}"#,
+        "SELECT site_desired_state('site-b')",
+    )
+    .unwrap_err();
+    assert!(err.contains("42501"), "{err}");
+    let err = as_agent(
+        r#"{"role":"edge_agent","site_id":"site-a"}"#,
+        "DELETE FROM vouchers",
+    )
+    .unwrap_err();
+    assert!(err.contains("42501") && err.contains("permission denied"), "{err}");
+}
+
+#[test]
+fn site_desired_state_lists_the_sites_vouchers_and_subscriptions() {
+    let pg = Postgres::start();
+    let empty = pg.psql("SELECT site_desired_state('site-a')");
+    let empty: Value = serde_json::from_str(&empty).unwrap();
+    assert_eq!(empty["vouchers"], json!([]));
+    assert_eq!(empty["subscriptions"], json!([]));
+    assert!(empty["version"].is_string());
+
+    pg.psql(
+        "INSERT INTO vouchers (site_id, code, password, profile_name, valid_hours, status, mikrotik_comment) VALUES \
+         ('site-a', 'V2', 'p2', 'voucher-1h', 1, 'created', 'VOUCHER_SYSTEM|B1|5000|4000|1'), \
+         ('site-a', 'V1', 'p1', 'voucher-1h', 1, 'expired', 'VOUCHER_SYSTEM|B1|5000|4000|1'), \
+         ('site-b', 'X1', 'px', 'voucher-1h', 1, 'created', NULL); \
+         INSERT INTO subscriptions (site_id, pppoe_username, password, profile_name, status, comment) VALUES \
+         ('site-a', 'cust1', 's1', 'pppoe-10M', 'active', 'PPPOE_SYSTEM|B|1|1|C1|S1'), \
+         ('site-b', 'cust9', 's9', 'pppoe-10M', 'suspended', NULL)",
+    );
+    let state: Value =
+        serde_json::from_str(&pg.psql("SELECT site_desired_state('site-a')")).unwrap();
+    assert_eq!(
+        state["vouchers"],
+        json!([
+            {"code": "V1", "password": "p1", "profile": "voucher-1h",
+             "comment": "VOUCHER_SYSTEM|B1|5000|4000|1", "status": "expired"},
+            {"code": "V2", "password": "p2", "profile": "voucher-1h",
+             "comment": "VOUCHER_SYSTEM|B1|5000|4000|1", "status": "created"},
+        ])
+    );
+    assert_eq!(
+        state["subscriptions"],
+        json!([{"pppoe_username": "cust1", "password": "s1", "profile": "pppoe-10M",
+                "comment": "PPPOE_SYSTEM|B|1|1|C1|S1", "status": "active"}])
+    );
+    let version = state["version"].as_str().unwrap().to_string();
+    assert_ne!(version, empty["version"].as_str().unwrap());
+    // Same content, same version; changed content, new version.
+    let again: Value =
+        serde_json::from_str(&pg.psql("SELECT site_desired_state('site-a')")).unwrap();
+    assert_eq!(again["version"], json!(version));
+    pg.psql("UPDATE subscriptions SET status = 'suspended' WHERE pppoe_username = 'cust1'");
+    let changed: Value =
+        serde_json::from_str(&pg.psql("SELECT site_desired_state('site-a')")).unwrap();
+    assert_ne!(changed["version"], json!(version));
+
+    let err = pg
+        .try_psql(
+            "SELECT set_config('request.jwt.claims', '{\"site_id\":\"site-b\"}', true); \
+             SELECT site_desired_state('site-a')",
+        )
+        .unwrap_err();
+    assert!(err.contains("42501"), "{err}");
+    let b: Value = serde_json::from_str(
+        &pg.psql(
+            "SELECT set_config('request.jwt.claims', '{\"site_id\":\"site-b\"}', true); \
+             SELECT site_desired_state('site-b')",
+        )
+        .lines()
+        .last()
+        .unwrap()
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(b["vouchers"][0]["code"], json!("X1"));
 }

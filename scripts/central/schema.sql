@@ -537,7 +537,9 @@ BEGIN
         IF jsonb_typeof(e -> 'type') IS DISTINCT FROM 'string' THEN
             RAISE EXCEPTION 'batch.events[%].type must be a string', i - 1 USING ERRCODE = '22023';
         END IF;
-        IF _edge_ts(e ->> 'at') IS NULL THEN
+        IF jsonb_typeof(e -> 'at') IS DISTINCT FROM 'string'
+           OR (e ->> 'at') !~ '^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}'
+           OR _edge_ts(e ->> 'at') IS NULL THEN
             RAISE EXCEPTION 'batch.events[%].at must be an RFC 3339 time, got %', i - 1,
                 coalesce(e ->> 'at', 'nothing') USING ERRCODE = '22023';
         END IF;

@@ -254,7 +254,8 @@ impl Postgres {
 
     fn psql_command(&self, db: &str) -> Command {
         let mut c = Command::new(self.bin.join("psql"));
-        c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+        c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose"])
+            .args(["-h", "127.0.0.1", "-U", "postgres"])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-d")
@@ -273,7 +274,8 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string()
     }
 
-    /// Runs SQL and returns Err(stderr) instead of panicking.
+    /// Runs SQL and returns Err(stderr) instead of panicking. Errors are
+    /// verbose, so stderr names the SQLSTATE (`ERROR:  42501: ...`).
     pub fn try_psql(&self, sql: &str) -> Result<String, String> {
         let out = self
             .psql_command(DATABASE)
