@@ -44,7 +44,11 @@ fn find_bin_dir() -> PathBuf {
     if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let version: u32 = name.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let version: u32 = name
+                .split('.')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let bin = entry.path().join("bin");
             if bin.join("initdb").exists()
                 && bin.join("postgres").exists()
@@ -141,7 +145,15 @@ impl Postgres {
             pg.server_command("initdb")
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ])
                 .output(),
         );
         // A free port can be taken by a parallel test between probe and
@@ -194,7 +206,9 @@ impl Postgres {
             .arg("-k")
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+            // fsync off: an OS crash could lose data, a killed server cannot
+            // (synchronous_commit stays on, so stop() loses no commit).
+            .args(["-c", "fsync=off"])
             .args(["-c", "full_page_writes=off", "-c", "shared_buffers=16MB"])
             .args(["-c", "max_connections=50"])
             .stdin(Stdio::null())
@@ -205,9 +219,18 @@ impl Postgres {
         *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 *self.child.lock().unwrap() = None;
-                return Err(format!("postgres exited ({status}):\n{}", self.server_log()));
+                return Err(format!(
+                    "postgres exited ({status}):\n{}",
+                    self.server_log()
+                ));
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 let ok = self
@@ -222,7 +245,10 @@ impl Postgres {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(format!("postgres not ready after 60 s:\n{}", self.server_log()));
+                return Err(format!(
+                    "postgres not ready after 60 s:\n{}",
+                    self.server_log()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -254,24 +280,37 @@ impl Postgres {
 
     fn psql_command(&self, db: &str) -> Command {
         let mut c = Command::new(self.bin.join("psql"));
-        c.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose"])
-            .args(["-h", "127.0.0.1", "-U", "postgres"])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-d")
-            .arg(db)
-            .env_remove("PGPASSWORD")
-            .env_remove("PGSERVICE")
-            .env("PGCONNECT_TIMEOUT", "10")
-            .stdin(Stdio::null());
+        c.args([
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=verbose",
+        ])
+        .args(["-h", "127.0.0.1", "-U", "postgres"])
+        .arg("-p")
+        .arg(self.port.to_string())
+        .arg("-d")
+        .arg(db)
+        .env_remove("PGPASSWORD")
+        .env_remove("PGSERVICE")
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null());
         c
     }
 
     /// Runs `psql -At -c SQL` on the test database and returns stdout
     /// without the trailing newline. Panics with stderr on failure.
     pub fn psql(&self, sql: &str) -> String {
-        let out = check("psql", self.psql_command(DATABASE).arg("-c").arg(sql).output());
-        String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string()
+        let out = check(
+            "psql",
+            self.psql_command(DATABASE).arg("-c").arg(sql).output(),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string()
     }
 
     /// Runs SQL and returns Err(stderr) instead of panicking. Errors are
@@ -284,7 +323,9 @@ impl Postgres {
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string())
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .trim_end_matches('\n')
+                .to_string())
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
@@ -295,7 +336,10 @@ impl Postgres {
     pub fn load_schema(&self) {
         check(
             "psql -f scripts/central/schema.sql",
-            self.psql_command(DATABASE).arg("-f").arg(schema_path()).output(),
+            self.psql_command(DATABASE)
+                .arg("-f")
+                .arg(schema_path())
+                .output(),
         );
     }
 
