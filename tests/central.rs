@@ -514,17 +514,11 @@ fn site_desired_state_lists_the_sites_vouchers_and_subscriptions() {
         )
         .unwrap_err();
     assert!(err.contains("42501"), "{err}");
-    let b: Value = serde_json::from_str(
-        &pg.psql(
-            "SELECT set_config('request.jwt.claims', '{\"site_id\":\"site-b\"}', true); \
-             SELECT site_desired_state('site-b')",
-        )
-        .lines()
-        .last()
-        .unwrap()
-        .to_string(),
-    )
-    .unwrap();
+    let out = pg.psql(
+        "SELECT set_config('request.jwt.claims', '{\"site_id\":\"site-b\"}', true); \
+         SELECT site_desired_state('site-b')",
+    );
+    let b: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(b["vouchers"][0]["code"], json!("X1"));
 }
 
