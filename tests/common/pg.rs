@@ -114,6 +114,17 @@ impl Postgres {
     pub fn start_empty() -> Postgres {
         let bin = find_bin_dir();
         let as_postgres = is_root();
+        if as_postgres
+            && !Command::new("id")
+                .arg("postgres")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        {
+            panic!(
+                "running as root but there is no `postgres` system user to run the server as \
+                 (initdb refuses root): run scripts/setup.sh (the postgresql package creates it)"
+            );
+        }
         // Root's TMPDIR may not be reachable by the postgres user; /tmp is.
         let dir = if as_postgres {
             tempfile::Builder::new()
