@@ -385,6 +385,34 @@ fn seen_at_start_login_merges_with_the_open_session() {
 }
 
 #[test]
+fn a_logout_uploaded_before_its_login_makes_one_session() {
+    let pg = Postgres::start();
+    let events = chain(vec![
+        (1, "clock", json!({})),
+        (2, "login", login("V1", "*1")),
+        (3, "logout", logout("V1", "*1", 10, 1)),
+    ]);
+    // The login's batch is lost for a while; the logout arrives first.
+    assert_eq!(
+        stored_through(
+            &pg,
+            "site-a",
+            &batch(&[events[0].clone(), events[2].clone()])
+        ),
+        1
+    );
+    assert_eq!(stored_through(&pg, "site-a", &batch(&events[1..2])), 3);
+    assert_eq!(
+        pg.psql("SELECT started_at, ended_at, bytes_in, login_seq, logout_seq FROM sessions"),
+        "2026-11-24 15:00:02+00|2026-11-24 15:00:03+00|10|2|3"
+    );
+    assert_eq!(
+        pg.psql("SELECT action FROM user_activity_log ORDER BY created_at"),
+        "login\nlogout"
+    );
+}
+
+#[test]
 fn malformed_batches_raise_22023() {
     let pg = Postgres::start();
     let bad = [

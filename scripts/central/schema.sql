@@ -320,6 +320,9 @@ BEGIN
                                   mac_address, started_at, seen_at_start, login_seq, last_seq)
             VALUES (p_site, v_service, v_user, v_active, v_sess, _edge_inet(e ->> 'address'),
                     v_mac, p_at, coalesce((e ->> 'seen_at_start') = 'true', false), p_seq, p_seq);
+        END IF;
+        -- A seen_at_start login merged into an open session is not a new login.
+        IF v_id IS NULL OR NOT coalesce((e ->> 'seen_at_start') = 'true', false) THEN
             INSERT INTO user_activity_log (site_id, username, type, action, ip_address, mac_address, data, created_at)
             VALUES (p_site, v_user, v_service, 'login', _edge_inet(e ->> 'address'), v_mac, e, p_at);
         END IF;
