@@ -3,6 +3,8 @@
 //! test target is foreign).
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,0 +1,618 @@
+-- Central schema for mikrotik-edge agents (PostgreSQL 15+).
+--
+--   psql -v ON_ERROR_STOP=1 -d DB -f scripts/central/schema.sql
+--
+-- Idempotent: loading it again over itself changes nothing (CREATE ... IF NOT
+-- EXISTS, CREATE OR REPLACE FUNCTION). Table and column names follow the
+-- design (docs: mikrotik-integration-v2, section 8) with a `site_id` column on
+-- every row that belongs to a site.
+--
+-- Entry points (see README "Central side"):
+--   ingest_batch(site_id text, batch jsonb) returns jsonb
+--   site_desired_state(site_id text) returns jsonb
+-- Both are SECURITY DEFINER: a PostgREST role only needs EXECUTE on them, no
+-- table privileges. When `request.jwt.claims` is set (PostgREST, or the
+-- mikrotik-central gateway), its `site_id` claim must equal the argument.
+
+SET client_min_messages = warning;
+
+-- ---------------------------------------------------------------- sites
+
+CREATE TABLE IF NOT EXISTS sites (
+    site_id        text PRIMARY KEY,
+    -- sha256 hex of the site's bearer token (mikrotik-central add-site);
+    -- NULL for sites that only upload through PostgREST with a JWT.
+    token_hash     text UNIQUE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    last_upload_at timestamptz
+);
+
+-- ---------------------------------------------------------------- raw events (idempotency)
+
+-- One row per (site, stream): the highest sequence number up to which the
+-- stream's prev chain is complete.
+CREATE TABLE IF NOT EXISTS agent_streams (
+    site_id        text NOT NULL,
+    stream         text NOT NULL,
+    stored_through bigint NOT NULL DEFAULT 0,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, stream)
+);
+
+-- Every event as uploaded. The primary key is the idempotency key. Rows with
+-- seq <= agent_streams.stored_through may be pruned without losing
+-- idempotency; rows above it must be kept.
+CREATE TABLE IF NOT EXISTS agent_events (
+    site_id     text NOT NULL,
+    stream      text NOT NULL,
+    seq         bigint NOT NULL,
+    prev        bigint NOT NULL,
+    type        text NOT NULL,
+    at          timestamptz NOT NULL,
+    body        jsonb NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, stream, seq)
+);
+CREATE INDEX IF NOT EXISTS agent_events_prev_idx ON agent_events (site_id, stream, prev);
+
+-- ---------------------------------------------------------------- design tables
+
+CREATE TABLE IF NOT EXISTS mikrotik_profiles (
+    id              bigserial PRIMARY KEY,
+    site_id         text NOT NULL,
+    name            text NOT NULL,
+    service         text NOT NULL CHECK (service IN ('hotspot', 'pppoe')),
+    rate_limit      text,
+    session_timeout text,
+    shared_users    text,
+    uptime_limit    text,
+    is_active       boolean NOT NULL DEFAULT true,
+    data            jsonb,
+    synced_at       timestamptz NOT NULL DEFAULT now(),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (site_id, service, name)
+);
+
+CREATE TABLE IF NOT EXISTS user_activity_log (
+    id          bigserial PRIMARY KEY,
+    site_id     text NOT NULL,
+    username    text NOT NULL,
+    type        text NOT NULL,          -- hotspot, pppoe
+    action      text NOT NULL CHECK (action IN ('login', 'logout')),
+    ip_address  inet,
+    mac_address text,
+    data        jsonb,                  -- the event as uploaded
+    created_at  timestamptz NOT NULL DEFAULT now()  -- the event's time (agent clock)
+);
+CREATE INDEX IF NOT EXISTS user_activity_log_site_user_idx ON user_activity_log (site_id, username, created_at);
+
+-- Latest totals per site and username.
+CREATE TABLE IF NOT EXISTS user_usage_stats (
+    site_id        text NOT NULL,
+    username       text NOT NULL,
+    type           text NOT NULL,
+    session_start  timestamptz,
+    session_end    timestamptz,
+    bytes_in       bigint DEFAULT 0,
+    bytes_out      bigint DEFAULT 0,
+    uptime_seconds bigint DEFAULT 0,
+    last_updated   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, username)
+);
+
+CREATE TABLE IF NOT EXISTS mikrotik_connection_log (
+    id         bigserial PRIMARY KEY,
+    site_id    text NOT NULL,
+    event      text NOT NULL,           -- connect, disconnect, error
+    message    text,
+    details    jsonb,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS mikrotik_connection_log_site_idx ON mikrotik_connection_log (site_id, created_at);
+
+-- One row per session.
+CREATE TABLE IF NOT EXISTS sessions (
+    id            bigserial PRIMARY KEY,
+    site_id       text NOT NULL,
+    service       text NOT NULL,
+    username      text NOT NULL,
+    active_id     text NOT NULL DEFAULT '',
+    session_id    text NOT NULL DEFAULT '',
+    address       inet,
+    mac_address   text,
+    started_at    timestamptz,
+    ended_at      timestamptz,
+    bytes_in      bigint,
+    bytes_out     bigint,
+    uptime_secs   bigint,
+    end_reason    text,
+    seen_at_start boolean NOT NULL DEFAULT false,
+    login_seq     bigint,
+    logout_seq    bigint,
+    last_seq      bigint NOT NULL DEFAULT 0,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sessions_open_uidx
+    ON sessions (site_id, service, username, active_id) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS sessions_site_user_idx ON sessions (site_id, service, username);
+
+CREATE TABLE IF NOT EXISTS vouchers (
+    id               bigserial PRIMARY KEY,
+    site_id          text NOT NULL,
+    code             text NOT NULL,
+    password         text,
+    profile_name     text,
+    batch_id         text,
+    valid_hours      integer,
+    status           text NOT NULL DEFAULT 'created'
+                     CHECK (status IN ('created', 'active', 'expired', 'migrated')),
+    first_login_at   timestamptz,
+    expires_at       timestamptz,
+    ip_address       inet,
+    mac_address      text,
+    mikrotik_comment text,
+    last_seen        timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (site_id, code)
+);
+
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id             bigserial PRIMARY KEY,
+    site_id        text NOT NULL,
+    pppoe_username text NOT NULL,
+    password       text,
+    profile_name   text,
+    status         text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+    comment        text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (site_id, pppoe_username)
+);
+
+CREATE TABLE IF NOT EXISTS manual_users (
+    site_id    text NOT NULL,
+    service    text NOT NULL,
+    username   text NOT NULL,
+    profile    text,
+    comment    text,
+    data       jsonb,
+    first_seen timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    PRIMARY KEY (site_id, service, username)
+);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    id         bigserial PRIMARY KEY,
+    site_id    text NOT NULL,
+    name       text NOT NULL,
+    message    text,
+    data       jsonb,
+    at         timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS alerts_site_idx ON alerts (site_id, at);
+
+-- ---------------------------------------------------------------- helpers
+
+-- Raises 42501 when request.jwt.claims is set and its site_id differs.
+CREATE OR REPLACE FUNCTION _edge_check_site(p_site text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_claims text := nullif(current_setting('request.jwt.claims', true), '');
+    v_claim  text;
+BEGIN
+    IF p_site IS NULL OR p_site = '' THEN
+        RAISE EXCEPTION 'site_id is required' USING ERRCODE = '22023';
+    END IF;
+    IF v_claims IS NULL THEN
+        RETURN;  -- trusted caller (psql, a job): no claims
+    END IF;
+    BEGIN
+        v_claim := v_claims::jsonb ->> 'site_id';
+    EXCEPTION WHEN others THEN
+        v_claim := NULL;
+    END;
+    IF v_claim IS DISTINCT FROM p_site THEN
+        RAISE EXCEPTION 'site % may not act for site %', coalesce(v_claim, '(none)'), p_site
+            USING ERRCODE = '42501';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_inet(p text) RETURNS inet
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p IS NULL OR btrim(p) = '' THEN
+        RETURN NULL;
+    END IF;
+    RETURN btrim(p)::inet;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_ts(p text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p IS NULL OR btrim(p) = '' THEN
+        RETURN NULL;
+    END IF;
+    RETURN p::timestamptz;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$$;
+
+-- A JSON number that fits bigint, else NULL (null, missing, text, too big).
+CREATE OR REPLACE FUNCTION _edge_int(p jsonb) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p) = 'number'
+             AND (p #>> '{}') ~ '^[0-9]{1,18}$' THEN (p #>> '{}')::bigint
+        ELSE NULL
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_nz(p text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT nullif(p, '') $$;
+
+-- Applies one new event to the design tables. Called by ingest_batch only,
+-- once per (site, stream, seq).
+CREATE OR REPLACE FUNCTION _edge_apply(p_site text, p_seq bigint, p_at timestamptz, e jsonb)
+RETURNS void
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_type    text := e ->> 'type';
+    v_service text := coalesce(_edge_nz(e ->> 'service'), 'hotspot');
+    v_user    text := e ->> 'user';
+    v_active  text := coalesce(e ->> 'active_id', '');
+    v_sess    text := coalesce(e ->> 'session_id', '');
+    v_in      bigint := _edge_int(e -> 'bytes_in');
+    v_out     bigint := _edge_int(e -> 'bytes_out');
+    v_uptime  bigint := _edge_int(e -> 'uptime_secs');
+    v_mac     text := coalesce(_edge_nz(e ->> 'mac'), _edge_nz(e ->> 'caller_id'));
+    v_id      bigint;
+BEGIN
+    IF v_type = 'login' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        v_id := NULL;
+        IF coalesce((e ->> 'seen_at_start') = 'true', false) THEN
+            -- Already online when the agent started: one session, not two.
+            SELECT id INTO v_id FROM sessions
+             WHERE site_id = p_site AND service = v_service AND username = v_user
+               AND ended_at IS NULL
+             ORDER BY (active_id = v_active) DESC, started_at DESC NULLS LAST, id DESC
+             LIMIT 1;
+            IF v_id IS NOT NULL THEN
+                UPDATE sessions SET active_id = v_active, session_id = v_sess,
+                       address = coalesce(_edge_inet(e ->> 'address'), address),
+                       mac_address = coalesce(v_mac, mac_address),
+                       seen_at_start = true,
+                       login_seq = coalesce(login_seq, p_seq),
+                       last_seq = greatest(last_seq, p_seq), updated_at = now()
+                 WHERE id = v_id;
+            END IF;
+        ELSE
+            -- A logout that arrived before this login (gap filled later).
+            SELECT id INTO v_id FROM sessions
+             WHERE site_id = p_site AND service = v_service AND username = v_user
+               AND active_id = v_active AND session_id = v_sess
+               AND login_seq IS NULL AND logout_seq > p_seq
+             ORDER BY logout_seq LIMIT 1;
+            IF v_id IS NOT NULL THEN
+                UPDATE sessions SET started_at = p_at, login_seq = p_seq,
+                       address = _edge_inet(e ->> 'address'), mac_address = v_mac,
+                       updated_at = now()
+                 WHERE id = v_id;
+            ELSE
+                -- A stale open row with the same key never got its logout.
+                UPDATE sessions SET ended_at = p_at, end_reason = 'replaced', updated_at = now()
+                 WHERE site_id = p_site AND service = v_service AND username = v_user
+                   AND active_id = v_active AND ended_at IS NULL;
+            END IF;
+        END IF;
+        IF v_id IS NULL THEN
+            INSERT INTO sessions (site_id, service, username, active_id, session_id, address,
+                                  mac_address, started_at, seen_at_start, login_seq, last_seq)
+            VALUES (p_site, v_service, v_user, v_active, v_sess, _edge_inet(e ->> 'address'),
+                    v_mac, p_at, coalesce((e ->> 'seen_at_start') = 'true', false), p_seq, p_seq);
+        END IF;
+        -- A seen_at_start login merged into an open session is not a new login.
+        IF v_id IS NULL OR NOT coalesce((e ->> 'seen_at_start') = 'true', false) THEN
+            INSERT INTO user_activity_log (site_id, username, type, action, ip_address, mac_address, data, created_at)
+            VALUES (p_site, v_user, v_service, 'login', _edge_inet(e ->> 'address'), v_mac, e, p_at);
+        END IF;
+        IF v_service = 'hotspot' THEN
+            UPDATE vouchers SET last_seen = greatest(coalesce(last_seen, p_at), p_at),
+                   ip_address = coalesce(_edge_inet(e ->> 'address'), ip_address),
+                   mac_address = coalesce(v_mac, mac_address)
+             WHERE site_id = p_site AND code = v_user;
+        END IF;
+
+    ELSIF v_type = 'logout' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        INSERT INTO user_activity_log (site_id, username, type, action, ip_address, mac_address, data, created_at)
+        VALUES (p_site, v_user, v_service, 'logout', _edge_inet(e ->> 'address'), v_mac, e, p_at);
+        SELECT id INTO v_id FROM sessions
+         WHERE site_id = p_site AND service = v_service AND username = v_user
+           AND active_id = v_active AND ended_at IS NULL
+         ORDER BY id DESC LIMIT 1;
+        IF v_id IS NOT NULL THEN
+            UPDATE sessions SET ended_at = p_at, end_reason = e ->> 'reason',
+                   bytes_in = coalesce(v_in, bytes_in), bytes_out = coalesce(v_out, bytes_out),
+                   uptime_secs = coalesce(v_uptime, uptime_secs),
+                   session_id = CASE WHEN session_id = '' THEN v_sess ELSE session_id END,
+                   logout_seq = p_seq, last_seq = greatest(last_seq, p_seq), updated_at = now()
+             WHERE id = v_id;
+        ELSE
+            INSERT INTO sessions (site_id, service, username, active_id, session_id, started_at,
+                                  ended_at, bytes_in, bytes_out, uptime_secs, end_reason,
+                                  logout_seq, last_seq)
+            VALUES (p_site, v_service, v_user, v_active, v_sess,
+                    p_at - make_interval(secs => coalesce(v_uptime, 0)), p_at,
+                    v_in, v_out, v_uptime, e ->> 'reason', p_seq, p_seq);
+        END IF;
+        INSERT INTO user_usage_stats AS u (site_id, username, type, session_start, session_end,
+                                           bytes_in, bytes_out, uptime_seconds, last_updated)
+        VALUES (p_site, v_user, v_service, p_at - make_interval(secs => coalesce(v_uptime, 0)), p_at,
+                v_in, v_out, coalesce(v_uptime, 0), p_at)
+        ON CONFLICT (site_id, username) DO UPDATE
+           SET type = EXCLUDED.type, session_start = EXCLUDED.session_start,
+               session_end = EXCLUDED.session_end, bytes_in = EXCLUDED.bytes_in,
+               bytes_out = EXCLUDED.bytes_out, uptime_seconds = EXCLUDED.uptime_seconds,
+               last_updated = EXCLUDED.last_updated
+         WHERE u.last_updated <= EXCLUDED.last_updated;
+        IF v_service = 'hotspot' THEN
+            UPDATE vouchers SET last_seen = greatest(coalesce(last_seen, p_at), p_at)
+             WHERE site_id = p_site AND code = v_user;
+        END IF;
+
+    ELSIF v_type = 'usage' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        UPDATE sessions SET bytes_in = coalesce(v_in, bytes_in), bytes_out = coalesce(v_out, bytes_out),
+               uptime_secs = coalesce(v_uptime, uptime_secs),
+               last_seq = p_seq, updated_at = now()
+         WHERE site_id = p_site AND service = v_service AND username = v_user
+           AND active_id = v_active AND ended_at IS NULL AND last_seq < p_seq;
+        INSERT INTO user_usage_stats AS u (site_id, username, type, session_start, session_end,
+                                           bytes_in, bytes_out, uptime_seconds, last_updated)
+        VALUES (p_site, v_user, v_service, p_at - make_interval(secs => coalesce(v_uptime, 0)), NULL,
+                v_in, v_out, coalesce(v_uptime, 0), p_at)
+        ON CONFLICT (site_id, username) DO UPDATE
+           SET type = EXCLUDED.type, session_start = EXCLUDED.session_start,
+               session_end = NULL, bytes_in = EXCLUDED.bytes_in,
+               bytes_out = EXCLUDED.bytes_out, uptime_seconds = EXCLUDED.uptime_seconds,
+               last_updated = EXCLUDED.last_updated
+         WHERE u.last_updated <= EXCLUDED.last_updated;
+        IF v_service = 'hotspot' THEN
+            UPDATE vouchers SET last_seen = greatest(coalesce(last_seen, p_at), p_at)
+             WHERE site_id = p_site AND code = v_user;
+        END IF;
+
+    ELSIF v_type = 'voucher_activated' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        INSERT INTO vouchers AS v (site_id, code, batch_id, valid_hours, status, first_login_at,
+                                   expires_at, mac_address, last_seen)
+        VALUES (p_site, v_user, _edge_nz(e ->> 'batch_id'), _edge_int(e -> 'valid_hours'), 'active',
+                _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'),
+                _edge_nz(e ->> 'mac'), p_at)
+        ON CONFLICT (site_id, code) DO UPDATE
+           SET status = CASE
+                   -- an expiry of this same term already arrived (out of order)
+                   WHEN v.status = 'expired' AND v.expires_at IS NOT DISTINCT FROM EXCLUDED.expires_at
+                   THEN 'expired' ELSE 'active' END,
+               batch_id = coalesce(EXCLUDED.batch_id, v.batch_id),
+               valid_hours = coalesce(EXCLUDED.valid_hours, v.valid_hours),
+               first_login_at = coalesce(EXCLUDED.first_login_at, v.first_login_at),
+               expires_at = coalesce(EXCLUDED.expires_at, v.expires_at),
+               mac_address = coalesce(EXCLUDED.mac_address, v.mac_address),
+               last_seen = greatest(coalesce(v.last_seen, EXCLUDED.last_seen), EXCLUDED.last_seen),
+               updated_at = now();
+
+    ELSIF v_type = 'voucher_expired' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        INSERT INTO vouchers AS v (site_id, code, batch_id, status, expires_at)
+        VALUES (p_site, v_user, _edge_nz(e ->> 'batch_id'), 'expired', _edge_ts(e ->> 'expires_at'))
+        ON CONFLICT (site_id, code) DO UPDATE
+           SET status = 'expired',
+               batch_id = coalesce(v.batch_id, EXCLUDED.batch_id),
+               expires_at = coalesce(EXCLUDED.expires_at, v.expires_at),
+               updated_at = now();
+
+    ELSIF v_type = 'voucher_invalid' THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        VALUES (p_site, 'voucher_invalid',
+                format('voucher %s: %s', coalesce(v_user, '?'), coalesce(e ->> 'reason', '')), e, p_at);
+
+    ELSIF v_type = 'manual_user' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        INSERT INTO manual_users AS m (site_id, service, username, profile, comment, data, first_seen, last_seen)
+        VALUES (p_site, v_service, v_user, e ->> 'profile', e ->> 'comment', e, p_at, p_at)
+        ON CONFLICT (site_id, service, username) DO UPDATE
+           SET profile = EXCLUDED.profile, comment = EXCLUDED.comment, data = EXCLUDED.data,
+               first_seen = least(m.first_seen, EXCLUDED.first_seen),
+               last_seen = greatest(m.last_seen, EXCLUDED.last_seen);
+
+    ELSIF v_type = 'user_adopted' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        INSERT INTO vouchers (site_id, code, profile_name, mikrotik_comment, batch_id, valid_hours,
+                              status, first_login_at, expires_at)
+        VALUES (p_site, v_user, e ->> 'profile', e ->> 'comment', _edge_nz(e ->> 'batch_id'),
+                _edge_int(e -> 'valid_hours'), 'migrated',
+                _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'))
+        ON CONFLICT (site_id, code) DO NOTHING;
+
+    ELSIF v_type = 'profile' THEN
+        IF e ->> 'name' IS NULL THEN RETURN; END IF;
+        INSERT INTO mikrotik_profiles AS p (site_id, name, service, rate_limit, session_timeout,
+                                            shared_users, data, synced_at)
+        VALUES (p_site, e ->> 'name', CASE WHEN v_service = 'pppoe' THEN 'pppoe' ELSE 'hotspot' END,
+                e ->> 'rate_limit', e ->> 'session_timeout', e ->> 'shared_users', e, p_at)
+        ON CONFLICT (site_id, service, name) DO UPDATE
+           SET rate_limit = EXCLUDED.rate_limit, session_timeout = EXCLUDED.session_timeout,
+               shared_users = EXCLUDED.shared_users, data = EXCLUDED.data,
+               synced_at = EXCLUDED.synced_at, updated_at = now()
+         WHERE p.synced_at <= EXCLUDED.synced_at;
+
+    ELSIF v_type = 'router' THEN
+        INSERT INTO mikrotik_connection_log (site_id, event, message, details, created_at)
+        VALUES (p_site,
+                CASE e ->> 'state' WHEN 'connected' THEN 'connect'
+                                   WHEN 'disconnected' THEN 'disconnect'
+                                   WHEN 'error' THEN 'error'
+                                   ELSE coalesce(e ->> 'state', 'unknown') END,
+                e ->> 'reason', e, p_at);
+
+    ELSIF v_type = 'alert' THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        VALUES (p_site, coalesce(_edge_nz(e ->> 'name'), 'alert'), e ->> 'message', e, p_at);
+
+    ELSIF v_type = 'dropped' THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        VALUES (p_site, 'events_dropped',
+                format('agent outbox full: dropped %s events (seq %s to %s)',
+                       coalesce(e ->> 'count', '?'), coalesce(e ->> 'from_seq', '?'),
+                       coalesce(e ->> 'to_seq', '?')),
+                e, p_at);
+    END IF;
+    -- clock, subscription and unknown types: agent_events only.
+END
+$$;
+
+-- ---------------------------------------------------------------- ingest_batch
+
+CREATE OR REPLACE FUNCTION ingest_batch(site_id text, batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_site    text := $1;
+    v_batch   jsonb := $2;
+    v_stream  text;
+    v_events  jsonb;
+    v_through bigint;
+    v_next    bigint;
+    v_n       integer;
+    r         record;
+    e         jsonb;
+    i         integer := 0;
+BEGIN
+    PERFORM _edge_check_site(v_site);
+
+    IF v_batch IS NULL OR jsonb_typeof(v_batch) <> 'object' THEN
+        RAISE EXCEPTION 'batch must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(v_batch -> 'stream') IS DISTINCT FROM 'string' OR v_batch ->> 'stream' = '' THEN
+        RAISE EXCEPTION 'batch.stream is required (a non-empty string)' USING ERRCODE = '22023';
+    END IF;
+    v_stream := v_batch ->> 'stream';
+    IF length(v_stream) > 128 THEN
+        RAISE EXCEPTION 'batch.stream is too long' USING ERRCODE = '22023';
+    END IF;
+    v_events := v_batch -> 'events';
+    IF jsonb_typeof(v_events) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'batch.events must be an array' USING ERRCODE = '22023';
+    END IF;
+
+    -- Validate everything before writing anything.
+    FOR e IN SELECT value FROM jsonb_array_elements(v_events) LOOP
+        i := i + 1;
+        IF jsonb_typeof(e) IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION 'batch.events[%] must be an object', i - 1 USING ERRCODE = '22023';
+        END IF;
+        IF jsonb_typeof(e -> 'seq') IS DISTINCT FROM 'number' OR (e ->> 'seq') !~ '^[0-9]{1,18}$'
+           OR (e ->> 'seq')::bigint < 1 THEN
+            RAISE EXCEPTION 'batch.events[%].seq must be an integer >= 1, got %', i - 1,
+                coalesce(e ->> 'seq', 'nothing') USING ERRCODE = '22023';
+        END IF;
+        IF jsonb_typeof(e -> 'prev') IS DISTINCT FROM 'number' OR (e ->> 'prev') !~ '^[0-9]{1,18}$'
+           OR (e ->> 'prev')::bigint >= (e ->> 'seq')::bigint THEN
+            RAISE EXCEPTION 'batch.events[%].prev must be an integer below seq, got %', i - 1,
+                coalesce(e ->> 'prev', 'nothing') USING ERRCODE = '22023';
+        END IF;
+        IF e ? 'stream' AND (e ->> 'stream') IS DISTINCT FROM v_stream THEN
+            RAISE EXCEPTION 'batch.events[%].stream differs from batch.stream', i - 1
+                USING ERRCODE = '22023';
+        END IF;
+        IF jsonb_typeof(e -> 'type') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'batch.events[%].type must be a string', i - 1 USING ERRCODE = '22023';
+        END IF;
+        IF jsonb_typeof(e -> 'at') IS DISTINCT FROM 'string'
+           OR (e ->> 'at') !~ '^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}'
+           OR _edge_ts(e ->> 'at') IS NULL THEN
+            RAISE EXCEPTION 'batch.events[%].at must be an RFC 3339 time, got %', i - 1,
+                coalesce(e ->> 'at', 'nothing') USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+
+    INSERT INTO sites AS s (site_id, last_upload_at) VALUES (v_site, now())
+    ON CONFLICT (site_id) DO UPDATE SET last_upload_at = now();
+
+    INSERT INTO agent_streams (site_id, stream) VALUES (v_site, v_stream)
+    ON CONFLICT DO NOTHING;
+    -- Serialises concurrent uploads of the same stream.
+    SELECT stored_through INTO v_through FROM agent_streams
+     WHERE site_id = v_site AND stream = v_stream FOR UPDATE;
+
+    FOR r IN SELECT DISTINCT ON ((value ->> 'seq')::bigint)
+                    (value ->> 'seq')::bigint AS seq, (value ->> 'prev')::bigint AS prev, value AS ev
+               FROM jsonb_array_elements(v_events)
+              ORDER BY (value ->> 'seq')::bigint LOOP
+        CONTINUE WHEN r.seq <= v_through;
+        INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body)
+        VALUES (v_site, v_stream, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), r.ev)
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        CONTINUE WHEN v_n = 0;  -- already stored: no row changes
+        PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
+    END LOOP;
+
+    -- Follow the prev chain from stored_through.
+    LOOP
+        SELECT seq INTO v_next FROM agent_events
+         WHERE site_id = v_site AND stream = v_stream AND prev = v_through AND seq > v_through
+         ORDER BY seq LIMIT 1;
+        EXIT WHEN v_next IS NULL;
+        v_through := v_next;
+        v_next := NULL;
+    END LOOP;
+
+    UPDATE agent_streams SET stored_through = v_through, updated_at = now()
+     WHERE site_id = v_site AND stream = v_stream AND stored_through <> v_through;
+
+    RETURN jsonb_build_object('stream', v_stream, 'stored_through', v_through);
+END
+$$;
+
+-- ---------------------------------------------------------------- site_desired_state
+
+CREATE OR REPLACE FUNCTION site_desired_state(site_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_site     text := $1;
+    v_vouchers jsonb;
+    v_subs     jsonb;
+BEGIN
+    PERFORM _edge_check_site(v_site);
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'code', code, 'password', password, 'profile', profile_name,
+               'comment', mikrotik_comment, 'status', status) ORDER BY code), '[]'::jsonb)
+      INTO v_vouchers FROM vouchers WHERE site_id = v_site;
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'pppoe_username', pppoe_username, 'password', password, 'profile', profile_name,
+               'comment', comment, 'status', status) ORDER BY pppoe_username), '[]'::jsonb)
+      INTO v_subs FROM subscriptions WHERE site_id = v_site;
+    RETURN jsonb_build_object('vouchers', v_vouchers, 'subscriptions', v_subs,
+                              'version', md5(v_vouchers::text || '|' || v_subs::text));
+END
+$$;
+
+-- Only the owner (and roles granted EXECUTE, e.g. edge_agent for PostgREST)
+-- may call the entry points; the helpers are internal.
+REVOKE ALL ON FUNCTION ingest_batch(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;

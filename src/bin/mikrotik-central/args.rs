@@ -1,0 +1,220 @@
+//! Command line and environment for `mikrotik-central`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: mikrotik-central <command> [options]
+
+commands:
+  serve      run the HTTP(S) gateway
+               --listen ADDR         (MIKROTIK_CENTRAL_LISTEN, default 127.0.0.1:8090)
+               --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
+               --tls-cert PEM        (MIKROTIK_CENTRAL_TLS_CERT) serve HTTPS with this chain
+               --tls-key PEM         (MIKROTIK_CENTRAL_TLS_KEY) and this private key
+               --pool-size N         (MIKROTIK_CENTRAL_POOL_SIZE, default 16) database connections
+               --log-level LEVEL     (MIKROTIK_CENTRAL_LOG_LEVEL, default info)
+  add-site NAME  create the site or rotate its token; prints the new token once
+               --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
+  load-schema  load scripts/central/schema.sql (built in; idempotent)
+               --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
+  help | --help | -h ; --version | -V";
+
+#[derive(Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub pool_size: usize,
+    pub log_level: log::LevelFilter,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Serve(ServeOptions),
+    AddSite { site: String, database_url: String },
+    LoadSchema { database_url: String },
+    Help,
+    Version,
+}
+
+/// Site names: what ends up in `site_id` and in the agent's `site_id` option.
+pub fn valid_site(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Parses `argv` (without the program name); `env` looks up variables.
+pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
+    let Some(cmd) = argv.first() else {
+        return Err("missing command".into());
+    };
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut positional: Vec<String> = Vec::new();
+    let mut it = argv[1..].iter();
+    while let Some(a) = it.next() {
+        if let Some(name) = a.strip_prefix("--") {
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => {
+                    let v = it
+                        .next()
+                        .ok_or_else(|| format!("option --{name} needs a value"))?;
+                    (name.to_string(), v.clone())
+                }
+            };
+            if flags.iter().any(|(n, _)| *n == name) {
+                return Err(format!("option --{name} given twice"));
+            }
+            flags.push((name, value));
+        } else {
+            positional.push(a.clone());
+        }
+    }
+    let allowed: &[&str] = match cmd.as_str() {
+        "serve" => &[
+            "listen",
+            "database-url",
+            "tls-cert",
+            "tls-key",
+            "pool-size",
+            "log-level",
+        ],
+        "add-site" | "load-schema" => &["database-url"],
+        "help" | "--help" | "-h" => return Ok(Command::Help),
+        "--version" | "-V" => return Ok(Command::Version),
+        other => return Err(format!("unknown command {other:?}")),
+    };
+    if let Some((n, _)) = flags.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+        return Err(format!("unknown option --{n} for {cmd}"));
+    }
+    let get = |flag: &str, var: &str| -> Option<String> {
+        flags
+            .iter()
+            .find(|(n, _)| n == flag)
+            .map(|(_, v)| v.clone())
+            .or_else(|| env(var).filter(|v| !v.is_empty()))
+    };
+    let database_url = || {
+        get("database-url", "MIKROTIK_CENTRAL_DATABASE_URL").ok_or_else(|| {
+            "--database-url (or MIKROTIK_CENTRAL_DATABASE_URL) is required".to_string()
+        })
+    };
+    match cmd.as_str() {
+        "serve" => {
+            if let Some(p) = positional.first() {
+                return Err(format!("unexpected argument {p:?}"));
+            }
+            let listen =
+                get("listen", "MIKROTIK_CENTRAL_LISTEN").unwrap_or_else(|| "127.0.0.1:8090".into());
+            let listen: SocketAddr = listen
+                .parse()
+                .map_err(|_| format!("--listen: expected ADDRESS:PORT, got {listen:?}"))?;
+            let database_url = database_url()?;
+            let tls = match (
+                get("tls-cert", "MIKROTIK_CENTRAL_TLS_CERT"),
+                get("tls-key", "MIKROTIK_CENTRAL_TLS_KEY"),
+            ) {
+                (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+                (None, None) => None,
+                _ => return Err("--tls-cert and --tls-key go together".into()),
+            };
+            let pool_size = match get("pool-size", "MIKROTIK_CENTRAL_POOL_SIZE") {
+                None => 16,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=1000).contains(&n) => n,
+                    _ => return Err(format!("--pool-size: expected 1-1000, got {v:?}")),
+                },
+            };
+            let log_level = match get("log-level", "MIKROTIK_CENTRAL_LOG_LEVEL") {
+                None => log::LevelFilter::Info,
+                Some(v) => v.parse().map_err(|_| {
+                    format!(
+                        "--log-level: expected off, error, warn, info, debug or trace, got {v:?}"
+                    )
+                })?,
+            };
+            Ok(Command::Serve(ServeOptions {
+                listen,
+                database_url,
+                tls,
+                pool_size,
+                log_level,
+            }))
+        }
+        "add-site" => {
+            let [site] = positional.as_slice() else {
+                return Err("add-site takes exactly one NAME".into());
+            };
+            if !valid_site(site) {
+                return Err(format!(
+                    "site name {site:?}: use 1-128 letters, digits, '-', '_' or '.'"
+                ));
+            }
+            Ok(Command::AddSite {
+                site: site.clone(),
+                database_url: database_url()?,
+            })
+        }
+        _ => {
+            if let Some(p) = positional.first() {
+                return Err(format!("unexpected argument {p:?}"));
+            }
+            Ok(Command::LoadSchema {
+                database_url: database_url()?,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, String> {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse(&argv, |k| {
+            (k == "MIKROTIK_CENTRAL_DATABASE_URL").then(|| "postgres://env/db".to_string())
+        })
+    }
+
+    #[test]
+    fn serve_defaults_and_flags() {
+        let Command::Serve(o) = p(&["serve"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!(o.database_url, "postgres://env/db");
+        assert!(o.tls.is_none());
+        let Command::Serve(o) = p(&["serve", "--listen=0.0.0.0:1", "--database-url", "x"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.listen.to_string(), "0.0.0.0:1");
+        assert_eq!(o.database_url, "x");
+    }
+
+    #[test]
+    fn bad_arguments() {
+        for bad in [
+            &[][..],
+            &["frobnicate"],
+            &["serve", "--listen", "nope"],
+            &["serve", "--tls-cert", "a"],
+            &["serve", "--bogus", "1"],
+            &["serve", "--listen"],
+            &["add-site"],
+            &["add-site", "a b"],
+            &["add-site", "a", "b"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            p(&["add-site", "site-a"]),
+            Ok(Command::AddSite { .. })
+        ));
+    }
+}

@@ -1,0 +1,216 @@
+//! PostgreSQL side of the gateway: the pool, token hashes, the two calls.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+/// The schema, built in for `load-schema`.
+pub const SCHEMA: &str = include_str!("../../../scripts/central/schema.sql");
+
+/// The two functions the gateway exposes, with their arguments.
+pub enum Rpc {
+    IngestBatch {
+        site_id: String,
+        batch: serde_json::Value,
+    },
+    SiteDesiredState {
+        site_id: String,
+    },
+}
+
+#[derive(Debug)]
+pub enum CallError {
+    /// No site has this token.
+    Unauthorized,
+    /// No connection to the database (down, pool exhausted, timeout).
+    Unavailable(String),
+    /// The database answered with an error.
+    Db(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for CallError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.as_db_error().is_none() {
+            // I/O, closed connection, ...: the database is unreachable.
+            CallError::Unavailable(e.to_string())
+        } else {
+            CallError::Db(e)
+        }
+    }
+}
+
+fn pg_config(url: &str) -> Result<tokio_postgres::Config, String> {
+    let mut cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("invalid database URL: {e}"))?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(Duration::from_secs(5));
+    }
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("mikrotik-central");
+    }
+    Ok(cfg)
+}
+
+/// A lazy pool: no connection is made until the first request, so the
+/// gateway starts (and answers /healthz with 503) while the database is down.
+pub fn pool(url: &str, size: usize) -> Result<Pool, String> {
+    let mgr = Manager::from_config(
+        pg_config(url)?,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| format!("cannot build the connection pool: {e}"))
+}
+
+/// sha256 hex of a token, as stored in `sites.token_hash`.
+pub fn token_hash(token: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Looks the token up, sets `request.jwt.claims` to its site for this
+/// transaction only, and calls the function. Returns the site the token
+/// belongs to and the function's JSON result as text.
+pub async fn call(pool: &Pool, token: &str, rpc: &Rpc) -> Result<(String, String), CallError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| CallError::Unavailable(e.to_string()))?;
+    let tx = client.transaction().await?;
+    let lookup = tx
+        .prepare_cached("SELECT site_id FROM sites WHERE token_hash = $1")
+        .await?;
+    let Some(row) = tx.query_opt(&lookup, &[&token_hash(token)]).await? else {
+        return Err(CallError::Unauthorized);
+    };
+    let site: String = row.get(0);
+    let claims = serde_json::json!({ "site_id": site }).to_string();
+    tx.execute(
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        &[&claims],
+    )
+    .await?;
+    let out: String = match rpc {
+        Rpc::IngestBatch { site_id, batch } => {
+            let st = tx
+                .prepare_cached("SELECT ingest_batch($1::text, $2::jsonb)::text")
+                .await?;
+            tx.query_one(&st, &[site_id, batch]).await?.get(0)
+        }
+        Rpc::SiteDesiredState { site_id } => {
+            let st = tx
+                .prepare_cached("SELECT site_desired_state($1::text)::text")
+                .await?;
+            tx.query_one(&st, &[site_id]).await?.get(0)
+        }
+    };
+    tx.commit().await?;
+    Ok((site, out))
+}
+
+/// `SELECT 1` on a pooled connection.
+pub async fn ping(pool: &Pool) -> Result<(), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// HTTP status for a database error: 403 for another site's rows (42501),
+/// 400 for bad input (class 22, e.g. 22023), 503 for transient conditions
+/// the agent should retry, 500 otherwise.
+pub fn status_for(e: &tokio_postgres::Error) -> u16 {
+    let Some(code) = e.code() else {
+        return 503;
+    };
+    let c = code.code();
+    if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        403
+    } else if c.starts_with("22") {
+        400
+    } else if c.starts_with("08")
+        || c.starts_with("53")
+        || c.starts_with("57")
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+    {
+        503
+    } else {
+        500
+    }
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, conn) = pg_config(url)?
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            log::warn!("database connection: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Creates the site or rotates its token; returns the new token.
+pub async fn add_site(url: &str, site: &str) -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| "no system randomness".to_string())?;
+    let token = hex(&bytes);
+    let client = connect(url).await?;
+    client
+        .execute(
+            "INSERT INTO sites (site_id, token_hash) VALUES ($1, $2) \
+             ON CONFLICT (site_id) DO UPDATE SET token_hash = EXCLUDED.token_hash",
+            &[&site, &token_hash(&token)],
+        )
+        .await
+        .map_err(|e| format!("cannot store the site: {}", db_message(&e)))?;
+    Ok(token)
+}
+
+pub async fn load_schema(url: &str) -> Result<(), String> {
+    let client = connect(url).await?;
+    client
+        .batch_execute(SCHEMA)
+        .await
+        .map_err(|e| format!("cannot load the schema: {}", db_message(&e)))
+}
+
+/// The server's message for a database error, else the error itself.
+pub fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        assert_eq!(
+            super::token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
