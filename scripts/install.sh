@@ -288,7 +288,7 @@ for f in "${NEXT_EDIT[@]}"; do
 done
 for f in "${NEXT_PASSWORD[@]}"; do
     echo "  $n. put the router password in $f:"
-    echo "       sudo sh -c 'umask 077; printf \"%s\\n\" \"PASSWORD\" > $f'"
+    printf '       sudo sh -c '"'"'umask 077; printf "%%s\\n" "PASSWORD" > %s'"'"'\n' "$f"
     n=$((n + 1))
 done
 echo "  $n. check the router connection:"
