@@ -2,7 +2,7 @@
 # The project's test command.
 #
 #   scripts/test.sh           setup (scripts/setup.sh), format, lint, native tests, aarch64 tests under
-#                             qemu, release cross builds
+#                             qemu, release cross builds, RouterOS container images
 #   scripts/test.sh --quick   format, lint, native tests only
 #
 # Stops at the first failing step with a non-zero exit status.
@@ -16,7 +16,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         -h | --help)
-            sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -31,7 +31,7 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 AARCH64=aarch64-unknown-linux-musl
 STEP=0
-TOTAL=$((QUICK ? 3 : 6))
+TOTAL=$((QUICK ? 3 : 7))
 SUMMARY=()
 
 # step NAME CMD...: print a header, run CMD, stop on failure, record timing.
@@ -51,6 +51,28 @@ step() {
         exit 1
     fi
     SUMMARY+=("$(printf '%4ds  %s' $((SECONDS - start)) "$name")")
+}
+
+# The RouterOS images of the three dist/ binaries: build them, take each
+# image's binary back out of its layer and run it (under qemu for arm64/arm).
+container_images() {
+    local out=target/container
+    scripts/build-container.sh --out "$out" || return 1
+    local arch runner bin version
+    for arch in arm64 arm amd64; do
+        case "$arch" in
+            arm64) runner=qemu-aarch64-static ;;
+            arm) runner=qemu-arm-static ;;
+            amd64) runner="" ;;
+        esac
+        bin="$out/mikrotik-edge-$arch.bin"
+        tar -xOf "$out/mikrotik-edge-$arch.tar" --wildcards '*/layer.tar' |
+            tar -xOf - mikrotik-edge >"$bin" || return 1
+        chmod 0755 "$bin"
+        version="$(${runner:+"$runner"} "$bin" --version)" || return 1
+        echo "  $arch: $version${runner:+ (under $runner)}"
+        rm -f "$bin"
+    done
 }
 
 if [ "$QUICK" -eq 0 ]; then
@@ -78,6 +100,7 @@ if [ "$QUICK" -eq 0 ]; then
     step "tests, $AARCH64: run under qemu" cargo test --all-features --target "$AARCH64"
     unset MIKROTIK_EDGE_TEST_RUNNER
     step "release builds (scripts/build.sh)" scripts/build.sh
+    step "container images" container_images
 fi
 
 echo
