@@ -1,0 +1,459 @@
+use super::sources::{env_name, label};
+use super::validate::parse_fingerprint;
+use super::*;
+use std::collections::HashMap;
+use std::io::Write;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + use<> {
+    let map: HashMap<String, OsString> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+const REQUIRED: &[(&str, &str)] = &[
+    ("MIKROTIK_EDGE_ROUTER_HOST", "10.0.0.1"),
+    ("MIKROTIK_EDGE_ROUTER_USER", "api"),
+];
+
+fn with_required(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    REQUIRED
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load_env(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let pairs = with_required(extra);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Config::load(None, &env_of(&refs))
+}
+
+fn toml_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn no_env(_: &str) -> Option<OsString> {
+    None
+}
+
+#[test]
+fn defaults() {
+    let c = load_env(&[]).unwrap();
+    assert_eq!(c.log_level, LevelFilter::Info);
+    assert_eq!(
+        c.state_path,
+        PathBuf::from("/var/lib/mikrotik-edge/state.redb")
+    );
+    assert_eq!(c.site_id, "default");
+    assert_eq!(c.poll_secs, 30);
+    assert_eq!(c.poll_interval(), Duration::from_secs(30));
+    assert_eq!(c.usage_secs, 300);
+    assert_eq!(c.hotspot_profile_pattern, "*voucher*");
+    assert_eq!(c.pppoe_profile_pattern, "*pppoe*");
+    assert_eq!(c.expired_action, ExpiredAction::Disable);
+    let mut expected = RouterConfig::new("10.0.0.1", "api");
+    expected.password = Secret::new("");
+    assert_eq!(c.router, expected);
+    assert_eq!(c.router.port, 8728);
+    assert_eq!(c.router.max_word_bytes, 1_048_576);
+    assert_eq!(c.router.max_sentence_bytes, 4_194_304);
+    assert_eq!(c.router.max_reply_bytes, 268_435_456);
+}
+
+#[test]
+fn missing_required_keys() {
+    let e = Config::load(None, &no_env).unwrap_err();
+    assert_eq!(e.key(), "router.host (MIKROTIK_EDGE_ROUTER_HOST)");
+    let e = Config::load(None, &env_of(&[("MIKROTIK_EDGE_ROUTER_HOST", "h")])).unwrap_err();
+    assert_eq!(e.key(), "router.user (MIKROTIK_EDGE_ROUTER_USER)");
+}
+
+const FULL: &str = r#"
+log_level = "debug"
+state_path = "/tmp/state.redb"
+site_id = "site-1.a_b"
+poll_secs = 15
+usage_secs = 120
+hotspot_profile_pattern = "hs-*"
+pppoe_profile_pattern = "ppp?"
+expired_action = "remove"
+
+[router]
+host = "192.168.88.1"
+port = 18728
+user = "edge"
+password = "hunter2"
+tls = false
+connect_timeout_secs = 3
+command_timeout_secs = 7
+keepalive_secs = 20
+backoff_base_secs = 2
+backoff_cap_secs = 40
+max_word_bytes = 4096
+"#;
+
+#[test]
+fn file_only() {
+    let f = toml_file(FULL);
+    let c = Config::load(Some(f.path()), &no_env).unwrap();
+    assert_eq!(c.log_level, LevelFilter::Debug);
+    assert_eq!(c.state_path, PathBuf::from("/tmp/state.redb"));
+    assert_eq!(c.site_id, "site-1.a_b");
+    assert_eq!((c.poll_secs, c.usage_secs), (15, 120));
+    assert_eq!(c.hotspot_profile_pattern, "hs-*");
+    assert_eq!(c.pppoe_profile_pattern, "ppp?");
+    assert_eq!(c.expired_action, ExpiredAction::Remove);
+    let r = &c.router;
+    assert_eq!(
+        (r.host.as_str(), r.port, r.user.as_str()),
+        ("192.168.88.1", 18728, "edge")
+    );
+    assert_eq!(r.password.expose(), "hunter2");
+    assert_eq!(r.tls, None);
+    assert_eq!(r.connect_timeout, Duration::from_secs(3));
+    assert_eq!(r.command_timeout, Duration::from_secs(7));
+    assert_eq!(r.keepalive, Duration::from_secs(20));
+    assert_eq!(r.backoff_base, Duration::from_secs(2));
+    assert_eq!(r.backoff_cap, Duration::from_secs(40));
+    assert_eq!(r.max_word_bytes, 4096);
+}
+
+#[test]
+fn env_overrides_file() {
+    let f = toml_file(FULL);
+    let env = env_of(&[
+        ("MIKROTIK_EDGE_LOG_LEVEL", "TRACE"),
+        ("MIKROTIK_EDGE_POLL_SECS", "60"),
+        ("MIKROTIK_EDGE_ROUTER_PORT", "8000"),
+        ("MIKROTIK_EDGE_ROUTER_PASSWORD", "from-env"),
+        ("MIKROTIK_EDGE_EXPIRED_ACTION", "disable"),
+    ]);
+    let c = Config::load(Some(f.path()), &env).unwrap();
+    assert_eq!(c.log_level, LevelFilter::Trace);
+    assert_eq!(c.poll_secs, 60);
+    assert_eq!(c.router.port, 8000);
+    assert_eq!(c.router.password.expose(), "from-env");
+    assert_eq!(c.expired_action, ExpiredAction::Disable);
+    // Untouched keys still come from the file.
+    assert_eq!(c.router.user, "edge");
+    assert_eq!(c.usage_secs, 120);
+}
+
+#[test]
+fn validation_errors_name_their_key() {
+    let long_id = "x".repeat(65);
+    let fingerprint = "ab".repeat(32);
+    let cases: &[(&str, &str)] = &[
+        ("log_level", "loud"),
+        ("state_path", ""),
+        ("site_id", ""),
+        ("site_id", "a b"),
+        ("site_id", &long_id),
+        ("poll_secs", "0"),
+        ("poll_secs", "86401"),
+        ("poll_secs", "-1"),
+        ("usage_secs", "0"),
+        ("usage_secs", "31536001"),
+        ("hotspot_profile_pattern", ""),
+        ("pppoe_profile_pattern", ""),
+        ("expired_action", "delete"),
+        ("router.host", ""),
+        ("router.host", "a b"),
+        ("router.user", ""),
+        ("router.port", "abc"),
+        ("router.port", "0"),
+        ("router.port", "65536"),
+        ("router.tls", "maybe"),
+        ("router.ca_file", "/etc/hosts"),
+        ("router.cert_sha256", &fingerprint),
+        ("router.connect_timeout_secs", "0"),
+        ("router.command_timeout_secs", "0"),
+        ("router.keepalive_secs", "x"),
+        ("router.backoff_base_secs", "0"),
+        ("router.backoff_base_secs", "61"),
+        ("router.backoff_cap_secs", "4"),
+        ("router.max_word_bytes", "1023"),
+        ("router.max_word_bytes", "1073741825"),
+        ("router.password_file", "/nonexistent/pw"),
+    ];
+    for (key, value) in cases {
+        let var = env_name(key);
+        let e = load_env(&[(&var, value)]).unwrap_err();
+        assert_eq!(e.key(), format!("{key} ({var})"), "{var}={value:?}: {e}");
+        assert!(e.to_string().starts_with("invalid config: "), "{e}");
+    }
+    assert_eq!(env_name("router.ca_file"), "MIKROTIK_EDGE_ROUTER_CA_FILE");
+    assert_eq!(env_name("site_id"), "MIKROTIK_EDGE_SITE_ID");
+}
+
+#[test]
+fn file_type_errors_name_their_key() {
+    let cases: &[(&str, &str)] = &[
+        ("poll_secs = \"30\"", "poll_secs"),
+        ("poll_secs = 1.5", "poll_secs"),
+        ("site_id = 5", "site_id"),
+        ("[router]\nport = -1", "router.port"),
+        ("[router]\ntls = \"yes\"", "router.tls"),
+        ("[router]\nkeepalive_secs = []", "router.keepalive_secs"),
+        ("[router]\nca_file = \"/etc/hosts\"", "router.ca_file"),
+    ];
+    let env = env_of(REQUIRED);
+    for (text, key) in cases {
+        let f = toml_file(text);
+        let e = Config::load(Some(f.path()), &env).unwrap_err();
+        assert_eq!(e.key(), label(key), "{text}: {e}");
+    }
+}
+
+#[test]
+fn port_error_message() {
+    let e = load_env(&[("MIKROTIK_EDGE_ROUTER_PORT", "abc")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid config: router.port (MIKROTIK_EDGE_ROUTER_PORT): \
+         expected a port number 1-65535, got \"abc\""
+    );
+}
+
+#[test]
+fn backoff_base_above_default_cap_blames_base() {
+    let e = load_env(&[("MIKROTIK_EDGE_ROUTER_BACKOFF_BASE_SECS", "90")]).unwrap_err();
+    assert_eq!(e.key(), label("router.backoff_base_secs"));
+    let c = load_env(&[
+        ("MIKROTIK_EDGE_ROUTER_BACKOFF_BASE_SECS", "90"),
+        ("MIKROTIK_EDGE_ROUTER_BACKOFF_CAP_SECS", "90"),
+    ])
+    .unwrap();
+    assert_eq!(c.router.backoff_cap, Duration::from_secs(90));
+}
+
+#[test]
+fn password_file_read_and_trimmed() {
+    for (content, expected) in [
+        ("s3cret\n", "s3cret"),
+        ("s3cret\r\n", "s3cret"),
+        ("s3cret", "s3cret"),
+        ("two\n\n", "two\n"),
+        (" spaced \n", " spaced "),
+        ("", ""),
+    ] {
+        let f = toml_file(content);
+        let path = f.path().to_str().unwrap();
+        let c = load_env(&[("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", path)]).unwrap();
+        assert_eq!(c.router.password.expose(), expected, "{content:?}");
+    }
+}
+
+#[test]
+fn password_file_error_names_path_not_content() {
+    let f = toml_file("");
+    std::fs::write(f.path(), b"secret\xff\n").unwrap();
+    let path = f.path().to_str().unwrap();
+    let e = load_env(&[("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", path)]).unwrap_err();
+    assert_eq!(e.key(), label("router.password_file"));
+    assert!(e.reason().contains(path), "{e}");
+    assert!(!e.to_string().contains("secret"), "{e}");
+
+    let e = load_env(&[("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", "/nonexistent/pw")]).unwrap_err();
+    assert!(e.reason().contains("/nonexistent/pw"), "{e}");
+}
+
+#[test]
+fn password_and_password_file_conflict() {
+    let pw = toml_file("hunter2\n");
+    let pw_path = pw.path().to_str().unwrap();
+    let e = load_env(&[
+        ("MIKROTIK_EDGE_ROUTER_PASSWORD", "hunter2"),
+        ("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", pw_path),
+    ])
+    .unwrap_err();
+    assert!(e.key().contains("(MIKROTIK_EDGE_ROUTER_PASSWORD)"), "{e}");
+    assert!(
+        e.key().contains("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE"),
+        "{e}"
+    );
+    assert!(!format!("{e} {e:?}").contains("hunter2"));
+
+    // Across sources too: the file's password does not yield to the
+    // environment's password_file, they conflict.
+    let f = toml_file("[router]\npassword = \"hunter2\"");
+    let env = env_of(&[
+        REQUIRED[0],
+        REQUIRED[1],
+        ("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", pw_path),
+    ]);
+    let e = Config::load(Some(f.path()), &env).unwrap_err();
+    assert!(e.reason().contains("config file"), "{e}");
+    assert!(e.reason().contains("environment"), "{e}");
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let env = env_of(REQUIRED);
+    for (text, key) in [
+        ("pol_secs = 5", "pol_secs"),
+        ("[router]\npasword = \"hunter2\"", "router.pasword"),
+        ("[routr]\nhost = \"x\"", "routr"),
+    ] {
+        let f = toml_file(text);
+        let e = Config::load(Some(f.path()), &env).unwrap_err();
+        assert_eq!(e.key(), key, "{e}");
+        assert!(e.reason().contains("unknown key"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+    let f = toml_file("router = 5");
+    let e = Config::load(Some(f.path()), &env).unwrap_err();
+    assert_eq!(e.key(), "router");
+}
+
+#[test]
+fn password_never_in_debug_or_errors() {
+    let f = toml_file(FULL);
+    let c = Config::load(Some(f.path()), &no_env).unwrap();
+    let debug = format!("{c:?} {:?} {}", c.router.password, c.router.password);
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<redacted>"));
+
+    // A wrongly typed password is not quoted back.
+    let f = toml_file("[router]\npassword = [\"hunter2\"]");
+    let e = Config::load(Some(f.path()), &env_of(REQUIRED)).unwrap_err();
+    assert_eq!(e.key(), label("router.password"));
+    assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+
+    // Nor is the line of a syntax error.
+    let f = toml_file("[router]\npassword = \"hunter2");
+    let e = Config::load(Some(f.path()), &env_of(REQUIRED)).unwrap_err();
+    assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+}
+
+#[test]
+fn toml_syntax_error_names_file_and_line() {
+    let f = toml_file("log_level = \"info\"\n\n[router\nhost = \"x\"\n");
+    let e = Config::load(Some(f.path()), &no_env).unwrap_err();
+    assert_eq!(e.key(), f.path().display().to_string());
+    assert!(e.reason().contains("line 3"), "{e}");
+}
+
+#[test]
+fn unreadable_config_file() {
+    let e = Config::load(Some(Path::new("/nonexistent/edge.toml")), &no_env).unwrap_err();
+    assert_eq!(e.key(), "/nonexistent/edge.toml");
+    assert!(e.reason().contains("cannot read"), "{e}");
+}
+
+#[test]
+fn non_utf8_env_names_variable() {
+    use std::os::unix::ffi::OsStringExt;
+    let env = |name: &str| match name {
+        "MIKROTIK_EDGE_ROUTER_HOST" => Some(OsString::from("h")),
+        "MIKROTIK_EDGE_ROUTER_USER" => Some(OsString::from_vec(b"ad\xffmin".to_vec())),
+        _ => None,
+    };
+    let e = Config::load(None, &env).unwrap_err();
+    assert_eq!(e.key(), "router.user (MIKROTIK_EDGE_ROUTER_USER)");
+    assert!(e.reason().contains("UTF-8"), "{e}");
+}
+
+#[test]
+fn env_booleans() {
+    for (value, tls) in [
+        ("true", true),
+        ("1", true),
+        ("YES", true),
+        ("false", false),
+        ("0", false),
+        ("no", false),
+    ] {
+        let c = load_env(&[("MIKROTIK_EDGE_ROUTER_TLS", value)]).unwrap();
+        assert_eq!(c.router.tls.is_some(), tls, "{value}");
+    }
+}
+
+#[test]
+fn tls_defaults_to_port_8729() {
+    let c = load_env(&[("MIKROTIK_EDGE_ROUTER_TLS", "true")]).unwrap();
+    assert_eq!(c.router.port, 8729);
+    assert_eq!(c.router.tls, Some(TlsConfig::default()));
+    let c = load_env(&[
+        ("MIKROTIK_EDGE_ROUTER_TLS", "true"),
+        ("MIKROTIK_EDGE_ROUTER_PORT", "443"),
+    ])
+    .unwrap();
+    assert_eq!(c.router.port, 443);
+}
+
+#[test]
+fn tls_with_ca_file_or_fingerprint() {
+    let ca = toml_file("-----BEGIN CERTIFICATE-----\n");
+    let ca_line = format!("ca_file = {:?}", ca.path().to_str().unwrap());
+    let pin_line = format!("cert_sha256 = \"{}\"", ["Ab"; 32].join(":"));
+    let load = |lines: &[&str]| {
+        let f = toml_file(&format!("[router]\ntls = true\n{}", lines.join("\n")));
+        Config::load(Some(f.path()), &env_of(REQUIRED))
+    };
+
+    let tls = load(&[&ca_line]).unwrap().router.tls.unwrap();
+    assert_eq!(tls.ca_file.as_deref(), Some(ca.path()));
+    assert_eq!(tls.cert_sha256, None);
+
+    let tls = load(&[&pin_line]).unwrap().router.tls.unwrap();
+    assert_eq!(tls.ca_file, None);
+    assert_eq!(tls.cert_sha256, Some([0xab; 32]));
+
+    let e = load(&[&ca_line, &pin_line]).unwrap_err();
+    assert!(e.key().contains("router.ca_file"), "{e}");
+    assert!(e.key().contains("router.cert_sha256"), "{e}");
+
+    let e = load(&["ca_file = \"/nonexistent/ca.pem\""]).unwrap_err();
+    assert_eq!(e.key(), label("router.ca_file"));
+    assert!(e.reason().contains("/nonexistent/ca.pem"), "{e}");
+}
+
+#[test]
+fn fingerprint_parsing() {
+    let mut expected = [0u8; 32];
+    for (i, b) in expected.iter_mut().enumerate() {
+        *b = u8::try_from(i * 7).unwrap();
+    }
+    let upper: Vec<String> = expected.iter().map(|b| format!("{b:02X}")).collect();
+    assert_eq!(parse_fingerprint(&upper.join(":")), Some(expected));
+    assert_eq!(parse_fingerprint(&upper.join(" ")), Some(expected));
+    assert_eq!(
+        parse_fingerprint(&upper.concat().to_lowercase()),
+        Some(expected)
+    );
+    assert_eq!(parse_fingerprint(&upper.concat()[..62]), None);
+    assert_eq!(parse_fingerprint(&format!("{}00", upper.concat())), None);
+    assert_eq!(parse_fingerprint(&format!("{}0", upper.concat())), None);
+    assert_eq!(parse_fingerprint(&upper.concat().replace('0', "g")), None);
+    assert_eq!(parse_fingerprint(""), None);
+}
+
+#[test]
+fn endless_files_are_refused_not_allocated() {
+    let started = std::time::Instant::now();
+    let e = load_env(&[("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", "/dev/zero")]).unwrap_err();
+    assert_eq!(e.key(), label("router.password_file"));
+    assert!(e.reason().contains("limit"), "{e}");
+    let e = Config::load(Some(Path::new("/dev/zero")), &env_of(REQUIRED)).unwrap_err();
+    assert!(e.reason().contains("limit"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn huge_values_are_quoted_as_a_short_excerpt() {
+    let huge = "x".repeat(10 * 1024 * 1024);
+    let e = load_env(&[("MIKROTIK_EDGE_SITE_ID", &huge)]).unwrap_err();
+    assert_eq!(e.key(), label("site_id"));
+    let text = e.to_string();
+    assert!(text.len() < 400, "{} bytes", text.len());
+    assert!(text.contains("bytes in all"), "{text}");
+}
