@@ -8,6 +8,7 @@ use common::*;
 use mikrotik_edge::client::{ClientError, Connection, ConnectionEvent, Router};
 use mikrotik_edge::config::TlsConfig;
 use mikrotik_edge::proto::Command;
+use mikrotik_edge::sim::Misbehave;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -403,4 +404,143 @@ fn tls_self_signed_without_trust_is_rejected() {
     let err = rt().block_on(Connection::open(&cfg)).err().unwrap();
     assert!(matches!(err, ClientError::Certificate(_)), "{err:?}");
     assert!(err.to_string().contains("certificate"), "{err}");
+}
+
+#[test]
+fn tls_ca_file_with_another_routers_certificate_is_rejected() {
+    let sim = sim_with(|o| o.tls = true);
+    let other = sim_with(|o| o.tls = true);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("other.pem");
+    std::fs::write(&ca, other.cert_pem().unwrap()).unwrap();
+    let cfg = tls_config(
+        &sim,
+        TlsConfig {
+            ca_file: Some(ca),
+            cert_sha256: None,
+        },
+    );
+    let err = rt().block_on(Connection::open(&cfg)).err().unwrap();
+    assert!(matches!(err, ClientError::Certificate(_)), "{err:?}");
+}
+
+#[test]
+fn tls_ca_file_that_is_endless_is_a_clear_error() {
+    let sim = sim_with(|o| o.tls = true);
+    let cfg = tls_config(
+        &sim,
+        TlsConfig {
+            ca_file: Some("/dev/zero".into()),
+            cert_sha256: None,
+        },
+    );
+    let err = rt().block_on(Connection::open(&cfg)).err().unwrap();
+    assert!(err.to_string().contains("limit"), "{err}");
+}
+
+/// Rows stream into a fold; with each sentence in its own TCP segment
+/// the result is the same as with whole replies.
+#[test]
+fn fold_streams_rows_sentence_by_sentence() {
+    let sim = sim_with(|o| {
+        o.per_sentence = true;
+        o.seed.hotspot_users = 500;
+    });
+    rt().block_on(async {
+        let conn = Connection::open(&router_config(&sim)).await.unwrap();
+        let folded = conn
+            .fold(
+                Command::new("/ip/hotspot/user/print").proplist(&["name"]),
+                0usize,
+                |n, row| {
+                    assert!(row.get("name").is_some());
+                    *n += 1
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(folded.value, sim.rows("/ip/hotspot/user").len());
+        assert!(folded.value >= 500);
+        assert!(folded.traps.is_empty());
+    });
+}
+
+#[test]
+fn trickling_router_costs_the_session() {
+    let sim = sim();
+    let mut cfg = router_config(&sim);
+    cfg.command_timeout = Duration::from_millis(400);
+    cfg.keepalive = Duration::from_secs(60);
+    rt().block_on(async {
+        let conn = Connection::open(&cfg).await.unwrap();
+        sim.set_misbehave(Some(Misbehave::Trickle(Duration::from_millis(50))));
+        let err = conn
+            .execute(Command::new("/ip/hotspot/user/print"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+        // The probe sent after the timeout never completes, however many
+        // bytes trickle in: the session is declared dead.
+        let reason = tokio::time::timeout(Duration::from_secs(3 * u64::from(slow_factor())), conn.closed())
+            .await
+            .expect("a trickling router must not keep the session alive");
+        assert!(matches!(reason, ClientError::Timeout { .. }), "{reason:?}");
+    });
+}
+
+#[test]
+fn endless_rows_hit_the_reply_cap_and_cancel() {
+    let sim = sim();
+    let mut cfg = router_config(&sim);
+    cfg.max_reply_bytes = 256 * 1024;
+    cfg.command_timeout = Duration::from_secs(10);
+    rt().block_on(async {
+        let conn = Connection::open(&cfg).await.unwrap();
+        sim.set_misbehave(Some(Misbehave::EndlessRows));
+        let started = std::time::Instant::now();
+        let err = conn
+            .fold(Command::new("/ip/hotspot/user/print"), 0u64, |n, _| {
+                *n += 1
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::ReplyTooLarge { .. }), "{err:?}");
+        assert!(err.to_string().contains("262144-byte"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5 * u64::from(slow_factor())));
+        assert!(wait_async(|| sim.command_log().iter().any(|c| c == "/cancel")).await);
+    });
+}
+
+#[test]
+fn unterminated_sentence_hits_the_sentence_cap() {
+    let sim = sim();
+    let mut cfg = router_config(&sim);
+    cfg.max_word_bytes = 4096;
+    cfg.max_sentence_bytes = 64 * 1024;
+    rt().block_on(async {
+        let conn = Connection::open(&cfg).await.unwrap();
+        sim.set_misbehave(Some(Misbehave::UnterminatedSentence));
+        let err = conn
+            .execute(Command::new("/ip/hotspot/user/print"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+        assert!(err.to_string().contains("65536-byte"), "{err}");
+        assert!(conn.is_closed());
+    });
+}
+
+#[test]
+fn malformed_bytes_in_the_login_segment_fail_at_once() {
+    let sim = sim();
+    sim.set_after_login(Some(vec![0xF8]));
+    let mut cfg = router_config(&sim);
+    cfg.command_timeout = Duration::from_secs(30);
+    rt().block_on(async {
+        let conn = Connection::open(&cfg).await.unwrap();
+        let reason = tokio::time::timeout(Duration::from_secs(2 * u64::from(slow_factor())), conn.closed())
+            .await
+            .expect("decoded at once, not at the next read or a timeout");
+        assert!(matches!(reason, ClientError::Protocol(_)), "{reason:?}");
+    });
 }

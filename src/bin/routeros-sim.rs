@@ -20,6 +20,8 @@ OPTIONS:
     --password PASS      API password [default: secret]
     --legacy-login       pre-6.43 challenge/response login
     --empty-reply        RouterOS 7.18+ `!empty` for prints without rows
+    --per-sentence       write each reply sentence separately (as a real router's
+                         replies arrive in separate TCP segments)
     --hotspot-users N    seed N voucher users (plus a few foreign ones)
     --pppoe-secrets N    seed N PPPoE secrets (plus a few foreign ones)
     --hotspot-active N   log N of the seeded vouchers in at start
@@ -65,6 +67,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--password" => opts.password = value(&arg)?,
             "--legacy-login" => opts.legacy_login = true,
             "--empty-reply" => opts.empty_reply = true,
+            "--per-sentence" => opts.per_sentence = true,
             "--hotspot-users" => opts.seed.hotspot_users = count(value(&arg)?)?,
             "--pppoe-secrets" => opts.seed.pppoe_secrets = count(value(&arg)?)?,
             "--hotspot-active" => opts.seed.hotspot_active = count(value(&arg)?)?,

@@ -36,6 +36,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use activity::Activity;
+pub use server::Misbehave;
 pub use tls::fingerprint_hex;
 
 use router::{Menu, Router};
@@ -68,6 +69,9 @@ pub struct SimOptions {
     /// accepted and closed at once.
     pub max_sessions: usize,
     pub seed: SeedData,
+    /// Write every reply sentence separately, as a real router's replies
+    /// arrive in separate TCP segments (instead of one write per reply).
+    pub per_sentence: bool,
     /// Plain API address; port 0 picks a free one.
     pub listen: SocketAddr,
     /// API-SSL address when `tls` is set; port 0 picks a free one.
@@ -88,6 +92,7 @@ impl Default for SimOptions {
             board_name: "hAP ac^2".to_owned(),
             max_sessions: 20,
             seed: SeedData::default(),
+            per_sentence: false,
             listen: any,
             tls_listen: any,
         }
@@ -135,6 +140,9 @@ impl Simulator {
             drop_next: false,
             command_log: Vec::new(),
             logins: 0,
+            per_sentence: opts.per_sentence,
+            misbehave: None,
+            after_login: None,
         }));
 
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -391,6 +399,22 @@ impl SimHandle {
     /// can be overtaken and cancelled meanwhile.
     pub fn set_reply_delay(&self, d: Duration) {
         self.with(|i| i.reply_delay = d);
+    }
+
+    /// Answer every command after login like a broken router (`None`
+    /// restores normal answers for new commands).
+    pub fn set_misbehave(&self, how: Option<Misbehave>) {
+        self.with(|i| i.misbehave = how);
+    }
+
+    /// Append these raw bytes to the next logins' replies, in the same write.
+    pub fn set_after_login(&self, bytes: Option<Vec<u8>>) {
+        self.with(|i| i.after_login = bytes);
+    }
+
+    /// Write each reply sentence separately.
+    pub fn set_per_sentence(&self, on: bool) {
+        self.with(|i| i.per_sentence = on);
     }
 
     /// Accept TCP but read and answer nothing (a router filtering us).

@@ -48,6 +48,24 @@ pub(crate) struct Inner {
     pub(crate) drop_next: bool,
     pub(crate) command_log: Vec<String>,
     pub(crate) logins: usize,
+    /// Write each reply sentence separately (its own write and flush), as
+    /// a real router's replies arrive in separate TCP segments.
+    pub(crate) per_sentence: bool,
+    /// Answer commands after login like a broken router would.
+    pub(crate) misbehave: Option<Misbehave>,
+    /// Raw bytes appended to the login reply, in the same write.
+    pub(crate) after_login: Option<Vec<u8>>,
+}
+
+/// Ways a broken or hostile router answers commands after login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehave {
+    /// Each reply dribbles out one word per interval and never ends.
+    Trickle(Duration),
+    /// Every command gets `!re` rows forever.
+    EndlessRows,
+    /// A sentence of one-byte words that is never terminated.
+    UnterminatedSentence,
 }
 
 impl Shared {
@@ -360,7 +378,7 @@ impl Session {
     }
 
     fn send(&self, replies: &[Words], tag: Option<&[u8]>) {
-        let _ = self.out.send(Out::Data(encode(replies, tag)));
+        send_replies(&self.shared, &self.out, replies, tag);
     }
 
     /// `!fatal <reason>` (a bare word, never tagged), then close.
@@ -441,8 +459,14 @@ impl Session {
             self.send(&[vec![b"!done".to_vec(), ret]], tag);
         } else if ok {
             self.logged_in = true;
-            lock(&self.shared.inner).logins += 1;
-            self.send(&[done()], tag);
+            let trailer = {
+                let mut inner = lock(&self.shared.inner);
+                inner.logins += 1;
+                inner.after_login.clone()
+            };
+            let mut bytes = encode(&[done()], tag);
+            bytes.extend(trailer.unwrap_or_default());
+            let _ = self.out.send(Out::Data(bytes));
         } else {
             self.send(&trap("invalid user name or password (6)"), tag);
         }
@@ -451,6 +475,10 @@ impl Session {
     /// Runs a command now, or after the reply delay in its own task so that
     /// `/cancel` can interrupt it and other commands can overtake it.
     fn dispatch(&mut self, req: Request) {
+        if let Some(how) = lock(&self.shared.inner).misbehave {
+            tokio::spawn(misbehave(how, self.out.clone(), req.tag.clone()));
+            return;
+        }
         let delay = lock(&self.shared.inner).reply_delay;
         if delay.is_zero() {
             respond(&self.shared, &self.out, &req);
@@ -508,6 +536,76 @@ impl Session {
     }
 }
 
+/// Queues replies for the writer: one write for all, or one per sentence.
+fn send_replies(shared: &Shared, out: &UnboundedSender<Out>, replies: &[Words], tag: Option<&[u8]>) {
+    if lock(&shared.inner).per_sentence {
+        for r in replies {
+            let _ = out.send(Out::Data(encode(std::slice::from_ref(r), tag)));
+        }
+    } else {
+        let _ = out.send(Out::Data(encode(replies, tag)));
+    }
+}
+
+/// Plays a broken router for one command until the connection is gone.
+async fn misbehave(how: Misbehave, out: UnboundedSender<Out>, tag: Option<Vec<u8>>) {
+    let tag_word = tag.map(|t| [b".tag=".as_slice(), &t].concat());
+    let word = |w: &[u8]| {
+        let mut b = Vec::new();
+        crate::proto::encode_length(w.len() as u32, &mut b);
+        b.extend_from_slice(w);
+        b
+    };
+    match how {
+        Misbehave::Trickle(every) => {
+            let mut words = vec![word(b"!re")];
+            if let Some(t) = &tag_word {
+                words.push(word(t));
+            }
+            let mut n = 0u64;
+            loop {
+                let next = words
+                    .get(n as usize)
+                    .cloned()
+                    .unwrap_or_else(|| word(format!("=k{n}=v").as_bytes()));
+                if out.send(Out::Data(next)).is_err() {
+                    return;
+                }
+                n += 1;
+                tokio::time::sleep(every).await;
+            }
+        }
+        Misbehave::EndlessRows => {
+            let mut row = vec![b"!re".to_vec(), b"=name=endless".to_vec()];
+            if let Some(t) = &tag_word {
+                row.push(t.clone());
+            }
+            let mut chunk = Vec::new();
+            for _ in 0..200 {
+                let _ = encode_sentence(&row, &mut chunk);
+            }
+            loop {
+                if out.send(Out::Data(chunk.clone())).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        Misbehave::UnterminatedSentence => {
+            if out.send(Out::Data(word(b"!re"))).is_err() {
+                return;
+            }
+            let tiny: Vec<u8> = std::iter::repeat_n([1u8, b'x'], 4096).flatten().collect();
+            loop {
+                if out.send(Out::Data(tiny.clone())).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
 /// Executes a command and queues its reply; honours `drop_mid_reply_next`.
 fn respond(shared: &Shared, out: &UnboundedSender<Out>, req: &Request) {
     let (replies, cut) = {
@@ -515,6 +613,10 @@ fn respond(shared: &Shared, out: &UnboundedSender<Out>, req: &Request) {
         let cut = std::mem::take(&mut inner.drop_next);
         (execute(&mut inner.router, req), cut)
     };
+    if !cut {
+        send_replies(shared, out, &replies, req.tag.as_deref());
+        return;
+    }
     let bytes = encode(&replies, req.tag.as_deref());
     let msg = if cut {
         Out::Cut(bytes[..bytes.len() / 2].to_vec())

@@ -18,15 +18,34 @@ fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Self-signed certificate for `localhost` and `127.0.0.1`.
+/// Self-signed certificate for `localhost` and `127.0.0.1`, made the way
+/// RouterOS makes one with `/certificate add … ; /certificate sign`: its
+/// default key usage includes `key-cert-sign`, so it is a CA certificate
+/// (basic constraints CA:TRUE) presented as the server's own.
 pub(crate) fn make() -> io::Result<Tls> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let certified = rcgen::generate_simple_self_signed(names).map_err(other)?;
-    let der = certified.cert.der().to_vec();
-    let pem = certified.cert.pem();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
+    let mut params = CertificateParams::new(names).map_err(other)?;
+    params.distinguished_name.push(DnType::CommonName, "router");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let signing_key = KeyPair::generate().map_err(other)?;
+    let cert = params.self_signed(&signing_key).map_err(other)?;
+    let der = cert.der().to_vec();
+    let pem = cert.pem();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
