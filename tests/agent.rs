@@ -376,3 +376,159 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
     assert_eq!(count(&events, "login", "a"), 1);
     agent.terminate();
 }
+
+fn send_signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// SIGTERM and SIGINT stop the agent within a second or two even while a
+/// poll waits on a router that stopped answering; the session ends with
+/// `/quit` and the exit status is 0.
+#[test]
+fn signals_stop_the_agent_promptly_mid_cycle() {
+    for sig in ["TERM", "INT"] {
+        let sim = sim();
+        sim.add_hotspot_user("v1", "pw", "voucher-1h", b"");
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent = Agent::start(
+            &sim,
+            &state_path(&dir),
+            &[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "60")],
+        );
+        agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
+        // The next poll hangs: every reply now takes a minute.
+        sim.set_reply_delay(Duration::from_secs(60));
+        let polls = sim
+            .command_log()
+            .iter()
+            .filter(|c| *c == "/ppp/active/print")
+            .count();
+        assert!(wait_until(
+            Duration::from_secs(10 * u64::from(slow_factor())),
+            || sim
+                .command_log()
+                .iter()
+                .filter(|c| *c == "/ppp/active/print")
+                .count()
+                > polls
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+        let sent = std::time::Instant::now();
+        send_signal(agent.child.id(), sig);
+        let limit = Duration::from_secs(3 * u64::from(slow_factor()));
+        let mut status = None;
+        assert!(
+            wait_until(limit, || {
+                status = agent.child.try_wait().ok().flatten();
+                status.is_some()
+            }),
+            "SIG{sig} mid-cycle must stop the agent within {limit:?}"
+        );
+        assert!(status.is_some_and(|s| s.success()), "SIG{sig}: {status:?}");
+        assert!(sent.elapsed() < limit);
+        assert!(
+            wait_until(Duration::from_secs(2), || sim
+                .command_log()
+                .iter()
+                .any(|c| c == "/quit")),
+            "the session ends with /quit: {:?}",
+            sim.command_log()
+        );
+    }
+}
+
+/// A 0-byte state file (power cut on a fresh SD card) is initialised with a
+/// warning naming it, gets a new stream, and sessions already online are
+/// reported as logins seen at start.
+#[test]
+fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "pw", "voucher-1h", b"");
+    sim.hotspot_login("v1", "10.5.50.2", "AA:BB:CC:00:00:01")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_path(&dir);
+    let first_stream = {
+        let agent = Agent::start(&sim, &state, &[]);
+        let login = agent.wait_event(|e| is(e, "login", "v1"));
+        assert_eq!(login["seen_at_start"], true);
+        agent.terminate();
+        login["stream"].as_str().unwrap().to_owned()
+    };
+    std::fs::write(&state, b"").unwrap();
+    let agent = Agent::start(&sim, &state, &[]);
+    let login = agent.wait_event(|e| is(e, "login", "v1"));
+    assert_eq!(login["seen_at_start"], true);
+    let all = agent.events();
+    assert_eq!(
+        login["seq"], 2,
+        "router event first, then the login: {all:?}"
+    );
+    assert_ne!(login["stream"].as_str().unwrap(), first_stream);
+    let log = agent.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("is empty") && log.contains(&state.display().to_string()),
+        "{log}"
+    );
+    agent.terminate();
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+}
+
+/// A router streaming endless rows or an unterminated sentence of tiny
+/// words: the agent's memory stays bounded, the command fails clearly and
+/// the session is re-established.
+#[test]
+fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
+    use mikrotik_edge::sim::Misbehave;
+    // Under qemu the emulator's own memory is measured; only check natively.
+    let native = std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER").is_none_or(|r| r.is_empty());
+    for how in [Misbehave::EndlessRows, Misbehave::UnterminatedSentence] {
+        let sim = sim();
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Agent::start(
+            &sim,
+            &state_path(&dir),
+            &[
+                ("MIKROTIK_EDGE_ROUTER_MAX_REPLY_BYTES", "1048576"),
+                ("MIKROTIK_EDGE_ROUTER_MAX_SENTENCE_BYTES", "1048576"),
+                ("MIKROTIK_EDGE_ROUTER_KEEPALIVE_SECS", "1"),
+            ],
+        );
+        agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
+        let logins = sim.logins();
+        sim.set_misbehave(Some(how));
+        // Reconnected at least twice while the router misbehaves.
+        assert!(
+            wait_until(Duration::from_secs(30 * u64::from(slow_factor())), || sim
+                .logins()
+                >= logins + 2),
+            "{how:?}: no reconnect; log:\n{}",
+            agent.log.lock().unwrap().join("\n")
+        );
+        if native {
+            let hwm = vm_hwm_kib(agent.child.id()).unwrap_or(0);
+            assert!(hwm < 48 * 1024, "{how:?}: peak RSS {hwm} KiB");
+        }
+        let log = agent.log.lock().unwrap().join("\n");
+        let expect = match how {
+            Misbehave::EndlessRows => "1048576-byte limit",
+            _ => "sentence exceeds",
+        };
+        assert!(log.contains(expect), "{how:?}: {log}");
+        sim.set_misbehave(None);
+        agent.terminate();
+    }
+}

@@ -481,9 +481,12 @@ fn trickling_router_costs_the_session() {
         assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
         // The probe sent after the timeout never completes, however many
         // bytes trickle in: the session is declared dead.
-        let reason = tokio::time::timeout(Duration::from_secs(3 * u64::from(slow_factor())), conn.closed())
-            .await
-            .expect("a trickling router must not keep the session alive");
+        let reason = tokio::time::timeout(
+            Duration::from_secs(3 * u64::from(slow_factor())),
+            conn.closed(),
+        )
+        .await
+        .expect("a trickling router must not keep the session alive");
         assert!(matches!(reason, ClientError::Timeout { .. }), "{reason:?}");
     });
 }
@@ -499,9 +502,7 @@ fn endless_rows_hit_the_reply_cap_and_cancel() {
         sim.set_misbehave(Some(Misbehave::EndlessRows));
         let started = std::time::Instant::now();
         let err = conn
-            .fold(Command::new("/ip/hotspot/user/print"), 0u64, |n, _| {
-                *n += 1
-            })
+            .fold(Command::new("/ip/hotspot/user/print"), 0u64, |n, _| *n += 1)
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::ReplyTooLarge { .. }), "{err:?}");
@@ -538,9 +539,12 @@ fn malformed_bytes_in_the_login_segment_fail_at_once() {
     cfg.command_timeout = Duration::from_secs(30);
     rt().block_on(async {
         let conn = Connection::open(&cfg).await.unwrap();
-        let reason = tokio::time::timeout(Duration::from_secs(2 * u64::from(slow_factor())), conn.closed())
-            .await
-            .expect("decoded at once, not at the next read or a timeout");
+        let reason = tokio::time::timeout(
+            Duration::from_secs(2 * u64::from(slow_factor())),
+            conn.closed(),
+        )
+        .await
+        .expect("decoded at once, not at the next read or a timeout");
         assert!(matches!(reason, ClientError::Protocol(_)), "{reason:?}");
     });
 }

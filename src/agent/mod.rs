@@ -130,6 +130,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         warned: HashSet::new(),
         last_router_error: None,
         view: view_tx,
+        session_ready: false,
     };
     let result = agent.run(events, &mut signals).await;
     // Close politely, then let the store thread finish what it was handed.
@@ -155,6 +156,8 @@ struct Agent {
     /// lasts a day does not queue an identical event every retry.
     last_router_error: Option<String>,
     view: watch::Sender<View>,
+    /// The current session's connect handling is done.
+    session_ready: bool,
 }
 
 impl Agent {
@@ -174,15 +177,20 @@ impl Agent {
                     ev = events.recv() => {
                         let Some(ev) = ev else { return Err(AgentError::RouterTaskEnded) };
                         let connected = ev == ConnectionEvent::Connected;
+                        self.session_ready = false;
                         self.record_connection_event(ev).await?;
                         if connected {
                             self.on_connected().await;
+                            self.session_ready = true;
                             self.cycle().await?;
                             ticker.reset();
                         }
                     }
                     _ = ticker.tick() => {
-                        if self.router.is_connected() {
+                        // Only once the connect handling (identity, boot
+                        // time) is done: the first poll of a session must
+                        // know the router's boot time to tell a reboot.
+                        if self.session_ready && self.router.is_connected() {
                             self.cycle().await?;
                         }
                     }

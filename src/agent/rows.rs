@@ -46,6 +46,16 @@ pub struct ValueWarning {
     pub value: String,
 }
 
+/// Warnings kept per list read: a router sending garbage in every row
+/// must not grow memory with it (the driver logs each distinct one once).
+const MAX_WARNINGS: usize = 64;
+
+fn warn(list: &mut Vec<ValueWarning>, w: ValueWarning) {
+    if list.len() < MAX_WARNINGS {
+        list.push(w);
+    }
+}
+
 impl ValueWarning {
     fn new(table: &'static str, field: &'static str, raw: &[u8]) -> ValueWarning {
         ValueWarning {
@@ -99,8 +109,10 @@ impl UserRows {
     pub fn push(&mut self, a: Attrs) {
         let raw_id = a.get(".id").unwrap_or_default();
         let Some(id) = Id::parse(raw_id) else {
-            self.warnings
-                .push(ValueWarning::new(self.table, ".id", raw_id));
+            warn(
+                &mut self.warnings,
+                ValueWarning::new(self.table, ".id", raw_id),
+            );
             return;
         };
         self.rows.push(UserRow {
@@ -145,7 +157,7 @@ impl SessionRows {
         };
         let warnings = &mut self.warnings;
         let mut warn = |field: &'static str, raw: &[u8]| {
-            warnings.push(ValueWarning::new(table, field, raw));
+            warn(warnings, ValueWarning::new(table, field, raw));
         };
         let raw_id = a.get(".id").unwrap_or_default();
         let Some(id) = Id::parse(raw_id) else {

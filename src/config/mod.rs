@@ -209,7 +209,7 @@ impl RouterConfig {
             backoff_cap: Duration::from_secs(60),
             max_word_bytes: crate::proto::DEFAULT_MAX_WORD,
             max_sentence_bytes: crate::proto::DEFAULT_MAX_SENTENCE,
-            max_reply_bytes: 256 * 1024 * 1024,
+            max_reply_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -65,7 +65,7 @@ fn defaults() {
     assert_eq!(c.router.port, 8728);
     assert_eq!(c.router.max_word_bytes, 1_048_576);
     assert_eq!(c.router.max_sentence_bytes, 4_194_304);
-    assert_eq!(c.router.max_reply_bytes, 268_435_456);
+    assert_eq!(c.router.max_reply_bytes, 33_554_432);
 }
 
 #[test]

@@ -537,7 +537,12 @@ impl Session {
 }
 
 /// Queues replies for the writer: one write for all, or one per sentence.
-fn send_replies(shared: &Shared, out: &UnboundedSender<Out>, replies: &[Words], tag: Option<&[u8]>) {
+fn send_replies(
+    shared: &Shared,
+    out: &UnboundedSender<Out>,
+    replies: &[Words],
+    tag: Option<&[u8]>,
+) {
     if lock(&shared.inner).per_sentence {
         for r in replies {
             let _ = out.send(Out::Data(encode(std::slice::from_ref(r), tag)));
