@@ -26,6 +26,7 @@ OPTIONS:
     --pppoe-secrets N    seed N PPPoE secrets (plus a few foreign ones)
     --hotspot-active N   log N of the seeded vouchers in at start
     --ppp-active N       connect N of the seeded PPPoE secrets at start
+    --expiring N         N logged-in vouchers expiring 60, 90, 120 … s after start
     --activity           random logins/logouts/connects and traffic
     -h, --help           show this help
 
@@ -72,6 +73,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--pppoe-secrets" => opts.seed.pppoe_secrets = count(value(&arg)?)?,
             "--hotspot-active" => opts.seed.hotspot_active = count(value(&arg)?)?,
             "--ppp-active" => opts.seed.ppp_active = count(value(&arg)?)?,
+            "--expiring" => opts.seed.expiring = count(value(&arg)?)?,
             "--activity" => activity = true,
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }

@@ -118,6 +118,9 @@ pub struct SeedData {
     pub hotspot_active: usize,
     /// Connects this many of the PPPoE secrets at start.
     pub ppp_active: usize,
+    /// Vouchers `DEMO-EXP-n`, logged in, expiring 60, 90, 120 … seconds
+    /// after start (for the demo).
+    pub expiring: usize,
 }
 
 /// Starts simulators.

@@ -19,6 +19,7 @@ fn code(i: usize) -> u64 {
 pub(crate) fn seed(r: &mut Router, seed: &SeedData) {
     profiles(r);
     hotspot_users(r, seed.hotspot_users);
+    expiring_vouchers(r, seed.expiring);
     ppp_secrets(r, seed.pppoe_secrets);
     let vouchers: Vec<Vec<u8>> = r
         .hs_users
@@ -46,6 +47,32 @@ pub(crate) fn seed(r: &mut Router, seed: &SeedData) {
         let ip = format!("10.10.{}.{}", 1 + i / 250 % 250, 2 + i % 250);
         let caller = format!("04:00:00:00:{:02X}:{:02X}", i / 256 % 256, i % 256);
         let _ = r.ppp_connect(name, &ip, &caller);
+    }
+}
+
+/// Vouchers activated long ago whose term ends 60, 90, 120 … seconds after
+/// start (by the real clock, which is the agent's), each with a session:
+/// the demo shows `voucher_expired` and the kick within a minute or two.
+fn expiring_vouchers(r: &mut Router, n: usize) {
+    let now = crate::clock::Timestamp::now();
+    for i in 0..n {
+        let name = format!("DEMO-EXP-{}", i + 1);
+        let expires = now.plus_secs(60 + 30 * i as i64);
+        let first = expires.plus_secs(-3_600);
+        let comment = format!(
+            "VOUCHER_SYSTEM|DEMO|5000|3000|1|V1|2025-01-01|demo|{}|{}",
+            first.to_rfc3339(),
+            expires.to_rfc3339()
+        );
+        r.hs_users.insert(vec![
+            ("name", s(&name)),
+            ("password", s(&name)),
+            ("profile", s("voucher-1h")),
+            ("comment", s(comment)),
+        ]);
+        let ip = format!("10.5.51.{}", 10 + i % 240);
+        let mac = format!("02:00:00:01:00:{:02X}", i % 256);
+        let _ = r.hotspot_login(name.as_bytes(), &ip, &mac);
     }
 }
 
