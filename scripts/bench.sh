@@ -19,7 +19,11 @@ SECRETS=${BENCH_SECRETS:-2000}
 PPP_ACTIVE=${BENCH_PPP_ACTIVE:-1000}
 CYCLES=${BENCH_CYCLES:-20}
 
-cargo build --quiet --release --no-default-features --bin mikrotik-edge
+# The shipped binary: static musl (its allocator, not glibc's per-thread
+# arenas, is what runs on a router or a Pi).
+TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
+cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
+AGENT_BIN=target/$TARGET/release/mikrotik-edge
 cargo build --quiet --release --features sim --bin routeros-sim
 
 work=$(mktemp -d)
@@ -33,7 +37,7 @@ trap cleanup EXIT
 
 target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
   --hotspot-users "$USERS" --hotspot-active "$ACTIVE" \
-  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" >"$work/sim.out" &
+  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" --per-sentence >"$work/sim.out" &
 sim=$!
 for _ in $(seq 100); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
@@ -43,7 +47,7 @@ MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port \
 MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
 MIKROTIK_EDGE_STATE_PATH="$work/state.redb" MIKROTIK_EDGE_POLL_SECS=1 \
 MIKROTIK_EDGE_LOG_LEVEL=debug \
-  target/release/mikrotik-edge run 2>"$work/agent.log" &
+  "$AGENT_BIN" run 2>"$work/agent.log" &
 agent=$!
 
 ticks_per_sec=$(getconf CLK_TCK)
@@ -75,7 +79,7 @@ echo "  first cycle incl. start-up and $events events: $(awk -v t="$first" -v h=
 echo "  steady cycle (mean of $CYCLES):            $(awk -v a="$start" -v b="$end" -v n="$CYCLES" -v h="$ticks_per_sec" 'BEGIN {printf "%.1f", (b - a) * 1000 / h / n}') ms CPU, median wall $wall ms"
 echo "  peak memory (VmHWM):                      $((hwm / 1024)) MiB ($hwm KiB), RSS now $((rss / 1024)) MiB"
 echo "  state file:                               $(( $(stat -c %s "$work/state.redb") / 1024 )) KiB"
-echo "  release binary (x86_64, $(rustc -vV | sed -n 's/^host: //p')):  $(stat -c %s target/release/mikrotik-edge) bytes"
+echo "  release binary ($TARGET):  $(stat -c %s "$AGENT_BIN") bytes"
 for f in dist/mikrotik-edge-*; do
   [ -f "$f" ] && echo "  $f: $(stat -c %s "$f") bytes"
 done

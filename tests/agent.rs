@@ -520,6 +520,7 @@ fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
         );
         if native {
             let hwm = vm_hwm_kib(agent.child.id()).unwrap_or(0);
+            eprintln!("{how:?}: peak RSS {hwm} KiB");
             assert!(hwm < 48 * 1024, "{how:?}: peak RSS {hwm} KiB");
         }
         let log = agent.log.lock().unwrap().join("\n");

@@ -141,7 +141,7 @@ fn writer_loop(path: &Path) -> ! {
                 },
             );
         }
-        let delta = StateDelta::between(&old, &state);
+        let delta = StateDelta::between(&old, &std::sync::Arc::new(state.clone()));
         store.commit(&delta, events).expect("child: commit");
     }
 }

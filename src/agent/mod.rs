@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use crate::client::{ClientError, ConnectionEvent, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::event::{Event, EventKind, RouterState, Service, StreamId};
+use crate::event::{EventKind, RouterState, Service};
 use crate::monitor::{self, MonitorConfig, MonitorState, Snapshot};
 use crate::name::Name;
 use crate::proto::Command;
@@ -97,7 +97,7 @@ impl Signals {
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let mut signals = Signals::install()?;
-    let (store, store_thread, state) = StoreHandle::open(&cfg.state_path).await?;
+    let (store, store_thread, state) = StoreHandle::open(&cfg.state_path, &cfg.site_id).await?;
     let stats = store.stats().await?;
     log::info!(
         "state {}: stream {}, {} open sessions, {} queued events",
@@ -120,8 +120,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             usage_secs: cfg.usage_secs,
             expired_action: cfg.expired_action,
         },
-        site_id: cfg.site_id.clone(),
-        stream: store.stream(),
         poll: cfg.poll_interval(),
         store,
         router,
@@ -142,8 +140,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
 
 struct Agent {
     monitor: MonitorConfig,
-    site_id: String,
-    stream: StreamId,
     poll: Duration,
     store: StoreHandle,
     router: Router,
@@ -238,14 +234,12 @@ impl Agent {
                 (RouterState::Error, reason)
             }
         };
-        let committed = self
-            .store
+        self.store
             .append(vec![(
                 Timestamp::now(),
                 EventKind::Router { state, reason },
             )])
             .await?;
-        self.log_events(&committed);
         Ok(())
     }
 
@@ -315,10 +309,22 @@ impl Agent {
         };
         let now = Timestamp::now();
         let out = monitor::step(&self.state, &snapshot, now, &self.monitor);
+        let users = view::UserCounts {
+            hotspot_users: snapshot.hotspot_users.len(),
+            hotspot_managed: out.managed.0,
+            ppp_secrets: snapshot.ppp_secrets.len(),
+            pppoe_managed: out.managed.1,
+            hotspot_active: snapshot.hotspot_active.len(),
+            ppp_active: snapshot.ppp_active.len(),
+        };
+        // The rows are not needed past the step: free them before the
+        // commit, the cycle's other memory peak.
+        drop(snapshot);
         for w in out.warnings {
             self.warn_once(w);
         }
-        let delta = StateDelta::between(&self.state, &out.state);
+        let new_state = Arc::new(out.state);
+        let delta = StateDelta::between(&self.state, &new_state);
         let events: Vec<_> = out.events.into_iter().map(|e| (now, e)).collect();
         let committed = match self.store.commit(delta, events).await {
             Ok(c) => c,
@@ -328,20 +334,10 @@ impl Agent {
             }
             Err(e) => return Err(e.into()),
         };
-        self.state = Arc::new(out.state);
-        self.log_events(&committed);
-        let users = view::UserCounts {
-            hotspot_users: snapshot.hotspot_users.len(),
-            hotspot_managed: out.managed.0,
-            ppp_secrets: snapshot.ppp_secrets.len(),
-            pppoe_managed: out.managed.1,
-            hotspot_active: snapshot.hotspot_active.len(),
-            ppp_active: snapshot.ppp_active.len(),
-        };
-        drop(snapshot);
+        self.state = new_state;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let state = self.state.clone();
-        let n_events = committed.len() as u64;
+        let n_events = committed.count as u64;
         self.view.send_modify(|v| {
             v.state = state;
             v.users = users;
@@ -385,7 +381,7 @@ impl Agent {
             users.hotspot_active,
             users.ppp_secrets,
             users.ppp_active,
-            committed.len(),
+            committed.count,
             out.actions.len(),
             started.elapsed().as_millis()
         );
@@ -474,12 +470,6 @@ impl Agent {
     fn warn_once(&mut self, warning: String) {
         if self.warned.len() < 10_000 && self.warned.insert(warning.clone()) {
             log::warn!("{warning}");
-        }
-    }
-
-    fn log_events(&self, events: &[Event]) {
-        for e in events {
-            log::info!("event {}", e.to_json(&self.site_id, self.stream));
         }
     }
 }

@@ -569,7 +569,6 @@ impl Driver {
         while let Some(sentence) = self.decoder.next_sentence()? {
             let size: u64 = sentence
                 .words()
-                .iter()
                 .map(|w| sentence_cost(w.len()) as u64)
                 .sum();
             let reply = Reply::parse(sentence)?;

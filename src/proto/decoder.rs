@@ -31,8 +31,8 @@ pub struct Decoder {
     buf: Vec<u8>,
     /// Start of the first byte not yet consumed in `buf`.
     pos: usize,
-    /// Words of the sentence being assembled.
-    words: Vec<Vec<u8>>,
+    /// The sentence being assembled.
+    current: Sentence,
     /// [`sentence_cost`] of `words`.
     sentence_bytes: usize,
     max_word: usize,
@@ -59,7 +59,7 @@ impl Decoder {
         Decoder {
             buf: Vec::new(),
             pos: 0,
-            words: Vec::new(),
+            current: Sentence::default(),
             sentence_bytes: 0,
             max_word,
             max_sentence: max_sentence.max(sentence_cost(max_word)),
@@ -80,7 +80,7 @@ impl Decoder {
 
     /// Bytes fed but not yet part of a returned sentence.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos + self.words.iter().map(Vec::len).sum::<usize>()
+        self.buf.len() - self.pos + self.current.byte_len()
     }
 
     /// Returns the next complete sentence, `Ok(None)` if more bytes are
@@ -107,7 +107,7 @@ impl Decoder {
             let len = len as usize;
             if len > 0 && self.sentence_bytes + sentence_cost(len) > self.max_sentence {
                 let err = ProtoError::SentenceTooLong {
-                    words: self.words.len() + 1,
+                    words: self.current.len() + 1,
                     cap: self.max_sentence,
                 };
                 return Err(self.fail(err));
@@ -115,14 +115,22 @@ impl Decoder {
             let Some(word) = rest.get(prefix..prefix + len) else {
                 return Ok(None);
             };
-            let word = word.to_vec();
-            self.pos += prefix + len;
             if len > 0 {
+                if self.current.is_empty() {
+                    // Most sentences arrive whole: size the buffer for the
+                    // rest of what is buffered, capped, to avoid regrowth.
+                    let hint = (self.buf.len() - self.pos).min(256);
+                    self.current = Sentence::with_capacity(hint);
+                }
+                self.current.push(word);
                 self.sentence_bytes += sentence_cost(len);
-                self.words.push(word);
-            } else if !self.words.is_empty() {
-                self.sentence_bytes = 0;
-                return Ok(Some(Sentence::new(std::mem::take(&mut self.words))));
+                self.pos += prefix + len;
+            } else {
+                self.pos += prefix;
+                if !self.current.is_empty() {
+                    self.sentence_bytes = 0;
+                    return Ok(Some(std::mem::take(&mut self.current)));
+                }
             }
             // A lone empty word is an empty sentence: nothing to deliver.
         }
@@ -130,7 +138,7 @@ impl Decoder {
 
     fn fail(&mut self, err: ProtoError) -> ProtoError {
         // Nothing after an error is delivered: free what was buffered.
-        self.words = Vec::new();
+        self.current = Sentence::default();
         self.buf = Vec::new();
         self.pos = 0;
         self.failed = Some(err.clone());
@@ -181,7 +189,7 @@ mod tests {
         let mut dec = Decoder::with_limits(8, 40 * sentence_cost(1));
         let words: Vec<&[u8]> = vec![b"x"; 40];
         dec.feed(&wire(&[&words]));
-        assert_eq!(dec.next_sentence().unwrap().unwrap().words().len(), 40);
+        assert_eq!(dec.next_sentence().unwrap().unwrap().len(), 40);
         let words: Vec<&[u8]> = vec![b"x"; 41];
         dec.feed(&wire(&[&words]));
         assert!(dec.next_sentence().is_err());

@@ -40,43 +40,78 @@ impl ReplyKind {
 }
 
 /// `=key=value` attributes of a reply, in wire order, as bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Attrs(Vec<(Vec<u8>, Vec<u8>)>);
+///
+/// One buffer plus spans: parsing a reply moves the sentence's buffer in
+/// and records where each key and value sit, so a row costs no per-word
+/// allocation.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Attrs {
+    buf: Vec<u8>,
+    /// (key start, key end = value start - 1, value end) into `buf`.
+    spans: Vec<(u32, u32, u32)>,
+}
 
 impl Attrs {
     pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key.as_bytes())
-            .map(|(_, v)| v.as_slice())
+        self.iter()
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, v)| v)
     }
 
-    /// The value as text, lossily decoded; empty when absent. For names,
-    /// addresses and display; comments stay bytes via [`get`](Self::get).
+    /// The value as text, lossily decoded; empty when absent. For display
+    /// only: names and comments are keys and must stay bytes ([`get`](Self::get)).
     pub fn text(&self, key: &str) -> String {
         String::from_utf8_lossy(self.get(key).unwrap_or_default()).into_owned()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.0.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+        self.spans.iter().map(|&(k, e, v)| {
+            let (k, e, v) = (k as usize, e as usize, v as usize);
+            // A value starts after the `=` that ends the key (or is empty
+            // for `=key` words, where e == v).
+            let vs = (e + 1).min(v);
+            (&self.buf[k..e], &self.buf[vs..v])
+        })
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.spans.is_empty()
     }
 
-    pub fn push(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.0.push((key.into(), value.into()));
+    pub fn push(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let k = self.buf.len() as u32;
+        self.buf.extend_from_slice(key.as_ref());
+        let e = self.buf.len() as u32;
+        self.buf.push(b'=');
+        self.buf.extend_from_slice(value.as_ref());
+        self.spans.push((k, e, self.buf.len() as u32));
+    }
+}
+
+impl std::fmt::Debug for Attrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            }))
+            .finish()
     }
 }
 
 impl FromIterator<(Vec<u8>, Vec<u8>)> for Attrs {
     fn from_iter<T: IntoIterator<Item = (Vec<u8>, Vec<u8>)>>(iter: T) -> Self {
-        Attrs(iter.into_iter().collect())
+        let mut a = Attrs::default();
+        for (k, v) in iter {
+            a.push(k, v);
+        }
+        a
     }
 }
 
@@ -105,26 +140,38 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Parses without copying attribute bytes: the sentence's buffer
+    /// becomes the [`Attrs`] buffer.
     pub fn parse(sentence: Sentence) -> Result<Reply, ProtoError> {
-        let mut words = sentence.into_words().into_iter();
-        let first = words.next().ok_or(ProtoError::EmptySentence)?;
-        let kind = ReplyKind::from_word(&first).ok_or(ProtoError::UnknownReply(first))?;
-        let mut reply = Reply {
-            kind,
-            tag: None,
-            attrs: Attrs::default(),
-            other: Vec::new(),
-        };
-        for word in words {
-            if let Some(tag) = word.strip_prefix(b".tag=") {
-                reply.tag = Some(tag.to_vec());
-            } else if let Some((k, v)) = split_attribute(&word) {
-                reply.attrs.push(k, v);
+        if sentence.is_empty() {
+            return Err(ProtoError::EmptySentence);
+        }
+        let first = sentence.word(0);
+        let kind =
+            ReplyKind::from_word(first).ok_or_else(|| ProtoError::UnknownReply(first.to_vec()))?;
+        let mut tag = None;
+        let mut other = Vec::new();
+        let mut spans = Vec::with_capacity(sentence.len() - 1);
+        let (buf, ends) = sentence.into_parts();
+        for i in 1..ends.len() {
+            let (start, end) = (ends[i - 1] as usize, ends[i] as usize);
+            let word = &buf[start..end];
+            if let Some(t) = word.strip_prefix(b".tag=") {
+                tag = Some(t.to_vec());
+            } else if let Some((k, _)) = split_attribute(word) {
+                let key_start = start + 1;
+                let key_end = key_start + k.len();
+                spans.push((key_start as u32, key_end as u32, end as u32));
             } else {
-                reply.other.push(word);
+                other.push(word.to_vec());
             }
         }
-        Ok(reply)
+        Ok(Reply {
+            kind,
+            tag,
+            attrs: Attrs { buf, spans },
+            other,
+        })
     }
 
     /// The bare reason word of a `!fatal` (e.g. `session terminated on request`).

@@ -2,27 +2,86 @@ use super::{ProtoError, encode_length};
 
 /// One complete sentence as it came off the wire: its words, as bytes, in
 /// order, without the terminating empty word.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Stored as one buffer plus word boundaries: a 10,000-row print is 10,000
+/// sentences, and two allocations per sentence instead of one per word is
+/// most of the decoder's cost.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Sentence {
-    words: Vec<Vec<u8>>,
+    buf: Vec<u8>,
+    /// End offset of each word in `buf`.
+    ends: Vec<u32>,
 }
 
 impl Sentence {
     pub fn new(words: Vec<Vec<u8>>) -> Self {
-        Sentence { words }
+        let mut s = Sentence::default();
+        for w in &words {
+            s.push(w);
+        }
+        s
     }
 
-    pub fn words(&self) -> &[Vec<u8>] {
-        &self.words
+    /// An empty sentence with room for `bytes` of words.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Sentence {
+            buf: Vec::with_capacity(bytes),
+            ends: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, word: &[u8]) {
+        self.buf.extend_from_slice(word);
+        // Words are capped far below 4 GiB by the decoder.
+        self.ends.push(self.buf.len() as u32);
+    }
+
+    /// The words, in order.
+    pub fn words(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.ends.len()).map(move |i| self.word(i))
+    }
+
+    pub fn word(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.buf[start..self.ends[i] as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of all words together.
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
     }
 
     pub fn into_words(self) -> Vec<Vec<u8>> {
-        self.words
+        self.words().map(<[u8]>::to_vec).collect()
+    }
+
+    /// The buffer and word ends, for zero-copy parsing.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<u32>) {
+        (self.buf, self.ends)
     }
 
     /// Appends the wire form (each word length-prefixed, then the empty word).
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), ProtoError> {
-        encode_sentence(&self.words, out)
+        encode_sentence(&self.words().collect::<Vec<_>>(), out)
+    }
+}
+
+impl std::fmt::Debug for Sentence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.words()
+                    .map(|w| String::from_utf8_lossy(w).into_owned()),
+            )
+            .finish()
     }
 }
 

@@ -227,6 +227,7 @@ mod tests {
             pppoe_secrets: 4,
             hotspot_active: 3,
             ppp_active: 2,
+            expiring: 0,
         };
         seed(&mut r, &data);
         let comment_starts = |p: &[u8]| {

@@ -393,7 +393,7 @@ impl Session {
             // A filtered source: the router reads nothing and answers nothing.
             return Flow::Continue;
         }
-        let req = match Request::parse(sentence.words()) {
+        let req = match Request::parse(&sentence.into_words()) {
             Ok(r) => r,
             Err(e) => {
                 self.fatal(&format!("malformed sentence: {e}"));
@@ -693,7 +693,7 @@ mod tests {
         dec.feed(&bytes);
         let mut n = 0;
         while let Ok(Some(s)) = dec.next_sentence() {
-            assert_eq!(s.words().last().map(Vec::as_slice), Some(&b".tag=7"[..]));
+            assert_eq!(s.words().last(), Some(&b".tag=7"[..]));
             n += 1;
         }
         assert_eq!(n, 2);

@@ -1,20 +1,26 @@
 //! What changed between two monitor states, as row writes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::event::Service;
-use crate::monitor::{MonitorState, SessionKey, TrackedSession, VoucherProgress};
+use crate::monitor::{MonitorState, SessionKey, TrackedSession};
 use crate::name::Name;
 
 /// Row-level changes. Empty when nothing an agent must remember changed:
 /// live session counters alone are not a change (see
 /// [`TrackedSession::same_record`]).
+///
+/// Rows to write are named by key and read from `state`, the new state
+/// shared with the agent: the delta costs no copy of the rows, which on a
+/// first cycle with thousands of sessions is megabytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateDelta {
-    pub sessions_put: Vec<TrackedSession>,
+    pub state: Arc<MonitorState>,
+    pub sessions_put: Vec<SessionKey>,
     pub sessions_del: Vec<SessionKey>,
-    pub vouchers_put: Vec<(Name, VoucherProgress)>,
+    pub vouchers_put: Vec<Name>,
     pub vouchers_del: Vec<Name>,
     pub flagged_put: Vec<(Service, Name)>,
     pub flagged_del: Vec<(Service, Name)>,
@@ -25,17 +31,20 @@ pub struct StateDelta {
 
 impl StateDelta {
     /// The writes that turn `old` into `new`.
-    pub fn between(old: &MonitorState, new: &MonitorState) -> StateDelta {
-        let mut d = StateDelta::default();
+    pub fn between(old: &MonitorState, new: &Arc<MonitorState>) -> StateDelta {
+        let mut d = StateDelta {
+            state: new.clone(),
+            ..StateDelta::default()
+        };
         for (key, s) in &new.sessions {
             if old.sessions.get(key).is_none_or(|o| !o.same_record(s)) {
-                d.sessions_put.push(s.clone());
+                d.sessions_put.push(*key);
             }
         }
         d.sessions_del = removed(&old.sessions, &new.sessions);
         for (name, p) in &new.vouchers {
             if old.vouchers.get(name) != Some(p) {
-                d.vouchers_put.push((name.clone(), p.clone()));
+                d.vouchers_put.push(name.clone());
             }
         }
         d.vouchers_del = removed(&old.vouchers, &new.vouchers);
@@ -51,12 +60,26 @@ impl StateDelta {
     }
 
     /// The whole state as writes onto an empty file.
-    pub fn full(state: &MonitorState) -> StateDelta {
+    pub fn full(state: &Arc<MonitorState>) -> StateDelta {
         StateDelta::between(&MonitorState::default(), state)
     }
 
+    /// The session rows to write.
+    pub fn sessions(&self) -> impl Iterator<Item = &TrackedSession> {
+        self.sessions_put
+            .iter()
+            .filter_map(|k| self.state.sessions.get(k))
+    }
+
     pub fn is_empty(&self) -> bool {
-        self == &StateDelta::default()
+        self.sessions_put.is_empty()
+            && self.sessions_del.is_empty()
+            && self.vouchers_put.is_empty()
+            && self.vouchers_del.is_empty()
+            && self.flagged_put.is_empty()
+            && self.flagged_del.is_empty()
+            && self.router_boot.is_none()
+            && self.started.is_none()
     }
 }
 

@@ -371,7 +371,7 @@ fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
     let mut buf = Vec::new();
     if !d.sessions_put.is_empty() || !d.sessions_del.is_empty() {
         let mut t = txn.open_table(SESSIONS)?;
-        for s in &d.sessions_put {
+        for s in d.sessions() {
             encode_into("session", s, &mut buf)?;
             t.insert(
                 session_key(&(s.service, s.active_id)).as_slice(),
@@ -384,7 +384,10 @@ fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
     }
     if !d.vouchers_put.is_empty() || !d.vouchers_del.is_empty() {
         let mut t = txn.open_table(VOUCHERS)?;
-        for (name, p) in &d.vouchers_put {
+        for name in &d.vouchers_put {
+            let Some(p) = d.state.vouchers.get(name) else {
+                continue;
+            };
             encode_into("voucher", p, &mut buf)?;
             t.insert(name.as_bytes(), buf.as_slice())?;
         }

@@ -21,4 +21,4 @@ mod thread;
 pub use delta::StateDelta;
 pub use error::StoreError;
 pub use file::{SCHEMA_VERSION, Store};
-pub use thread::{OutboxStats, StoreHandle, StoreThread};
+pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use redb::{ReadableDatabase, TableDefinition};
 
@@ -143,7 +144,7 @@ fn state_round_trips_row_by_row_across_reopen() {
     {
         let store = Store::open(&path).expect("open");
         store
-            .commit(&StateDelta::full(&state), vec![])
+            .commit(&StateDelta::full(&Arc::new(state.clone())), vec![])
             .expect("commit");
     }
     let store = Store::open(&path).expect("reopen");
@@ -158,7 +159,7 @@ fn state_round_trips_row_by_row_across_reopen() {
     next.vouchers.remove(&Name::new("v-abc"));
     next.flagged_manual.clear();
     next.router_boot = None;
-    let delta = StateDelta::between(&state, &next);
+    let delta = StateDelta::between(&state, &Arc::new(next.clone()));
     assert_eq!(delta.sessions_put, vec![]);
     assert_eq!(delta.sessions_del, vec![(Service::Hotspot, Id(0x1b))]);
     assert_eq!(delta.vouchers_del, vec![Name::new("v-abc")]);
@@ -175,14 +176,14 @@ fn counters_alone_write_nothing_and_a_quiet_commit_leaves_the_file_untouched() {
     let state = sample_state();
     let store = Store::open(&path).expect("open");
     store
-        .commit(&StateDelta::full(&state), vec![])
+        .commit(&StateDelta::full(&Arc::new(state.clone())), vec![])
         .expect("commit");
     let mut next = state.clone();
     for s in next.sessions.values_mut() {
         s.counters.uptime_secs += 30;
         s.counters.bytes_in = Some(1);
     }
-    let delta = StateDelta::between(&state, &next);
+    let delta = StateDelta::between(&state, &Arc::new(next.clone()));
     assert!(delta.is_empty(), "{delta:?}");
     let before = std::fs::read(&path).expect("read");
     assert!(store.commit(&delta, vec![]).expect("commit").is_empty());
@@ -192,9 +193,12 @@ fn counters_alone_write_nothing_and_a_quiet_commit_leaves_the_file_untouched() {
     if let Some(s) = next.sessions.get_mut(&key) {
         s.last_report = ts(1_700_000_300);
     }
-    let delta = StateDelta::between(&state, &next);
+    let delta = StateDelta::between(&state, &Arc::new(next.clone()));
     assert_eq!(delta.sessions_put.len(), 1);
-    assert_eq!(delta.sessions_put[0].counters.uptime_secs, 3_630);
+    assert_eq!(
+        delta.sessions().next().map(|s| s.counters.uptime_secs),
+        Some(3_630)
+    );
 }
 
 #[test]
@@ -338,15 +342,15 @@ fn store_thread_serves_commits_in_order() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let (handle, thread, state) = StoreHandle::open(&path).await.expect("open");
+        let (handle, thread, state) = StoreHandle::open(&path, "test").await.expect("open");
         assert_eq!(state, MonitorState::default());
         let next = sample_state();
         let a = handle
-            .commit(StateDelta::full(&next), events(2))
+            .commit(StateDelta::full(&Arc::new(next.clone())), events(2))
             .await
             .expect("commit");
         let b = handle.append(events(1)).await.expect("append");
-        assert_eq!((seqs(&a), seqs(&b)), (vec![1, 2], vec![3]));
+        assert_eq!((a.first_seq, a.count, b.first_seq, b.count), (1, 2, 3, 1));
         let stats = handle.stats().await.expect("stats");
         assert_eq!((stats.pending, stats.last_seq), (3, 3));
         assert_eq!(stats.oldest_at, Some(ts(0)));
@@ -371,6 +375,9 @@ fn store_thread_reports_open_errors() {
         .enable_all()
         .build()
         .unwrap();
-    let err = rt.block_on(StoreHandle::open(&path)).err().expect("in use");
+    let err = rt
+        .block_on(StoreHandle::open(&path, "test"))
+        .err()
+        .expect("in use");
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
 }

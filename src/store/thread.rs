@@ -21,11 +21,20 @@ const QUEUE: usize = 16;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// What a commit numbered. The events themselves stay on the store thread,
+/// which logs them (`event {json}`) and drops them: a first cycle with
+/// thousands of logins must not hold them twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub first_seq: u64,
+    pub count: usize,
+}
+
 enum Request {
     Commit {
         delta: StateDelta,
         events: Vec<(Timestamp, EventKind)>,
-        reply: Reply<Vec<Event>>,
+        reply: Reply<Committed>,
     },
     Pending {
         after: u64,
@@ -76,8 +85,13 @@ impl StoreThread {
 impl StoreHandle {
     /// Opens the state file on a new thread and loads the monitor state
     /// there. Returns the handle, the thread to join at exit, and the state.
-    pub async fn open(path: &Path) -> Result<(StoreHandle, StoreThread, MonitorState), StoreError> {
+    /// `site_id` goes into the logged events.
+    pub async fn open(
+        path: &Path,
+        site_id: &str,
+    ) -> Result<(StoreHandle, StoreThread, MonitorState), StoreError> {
         let path = path.to_path_buf();
+        let site_id = site_id.to_owned();
         let (tx, mut rx) = mpsc::channel::<Request>(QUEUE);
         let (ready_tx, ready_rx) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -98,7 +112,7 @@ impl StoreHandle {
                     }
                 };
                 while let Some(req) = rx.blocking_recv() {
-                    serve(&store, req);
+                    serve(&store, &site_id, req);
                 }
             })
             .map_err(|source| StoreError::Io {
@@ -132,7 +146,7 @@ impl StoreHandle {
         &self,
         delta: StateDelta,
         events: Vec<(Timestamp, EventKind)>,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Committed, StoreError> {
         self.call(|reply| Request::Commit {
             delta,
             events,
@@ -145,7 +159,7 @@ impl StoreHandle {
     pub async fn append(
         &self,
         events: Vec<(Timestamp, EventKind)>,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Committed, StoreError> {
         self.commit(StateDelta::default(), events).await
     }
 
@@ -178,14 +192,26 @@ impl StoreHandle {
     }
 }
 
-fn serve(store: &Store, req: Request) {
+fn serve(store: &Store, site_id: &str, req: Request) {
     match req {
         Request::Commit {
             delta,
             events,
             reply,
         } => {
-            let _ = reply.send(store.commit(&delta, events));
+            let result = store.commit(&delta, events).map(|events| {
+                for e in &events {
+                    log::info!("event {}", e.to_json(site_id, store.stream()));
+                }
+                Committed {
+                    first_seq: events.first().map_or(0, |e| e.seq),
+                    count: events.len(),
+                }
+            });
+            // The delta holds the new state; release it here, not after
+            // the reply reaches the agent.
+            drop(delta);
+            let _ = reply.send(result);
         }
         Request::Pending {
             after,

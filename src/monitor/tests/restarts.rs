@@ -41,7 +41,10 @@ fn same_snapshot_twice_yields_nothing_the_second_time() {
     assert_eq!(agent.cycle(&s, at(70)), (vec![], vec![]));
     // Nothing changed, so nothing would be written.
     assert_eq!(agent.state, state);
-    assert!(crate::store::StateDelta::between(&state, &agent.state).is_empty());
+    assert!(
+        crate::store::StateDelta::between(&state, &std::sync::Arc::new(agent.state.clone()))
+            .is_empty()
+    );
 }
 
 #[test]
