@@ -277,23 +277,22 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(too_large());
     }
-    let has_body = declared.is_some_and(|n| n > 0) || headers.contains_key(header::TRANSFER_ENCODING);
-    if has_body {
-        let is_json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be application/json",
-            ));
-        }
-    } else if required {
-        return Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"));
-    } else {
-        return Ok(None);
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    let may_have_body = declared.is_some_and(|n| n > 0)
+        || (declared.is_none() && headers.contains_key(header::TRANSFER_ENCODING));
+    if !may_have_body {
+        return if required {
+            Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"))
+        } else {
+            Ok(None)
+        };
+    }
+    if declared.is_some() && !is_json {
+        return Err(unsupported());
     }
     let bytes = match tokio::time::timeout(
         BODY_TIMEOUT,
@@ -311,12 +310,17 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
         Ok(Err(_)) => return Err(error(StatusCode::BAD_REQUEST, "cannot read the body")),
         Ok(Ok(b)) => b.to_bytes(),
     };
+    // A chunked body may turn out empty (some clients send an empty POST
+    // that way): that is no body, whatever its declared type.
     if bytes.is_empty() {
         return if required {
             Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"))
         } else {
             Ok(None)
         };
+    }
+    if !is_json {
+        return Err(unsupported());
     }
     match serde_json::from_slice(&bytes) {
         Ok(v) => Ok(Some(v)),
@@ -326,6 +330,13 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
             &format!("malformed JSON: {e}"),
         )),
     }
+}
+
+fn unsupported() -> Resp {
+    error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "the body must be application/json",
+    )
 }
 
 fn too_large() -> Resp {
