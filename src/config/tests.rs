@@ -492,7 +492,10 @@ fn http_token_from_env_or_file_never_both_never_shown() {
     ])
     .unwrap_err();
     assert!(both.key().contains("http_token (MIKROTIK_EDGE_HTTP_TOKEN)"));
-    assert!(both.key().contains("http_token_file (MIKROTIK_EDGE_HTTP_TOKEN_FILE)"));
+    assert!(
+        both.key()
+            .contains("http_token_file (MIKROTIK_EDGE_HTTP_TOKEN_FILE)")
+    );
     assert!(!both.to_string().contains("tok-123"));
 
     let empty = load_env(&[("MIKROTIK_EDGE_HTTP_TOKEN", "")]).unwrap_err();

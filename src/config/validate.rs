@@ -38,7 +38,10 @@ pub(super) fn load_http(src: &Sources<'_>) -> Result<HttpConfig, ConfigError> {
             });
         }
         (Some((t, _)), None) => Some((t, "http_token")),
-        (None, Some((path, _))) => Some((read_secret_file("http_token_file", &path)?, "http_token_file")),
+        (None, Some((path, _))) => Some((
+            read_secret_file("http_token_file", &path)?,
+            "http_token_file",
+        )),
         (None, None) => None,
     };
     let token = match token {

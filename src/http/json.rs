@@ -42,6 +42,30 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Resp {
     json(status, &json!({ "error": message }))
 }
 
+/// An error response not built yet: small enough to travel in `Result`s.
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn response(&self) -> Resp {
+        let mut r = error(self.status, &self.message);
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
 pub(crate) fn ts(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| t.to_rfc3339().into())
 }
@@ -166,7 +190,12 @@ pub(crate) fn status(view: &View, stats: Option<&OutboxStats>, now: Timestamp) -
 pub(crate) fn health(view: &View, stats: Result<&OutboxStats, String>) -> (StatusCode, Value) {
     let (code, status, pending, store) = match stats {
         Ok(s) => (StatusCode::OK, "ok", Some(s.pending), Value::from("ok")),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None, e.into()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            None,
+            e.into(),
+        ),
     };
     let v = json!({
         "status": status,

@@ -14,7 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::json::{self, Resp, error};
+use super::json::{self, ApiError, Resp, error};
 use super::{BODY_TIMEOUT, Ctx, MAX_BODY, metrics, users};
 use crate::agent::Control;
 use crate::client::Connection;
@@ -93,9 +93,9 @@ async fn route(req: Request<Incoming>, ctx: &Ctx) -> Resp {
         return r;
     }
     if route.changes_something()
-        && let Err(r) = authorize(&req, ctx)
+        && let Err(e) = authorize(&req, ctx)
     {
-        return r;
+        return e.response();
     }
     match route {
         Route::Page => page(),
@@ -135,19 +135,19 @@ async fn route(req: Request<Incoming>, ctx: &Ctx) -> Resp {
         }
         Route::TestConnection => test_connection(ctx).await,
         Route::SyncForce => {
-            if let Err(r) = read_body(req, false).await {
-                return r;
+            if let Err(e) = read_body(req, false).await {
+                return e.response();
             }
             sync_force(ctx)
         }
         Route::Create(service) => match read_body(req, true).await {
-            Err(r) => r,
+            Err(e) => e.response(),
             Ok(body) => users::create(ctx, service, body.unwrap_or(Value::Null)).await,
         },
         Route::Delete(service, name) => users::delete(ctx, service, name).await,
         Route::Toggle(name, disable) => {
-            if let Err(r) = read_body(req, false).await {
-                return r;
+            if let Err(e) = read_body(req, false).await {
+                return e.response();
             }
             users::toggle_pppoe(ctx, name, disable).await
         }
@@ -224,21 +224,18 @@ fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
 }
 
 /// 403 without a configured token, 401 without a matching bearer token.
-fn authorize(req: &Request<Incoming>, ctx: &Ctx) -> Result<(), Resp> {
+fn authorize(req: &Request<Incoming>, ctx: &Ctx) -> Result<(), ApiError> {
     let Some(expected) = &ctx.shared.token else {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "changes are disabled: no http_token is configured",
         ));
     };
-    let unauthorized = |msg| {
-        let mut r = error(StatusCode::UNAUTHORIZED, msg);
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        r
-    };
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(unauthorized("missing bearer token"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token",
+        ));
     };
     let given = value
         .to_str()
@@ -248,7 +245,10 @@ fn authorize(req: &Request<Incoming>, ctx: &Ctx) -> Result<(), Resp> {
         .map(|(_, t)| t.trim());
     match given {
         Some(t) if tokens_equal(t.as_bytes(), expected.expose().as_bytes()) => Ok(()),
-        _ => Err(unauthorized("invalid bearer token")),
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid bearer token",
+        )),
     }
 }
 
@@ -268,7 +268,7 @@ fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
 /// [`BODY_TIMEOUT`] (408), JSON only (415 for another content type, 400
 /// when it does not parse). `Ok(None)` when there is no body; `required`
 /// makes that a 400.
-async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Value>, Resp> {
+async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Value>, ApiError> {
     let headers = req.headers();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -286,7 +286,10 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
         || (declared.is_none() && headers.contains_key(header::TRANSFER_ENCODING));
     if !may_have_body {
         return if required {
-            Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"))
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "a JSON body is required",
+            ))
         } else {
             Ok(None)
         };
@@ -301,20 +304,28 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
     .await
     {
         Err(_) => {
-            return Err(error(
+            return Err(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request body not received in time",
             ));
         }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Ok(Err(_)) => return Err(error(StatusCode::BAD_REQUEST, "cannot read the body")),
+        Ok(Err(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "cannot read the body",
+            ));
+        }
         Ok(Ok(b)) => b.to_bytes(),
     };
     // A chunked body may turn out empty (some clients send an empty POST
     // that way): that is no body, whatever its declared type.
     if bytes.is_empty() {
         return if required {
-            Err(error(StatusCode::BAD_REQUEST, "a JSON body is required"))
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "a JSON body is required",
+            ))
         } else {
             Ok(None)
         };
@@ -325,24 +336,24 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
     match serde_json::from_slice(&bytes) {
         Ok(v) => Ok(Some(v)),
         // serde_json's message names line and column, never the content.
-        Err(e) => Err(error(
+        Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            &format!("malformed JSON: {e}"),
+            format!("malformed JSON: {e}"),
         )),
     }
 }
 
-fn unsupported() -> Resp {
-    error(
+fn unsupported() -> ApiError {
+    ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "the body must be application/json",
     )
 }
 
-fn too_large() -> Resp {
-    error(
+fn too_large() -> ApiError {
+    ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("the body is larger than {MAX_BODY} bytes"),
+        format!("the body is larger than {MAX_BODY} bytes"),
     )
 }
 
@@ -400,12 +411,12 @@ async fn test_connection(ctx: &Ctx) -> Resp {
         Ok(conn) => {
             let login_ms = started.elapsed().as_secs_f64() * 1e3;
             let t = Instant::now();
-            let identity = conn
-                .execute(Command::new("/system/identity/print"))
-                .await;
+            let identity = conn.execute(Command::new("/system/identity/print")).await;
             let rtt_ms = t.elapsed().as_secs_f64() * 1e3;
             let resource = conn
-                .execute(Command::new("/system/resource/print").proplist(&["board-name", "version"]))
+                .execute(
+                    Command::new("/system/resource/print").proplist(&["board-name", "version"]),
+                )
                 .await;
             conn.quit(Duration::from_secs(2)).await;
             match (identity, resource) {

@@ -52,9 +52,10 @@ fn router_error(e: &ClientError, password: &str) -> Resp {
             "router not connected".to_owned(),
         ),
         ClientError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
-        ClientError::Trap { message, .. } => {
-            (StatusCode::BAD_GATEWAY, format!("router refused: {message}"))
-        }
+        ClientError::Trap { message, .. } => (
+            StatusCode::BAD_GATEWAY,
+            format!("router refused: {message}"),
+        ),
         _ => (StatusCode::BAD_GATEWAY, e.to_string()),
     };
     // Belt and braces: no RouterOS message is known to echo a value, but
@@ -69,7 +70,12 @@ fn router_error(e: &ClientError, password: &str) -> Resp {
 
 /// `.id`s of the items of `menu` whose `field` is exactly `value`
 /// (queries are literal: no globs, no case folding).
-async fn ids(ctx: &Ctx, menu: &str, field: &str, value: &[u8]) -> Result<Vec<Vec<u8>>, ClientError> {
+async fn ids(
+    ctx: &Ctx,
+    menu: &str,
+    field: &str,
+    value: &[u8],
+) -> Result<Vec<Vec<u8>>, ClientError> {
     let mut q = field.as_bytes().to_vec();
     q.push(b'=');
     q.extend_from_slice(value);
@@ -185,12 +191,16 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
     let pw = new.password.as_str();
     let profile_check = async {
         match &new.profile {
-            Some(p) => ids(ctx, m.profiles, "name", p.as_bytes()).await.map(|v| !v.is_empty()),
+            Some(p) => ids(ctx, m.profiles, "name", p.as_bytes())
+                .await
+                .map(|v| !v.is_empty()),
             None => Ok(true),
         }
     };
-    let (existing, profile_ok) =
-        tokio::join!(ids(ctx, m.users, "name", new.name.as_bytes()), profile_check);
+    let (existing, profile_ok) = tokio::join!(
+        ids(ctx, m.users, "name", new.name.as_bytes()),
+        profile_check
+    );
     match existing {
         Ok(v) if !v.is_empty() => {
             return error(StatusCode::CONFLICT, "a user with this name exists");
@@ -244,13 +254,13 @@ fn done(service: Service, user: &Name, action: &str, kicked: usize) -> Resp {
 }
 
 /// The user's `.id`, or the response to send instead (404, or the error).
-async fn find(ctx: &Ctx, m: &Menus, user: &Name) -> Result<Vec<u8>, Resp> {
+async fn find(ctx: &Ctx, m: &Menus, user: &Name) -> Result<Vec<u8>, Box<Resp>> {
     match ids(ctx, m.users, "name", user.as_bytes()).await {
         Ok(v) => v
             .into_iter()
             .next()
-            .ok_or_else(|| error(StatusCode::NOT_FOUND, "no such user")),
-        Err(e) => Err(router_error(&e, "")),
+            .ok_or_else(|| Box::new(error(StatusCode::NOT_FOUND, "no such user"))),
+        Err(e) => Err(Box::new(router_error(&e, ""))),
     }
 }
 
@@ -263,7 +273,7 @@ pub(crate) async fn delete(ctx: &Ctx, service: Service, user: Name) -> Resp {
     let m = menus(service);
     let id = match find(ctx, &m, &user).await {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let router = &ctx.shared.router;
     if let Err(e) = router
@@ -294,7 +304,7 @@ pub(crate) async fn toggle_pppoe(ctx: &Ctx, user: Name, disable: bool) -> Resp {
     let m = menus(service);
     let id = match find(ctx, &m, &user).await {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (verb, action) = if disable {
         ("disable", "disabled")
