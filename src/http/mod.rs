@@ -114,9 +114,16 @@ pub struct HttpServer {
 impl HttpServer {
     /// Closes the listener and every connection, and waits (briefly) for
     /// their tasks to end.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            // Never let a stuck task keep a store handle alive: the agent
+            // joins the store thread next, which waits for every handle.
+            self.task.abort();
+        }
     }
 }
 
