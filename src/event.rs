@@ -174,6 +174,17 @@ pub enum EventKind {
         to_seq: u64,
         count: u64,
     },
+    /// A user or secret changed on the router at the agent's request.
+    /// Last variant on purpose: postcard numbers variants by position, so
+    /// new ones go at the end and old state files still decode.
+    UserChanged {
+        service: Service,
+        user: Name,
+        /// `created`, `deleted`, `disabled` or `enabled`.
+        action: String,
+        /// Who asked: `http` (the local endpoint).
+        via: String,
+    },
 }
 
 impl EventKind {
@@ -190,6 +201,7 @@ impl EventKind {
             EventKind::Router { .. } => "router",
             EventKind::Alert { .. } => "alert",
             EventKind::Dropped { .. } => "dropped",
+            EventKind::UserChanged { .. } => "user_changed",
         }
     }
 }
@@ -344,6 +356,17 @@ impl Event {
                 put(&mut m, "from_seq", (*from_seq).into());
                 put(&mut m, "to_seq", (*to_seq).into());
                 put(&mut m, "count", (*count).into());
+            }
+            EventKind::UserChanged {
+                service,
+                user,
+                action,
+                via,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                put(&mut m, "action", action.as_str().into());
+                put(&mut m, "via", via.as_str().into());
             }
         }
         Value::Object(m)

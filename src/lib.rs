@@ -16,6 +16,8 @@
 //!   and router actions out.
 //! - [`event`] and [`store`]: the event model and the redb state file, owned
 //!   by its own thread so no commit blocks the runtime.
+//! - [`http`]: the local HTTP endpoint (status page, user API, health,
+//!   metrics), answering from the agent's published view.
 //! - [`agent`]: the driver that does the I/O for `mikrotik-edge run`: row
 //!   parsing, action encoding, the published view, signals.
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod duration;
 pub mod event;
 pub mod files;
+pub mod http;
 pub mod logging;
 pub mod monitor;
 pub mod name;

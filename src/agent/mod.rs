@@ -94,6 +94,13 @@ impl Signals {
     }
 }
 
+/// Requests into the agent loop from other tasks (the HTTP endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Poll the router now instead of waiting for the next tick.
+    PollNow,
+}
+
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let mut signals = Signals::install()?;
@@ -113,6 +120,24 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         state.clone(),
     ));
     let (router, events) = Router::start(cfg.router.clone());
+    // Capacity 1: a forced poll already waiting makes another one moot.
+    // `control_tx` lives until the end of `run`, so the loop's receiver
+    // never sees a closed channel (which would resolve at once, forever).
+    let (control_tx, control_rx) = mpsc::channel(1);
+    let http = cfg.http.listen.map(|listen| {
+        crate::http::start(
+            listen,
+            crate::http::Shared {
+                view: view_tx.subscribe(),
+                control: control_tx.clone(),
+                store: store.clone(),
+                router: router.clone(),
+                router_config: cfg.router.clone(),
+                token: cfg.http.token.clone(),
+                site_id: cfg.site_id.clone(),
+            },
+        )
+    });
     let mut agent = Agent {
         monitor: MonitorConfig {
             hotspot_pattern: cfg.hotspot_profile_pattern.clone(),
@@ -130,7 +155,12 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         view: view_tx,
         session_ready: false,
     };
-    let result = agent.run(events, &mut signals).await;
+    let result = agent.run(events, control_rx, &mut signals).await;
+    // The endpoint holds store and router handles: stop it first.
+    if let Some(http) = http {
+        http.stop().await;
+    }
+    drop(control_tx);
     // Close politely, then let the store thread finish what it was handed.
     agent.router.close(Duration::from_secs(2)).await;
     drop(agent);
@@ -160,6 +190,7 @@ impl Agent {
     async fn run(
         &mut self,
         mut events: mpsc::UnboundedReceiver<ConnectionEvent>,
+        mut control: mpsc::Receiver<Control>,
         signals: &mut Signals,
     ) -> Result<(), AgentError> {
         let mut ticker = tokio::time::interval(self.poll);
@@ -188,6 +219,13 @@ impl Agent {
                         // know the router's boot time to tell a reboot.
                         if self.session_ready && self.router.is_connected() {
                             self.cycle().await?;
+                        }
+                    }
+                    Some(Control::PollNow) = control.recv() => {
+                        if self.router.is_connected() {
+                            self.measure_rtt().await;
+                            self.cycle().await?;
+                            ticker.reset();
                         }
                     }
                 }
@@ -243,10 +281,37 @@ impl Agent {
         Ok(())
     }
 
+    /// Times one cheap command over the shared session (the same one the
+    /// keepalive uses) for the router round-trip metric.
+    async fn measure_rtt(&mut self) {
+        let started = std::time::Instant::now();
+        if self
+            .router
+            .execute(Command::new("/system/identity/print"))
+            .await
+            .is_ok()
+        {
+            self.record_rtt(started.elapsed());
+        }
+    }
+
+    fn record_rtt(&self, rtt: Duration) {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        self.view.send_modify(|v| v.router_rtt_us = Some(us));
+    }
+
     /// Reads who and what the router is, and when it booted.
     async fn on_connected(&mut self) {
-        let (identity, resource) = tokio::join!(
-            self.router.execute(Command::new("/system/identity/print")),
+        let timed_identity = async {
+            let started = std::time::Instant::now();
+            let r = self
+                .router
+                .execute(Command::new("/system/identity/print"))
+                .await;
+            (r, started.elapsed())
+        };
+        let ((identity, rtt), resource) = tokio::join!(
+            timed_identity,
             self.router
                 .execute(Command::new("/system/resource/print").proplist(&[
                     "uptime",
@@ -254,6 +319,9 @@ impl Agent {
                     "board-name"
                 ])),
         );
+        if identity.is_ok() {
+            self.record_rtt(rtt);
+        }
         let identity = identity
             .ok()
             .and_then(|r| {
@@ -303,6 +371,7 @@ impl Agent {
                 self.view.send_modify(|v| {
                     v.poll_failures += 1;
                     v.last_poll_error = Some(e.to_string());
+                    v.last_poll_attempt = Some(Timestamp::now());
                 });
                 return Ok(());
             }
@@ -335,14 +404,17 @@ impl Agent {
             Err(e) => return Err(e.into()),
         };
         self.state = new_state;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
         let state = self.state.clone();
         let n_events = committed.count as u64;
         self.view.send_modify(|v| {
             v.state = state;
             v.users = users;
             v.last_poll = Some(now);
+            v.last_poll_attempt = Some(now);
             v.last_poll_ms = Some(elapsed_ms);
+            v.poll_histogram.observe(elapsed.as_secs_f64());
             v.polls += 1;
             v.last_poll_error = None;
             v.events_committed += n_events;

@@ -30,6 +30,43 @@ pub struct UserCounts {
     pub ppp_active: usize,
 }
 
+/// Upper bounds (seconds) of the poll-duration histogram buckets; the
+/// last bucket (+Inf) is implicit.
+pub const POLL_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// Poll durations as a Prometheus histogram: a fixed array, so the view
+/// stays cheap to clone.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PollHistogram {
+    /// Non-cumulative counts per bucket of [`POLL_BUCKETS`], then +Inf.
+    pub counts: [u64; POLL_BUCKETS.len() + 1],
+    pub sum_secs: f64,
+    pub count: u64,
+}
+
+impl PollHistogram {
+    pub fn observe(&mut self, secs: f64) {
+        let i = POLL_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(POLL_BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum_secs += secs;
+        self.count += 1;
+    }
+}
+
+/// The uploader's progress. Empty until the uplink (a later issue) fills
+/// it through the same `watch::Sender<View>`; the HTTP endpoint already
+/// reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UplinkView {
+    pub last_upload_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    /// Events acknowledged by the central side since start.
+    pub uploaded: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct View {
     pub site_id: String,
@@ -44,13 +81,21 @@ pub struct View {
     /// their live counters, voucher progress.
     pub state: Arc<MonitorState>,
     pub users: UserCounts,
+    /// When the last successful poll finished reading the router.
     pub last_poll: Option<Timestamp>,
+    /// When the last poll was attempted, successful or not.
+    pub last_poll_attempt: Option<Timestamp>,
     pub last_poll_ms: Option<u64>,
+    pub poll_histogram: PollHistogram,
+    /// Round trip of `/system/identity/print` over the shared session, in
+    /// microseconds, measured at each (re)connect and each forced poll.
+    pub router_rtt_us: Option<u64>,
     pub polls: u64,
     pub poll_failures: u64,
     pub last_poll_error: Option<String>,
     /// Events committed to the outbox since start.
     pub events_committed: u64,
+    pub uplink: UplinkView,
 }
 
 impl View {
@@ -66,11 +111,15 @@ impl View {
             state,
             users: UserCounts::default(),
             last_poll: None,
+            last_poll_attempt: None,
             last_poll_ms: None,
+            poll_histogram: PollHistogram::default(),
+            router_rtt_us: None,
             polls: 0,
             poll_failures: 0,
             last_poll_error: None,
             events_committed: 0,
+            uplink: UplinkView::default(),
         }
     }
 }

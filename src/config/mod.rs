@@ -24,7 +24,7 @@ mod tests;
 mod validate;
 
 use sources::{Sources, error, read_toml};
-use validate::{load_router, parse_level, valid_site_id};
+use validate::{load_http, load_router, parse_level, valid_site_id};
 
 /// Default RouterOS API port (plain TCP).
 pub const DEFAULT_API_PORT: u16 = 8728;
@@ -45,6 +45,9 @@ const TOP_KEYS: &[&str] = &[
     "hotspot_profile_pattern",
     "pppoe_profile_pattern",
     "expired_action",
+    "http_listen",
+    "http_token",
+    "http_token_file",
 ];
 
 /// Keys accepted in `[router]`.
@@ -83,6 +86,22 @@ pub struct Config {
     /// Glob (`*`, `?`) over PPP profile names; see [`crate::monitor::glob_match`].
     pub pppoe_profile_pattern: String,
     pub expired_action: ExpiredAction,
+    /// The local HTTP endpoint.
+    pub http: HttpConfig,
+}
+
+/// Default address of the local HTTP endpoint: loopback only, so nothing
+/// is exposed until the operator decides to.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+
+/// The local HTTP endpoint (status page, user API, metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `None` when `http_listen = "off"`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Bearer token for requests that change anything; without one those
+    /// requests are refused (403).
+    pub token: Option<Secret>,
 }
 
 impl Config {
@@ -156,6 +175,7 @@ impl Config {
                 }
                 None => ExpiredAction::Disable,
             },
+            http: load_http(&src)?,
         })
     }
 

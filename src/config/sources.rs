@@ -276,7 +276,11 @@ pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 pub(super) fn read_password_file(path: &Path) -> Result<String, ConfigError> {
-    let key = "router.password_file";
+    read_secret_file("router.password_file", path)
+}
+
+/// A password or token file: bounded read, one line ending stripped.
+pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     let mut bytes = read_limited(path, MAX_SECRET_BYTES)
         .map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))?;
     // Files written by `echo` or editors end in a newline that is not part

@@ -457,3 +457,47 @@ fn huge_values_are_quoted_as_a_short_excerpt() {
     assert!(text.len() < 400, "{} bytes", text.len());
     assert!(text.contains("bytes in all"), "{text}");
 }
+
+#[test]
+fn http_listen_default_off_and_errors() {
+    let c = load_env(&[]).unwrap();
+    assert_eq!(c.http.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(c.http.token, None);
+    let off = load_env(&[("MIKROTIK_EDGE_HTTP_LISTEN", "off")]).unwrap();
+    assert_eq!(off.http.listen, None);
+    let v6 = load_env(&[("MIKROTIK_EDGE_HTTP_LISTEN", "[::1]:9000")]).unwrap();
+    assert_eq!(v6.http.listen, Some("[::1]:9000".parse().unwrap()));
+    let bad = load_env(&[("MIKROTIK_EDGE_HTTP_LISTEN", "localhost")]).unwrap_err();
+    assert_eq!(bad.key(), "http_listen (MIKROTIK_EDGE_HTTP_LISTEN)");
+    let f = toml_file("http_listen = \"0.0.0.0:80\"\n[router]\nhost = \"h\"\nuser = \"u\"\n");
+    let c = Config::load(Some(f.path()), &no_env).unwrap();
+    assert_eq!(c.http.listen, Some("0.0.0.0:80".parse().unwrap()));
+}
+
+#[test]
+fn http_token_from_env_or_file_never_both_never_shown() {
+    let c = load_env(&[("MIKROTIK_EDGE_HTTP_TOKEN", "tok-123")]).unwrap();
+    assert_eq!(c.http.token.as_ref().map(Secret::expose), Some("tok-123"));
+    assert!(!format!("{c:?}").contains("tok-123"));
+
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b"from-file\n").unwrap();
+    let path = f.path().to_str().unwrap().to_owned();
+    let c = load_env(&[("MIKROTIK_EDGE_HTTP_TOKEN_FILE", &path)]).unwrap();
+    assert_eq!(c.http.token.as_ref().map(Secret::expose), Some("from-file"));
+
+    let both = load_env(&[
+        ("MIKROTIK_EDGE_HTTP_TOKEN", "tok-123"),
+        ("MIKROTIK_EDGE_HTTP_TOKEN_FILE", &path),
+    ])
+    .unwrap_err();
+    assert!(both.key().contains("http_token (MIKROTIK_EDGE_HTTP_TOKEN)"));
+    assert!(
+        both.key()
+            .contains("http_token_file (MIKROTIK_EDGE_HTTP_TOKEN_FILE)")
+    );
+    assert!(!both.to_string().contains("tok-123"));
+
+    let empty = load_env(&[("MIKROTIK_EDGE_HTTP_TOKEN", "")]).unwrap_err();
+    assert_eq!(empty.key(), "http_token (MIKROTIK_EDGE_HTTP_TOKEN)");
+}

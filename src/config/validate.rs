@@ -5,8 +5,55 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
-use super::sources::{Sources, check_readable_file, error, label, read_password_file};
-use super::{ConfigError, DEFAULT_API_PORT, DEFAULT_API_SSL_PORT, RouterConfig, Secret, TlsConfig};
+use super::sources::{
+    Sources, check_readable_file, error, label, read_password_file, read_secret_file,
+};
+use super::{
+    ConfigError, DEFAULT_API_PORT, DEFAULT_API_SSL_PORT, DEFAULT_HTTP_LISTEN, HttpConfig,
+    RouterConfig, Secret, TlsConfig,
+};
+
+/// `http_listen` (an `IP:port`, or `off`) and the bearer token.
+pub(super) fn load_http(src: &Sources<'_>) -> Result<HttpConfig, ConfigError> {
+    let listen = match src.string("http_listen")? {
+        Some(s) if s.trim().eq_ignore_ascii_case("off") => None,
+        Some(s) => Some(s.trim().parse().map_err(|_| {
+            error(
+                "http_listen",
+                format!("expected IP:port (e.g. 127.0.0.1:8080) or off, got {s:?}"),
+            )
+        })?),
+        None => DEFAULT_HTTP_LISTEN.parse().ok(),
+    };
+    let token = match (
+        src.secret("http_token")?,
+        src.path_with_origin("http_token_file")?,
+    ) {
+        (Some((_, t_origin)), Some((_, f_origin))) => {
+            return Err(ConfigError {
+                key: format!("{} and {}", label("http_token"), label("http_token_file")),
+                reason: format!(
+                    "both are set (http_token in the {t_origin}, http_token_file in the {f_origin}); set only one"
+                ),
+            });
+        }
+        (Some((t, _)), None) => Some((t, "http_token")),
+        (None, Some((path, _))) => Some((
+            read_secret_file("http_token_file", &path)?,
+            "http_token_file",
+        )),
+        (None, None) => None,
+    };
+    let token = match token {
+        // An empty token would make `Authorization: Bearer ` a valid login.
+        Some((t, key)) if t.trim().is_empty() => {
+            return Err(error(key, "must not be empty"));
+        }
+        Some((t, _)) => Some(Secret(t)),
+        None => None,
+    };
+    Ok(HttpConfig { listen, token })
+}
 
 pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {
     let defaults = RouterConfig::new("", "");

@@ -60,6 +60,10 @@ pub fn agent_command() -> Command {
             cmd.env_remove(k);
         }
     }
+    // The local HTTP endpoint defaults to 127.0.0.1:8080; agents of tests
+    // running in parallel must not race for it (tests/http.rs turns it on
+    // with port 0).
+    cmd.env("MIKROTIK_EDGE_HTTP_LISTEN", "off");
     cmd
 }
 

@@ -1,0 +1,315 @@
+//! The local HTTP endpoint: status page, user API, health and metrics.
+//!
+//! It runs on the agent's current_thread runtime beside the monitor, so
+//! nothing here may block or hog it:
+//!
+//! - reads answer from the published [`View`] (a reference-count clone),
+//!   never from the router or redb; outbox figures come from the store
+//!   thread at most once a second ([`StatsCache`]);
+//! - requests that change the router go over the shared session, a few at
+//!   a time ([`MAX_WRITES`]);
+//! - every connection has a header read timeout, every body a size limit
+//!   and a read timeout, and at most [`MAX_CONNECTIONS`] are served at
+//!   once. When all slots are taken, a new connection evicts the one that
+//!   has been idle (or stuck sending its headers) longest, so a few
+//!   hundred half-open connections cannot lock out a real client.
+//!
+//! Modules: `routes` (routing, auth, read endpoints), `users` (router
+//! writes), `json` (response bodies and errors), `metrics` (Prometheus
+//! text), `status.html` (the page).
+
+mod json;
+mod metrics;
+mod routes;
+mod users;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::agent::{Control, View};
+use crate::client::Router;
+use crate::config::{RouterConfig, Secret};
+use crate::store::{OutboxStats, StoreError, StoreHandle};
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send a request's headers (also the idle limit
+/// between keep-alive requests).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body accepted (413 above).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Router writes (user API) in flight at once; the monitor shares the
+/// session and must not queue behind a burst of them.
+pub const MAX_WRITES: usize = 4;
+/// hyper's read buffer cap (its minimum is 8 KiB); bounds the memory a
+/// connection can make the agent hold for headers.
+const MAX_HEADER_BUF: usize = 16 * 1024;
+/// Delay between attempts to bind the listen address.
+const BIND_RETRY: Duration = Duration::from_secs(30);
+
+/// What the endpoint needs from the agent.
+pub struct Shared {
+    pub view: watch::Receiver<View>,
+    pub control: mpsc::Sender<Control>,
+    pub store: StoreHandle,
+    pub router: Router,
+    /// For the short-lived second session of `/api/mikrotik/test-connection`.
+    pub router_config: RouterConfig,
+    pub token: Option<Secret>,
+    pub site_id: String,
+}
+
+/// Shared by all connections.
+pub(crate) struct Ctx {
+    shared: Shared,
+    stats: StatsCache,
+    writes: Semaphore,
+    /// Serializes `test-connection` and remembers its last result, so a
+    /// flood of probes becomes at most one router login per second.
+    probe: tokio::sync::Mutex<Option<(Instant, serde_json::Value)>>,
+}
+
+/// Outbox statistics, refreshed from the store thread at most once per
+/// [`StatsCache::TTL`] however many requests ask: the store thread also
+/// serves the monitor's commits.
+struct StatsCache {
+    cached: tokio::sync::Mutex<Option<(Instant, OutboxStats)>>,
+}
+
+impl StatsCache {
+    const TTL: Duration = Duration::from_secs(1);
+
+    async fn get(&self, store: &StoreHandle) -> Result<OutboxStats, StoreError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, stats)) = cached.as_ref()
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(stats.clone());
+        }
+        let stats = store.stats().await?;
+        *cached = Some((Instant::now(), stats.clone()));
+        Ok(stats)
+    }
+}
+
+/// The running endpoint; [`stop`](Self::stop) it before joining the store
+/// thread (connections hold store handles).
+pub struct HttpServer {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Closes the listener and every connection, and waits (briefly) for
+    /// their tasks to end.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.task)
+            .await
+            .is_err()
+        {
+            // Never let a stuck task keep a store handle alive: the agent
+            // joins the store thread next, which waits for every handle.
+            self.task.abort();
+        }
+    }
+}
+
+/// Starts serving on `listen` in the background. A busy or unavailable
+/// address is logged and retried: monitoring does not depend on it.
+pub fn start(listen: SocketAddr, shared: Shared) -> HttpServer {
+    let ctx = Arc::new(Ctx {
+        shared,
+        stats: StatsCache {
+            cached: tokio::sync::Mutex::new(None),
+        },
+        writes: Semaphore::new(MAX_WRITES),
+        probe: tokio::sync::Mutex::new(None),
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(serve(listen, ctx, rx));
+    HttpServer { shutdown, task }
+}
+
+async fn serve(listen: SocketAddr, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+    let listener = loop {
+        match TcpListener::bind(listen).await {
+            Ok(l) => break l,
+            Err(e) => {
+                log::error!(
+                    "http: cannot listen on {listen}: {e}; retrying every {} s (monitoring continues)",
+                    BIND_RETRY.as_secs()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(BIND_RETRY) => {}
+                    _ = stopped(&mut shutdown) => return,
+                }
+            }
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => log::info!("http: listening on http://{addr}"),
+        Err(_) => log::info!("http: listening on http://{listen}"),
+    }
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let tracker = Arc::new(Tracker::default());
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warn!("http: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // Full: make room by closing the connection that has been
+                // idle or stuck in its headers longest; if every slot is
+                // busy with a request, the newcomer waits a moment, then
+                // is closed.
+                tracker.evict_oldest();
+                match tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        log::debug!("http: {peer}: too many connections, closed");
+                        continue;
+                    }
+                }
+            }
+        };
+        let (ctx, tracker, shutdown) = (ctx.clone(), tracker.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            connection(stream, peer, ctx, tracker, shutdown).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Every connection task holds a slot; all slots back means all ended.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        slots.acquire_many(MAX_CONNECTIONS as u32),
+    )
+    .await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    tracker: Arc<Tracker>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let slot = Arc::new(Slot::default());
+    tracker.idle(&slot);
+    let svc = {
+        let (slot, tracker) = (slot.clone(), tracker.clone());
+        service_fn(move |req| {
+            let (ctx, slot, tracker) = (ctx.clone(), slot.clone(), tracker.clone());
+            async move {
+                tracker.busy(&slot);
+                let resp = routes::handle(req, &ctx, peer).await;
+                tracker.idle(&slot);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BUF)
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::select! {
+        biased;
+        _ = stopped(&mut shutdown) => {}
+        _ = slot.evict.notified() => log::debug!("http: {peer}: idle connection closed to make room"),
+        r = conn => {
+            if let Err(e) = r {
+                log::debug!("http: {peer}: {e}");
+            }
+        }
+    }
+    tracker.busy(&slot);
+}
+
+/// One connection's place in the eviction order.
+#[derive(Default)]
+struct Slot {
+    evict: Notify,
+    /// Its key in [`Tracker::idle`] while idle.
+    key: Mutex<Option<u64>>,
+}
+
+/// Connections not currently inside a request handler (waiting for
+/// headers, or idle between keep-alive requests), oldest first.
+#[derive(Default)]
+struct Tracker {
+    inner: Mutex<TrackerInner>,
+}
+
+#[derive(Default)]
+struct TrackerInner {
+    next: u64,
+    idle: BTreeMap<u64, Arc<Slot>>,
+}
+
+impl Tracker {
+    fn idle(&self, slot: &Arc<Slot>) {
+        let mut t = lock(&self.inner);
+        let key = t.next;
+        t.next += 1;
+        t.idle.insert(key, slot.clone());
+        let old = lock(&slot.key).replace(key);
+        if let Some(old) = old {
+            t.idle.remove(&old);
+        }
+    }
+
+    fn busy(&self, slot: &Slot) {
+        // Take the key first: never hold both locks in this order.
+        let key = lock(&slot.key).take();
+        if let Some(key) = key {
+            lock(&self.inner).idle.remove(&key);
+        }
+    }
+
+    fn evict_oldest(&self) {
+        let oldest = lock(&self.inner).idle.pop_first();
+        if let Some((_, slot)) = oldest {
+            lock(&slot.key).take();
+            // `notify_one` keeps the wake-up if the task is not waiting yet.
+            slot.evict.notify_one();
+        }
+    }
+}
+
+/// Resolves once shutdown is requested (or the sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; drop it here.
+    let _ = rx.wait_for(|s| *s).await.is_ok();
+}
+
+/// Poisoning only means another task panicked mid-update of a plain value.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
