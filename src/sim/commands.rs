@@ -91,6 +91,22 @@ fn re(pairs: &[(Vec<u8>, Vec<u8>)]) -> Words {
     w
 }
 
+/// `=ret=` of a reply's `!done`, or the message of its `!trap`.
+pub(crate) fn ret_or_trap(reply: &[Words]) -> Result<String, String> {
+    let find = |head: &[u8], key: &[u8]| {
+        reply
+            .iter()
+            .filter(|s| s.first().is_some_and(|w| w == head))
+            .flat_map(|s| s.iter().skip(1))
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    if let Some(message) = find(b"!trap", b"=message=") {
+        return Err(message);
+    }
+    Ok(find(b"!done", b"=ret=").unwrap_or_default())
+}
+
 const UNKNOWN_PARAMETER: &str = "unknown parameter";
 const NO_SUCH_COMMAND: &str = "no such command";
 
@@ -120,10 +136,18 @@ fn run(r: &mut Router, req: &Request) -> Result<Vec<Words>, String> {
     }
     let editable = matches!(
         menu,
-        Menu::HotspotUser | Menu::HotspotProfile | Menu::PppSecret | Menu::PppProfile
+        Menu::HotspotUser
+            | Menu::HotspotProfile
+            | Menu::PppSecret
+            | Menu::PppProfile
+            | Menu::SystemScript
+            | Menu::SystemScheduler
     );
     let kickable = matches!(menu, Menu::HotspotActive | Menu::PppActive);
-    let toggles = matches!(menu, Menu::HotspotUser | Menu::PppSecret);
+    let toggles = matches!(
+        menu,
+        Menu::HotspotUser | Menu::PppSecret | Menu::SystemScheduler
+    );
     match cmd {
         b"print" | b"getall" => print(r, menu, req),
         b"get" => get(r, menu, req),
