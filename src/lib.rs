@@ -18,6 +18,8 @@
 //!   by its own thread so no commit blocks the runtime.
 //! - [`agent`]: the driver that does the I/O for `mikrotik-edge run`: row
 //!   parsing, action encoding, the published view, signals.
+//! - [`mikhmon`]: `import-mikhmon`, the migration from Mikhmon's comments
+//!   and profile scripts to ours.
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
@@ -30,6 +32,7 @@ pub mod duration;
 pub mod event;
 pub mod files;
 pub mod logging;
+pub mod mikhmon;
 pub mod monitor;
 pub mod name;
 pub mod proto;
