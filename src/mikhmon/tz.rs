@@ -13,6 +13,10 @@ pub fn parse_gmt_offset(raw: &[u8]) -> Option<i32> {
     let text = std::str::from_utf8(raw).ok()?.trim();
     // `±HHMM` first: `+0545` is 05:45, not 545 seconds.
     hours_minutes(text).or_else(|| {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let secs = text.parse::<i32>().ok()?;
         (secs.abs() <= 14 * 3_600).then_some(secs)
     })
