@@ -294,6 +294,9 @@ pub fn monitor_actions(list: &[Scheduler], plan: &Plan) -> Vec<(Scheduler, Name,
 pub struct Restore {
     pub id: Id,
     pub name: Name,
+    /// The comment the import wrote, still on the router.
+    pub current: Name,
+    /// The original comment to write back.
     pub comment: Name,
 }
 
@@ -336,6 +339,7 @@ pub fn plan_undo(rows: &[CsvRow], users: &[User]) -> (Vec<Restore>, Vec<Skip>) {
         restores.push(Restore {
             id,
             name: name.clone(),
+            current: user.comment.clone(),
             comment: Name::new(&row.old_comment),
         });
     }
@@ -626,6 +630,7 @@ mod tests {
             vec![Restore {
                 id: Id(1),
                 name: Name::from("a"),
+                current: Name::from("V|a"),
                 comment: Name::from("vc-1"),
             }]
         );
