@@ -70,7 +70,10 @@ pub enum CliError {
     ConfigNeedsPath,
     ConfigTwice,
     MissingCommand,
-    UnexpectedArgument { command: &'static str, arg: String },
+    UnexpectedArgument {
+        command: &'static str,
+        arg: String,
+    },
     ApiNeedsCommand,
     ApiBadCommand(String),
     ApiBadWord(String),
@@ -220,7 +223,9 @@ fn import_option(
         *set = true;
         Ok(())
     };
-    let path = |slot: &mut Option<PathBuf>, name: &'static str, args: &mut dyn Iterator<Item = OsString>| {
+    let path = |slot: &mut Option<PathBuf>,
+                name: &'static str,
+                args: &mut dyn Iterator<Item = OsString>| {
         if slot.is_some() {
             return Err(CliError::Twice(name));
         }
@@ -559,8 +564,14 @@ mod tests {
             CliError::UnknownOption(_)
         ));
         // Its options belong to it alone.
-        assert!(matches!(err(&["--apply", "import-mikhmon"]), CliError::UnknownOption(_)));
-        assert!(matches!(err(&["run", "--apply"]), CliError::UnknownOption(_)));
+        assert!(matches!(
+            err(&["--apply", "import-mikhmon"]),
+            CliError::UnknownOption(_)
+        ));
+        assert!(matches!(
+            err(&["run", "--apply"]),
+            CliError::UnknownOption(_)
+        ));
         assert!(matches!(
             err(&["import-mikhmon", "x"]),
             CliError::UnexpectedArgument { .. }
@@ -569,7 +580,16 @@ mod tests {
 
     #[test]
     fn usage_mentions_every_command() {
-        for word in ["check", "api", "run", "import-mikhmon", "help", "--config", "--version", "-h"] {
+        for word in [
+            "check",
+            "api",
+            "run",
+            "import-mikhmon",
+            "help",
+            "--config",
+            "--version",
+            "-h",
+        ] {
             assert!(USAGE.contains(word), "{word}");
         }
     }

@@ -63,7 +63,11 @@ fn main() -> ExitCode {
         },
         Command::ImportMikhmon(opts) => {
             let mut stdout = std::io::stdout();
-            match runtime.block_on(mikrotik_edge::mikhmon::import::run(&cfg, &opts, &mut stdout)) {
+            match runtime.block_on(mikrotik_edge::mikhmon::import::run(
+                &cfg,
+                &opts,
+                &mut stdout,
+            )) {
                 Ok(true) => ExitCode::SUCCESS,
                 // The failed writes are named in the report.
                 Ok(false) => ExitCode::FAILURE,

@@ -36,8 +36,18 @@ const USERS: &[(&str, &str, &str, &[u8])] = &[
     // Used on RouterOS 6 (before an upgrade), and on 7.10+; WIB (UTC+7).
     ("mk1094", "mk1094", "1hari", b"jan/31/2024 19:00:00"),
     ("mk2201", "mk2201", "1hari", b"2030-02-01 19:00:00"),
-    ("mk5555", "mk5555", "3jam", b"vc-100-06.01.24-caf\xe9 \\ \"x\"|y"),
-    ("WIFI-1", "WIFI-1", "voucher-1h", b"VOUCHER_SYSTEM|B1|5000|3000|1"),
+    (
+        "mk5555",
+        "mk5555",
+        "3jam",
+        b"vc-100-06.01.24-caf\xe9 \\ \"x\"|y",
+    ),
+    (
+        "WIFI-1",
+        "WIFI-1",
+        "voucher-1h",
+        b"VOUCHER_SYSTEM|B1|5000|3000|1",
+    ),
     ("bebas1", "bebas1", "bebas", b"vc-300-01.15.25-"),
     ("half1", "half1", "half", b"vc-301-01.15.25-"),
     ("blank", "blank", "half", b""),
@@ -246,7 +256,9 @@ fn apply_rerun_and_undo_byte_exact() {
     // Again: everything is ours, nothing is written, no new export.
     let out = ok(&run(&sim, &state, &["--apply"]));
     assert!(
-        out.contains("users: 0 to migrate (0 used, 0 of them already expired), 3 skipped, 6 already ours"),
+        out.contains(
+            "users: 0 to migrate (0 used, 0 of them already expired), 3 skipped, 6 already ours"
+        ),
         "{out}"
     );
     assert_eq!(csv_files(dir.path()), vec!["first.csv".to_owned()]);
@@ -306,8 +318,15 @@ fn schedulers_are_disabled_only_with_the_flag() {
     assert!(!disabled(&sim, "half"), "{out}");
     assert!(!disabled(&sim, "backup"), "{out}");
     assert!(out.contains("disabled now"), "{out}");
-    assert!(out.contains("does not exist; the export file is the record"), "{out}");
-    assert_eq!(csv_files(dir.path()).len(), 1, "default export next to the state file");
+    assert!(
+        out.contains("does not exist; the export file is the record"),
+        "{out}"
+    );
+    assert_eq!(
+        csv_files(dir.path()).len(),
+        1,
+        "default export next to the state file"
+    );
     assert_eq!(sim.rows("/system/script"), scripts);
 }
 
@@ -330,7 +349,9 @@ fn gmt_offset_wins_over_the_zone_name_and_pattern_is_checked() {
         .expect("run");
     let stdout = ok(&out);
     assert!(
-        stdout.contains("WARNING: profile \"1hari\" does not match hotspot_profile_pattern \"*voucher*\""),
+        stdout.contains(
+            "WARNING: profile \"1hari\" does not match hotspot_profile_pattern \"*voucher*\""
+        ),
         "{stdout}"
     );
 }

@@ -100,14 +100,20 @@ fn parse_generated(rest: &[u8]) -> Option<(&[u8], String, &[u8])> {
     }
     let after = &rest[dash + 1..];
     let (date, note) = match after {
-        [m1, m2, b'.', d1, d2, b'.', y1, y2, b'-', note @ ..] => ([*m1, *m2, *d1, *d2, *y1, *y2], note),
+        [m1, m2, b'.', d1, d2, b'.', y1, y2, b'-', note @ ..] => {
+            ([*m1, *m2, *d1, *d2, *y1, *y2], note)
+        }
         _ => return None,
     };
     if !date.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let num = |a: u8, b: u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
-    let (month, day, year) = (num(date[0], date[1]), num(date[2], date[3]), num(date[4], date[5]));
+    let (month, day, year) = (
+        num(date[0], date[1]),
+        num(date[2], date[3]),
+        num(date[4], date[5]),
+    );
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }

@@ -147,7 +147,15 @@ mod tests {
         assert_eq!(escape(b"a\"b\\c,d"), "a\\x22b\\\\c,d");
         assert_eq!(escape(b"Caf\xe9\n\x00"), "Caf\\xE9\\x0A\\x00");
         assert_eq!(unescape(b"Caf\\xE9\\x0a"), Some(b"Caf\xe9\n".to_vec()));
-        for bad in [&b"\\"[..], b"\\x4", b"\\xZZ", b"\\x+1", b"\\q", b"\"", b"\t"] {
+        for bad in [
+            &b"\\"[..],
+            b"\\x4",
+            b"\\xZZ",
+            b"\\x+1",
+            b"\\q",
+            b"\"",
+            b"\t",
+        ] {
             assert_eq!(unescape(bad), None, "{bad:?}");
         }
     }

@@ -204,7 +204,11 @@ async fn apply_rewrites(
             )
         })
         .collect();
-    let _ = writeln!(text, "state file: {}", record_in_state(&cfg.state_path, &records));
+    let _ = writeln!(
+        text,
+        "state file: {}",
+        record_in_state(&cfg.state_path, &records)
+    );
     emit(out, &mut text);
     Ok(ok)
 }
@@ -377,7 +381,8 @@ async fn read_users(conn: &Connection) -> Result<Users, ImportError> {
 async fn read_schedulers(conn: &Connection) -> Result<Vec<Scheduler>, ImportError> {
     let reply = conn
         .execute(
-            Command::new("/system/scheduler/print").proplist(&[".id", "name", "comment", "disabled"]),
+            Command::new("/system/scheduler/print")
+                .proplist(&[".id", "name", "comment", "disabled"]),
         )
         .await?;
     Ok(reply

@@ -262,7 +262,9 @@ pub enum MonitorAction {
     /// Already disabled.
     AlreadyDisabled,
     /// Users of its profile stay with Mikhmon (skipped), so it stays on.
-    Keep { users: usize },
+    Keep {
+        users: usize,
+    },
     Disable,
 }
 
@@ -317,7 +319,10 @@ pub fn plan_undo(rows: &[CsvRow], users: &[User]) -> (Vec<Restore>, Vec<Skip>) {
             });
         };
         let Some(id) = Id::parse(&row.id) else {
-            skip(format!("bad id {:?} in the file", String::from_utf8_lossy(&row.id)));
+            skip(format!(
+                "bad id {:?} in the file",
+                String::from_utf8_lossy(&row.id)
+            ));
             continue;
         };
         let Some(user) = by_id.get(&id) else {
@@ -461,12 +466,16 @@ mod tests {
             let c = Comment::parse(r.new.as_bytes());
             let sys = c.as_system().expect("ours");
             assert_eq!(
-                sys.expires_at().map(|e| e.secs_since(sys.first_login_at().unwrap_or(e))),
+                sys.expires_at()
+                    .map(|e| e.secs_since(sys.first_login_at().unwrap_or(e))),
                 Some(i64::from(sys.valid_hours().unwrap_or(0)) * 3_600)
             );
         }
         // West of UTC the offset is added.
-        let p = run(&[user(1, "x", "3jam", b"2024-01-31 12:00:00")], Some(-3 * 3_600));
+        let p = run(
+            &[user(1, "x", "3jam", b"2024-01-31 12:00:00")],
+            Some(-3 * 3_600),
+        );
         assert!(new_of(&p, "x").ends_with(b"|2024-01-31T15:00:00Z"));
     }
 

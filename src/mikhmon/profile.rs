@@ -240,7 +240,10 @@ mod tests {
         assert_eq!(hours("3h"), Ok(3));
         assert_eq!(hours("1d00:00:00"), Ok(24));
         assert!(matches!(hours("30m"), Err(ValidityError::NotWholeHours(_))));
-        assert!(matches!(hours("1h30m"), Err(ValidityError::NotWholeHours(_))));
+        assert!(matches!(
+            hours("1h30m"),
+            Err(ValidityError::NotWholeHours(_))
+        ));
         assert!(matches!(hours("soon"), Err(ValidityError::Invalid(_))));
         assert_eq!(hours(""), Err(ValidityError::Empty));
         assert_eq!(hours("0s"), Err(ValidityError::Empty));

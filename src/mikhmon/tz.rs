@@ -107,7 +107,16 @@ mod tests {
         assert_eq!(parse_gmt_offset(b"+0545"), Some(20_700));
         assert_eq!(parse_gmt_offset(b"25200"), Some(25_200));
         assert_eq!(parse_gmt_offset(b"-3600"), Some(-3_600));
-        for bad in [&b""[..], b"+7", b"+7:00", b"+07:60", b"+15:00", b"manual", b"99999", b"\xff"] {
+        for bad in [
+            &b""[..],
+            b"+7",
+            b"+7:00",
+            b"+07:60",
+            b"+15:00",
+            b"manual",
+            b"99999",
+            b"\xff",
+        ] {
             assert_eq!(parse_gmt_offset(bad), None, "{bad:?}");
         }
         assert_eq!(format_offset(25_200), "+07:00");
