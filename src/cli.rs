@@ -33,6 +33,7 @@ Options:
 
 Options may come before or after check and run, but only before api:
 everything after `api` is the command and its words, taken verbatim.
+The options of import-mikhmon come after it.
 
 Example:
   mikrotik-edge --config /etc/mikrotik-edge/config.toml \\
@@ -94,7 +95,7 @@ impl fmt::Display for CliError {
             CliError::ConfigNeedsPath => f.write_str("--config needs a path"),
             CliError::ConfigTwice => f.write_str("--config given more than once"),
             CliError::MissingCommand => {
-                f.write_str("missing command: check, api or run (see --help)")
+                f.write_str("missing command: check, api, run or import-mikhmon (see --help)")
             }
             CliError::UnexpectedArgument { command, arg } => {
                 write!(f, "unexpected argument {arg:?} after {command}")
