@@ -55,7 +55,8 @@ pub fn unescape(text: &[u8]) -> Option<Vec<u8>> {
                     i += 2;
                 }
                 [b'x', h, l, ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
-                    let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                    // Both are hex digits (checked above), so the fallback is never taken.
+                    let hex = |c: u8| char::from(c).to_digit(16).unwrap_or(0) as u8;
                     out.push(hex(*h) << 4 | hex(*l));
                     i += 4;
                 }

@@ -167,23 +167,27 @@ pub fn plan(
             }
         };
         let hours_text = hours.to_string().into_bytes();
-        let mut fields: Vec<Vec<u8>>;
-        let (used, expired);
-        match parsed {
+        let voucher = |batch: &[u8], created: &[u8]| {
+            SystemComment::new_voucher(
+                batch,
+                meta.sell_price(),
+                &meta.price,
+                &hours_text,
+                b"",
+                created,
+                CREATED_BY,
+            )
+        };
+        let (comment, note, used, expired) = match parsed {
             MikhmonComment::Fresh {
                 batch,
                 created,
                 note,
                 ..
             } => {
-                fields = new_fields(
-                    meta,
-                    &batch.unwrap_or_default(),
-                    &hours_text,
-                    created.as_deref().unwrap_or_default().as_bytes(),
-                );
-                push_note(&mut fields, &note);
-                (used, expired) = (false, false);
+                let created = created.unwrap_or_default();
+                let c = voucher(&batch.unwrap_or_default(), created.as_bytes());
+                (c, note, false, false)
             }
             MikhmonComment::Used { local, note } => {
                 let Some(offset) = offset else {
@@ -195,13 +199,18 @@ pub fn plan(
                     continue;
                 };
                 let expires = local.plus_secs(-i64::from(offset));
+                // Mikhmon does not store the first login; its expiry is
+                // first login + validity, so this is exact up to its clock.
                 let first = expires.plus_secs(-i64::from(hours) * 3_600);
-                fields = new_fields(meta, b"", &hours_text, b"");
-                fields[7] = first.to_rfc3339().into_bytes();
-                fields[8] = expires.to_rfc3339().into_bytes();
-                push_note(&mut fields, &note);
-                (used, expired) = (true, expires <= now);
+                let c = voucher(b"", b"").with_activation(first, expires);
+                (c, note, true, expires <= now)
             }
+        };
+        // Mikhmon's free-text note goes after `expires_at`, where the agent
+        // keeps extra fields byte for byte.
+        let mut fields = comment.fields().to_vec();
+        if !note.is_empty() {
+            fields.push(note);
         }
         let new = SystemComment::new(SystemKind::Voucher, fields).to_bytes();
         if !glob_match(pattern, user.profile.as_bytes())
@@ -220,29 +229,6 @@ pub fn plan(
         });
     }
     out
-}
-
-/// The nine voucher fields, `first_login_at` and `expires_at` empty.
-fn new_fields(meta: &ProfileMeta, batch: &[u8], hours: &[u8], created: &[u8]) -> Vec<Vec<u8>> {
-    SystemComment::new_voucher(
-        batch,
-        meta.sell_price(),
-        &meta.price,
-        hours,
-        b"",
-        created,
-        CREATED_BY,
-    )
-    .fields()
-    .to_vec()
-}
-
-/// Mikhmon's free-text note goes after `expires_at`, where extra fields
-/// are kept byte for byte by the agent.
-fn push_note(fields: &mut Vec<Vec<u8>>, note: &[u8]) {
-    if !note.is_empty() {
-        fields.push(note.to_vec());
-    }
 }
 
 /// Mikhmon's monitor schedulers (comment `Monitor Profile <name>`), with
