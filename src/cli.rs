@@ -1,10 +1,12 @@
-//! The command line, parsed by hand: four commands and two options do not
+//! The command line, parsed by hand: five commands and a few options do not
 //! justify an argument-parsing dependency.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
+
+use crate::mikhmon::import::ImportOptions;
 
 /// The `--help` text.
 pub const USAGE: &str = "\
@@ -17,6 +19,10 @@ Commands:
   api <command> [WORD]...    run one API command; print each !re as a JSON line
                              WORD is =key=value, ?query or .proplist=a,b
   run                        run the agent
+  import-mikhmon [--apply] [--disable-schedulers] [--export FILE.csv]
+  import-mikhmon --undo FILE.csv [--apply]
+                             migrate Mikhmon's vouchers to VOUCHER_SYSTEM
+                             comments (dry run unless --apply), or undo it
   help                       print this help
 
 Options:
@@ -27,6 +33,7 @@ Options:
 
 Options may come before or after check and run, but only before api:
 everything after `api` is the command and its words, taken verbatim.
+The options of import-mikhmon come after it.
 
 Example:
   mikrotik-edge --config /etc/mikrotik-edge/config.toml \\
@@ -43,6 +50,8 @@ pub enum Command {
         words: Vec<Vec<u8>>,
     },
     Run,
+    /// `import-mikhmon` and its options.
+    ImportMikhmon(ImportOptions),
     Help,
     Version,
 }
@@ -62,11 +71,20 @@ pub enum CliError {
     ConfigNeedsPath,
     ConfigTwice,
     MissingCommand,
-    UnexpectedArgument { command: &'static str, arg: String },
+    UnexpectedArgument {
+        command: &'static str,
+        arg: String,
+    },
     ApiNeedsCommand,
     ApiBadCommand(String),
     ApiBadWord(String),
     ApiTagWord,
+    /// An import-mikhmon option that needs a file.
+    NeedsPath(&'static str),
+    /// An option given twice.
+    Twice(&'static str),
+    /// Options that do not go together.
+    Conflict(&'static str, &'static str),
 }
 
 impl fmt::Display for CliError {
@@ -77,7 +95,7 @@ impl fmt::Display for CliError {
             CliError::ConfigNeedsPath => f.write_str("--config needs a path"),
             CliError::ConfigTwice => f.write_str("--config given more than once"),
             CliError::MissingCommand => {
-                f.write_str("missing command: check, api or run (see --help)")
+                f.write_str("missing command: check, api, run or import-mikhmon (see --help)")
             }
             CliError::UnexpectedArgument { command, arg } => {
                 write!(f, "unexpected argument {arg:?} after {command}")
@@ -105,6 +123,9 @@ impl fmt::Display for CliError {
             CliError::ApiTagWord => {
                 f.write_str("api word .tag is reserved: commands are tagged automatically")
             }
+            CliError::NeedsPath(o) => write!(f, "{o} needs a file path"),
+            CliError::Twice(o) => write!(f, "{o} given more than once"),
+            CliError::Conflict(a, b) => write!(f, "{a} and {b} do not go together"),
         }
     }
 }
@@ -134,6 +155,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
                 config,
                 command: Command::Version,
             });
+        } else if let Some((Command::ImportMikhmon(opts), _)) = command.as_mut()
+            && bytes.starts_with(b"--")
+        {
+            import_option(opts, bytes, &mut args)?;
         } else if bytes.len() > 1 && bytes.starts_with(b"-") {
             return Err(CliError::UnknownOption(lossy(bytes)));
         } else if let Some((_, name)) = command {
@@ -146,6 +171,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
                 b"check" => (Command::Check, "check"),
                 b"run" => (Command::Run, "run"),
                 b"help" => (Command::Help, "help"),
+                b"import-mikhmon" => (
+                    Command::ImportMikhmon(ImportOptions::default()),
+                    "import-mikhmon",
+                ),
                 b"api" => {
                     return Ok(Cli {
                         config,
@@ -158,8 +187,65 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
     }
 
     match command {
+        Some((Command::ImportMikhmon(opts), _)) if opts.undo.is_some() => {
+            if opts.export.is_some() {
+                return Err(CliError::Conflict("--undo", "--export"));
+            }
+            if opts.disable_schedulers {
+                return Err(CliError::Conflict("--undo", "--disable-schedulers"));
+            }
+            Ok(Cli {
+                config,
+                command: Command::ImportMikhmon(opts),
+            })
+        }
         Some((command, _)) => Ok(Cli { config, command }),
         None => Err(CliError::MissingCommand),
+    }
+}
+
+/// One option of `import-mikhmon` (`--export FILE` or `--export=FILE`).
+fn import_option(
+    opts: &mut ImportOptions,
+    arg: &[u8],
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<(), CliError> {
+    let (key, inline) = match arg.iter().position(|&b| b == b'=') {
+        Some(i) => (&arg[..i], Some(&arg[i + 1..])),
+        None => (arg, None),
+    };
+    let flag = |set: &mut bool, name: &'static str| {
+        if inline.is_some() {
+            return Err(CliError::UnknownOption(lossy(arg)));
+        }
+        if *set {
+            return Err(CliError::Twice(name));
+        }
+        *set = true;
+        Ok(())
+    };
+    let path = |slot: &mut Option<PathBuf>,
+                name: &'static str,
+                args: &mut dyn Iterator<Item = OsString>| {
+        if slot.is_some() {
+            return Err(CliError::Twice(name));
+        }
+        let value = match inline {
+            Some(v) => OsStr::from_bytes(v).to_owned(),
+            None => args.next().ok_or(CliError::NeedsPath(name))?,
+        };
+        if value.is_empty() {
+            return Err(CliError::NeedsPath(name));
+        }
+        *slot = Some(PathBuf::from(value));
+        Ok(())
+    };
+    match key {
+        b"--apply" => flag(&mut opts.apply, "--apply"),
+        b"--disable-schedulers" => flag(&mut opts.disable_schedulers, "--disable-schedulers"),
+        b"--export" => path(&mut opts.export, "--export", args),
+        b"--undo" => path(&mut opts.undo, "--undo", args),
+        _ => Err(CliError::UnknownOption(lossy(arg))),
     }
 }
 
@@ -417,8 +503,94 @@ mod tests {
     }
 
     #[test]
+    fn import_mikhmon_options() {
+        let import = |o: ImportOptions| Command::ImportMikhmon(o);
+        assert_eq!(
+            ok(&["import-mikhmon"]).command,
+            import(ImportOptions::default())
+        );
+        assert_eq!(
+            ok(&[
+                "import-mikhmon",
+                "--apply",
+                "--config",
+                "e.toml",
+                "--disable-schedulers",
+                "--export=/tmp/a b.csv",
+            ]),
+            cli(
+                Some("e.toml"),
+                import(ImportOptions {
+                    apply: true,
+                    disable_schedulers: true,
+                    export: Some(PathBuf::from("/tmp/a b.csv")),
+                    undo: None,
+                })
+            )
+        );
+        assert_eq!(
+            ok(&["import-mikhmon", "--undo", "x.csv", "--apply"]).command,
+            import(ImportOptions {
+                apply: true,
+                undo: Some(PathBuf::from("x.csv")),
+                ..ImportOptions::default()
+            })
+        );
+        assert_eq!(
+            err(&["import-mikhmon", "--apply", "--apply"]),
+            CliError::Twice("--apply")
+        );
+        assert_eq!(
+            err(&["import-mikhmon", "--export"]),
+            CliError::NeedsPath("--export")
+        );
+        assert_eq!(
+            err(&["import-mikhmon", "--undo="]),
+            CliError::NeedsPath("--undo")
+        );
+        assert_eq!(
+            err(&["import-mikhmon", "--undo", "a", "--export", "b"]),
+            CliError::Conflict("--undo", "--export")
+        );
+        assert_eq!(
+            err(&["import-mikhmon", "--undo", "a", "--disable-schedulers"]),
+            CliError::Conflict("--undo", "--disable-schedulers")
+        );
+        assert!(matches!(
+            err(&["import-mikhmon", "--apply=yes"]),
+            CliError::UnknownOption(_)
+        ));
+        assert!(matches!(
+            err(&["import-mikhmon", "--force"]),
+            CliError::UnknownOption(_)
+        ));
+        // Its options belong to it alone.
+        assert!(matches!(
+            err(&["--apply", "import-mikhmon"]),
+            CliError::UnknownOption(_)
+        ));
+        assert!(matches!(
+            err(&["run", "--apply"]),
+            CliError::UnknownOption(_)
+        ));
+        assert!(matches!(
+            err(&["import-mikhmon", "x"]),
+            CliError::UnexpectedArgument { .. }
+        ));
+    }
+
+    #[test]
     fn usage_mentions_every_command() {
-        for word in ["check", "api", "run", "help", "--config", "--version", "-h"] {
+        for word in [
+            "check",
+            "api",
+            "run",
+            "import-mikhmon",
+            "help",
+            "--config",
+            "--version",
+            "-h",
+        ] {
             assert!(USAGE.contains(word), "{word}");
         }
     }

@@ -20,6 +20,8 @@
 //!   metrics), answering from the agent's published view.
 //! - [`agent`]: the driver that does the I/O for `mikrotik-edge run`: row
 //!   parsing, action encoding, the published view, signals.
+//! - [`mikhmon`]: `import-mikhmon`, the migration from Mikhmon's comments
+//!   and profile scripts to ours.
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
@@ -33,6 +35,7 @@ pub mod event;
 pub mod files;
 pub mod http;
 pub mod logging;
+pub mod mikhmon;
 pub mod monitor;
 pub mod name;
 pub mod proto;

@@ -1,5 +1,5 @@
 //! The `mikrotik-edge` binary: parse the command line, load the config,
-//! and hand over to `check`, `api` or the agent.
+//! and hand over to `check`, `api`, `import-mikhmon` or the agent.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -61,6 +61,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::ImportMikhmon(opts) => {
+            let mut stdout = std::io::stdout();
+            match runtime.block_on(mikrotik_edge::mikhmon::import::run(
+                &cfg,
+                &opts,
+                &mut stdout,
+            )) {
+                Ok(true) => ExitCode::SUCCESS,
+                // The failed writes are named in the report.
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("mikrotik-edge: import-mikhmon: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Help | Command::Version => ExitCode::SUCCESS,
     }
 }

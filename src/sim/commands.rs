@@ -91,6 +91,22 @@ fn re(pairs: &[(Vec<u8>, Vec<u8>)]) -> Words {
     w
 }
 
+/// `=ret=` of a reply's `!done`, or the message of its `!trap`.
+pub(crate) fn ret_or_trap(reply: &[Words]) -> Result<String, String> {
+    let find = |head: &[u8], key: &[u8]| {
+        reply
+            .iter()
+            .filter(|s| s.first().is_some_and(|w| w == head))
+            .flat_map(|s| s.iter().skip(1))
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    if let Some(message) = find(b"!trap", b"=message=") {
+        return Err(message);
+    }
+    Ok(find(b"!done", b"=ret=").unwrap_or_default())
+}
+
 const UNKNOWN_PARAMETER: &str = "unknown parameter";
 const NO_SUCH_COMMAND: &str = "no such command";
 
@@ -120,10 +136,18 @@ fn run(r: &mut Router, req: &Request) -> Result<Vec<Words>, String> {
     }
     let editable = matches!(
         menu,
-        Menu::HotspotUser | Menu::HotspotProfile | Menu::PppSecret | Menu::PppProfile
+        Menu::HotspotUser
+            | Menu::HotspotProfile
+            | Menu::PppSecret
+            | Menu::PppProfile
+            | Menu::SystemScript
+            | Menu::SystemScheduler
     );
     let kickable = matches!(menu, Menu::HotspotActive | Menu::PppActive);
-    let toggles = matches!(menu, Menu::HotspotUser | Menu::PppSecret);
+    let toggles = matches!(
+        menu,
+        Menu::HotspotUser | Menu::PppSecret | Menu::SystemScheduler
+    );
     match cmd {
         b"print" | b"getall" => print(r, menu, req),
         b"get" => get(r, menu, req),
@@ -728,6 +752,97 @@ mod tests {
             &["/ip/hotspot/user/print", ".proplist=uptime,bytes-in"],
         );
         assert_eq!(user[0], vec!["!re", "=uptime=0s", "=bytes-in=0"]);
+    }
+
+    #[test]
+    fn mikhmon_menus() {
+        let mut r = router();
+        let on_login = ":put (\",rem,5000,1d,6000,,Disable,\"); {}";
+        let add = exec(
+            &mut r,
+            &[
+                "/ip/hotspot/user/profile/add",
+                "=name=1hari",
+                "=address-pool=none",
+                "=status-autorefresh=1m",
+                "=parent-queue=none",
+                &format!("=on-login={on_login}"),
+            ],
+        );
+        assert_eq!(trap_of(&add), None, "{add:?}");
+        let p = exec(
+            &mut r,
+            &[
+                "/ip/hotspot/user/profile/print",
+                "?name=1hari",
+                ".proplist=on-login",
+            ],
+        );
+        assert_eq!(
+            p[0],
+            vec!["!re".to_owned(), format!("=on-login={on_login}")]
+        );
+        let sched = exec(
+            &mut r,
+            &[
+                "/system/scheduler/add",
+                "=name=1hari",
+                "=start-time=03:12:45",
+                "=interval=00:02:37",
+                "=on-event=:log info x",
+                "=comment=Monitor Profile 1hari",
+            ],
+        );
+        assert_eq!(sched, vec![vec!["!done", "=ret=*1"]]);
+        exec(&mut r, &["/system/scheduler/disable", "=.id=*1"]);
+        let s = exec(
+            &mut r,
+            &[
+                "/system/scheduler/print",
+                ".proplist=interval,disabled,comment",
+            ],
+        );
+        assert_eq!(
+            s[0],
+            vec![
+                "!re",
+                "=interval=2m37s",
+                "=disabled=true",
+                "=comment=Monitor Profile 1hari"
+            ]
+        );
+        let script = exec(
+            &mut r,
+            &[
+                "/system/script/add",
+                "=name=jan/31/2024-|-19:00:00-|-mk1-|-5000",
+                "=owner=jan2024",
+                "=source=jan/31/2024",
+                "=comment=mikhmon",
+            ],
+        );
+        assert_eq!(script, vec![vec!["!done", "=ret=*1"]]);
+        let n = exec(
+            &mut r,
+            &["/system/script/print", "=count-only=", "?comment=mikhmon"],
+        );
+        assert_eq!(n, vec![vec!["!done", "=ret=1"]]);
+        // Scripts have no disabled flag.
+        let t = exec(&mut r, &["/system/script/disable", "=.id=*1"]);
+        assert_eq!(trap_of(&t), Some("no such command"));
+        r.tz_name = "Asia/Jakarta".into();
+        r.gmt_offset = 7 * 3_600;
+        let c = exec(
+            &mut r,
+            &["/system/clock/print", ".proplist=time-zone-name,gmt-offset"],
+        );
+        assert_eq!(
+            c[0],
+            vec!["!re", "=time-zone-name=Asia/Jakarta", "=gmt-offset=+07:00"]
+        );
+        r.gmt_offset = -(3 * 3_600 + 1_800);
+        let c = exec(&mut r, &["/system/clock/print", ".proplist=gmt-offset"]);
+        assert_eq!(c[0], vec!["!re", "=gmt-offset=-03:30"]);
     }
 
     #[test]

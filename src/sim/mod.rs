@@ -318,6 +318,29 @@ impl SimHandle {
         })
     }
 
+    /// Runs `<path>/add` with `props` as the API would (same checks, same
+    /// traps), e.g. a profile with an `on-login` script or a
+    /// `/system/scheduler` entry. Returns the new `.id` or the trap message.
+    pub fn add_item(&self, path: &str, props: &[(&str, &[u8])]) -> Result<String, String> {
+        let mut words = vec![format!("{}/add", path.trim_end_matches('/')).into_bytes()];
+        for (k, v) in props {
+            words.push([b"=", k.as_bytes(), b"=", v].concat());
+        }
+        let req = commands::Request::parse(&words)?;
+        let reply = self.with(|i| commands::execute(&mut i.router, &req));
+        commands::ret_or_trap(&reply)
+    }
+
+    /// `/system/clock` `time-zone-name` and the offset it gives (seconds
+    /// east of UTC, shown as `gmt-offset` `+07:00`); `date` and `time`
+    /// then show local time, as on a router.
+    pub fn set_time_zone(&self, name: &str, gmt_offset_secs: i32) {
+        self.with(|i| {
+            i.router.tz_name = name.to_owned();
+            i.router.gmt_offset = gmt_offset_secs;
+        });
+    }
+
     /// Every item of a menu (`/ip/hotspot/user`, `/ppp/active`,
     /// `/system/resource`, …) as `print` would show it; empty for an
     /// unknown path.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::tables::{
     DateStyle, HOTSPOT_ACTIVE, HOTSPOT_PROFILE, HOTSPOT_USER, PACKAGE, PPP_ACTIVE, PPP_PROFILE,
-    PPP_SECRET, Printed, Table, Value,
+    PPP_SECRET, Printed, SYSTEM_SCHEDULER, SYSTEM_SCRIPT, Table, Value,
 };
 
 /// The menus the simulator knows, by API path.
@@ -22,6 +22,8 @@ pub(crate) enum Menu {
     SystemIdentity,
     SystemPackage,
     SystemClock,
+    SystemScript,
+    SystemScheduler,
 }
 
 pub(crate) const MENUS: &[(&str, Menu)] = &[
@@ -35,6 +37,8 @@ pub(crate) const MENUS: &[(&str, Menu)] = &[
     ("/system/identity", Menu::SystemIdentity),
     ("/system/package", Menu::SystemPackage),
     ("/system/clock", Menu::SystemClock),
+    ("/system/script", Menu::SystemScript),
+    ("/system/scheduler", Menu::SystemScheduler),
 ];
 
 impl Menu {
@@ -67,6 +71,13 @@ pub(crate) struct Router {
     pub(crate) ppp_active: Table,
     pub(crate) ppp_profiles: Table,
     pub(crate) packages: Table,
+    pub(crate) scripts: Table,
+    pub(crate) schedulers: Table,
+    /// `/system/clock` `time-zone-name` (`manual` by default).
+    pub(crate) tz_name: String,
+    /// Offset of local time from UTC in seconds, shown as `gmt-offset`;
+    /// `date` and `time` are local time, as on a router.
+    pub(crate) gmt_offset: i32,
     pub(crate) identity: Vec<u8>,
     pub(crate) version: String,
     pub(crate) board_name: String,
@@ -97,6 +108,10 @@ impl Router {
             ppp_active: Table::new(PPP_ACTIVE),
             ppp_profiles: Table::new(PPP_PROFILE),
             packages: Table::new(PACKAGE),
+            scripts: Table::new(SYSTEM_SCRIPT),
+            schedulers: Table::new(SYSTEM_SCHEDULER),
+            tz_name: "manual".to_owned(),
+            gmt_offset: 0,
             identity: identity.as_bytes().to_vec(),
             version: version.to_owned(),
             board_name: board_name.to_owned(),
@@ -154,6 +169,8 @@ impl Router {
             Menu::PppActive => &self.ppp_active,
             Menu::PppProfile => &self.ppp_profiles,
             Menu::SystemPackage => &self.packages,
+            Menu::SystemScript => &self.scripts,
+            Menu::SystemScheduler => &self.schedulers,
             Menu::SystemResource | Menu::SystemIdentity | Menu::SystemClock => return None,
         })
     }
@@ -167,6 +184,8 @@ impl Router {
             Menu::PppActive => &mut self.ppp_active,
             Menu::PppProfile => &mut self.ppp_profiles,
             Menu::SystemPackage => &mut self.packages,
+            Menu::SystemScript => &mut self.scripts,
+            Menu::SystemScheduler => &mut self.schedulers,
             Menu::SystemResource | Menu::SystemIdentity | Menu::SystemClock => return None,
         })
     }
@@ -183,13 +202,19 @@ impl Router {
             Menu::SystemIdentity => vec![vec![(b"name".to_vec(), self.identity.clone())]],
             Menu::SystemResource => vec![kv(self.resource())],
             Menu::SystemClock => {
-                let (date, time) = self.dates.split(self.now_unix());
+                let local = self.now_unix().saturating_add(i64::from(self.gmt_offset));
+                let (date, time) = self.dates.split(local);
+                let off = self.gmt_offset.unsigned_abs();
+                let sign = if self.gmt_offset < 0 { '-' } else { '+' };
                 vec![kv(vec![
                     ("time", time),
                     ("date", date),
                     ("time-zone-autodetect", "false".into()),
-                    ("time-zone-name", "manual".into()),
-                    ("gmt-offset", "+00:00".into()),
+                    ("time-zone-name", self.tz_name.clone()),
+                    (
+                        "gmt-offset",
+                        format!("{sign}{:02}:{:02}", off / 3600, off % 3600 / 60),
+                    ),
                     ("dst-active", "false".into()),
                 ])]
             }

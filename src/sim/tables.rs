@@ -103,11 +103,57 @@ pub(crate) static HOTSPOT_ACTIVE: &[Field] = &[
     ro("blocked", Bool, Def::Bool(false)),
 ];
 
+/// Besides the limits, the properties Mikhmon sets on its profiles
+/// (`address-pool`, `status-autorefresh`, `parent-queue`) and the login
+/// scripts (`on-login`, `on-logout`) it keeps its metadata in.
 pub(crate) static HOTSPOT_PROFILE: &[Field] = &[
     rw("name", Str, Absent),
+    rw("address-pool", Str, Def::Str("none")),
     rw("rate-limit", Str, Absent),
     rw("shared-users", Int, Def::Int(1)),
     rw("session-timeout", Dur, Absent),
+    rw("status-autorefresh", Dur, Def::Dur(60)),
+    rw("parent-queue", Str, Def::Str("none")),
+    rw("on-login", Str, Def::Str("")),
+    rw("on-logout", Str, Def::Str("")),
+];
+
+/// `/system/script`: Mikhmon keeps its sales records here.
+pub(crate) static SYSTEM_SCRIPT: &[Field] = &[
+    rw("name", Str, Absent),
+    rw("owner", Str, Def::Str("admin")),
+    rw(
+        "policy",
+        Str,
+        Def::Str("ftp,reboot,read,write,policy,test,password,sniff,sensitive,romon"),
+    ),
+    rw("dont-require-permissions", Bool, Def::Bool(false)),
+    ro("last-started", Date, Absent),
+    ro("run-count", Int, Def::Int(0)),
+    rw("source", Str, Def::Str("")),
+    ro("invalid", Bool, Def::Bool(false)),
+    rw("comment", Str, Absent),
+];
+
+/// `/system/scheduler`: Mikhmon's per-profile monitors live here.
+/// `start-date`/`start-time` are kept as the text given (the simulator does
+/// not run schedules, so nothing needs them as times).
+pub(crate) static SYSTEM_SCHEDULER: &[Field] = &[
+    rw("name", Str, Absent),
+    rw("start-date", Str, Absent),
+    rw("start-time", Str, Def::Str("startup")),
+    rw("interval", Dur, Def::Dur(0)),
+    rw("on-event", Str, Def::Str("")),
+    rw("owner", Str, Def::Str("admin")),
+    rw(
+        "policy",
+        Str,
+        Def::Str("ftp,reboot,read,write,policy,test,password,sniff,sensitive,romon"),
+    ),
+    ro("run-count", Int, Def::Int(0)),
+    ro("next-run", Str, Absent),
+    rw("comment", Str, Absent),
+    rw("disabled", Bool, Def::Bool(false)),
 ];
 
 pub(crate) static PPP_SECRET: &[Field] = &[

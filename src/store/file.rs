@@ -13,6 +13,11 @@
 //!   (`&[u8] -> u8`): users reported as `manual_user`.
 //! - `events` (`u64 -> &[u8]`): the outbox, postcard-encoded [`Event`]s
 //!   keyed by sequence number.
+//! - `mikhmon_import` (`&[u8] -> &[u8]`): written only by
+//!   `import-mikhmon --apply`: per rewritten user (raw name), a postcard
+//!   [`MikhmonImportRecord`] with the original comment. The agent never
+//!   reads it, and a file without it is the same version, so it needs no
+//!   schema bump.
 //!
 //! Every method does blocking file I/O; async code goes through
 //! [`super::StoreHandle`], whose thread owns the [`Store`].
@@ -50,6 +55,20 @@ pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 pub(super) const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
 const FLAGGED: TableDefinition<&[u8], u8> = TableDefinition::new("flagged");
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const MIKHMON_IMPORT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mikhmon_import");
+
+/// One user rewritten by `import-mikhmon`: enough to undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct MikhmonImportRecord {
+    /// Router `.id` number (`*1A` is 0x1A).
+    pub id: u64,
+    pub old_comment: Vec<u8>,
+    pub new_comment: Vec<u8>,
+    /// When the import wrote it (Unix seconds).
+    pub at: i64,
+    /// The export file written alongside (for `--undo`).
+    pub export: String,
+}
 
 pub(super) const KEY_SCHEMA: &str = "schema_version";
 const KEY_LAST_SEQ: &str = "last_seq";
@@ -317,6 +336,43 @@ impl Store {
     /// The oldest queued event, if any.
     pub fn oldest_event(&self) -> Result<Option<Event>, StoreError> {
         Ok(self.pending_events(0, 1)?.into_iter().next())
+    }
+
+    /// Records users rewritten by `import-mikhmon`, keyed by raw user name
+    /// (a later import of the same user replaces its record), in one
+    /// transaction.
+    pub fn record_mikhmon_import(
+        &self,
+        rows: &[(Name, MikhmonImportRecord)],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(MIKHMON_IMPORT)?;
+            let mut buf = Vec::new();
+            for (name, record) in rows {
+                encode_into("mikhmon import record", record, &mut buf)?;
+                table.insert(name.as_bytes(), buf.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The `import-mikhmon` record of `name`, if any.
+    pub fn mikhmon_import_record(
+        &self,
+        name: &[u8],
+    ) -> Result<Option<MikhmonImportRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(MIKHMON_IMPORT) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        match table.get(name)? {
+            Some(blob) => Ok(Some(decode("mikhmon import record", blob.value())?)),
+            None => Ok(None),
+        }
     }
 
     /// The last sequence number ever assigned; 0 before the first event.

@@ -20,5 +20,5 @@ mod thread;
 
 pub use delta::StateDelta;
 pub use error::StoreError;
-pub use file::{SCHEMA_VERSION, Store};
+pub use file::{MikhmonImportRecord, SCHEMA_VERSION, Store};
 pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};
