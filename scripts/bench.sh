@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Benchmarks (never timed tests): one poll cycle's CPU time and the agent's
-# peak memory against the simulator with 10,000 hotspot users (5,000 active)
-# and 2,000 PPPoE secrets (1,000 active), plus the release binary size.
+# Benchmarks (never timed tests), side by side with what operators would
+# otherwise run, on the same simulator data with replies written sentence
+# by sentence (as a real router's arrive in separate TCP segments):
+#
+# - one poll cycle's CPU time and the agent's peak and steady memory with
+#   10,000 hotspot users (5,000 active) and 2,000 PPPoE secrets (1,000
+#   active), against the original design's Node.js monitoring cycle on
+#   node-routeros (scripts/bench/node-monitor.js);
+# - `mikrotik-edge api /ip/hotspot/user/print` of those users against
+#   node-routeros and librouteros (Python) printing the same;
+# - the codec's decode throughput (codec-bench) and the binary sizes.
 #
 #   scripts/bench.sh                 # defaults above, 20 measured cycles
 #   BENCH_CYCLES=50 scripts/bench.sh
+#   BENCH_SKIP_PEERS=1 scripts/bench.sh   # without Node.js / Python peers
 #
-# CPU time comes from /proc/<pid>/stat (utime+stime, clock ticks) sampled at
-# the agent's own "cycle:" log lines; peak memory is VmHWM from
-# /proc/<pid>/status. The simulator runs in its own process, so its work is
-# not counted.
+# node-routeros and librouteros are installed into a temp dir with npm and
+# pip (bench only, never a runtime dependency); without node or pip their
+# rows say "skipped". CPU time comes from /proc/<pid>/stat (utime+stime)
+# sampled at the agent's own "cycle:" log lines, or from wait4(2) for whole
+# commands (scripts/bench/measure.py); peak memory is VmHWM / ru_maxrss.
+# The simulator runs in its own process, so its work is not counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +35,7 @@ CYCLES=${BENCH_CYCLES:-20}
 TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
 cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
 AGENT_BIN=target/$TARGET/release/mikrotik-edge
-cargo build --quiet --release --features sim --bin routeros-sim
+cargo build --quiet --release --features sim --bin routeros-sim --bin codec-bench
 
 work=$(mktemp -d)
 cleanup() {
@@ -34,10 +45,11 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+BENCH_DIR=$(pwd)/scripts/bench
 
 target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
   --hotspot-users "$USERS" --hotspot-active "$ACTIVE" \
-  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" --per-sentence >"$work/sim.out" &
+  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" ${BENCH_WHOLE_REPLIES:+--no-op} --per-sentence >"$work/sim.out" &
 sim=$!
 for _ in $(seq 100); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
@@ -74,13 +86,56 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$agent/status")
 events=$(grep -c 'event {' "$work/agent.log" || true)
 wall=$(grep 'cycle: ' "$work/agent.log" | tail -n "$CYCLES" | sed 's/.*, \([0-9]*\) ms$/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 
-echo "mikrotik-edge bench: $USERS hotspot users ($ACTIVE active), $SECRETS PPPoE secrets ($PPP_ACTIVE active)"
+steady_ms=$(awk -v a="$start" -v b="$end" -v n="$CYCLES" -v h="$ticks_per_sec" 'BEGIN {printf "%.1f", (b - a) * 1000 / h / n}')
+kill "$agent" 2>/dev/null || true
+wait "$agent" 2>/dev/null || true
+agent=
+
+# ---- peers: the original design's cycle on node-routeros; api print ----
+node_json='' node_print='' py_print=''
+if [ -z "${BENCH_SKIP_PEERS:-}" ] && command -v node >/dev/null && command -v npm >/dev/null; then
+  if (cd "$work" && npm install --silent --no-audit --no-fund --prefix "$work/node" node-routeros@1.6.9 >/dev/null 2>&1); then
+    export NODE_PATH="$work/node/node_modules"
+    node_json=$(node "$BENCH_DIR/node-monitor.js" 127.0.0.1 "$port" bench bench "$CYCLES" 2>/dev/null || true)
+    node_print=$(python3 "$BENCH_DIR/measure.py" node "$BENCH_DIR/node-print.js" 127.0.0.1 "$port" bench bench)
+  fi
+fi
+if [ -z "${BENCH_SKIP_PEERS:-}" ] && command -v python3 >/dev/null; then
+  if python3 -m pip install --quiet --disable-pip-version-check --target "$work/py" librouteros==4.2.2 >/dev/null 2>&1; then
+    py_print=$(PYTHONPATH="$work/py" python3 "$BENCH_DIR/measure.py" python3 "$BENCH_DIR/py-print.py" 127.0.0.1 "$port" bench bench)
+  fi
+fi
+edge_print=$(MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port \
+  MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
+  python3 "$BENCH_DIR/measure.py" "$AGENT_BIN" api /ip/hotspot/user/print)
+field() { sed -n "s/.*\"$2\": *\([0-9.]*\).*/\1/p" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.1fx", b / a; else print "-" }'; }
+
+echo "mikrotik-edge bench: $USERS hotspot users ($ACTIVE active), $SECRETS PPPoE secrets ($PPP_ACTIVE active), replies sentence by sentence"
 echo "  first cycle incl. start-up and $events events: $(awk -v t="$first" -v h="$ticks_per_sec" 'BEGIN {printf "%.0f", t * 1000 / h}') ms CPU"
-echo "  steady cycle (mean of $CYCLES):            $(awk -v a="$start" -v b="$end" -v n="$CYCLES" -v h="$ticks_per_sec" 'BEGIN {printf "%.1f", (b - a) * 1000 / h / n}') ms CPU, median wall $wall ms"
+echo "  steady cycle (mean of $CYCLES):            $steady_ms ms CPU, median wall $wall ms"
 echo "  peak memory (VmHWM):                      $((hwm / 1024)) MiB ($hwm KiB), RSS now $((rss / 1024)) MiB"
 echo "  state file:                               $(( $(stat -c %s "$work/state.redb") / 1024 )) KiB"
 echo "  release binary ($TARGET):  $(stat -c %s "$AGENT_BIN") bytes"
 for f in dist/mikrotik-edge-*; do
   [ -f "$f" ] && echo "  $f: $(stat -c %s "$f") bytes"
 done
+echo
+echo "side by side (same simulator, same data):"
+if [ -n "$node_json" ]; then
+  node_ms=$(field "$node_json" steady_cycle_cpu_ms)
+  echo "  steady poll cycle CPU:  mikrotik-edge $steady_ms ms, Node.js design on node-routeros $node_ms ms ($(ratio "$steady_ms" "$node_ms") less)"
+  echo "  peak RSS:               mikrotik-edge $((hwm / 1024)) MiB, Node.js $(( $(field "$node_json" peak_rss_kib) / 1024 )) MiB"
+else
+  echo "  Node.js monitor: skipped (no node/npm, or BENCH_SKIP_PEERS)"
+fi
+edge_cpu=$(field "$edge_print" cpu_ms)
+echo "  api print of $USERS users: mikrotik-edge $edge_cpu ms CPU, $(( $(field "$edge_print" peak_rss_kib) / 1024 )) MiB peak"
+if [ -n "$node_print" ]; then
+  echo "                         node-routeros $(field "$node_print" cpu_ms) ms CPU ($(ratio "$edge_cpu" "$(field "$node_print" cpu_ms)") more), $(( $(field "$node_print" peak_rss_kib) / 1024 )) MiB peak"
+fi
+if [ -n "$py_print" ]; then
+  echo "                         librouteros $(field "$py_print" cpu_ms) ms CPU ($(ratio "$edge_cpu" "$(field "$py_print" cpu_ms)") more), $(( $(field "$py_print" peak_rss_kib) / 1024 )) MiB peak"
+fi
+echo "  $(target/release/codec-bench 10000 3)"
 exit 0
