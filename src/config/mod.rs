@@ -21,7 +21,10 @@ use log::LevelFilter;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod uplink;
 mod validate;
+
+pub use uplink::{CentralConfig, UplinkConfig};
 
 use sources::{Sources, error, read_toml};
 use validate::{load_router, parse_level, valid_site_id};
@@ -45,6 +48,16 @@ const TOP_KEYS: &[&str] = &[
     "hotspot_profile_pattern",
     "pppoe_profile_pattern",
     "expired_action",
+    "central_url",
+    "central_token",
+    "central_token_file",
+    "central_ca_file",
+    "central_backoff_cap_secs",
+    "central_timeout_secs",
+    "batch_max",
+    "outbox_max_mb",
+    "alert_after",
+    "alert_webhook",
 ];
 
 /// Keys accepted in `[router]`.
@@ -83,6 +96,8 @@ pub struct Config {
     /// Glob (`*`, `?`) over PPP profile names; see [`crate::monitor::glob_match`].
     pub pppoe_profile_pattern: String,
     pub expired_action: ExpiredAction,
+    /// Upload to the central side, and alerts.
+    pub uplink: UplinkConfig,
 }
 
 impl Config {
@@ -156,6 +171,7 @@ impl Config {
                 }
                 None => ExpiredAction::Disable,
             },
+            uplink: uplink::load_uplink(&src)?,
         })
     }
 
