@@ -18,6 +18,8 @@
 //!   by its own thread so no commit blocks the runtime.
 //! - [`agent`]: the driver that does the I/O for `mikrotik-edge run`: row
 //!   parsing, action encoding, the published view, signals.
+//! - [`uplink`]: the upload of the outbox to the central side, the outbox
+//!   cap and alerts (events plus an optional webhook).
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
@@ -36,3 +38,4 @@ pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
+pub mod uplink;

@@ -30,6 +30,21 @@ pub struct UserCounts {
     pub ppp_active: usize,
 }
 
+/// The upload to the central side, for the status page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UplinkView {
+    /// A central URL is configured.
+    pub enabled: bool,
+    /// The last reply that confirmed events stored.
+    pub last_upload_at: Option<Timestamp>,
+    /// The last failure, until the next success.
+    pub last_error: Option<String>,
+    /// Events confirmed and removed from the outbox since start.
+    pub uploaded: u64,
+    /// Events waiting in the outbox.
+    pub pending: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct View {
     pub site_id: String,
@@ -51,6 +66,7 @@ pub struct View {
     pub last_poll_error: Option<String>,
     /// Events committed to the outbox since start.
     pub events_committed: u64,
+    pub uplink: UplinkView,
 }
 
 impl View {
@@ -71,6 +87,7 @@ impl View {
             poll_failures: 0,
             last_poll_error: None,
             events_committed: 0,
+            uplink: UplinkView::default(),
         }
     }
 }

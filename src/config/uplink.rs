@@ -143,7 +143,11 @@ pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError
         None => defaults.outbox_max_bytes,
     };
     let alert_after = src
-        .uint("alert_after", 1..=1_000_000, "a number of reconnects 1-1000000")?
+        .uint(
+            "alert_after",
+            1..=1_000_000,
+            "a number of reconnects 1-1000000",
+        )?
         .map_or(defaults.alert_after, |n| {
             u32::try_from(n).unwrap_or(defaults.alert_after)
         });

@@ -1,0 +1,36 @@
+//! Why a call to the central side failed. Never holds the token: messages
+//! come from the transport or the server's JSON `message`, both token-free.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UplinkError {
+    /// No complete answer within the timeout.
+    Timeout,
+    /// DNS, refused, reset, TLS: no HTTP answer at all.
+    Transport(String),
+    /// An HTTP answer other than 2xx; `message` is the body's `message`
+    /// field (or a short excerpt of the body).
+    Status { code: u16, message: String },
+    /// A 2xx whose body is not what the contract says.
+    BadReply(String),
+    /// The HTTP thread is gone.
+    Closed,
+}
+
+impl fmt::Display for UplinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UplinkError::Timeout => f.write_str("timeout"),
+            UplinkError::Transport(e) => write!(f, "{e}"),
+            UplinkError::Status { code, message } if message.is_empty() => {
+                write!(f, "HTTP {code}")
+            }
+            UplinkError::Status { code, message } => write!(f, "HTTP {code}: {message}"),
+            UplinkError::BadReply(e) => write!(f, "unexpected reply: {e}"),
+            UplinkError::Closed => f.write_str("HTTP client thread ended"),
+        }
+    }
+}
+
+impl std::error::Error for UplinkError {}
