@@ -491,9 +491,18 @@ fn uplink_defaults_and_keys() {
 #[test]
 fn uplink_errors_name_their_key() {
     for (pairs, key) in [
-        (&[("MIKROTIK_EDGE_CENTRAL_URL", "ftp://x")][..], "central_url"),
-        (&[("MIKROTIK_EDGE_CENTRAL_URL", "not a url")][..], "central_url"),
-        (&[("MIKROTIK_EDGE_CENTRAL_URL", "https://x")][..], "central_url"),
+        (
+            &[("MIKROTIK_EDGE_CENTRAL_URL", "ftp://x")][..],
+            "central_url",
+        ),
+        (
+            &[("MIKROTIK_EDGE_CENTRAL_URL", "not a url")][..],
+            "central_url",
+        ),
+        (
+            &[("MIKROTIK_EDGE_CENTRAL_URL", "https://x")][..],
+            "central_url",
+        ),
         (&[("MIKROTIK_EDGE_CENTRAL_TOKEN", "t")][..], "central_token"),
         (
             &[
@@ -511,10 +520,19 @@ fn uplink_errors_name_their_key() {
             "central_ca_file",
         ),
         (&[("MIKROTIK_EDGE_BATCH_MAX", "0")][..], "batch_max"),
-        (&[("MIKROTIK_EDGE_OUTBOX_MAX_MB", "-1")][..], "outbox_max_mb"),
-        (&[("MIKROTIK_EDGE_OUTBOX_MAX_MB", "lots")][..], "outbox_max_mb"),
+        (
+            &[("MIKROTIK_EDGE_OUTBOX_MAX_MB", "-1")][..],
+            "outbox_max_mb",
+        ),
+        (
+            &[("MIKROTIK_EDGE_OUTBOX_MAX_MB", "lots")][..],
+            "outbox_max_mb",
+        ),
         (&[("MIKROTIK_EDGE_ALERT_AFTER", "0")][..], "alert_after"),
-        (&[("MIKROTIK_EDGE_ALERT_WEBHOOK", "whatsapp")][..], "alert_webhook"),
+        (
+            &[("MIKROTIK_EDGE_ALERT_WEBHOOK", "whatsapp")][..],
+            "alert_webhook",
+        ),
     ] {
         let e = load_env(pairs).unwrap_err();
         assert!(e.key().starts_with(key), "{pairs:?}: {e}");
@@ -532,7 +550,10 @@ fn central_token_file_is_read_and_trimmed() {
     let f = toml_file("abc123\n");
     let c = load_env(&[
         ("MIKROTIK_EDGE_CENTRAL_URL", "http://127.0.0.1:8090"),
-        ("MIKROTIK_EDGE_CENTRAL_TOKEN_FILE", f.path().to_str().unwrap()),
+        (
+            "MIKROTIK_EDGE_CENTRAL_TOKEN_FILE",
+            f.path().to_str().unwrap(),
+        ),
     ])
     .unwrap();
     assert_eq!(c.uplink.central.unwrap().token.expose(), "abc123");
