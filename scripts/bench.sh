@@ -39,6 +39,7 @@ work=$(mktemp -d)
 cleanup() {
   [ -n "${up_agent:-}" ] && kill "$up_agent" 2>/dev/null || true
   [ -n "${gateway:-}" ] && kill "$gateway" 2>/dev/null || true
+  [ -n "${sim2:-}" ] && kill "$sim2" 2>/dev/null || true
   [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
   [ -n "${agent:-}" ] && kill "$agent" 2>/dev/null || true
   [ -n "${sim:-}" ] && kill "$sim" 2>/dev/null || true
@@ -109,11 +110,17 @@ bench_upload() {
   local token
   token=$(target/release/mikrotik-central add-site bench --database-url "$PG_URL")
   target/release/outbox-fill "$work/upload.redb" "$n" >/dev/null
+  # An empty router, so the figures are the upload's alone.
+  target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench >"$work/sim2.out" &
+  sim2=$!
+  for _ in $(seq 100); do grep -q '^api: ' "$work/sim2.out" 2>/dev/null && break; sleep 0.1; done
+  local port2
+  port2=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim2.out")
   for _ in $(seq 100); do grep -q 'listening on' "$work/gateway.log" 2>/dev/null && break; sleep 0.1; done
 
   local t0 t1
   t0=$(date +%s.%N)
-  MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port \
+  MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port2 \
   MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
   MIKROTIK_EDGE_STATE_PATH="$work/upload.redb" MIKROTIK_EDGE_POLL_SECS=3600 \
   MIKROTIK_EDGE_SITE_ID=bench MIKROTIK_EDGE_BATCH_MAX=$batch \
@@ -140,7 +147,7 @@ bench_upload() {
   echo "  drained in:                               $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s incl. start-up, $rows rows in agent_events"
   echo "  throughput:                               $(awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN {printf "%.0f", n / (b - a)}') events/s"
   echo "  agent peak RSS while draining:            $((hwm / 1024)) MiB ($hwm KiB VmHWM; sampled max RSS $peak KiB)"
-  kill "$gateway" 2>/dev/null || true; wait "$gateway" 2>/dev/null || true; gateway=
+  kill "$gateway" "$sim2" 2>/dev/null || true; wait "$gateway" "$sim2" 2>/dev/null || true; gateway= sim2=
   pg_throwaway_stop
 }
 [ "${BENCH_UPLOAD:-1}" != 0 ] && bench_upload

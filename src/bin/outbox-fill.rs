@@ -17,8 +17,10 @@ const CHUNK: u64 = 2_000;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(path), Some(n)) = (args.first(), args.get(1).and_then(|n| n.parse::<u64>().ok()))
-    else {
+    let (Some(path), Some(n)) = (
+        args.first(),
+        args.get(1).and_then(|n| n.parse::<u64>().ok()),
+    ) else {
         eprintln!("usage: outbox-fill STATE_PATH N");
         return ExitCode::from(2);
     };

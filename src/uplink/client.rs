@@ -28,7 +28,8 @@ const QUEUE: usize = 4;
 
 struct Job {
     function: String,
-    args: Value,
+    /// The JSON body, already serialized.
+    body: Vec<u8>,
     reply: oneshot::Sender<Result<Value, UplinkError>>,
 }
 
@@ -61,7 +62,7 @@ impl CentralClient {
                     let result = match &agent {
                         Ok(agent) => {
                             let url = format!("{base}/rpc/{}", job.function);
-                            post_json(agent, &url, Some(&token), &job.args)
+                            post(agent, &url, Some(&token), &job.body)
                         }
                         Err(e) => Err(UplinkError::Transport(e.clone())),
                     };
@@ -74,11 +75,18 @@ impl CentralClient {
 
     /// `POST {url}/rpc/{function}` with `args` as the JSON body; the 2xx
     /// reply's JSON, or why not.
-    pub async fn rpc(&self, function: &str, args: Value) -> Result<Value, UplinkError> {
+    pub async fn rpc(&self, function: &str, args: &Value) -> Result<Value, UplinkError> {
+        let body = serde_json::to_vec(args).map_err(|e| UplinkError::BadReply(e.to_string()))?;
+        self.rpc_raw(function, body).await
+    }
+
+    /// [`rpc`](Self::rpc) with the arguments already serialized (the
+    /// uploader streams a batch into bytes instead of building a tree).
+    pub async fn rpc_raw(&self, function: &str, body: Vec<u8>) -> Result<Value, UplinkError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             function: function.to_owned(),
-            args,
+            body,
             reply,
         };
         // The queue is small and the thread drains it; a full queue means
@@ -136,11 +144,21 @@ pub fn post_json(
     body: &Value,
 ) -> Result<Value, UplinkError> {
     let bytes = serde_json::to_vec(body).map_err(|e| UplinkError::BadReply(e.to_string()))?;
+    post(agent, url, token, &bytes)
+}
+
+/// One blocking POST of a serialized JSON body.
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&Secret>,
+    bytes: &[u8],
+) -> Result<Value, UplinkError> {
     let mut req = agent.post(url).header("Content-Type", "application/json");
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {}", t.expose()));
     }
-    let mut resp = req.send(&bytes[..]).map_err(transport)?;
+    let mut resp = req.send(bytes).map_err(transport)?;
     let code = resp.status().as_u16();
     let text = resp
         .body_mut()

@@ -19,7 +19,7 @@ mod webhook;
 use tokio::sync::watch;
 
 pub use alerts::Alerts;
-pub use batch::ingest_args;
+pub use batch::{ingest_args, ingest_body};
 pub use client::CentralClient;
 pub use error::UplinkError;
 pub use policy::{Reaction, classify};

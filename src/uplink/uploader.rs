@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::UplinkError;
 use super::alerts::Alerts;
-use super::batch::ingest_args;
+use super::batch::ingest_body;
 use super::client::CentralClient;
 use super::policy::{Reaction, backoff_base, classify};
 use crate::agent::View;
@@ -121,13 +121,16 @@ impl Uploader {
             return Ok(None);
         };
         let (first, last) = (first.seq, last.seq);
-        let args = ingest_args(&self.site, self.stream, p.acked, &events);
+        let body = ingest_body(&self.site, self.stream, p.acked, &events);
         drop(events);
         p.in_doubt = p.in_doubt.max(last);
-        let reply = client
-            .rpc("ingest_batch", args)
-            .await
-            .and_then(|v| self.stored_through(&v));
+        let reply = match body {
+            Ok(body) => client.rpc_raw("ingest_batch", body).await,
+            Err(e) => Err(UplinkError::BadReply(format!(
+                "cannot encode the batch: {e}"
+            ))),
+        }
+        .and_then(|v| self.stored_through(&v));
         match reply {
             Ok(stored) => {
                 let acked = if stored > p.acked {
