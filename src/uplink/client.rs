@@ -185,6 +185,12 @@ fn transport(e: ureq::Error) -> UplinkError {
     match e {
         ureq::Error::Timeout(_) => UplinkError::Timeout,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => UplinkError::Timeout,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            UplinkError::Connect(io.to_string())
+        }
+        e @ (ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) => {
+            UplinkError::Connect(e.to_string())
+        }
         other => UplinkError::Transport(other.to_string()),
     }
 }
@@ -197,4 +203,35 @@ fn excerpt(text: &str) -> String {
         .take(200)
         .collect();
     one_line.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_port_is_a_connect_error_that_stored_nothing() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let agent = http_agent(None, Duration::from_secs(5)).unwrap();
+        let e = post_json(
+            &agent,
+            &format!("http://127.0.0.1:{port}/rpc/x"),
+            None,
+            &Value::Null,
+        )
+        .unwrap_err();
+        assert!(matches!(e, UplinkError::Connect(_)), "{e:?}");
+        assert!(e.nothing_stored());
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), b"not a certificate").unwrap();
+        let e = http_agent(Some(f.path()), Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("no certificate found"), "{e}");
+    }
 }

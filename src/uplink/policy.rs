@@ -18,7 +18,10 @@ pub enum Reaction {
 
 pub fn classify(e: &UplinkError) -> Reaction {
     match e {
-        UplinkError::Timeout | UplinkError::Transport(_) | UplinkError::Closed => Reaction::Retry,
+        UplinkError::Timeout
+        | UplinkError::Connect(_)
+        | UplinkError::Transport(_)
+        | UplinkError::Closed => Reaction::Retry,
         UplinkError::Status { code, .. } => match *code {
             408 | 429 | 500..=599 => Reaction::Retry,
             401 | 403 => Reaction::Rejected {
@@ -56,7 +59,8 @@ mod tests {
     fn transient_failures_are_retried() {
         for e in [
             UplinkError::Timeout,
-            UplinkError::Transport("connection refused".into()),
+            UplinkError::Connect("connection refused".into()),
+            UplinkError::Transport("connection reset".into()),
             status(500),
             status(502),
             status(503),
@@ -91,6 +95,18 @@ mod tests {
                 alert: "upload_rejected"
             }
         );
+    }
+
+    #[test]
+    fn only_certain_failures_count_as_nothing_stored() {
+        assert!(UplinkError::Connect("refused".into()).nothing_stored());
+        assert!(status(401).nothing_stored());
+        assert!(status(400).nothing_stored());
+        assert!(!status(408).nothing_stored());
+        assert!(!status(502).nothing_stored());
+        assert!(!status(504).nothing_stored());
+        assert!(!UplinkError::Timeout.nothing_stored());
+        assert!(!UplinkError::Transport("reset".into()).nothing_stored());
     }
 
     #[test]

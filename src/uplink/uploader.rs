@@ -123,6 +123,7 @@ impl Uploader {
         let (first, last) = (first.seq, last.seq);
         let body = ingest_body(&self.site, self.stream, p.acked, &events);
         drop(events);
+        let in_doubt_before = p.in_doubt;
         p.in_doubt = p.in_doubt.max(last);
         let reply = match body {
             Ok(body) => client.rpc_raw("ingest_batch", body).await,
@@ -161,6 +162,9 @@ impl Uploader {
                 Ok(Some(Duration::ZERO))
             }
             Err(e) => {
+                if e.nothing_stored() {
+                    p.in_doubt = in_doubt_before;
+                }
                 let delay = self.on_failure(p, &e).await?;
                 self.publish(None, Some(e.to_string()), 0).await?;
                 Ok(Some(delay))
@@ -218,6 +222,15 @@ impl Uploader {
         else {
             return Ok(());
         };
+        if report.compacted == 0 && report.dropped.is_none() {
+            // Over the cap but everything left may already be at the
+            // central side (a cap smaller than one batch): nothing to do.
+            log::debug!(
+                "outbox at {} bytes, over its cap, but only events possibly sent remain",
+                report.bytes_before
+            );
+            return Ok(());
+        }
         let mut message = format!(
             "outbox over its cap of {} bytes ({} bytes): {} usage events compacted",
             self.cfg.outbox_max_bytes, report.bytes_before, report.compacted
