@@ -423,11 +423,17 @@ fn a_full_outbox_compacts_then_drops_and_the_central_side_sees_the_gap() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb");
     let mut env = central_env(&format!("http://{listen}"), &token);
-    env.push(("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.01".into()));
+    env.push(("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.005".into()));
     env.push(("MIKROTIK_EDGE_ALERT_WEBHOOK", hook));
     env.push(("MIKROTIK_EDGE_ALERT_AFTER", "2".into()));
     let agent = Agent::start(&sim, &state, &env);
-    // 20 sessions report usage every second: the 10 KiB cap fills quickly.
+    // 20 sessions report usage every second (compacted), and logins and
+    // logouts (not compactable) fill the 5 KiB cap until the oldest go.
+    let mut act = Activity::new(3);
+    let deadline = Instant::now() + secs(60);
+    while !agent.events().iter().any(|e| e["type"] == "dropped") && Instant::now() < deadline {
+        activity(&sim, &mut act, Duration::from_millis(500));
+    }
     let dropped = agent.wait_event(|e| e["type"] == "dropped");
     assert!(dropped["count"].as_u64().unwrap() > 0, "{dropped}");
     assert!(dropped["from_seq"].as_u64() <= dropped["to_seq"].as_u64());
