@@ -4,12 +4,17 @@
 #   scripts/demo.sh            # plain API, 50 vouchers, 20 PPPoE secrets, live activity,
 #                              # 3 vouchers that expire 60, 90 and 120 s after start
 #   DEMO_TLS=1 scripts/demo.sh # API-SSL with the simulator's self-signed cert pinned
+#   DEMO_CENTRAL=0 scripts/demo.sh  # without the central side
 #
 # Environment: DEMO_PORT (API port, default 18728), DEMO_TLS_PORT (18729),
 # DEMO_VOUCHERS (50), DEMO_SECRETS (20), DEMO_EXPIRING (3), DEMO_POLL_SECS (5),
 # DEMO_USAGE_SECS (30), DEMO_LOG_LEVEL (info).
 #
-# Ctrl-C stops both. The agent's state file lives in a temp dir.
+# Unless DEMO_CENTRAL=0, it also starts a throwaway PostgreSQL with the
+# schema and `mikrotik-central` in front of it, points the agent at it, and
+# prints rows as they arrive in `sessions` and `vouchers` (the central_*
+# functions below). Ctrl-C stops and removes everything. The agent's state
+# file lives in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,12 +37,55 @@ done
 work=$(mktemp -d)
 sim_out="$work/sim.out"
 cleanup() {
+  central_cleanup
   [ -n "${sim_pid:-}" ] && kill "$sim_pid" 2>/dev/null || true
   [ -n "${agent_pid:-}" ] && kill "$agent_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
+
+# ---- central side: throwaway PostgreSQL + mikrotik-central (DEMO_CENTRAL=0 skips)
+# shellcheck source=central/throwaway-pg.sh
+. scripts/central/throwaway-pg.sh
+
+central_start() {
+  echo "== central: throwaway PostgreSQL, schema, mikrotik-central" >&2
+  PG_FSYNC=off pg_throwaway_start
+  local gw_port=${DEMO_CENTRAL_PORT:-18090}
+  target/debug/mikrotik-central serve --listen "127.0.0.1:$gw_port" --database-url "$PG_URL" \
+    2>"$work/central.log" &
+  central_pid=$!
+  for _ in $(seq 100); do grep -q 'listening on' "$work/central.log" 2>/dev/null && break; sleep 0.1; done
+  export MIKROTIK_EDGE_SITE_ID=demo
+  export MIKROTIK_EDGE_CENTRAL_URL="http://127.0.0.1:$gw_port"
+  MIKROTIK_EDGE_CENTRAL_TOKEN=$(target/debug/mikrotik-central add-site demo --database-url "$PG_URL")
+  export MIKROTIK_EDGE_CENTRAL_TOKEN
+  echo "   PostgreSQL $PG_URL, gateway $MIKROTIK_EDGE_CENTRAL_URL (log: $work/central.log)" >&2
+}
+
+# Every 5 s, prints the rows of `sessions` and `vouchers` that are new or
+# changed since the last look.
+central_watch() {
+  local prev="$work/central.prev" cur="$work/central.cur"
+  : >"$prev"
+  while sleep "${DEMO_WATCH_SECS:-5}"; do
+    {
+      pg_throwaway_psql "SELECT 'sessions: ' || service || ' ' || username || ' from ' || coalesce(to_char(started_at, 'HH24:MI:SS'), '?') || coalesce(' to ' || to_char(ended_at, 'HH24:MI:SS') || ' (' || end_reason || ')', ' (open)') || coalesce(', ' || bytes_in || ' bytes in', '') FROM sessions ORDER BY id"
+      pg_throwaway_psql "SELECT 'vouchers: ' || code || ' ' || status || coalesce(', expires ' || to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS'), '') FROM vouchers ORDER BY id"
+    } 2>/dev/null | sort >"$cur" || continue
+    comm -13 "$prev" "$cur" | sed 's/^/central  /'
+    mv "$cur" "$prev"
+    echo "central  == $(pg_throwaway_psql "SELECT count(*) FROM agent_events") events stored, $(pg_throwaway_psql "SELECT count(*) FROM sessions") sessions, $(pg_throwaway_psql "SELECT count(*) FROM vouchers") vouchers" 2>/dev/null
+  done
+}
+
+central_cleanup() {
+  [ -n "${watch_pid:-}" ] && kill "$watch_pid" 2>/dev/null || true
+  [ -n "${central_pid:-}" ] && kill "$central_pid" 2>/dev/null || true
+  pg_throwaway_stop
+}
+# ----
 
 sim_args=(--listen "127.0.0.1:$port" --user admin --password demo-secret
           --hotspot-users "${DEMO_VOUCHERS:-50}" --pppoe-secrets "${DEMO_SECRETS:-20}"
@@ -72,6 +120,12 @@ if [ -n "${DEMO_TLS:-}" ]; then
   export MIKROTIK_EDGE_ROUTER_TLS=true MIKROTIK_EDGE_ROUTER_PORT=$tls_port
   MIKROTIK_EDGE_ROUTER_CERT_SHA256=$(grep -i 'sha-\?256' "$sim_out" | grep -oE '([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}' | head -n1)
   export MIKROTIK_EDGE_ROUTER_CERT_SHA256
+fi
+
+if [ "${DEMO_CENTRAL:-1}" != 0 ]; then
+  central_start
+  central_watch &
+  watch_pid=$!
 fi
 
 echo "== mikrotik-edge check" >&2

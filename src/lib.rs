@@ -22,6 +22,8 @@
 //!   parsing, action encoding, the published view, signals.
 //! - [`mikhmon`]: `import-mikhmon`, the migration from Mikhmon's comments
 //!   and profile scripts to ours.
+//! - [`uplink`]: the upload of the outbox to the central side, the outbox
+//!   cap and alerts (events plus an optional webhook).
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
@@ -42,3 +44,4 @@ pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
+pub mod uplink;

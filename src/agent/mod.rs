@@ -119,6 +119,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         store.stream(),
         state.clone(),
     ));
+    let alerts = crate::uplink::alerts(&cfg, &store);
+    let uploader = crate::uplink::spawn(&cfg, store.clone(), alerts.clone(), view_tx.clone());
     let (router, events) = Router::start(cfg.router.clone());
     // Capacity 1: a forced poll already waiting makes another one moot.
     // `control_tx` lives until the end of `run`, so the loop's receiver
@@ -154,8 +156,16 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         last_router_error: None,
         view: view_tx,
         session_ready: false,
+        alerts,
+        alert_after: cfg.uplink.alert_after,
+        failed_reconnects: 0,
+        connection_alerted: false,
     };
     let result = agent.run(events, control_rx, &mut signals).await;
+    // The uploader only awaits: stopping it is immediate; an HTTP request
+    // in flight is abandoned on its own thread and sent again next start.
+    uploader.abort();
+    let _ = uploader.await;
     // The endpoint holds store and router handles: stop it first.
     if let Some(http) = http {
         http.stop().await;
@@ -184,6 +194,11 @@ struct Agent {
     view: watch::Sender<View>,
     /// The current session's connect handling is done.
     session_ready: bool,
+    alerts: crate::uplink::Alerts,
+    /// Failed reconnects in a row before `mikrotik_connection_failed`.
+    alert_after: u32,
+    failed_reconnects: u32,
+    connection_alerted: bool,
 }
 
 impl Agent {
@@ -244,6 +259,15 @@ impl Agent {
     async fn record_connection_event(&mut self, ev: ConnectionEvent) -> Result<(), AgentError> {
         let (state, reason) = match ev {
             ConnectionEvent::Connected => {
+                self.failed_reconnects = 0;
+                if std::mem::take(&mut self.connection_alerted) {
+                    self.alerts
+                        .raise(
+                            "mikrotik_connection_restored",
+                            format!("router {} reachable again", self.router_label()),
+                        )
+                        .await?;
+                }
                 self.last_router_error = None;
                 self.view.send_modify(|v| {
                     v.router_connected = true;
@@ -260,6 +284,18 @@ impl Agent {
                 (RouterState::Disconnected, reason)
             }
             ConnectionEvent::Error { reason, .. } => {
+                self.failed_reconnects = self.failed_reconnects.saturating_add(1);
+                if self.failed_reconnects >= self.alert_after && !self.connection_alerted {
+                    self.connection_alerted = true;
+                    let message = format!(
+                        "{} failed connection attempts to router {}: {reason}",
+                        self.failed_reconnects,
+                        self.router_label()
+                    );
+                    self.alerts
+                        .raise("mikrotik_connection_failed", message)
+                        .await?;
+                }
                 self.view.send_modify(|v| {
                     v.router_connected = false;
                     v.reconnects += 1;
@@ -537,6 +573,14 @@ impl Agent {
             ppp_active: pa.value.rows,
             router_boot: self.router_boot,
         })
+    }
+
+    /// The router's identity when known, for alert texts.
+    fn router_label(&self) -> String {
+        self.view.borrow().router.as_ref().map_or_else(
+            || "(not yet identified)".to_owned(),
+            |r| r.identity.to_string(),
+        )
     }
 
     fn warn_once(&mut self, warning: String) {

@@ -56,15 +56,19 @@ impl PollHistogram {
     }
 }
 
-/// The uploader's progress. Empty until the uplink (a later issue) fills
-/// it through the same `watch::Sender<View>`; the HTTP endpoint already
-/// reports it.
+/// The upload to the central side, for the status page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UplinkView {
+    /// A central URL is configured.
+    pub enabled: bool,
+    /// The last reply that confirmed events stored.
     pub last_upload_at: Option<Timestamp>,
+    /// The last failure, until the next success.
     pub last_error: Option<String>,
-    /// Events acknowledged by the central side since start.
+    /// Events confirmed and removed from the outbox since start.
     pub uploaded: u64,
+    /// Events waiting in the outbox.
+    pub pending: u64,
 }
 
 #[derive(Debug, Clone)]

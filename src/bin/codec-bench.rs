@@ -22,7 +22,10 @@ fn main() {
             format!("=name=WIFI-{:06}", (i * 7_919 + 104_729) % 1_000_000),
             format!("=password=WIFI-{i:06}"),
             format!("=profile=voucher-{}", if i % 2 == 0 { "1h" } else { "24h" }),
-            format!("=comment=VOUCHER_SYSTEM|BATCH-{:03}|5000|3000|1|V1|2025-01-01|admin||", i / 50),
+            format!(
+                "=comment=VOUCHER_SYSTEM|BATCH-{:03}|5000|3000|1|V1|2025-01-01|admin||",
+                i / 50
+            ),
             "=disabled=false".to_owned(),
             format!("=uptime={}m{}s", i % 60, i % 59),
             format!("=bytes-in={}", i * 1_234),

@@ -21,7 +21,10 @@ use log::LevelFilter;
 mod sources;
 #[cfg(test)]
 mod tests;
+mod uplink;
 mod validate;
+
+pub use uplink::{CentralConfig, UplinkConfig};
 
 use sources::{Sources, error, read_toml};
 use validate::{load_http, load_router, parse_level, valid_site_id};
@@ -48,6 +51,16 @@ const TOP_KEYS: &[&str] = &[
     "http_listen",
     "http_token",
     "http_token_file",
+    "central_url",
+    "central_token",
+    "central_token_file",
+    "central_ca_file",
+    "central_backoff_cap_secs",
+    "central_timeout_secs",
+    "batch_max",
+    "outbox_max_mb",
+    "alert_after",
+    "alert_webhook",
 ];
 
 /// Keys accepted in `[router]`.
@@ -88,6 +101,8 @@ pub struct Config {
     pub expired_action: ExpiredAction,
     /// The local HTTP endpoint.
     pub http: HttpConfig,
+    /// Upload to the central side, and alerts.
+    pub uplink: UplinkConfig,
 }
 
 /// Default address of the local HTTP endpoint: loopback only, so nothing
@@ -176,6 +191,7 @@ impl Config {
                 None => ExpiredAction::Disable,
             },
             http: load_http(&src)?,
+            uplink: uplink::load_uplink(&src)?,
         })
     }
 

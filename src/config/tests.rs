@@ -501,3 +501,104 @@ fn http_token_from_env_or_file_never_both_never_shown() {
     let empty = load_env(&[("MIKROTIK_EDGE_HTTP_TOKEN", "")]).unwrap_err();
     assert_eq!(empty.key(), "http_token (MIKROTIK_EDGE_HTTP_TOKEN)");
 }
+
+#[test]
+fn uplink_defaults_and_keys() {
+    let c = load_env(&[]).unwrap();
+    assert_eq!(c.uplink, UplinkConfig::default());
+    assert!(c.uplink.central.is_none());
+    assert_eq!(c.uplink.batch_max, 500);
+    assert_eq!(c.uplink.outbox_max_bytes, 64 * 1024 * 1024);
+    assert_eq!(c.uplink.alert_after, 10);
+    let c = load_env(&[
+        ("MIKROTIK_EDGE_CENTRAL_URL", "https://central.example/api/"),
+        ("MIKROTIK_EDGE_CENTRAL_TOKEN", "tok-123"),
+        ("MIKROTIK_EDGE_BATCH_MAX", "50"),
+        ("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.5"),
+        ("MIKROTIK_EDGE_ALERT_AFTER", "3"),
+        ("MIKROTIK_EDGE_ALERT_WEBHOOK", "http://127.0.0.1:9000/hook"),
+    ])
+    .unwrap();
+    let central = c.uplink.central.clone().unwrap();
+    assert_eq!(central.url, "https://central.example/api");
+    assert_eq!(central.token.expose(), "tok-123");
+    assert_eq!(c.uplink.batch_max, 50);
+    assert_eq!(c.uplink.outbox_max_bytes, 512 * 1024);
+    assert_eq!(c.uplink.alert_after, 3);
+    assert_eq!(
+        c.uplink.alert_webhook.as_deref(),
+        Some("http://127.0.0.1:9000/hook")
+    );
+    assert!(!format!("{c:?}").contains("tok-123"));
+}
+
+#[test]
+fn uplink_errors_name_their_key() {
+    for (pairs, key) in [
+        (
+            &[("MIKROTIK_EDGE_CENTRAL_URL", "ftp://x")][..],
+            "central_url",
+        ),
+        (
+            &[("MIKROTIK_EDGE_CENTRAL_URL", "not a url")][..],
+            "central_url",
+        ),
+        (
+            &[("MIKROTIK_EDGE_CENTRAL_URL", "https://x")][..],
+            "central_url",
+        ),
+        (&[("MIKROTIK_EDGE_CENTRAL_TOKEN", "t")][..], "central_token"),
+        (
+            &[
+                ("MIKROTIK_EDGE_CENTRAL_URL", "https://u:p@x"),
+                ("MIKROTIK_EDGE_CENTRAL_TOKEN", "t"),
+            ][..],
+            "central_url",
+        ),
+        (
+            &[
+                ("MIKROTIK_EDGE_CENTRAL_URL", "http://x"),
+                ("MIKROTIK_EDGE_CENTRAL_TOKEN", "t"),
+                ("MIKROTIK_EDGE_CENTRAL_CA_FILE", "/etc/hostname"),
+            ][..],
+            "central_ca_file",
+        ),
+        (&[("MIKROTIK_EDGE_BATCH_MAX", "0")][..], "batch_max"),
+        (
+            &[("MIKROTIK_EDGE_OUTBOX_MAX_MB", "-1")][..],
+            "outbox_max_mb",
+        ),
+        (
+            &[("MIKROTIK_EDGE_OUTBOX_MAX_MB", "lots")][..],
+            "outbox_max_mb",
+        ),
+        (&[("MIKROTIK_EDGE_ALERT_AFTER", "0")][..], "alert_after"),
+        (
+            &[("MIKROTIK_EDGE_ALERT_WEBHOOK", "whatsapp")][..],
+            "alert_webhook",
+        ),
+    ] {
+        let e = load_env(pairs).unwrap_err();
+        assert!(e.key().starts_with(key), "{pairs:?}: {e}");
+    }
+    let e = load_env(&[
+        ("MIKROTIK_EDGE_CENTRAL_URL", "https://x"),
+        ("MIKROTIK_EDGE_CENTRAL_TOKEN", "secret token"),
+    ])
+    .unwrap_err();
+    assert!(!e.to_string().contains("secret token"), "{e}");
+}
+
+#[test]
+fn central_token_file_is_read_and_trimmed() {
+    let f = toml_file("abc123\n");
+    let c = load_env(&[
+        ("MIKROTIK_EDGE_CENTRAL_URL", "http://127.0.0.1:8090"),
+        (
+            "MIKROTIK_EDGE_CENTRAL_TOKEN_FILE",
+            f.path().to_str().unwrap(),
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.uplink.central.unwrap().token.expose(), "abc123");
+}

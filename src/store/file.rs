@@ -4,7 +4,10 @@
 //!
 //! - `meta` (`&str -> u64`): `schema_version`; `last_seq`, the last event
 //!   sequence number ever assigned; `started` (0/1); `router_boot` (unix
-//!   seconds, two's complement) with `router_boot_set`.
+//!   seconds, two's complement) with `router_boot_set`; `acked_through`, the
+//!   highest seq the central side confirmed (the `prev` of the first queued
+//!   event); `outbox_bytes`, the sum of the queued event blobs' sizes, kept
+//!   in the same transactions as the events so the outbox cap is one read.
 //! - `meta_bytes` (`&str -> &[u8]`): `stream`, the random 16-byte id made
 //!   with the file and carried in every event.
 //! - `sessions` (`&[u8] -> &[u8]`): one row per open session, keyed by
@@ -71,7 +74,9 @@ pub struct MikhmonImportRecord {
 }
 
 pub(super) const KEY_SCHEMA: &str = "schema_version";
-const KEY_LAST_SEQ: &str = "last_seq";
+pub(super) const KEY_LAST_SEQ: &str = "last_seq";
+pub(super) const KEY_ACKED: &str = "acked_through";
+pub(super) const KEY_OUTBOX_BYTES: &str = "outbox_bytes";
 const KEY_STARTED: &str = "started";
 const KEY_BOOT: &str = "router_boot";
 const KEY_BOOT_SET: &str = "router_boot_set";
@@ -221,7 +226,19 @@ impl Store {
         txn.open_table(SESSIONS)?;
         txn.open_table(VOUCHERS)?;
         txn.open_table(FLAGGED)?;
-        txn.open_table(EVENTS)?;
+        {
+            let events = txn.open_table(EVENTS)?;
+            let mut meta = txn.open_table(META)?;
+            // Files written before the counter existed: count once.
+            if meta.get(KEY_OUTBOX_BYTES)?.is_none() {
+                let mut total = 0u64;
+                for row in events.iter()? {
+                    let (_, blob) = row?;
+                    total += blob.value().len() as u64;
+                }
+                meta.insert(KEY_OUTBOX_BYTES, total)?;
+            }
+        }
         txn.commit()?;
         Ok(stream)
     }
@@ -311,20 +328,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes queued events with `seq <= up_to`; returns how many.
+    /// Deletes queued events with `seq <= up_to` and records `up_to` as
+    /// `acked_through` (it never goes back); returns how many were deleted.
     pub fn ack_events(&self, up_to: u64) -> Result<usize, StoreError> {
-        if up_to == 0 {
+        if up_to == 0 || up_to <= self.acked_through()? {
             return Ok(0);
         }
         let txn = self.db.begin_write()?;
         let removed = {
             let mut table = txn.open_table(EVENTS)?;
             let before = table.len()?;
-            table.retain_in(..=up_to, |_, _| false)?;
-            before - table.len()?
+            let mut bytes = 0u64;
+            table.retain_in(..=up_to, |_, blob| {
+                bytes += blob.len() as u64;
+                false
+            })?;
+            let removed = before - table.len()?;
+            let mut meta = txn.open_table(META)?;
+            add_outbox_bytes(&mut meta, -(bytes as i128))?;
+            meta.insert(KEY_ACKED, up_to)?;
+            removed
         };
         txn.commit()?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    /// The highest seq the central side confirmed; 0 before the first ack.
+    pub fn acked_through(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(KEY_ACKED)?.map_or(0, |v| v.value()))
+    }
+
+    /// Sum of the queued events' stored sizes.
+    pub fn outbox_bytes(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(KEY_OUTBOX_BYTES)?.map_or(0, |v| v.value()))
     }
 
     /// How many events wait for upload.
@@ -396,7 +436,7 @@ fn new_stream_id() -> Result<StreamId, StoreError> {
 }
 
 /// Numbers and stores `events` inside `txn`, advancing `last_seq`.
-fn append(
+pub(super) fn append(
     txn: &WriteTransaction,
     events: Vec<(Timestamp, EventKind)>,
 ) -> Result<Vec<Event>, StoreError> {
@@ -408,6 +448,7 @@ fn append(
     let mut seq = meta.get(KEY_LAST_SEQ)?.map_or(0, |v| v.value());
     let mut out = Vec::with_capacity(events.len());
     let mut buf = Vec::new();
+    let mut bytes = 0u64;
     for (at, kind) in events {
         seq = seq.checked_add(1).ok_or(StoreError::Corrupt {
             what: "event sequence",
@@ -416,10 +457,24 @@ fn append(
         let event = Event { seq, at, kind };
         encode_into("event", &event, &mut buf)?;
         table.insert(seq, buf.as_slice())?;
+        bytes += buf.len() as u64;
         out.push(event);
     }
     meta.insert(KEY_LAST_SEQ, seq)?;
+    add_outbox_bytes(&mut meta, i128::from(bytes))?;
     Ok(out)
+}
+
+/// Adjusts the `outbox_bytes` counter; saturates at 0 rather than failing
+/// (a counter off by a little must never stop the agent).
+pub(super) fn add_outbox_bytes(
+    meta: &mut redb::Table<'_, &'static str, u64>,
+    delta: i128,
+) -> Result<(), StoreError> {
+    let now = meta.get(KEY_OUTBOX_BYTES)?.map_or(0, |v| v.value());
+    let new = (i128::from(now) + delta).clamp(0, i128::from(u64::MAX)) as u64;
+    meta.insert(KEY_OUTBOX_BYTES, new)?;
+    Ok(())
 }
 
 /// Writes the changed rows.
@@ -528,7 +583,7 @@ fn migrate(from: u32, _txn: &WriteTransaction) -> Result<(), StoreError> {
     })
 }
 
-fn encode_into<T: Serialize>(
+pub(super) fn encode_into<T: Serialize>(
     what: &'static str,
     value: &T,
     buf: &mut Vec<u8>,

@@ -9,11 +9,13 @@
 //!   database and serves requests over a bounded channel, so no commit (and
 //!   its fsync, slow on an SD card) ever runs on the runtime thread. One
 //!   writer keeps event order equal to cause order.
+//! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`).
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
 
 mod delta;
 mod error;
 mod file;
+mod outbox;
 #[cfg(test)]
 mod tests;
 mod thread;
@@ -21,4 +23,5 @@ mod thread;
 pub use delta::StateDelta;
 pub use error::StoreError;
 pub use file::{MikhmonImportRecord, SCHEMA_VERSION, Store};
+pub use outbox::CapReport;
 pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};

@@ -381,3 +381,98 @@ fn store_thread_reports_open_errors() {
         .expect("in use");
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
 }
+
+fn usage(id: u64, bytes: u64) -> EventKind {
+    EventKind::Usage {
+        session: crate::event::SessionRef {
+            service: Service::Hotspot,
+            user: Name::new(format!("u{id}")),
+            active_id: Id(id),
+            session_id: Name::empty(),
+        },
+        bytes_in: Some(bytes),
+        bytes_out: Some(bytes),
+        uptime_secs: bytes,
+    }
+}
+
+#[test]
+fn ack_records_acked_through_and_keeps_the_byte_count() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.acked_through().unwrap(), 0);
+    assert_eq!(store.outbox_bytes().unwrap(), 0);
+    store.append_events(events(10)).unwrap();
+    let full = store.outbox_bytes().unwrap();
+    assert!(full > 0);
+    assert_eq!(store.ack_events(4).unwrap(), 4);
+    assert_eq!(store.acked_through().unwrap(), 4);
+    let after = store.outbox_bytes().unwrap();
+    assert!(after < full && after > 0);
+    // Never backwards.
+    assert_eq!(store.ack_events(2).unwrap(), 0);
+    assert_eq!(store.acked_through().unwrap(), 4);
+    assert_eq!(store.ack_events(10).unwrap(), 6);
+    assert_eq!(store.outbox_bytes().unwrap(), 0);
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.acked_through().unwrap(), 10);
+}
+
+#[test]
+fn over_the_cap_usage_is_compacted_first() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).unwrap();
+    // Two sessions, 20 usage events each, and a few others.
+    let mut evs = events(3);
+    for i in 0..20 {
+        evs.push((ts(100 + i), usage(1, i as u64)));
+        evs.push((ts(100 + i), usage(2, i as u64)));
+    }
+    store.append_events(evs).unwrap();
+    let bytes = store.outbox_bytes().unwrap();
+    assert!(store.enforce_outbox_cap(bytes, 0).unwrap().is_none());
+    let report = store.enforce_outbox_cap(bytes - 1, 0).unwrap().unwrap();
+    assert_eq!(report.compacted, 38);
+    assert!(report.dropped.is_none(), "{report:?}");
+    let left = store.pending_events(0, 100).unwrap();
+    // The three others and the newest usage of each session.
+    assert_eq!(seqs(&left), [1, 2, 3, 42, 43]);
+    assert_eq!(store.outbox_bytes().unwrap(), report.bytes_after);
+}
+
+#[test]
+fn still_over_the_cap_the_oldest_are_dropped_and_recorded() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).unwrap();
+    store.append_events(events(100)).unwrap();
+    let bytes = store.outbox_bytes().unwrap();
+    // Protect the first 5 (maybe sent already).
+    let report = store.enforce_outbox_cap(bytes / 2, 5).unwrap().unwrap();
+    let dropped = report.dropped.clone().expect("dropped event");
+    let EventKind::Dropped {
+        from_seq,
+        to_seq,
+        count,
+    } = dropped.kind
+    else {
+        panic!("{dropped:?}")
+    };
+    assert_eq!(from_seq, 6);
+    assert_eq!(count, to_seq - 5);
+    assert_eq!(dropped.seq, 101);
+    let left = seqs(&store.pending_events(0, 1000).unwrap());
+    assert_eq!(&left[..5], [1, 2, 3, 4, 5]);
+    assert_eq!(left[5], to_seq + 1);
+    assert_eq!(*left.last().unwrap(), 101);
+    assert!(report.bytes_after <= bytes / 2, "{report:?}");
+    let real: u64 = {
+        let txn = store.db.begin_read().unwrap();
+        let t = txn.open_table(EVENTS).unwrap();
+        redb::ReadableTable::iter(&t)
+            .unwrap()
+            .map(|r| r.unwrap().1.value().len() as u64)
+            .sum()
+    };
+    assert_eq!(real, store.outbox_bytes().unwrap());
+}

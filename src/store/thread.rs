@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{StateDelta, Store, StoreError};
+use super::{CapReport, StateDelta, Store, StoreError};
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind, StreamId};
 use crate::monitor::MonitorState;
@@ -48,6 +48,11 @@ enum Request {
     Stats {
         reply: Reply<OutboxStats>,
     },
+    EnforceCap {
+        max_bytes: u64,
+        protect_through: u64,
+        reply: Reply<Option<CapReport>>,
+    },
 }
 
 /// What waits in the outbox.
@@ -56,6 +61,10 @@ pub struct OutboxStats {
     pub pending: u64,
     pub oldest_at: Option<Timestamp>,
     pub last_seq: u64,
+    /// The highest seq the central side confirmed.
+    pub acked_through: u64,
+    /// Sum of the queued events' stored sizes.
+    pub bytes: u64,
 }
 
 /// The async handle to the state file. Cheap to clone; the thread ends when
@@ -178,6 +187,22 @@ impl StoreHandle {
         self.call(|reply| Request::Ack { up_to, reply }).await
     }
 
+    /// Compacts or drops queued events when the outbox is over
+    /// `max_bytes`, never touching `seq <= protect_through`; see
+    /// [`Store::enforce_outbox_cap`].
+    pub async fn enforce_cap(
+        &self,
+        max_bytes: u64,
+        protect_through: u64,
+    ) -> Result<Option<CapReport>, StoreError> {
+        self.call(|reply| Request::EnforceCap {
+            max_bytes,
+            protect_through,
+            reply,
+        })
+        .await
+    }
+
     pub async fn stats(&self) -> Result<OutboxStats, StoreError> {
         self.call(|reply| Request::Stats { reply }).await
     }
@@ -229,9 +254,18 @@ fn serve(store: &Store, site_id: &str, req: Request) {
                     pending: store.queued_events()?,
                     oldest_at: store.oldest_event()?.map(|e| e.at),
                     last_seq: store.last_seq()?,
+                    acked_through: store.acked_through()?,
+                    bytes: store.outbox_bytes()?,
                 })
             })();
             let _ = reply.send(stats);
+        }
+        Request::EnforceCap {
+            max_bytes,
+            protect_through,
+            reply,
+        } => {
+            let _ = reply.send(store.enforce_outbox_cap(max_bytes, protect_through));
         }
     }
 }

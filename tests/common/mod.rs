@@ -3,6 +3,7 @@
 //! test target is foreign).
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod pg;
 
 use std::path::PathBuf;

@@ -1,0 +1,553 @@
+//! The uploader end to end: the real agent binary and the simulator on one
+//! side, the real `mikrotik-central` gateway and PostgreSQL on the other.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::gateway::{Gateway, add_site, free_port};
+use common::pg::Postgres;
+use common::*;
+use mikrotik_edge::sim::{Activity, SeedData, SimHandle};
+use mikrotik_edge::store::Store;
+use serde_json::Value;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n * u64::from(slow_factor()))
+}
+
+struct Agent {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
+        let mut cmd = agent_command();
+        agent_env(&mut cmd, sim);
+        cmd.arg("run")
+            .env("MIKROTIK_EDGE_STATE_PATH", state)
+            .env("MIKROTIK_EDGE_POLL_SECS", "1")
+            .env("MIKROTIK_EDGE_USAGE_SECS", "1")
+            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+            .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "10")
+            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
+            .envs(extra.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn agent");
+        let stderr = child.stderr.take().unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ev, lg) = (events.clone(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let json = line
+                    .split_once("event {")
+                    .map(|(_, rest)| format!("{{{rest}"));
+                if let Some(v) = json.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
+                    ev.lock().unwrap().push(v);
+                }
+                lg.lock().unwrap().push(line);
+            }
+        });
+        Agent { child, events, log }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn wait_event(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let mut found = None;
+        let ok = wait_until(secs(30), || {
+            found = self.events().into_iter().find(|e| pred(e));
+            found.is_some()
+        });
+        assert!(ok, "event not seen; log:\n{}", self.log());
+        found.unwrap()
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM; returns how long the exit took.
+    fn terminate(mut self) -> Duration {
+        let started = Instant::now();
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ok = wait_until(secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
+        assert!(ok, "agent did not stop on SIGTERM:\n{}", self.log());
+        started.elapsed()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn central_env(gw_base: &str, token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MIKROTIK_EDGE_CENTRAL_URL", gw_base.to_string()),
+        ("MIKROTIK_EDGE_CENTRAL_TOKEN", token.to_string()),
+    ]
+}
+
+fn activity_sim() -> SimHandle {
+    sim_with(|o| {
+        o.seed = SeedData {
+            hotspot_users: 30,
+            pppoe_secrets: 6,
+            hotspot_active: 0,
+            ppp_active: 0,
+            ..SeedData::default()
+        };
+    })
+}
+
+/// Runs the simulator's random activity (logins, logouts, traffic) for `d`.
+fn activity(sim: &SimHandle, act: &mut Activity, d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        act.step(sim);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn int(pg: &Postgres, sql: &str) -> u64 {
+    let out = pg.psql(sql);
+    out.parse()
+        .unwrap_or_else(|_| panic!("{sql}: not a number: {out:?}"))
+}
+
+/// The stream's `stored_through`, 0 before the first upload.
+fn stored_through(pg: &Postgres) -> u64 {
+    let out = pg.psql(
+        "SELECT coalesce(max(stored_through), 0) FROM agent_streams WHERE site_id = 'site-a'",
+    );
+    out.parse().unwrap_or(0)
+}
+
+/// Every seq 1..=last stored exactly once, the chain complete, and the
+/// agent's outbox empty with nothing assigned beyond `last`.
+fn assert_complete(pg: &Postgres, state: &Path) -> u64 {
+    let store = Store::open(state).unwrap();
+    let last = store.last_seq().unwrap();
+    assert_eq!(store.queued_events().unwrap(), 0, "outbox not drained");
+    assert_eq!(store.acked_through().unwrap(), last);
+    let stream = store.stream().to_string();
+    drop(store);
+    let row = pg.psql(&format!(
+        "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM agent_events \
+         WHERE site_id = 'site-a' AND stream = '{stream}'"
+    ));
+    assert_eq!(row, format!("{last}|{last}|1|{last}"));
+    assert_eq!(stored_through(pg), last);
+    last
+}
+
+/// The agent's events as the central tables saw them: each login opened
+/// one session, each logout closed one, each activation reached vouchers.
+fn assert_rows_match(pg: &Postgres, events: &[Value]) {
+    let n = |ty: &str| events.iter().filter(|e| e["type"] == ty).count() as u64;
+    let mut seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        int(
+            pg,
+            "SELECT count(*) FROM agent_events WHERE site_id = 'site-a'"
+        ),
+        seqs.len() as u64
+    );
+    assert_eq!(
+        n("login"),
+        int(pg, "SELECT count(*) FROM sessions WHERE site_id = 'site-a'")
+    );
+    assert_eq!(
+        n("logout"),
+        int(
+            pg,
+            "SELECT count(*) FROM sessions WHERE site_id = 'site-a' AND ended_at IS NOT NULL"
+        )
+    );
+    assert_eq!(
+        n("voucher_activated"),
+        int(
+            pg,
+            "SELECT count(*) FROM vouchers WHERE site_id = 'site-a' AND first_login_at IS NOT NULL"
+        )
+    );
+    for ty in ["usage", "login", "logout", "voucher_activated"] {
+        assert_eq!(
+            n(ty),
+            int(
+                pg,
+                &format!(
+                    "SELECT count(*) FROM agent_events WHERE site_id = 'site-a' AND type = '{ty}'"
+                )
+            ),
+            "{ty}"
+        );
+    }
+}
+
+fn wait_drained(pg: &Postgres, agent: &Agent) {
+    let ok = wait_until(secs(30), || {
+        let last = agent
+            .events()
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .max()
+            .unwrap_or(0);
+        last > 0 && stored_through(pg) == last
+    });
+    assert!(ok, "not drained; agent log:\n{}", agent.log());
+}
+
+#[test]
+fn events_arrive_once_through_gateway_and_database_outages() {
+    let pg = Postgres::start();
+    let token = add_site(&pg, "site-a");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let gw = Gateway::start(&pg, &listen);
+    let sim = activity_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let agent = Agent::start(&sim, &state, &central_env(&gw.base, &token));
+    let mut act = Activity::new(7);
+
+    activity(&sim, &mut act, secs(3));
+    agent.wait_event(|e| e["type"] == "login");
+    wait_drained(&pg, &agent);
+
+    // The database goes away: the gateway answers 503, the agent retries.
+    pg.stop();
+    activity(&sim, &mut act, secs(3));
+    assert!(
+        wait_until(secs(10), || gw.count(" 503 ") >= 1),
+        "no 503 seen:\n{}",
+        gw.log()
+    );
+    pg.restart();
+    activity(&sim, &mut act, secs(2));
+    wait_drained(&pg, &agent);
+
+    // The gateway itself goes away (connection refused), then comes back
+    // on the same address.
+    drop(gw);
+    activity(&sim, &mut act, secs(3));
+    let gw = Gateway::start(&pg, &listen);
+    activity(&sim, &mut act, secs(2));
+    wait_drained(&pg, &agent);
+    assert!(gw.count("POST /rpc/ingest_batch 200") >= 1);
+
+    let events = agent.events();
+    assert!(events.iter().any(|e| e["type"] == "voucher_activated"));
+    assert!(events.iter().any(|e| e["type"] == "logout"));
+    assert!(events.iter().any(|e| e["type"] == "usage"));
+    // No alert for transient failures.
+    assert!(
+        !events.iter().any(|e| e["type"] == "alert"),
+        "{:?}",
+        events
+            .iter()
+            .filter(|e| e["type"] == "alert")
+            .collect::<Vec<_>>()
+    );
+    let took = agent.terminate();
+    assert!(took < secs(5), "SIGTERM took {took:?}");
+    assert_rows_match(&pg, &events);
+    assert_complete(&pg, &state);
+}
+
+#[test]
+fn kill_9_twenty_times_loses_and_doubles_nothing() {
+    let pg = Postgres::start();
+    let token = add_site(&pg, "site-a");
+    let gw = Gateway::start(&pg, "127.0.0.1:0");
+    let sim = activity_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let env = central_env(&gw.base, &token);
+    let mut act = Activity::new(99);
+    // Small batches: more requests in flight to be cut short.
+    let mut env_small = env.clone();
+    env_small.push(("MIKROTIK_EDGE_BATCH_MAX", "3".to_string()));
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..20 {
+        let agent = Agent::start(&sim, &state, &env_small);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let ms = 300 + rng % 1200;
+        activity(
+            &sim,
+            &mut act,
+            Duration::from_millis(ms * u64::from(slow_factor())),
+        );
+        if round == 0 {
+            agent.wait_event(|e| e["type"] == "login");
+        }
+        agent.kill9();
+    }
+    // A last run drains everything.
+    let agent = Agent::start(&sim, &state, &env);
+    activity(&sim, &mut act, secs(1));
+    wait_drained(&pg, &agent);
+    agent.terminate();
+    let last = assert_complete(&pg, &state);
+    assert!(last > 20, "too little activity: {last} events");
+    assert!(gw.count("POST /rpc/ingest_batch 200") > 20);
+}
+
+#[test]
+fn a_wrong_token_alerts_once_keeps_events_and_does_not_loop() {
+    let pg = Postgres::start();
+    let _token_a = add_site(&pg, "site-a");
+    let token_b = add_site(&pg, "site-b");
+    let gw = Gateway::start(&pg, "127.0.0.1:0");
+    let sim = activity_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let mut env = central_env(&gw.base, "0123456789abcdef");
+    env.push(("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "2".into()));
+    let agent = Agent::start(&sim, &state, &env);
+    agent.wait_event(|e| e["type"] == "alert" && e["name"] == "token_rejected");
+    let start = gw.count("ingest_batch 401");
+    std::thread::sleep(Duration::from_secs(6));
+    let during = gw.count("ingest_batch 401") - start;
+    assert!(during <= 5, "{during} requests in 6 s:\n{}", gw.log());
+    let alerts = agent
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "alert" && e["name"] == "token_rejected")
+        .count();
+    assert_eq!(alerts, 1, "{}", agent.log());
+    assert!(
+        !agent.log().contains("0123456789abcdef"),
+        "token in the log"
+    );
+    agent.terminate();
+    let store = Store::open(&state).unwrap();
+    assert!(store.queued_events().unwrap() > 0, "events must be kept");
+    drop(store);
+
+    // Site B's token cannot write site A's rows: 403, alert, nothing stored.
+    let env = central_env(&gw.base, &token_b);
+    let agent = Agent::start(&sim, &state, &env);
+    agent.wait_event(|e| e["type"] == "alert" && e["name"] == "token_rejected");
+    assert!(gw.count("ingest_batch 403") >= 1, "{}", gw.log());
+    agent.terminate();
+    assert_eq!(int(&pg, "SELECT count(*) FROM agent_events"), 0);
+    assert!(!gw.log().contains(&token_b));
+}
+
+/// A one-shot HTTP sink: records each request body, answers 200.
+fn webhook_sink() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break Some(buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            if let Some(body) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
+                b.lock().unwrap().push(body);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn a_full_outbox_compacts_then_drops_and_the_central_side_sees_the_gap() {
+    let pg = Postgres::start();
+    let token = add_site(&pg, "site-a");
+    // The central side is unreachable at first: nothing listens there.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (hook, bodies) = webhook_sink();
+    let sim = sim_with(|o| {
+        o.seed = SeedData {
+            hotspot_users: 30,
+            pppoe_secrets: 0,
+            hotspot_active: 20,
+            ppp_active: 0,
+            ..SeedData::default()
+        };
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let mut env = central_env(&format!("http://{listen}"), &token);
+    env.push(("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.005".into()));
+    env.push(("MIKROTIK_EDGE_ALERT_WEBHOOK", hook));
+    env.push(("MIKROTIK_EDGE_ALERT_AFTER", "2".into()));
+    let agent = Agent::start(&sim, &state, &env);
+    // 20 sessions report usage every second (compacted), and logins and
+    // logouts (not compactable) fill the 5 KiB cap until the oldest go.
+    let mut act = Activity::new(3);
+    let deadline = Instant::now() + secs(60);
+    while !agent.events().iter().any(|e| e["type"] == "dropped") && Instant::now() < deadline {
+        activity(&sim, &mut act, Duration::from_millis(500));
+    }
+    let dropped = agent.wait_event(|e| e["type"] == "dropped");
+    assert!(dropped["count"].as_u64().unwrap() > 0, "{dropped}");
+    assert!(dropped["from_seq"].as_u64() <= dropped["to_seq"].as_u64());
+    agent.wait_event(|e| e["type"] == "alert" && e["name"] == "outbox_full");
+    let log = agent.log();
+    assert!(log.contains("usage events compacted"), "{log}");
+
+    // The router goes away for a while: one alert, then one on recovery.
+    sim.reboot(secs(6));
+    agent.wait_event(|e| e["type"] == "alert" && e["name"] == "mikrotik_connection_failed");
+    agent.wait_event(|e| e["type"] == "alert" && e["name"] == "mikrotik_connection_restored");
+
+    // Each alert also went to the webhook as the event's JSON.
+    assert!(wait_until(secs(20), || {
+        let names: Vec<String> = bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        [
+            "outbox_full",
+            "mikrotik_connection_failed",
+            "mikrotik_connection_restored",
+        ]
+        .iter()
+        .all(|n| names.iter().any(|x| x == n))
+    }));
+    let first = bodies.lock().unwrap()[0].clone();
+    assert_eq!(first["type"], "alert");
+    assert_eq!(first["site"], "site-a");
+    assert!(
+        first["message"].is_string() && first["seq"].is_u64(),
+        "{first}"
+    );
+
+    // The central side comes up: the re-linked chain is complete, the
+    // `dropped` record tells it what is missing.
+    let _gw = Gateway::start(&pg, &listen);
+    wait_drained(&pg, &agent);
+    agent.terminate();
+    assert!(
+        int(
+            &pg,
+            "SELECT count(*) FROM agent_events WHERE type = 'dropped'"
+        ) >= 1
+    );
+    assert!(int(&pg, "SELECT count(*) FROM alerts WHERE site_id = 'site-a'") >= 1);
+    let store = Store::open(&state).unwrap();
+    let last = store.last_seq().unwrap();
+    drop(store);
+    assert_eq!(stored_through(&pg), last);
+    // Some seqs were compacted or dropped, so fewer rows than seqs.
+    assert!(int(&pg, "SELECT count(*) FROM agent_events") < last);
+}
+
+#[test]
+fn sigterm_is_prompt_while_the_central_side_hangs() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let mut env = central_env(&url, "tok");
+    env.push(("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "300".into()));
+    let agent = Agent::start(&sim, &state, &env);
+    agent.wait_event(|e| e["type"] == "router");
+    assert!(wait_until(secs(10), || !held.lock().unwrap().is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    let took = agent.terminate();
+    assert!(
+        took < Duration::from_secs(2) * slow_factor(),
+        "SIGTERM took {took:?}"
+    );
+}
+
+#[test]
+fn bad_uplink_config_exits_2_naming_the_key() {
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    for (pairs, key) in [
+        (
+            vec![("MIKROTIK_EDGE_CENTRAL_URL", "ftp://x")],
+            "MIKROTIK_EDGE_CENTRAL_URL",
+        ),
+        (
+            vec![("MIKROTIK_EDGE_CENTRAL_TOKEN", "t")],
+            "MIKROTIK_EDGE_CENTRAL_TOKEN",
+        ),
+        (
+            vec![("MIKROTIK_EDGE_OUTBOX_MAX_MB", "big")],
+            "MIKROTIK_EDGE_OUTBOX_MAX_MB",
+        ),
+    ] {
+        let mut cmd = agent_command();
+        agent_env(&mut cmd, &sim);
+        let out = cmd
+            .arg("run")
+            .env("MIKROTIK_EDGE_STATE_PATH", dir.path().join("s.redb"))
+            .envs(pairs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{err}");
+    }
+}
