@@ -27,6 +27,7 @@
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
+pub mod api_json;
 pub mod cli;
 pub mod client;
 pub mod clock;

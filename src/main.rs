@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use mikrotik_edge::api_json;
 use mikrotik_edge::cli::{self, Command};
 use mikrotik_edge::client::{Connection, Item};
 use mikrotik_edge::config::Config;
-use mikrotik_edge::name::base64;
 use mikrotik_edge::proto::{self, Attrs};
 
 /// Exit status for bad usage or bad config (the key is named on stderr).
@@ -144,19 +144,39 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
         }
     };
     let mut trapped = false;
+    // Rows are collected in a buffer and written when the router has
+    // nothing more ready (or the buffer is large): a 10,000-row print is a
+    // few writes, while a `listen` still shows each change at once.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut out = std::io::stdout();
     let status = loop {
-        let item = tokio::select! {
-            item = stream.next() => item,
-            sig = signals.recv() => {
-                eprintln!("mikrotik-edge: {sig}: cancelling");
-                break ExitCode::SUCCESS;
+        let item = match stream.try_next() {
+            Some(item) => Some(item),
+            None => {
+                if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+                    // stdout closed (e.g. piped into `head`): stop quietly.
+                    break ExitCode::SUCCESS;
+                }
+                buf.clear();
+                tokio::select! {
+                    item = stream.next() => item,
+                    sig = signals.recv() => {
+                        eprintln!("mikrotik-edge: {sig}: cancelling");
+                        break ExitCode::SUCCESS;
+                    }
+                }
             }
         };
-        let mut out = std::io::stdout().lock();
         match item {
             Some(Ok(Item::Row(row))) => {
-                let _ = writeln!(out, "{}", attrs_json(&row));
-                let _ = out.flush();
+                api_json::write_attrs(&mut buf, &row);
+                buf.push(b'\n');
+                if buf.len() >= 64 * 1024 {
+                    if out.write_all(&buf).is_err() {
+                        break ExitCode::SUCCESS;
+                    }
+                    buf.clear();
+                }
             }
             Some(Ok(Item::Trap(trap))) => {
                 trapped = true;
@@ -167,9 +187,11 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
             }
             Some(Ok(Item::Done(done))) => {
                 if !done.is_empty() {
-                    let _ = writeln!(out, "{{\"!done\":{}}}", attrs_json(&done));
+                    buf.extend_from_slice(b"{\"!done\":");
+                    api_json::write_attrs(&mut buf, &done);
+                    buf.extend_from_slice(b"}\n");
                 }
-                let _ = out.flush();
+                let _ = out.write_all(&buf).and_then(|()| out.flush());
                 break if trapped {
                     ExitCode::FAILURE
                 } else {
@@ -177,10 +199,12 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
                 };
             }
             Some(Err(e)) => {
+                let _ = out.write_all(&buf).and_then(|()| out.flush());
                 eprintln!("mikrotik-edge: {e}");
                 break ExitCode::FAILURE;
             }
             None => {
+                let _ = out.write_all(&buf).and_then(|()| out.flush());
                 eprintln!("mikrotik-edge: session ended");
                 break ExitCode::FAILURE;
             }
@@ -189,34 +213,4 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
     drop(stream);
     conn.quit(std::time::Duration::from_secs(2)).await;
     status
-}
-
-/// A reply's attributes as one JSON object, in the router's order, repeated
-/// keys kept (written twice). A value is a JSON string when its bytes are
-/// UTF-8, else `{"base64":"…"}` with the exact bytes, so no rendering can be
-/// mistaken for another. A key that is not UTF-8 (never seen in practice)
-/// is written as `=b64=` and its base64: real keys never start with `=`.
-fn attrs_json(attrs: &Attrs) -> String {
-    let mut out = String::from("{");
-    for (i, (k, v)) in attrs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let key = match std::str::from_utf8(k) {
-            Ok(k) => k.to_owned(),
-            Err(_) => format!("=b64={}", base64(k)),
-        };
-        out.push_str(&serde_json::Value::String(key).to_string());
-        out.push(':');
-        match std::str::from_utf8(v) {
-            Ok(v) => out.push_str(&serde_json::Value::String(v.to_owned()).to_string()),
-            Err(_) => {
-                out.push_str("{\"base64\":\"");
-                out.push_str(&base64(v));
-                out.push_str("\"}");
-            }
-        }
-    }
-    out.push('}');
-    out
 }

@@ -390,6 +390,11 @@ impl ReplyStream {
     pub async fn next(&mut self) -> Option<Result<Item, ClientError>> {
         self.rx.recv().await
     }
+
+    /// The next item if one has already arrived.
+    pub fn try_next(&mut self) -> Option<Result<Item, ClientError>> {
+        self.rx.try_recv().ok()
+    }
 }
 
 struct CancelOnDrop {

@@ -26,7 +26,8 @@ impl Sentence {
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         Sentence {
             buf: Vec::with_capacity(bytes),
-            ends: Vec::new(),
+            // A typical row has a dozen words or fewer.
+            ends: Vec::with_capacity(16),
         }
     }
 
