@@ -70,9 +70,8 @@ impl ClockSources {
                 "date",
                 "gmt-offset"
             ])),
-            router.execute(
-                Command::new("/system/ntp/client/print").proplist(&["enabled", "status"])
-            ),
+            router
+                .execute(Command::new("/system/ntp/client/print").proplist(&["enabled", "status"])),
         );
         let read = Instant::now();
         let time = match clock {
@@ -84,9 +83,7 @@ impl ClockSources {
         };
         // A router without the NTP menu (or a v6 SNTP client, which has no
         // status) leaves the question open.
-        let ntp_synced = ntp
-            .ok()
-            .and_then(|r| r.rows.first().and_then(ntp_status));
+        let ntp_synced = ntp.ok().and_then(|r| r.rows.first().and_then(ntp_status));
         if let Some(time) = time {
             self.router = Some(RouterReading {
                 time,
@@ -142,7 +139,10 @@ fn parse_offset(raw: &[u8]) -> Option<i64> {
 /// RouterOS 7 `/system/ntp/client` `status`: `synchronized` is the only
 /// state whose clock NTP has set (`reached` only means a server answered).
 pub fn ntp_status(row: &Attrs) -> Option<bool> {
-    if row.get("enabled").is_some_and(|e| e == b"false" || e == b"no") {
+    if row
+        .get("enabled")
+        .is_some_and(|e| e == b"false" || e == b"no")
+    {
         return Some(false);
     }
     row.get("status").map(|s| s == b"synchronized")
@@ -208,16 +208,32 @@ mod tests {
             ("date", b"2024-01-31"),
             ("gmt-offset", b"+03:00"),
         ]);
-        assert_eq!(router_utc(&row).map(Timestamp::to_rfc3339).as_deref(), Some("2024-01-31T12:00:00Z"));
-        let old = attrs(&[("time", b"06:30:00"), ("date", b"jan/31/2024"), ("gmt-offset", b"-05:30")]);
-        assert_eq!(router_utc(&old).map(Timestamp::to_rfc3339).as_deref(), Some("2024-01-31T12:00:00Z"));
+        assert_eq!(
+            router_utc(&row).map(Timestamp::to_rfc3339).as_deref(),
+            Some("2024-01-31T12:00:00Z")
+        );
+        let old = attrs(&[
+            ("time", b"06:30:00"),
+            ("date", b"jan/31/2024"),
+            ("gmt-offset", b"-05:30"),
+        ]);
+        assert_eq!(
+            router_utc(&old).map(Timestamp::to_rfc3339).as_deref(),
+            Some("2024-01-31T12:00:00Z")
+        );
         assert_eq!(router_utc(&attrs(&[("time", b"x"), ("date", b"y")])), None);
     }
 
     #[test]
     fn ntp_status_values() {
-        assert_eq!(ntp_status(&attrs(&[("enabled", b"true"), ("status", b"synchronized")])), Some(true));
-        assert_eq!(ntp_status(&attrs(&[("enabled", b"true"), ("status", b"reached")])), Some(false));
+        assert_eq!(
+            ntp_status(&attrs(&[("enabled", b"true"), ("status", b"synchronized")])),
+            Some(true)
+        );
+        assert_eq!(
+            ntp_status(&attrs(&[("enabled", b"true"), ("status", b"reached")])),
+            Some(false)
+        );
         assert_eq!(ntp_status(&attrs(&[("enabled", b"false")])), Some(false));
         assert_eq!(ntp_status(&attrs(&[("enabled", b"true")])), None);
     }

@@ -387,17 +387,39 @@ mod tests {
             (b"pppoe-static", b"5", b"6"),
             (b"<pppoe-bad>", b"x", b"7"),
         ] {
-            c.push(attrs(&[(".id", b"*9"), ("name", name), ("rx-byte", rx), ("tx-byte", tx)]));
+            c.push(attrs(&[
+                (".id", b"*9"),
+                ("name", name),
+                ("rx-byte", rx),
+                ("tx-byte", tx),
+            ]));
         }
         assert_eq!(c.warnings.len(), 1);
         let mut rows = SessionRows::new(Service::Pppoe);
-        for (id, user) in [(&b"*1"[..], &b"cust1"[..]), (b"*2", b"twice"), (b"*3", b"bad"), (b"*4", b"none")] {
+        for (id, user) in [
+            (&b"*1"[..], &b"cust1"[..]),
+            (b"*2", b"twice"),
+            (b"*3", b"bad"),
+            (b"*4", b"none"),
+        ] {
             rows.push(attrs(&[(".id", id), ("name", user)]));
         }
         c.fill(&mut rows.rows);
-        let bytes: Vec<_> = rows.rows.iter().map(|s| (s.bytes_in, s.bytes_out)).collect();
+        let bytes: Vec<_> = rows
+            .rows
+            .iter()
+            .map(|s| (s.bytes_in, s.bytes_out))
+            .collect();
         // In = received by the router (rx) = the customer's upload.
-        assert_eq!(bytes, vec![(Some(1000), Some(8000)), (None, None), (None, None), (None, None)]);
+        assert_eq!(
+            bytes,
+            vec![
+                (Some(1000), Some(8000)),
+                (None, None),
+                (None, None),
+                (None, None)
+            ]
+        );
     }
 
     #[test]

@@ -138,7 +138,11 @@ pub fn assess(inputs: &ClockInputs, ledger: &ClockLedger) -> ClockVerdict {
         .filter(|r| r.ntp_synced == Some(true))
         .map(|r| r.time);
     let (trusted, source, reference) = if inputs.kernel_synced == Some(true) {
-        (true, ClockSource::Kernel, router_ntp.or(inputs.central_date))
+        (
+            true,
+            ClockSource::Kernel,
+            router_ntp.or(inputs.central_date),
+        )
     } else if let Some(t) = router_ntp {
         (true, ClockSource::RouterNtp, Some(t))
     } else if let Some(t) = inputs.central_date {

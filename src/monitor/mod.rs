@@ -28,10 +28,8 @@ mod tests;
 mod vouchers;
 
 pub use action::Action;
+pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
 pub use glob::glob_match;
 pub use snapshot::{SessionRow, Snapshot, UserRow};
-pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
-pub use state::{
-    Counters, MonitorState, Provisional, SessionKey, TrackedSession, VoucherProgress,
-};
+pub use state::{Counters, MonitorState, Provisional, SessionKey, TrackedSession, VoucherProgress};
 pub use step::{MonitorConfig, StepOutput, step};

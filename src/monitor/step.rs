@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::action::Action;
-use super::glob::glob_match;
 use super::clock_trust::{self, ClockNow};
+use super::glob::glob_match;
 use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, vouchers};
 use crate::clock::Timestamp;
 use crate::comment::has_system_marker;
@@ -157,7 +157,8 @@ pub fn step(
         }
     }
 
-    events.extend(clock_event);
+    // A change of clock trust first: it explains the times that follow.
+    events.splice(0..0, clock_event);
     events.extend(plan.events);
     events.extend(manual);
     StepOutput {

@@ -112,7 +112,8 @@ pub(super) fn plan(
                     mac,
                 });
             }
-            out.actions.push(pending_write(first, expires, progress.mac));
+            out.actions
+                .push(pending_write(first, expires, progress.mac));
         } else if let Some(session) = sessions.first() {
             match hours {
                 Some(hours) => {
@@ -192,7 +193,8 @@ pub(super) fn plan(
                 // Replaces a retry of the provisional write planned above.
                 out.actions
                     .retain(|a| !matches!(a, Action::SetComment { id, .. } if *id == user.id));
-                out.actions.push(pending_write(first, expires, progress.mac));
+                out.actions
+                    .push(pending_write(first, expires, progress.mac));
             } else {
                 progress.activation = None;
                 progress.provisional = None;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::event::Service;
-use crate::monitor::{MonitorState, SessionKey, TrackedSession};
+use crate::monitor::{ClockLedger, MonitorState, SessionKey, TrackedSession};
 use crate::name::Name;
 
 /// Row-level changes. Empty when nothing an agent must remember changed:
@@ -27,6 +27,9 @@ pub struct StateDelta {
     /// `Some` when the value changed.
     pub router_boot: Option<Option<Timestamp>>,
     pub started: Option<bool>,
+    /// `Some` when the clock ledger changed (a checkpoint every few
+    /// minutes at most, or a reported verdict change).
+    pub clock: Option<ClockLedger>,
 }
 
 impl StateDelta {
@@ -56,6 +59,9 @@ impl StateDelta {
         if old.started != new.started {
             d.started = Some(new.started);
         }
+        if old.clock != new.clock {
+            d.clock = Some(new.clock);
+        }
         d
     }
 
@@ -80,6 +86,7 @@ impl StateDelta {
             && self.flagged_del.is_empty()
             && self.router_boot.is_none()
             && self.started.is_none()
+            && self.clock.is_none()
     }
 }
 

@@ -10,6 +10,7 @@
 //!   its fsync, slow on an SD card) ever runs on the runtime thread. One
 //!   writer keeps event order equal to cause order.
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
+//! - v2.rs: the migration from schema version 2 (old shapes kept there).
 
 mod delta;
 mod error;
@@ -17,6 +18,7 @@ mod file;
 #[cfg(test)]
 mod tests;
 mod thread;
+mod v2;
 
 pub use delta::StateDelta;
 pub use error::StoreError;
