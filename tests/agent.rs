@@ -479,8 +479,8 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     assert_eq!(login["seen_at_start"], true);
     let all = agent.events();
     assert_eq!(
-        login["seq"], 2,
-        "router event first, then the login: {all:?}"
+        login["seq"], 3,
+        "router event first, the first cycle's clock verdict, then the login: {all:?}"
     );
     assert_ne!(login["stream"].as_str().unwrap(), first_stream);
     let log = agent.log.lock().unwrap().join("\n");
