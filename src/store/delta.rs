@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::event::Service;
-use crate::monitor::{ClockLedger, MonitorState, SessionKey, TrackedSession};
+use crate::monitor::{MonitorState, SessionKey, TrackedSession};
 use crate::name::Name;
 
 /// Row-level changes. Empty when nothing an agent must remember changed:
@@ -27,9 +27,9 @@ pub struct StateDelta {
     /// `Some` when the value changed.
     pub router_boot: Option<Option<Timestamp>>,
     pub started: Option<bool>,
-    /// `Some` when the clock ledger changed (a checkpoint every few
-    /// minutes at most, or a reported verdict change).
-    pub clock: Option<ClockLedger>,
+    /// The clock ledger changed (a checkpoint every few minutes at most,
+    /// or a reported verdict change); written from `state`.
+    pub clock: bool,
 }
 
 impl StateDelta {
@@ -59,9 +59,7 @@ impl StateDelta {
         if old.started != new.started {
             d.started = Some(new.started);
         }
-        if old.clock != new.clock {
-            d.clock = Some(new.clock);
-        }
+        d.clock = old.clock != new.clock;
         d
     }
 
@@ -86,7 +84,7 @@ impl StateDelta {
             && self.flagged_del.is_empty()
             && self.router_boot.is_none()
             && self.started.is_none()
-            && self.clock.is_none()
+            && !self.clock
     }
 }
 

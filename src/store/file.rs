@@ -476,8 +476,8 @@ fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
             meta.insert(KEY_STARTED, u64::from(started))?;
         }
     }
-    if let Some(clock) = &d.clock {
-        encode_into("clock ledger", clock, &mut buf)?;
+    if d.clock {
+        encode_into("clock ledger", &d.state.clock, &mut buf)?;
         txn.open_table(META_BYTES)?
             .insert(KEY_CLOCK, buf.as_slice())?;
     }
