@@ -720,10 +720,32 @@ mod tests {
             Some("1m30s")
         );
         assert_eq!(field(&r, Menu::PppActive, 0, "bytes-in"), None);
+        // The counters are on the session's dynamic interface instead
+        // (row 0 is the static ether1): rx from the customer, tx to them.
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "name").as_deref(),
+            Some("<pppoe-p1>")
+        );
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "type").as_deref(),
+            Some("pppoe-in")
+        );
+        let (up, down) = rates(r.ppp_active.rows[0].id);
+        assert!(r.add_traffic(b"p1", 10, 20));
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "rx-byte"),
+            Some((up * 90 + 10).to_string())
+        );
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "tx-byte"),
+            Some((down * 90 + 20).to_string())
+        );
         assert!(r.hotspot_login(b"v1", "10.5.50.2", "m1").is_ok());
         r.advance(Duration::from_secs(30));
         r.reboot();
         assert!(r.hs_active.rows.is_empty() && r.ppp_active.rows.is_empty());
+        // The session's interface went with it.
+        assert_eq!(r.interfaces.rows.len(), 1);
         assert_eq!(r.uptime(), Duration::ZERO);
         assert_eq!(
             field(&r, Menu::PppSecret, 0, "last-disconnect-reason").as_deref(),
