@@ -62,7 +62,8 @@ impl TrackedSession {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherProgress {
     /// Activation decided (event emitted); the comment write is retried until
-    /// the router's comment shows a `first_login_at`.
+    /// the router's comment shows a `first_login_at` (for a correction of a
+    /// provisional activation: until it shows the corrected one).
     pub activation: Option<(Timestamp, Timestamp)>,
     /// `expires_at` for which `voucher_expired` was emitted.
     pub expired_for: Option<Timestamp>,

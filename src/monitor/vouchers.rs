@@ -120,15 +120,14 @@ pub(super) fn plan(
                     let expires = now.plus_hours(hours);
                     progress.activation = Some((now, expires));
                     let provisional = !clock.trusted;
-                    if provisional {
-                        progress.provisional = Some(Provisional {
-                            // Without an assessed clock there is no ledger;
-                            // the anchor then only serves the correction.
-                            anchor: clock.elapsed.unwrap_or(0),
-                            first_login_at: now,
-                            corrected: false,
-                        });
-                    }
+                    // Assigned either way: a comment reset by hand starts a
+                    // new activation, which must not inherit an old anchor.
+                    progress.provisional = provisional.then(|| Provisional {
+                        // Untrusted implies an assessed clock, so a ledger.
+                        anchor: clock.elapsed.unwrap_or(0),
+                        first_login_at: now,
+                        corrected: false,
+                    });
                     let mac = if locks_mac { session.mac } else { None };
                     if locks_mac && mac.is_none() {
                         out.warnings.push(format!(
