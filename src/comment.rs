@@ -1,7 +1,7 @@
 //! Metadata in the `comment` of hotspot users and PPP secrets.
 //!
 //! ```text
-//! VOUCHER_SYSTEM|batch_id|price_sell|price_cost|valid_hours|vendor_id|created_date|created_by|first_login_at|expires_at
+//! VOUCHER_SYSTEM|batch_id|price_sell|price_cost|valid_hours|vendor_id|created_date|created_by|first_login_at|expires_at[|locked_mac]
 //! PPPOE_SYSTEM|batch_id|price_sell|price_cost|customer_id|subscription_id|created_date|created_by
 //! ```
 //!
@@ -9,7 +9,10 @@
 //! or non-UTF-8 bytes (RouterOS is not UTF-8 clean), and other tools write
 //! their own formats. So we keep the raw bytes and only interpret fields on
 //! request: `Comment::parse(x).to_bytes() == x` for every `x`, and the one
-//! edit we make ([`SystemComment::with_activation`]) touches only its fields.
+//! edits we make ([`SystemComment::with_activation`],
+//! [`SystemComment::with_locked_mac`]) touch only their fields.
+//! `locked_mac` is written only by the MAC lock, so comments without it
+//! keep their exact ten fields.
 
 use crate::clock::{Timestamp, parse_rfc3339};
 
@@ -108,6 +111,7 @@ const CREATED_DATE: usize = 5;
 const CREATED_BY: usize = 6;
 const FIRST_LOGIN_AT: usize = 7;
 const EXPIRES_AT: usize = 8;
+const LOCKED_MAC: usize = 9;
 
 /// A `VOUCHER_SYSTEM|…` or `PPPOE_SYSTEM|…` comment, fields kept as found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -236,6 +240,11 @@ impl SystemComment {
         self.field_of(SystemKind::Voucher, EXPIRES_AT)
     }
 
+    /// Voucher only: the MAC the MAC lock bound it to.
+    pub fn locked_mac_raw(&self) -> Option<&[u8]> {
+        self.field_of(SystemKind::Voucher, LOCKED_MAC)
+    }
+
     /// PPPoE only.
     pub fn customer_id(&self) -> Option<&[u8]> {
         self.field_of(SystemKind::Pppoe, CUSTOMER_ID)
@@ -286,6 +295,23 @@ impl SystemComment {
         out
     }
 
+    /// The comment with `locked_mac` set (missing fields before it padded
+    /// with empty ones), every other field left byte for byte. PPPoE
+    /// comments are returned unchanged.
+    pub fn with_locked_mac(&self, mac: &str) -> SystemComment {
+        let mut out = self.clone();
+        if self.kind != SystemKind::Voucher {
+            return out;
+        }
+        if out.fields.len() <= LOCKED_MAC {
+            out.fields.resize(LOCKED_MAC + 1, Vec::new());
+        }
+        if let Some(f) = out.fields.get_mut(LOCKED_MAC) {
+            *f = mac.as_bytes().to_vec();
+        }
+        out
+    }
+
     /// `MARKER|field|field…`, exactly as parsed (or as edited).
     pub fn to_bytes(&self) -> Vec<u8> {
         let marker = self.kind.marker();
@@ -317,6 +343,23 @@ mod tests {
             Ok(t) => t,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn locked_mac_is_the_tenth_field_and_keeps_the_rest() {
+        let raw = b"VOUCHER_SYSTEM|B|1|1|24|V|2024-01-30|admin||";
+        let c = system(raw).with_locked_mac("AA:BB:CC:00:11:22");
+        assert_eq!(
+            c.to_bytes(),
+            b"VOUCHER_SYSTEM|B|1|1|24|V|2024-01-30|admin|||AA:BB:CC:00:11:22"
+        );
+        assert_eq!(c.locked_mac_raw(), Some(&b"AA:BB:CC:00:11:22"[..]));
+        let short = system(b"VOUCHER_SYSTEM|B").with_locked_mac("AA:BB:CC:00:11:22");
+        assert_eq!(short.fields().len(), 10);
+        let extra = system(b"VOUCHER_SYSTEM|B|1|1|24|V|d|a|f|e|old|x").with_locked_mac("M");
+        assert_eq!(extra.to_bytes(), b"VOUCHER_SYSTEM|B|1|1|24|V|d|a|f|e|M|x");
+        let pppoe = system(b"PPPOE_SYSTEM|B").with_locked_mac("M");
+        assert_eq!(pppoe.to_bytes(), b"PPPOE_SYSTEM|B");
     }
 
     #[test]

@@ -69,6 +69,30 @@ impl ExpiredAction {
     }
 }
 
+/// Where the agent's trusted time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClockSource {
+    /// The kernel says its clock is NTP-synchronised (`adjtimex`).
+    Kernel,
+    /// The router's NTP client is synchronised; its `/system/clock` is used.
+    RouterNtp,
+    /// The `Date` header of the central server.
+    Central,
+    /// Nothing trustworthy: the wall clock is a guess.
+    None,
+}
+
+impl ClockSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockSource::Kernel => "kernel",
+            ClockSource::RouterNtp => "router_ntp",
+            ClockSource::Central => "central",
+            ClockSource::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RouterState {
     Connected,
@@ -136,6 +160,12 @@ pub enum EventKind {
         valid_hours: u32,
         first_login_at: Timestamp,
         expires_at: Timestamp,
+        /// Stamped on a wall clock the agent did not trust: `first_login_at`
+        /// is its best estimate, and a `voucher_corrected` follows once a
+        /// trusted time arrives.
+        provisional: bool,
+        /// The MAC the voucher was locked to (MAC lock), if any.
+        mac: Option<Mac>,
     },
     VoucherExpired {
         user: Name,
@@ -185,6 +215,25 @@ pub enum EventKind {
         /// Who asked: `http` (the local endpoint).
         via: String,
     },
+    /// A provisional activation re-stamped on a trusted clock:
+    /// `first_login_at` = trusted now minus the monotonic time elapsed
+    /// since the activation. Replaces the provisional times.
+    VoucherCorrected {
+        user: Name,
+        batch_id: Name,
+        valid_hours: u32,
+        first_login_at: Timestamp,
+        expires_at: Timestamp,
+        /// The provisional `first_login_at` this replaces.
+        provisional_first_login_at: Timestamp,
+    },
+    /// The agent's trust in its clock changed (or its skew moved).
+    Clock {
+        trusted: bool,
+        source: ClockSource,
+        /// Agent wall clock minus the reference clock, when there is one.
+        skew_secs: Option<i64>,
+    },
 }
 
 impl EventKind {
@@ -202,6 +251,8 @@ impl EventKind {
             EventKind::Alert { .. } => "alert",
             EventKind::Dropped { .. } => "dropped",
             EventKind::UserChanged { .. } => "user_changed",
+            EventKind::VoucherCorrected { .. } => "voucher_corrected",
+            EventKind::Clock { .. } => "clock",
         }
     }
 }
@@ -299,6 +350,8 @@ impl Event {
                 valid_hours,
                 first_login_at,
                 expires_at,
+                provisional,
+                mac,
             } => {
                 put(&mut m, "service", "hotspot".into());
                 user.json_into(&mut m, "user");
@@ -306,6 +359,37 @@ impl Event {
                 put(&mut m, "valid_hours", (*valid_hours).into());
                 put(&mut m, "first_login_at", first_login_at.to_rfc3339().into());
                 put(&mut m, "expires_at", expires_at.to_rfc3339().into());
+                put(&mut m, "provisional", (*provisional).into());
+                put(&mut m, "mac", opt_text(mac));
+            }
+            EventKind::VoucherCorrected {
+                user,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+                provisional_first_login_at,
+            } => {
+                put(&mut m, "service", "hotspot".into());
+                user.json_into(&mut m, "user");
+                batch_id.json_into(&mut m, "batch_id");
+                put(&mut m, "valid_hours", (*valid_hours).into());
+                put(&mut m, "first_login_at", first_login_at.to_rfc3339().into());
+                put(&mut m, "expires_at", expires_at.to_rfc3339().into());
+                put(
+                    &mut m,
+                    "provisional_first_login_at",
+                    provisional_first_login_at.to_rfc3339().into(),
+                );
+            }
+            EventKind::Clock {
+                trusted,
+                source,
+                skew_secs,
+            } => {
+                put(&mut m, "trusted", (*trusted).into());
+                put(&mut m, "source", source.as_str().into());
+                put(&mut m, "skew_secs", (*skew_secs).into());
             }
             EventKind::VoucherExpired {
                 user,

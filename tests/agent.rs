@@ -209,16 +209,25 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     assert_eq!(logout["reason"], "gone");
     assert!(logout["uptime_secs"].as_u64().unwrap() >= 90);
 
-    // PPPoE with caller-id.
+    // PPPoE with caller-id, and byte counters from its `pppoe-in`
+    // interface: in = rx (from the customer), out = tx (to the customer).
     sim.ppp_connect("c1", "10.10.0.5", "11:22:33:44:55:66")
         .unwrap();
     let login = agent.wait_event(|e| is(e, "login", "c1"));
     assert_eq!(login["service"], "pppoe");
     assert_eq!(login["caller_id"], "11:22:33:44:55:66");
+    sim.add_traffic("c1", 1000, 8000);
+    agent.wait_event(|e| is(e, "usage", "c1") && e["bytes_out"].as_u64() >= Some(8000));
     sim.ppp_disconnect("c1");
-    agent.wait_event(|e| is(e, "logout", "c1"));
+    let logout = agent.wait_event(|e| is(e, "logout", "c1"));
+    assert!(logout["bytes_in"].as_u64() >= Some(1000), "{logout}");
+    assert!(logout["bytes_out"].as_u64() >= Some(8000), "{logout}");
 
-    // Exactly four list reads per cycle, nothing per user.
+    // The router's NTP client is synchronised (the simulator's default).
+    let clock = agent.wait_event(|e| e["type"] == "clock");
+    assert_eq!(clock["trusted"], true, "{clock}");
+
+    // Exactly five list reads per cycle, nothing per user.
     sim.clear_command_log();
     std::thread::sleep(Duration::from_millis(3500));
     let log = sim.command_log();
@@ -227,7 +236,10 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
         "/ip/hotspot/active/print",
         "/ppp/secret/print",
         "/ppp/active/print",
+        "/interface/print",
     ];
+    // The router's clock is read every few polls, not each one.
+    let clock_reads = ["/system/clock/print", "/system/ntp/client/print"];
     let cycles = log.iter().filter(|c| *c == lists[0]).count();
     assert!(cycles >= 2, "{log:?}");
     for l in lists {
@@ -235,8 +247,9 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
         assert!(n.abs_diff(cycles) <= 1, "{l}: {n} vs {cycles}: {log:?}");
     }
     assert!(
-        log.iter()
-            .all(|c| lists.contains(&c.as_str()) || c == "/system/identity/print"),
+        log.iter().all(|c| lists.contains(&c.as_str())
+            || clock_reads.contains(&c.as_str())
+            || c == "/system/identity/print"),
         "unexpected commands: {log:?}"
     );
     // Debug logging and every event: the router password appears nowhere.
@@ -466,8 +479,8 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     assert_eq!(login["seen_at_start"], true);
     let all = agent.events();
     assert_eq!(
-        login["seq"], 2,
-        "router event first, then the login: {all:?}"
+        login["seq"], 3,
+        "router event first, the first cycle's clock verdict, then the login: {all:?}"
     );
     assert_ne!(login["stream"].as_str().unwrap(), first_stream);
     let log = agent.log.lock().unwrap().join("\n");

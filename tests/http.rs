@@ -239,6 +239,10 @@ fn read_endpoints_report_the_view() {
     assert!(st["outbox"]["pending"].as_u64().unwrap() > 0, "{st}");
     assert!(st["outbox"]["oldestAt"].is_string());
     assert!(st["outbox"]["lastUploadAt"].is_null() && st["outbox"]["lastError"].is_null());
+    // The simulated router's NTP client is synchronised: the clock is
+    // trusted (through the kernel if the host's is synchronised too).
+    assert_eq!(st["clock"]["trusted"], true, "{st}");
+    assert!(st["clock"]["source"].is_string() && st["clock"]["now"].is_string());
 
     let (s, h) = agent.get("/healthz");
     assert_eq!((s, &h["status"]), (200, &json!("ok")), "{h}");

@@ -11,6 +11,7 @@
 //! of a cycle: a commit already handed to the store thread is finished,
 //! the session is closed with `/quit`, and the agent exits 0.
 
+pub mod clock;
 pub mod commands;
 pub mod rows;
 pub mod view;
@@ -31,8 +32,8 @@ use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
 use rows::{
-    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRows,
-    UserRows,
+    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
+    PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows,
 };
 pub use view::View;
 
@@ -140,12 +141,18 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             },
         )
     });
+    // The central server's `Date` header, for clock trust: the uplink sends
+    // into `central_date_tx` (until it exists, nothing does and the
+    // receiver keeps `None`).
+    let (central_date_tx, central_date_rx) = watch::channel(None::<clock::CentralDate>);
     let mut agent = Agent {
         monitor: MonitorConfig {
             hotspot_pattern: cfg.hotspot_profile_pattern.clone(),
             pppoe_pattern: cfg.pppoe_profile_pattern.clone(),
             usage_secs: cfg.usage_secs,
             expired_action: cfg.expired_action,
+            mac_lock: cfg.mac_lock,
+            mac_lock_pattern: cfg.mac_lock_profile_pattern.clone(),
         },
         poll: cfg.poll_interval(),
         store,
@@ -160,6 +167,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         alert_after: cfg.uplink.alert_after,
         failed_reconnects: 0,
         connection_alerted: false,
+        clock: clock::ClockSources::new(central_date_rx),
     };
     let result = agent.run(events, control_rx, &mut signals).await;
     // The uploader only awaits: stopping it is immediate; an HTTP request
@@ -171,6 +179,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         http.stop().await;
     }
     drop(control_tx);
+    drop(central_date_tx);
     // Close politely, then let the store thread finish what it was handed.
     agent.router.close(Duration::from_secs(2)).await;
     drop(agent);
@@ -199,6 +208,8 @@ struct Agent {
     alert_after: u32,
     failed_reconnects: u32,
     connection_alerted: bool,
+    /// Inputs of the clock-trust assessment made each cycle.
+    clock: clock::ClockSources,
 }
 
 impl Agent {
@@ -338,6 +349,7 @@ impl Agent {
 
     /// Reads who and what the router is, and when it booted.
     async fn on_connected(&mut self) {
+        self.clock.read_router_next();
         let timed_identity = async {
             let started = std::time::Instant::now();
             let r = self
@@ -400,7 +412,7 @@ impl Agent {
     /// the agent.
     async fn cycle(&mut self) -> Result<(), AgentError> {
         let started = std::time::Instant::now();
-        let snapshot = match self.read_snapshot().await {
+        let mut snapshot = match self.read_snapshot().await {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("poll failed, skipping this cycle: {e}");
@@ -412,7 +424,12 @@ impl Agent {
                 return Ok(());
             }
         };
-        let now = Timestamp::now();
+        self.clock.maybe_read_router(&self.router).await;
+        let verdict = monitor::clock_trust::assess(&self.clock.inputs(), &self.state.clock);
+        snapshot.clock = Some(verdict);
+        // Events and voucher times use the best time there is: the trusted
+        // source's, or the later of the wall clock and the elapsed floor.
+        let now = verdict.best_now;
         let out = monitor::step(&self.state, &snapshot, now, &self.monitor);
         let users = view::UserCounts {
             hotspot_users: snapshot.hotspot_users.len(),
@@ -454,6 +471,7 @@ impl Agent {
             v.polls += 1;
             v.last_poll_error = None;
             v.events_committed += n_events;
+            v.clock = Some(verdict);
         });
         // Actions of one user are ordered (disable, kick, remove); after one
         // fails, the rest of that user's wait for the next cycle's re-plan.
@@ -532,14 +550,21 @@ impl Agent {
                 SessionRows::push,
             )
         };
-        let (hu, ha, ps, pa) = tokio::join!(
+        // PPPoE byte counters live on the sessions' dynamic interfaces.
+        let ifaces = self.router.fold(
+            print("/interface/print", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
+            PppoeCounters::new(),
+            PppoeCounters::push,
+        );
+        let (hu, ha, ps, pa, pi) = tokio::join!(
             users(Service::Hotspot),
             sessions(Service::Hotspot),
             users(Service::Pppoe),
             sessions(Service::Pppoe),
+            ifaces,
         );
-        let (hu, ha, ps, pa) = (hu?, ha?, ps?, pa?);
-        for folded in [&hu.traps, &ha.traps, &ps.traps, &pa.traps] {
+        let (hu, ha, ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
+        for folded in [&hu.traps, &ha.traps, &ps.traps, &pa.traps, &pi.traps] {
             if let Some(t) = folded.first() {
                 return Err(ClientError::Trap {
                     command: "list read".into(),
@@ -553,6 +578,7 @@ impl Agent {
             &ha.value.warnings,
             &ps.value.warnings,
             &pa.value.warnings,
+            &pi.value.warnings,
         ]
         .into_iter()
         .flatten()
@@ -566,12 +592,15 @@ impl Agent {
         for w in warnings {
             self.warn_once(w);
         }
+        pi.value.fill(&mut pa.value.rows);
         Ok(Snapshot {
             hotspot_users: hu.value.rows,
             hotspot_active: ha.value.rows,
             ppp_secrets: ps.value.rows,
             ppp_active: pa.value.rows,
             router_boot: self.router_boot,
+            // Assessed by the caller, after the reads.
+            clock: None,
         })
     }
 

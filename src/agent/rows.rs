@@ -5,7 +5,7 @@
 //! and MACs typed, names and comments as bytes, profiles interned. Values
 //! that do not parse are kept as unknown and reported once by the driver.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::event::Service;
@@ -36,6 +36,10 @@ pub const PPP_ACTIVE_PROPS: &[&str] = &[
     "uptime",
     "session-id",
 ];
+
+/// `/interface` filtered to `type=pppoe-in`: one dynamic interface per
+/// PPPoE session, the only place RouterOS keeps its byte counters.
+pub const PPPOE_IFACE_PROPS: &[&str] = &[".id", "name", "rx-byte", "tx-byte"];
 
 /// A value that did not parse. The row (or field) is skipped, and the
 /// driver logs each distinct warning once.
@@ -239,6 +243,77 @@ impl SessionRows {
     }
 }
 
+/// Accumulates `pppoe-in` interface counters by PPP user name.
+///
+/// The router names the interface `<pppoe-USER>`; its `rx-byte` is what
+/// the router received from the customer and `tx-byte` what it sent to
+/// them. Mapped the way hotspot `bytes-in`/`bytes-out` are (from the
+/// router's side: in = the customer's upload, out = their download).
+#[derive(Default)]
+pub struct PppoeCounters {
+    /// `(rx-byte, tx-byte)` by user; `None` for a name seen twice.
+    by_user: HashMap<Name, Option<(u64, u64)>>,
+    pub warnings: Vec<ValueWarning>,
+}
+
+impl PppoeCounters {
+    pub fn new() -> PppoeCounters {
+        PppoeCounters::default()
+    }
+
+    pub fn push(&mut self, a: Attrs) {
+        let name = a.get("name").unwrap_or_default();
+        let Some(user) = name
+            .strip_prefix(b"<pppoe-")
+            .and_then(|n| n.strip_suffix(b">"))
+        else {
+            // Static pppoe-in interfaces (bound to a user by the operator)
+            // carry their own name; they are not matched to sessions.
+            return;
+        };
+        let mut counter = |field: &'static str| {
+            let raw = a.get(field).unwrap_or_default();
+            let n = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            if n.is_none() {
+                warn(
+                    &mut self.warnings,
+                    ValueWarning::new("/interface", field, raw),
+                );
+            }
+            n
+        };
+        let counters = counter("rx-byte").zip(counter("tx-byte"));
+        self.by_user
+            .entry(Name::new(user))
+            .and_modify(|c| *c = None)
+            .or_insert(counters);
+    }
+
+    /// Fills `bytes_in` (rx) and `bytes_out` (tx) of PPP sessions whose
+    /// user has exactly one session and one interface: with two sessions
+    /// of one user the interfaces cannot be told apart, so those stay
+    /// unknown rather than mixed up.
+    pub fn fill(&self, sessions: &mut [SessionRow]) {
+        let mut count: HashMap<&Name, usize> = HashMap::new();
+        for s in sessions.iter() {
+            *count.entry(&s.user).or_default() += 1;
+        }
+        let single: HashSet<Name> = count
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for s in sessions.iter_mut().filter(|s| single.contains(&s.user)) {
+            if let Some(Some((rx, tx))) = self.by_user.get(&s.user) {
+                s.bytes_in = Some(*rx);
+                s.bytes_out = Some(*tx);
+            }
+        }
+    }
+}
+
 fn flag(attrs: &Attrs, key: &str) -> bool {
     matches!(attrs.get(key), Some(b"true") | Some(b"yes"))
 }
@@ -300,6 +375,51 @@ mod tests {
             Some(6 * 604800 + 6 * 86400 + 18 * 3600 + 33 * 60 + 7)
         );
         assert_eq!(s.bytes_in, None);
+    }
+
+    #[test]
+    fn pppoe_interface_counters_fill_single_sessions() {
+        let mut c = PppoeCounters::new();
+        for (name, rx, tx) in [
+            (&b"<pppoe-cust1>"[..], &b"1000"[..], &b"8000"[..]),
+            (b"<pppoe-twice>", b"1", b"2"),
+            (b"<pppoe-twice>", b"3", b"4"),
+            (b"pppoe-static", b"5", b"6"),
+            (b"<pppoe-bad>", b"x", b"7"),
+        ] {
+            c.push(attrs(&[
+                (".id", b"*9"),
+                ("name", name),
+                ("rx-byte", rx),
+                ("tx-byte", tx),
+            ]));
+        }
+        assert_eq!(c.warnings.len(), 1);
+        let mut rows = SessionRows::new(Service::Pppoe);
+        for (id, user) in [
+            (&b"*1"[..], &b"cust1"[..]),
+            (b"*2", b"twice"),
+            (b"*3", b"bad"),
+            (b"*4", b"none"),
+        ] {
+            rows.push(attrs(&[(".id", id), ("name", user)]));
+        }
+        c.fill(&mut rows.rows);
+        let bytes: Vec<_> = rows
+            .rows
+            .iter()
+            .map(|s| (s.bytes_in, s.bytes_out))
+            .collect();
+        // In = received by the router (rx) = the customer's upload.
+        assert_eq!(
+            bytes,
+            vec![
+                (Some(1000), Some(8000)),
+                (None, None),
+                (None, None),
+                (None, None)
+            ]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Timestamp;
 use crate::event::StreamId;
-use crate::monitor::MonitorState;
+use crate::monitor::{ClockVerdict, MonitorState};
 use crate::name::Name;
 
 /// Who the router is, read at each (re)connect.
@@ -100,6 +100,8 @@ pub struct View {
     /// Events committed to the outbox since start.
     pub events_committed: u64,
     pub uplink: UplinkView,
+    /// The last cycle's clock assessment: trusted or not, its source, skew.
+    pub clock: Option<ClockVerdict>,
 }
 
 impl View {
@@ -124,6 +126,7 @@ impl View {
             last_poll_error: None,
             events_committed: 0,
             uplink: UplinkView::default(),
+            clock: None,
         }
     }
 }

@@ -87,6 +87,8 @@ fn event(i: u64) -> EventKind {
             valid_hours: 1,
             first_login_at: Timestamp::now(),
             expires_at: Timestamp::now().plus_secs(3600),
+            provisional: false,
+            mac: None,
         },
     }
 }

@@ -232,6 +232,7 @@ impl Connection {
             probe: None,
             last_rx: Instant::now(),
             read_buf: Vec::new(),
+            quitting: false,
         };
         tokio::spawn(async move {
             let reason = driver.run().await;
@@ -438,6 +439,8 @@ struct Driver {
     probe: Option<Instant>,
     last_rx: Instant,
     read_buf: Vec<u8>,
+    /// `/quit` was sent; the router's `!fatal` and close are expected.
+    quitting: bool,
 }
 
 impl Driver {
@@ -477,6 +480,7 @@ impl Driver {
                 }
                 read = self.stream.read(&mut self.read_buf) => {
                     let n = match read {
+                        Ok(0) if self.quitting => return ClientError::ConnectionLost("closed by the agent".into()),
                         Ok(0) => return ClientError::ConnectionLost("router closed the connection".into()),
                         Ok(n) => n,
                         Err(e) => return ClientError::ConnectionLost(e.to_string()),
@@ -505,8 +509,11 @@ impl Driver {
     async fn handle_msg(&mut self, msg: Msg) -> Result<(), ClientError> {
         match msg {
             Msg::Quit => {
-                let _ = self.write(&Command::new("/quit"), None).await;
-                return Err(ClientError::ConnectionLost("closed by the agent".into()));
+                // RouterOS answers `/quit` with `!fatal` and closes; wait for
+                // that (the caller bounds the wait), so the router has seen
+                // the goodbye before the agent exits.
+                self.write(&Command::new("/quit"), None).await?;
+                self.quitting = true;
             }
             Msg::Run {
                 tag,
@@ -580,6 +587,9 @@ impl Driver {
             if reply.kind == ReplyKind::Fatal {
                 let reason =
                     String::from_utf8_lossy(reply.fatal_reason().unwrap_or(b"")).into_owned();
+                if self.quitting {
+                    return Err(ClientError::ConnectionLost("closed by the agent".into()));
+                }
                 return Err(ClientError::Fatal(reason));
             }
             let Some(tag) = reply

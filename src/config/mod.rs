@@ -48,6 +48,8 @@ const TOP_KEYS: &[&str] = &[
     "hotspot_profile_pattern",
     "pppoe_profile_pattern",
     "expired_action",
+    "mac_lock",
+    "mac_lock_profile_pattern",
     "http_listen",
     "http_token",
     "http_token_file",
@@ -99,6 +101,11 @@ pub struct Config {
     /// Glob (`*`, `?`) over PPP profile names; see [`crate::monitor::glob_match`].
     pub pppoe_profile_pattern: String,
     pub expired_action: ExpiredAction,
+    /// Bind every voucher to the first MAC that logs in with it.
+    pub mac_lock: bool,
+    /// Bind vouchers whose profile matches this glob (as `mac_lock`, per
+    /// profile); `None` when unset.
+    pub mac_lock_profile_pattern: Option<String>,
     /// The local HTTP endpoint.
     pub http: HttpConfig,
     /// Upload to the central side, and alerts.
@@ -190,6 +197,8 @@ impl Config {
                 }
                 None => ExpiredAction::Disable,
             },
+            mac_lock: src.boolean("mac_lock")?.unwrap_or(false),
+            mac_lock_profile_pattern: src.pattern("mac_lock_profile_pattern")?,
             http: load_http(&src)?,
             uplink: uplink::load_uplink(&src)?,
         })

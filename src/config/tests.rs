@@ -59,6 +59,8 @@ fn defaults() {
     assert_eq!(c.hotspot_profile_pattern, "*voucher*");
     assert_eq!(c.pppoe_profile_pattern, "*pppoe*");
     assert_eq!(c.expired_action, ExpiredAction::Disable);
+    assert!(!c.mac_lock);
+    assert_eq!(c.mac_lock_profile_pattern, None);
     let mut expected = RouterConfig::new("10.0.0.1", "api");
     expected.password = Secret::new("");
     assert_eq!(c.router, expected);
@@ -135,8 +137,12 @@ fn env_overrides_file() {
         ("MIKROTIK_EDGE_ROUTER_PORT", "8000"),
         ("MIKROTIK_EDGE_ROUTER_PASSWORD", "from-env"),
         ("MIKROTIK_EDGE_EXPIRED_ACTION", "disable"),
+        ("MIKROTIK_EDGE_MAC_LOCK", "true"),
+        ("MIKROTIK_EDGE_MAC_LOCK_PROFILE_PATTERN", "*locked*"),
     ]);
     let c = Config::load(Some(f.path()), &env).unwrap();
+    assert!(c.mac_lock);
+    assert_eq!(c.mac_lock_profile_pattern.as_deref(), Some("*locked*"));
     assert_eq!(c.log_level, LevelFilter::Trace);
     assert_eq!(c.poll_secs, 60);
     assert_eq!(c.router.port, 8000);

@@ -181,7 +181,21 @@ pub(crate) fn status(view: &View, stats: Option<&OutboxStats>, now: Timestamp) -
         "lastPollMs": view.last_poll_ms,
         "lastPollError": view.last_poll_error,
         "lastRouterError": view.last_router_error,
+        "clock": clock(view),
     })
+}
+
+/// Clock trust as of the last poll: `null` before the first one.
+fn clock(view: &View) -> Value {
+    match &view.clock {
+        None => Value::Null,
+        Some(c) => json!({
+            "trusted": c.trusted,
+            "source": c.source.as_str(),
+            "skewSecs": c.skew_secs,
+            "now": c.best_now.to_rfc3339(),
+        }),
+    }
 }
 
 /// `GET /healthz`: the process answers, so it is up; the body says how

@@ -119,6 +119,23 @@ pub(crate) fn render(view: &View, stats: Option<&OutboxStats>) -> String {
             &[("", t.unix() as f64)],
         );
     }
+    if let Some(c) = &view.clock {
+        let label = format!("{{source=\"{}\"}}", c.source.as_str());
+        metric(
+            "mikrotik_edge_clock_trusted",
+            "gauge",
+            "1 while the wall clock is trusted, labelled by where the trust comes from.",
+            &[(&label, if c.trusted { 1.0 } else { 0.0 })],
+        );
+        if let Some(skew) = c.skew_secs {
+            metric(
+                "mikrotik_edge_clock_skew_seconds",
+                "gauge",
+                "Agent wall clock minus the reference clock (router NTP or central).",
+                &[("", skew as f64)],
+            );
+        }
+    }
     metric(
         "mikrotik_edge_start_time_seconds",
         "gauge",
@@ -152,6 +169,13 @@ mod tests {
         view.poll_histogram.observe(0.3);
         view.poll_histogram.observe(100.0);
         view.router_rtt_us = Some(1500);
+        view.clock = Some(crate::monitor::ClockVerdict {
+            trusted: false,
+            source: crate::event::ClockSource::None,
+            skew_secs: Some(-90),
+            best_now: crate::clock::Timestamp::from_unix(0),
+            mono_secs: 0,
+        });
         let text = render(
             &view,
             Some(&OutboxStats {
@@ -166,6 +190,8 @@ mod tests {
         assert!(text.contains("mikrotik_edge_poll_duration_seconds_count 3\n"));
         assert!(text.contains("mikrotik_edge_events_queued 7\n"));
         assert!(text.contains("mikrotik_edge_router_rtt_seconds 0.0015\n"));
+        assert!(text.contains("mikrotik_edge_clock_trusted{source=\"none\"} 0\n"));
+        assert!(text.contains("mikrotik_edge_clock_skew_seconds -90\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("mikrotik_edge_"), "{line}");

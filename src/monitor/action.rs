@@ -3,7 +3,7 @@
 //! id up. The driver turns them into API commands
 //! ([`crate::agent::commands`]).
 
-use crate::name::{Id, Name};
+use crate::name::{Id, Mac, Name};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -21,6 +21,12 @@ pub enum Action {
         id: Id,
         user: Name,
     },
+    /// MAC lock: bind a voucher to the first MAC seen (`mac-address`).
+    LockMac {
+        id: Id,
+        user: Name,
+        mac: Mac,
+    },
     /// End a hotspot session.
     Kick {
         active_id: Id,
@@ -34,6 +40,7 @@ impl Action {
             Action::SetComment { user, .. }
             | Action::DisableUser { user, .. }
             | Action::RemoveUser { user, .. }
+            | Action::LockMac { user, .. }
             | Action::Kick { user, .. } => user,
         }
     }
@@ -44,6 +51,7 @@ impl Action {
             Action::SetComment { .. } => "write activation comment",
             Action::DisableUser { .. } => "disable expired voucher",
             Action::RemoveUser { .. } => "remove expired voucher",
+            Action::LockMac { .. } => "lock voucher to MAC",
             Action::Kick { .. } => "kick session",
         }
     }

@@ -8,6 +8,8 @@
 //! - vouchers.rs: voucher activation and expiry, as router actions.
 //! - action.rs: the router changes the monitor asks for.
 //! - glob.rs: the profile pattern matcher.
+//! - clock_trust.rs: whether the wall clock is right, and elapsed time
+//!   that survives restarts (voucher expiry on an untrusted clock).
 //! - step.rs: one cycle, tying the above together.
 //!
 //! Nothing here does I/O or sees wire words; [`crate::agent`] reads the
@@ -15,6 +17,7 @@
 //! the actions into API commands.
 
 mod action;
+pub mod clock_trust;
 mod glob;
 mod sessions;
 mod snapshot;
@@ -25,7 +28,8 @@ mod tests;
 mod vouchers;
 
 pub use action::Action;
+pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
 pub use glob::glob_match;
 pub use snapshot::{SessionRow, Snapshot, UserRow};
-pub use state::{Counters, MonitorState, SessionKey, TrackedSession, VoucherProgress};
+pub use state::{Counters, MonitorState, Provisional, SessionKey, TrackedSession, VoucherProgress};
 pub use step::{MonitorConfig, StepOutput, step};

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use super::clock_trust::ClockVerdict;
 use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::name::{Id, Mac, Name};
@@ -53,4 +54,8 @@ pub struct Snapshot {
     /// `/system/resource` uptime read at connect time, so it costs no read
     /// per cycle). Tells a reboot from ordinary logouts; `None` if unknown.
     pub router_boot: Option<Timestamp>,
+    /// This cycle's clock assessment ([`super::clock_trust::assess`]).
+    /// `None`: not assessed, the wall clock is taken as right (tests of
+    /// other topics); the agent always sets it.
+    pub clock: Option<ClockVerdict>,
 }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::clock_trust::ClockLedger;
 use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::name::{Id, Mac, Name};
@@ -61,7 +62,8 @@ impl TrackedSession {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherProgress {
     /// Activation decided (event emitted); the comment write is retried until
-    /// the router's comment shows a `first_login_at`.
+    /// the router's comment shows a `first_login_at` (for a correction of a
+    /// provisional activation: until it shows the corrected one).
     pub activation: Option<(Timestamp, Timestamp)>,
     /// `expires_at` for which `voucher_expired` was emitted.
     pub expired_for: Option<Timestamp>,
@@ -71,6 +73,25 @@ pub struct VoucherProgress {
     /// The comment's dates do not parse; `voucher_invalid` was emitted and
     /// the voucher is left alone until the comment is fixed.
     pub invalid_reported: bool,
+    /// Set when the activation was stamped on an untrusted clock (see
+    /// [`super::clock_trust`]); kept until the corrected comment is written.
+    pub provisional: Option<Provisional>,
+    /// MAC lock decided at activation: the `mac-address` write is retried
+    /// with the comment write.
+    pub mac: Option<Mac>,
+}
+
+/// A provisional activation: anchored to the monotonic ledger so it can be
+/// re-stamped, and expired on elapsed time, whatever the wall clock says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provisional {
+    /// The ledger's elapsed seconds at activation.
+    pub anchor: u64,
+    /// The provisional `first_login_at` written first.
+    pub first_login_at: Timestamp,
+    /// A trusted time arrived and the corrected times were decided
+    /// (`voucher_corrected` emitted); the comment write is pending.
+    pub corrected: bool,
 }
 
 /// Keys of the session map: the service and the active entry's `.id`.
@@ -90,4 +111,6 @@ pub struct MonitorState {
     /// Whether a cycle has completed on this state file. The first cycle
     /// reports sessions already running as logins seen at start.
     pub started: bool,
+    /// Elapsed-time checkpoint and last reported clock verdict.
+    pub clock: ClockLedger,
 }

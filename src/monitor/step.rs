@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::action::Action;
+use super::clock_trust::{self, ClockNow};
 use super::glob::glob_match;
 use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, vouchers};
 use crate::clock::Timestamp;
@@ -21,6 +22,10 @@ pub struct MonitorConfig {
     /// Interval of interim usage events.
     pub usage_secs: u64,
     pub expired_action: ExpiredAction,
+    /// MAC lock for every voucher (`MIKROTIK_EDGE_MAC_LOCK`).
+    pub mac_lock: bool,
+    /// MAC lock for vouchers whose profile matches this glob.
+    pub mac_lock_pattern: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,12 +82,17 @@ pub fn step(
         .collect();
     let hotspot_users: Vec<&UserRow> = hotspot.values().map(|&i| &snap.hotspot_users[i]).collect();
 
+    let (clock, clock_event, clock_now) = match &snap.clock {
+        Some(v) => clock_trust::advance(&prev.clock, v),
+        None => (prev.clock, None, ClockNow::UNASSESSED),
+    };
     let plan = vouchers::plan(
         &prev.vouchers,
         &hotspot_users,
         &hotspot_active,
         now,
-        cfg.expired_action,
+        &clock_now,
+        cfg,
     );
 
     // Sessions of vouchers expired in an earlier cycle and still being
@@ -147,6 +157,8 @@ pub fn step(
         }
     }
 
+    // A change of clock trust first: it explains the times that follow.
+    events.splice(0..0, clock_event);
     events.extend(plan.events);
     events.extend(manual);
     StepOutput {
@@ -156,6 +168,7 @@ pub fn step(
             flagged_manual: flagged,
             router_boot: snap.router_boot.or(prev.router_boot),
             started: true,
+            clock,
         },
         events,
         actions: plan.actions,

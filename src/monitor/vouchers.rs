@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 
 use super::action::Action;
-use super::{SessionRow, UserRow, VoucherProgress};
+use super::clock_trust::ClockNow;
+use super::glob::glob_match;
+use super::{MonitorConfig, Provisional, SessionRow, UserRow, VoucherProgress};
 use crate::clock::{Timestamp, parse_rfc3339};
 use crate::comment::{Comment, SystemComment, SystemKind};
 use crate::event::{EventKind, ExpiredAction};
-use crate::name::Name;
+use crate::name::{Mac, Name};
 
 pub(super) struct Plan {
     pub vouchers: BTreeMap<Name, VoucherProgress>,
@@ -26,7 +28,8 @@ pub(super) fn plan(
     users: &[&UserRow],
     active: &[&SessionRow],
     now: Timestamp,
-    on_expiry: ExpiredAction,
+    clock: &ClockNow,
+    cfg: &MonitorConfig,
 ) -> Plan {
     let mut out = Plan {
         vouchers: BTreeMap::new(),
@@ -67,34 +70,89 @@ pub(super) fn plan(
         }
         progress.invalid_reported = false;
 
+        let hours = meta.valid_hours();
+        let locks_mac = cfg.mac_lock
+            || cfg
+                .mac_lock_pattern
+                .as_deref()
+                .is_some_and(|p| glob_match(p, user.profile.as_bytes()));
+
         // Activation.
-        if meta.first_login_at().is_some() {
-            // The router has it: nothing pending any more.
-            progress.activation = None;
-        } else if let Some((first, expires)) = progress.activation {
-            // Decided earlier, write not confirmed yet: retry with the same times.
-            out.actions.push(Action::SetComment {
+        let pending_write = |first: Timestamp, expires: Timestamp, mac: Option<Mac>| {
+            let mut comment = meta.with_activation(first, expires);
+            if let Some(mac) = mac {
+                comment = comment.with_locked_mac(&mac.to_string());
+            }
+            Action::SetComment {
                 id: user.id,
                 user: user.name.clone(),
-                comment: Name::new(meta.with_activation(first, expires).to_bytes()),
-            });
-        } else if !sessions.is_empty() {
-            match meta.valid_hours() {
+                comment: Name::new(comment.to_bytes()),
+            }
+        };
+        let correcting = progress.provisional.is_some_and(|p| p.corrected);
+        if let Some(first) = meta.first_login_at()
+            && progress
+                .activation
+                .is_none_or(|(want, _)| !correcting || want == first)
+        {
+            // The router has it (for a correction: the corrected time).
+            progress.activation = None;
+            progress.mac = None;
+            if correcting {
+                progress.provisional = None;
+            }
+        } else if let Some((first, expires)) = progress.activation {
+            // Decided earlier, write not confirmed yet: retry with the same
+            // times. The MAC lock first: the driver skips a user's later
+            // actions after a failure, so a written comment means a lock.
+            if let Some(mac) = progress.mac {
+                out.actions.push(Action::LockMac {
+                    id: user.id,
+                    user: user.name.clone(),
+                    mac,
+                });
+            }
+            out.actions
+                .push(pending_write(first, expires, progress.mac));
+        } else if let Some(session) = sessions.first() {
+            match hours {
                 Some(hours) => {
                     let expires = now.plus_hours(hours);
                     progress.activation = Some((now, expires));
+                    let provisional = !clock.trusted;
+                    // Assigned either way: a comment reset by hand starts a
+                    // new activation, which must not inherit an old anchor.
+                    progress.provisional = provisional.then(|| Provisional {
+                        // Untrusted implies an assessed clock, so a ledger.
+                        anchor: clock.elapsed.unwrap_or(0),
+                        first_login_at: now,
+                        corrected: false,
+                    });
+                    let mac = if locks_mac { session.mac } else { None };
+                    if locks_mac && mac.is_none() {
+                        out.warnings.push(format!(
+                            "voucher {}: MAC lock wanted but the session shows no MAC",
+                            user.name
+                        ));
+                    }
+                    progress.mac = mac;
                     out.events.push(EventKind::VoucherActivated {
                         user: user.name.clone(),
                         batch_id: batch_id.clone(),
                         valid_hours: hours,
                         first_login_at: now,
                         expires_at: expires,
+                        provisional,
+                        mac,
                     });
-                    out.actions.push(Action::SetComment {
-                        id: user.id,
-                        user: user.name.clone(),
-                        comment: Name::new(meta.with_activation(now, expires).to_bytes()),
-                    });
+                    if let Some(mac) = mac {
+                        out.actions.push(Action::LockMac {
+                            id: user.id,
+                            user: user.name.clone(),
+                            mac,
+                        });
+                    }
+                    out.actions.push(pending_write(now, expires, mac));
                 }
                 None => out.warnings.push(format!(
                     "voucher {} has no usable valid_hours in its comment; not activating it",
@@ -103,13 +161,75 @@ pub(super) fn plan(
             }
         }
 
+        // A trusted time arrived for a provisional activation: re-stamp it
+        // at trusted now minus the monotonic time elapsed since, once.
+        if let (Some(p), true, Some(elapsed), Some(hours)) =
+            (progress.provisional, clock.trusted, clock.elapsed, hours)
+            && !p.corrected
+        {
+            let since = i64::try_from(elapsed.saturating_sub(p.anchor)).unwrap_or(i64::MAX);
+            let first = now.plus_secs(-since);
+            let expires = first.plus_hours(hours);
+            progress.provisional = Some(Provisional {
+                corrected: true,
+                ..p
+            });
+            progress.activation = Some((first, expires));
+            // Already expired on elapsed time: that event stands; the
+            // corrected term is the one it was about.
+            if progress.expired_for.is_some() {
+                progress.expired_for = Some(expires);
+            }
+            out.events.push(EventKind::VoucherCorrected {
+                user: user.name.clone(),
+                batch_id: batch_id.clone(),
+                valid_hours: hours,
+                first_login_at: first,
+                expires_at: expires,
+                provisional_first_login_at: p.first_login_at,
+            });
+            if meta.first_login_at() != Some(first) {
+                // Replaces a retry of the provisional write planned above.
+                out.actions
+                    .retain(|a| !matches!(a, Action::SetComment { id, .. } if *id == user.id));
+                out.actions
+                    .push(pending_write(first, expires, progress.mac));
+            } else {
+                progress.activation = None;
+                progress.provisional = None;
+            }
+        }
+
         // Expiry: from the comment, else from first login + valid hours,
-        // else from an activation not yet written back.
-        let expires_at = meta
+        // else from an activation not yet written back. A corrected
+        // activation's times win over the provisional ones in the comment.
+        let from_comment = meta
             .expires_at()
-            .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?)))
-            .or(progress.activation.map(|(_, e)| e));
-        if let Some(expires_at) = expires_at.filter(|e| now >= *e) {
+            .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?)));
+        let expires_at = if correcting || progress.provisional.is_some_and(|p| p.corrected) {
+            progress.activation.map(|(_, e)| e).or(from_comment)
+        } else {
+            from_comment.or(progress.activation.map(|(_, e)| e))
+        };
+        // Never early because of a wrong clock: the wall clock counts only
+        // when trusted; otherwise only time certainly elapsed does (the
+        // floor from the last trusted time, or for a provisional activation
+        // the monotonic time since it).
+        let uncorrected = progress.provisional.filter(|p| !p.corrected);
+        let due = |expires_at: Timestamp| match uncorrected {
+            Some(p) => match (clock.elapsed, hours) {
+                (Some(elapsed), Some(hours)) => {
+                    elapsed.saturating_sub(p.anchor) >= u64::from(hours) * 3_600
+                }
+                // No ledger (clock not assessed): the wall clock decides.
+                _ => clock.trusted && now >= expires_at,
+            },
+            None => {
+                (clock.trusted && now >= expires_at)
+                    || clock.floor.is_some_and(|floor| floor >= expires_at)
+            }
+        };
+        if let Some(expires_at) = expires_at.filter(|e| due(*e)) {
             if progress.expired_for != Some(expires_at) {
                 progress.expired_for = Some(expires_at);
                 progress.enforced = false;
@@ -117,11 +237,11 @@ pub(super) fn plan(
                     user: user.name.clone(),
                     batch_id,
                     expires_at,
-                    action: on_expiry,
+                    action: cfg.expired_action,
                 });
             }
             if !progress.enforced {
-                let user_done = match on_expiry {
+                let user_done = match cfg.expired_action {
                     ExpiredAction::Disable => user.disabled,
                     // A removed user is absent from the list (handled below).
                     ExpiredAction::Remove => false,
@@ -132,7 +252,7 @@ pub(super) fn plan(
                     // Disable before kicking, so the user cannot log straight
                     // back in; kick before removing, because a session whose
                     // user is gone is no longer recognised as ours.
-                    if on_expiry == ExpiredAction::Disable && !user.disabled {
+                    if cfg.expired_action == ExpiredAction::Disable && !user.disabled {
                         out.actions.push(Action::DisableUser {
                             id: user.id,
                             user: user.name.clone(),
@@ -144,7 +264,7 @@ pub(super) fn plan(
                             user: user.name.clone(),
                         });
                     }
-                    if on_expiry == ExpiredAction::Remove {
+                    if cfg.expired_action == ExpiredAction::Remove {
                         out.actions.push(Action::RemoveUser {
                             id: user.id,
                             user: user.name.clone(),

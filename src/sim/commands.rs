@@ -571,7 +571,7 @@ mod tests {
         let mut r = router();
         let t = |r: &mut Router, p: &str| trap_of(&exec(r, &[p])).map(str::to_owned);
         assert_eq!(
-            t(&mut r, "/interface/print").as_deref(),
+            t(&mut r, "/routing/bgp/print").as_deref(),
             Some("no such command prefix")
         );
         assert_eq!(

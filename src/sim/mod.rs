@@ -452,9 +452,19 @@ impl SimHandle {
         self.with(|i| i.max_sessions = n);
     }
 
-    /// `/system/clock` and dates read 1970 plus uptime (no RTC, no NTP).
+    /// `/system/clock` and dates read 1970 plus uptime (no RTC, no NTP):
+    /// the NTP client then reports `waiting`, and `synchronized` again when
+    /// switched off.
     pub fn set_clock_1970(&self, on: bool) {
-        self.with(|i| i.router.clock_1970 = on);
+        self.with(|i| {
+            i.router.clock_1970 = on;
+            i.router.ntp_synced = !on;
+        });
+    }
+
+    /// `/system/ntp/client` reports `synchronized` (true) or `waiting`.
+    pub fn set_ntp_synced(&self, on: bool) {
+        self.with(|i| i.router.ntp_synced = on);
     }
 
     /// Switches the 7.18+ `!empty` reply on or off.

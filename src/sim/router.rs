@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::tables::{
-    DateStyle, HOTSPOT_ACTIVE, HOTSPOT_PROFILE, HOTSPOT_USER, PACKAGE, PPP_ACTIVE, PPP_PROFILE,
-    PPP_SECRET, Printed, SYSTEM_SCHEDULER, SYSTEM_SCRIPT, Table, Value,
+    DateStyle, HOTSPOT_ACTIVE, HOTSPOT_PROFILE, HOTSPOT_USER, INTERFACE, PACKAGE, PPP_ACTIVE,
+    PPP_PROFILE, PPP_SECRET, Printed, SYSTEM_SCHEDULER, SYSTEM_SCRIPT, Table, Value,
 };
 
 /// The menus the simulator knows, by API path.
@@ -22,6 +22,8 @@ pub(crate) enum Menu {
     SystemIdentity,
     SystemPackage,
     SystemClock,
+    NtpClient,
+    Interface,
     SystemScript,
     SystemScheduler,
 }
@@ -37,6 +39,8 @@ pub(crate) const MENUS: &[(&str, Menu)] = &[
     ("/system/identity", Menu::SystemIdentity),
     ("/system/package", Menu::SystemPackage),
     ("/system/clock", Menu::SystemClock),
+    ("/system/ntp/client", Menu::NtpClient),
+    ("/interface", Menu::Interface),
     ("/system/script", Menu::SystemScript),
     ("/system/scheduler", Menu::SystemScheduler),
 ];
@@ -73,6 +77,11 @@ pub(crate) struct Router {
     pub(crate) packages: Table,
     pub(crate) scripts: Table,
     pub(crate) schedulers: Table,
+    pub(crate) interfaces: Table,
+    /// `/system/ntp/client` `status`: `synchronized` when true (the
+    /// default: a router with a working NTP client), else `waiting` (a
+    /// router whose WAN is down).
+    pub(crate) ntp_synced: bool,
     /// `/system/clock` `time-zone-name` (`manual` by default).
     pub(crate) tz_name: String,
     /// Offset of local time from UTC in seconds, shown as `gmt-offset`;
@@ -110,6 +119,8 @@ impl Router {
             packages: Table::new(PACKAGE),
             scripts: Table::new(SYSTEM_SCRIPT),
             schedulers: Table::new(SYSTEM_SCHEDULER),
+            interfaces: Table::new(INTERFACE),
+            ntp_synced: true,
             tz_name: "manual".to_owned(),
             gmt_offset: 0,
             identity: identity.as_bytes().to_vec(),
@@ -132,6 +143,7 @@ impl Router {
             0xFFFF_FFFE,
             vec![("name", Value::str("default-encryption"))],
         );
+        r.interfaces.insert(vec![("name", Value::str("ether1"))]);
         let bare_version = version.split_whitespace().next().unwrap_or(version);
         r.packages.insert(vec![
             ("name", Value::str("routeros")),
@@ -171,7 +183,10 @@ impl Router {
             Menu::SystemPackage => &self.packages,
             Menu::SystemScript => &self.scripts,
             Menu::SystemScheduler => &self.schedulers,
-            Menu::SystemResource | Menu::SystemIdentity | Menu::SystemClock => return None,
+            Menu::Interface => &self.interfaces,
+            Menu::SystemResource | Menu::SystemIdentity | Menu::SystemClock | Menu::NtpClient => {
+                return None;
+            }
         })
     }
 
@@ -186,7 +201,10 @@ impl Router {
             Menu::SystemPackage => &mut self.packages,
             Menu::SystemScript => &mut self.scripts,
             Menu::SystemScheduler => &mut self.schedulers,
-            Menu::SystemResource | Menu::SystemIdentity | Menu::SystemClock => return None,
+            Menu::Interface => &mut self.interfaces,
+            Menu::SystemResource | Menu::SystemIdentity | Menu::SystemClock | Menu::NtpClient => {
+                return None;
+            }
         })
     }
 
@@ -218,6 +236,20 @@ impl Router {
                     ("dst-active", "false".into()),
                 ])]
             }
+            Menu::NtpClient => vec![kv(vec![
+                ("enabled", "true".into()),
+                ("mode", "unicast".into()),
+                ("servers", "pool.ntp.org".into()),
+                (
+                    "status",
+                    if self.ntp_synced {
+                        "synchronized"
+                    } else {
+                        "waiting"
+                    }
+                    .into(),
+                ),
+            ])],
             _ => self
                 .table(menu)
                 .map(|t| t.rows.iter().map(|r| r.print(self.dates)).collect())
@@ -413,6 +445,16 @@ impl Router {
         };
         let session = self.next_session;
         self.next_session = self.next_session.wrapping_add(1);
+        // Each session gets its dynamic interface, as RouterOS does.
+        let mut iface = b"<pppoe-".to_vec();
+        iface.extend_from_slice(name);
+        iface.push(b'>');
+        self.interfaces.insert(vec![
+            ("name", Value::Str(iface)),
+            ("type", Value::str("pppoe-in")),
+            ("mtu", Value::str("1480")),
+            ("dynamic", Value::Bool(true)),
+        ]);
         Ok(self.ppp_active.insert(vec![
             ("name", Value::str(name)),
             ("service", Value::Str(service)),
@@ -432,6 +474,9 @@ impl Router {
         };
         let now = self.now_unix();
         let name = session.bytes("name").to_vec();
+        if let Some(id) = self.pppoe_interface(&name).map(|i| i.id) {
+            self.interfaces.remove(id);
+        }
         if let Some(s) = self
             .ppp_secrets
             .rows
@@ -464,10 +509,38 @@ impl Router {
 
     // ---- time and traffic ----
 
-    /// Adds traffic to the active hotspot session(s) of `user`. PPP sessions
-    /// have no counters in `/ppp/active`, so only hotspot sessions count.
+    /// The dynamic `pppoe-in` interface of `user`'s session.
+    fn pppoe_interface(&self, user: &[u8]) -> Option<&super::tables::Row> {
+        self.interfaces.rows.iter().find(|r| {
+            r.bytes("type") == b"pppoe-in"
+                && r.bytes("name")
+                    .strip_prefix(b"<pppoe-")
+                    .and_then(|n| n.strip_suffix(b">"))
+                    == Some(user)
+        })
+    }
+
+    /// Counts traffic on a `pppoe-in` interface: `rx` is what the router
+    /// received from the customer, `tx` what it sent them.
+    fn pppoe_traffic(&mut self, user: &[u8], rx: u64, tx: u64) -> bool {
+        let Some(id) = self.pppoe_interface(user).map(|i| i.id) else {
+            return false;
+        };
+        if let Some(i) = self.interfaces.by_id_mut(id) {
+            i.add("rx-byte", rx);
+            i.add("tx-byte", tx);
+            i.add("rx-packet", packets(rx));
+            i.add("tx-packet", packets(tx));
+        }
+        true
+    }
+
+    /// Adds traffic to the active session(s) of `user`: hotspot `bytes-in`
+    /// (from the user) and `bytes-out` (to the user); PPP sessions have no
+    /// counters in `/ppp/active`, so theirs go to their `pppoe-in`
+    /// interface as `rx-byte` and `tx-byte`.
     pub(crate) fn add_traffic(&mut self, user: &[u8], bytes_in: u64, bytes_out: u64) -> bool {
-        let mut found = false;
+        let mut found = self.pppoe_traffic(user, bytes_in, bytes_out);
         for s in self
             .hs_active
             .rows
@@ -500,8 +573,13 @@ impl Router {
             s.add("packets-in", packets(up * secs));
             s.add("packets-out", packets(down * secs));
         }
+        let mut ppp = Vec::new();
         for s in &mut self.ppp_active.rows {
             s.add("uptime", secs);
+            ppp.push((s.bytes("name").to_vec(), rates(s.id)));
+        }
+        for (name, (up, down)) in ppp {
+            self.pppoe_traffic(&name, up * secs, down * secs);
         }
         self.refresh_time_left();
         let expired: Vec<u32> = self
@@ -642,10 +720,32 @@ mod tests {
             Some("1m30s")
         );
         assert_eq!(field(&r, Menu::PppActive, 0, "bytes-in"), None);
+        // The counters are on the session's dynamic interface instead
+        // (row 0 is the static ether1): rx from the customer, tx to them.
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "name").as_deref(),
+            Some("<pppoe-p1>")
+        );
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "type").as_deref(),
+            Some("pppoe-in")
+        );
+        let (up, down) = rates(r.ppp_active.rows[0].id);
+        assert!(r.add_traffic(b"p1", 10, 20));
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "rx-byte"),
+            Some((up * 90 + 10).to_string())
+        );
+        assert_eq!(
+            field(&r, Menu::Interface, 1, "tx-byte"),
+            Some((down * 90 + 20).to_string())
+        );
         assert!(r.hotspot_login(b"v1", "10.5.50.2", "m1").is_ok());
         r.advance(Duration::from_secs(30));
         r.reboot();
         assert!(r.hs_active.rows.is_empty() && r.ppp_active.rows.is_empty());
+        // The session's interface went with it.
+        assert_eq!(r.interfaces.rows.len(), 1);
         assert_eq!(r.uptime(), Duration::ZERO);
         assert_eq!(
             field(&r, Menu::PppSecret, 0, "last-disconnect-reason").as_deref(),

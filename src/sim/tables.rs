@@ -189,6 +189,21 @@ pub(crate) static PPP_ACTIVE: &[Field] = &[
     ro("radius", Bool, Def::Bool(false)),
 ];
 
+/// `/interface`: a static ethernet port plus one dynamic `pppoe-in`
+/// interface per PPPoE session, carrying that session's counters.
+pub(crate) static INTERFACE: &[Field] = &[
+    ro("name", Str, Absent),
+    ro("type", Str, Def::Str("ether")),
+    ro("mtu", Str, Def::Str("auto")),
+    ro("rx-byte", Int, Def::Int(0)),
+    ro("tx-byte", Int, Def::Int(0)),
+    ro("rx-packet", Int, Def::Int(0)),
+    ro("tx-packet", Int, Def::Int(0)),
+    ro("dynamic", Bool, Def::Bool(false)),
+    ro("running", Bool, Def::Bool(true)),
+    ro("disabled", Bool, Def::Bool(false)),
+];
+
 pub(crate) static PPP_PROFILE: &[Field] = &[
     rw("name", Str, Absent),
     rw("local-address", Str, Absent),

@@ -27,6 +27,9 @@ pub struct StateDelta {
     /// `Some` when the value changed.
     pub router_boot: Option<Option<Timestamp>>,
     pub started: Option<bool>,
+    /// The clock ledger changed (a checkpoint every few minutes at most,
+    /// or a reported verdict change); written from `state`.
+    pub clock: bool,
 }
 
 impl StateDelta {
@@ -56,6 +59,7 @@ impl StateDelta {
         if old.started != new.started {
             d.started = Some(new.started);
         }
+        d.clock = old.clock != new.clock;
         d
     }
 
@@ -80,6 +84,7 @@ impl StateDelta {
             && self.flagged_del.is_empty()
             && self.router_boot.is_none()
             && self.started.is_none()
+            && !self.clock
     }
 }
 

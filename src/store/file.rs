@@ -9,7 +9,9 @@
 //!   event); `outbox_bytes`, the sum of the queued event blobs' sizes, kept
 //!   in the same transactions as the events so the outbox cap is one read.
 //! - `meta_bytes` (`&str -> &[u8]`): `stream`, the random 16-byte id made
-//!   with the file and carried in every event.
+//!   with the file and carried in every event; `clock`, the postcard
+//!   [`ClockLedger`](crate::monitor::ClockLedger) (elapsed-time checkpoint
+//!   for clock trust; absent on a file that never ran a cycle).
 //! - `sessions` (`&[u8] -> &[u8]`): one row per open session, keyed by
 //!   service and active `.id`; `vouchers` (`&[u8] -> &[u8]`): one row per
 //!   voucher with progress, keyed by the raw user name; `flagged`
@@ -48,12 +50,12 @@ use crate::name::Name;
 /// shape (postcard is not self-describing, so even adding a field makes old
 /// blobs unreadable), and add a step to [`migrate`]. Version 1 was the
 /// pre-release single-blob layout; it is refused with a clear error.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The `meta` table keeps this type in every version, so any release can
 /// read the schema version of any file.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const META_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_bytes");
+pub(super) const META_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_bytes");
 pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 pub(super) const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
 const FLAGGED: TableDefinition<&[u8], u8> = TableDefinition::new("flagged");
@@ -81,6 +83,7 @@ const KEY_STARTED: &str = "started";
 const KEY_BOOT: &str = "router_boot";
 const KEY_BOOT_SET: &str = "router_boot_set";
 const KEY_STREAM: &str = "stream";
+const KEY_CLOCK: &str = "clock";
 
 /// redb's default page cache is 1 GiB; the state file is small and the agent
 /// runs on small boxes, so cap it hard.
@@ -264,6 +267,9 @@ impl Store {
         let meta = txn.open_table(META)?;
         let get = |k| -> Result<Option<u64>, StoreError> { Ok(meta.get(k)?.map(|v| v.value())) };
         state.started = get(KEY_STARTED)? == Some(1);
+        if let Some(blob) = txn.open_table(META_BYTES)?.get(KEY_CLOCK)? {
+            state.clock = decode("clock ledger", blob.value())?;
+        }
         if get(KEY_BOOT_SET)? == Some(1) {
             state.router_boot = get(KEY_BOOT)?.map(|v| Timestamp::from_unix(v as i64));
         }
@@ -525,6 +531,11 @@ fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
             meta.insert(KEY_STARTED, u64::from(started))?;
         }
     }
+    if d.clock {
+        encode_into("clock ledger", &d.state.clock, &mut buf)?;
+        txn.open_table(META_BYTES)?
+            .insert(KEY_CLOCK, buf.as_slice())?;
+    }
     Ok(())
 }
 
@@ -574,13 +585,23 @@ fn flag_key_decode(raw: &[u8]) -> Result<(Service, Name), StoreError> {
 /// To add version 3: bump [`SCHEMA_VERSION`], keep copies of the old types
 /// in a `v2` module (postcard needs the exact old shape to decode), and add
 /// an arm here, `2 => migrate_v2_to_v3(txn)`, that rewrites each old row.
-fn migrate(from: u32, _txn: &WriteTransaction) -> Result<(), StoreError> {
-    Err(StoreError::Migrate {
-        from,
-        reason: "no migration from this version is known (version 1 was a pre-release \
-                 layout); move the file aside to start a new one"
-            .into(),
-    })
+fn migrate(from: u32, txn: &WriteTransaction) -> Result<(), StoreError> {
+    match from {
+        2 => super::v2::migrate_v2_to_v3(txn),
+        _ => Err(StoreError::Migrate {
+            from,
+            reason: "no migration from this version is known (version 1 was a pre-release \
+                     layout); move the file aside to start a new one"
+                .into(),
+        }),
+    }
+}
+
+/// One value as a fresh postcard blob.
+pub(super) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::new();
+    encode_into(what, value, &mut buf)?;
+    Ok(buf)
 }
 
 pub(super) fn encode_into<T: Serialize>(

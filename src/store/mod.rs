@@ -11,6 +11,7 @@
 //!   writer keeps event order equal to cause order.
 //! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`).
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
+//! - v2.rs: the migration from schema version 2 (old shapes kept there).
 
 mod delta;
 mod error;
@@ -19,6 +20,7 @@ mod outbox;
 #[cfg(test)]
 mod tests;
 mod thread;
+mod v2;
 
 pub use delta::StateDelta;
 pub use error::StoreError;

@@ -75,6 +75,27 @@ fn sample_state() -> MonitorState {
             ..Default::default()
         },
     );
+    // A provisional, MAC-locked activation with its monotonic anchor.
+    s.vouchers.insert(
+        Name::new("v-1970"),
+        VoucherProgress {
+            activation: Some((ts(120), ts(86_520))),
+            provisional: Some(crate::monitor::Provisional {
+                anchor: 600,
+                first_login_at: ts(120),
+                corrected: false,
+            }),
+            mac: crate::name::Mac::parse(b"AA:BB:CC:00:00:01"),
+            ..Default::default()
+        },
+    );
+    s.clock = crate::monitor::ClockLedger {
+        started: true,
+        elapsed_secs: 900,
+        mono_secs: 1_234,
+        trusted_at: Some((ts(1_700_000_000), 300)),
+        reported: Some((true, crate::event::ClockSource::RouterNtp, Some(-3))),
+    };
     s.flagged_manual
         .insert((Service::Pppoe, Name::new(b"bob\xff")));
     s.router_boot = Some(ts(-86_400));
@@ -111,7 +132,7 @@ fn new_file_has_schema_stream_and_defaults() {
     let meta = txn.open_table(META).expect("meta");
     let v = meta.get(KEY_SCHEMA).expect("get").map(|g| g.value());
     assert_eq!(v, Some(u64::from(SCHEMA_VERSION)));
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert_eq!(store.load_state().expect("state"), MonitorState::default());
     assert_eq!(store.last_seq().expect("seq"), 0);
     assert_eq!(store.queued_events().expect("queued"), 0);
@@ -159,7 +180,9 @@ fn state_round_trips_row_by_row_across_reopen() {
     next.vouchers.remove(&Name::new("v-abc"));
     next.flagged_manual.clear();
     next.router_boot = None;
+    next.clock.elapsed_secs += 300;
     let delta = StateDelta::between(&state, &Arc::new(next.clone()));
+    assert!(delta.clock);
     assert_eq!(delta.sessions_put, vec![]);
     assert_eq!(delta.sessions_del, vec![(Service::Hotspot, Id(0x1b))]);
     assert_eq!(delta.vouchers_del, vec![Name::new("v-abc")]);

@@ -2,7 +2,9 @@
 //! and `now` in, exact events, actions and warnings out. This file holds
 //! the builders; each topic has its own file.
 
+mod clock;
 mod foreign;
+mod mac_lock;
 mod properties;
 mod reboot;
 mod restarts;
@@ -53,6 +55,8 @@ fn cfg() -> MonitorConfig {
         pppoe_pattern: "*pppoe*".into(),
         usage_secs: 300,
         expired_action: ExpiredAction::Disable,
+        mac_lock: false,
+        mac_lock_pattern: None,
     }
 }
 
@@ -331,6 +335,8 @@ fn activated(
         valid_hours,
         first_login_at: first,
         expires_at: first.plus_hours(valid_hours),
+        provisional: false,
+        mac: None,
     }
 }
 
