@@ -161,10 +161,91 @@ impl std::error::Error for ClockError {}
 /// Parses RFC 3339 (`Z` or `±hh:mm` offset, optional fraction, which is
 /// truncated towards the earlier whole second).
 pub fn parse_rfc3339(s: &[u8]) -> Result<Timestamp, ClockError> {
+    // The form the agent writes itself, checked every cycle for every
+    // voucher: parsed directly, the general parser handles the rest.
+    if let Some(t) = parse_canonical_utc(s) {
+        return Ok(t);
+    }
     let err = |reason: String| ClockError::new(ClockFormat::Rfc3339, s, reason);
     let text = std::str::from_utf8(s).map_err(|_| err("not UTF-8".to_owned()))?;
     let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| err(e.to_string()))?;
     Ok(Timestamp(dt.unix_timestamp()))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly, with a valid date and time; `None`
+/// for anything else (left to the general parser, which also explains
+/// what is wrong).
+fn parse_canonical_utc(s: &[u8]) -> Option<Timestamp> {
+    let [
+        y1,
+        y2,
+        y3,
+        y4,
+        b'-',
+        mo1,
+        mo2,
+        b'-',
+        d1,
+        d2,
+        b'T',
+        h1,
+        h2,
+        b':',
+        mi1,
+        mi2,
+        b':',
+        s1,
+        s2,
+        b'Z',
+    ] = *s
+    else {
+        return None;
+    };
+    let year = i64::from(two_digits(y1, y2)?) * 100 + i64::from(two_digits(y3, y4)?);
+    let month = i64::from(two_digits(mo1, mo2)?);
+    let day = i64::from(two_digits(d1, d2)?);
+    let (hour, minute, second) = (
+        two_digits(h1, h2)?,
+        two_digits(mi1, mi2)?,
+        two_digits(s1, s2)?,
+    );
+    if !(1..=12).contains(&month) || day < 1 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(Timestamp(
+        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second),
+    ))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Parses a RouterOS date-time: `2024-01-31 12:00:00` (7.10+) or
@@ -234,6 +315,40 @@ fn month_from_name(name: [u8; 3]) -> Option<u32> {
     let lower = name.map(|b| b.to_ascii_lowercase());
     let index = NAMES.iter().position(|n| **n == lower)?;
     u32::try_from(index + 1).ok()
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_fast_path_agrees_with_the_time_crate(secs in MIN_RFC3339..=MAX_RFC3339) {
+            let text = Timestamp(secs).to_rfc3339();
+            let fast = parse_canonical_utc(text.as_bytes());
+            let slow = OffsetDateTime::parse(&text, &Rfc3339).map(|d| d.unix_timestamp()).ok();
+            proptest::prop_assert_eq!(fast.map(Timestamp::unix), slow);
+        }
+    }
+
+    #[test]
+    fn invalid_canonical_dates_fall_through() {
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-31T24:00:00Z",
+            "2024-04-31T00:00:00Z",
+        ] {
+            assert_eq!(parse_canonical_utc(bad.as_bytes()), None, "{bad}");
+            assert!(parse_rfc3339(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_rfc3339(b"2024-02-29T23:59:59Z")
+                .map(Timestamp::unix)
+                .ok(),
+            Some(1_709_251_199)
+        );
+    }
 }
 
 #[cfg(test)]

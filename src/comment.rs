@@ -64,10 +64,13 @@ impl Comment {
         // `split` always yields at least one item; the fallback is never taken.
         let first = parts.next().unwrap_or_default();
         match SystemKind::from_marker(first) {
-            Some(kind) => Comment::System(SystemComment {
-                kind,
-                fields: parts.map(<[u8]>::to_vec).collect(),
-            }),
+            Some(kind) => {
+                let mut sys = SystemComment::empty(kind, raw.len());
+                for part in parts {
+                    sys.push(part);
+                }
+                Comment::System(sys)
+            }
             None => Comment::Foreign(raw.to_vec()),
         }
     }
@@ -114,18 +117,58 @@ const EXPIRES_AT: usize = 8;
 const LOCKED_MAC: usize = 9;
 
 /// A `VOUCHER_SYSTEM|…` or `PPPOE_SYSTEM|…` comment, fields kept as found.
+///
+/// The fields live in one buffer with their end offsets: every poll parses
+/// every voucher's comment, and one allocation per field was most of the
+/// poll's cost.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SystemComment {
     kind: SystemKind,
-    /// Fields after the marker, as found: possibly fewer or more than the
-    /// format defines, possibly empty, possibly not UTF-8.
-    fields: Vec<Vec<u8>>,
+    /// Fields after the marker, concatenated without separators: possibly
+    /// fewer or more than the format defines, possibly empty, possibly not
+    /// UTF-8.
+    buf: Vec<u8>,
+    /// End of each field in `buf`.
+    ends: Vec<u32>,
 }
 
 impl SystemComment {
     /// A comment from its kind and the fields after the marker.
     pub fn new(kind: SystemKind, fields: Vec<Vec<u8>>) -> Self {
-        Self { kind, fields }
+        let mut s = Self::empty(kind, fields.iter().map(Vec::len).sum());
+        for f in &fields {
+            s.push(f);
+        }
+        s
+    }
+
+    fn empty(kind: SystemKind, capacity: usize) -> Self {
+        Self {
+            kind,
+            buf: Vec::with_capacity(capacity),
+            ends: Vec::with_capacity(11),
+        }
+    }
+
+    fn push(&mut self, field: &[u8]) {
+        self.buf.extend_from_slice(field);
+        // Comments are far below 4 GiB (RouterOS caps them at a few KB).
+        self.ends.push(self.buf.len() as u32);
+    }
+
+    /// A copy with field `index` set to `value`, missing fields before it
+    /// padded with empty ones, every other field as it was.
+    fn with_field(&self, index: usize, value: &[u8]) -> SystemComment {
+        let n = self.ends.len().max(index + 1);
+        let mut out = Self::empty(self.kind, self.buf.len() + value.len());
+        for i in 0..n {
+            if i == index {
+                out.push(value);
+            } else {
+                out.push(self.field(i).unwrap_or_default());
+            }
+        }
+        out
     }
 
     /// A fresh, not yet activated voucher comment (`first_login_at` and
@@ -181,13 +224,26 @@ impl SystemComment {
     }
 
     /// All fields after the marker, as found.
-    pub fn fields(&self) -> &[Vec<u8>] {
-        &self.fields
+    pub fn fields(&self) -> Vec<Vec<u8>> {
+        (0..self.ends.len())
+            .filter_map(|i| self.field(i).map(<[u8]>::to_vec))
+            .collect()
+    }
+
+    /// How many fields follow the marker.
+    pub fn field_count(&self) -> usize {
+        self.ends.len()
     }
 
     /// Field `index` after the marker (0 = `batch_id`); None if missing.
     pub fn field(&self, index: usize) -> Option<&[u8]> {
-        self.fields.get(index).map(Vec::as_slice)
+        let end = *self.ends.get(index)? as usize;
+        let start = if index == 0 {
+            0
+        } else {
+            self.ends[index - 1] as usize
+        };
+        self.buf.get(start..end)
     }
 
     /// The field only if this comment is of `kind`; kind-specific getters use
@@ -278,49 +334,31 @@ impl SystemComment {
     ///
     /// PPPoE comments have no such fields and are returned unchanged.
     pub fn with_activation(&self, first_login: Timestamp, expires: Timestamp) -> SystemComment {
-        let mut out = self.clone();
         if self.kind != SystemKind::Voucher {
-            return out;
+            return self.clone();
         }
-        if out.fields.len() <= EXPIRES_AT {
-            out.fields.resize(EXPIRES_AT + 1, Vec::new());
-        }
-        // Both slots exist after the resize; `get_mut` just keeps this panic-free.
-        if let Some(f) = out.fields.get_mut(FIRST_LOGIN_AT) {
-            *f = first_login.to_rfc3339().into_bytes();
-        }
-        if let Some(f) = out.fields.get_mut(EXPIRES_AT) {
-            *f = expires.to_rfc3339().into_bytes();
-        }
-        out
+        self.with_field(FIRST_LOGIN_AT, first_login.to_rfc3339().as_bytes())
+            .with_field(EXPIRES_AT, expires.to_rfc3339().as_bytes())
     }
 
     /// The comment with `locked_mac` set (missing fields before it padded
     /// with empty ones), every other field left byte for byte. PPPoE
     /// comments are returned unchanged.
     pub fn with_locked_mac(&self, mac: &str) -> SystemComment {
-        let mut out = self.clone();
         if self.kind != SystemKind::Voucher {
-            return out;
+            return self.clone();
         }
-        if out.fields.len() <= LOCKED_MAC {
-            out.fields.resize(LOCKED_MAC + 1, Vec::new());
-        }
-        if let Some(f) = out.fields.get_mut(LOCKED_MAC) {
-            *f = mac.as_bytes().to_vec();
-        }
-        out
+        self.with_field(LOCKED_MAC, mac.as_bytes())
     }
 
     /// `MARKER|field|field…`, exactly as parsed (or as edited).
     pub fn to_bytes(&self) -> Vec<u8> {
         let marker = self.kind.marker();
-        let len = marker.len() + self.fields.iter().map(|f| f.len() + 1).sum::<usize>();
-        let mut out = Vec::with_capacity(len);
+        let mut out = Vec::with_capacity(marker.len() + self.buf.len() + self.ends.len());
         out.extend_from_slice(marker);
-        for field in &self.fields {
+        for i in 0..self.ends.len() {
             out.push(SEP);
-            out.extend_from_slice(field);
+            out.extend_from_slice(self.field(i).unwrap_or_default());
         }
         out
     }
@@ -355,7 +393,7 @@ mod tests {
         );
         assert_eq!(c.locked_mac_raw(), Some(&b"AA:BB:CC:00:11:22"[..]));
         let short = system(b"VOUCHER_SYSTEM|B").with_locked_mac("AA:BB:CC:00:11:22");
-        assert_eq!(short.fields().len(), 10);
+        assert_eq!(short.field_count(), 10);
         let extra = system(b"VOUCHER_SYSTEM|B|1|1|24|V|d|a|f|e|old|x").with_locked_mac("M");
         assert_eq!(extra.to_bytes(), b"VOUCHER_SYSTEM|B|1|1|24|V|d|a|f|e|M|x");
         let pppoe = system(b"PPPOE_SYSTEM|B").with_locked_mac("M");
@@ -421,8 +459,8 @@ mod tests {
         assert_eq!(bad_dates.first_login_at(), None);
         assert_eq!(bad_dates.expires_at(), None);
         // Bare marker: ours, no fields; marker plus `|`: one empty field.
-        assert_eq!(system(b"VOUCHER_SYSTEM").fields().len(), 0);
-        assert_eq!(system(b"PPPOE_SYSTEM|").fields(), &[Vec::<u8>::new()]);
+        assert_eq!(system(b"VOUCHER_SYSTEM").field_count(), 0);
+        assert_eq!(system(b"PPPOE_SYSTEM|").fields(), vec![Vec::<u8>::new()]);
     }
 
     #[test]
@@ -602,7 +640,7 @@ mod tests {
             if c.kind() == SystemKind::Voucher {
                 prop_assert_eq!(reparsed.first_login_at(), Some(t));
                 prop_assert_eq!(reparsed.expires_at(), Some(t.plus_hours(24)));
-                prop_assert_eq!(out.fields().len(), c.fields().len().max(EXPIRES_AT + 1));
+                prop_assert_eq!(out.field_count(), c.field_count().max(EXPIRES_AT + 1));
                 for (i, f) in c.fields().iter().enumerate() {
                     if i != FIRST_LOGIN_AT && i != EXPIRES_AT {
                         prop_assert_eq!(out.field(i), Some(f.as_slice()));

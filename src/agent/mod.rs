@@ -424,7 +424,9 @@ impl Agent {
                 return Ok(());
             }
         };
+        let read_ms = started.elapsed().as_millis();
         self.clock.maybe_read_router(&self.router).await;
+        let step_started = std::time::Instant::now();
         let verdict = monitor::clock_trust::assess(&self.clock.inputs(), &self.state.clock);
         snapshot.clock = Some(verdict);
         // Events and voucher times use the best time there is: the trusted
@@ -447,6 +449,7 @@ impl Agent {
         }
         let new_state = Arc::new(out.state);
         let delta = StateDelta::between(&self.state, &new_state);
+        let step_us = step_started.elapsed().as_micros();
         let events: Vec<_> = out.events.into_iter().map(|e| (now, e)).collect();
         let committed = match self.store.commit(delta, events).await {
             Ok(c) => c,
@@ -502,7 +505,7 @@ impl Agent {
             }
         }
         log::debug!(
-            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, {} ms",
+            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, read {read_ms} ms, step {step_us} us, {} ms",
             users.hotspot_users,
             users.hotspot_active,
             users.ppp_secrets,
@@ -564,7 +567,16 @@ impl Agent {
             ifaces,
         );
         let (hu, ha, ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
-        for folded in [&hu.traps, &ha.traps, &ps.traps, &pa.traps, &pi.traps] {
+        // The counters are extra: a router that refuses the interface read
+        // (a restricted API user, an odd build) still gets its sessions
+        // polled, with PPPoE bytes unknown.
+        if let Some(t) = pi.traps.first() {
+            self.warn_once(format!(
+                "/interface/print refused ({}): PPPoE byte counters unavailable",
+                t.message
+            ));
+        }
+        for folded in [&hu.traps, &ha.traps, &ps.traps, &pa.traps] {
             if let Some(t) = folded.first() {
                 return Err(ClientError::Trap {
                     command: "list read".into(),
@@ -592,7 +604,9 @@ impl Agent {
         for w in warnings {
             self.warn_once(w);
         }
-        pi.value.fill(&mut pa.value.rows);
+        if pi.traps.is_empty() {
+            pi.value.fill(&mut pa.value.rows);
+        }
         Ok(Snapshot {
             hotspot_users: hu.value.rows,
             hotspot_active: ha.value.rows,
