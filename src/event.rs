@@ -129,6 +129,12 @@ pub enum EventKind {
         bytes_in: Option<u64>,
         bytes_out: Option<u64>,
         uptime_secs: u64,
+        /// Usage of sessions the agent never saw (they began and ended
+        /// between two looks at the router): the growth of the hotspot
+        /// user's cumulative counters beyond what seen sessions account
+        /// for. `session.active_id` is then `*0` and the counters are the
+        /// difference.
+        unseen: bool,
     },
     VoucherActivated {
         user: Name,
@@ -136,6 +142,9 @@ pub enum EventKind {
         valid_hours: u32,
         first_login_at: Timestamp,
         expires_at: Timestamp,
+        /// The first login was not seen: `first_login_at` is estimated
+        /// (now minus the user's cumulative uptime).
+        estimated: bool,
     },
     VoucherExpired {
         user: Name,
@@ -287,11 +296,13 @@ impl Event {
                 bytes_in,
                 bytes_out,
                 uptime_secs,
+                unseen,
             } => {
                 session_json(&mut m, session);
                 put(&mut m, "bytes_in", (*bytes_in).into());
                 put(&mut m, "bytes_out", (*bytes_out).into());
                 put(&mut m, "uptime_secs", (*uptime_secs).into());
+                put(&mut m, "unseen", (*unseen).into());
             }
             EventKind::VoucherActivated {
                 user,
@@ -299,6 +310,7 @@ impl Event {
                 valid_hours,
                 first_login_at,
                 expires_at,
+                estimated,
             } => {
                 put(&mut m, "service", "hotspot".into());
                 user.json_into(&mut m, "user");
@@ -306,6 +318,7 @@ impl Event {
                 put(&mut m, "valid_hours", (*valid_hours).into());
                 put(&mut m, "first_login_at", first_login_at.to_rfc3339().into());
                 put(&mut m, "expires_at", expires_at.to_rfc3339().into());
+                put(&mut m, "estimated", (*estimated).into());
             }
             EventKind::VoucherExpired {
                 user,

@@ -78,22 +78,23 @@ pub(super) fn plan(
                 user: user.name.clone(),
                 comment: Name::new(meta.with_activation(first, expires).to_bytes()),
             });
-        } else if !sessions.is_empty() {
+        } else if let Some((first, estimated)) = first_use(sessions, user, now) {
             match meta.valid_hours() {
                 Some(hours) => {
-                    let expires = now.plus_hours(hours);
-                    progress.activation = Some((now, expires));
+                    let expires = first.plus_hours(hours);
+                    progress.activation = Some((first, expires));
                     out.events.push(EventKind::VoucherActivated {
                         user: user.name.clone(),
                         batch_id: batch_id.clone(),
                         valid_hours: hours,
-                        first_login_at: now,
+                        first_login_at: first,
                         expires_at: expires,
+                        estimated,
                     });
                     out.actions.push(Action::SetComment {
                         id: user.id,
                         user: user.name.clone(),
-                        comment: Name::new(meta.with_activation(now, expires).to_bytes()),
+                        comment: Name::new(meta.with_activation(first, expires).to_bytes()),
                     });
                 }
                 None => out.warnings.push(format!(
@@ -160,6 +161,28 @@ pub(super) fn plan(
     // Vouchers whose user is gone from the router (removed at expiry, or by
     // the operator) are dropped: there is nothing left to act on.
     out
+}
+
+/// When a not yet activated voucher was first used, and whether that is an
+/// estimate: now, when a session is open (the poll or listen sees the
+/// login); otherwise, when the user's cumulative uptime shows sessions the
+/// agent never saw, now minus that uptime (the latest the first login can
+/// have been, so the voucher never loses time to the estimate).
+fn first_use(
+    sessions: &[&SessionRow],
+    user: &UserRow,
+    now: Timestamp,
+) -> Option<(Timestamp, bool)> {
+    if !sessions.is_empty() {
+        return Some((now, false));
+    }
+    let used = user.totals.map_or(0, |t| t.uptime_secs);
+    (used > 0).then(|| {
+        (
+            now.plus_secs(-(i64::try_from(used).unwrap_or(i64::MAX))),
+            true,
+        )
+    })
 }
 
 /// Why the comment's `first_login_at` or `expires_at` cannot be trusted:

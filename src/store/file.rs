@@ -10,7 +10,9 @@
 //! - `sessions` (`&[u8] -> &[u8]`): one row per open session, keyed by
 //!   service and active `.id`; `vouchers` (`&[u8] -> &[u8]`): one row per
 //!   voucher with progress, keyed by the raw user name; `flagged`
-//!   (`&[u8] -> u8`): users reported as `manual_user`.
+//!   (`&[u8] -> u8`): users reported as `manual_user`; `usage`
+//!   (`&[u8] -> &[u8]`): per managed hotspot user (raw name), the counter
+//!   baseline that tells unseen sessions (version 3).
 //! - `events` (`u64 -> &[u8]`): the outbox, postcard-encoded [`Event`]s
 //!   keyed by sequence number.
 //! - `mikhmon_import` (`&[u8] -> &[u8]`): written only by
@@ -36,7 +38,7 @@ use serde::de::DeserializeOwned;
 use super::{StateDelta, StoreError};
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind, Service, StreamId};
-use crate::monitor::{MonitorState, SessionKey, TrackedSession, VoucherProgress};
+use crate::monitor::{MonitorState, SessionKey, TrackedSession, UsageBaseline, VoucherProgress};
 use crate::name::Name;
 
 /// The layout version this build reads and writes.
@@ -45,7 +47,7 @@ use crate::name::Name;
 /// shape (postcard is not self-describing, so even adding a field makes old
 /// blobs unreadable), and add a step to [`migrate`]. Version 1 was the
 /// pre-release single-blob layout; it is refused with a clear error.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The `meta` table keeps this type in every version, so any release can
 /// read the schema version of any file.
@@ -54,6 +56,7 @@ const META_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_byte
 pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 pub(super) const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
 const FLAGGED: TableDefinition<&[u8], u8> = TableDefinition::new("flagged");
+const USAGE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("usage");
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const MIKHMON_IMPORT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mikhmon_import");
 
@@ -221,6 +224,7 @@ impl Store {
         txn.open_table(SESSIONS)?;
         txn.open_table(VOUCHERS)?;
         txn.open_table(FLAGGED)?;
+        txn.open_table(USAGE)?;
         txn.open_table(EVENTS)?;
         txn.commit()?;
         Ok(stream)
@@ -243,6 +247,11 @@ impl Store {
         for row in txn.open_table(FLAGGED)?.iter()? {
             let (key, _) = row?;
             state.flagged_manual.insert(flag_key_decode(key.value())?);
+        }
+        for row in txn.open_table(USAGE)?.iter()? {
+            let (key, blob) = row?;
+            let b: UsageBaseline = decode("usage baseline", blob.value())?;
+            state.usage.insert(Name::new(key.value()), b);
         }
         let meta = txn.open_table(META)?;
         let get = |k| -> Result<Option<u64>, StoreError> { Ok(meta.get(k)?.map(|v| v.value())) };
@@ -460,6 +469,19 @@ fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
             t.remove(flag_key(k).as_slice())?;
         }
     }
+    if !d.usage_put.is_empty() || !d.usage_del.is_empty() {
+        let mut t = txn.open_table(USAGE)?;
+        for name in &d.usage_put {
+            let Some(b) = d.state.usage.get(name) else {
+                continue;
+            };
+            encode_into("usage baseline", b, &mut buf)?;
+            t.insert(name.as_bytes(), buf.as_slice())?;
+        }
+        for name in &d.usage_del {
+            t.remove(name.as_bytes())?;
+        }
+    }
     if d.router_boot.is_some() || d.started.is_some() {
         let mut meta = txn.open_table(META)?;
         if let Some(boot) = d.router_boot {
@@ -516,16 +538,38 @@ fn flag_key_decode(raw: &[u8]) -> Result<(Service, Name), StoreError> {
 /// Schema migration hook: turns a file at version `from` into `from + 1`,
 /// inside the open transaction (which also records the new version).
 ///
-/// To add version 3: bump [`SCHEMA_VERSION`], keep copies of the old types
-/// in a `v2` module (postcard needs the exact old shape to decode), and add
-/// an arm here, `2 => migrate_v2_to_v3(txn)`, that rewrites each old row.
-fn migrate(from: u32, _txn: &WriteTransaction) -> Result<(), StoreError> {
-    Err(StoreError::Migrate {
-        from,
-        reason: "no migration from this version is known (version 1 was a pre-release \
-                 layout); move the file aside to start a new one"
-            .into(),
-    })
+/// To add a version: bump [`SCHEMA_VERSION`], keep copies of the old types
+/// in a `vN` module (postcard needs the exact old shape to decode), and add
+/// an arm here that rewrites each old row.
+fn migrate(from: u32, txn: &WriteTransaction) -> Result<(), StoreError> {
+    match from {
+        2 => migrate_v2_to_v3(txn),
+        _ => Err(StoreError::Migrate {
+            from,
+            reason: "no migration from this version is known (version 1 was a pre-release \
+                     layout); move the file aside to start a new one"
+                .into(),
+        }),
+    }
+}
+
+/// Version 3 added fields to two event kinds (`usage.unseen`,
+/// `voucher_activated.estimated`) and the `usage` table (created empty
+/// with the others): re-encode every queued event in the new shape.
+fn migrate_v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(EVENTS)?;
+    let mut rewritten = Vec::new();
+    for entry in table.iter()? {
+        let (key, blob) = entry?;
+        let old: super::v2::EventV2 = decode("queued event (version 2)", blob.value())?;
+        rewritten.push((key.value(), Event::from(old)));
+    }
+    let mut buf = Vec::new();
+    for (seq, event) in rewritten {
+        encode_into("event", &event, &mut buf)?;
+        table.insert(seq, buf.as_slice())?;
+    }
+    Ok(())
 }
 
 fn encode_into<T: Serialize>(

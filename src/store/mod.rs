@@ -17,6 +17,7 @@ mod file;
 #[cfg(test)]
 mod tests;
 mod thread;
+mod v2;
 
 pub use delta::StateDelta;
 pub use error::StoreError;

@@ -111,7 +111,7 @@ fn new_file_has_schema_stream_and_defaults() {
     let meta = txn.open_table(META).expect("meta");
     let v = meta.get(KEY_SCHEMA).expect("get").map(|g| g.value());
     assert_eq!(v, Some(u64::from(SCHEMA_VERSION)));
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert_eq!(store.load_state().expect("state"), MonitorState::default());
     assert_eq!(store.last_seq().expect("seq"), 0);
     assert_eq!(store.queued_events().expect("queued"), 0);

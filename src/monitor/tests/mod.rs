@@ -70,6 +70,7 @@ fn user(id: &str, name: &str, profile: &str, comment: &[u8]) -> UserRow {
         profile: profile.into(),
         comment: Name::new(comment),
         disabled: false,
+        totals: None,
     }
 }
 
@@ -316,6 +317,7 @@ fn usage(s: &SessionRow) -> EventKind {
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
         uptime_secs: s.uptime_secs.unwrap_or(0),
+        unseen: false,
     }
 }
 
@@ -331,6 +333,7 @@ fn activated(
         valid_hours,
         first_login_at: first,
         expires_at: first.plus_hours(valid_hours),
+        estimated: false,
     }
 }
 
