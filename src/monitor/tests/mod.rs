@@ -3,17 +3,22 @@
 //! the builders; each topic has its own file.
 
 mod foreign;
+mod listen;
 mod properties;
 mod reboot;
 mod restarts;
 mod sessions;
+mod unseen;
 mod vouchers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::{Action, MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, UserRow, step};
+use super::{
+    Action, ListenChange, MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, Totals,
+    UserIndex, UserRow, apply_listen, step,
+};
 use crate::clock::Timestamp;
 use crate::comment::Comment;
 use crate::event::{EventKind, ExpiredAction, LogoutReason, Service, SessionRef};
@@ -82,6 +87,16 @@ fn voucher(id: &str, name: &str, comment: &[u8]) -> UserRow {
 /// A PPP secret in the PPPoE profile.
 fn secret(id: &str, name: &str, comment: &[u8]) -> UserRow {
     user(id, name, PPPOE_PROFILE, comment)
+}
+
+/// A user with cumulative counters (uptime secs, bytes in, bytes out).
+fn with_totals(mut u: UserRow, uptime_secs: u64, bytes_in: u64, bytes_out: u64) -> UserRow {
+    u.totals = Some(Totals {
+        uptime_secs,
+        bytes_in,
+        bytes_out,
+    });
+    u
 }
 
 fn disabled(mut u: UserRow) -> UserRow {
@@ -185,6 +200,8 @@ impl SnapExt for Snapshot {
 struct Agent {
     state: MonitorState,
     cfg: MonitorConfig,
+    /// The last poll's users, for the listen path.
+    users: UserIndex,
 }
 
 impl Agent {
@@ -201,6 +218,7 @@ impl Agent {
                 ..MonitorState::default()
             },
             cfg,
+            users: UserIndex::default(),
         }
     }
 
@@ -209,13 +227,24 @@ impl Agent {
         Agent {
             state: MonitorState::default(),
             cfg: cfg(),
+            users: UserIndex::default(),
         }
     }
 
     fn run(&mut self, snap: &Snapshot, now: Timestamp) -> StepOutput {
         let out = step(&self.state, snap, now, &self.cfg);
         self.state = out.state.clone();
+        self.users = out.users.clone();
         out
+    }
+
+    /// Applies one listen change; returns its events and actions,
+    /// asserting no warnings.
+    fn listen(&mut self, change: ListenChange, now: Timestamp) -> (Vec<EventKind>, Vec<Action>) {
+        let out = apply_listen(&self.state, &self.users, &change, now, &self.cfg);
+        assert_eq!(out.warnings, Vec::<String>::new());
+        self.state = out.state;
+        (out.events, out.actions)
     }
 
     /// Runs a cycle and returns its events and actions, asserting no warnings.
