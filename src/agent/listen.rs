@@ -38,6 +38,12 @@ pub struct Listens {
     ppp: Option<Follow>,
 }
 
+/// Listen rows waiting to be handled before the listen is given up for
+/// this connection (the poll then covers the list): a burst of this many
+/// changes is far beyond a site's logins, and a router flooding the
+/// listen must not grow the agent's memory.
+const MAX_UNREAD: usize = 4096;
+
 pub fn path(service: Service) -> &'static str {
     match service {
         Service::Hotspot => "/ip/hotspot/active",
@@ -57,7 +63,7 @@ impl Listens {
             };
             let cmd = Command::new(&format!("{}/listen", path(service))).proplist(props);
             let slot = self.slot(service);
-            match router.stream(cmd) {
+            match router.stream_bounded(cmd, MAX_UNREAD) {
                 Ok(stream) => {
                     *slot = Some(Follow {
                         stream,
