@@ -30,6 +30,7 @@ OPTIONS:
     --activity           random logins/logouts/connects and traffic
     --control            read commands from stdin, one per line, and print
                          each one's completion time (unix ms), for benchmarks:
+                           add USER PROFILE   -> `add USER <ms>`
                            login USER IP MAC  -> `login USER <ms>`
                            logout USER        -> `logout USER <ms>`
     -h, --help           show this help
@@ -169,6 +170,14 @@ fn control(sim: &mikrotik_edge::sim::SimHandle) {
     for line in std::io::stdin().lock().lines().map_while(Result::ok) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
+            ["add", user, profile] => {
+                if sim.find("/ip/hotspot/user", user).is_some() {
+                    format!("error {user} exists")
+                } else {
+                    sim.add_hotspot_user(user, user, profile, b"");
+                    format!("add {user} {}", unix_ms())
+                }
+            }
             ["login", user, ip, mac] => match sim.hotspot_login(user, ip, mac) {
                 Ok(_) => format!("login {user} {}", unix_ms()),
                 Err(e) => format!("error {e}"),
