@@ -12,15 +12,17 @@ use crate::event::{
 use crate::name::{Mac, Name};
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub(super) struct EventV2 {
-    seq: u64,
-    at: Timestamp,
-    kind: KindV2,
+    pub(super) seq: u64,
+    pub(super) at: Timestamp,
+    pub(super) kind: KindV2,
 }
 
 /// Variant order matters (postcard numbers variants by position).
 #[derive(Deserialize)]
-enum KindV2 {
+#[cfg_attr(test, derive(serde::Serialize))]
+pub(super) enum KindV2 {
     Login {
         session: SessionRef,
         address: Option<std::net::IpAddr>,
