@@ -61,7 +61,7 @@ impl Listens {
                 Service::Hotspot => HOTSPOT_ACTIVE_PROPS,
                 Service::Pppoe => PPP_ACTIVE_PROPS,
             };
-            let cmd = Command::new(&format!("{}/listen", path(service))).proplist(props);
+            let cmd = Command::new(format!("{}/listen", path(service))).proplist(props);
             let slot = self.slot(service);
             match router.stream_bounded(cmd, MAX_UNREAD) {
                 Ok(stream) => {
