@@ -4,7 +4,7 @@
 //! per removed one, until `/cancel` (handled with the other cancellable
 //! commands in `server`) or the end of the session.
 //!
-//! Changes are found by diffing the menu each time the data may have
+//! Changes are found by diffing the menu each time its data may have
 //! changed ([`Shared::changed`]), so every way the simulator mutates a
 //! table (API commands, test helpers, the clock) is covered without a
 //! hook in each. Live counters (uptime, bytes, …) are not changes, as on a
@@ -32,15 +32,30 @@ const LIVE: &[&[u8]] = &[
     b"last-seen",
 ];
 
+/// The menus `listen` is supported on.
+pub(crate) const MENUS: [Menu; 4] = [
+    Menu::HotspotActive,
+    Menu::PppActive,
+    Menu::HotspotUser,
+    Menu::PppSecret,
+];
+
 /// The menu a `…/listen` path follows, when the simulator supports it.
 pub(crate) fn menu_of(path: &[u8]) -> Option<Menu> {
     let menu_path = path.strip_suffix(b"/listen")?;
-    Menu::from_path(menu_path).filter(|m| {
-        matches!(
-            m,
-            Menu::HotspotActive | Menu::PppActive | Menu::HotspotUser | Menu::PppSecret
-        )
-    })
+    Menu::from_path(menu_path).filter(|m| MENUS.contains(m))
+}
+
+/// The listenable menus a (writing) command can change: its own, and for
+/// a session removed its user's counters.
+pub(crate) fn touched(path: &[u8]) -> Vec<Menu> {
+    let split = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    match Menu::from_path(&path[..split]) {
+        Some(Menu::HotspotActive) => vec![Menu::HotspotActive, Menu::HotspotUser],
+        Some(Menu::PppActive) => vec![Menu::PppActive, Menu::PppSecret],
+        Some(m) if MENUS.contains(&m) => vec![m],
+        _ => Vec::new(),
+    }
 }
 
 /// Commands that cannot change anything: no need to wake the listeners.
@@ -76,7 +91,14 @@ pub(crate) async fn run(shared: Arc<Shared>, out: UnboundedSender<Out>, menu: Me
             .filter(|s| !s.is_empty())
             .collect()
     });
-    let mut changes = shared.changes.subscribe();
+    let Some(mut changes) = shared
+        .changes
+        .iter()
+        .find(|(m, _)| *m == menu)
+        .map(|(_, tx)| tx.subscribe())
+    else {
+        return;
+    };
     let mut last = snapshot(&shared, menu);
     while changes.changed().await.is_ok() {
         let now = snapshot(&shared, menu);

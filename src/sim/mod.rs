@@ -252,7 +252,7 @@ impl SimHandle {
         let out = f(&mut lock(&self.shared.inner));
         // Whatever the closure did, open `listen` commands look for changes
         // (a diff of a few rows; nothing is sent when nothing changed).
-        self.shared.changed();
+        self.shared.changed(None);
         out
     }
 

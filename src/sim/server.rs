@@ -37,9 +37,11 @@ pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
     conns: Mutex<HashMap<u64, UnboundedSender<ConnCtl>>>,
     next_conn: AtomicU64,
-    /// Bumped after anything may have changed the router's data, so open
-    /// `listen` commands look for changes (see [`listen`]).
-    pub(crate) changes: watch::Sender<u64>,
+    /// Per listenable menu, bumped after its data may have changed, so the
+    /// open `listen` commands on it look for changes (see [`listen`]). Per
+    /// menu because a diff prints the whole menu: thousands of comment
+    /// writes must not each re-print thousands of active sessions.
+    pub(crate) changes: Vec<(Menu, watch::Sender<u64>)>,
 }
 
 pub(crate) struct Inner {
@@ -82,13 +84,21 @@ impl Shared {
             inner: Mutex::new(inner),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-            changes: watch::channel(0).0,
+            changes: listen::MENUS
+                .iter()
+                .map(|&m| (m, watch::channel(0).0))
+                .collect(),
         }
     }
 
-    /// Wakes the open `listen` commands to look for changes.
-    pub(crate) fn changed(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    /// Wakes the open `listen` commands on `menu` (all when `None`) to
+    /// look for changes.
+    pub(crate) fn changed(&self, menu: Option<Menu>) {
+        for (m, tx) in &self.changes {
+            if menu.is_none_or(|x| x == *m) {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
     }
 
     pub(crate) fn connections(&self) -> usize {
@@ -661,7 +671,9 @@ fn respond(shared: &Shared, out: &UnboundedSender<Out>, req: &Request) {
         (execute(&mut inner.router, req), cut)
     };
     if !listen::is_read_only(&req.path) {
-        shared.changed();
+        for menu in listen::touched(&req.path) {
+            shared.changed(Some(menu));
+        }
     }
     if !cut {
         send_replies(shared, out, &replies, req.tag.as_deref());
