@@ -28,6 +28,14 @@
 # sampled at the agent's own "cycle:" log lines, or from wait4(2) for whole
 # commands (scripts/bench/measure.py); peak memory is VmHWM / ru_maxrss.
 # The simulator runs in its own process, so its work is not counted.
+#
+# Instant detection (second part): with poll_secs=300 (so only `listen`
+# can explain an event), the time from a login or logout on the simulator
+# (`routeros-sim --control` prints when it took effect) to the agent's
+# event log line, and the agent's CPU over BENCH_IDLE_SECS idle seconds with
+# its listens open.
+#
+#   BENCH_LISTEN_USERS=1000 BENCH_LISTEN_ACTIVE=500 BENCH_LOGINS=10 BENCH_IDLE_SECS=20
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=central/throwaway-pg.sh
@@ -50,6 +58,11 @@ if [ "${BENCH_UPLOAD:-1}" != 0 ]; then
   cargo build --quiet --release --features central --bin mikrotik-central
 fi
 
+L_USERS=${BENCH_LISTEN_USERS:-1000}
+L_ACTIVE=${BENCH_LISTEN_ACTIVE:-500}
+LOGINS=${BENCH_LOGINS:-10}
+IDLE_SECS=${BENCH_IDLE_SECS:-20}
+
 work=$(mktemp -d)
 cleanup() {
   [ -n "${up_agent:-}" ] && kill "$up_agent" 2>/dev/null || true
@@ -58,6 +71,8 @@ cleanup() {
   [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
   [ -n "${agent:-}" ] && kill "$agent" 2>/dev/null || true
   [ -n "${sim:-}" ] && kill "$sim" 2>/dev/null || true
+  [ -n "${agent2:-}" ] && kill "$agent2" 2>/dev/null || true
+  [ -n "${sim2:-}" ] && kill "$sim2" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -156,6 +171,92 @@ if [ -n "$py_print" ]; then
 fi
 echo "  $(target/release/codec-bench 10000 3)"
 
+
+kill "$sim" 2>/dev/null || true
+wait "$sim" 2>/dev/null || true
+sim=''
+
+# ---- instant detection: login -> event latency, idle CPU with listens ----
+
+mkfifo "$work/ctl"
+target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
+  --hotspot-users "$L_USERS" --hotspot-active "$L_ACTIVE" --control \
+  <"$work/ctl" >"$work/sim2.out" &
+sim2=$!
+exec 3>"$work/ctl"
+for _ in $(seq 100); do grep -q '^api: ' "$work/sim2.out" 2>/dev/null && break; sleep 0.1; done
+port2=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim2.out")
+[ -n "$port2" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+
+# The users exist before the agent's first poll: listen knows the users
+# the last poll listed (one created since is found by the next poll).
+for i in $(seq "$LOGINS"); do
+  echo "add bench-$i voucher-1h" >&3
+  grep -q "^add bench-$i " "$work/sim2.out" 2>/dev/null || sleep 0.05
+done
+
+# Every agent log line stamped on arrival (microseconds, no fork per line).
+stamp() { while IFS= read -r line; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$line"; done; }
+MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port2 \
+MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
+MIKROTIK_EDGE_STATE_PATH="$work/state2.redb" MIKROTIK_EDGE_POLL_SECS=300 \
+MIKROTIK_EDGE_LOG_LEVEL=debug \
+  "$AGENT_BIN" run 2> >(stamp >"$work/agent2.log") &
+agent2=$!
+for _ in $(seq 600); do grep -q 'cycle: ' "$work/agent2.log" 2>/dev/null && break; sleep 0.05; done
+grep -q 'listening on the active lists' "$work/agent2.log" || { echo "bench: no listen" >&2; tail "$work/agent2.log" >&2; exit 1; }
+
+# Waits for the sim's reply to the last command; prints its time (ms).
+sim_reply() {
+  local want=$1
+  for _ in $(seq 200); do
+    local t
+    t=$(grep "^$want " "$work/sim2.out" | tail -n 1 | awk '{print $3}')
+    [ -n "$t" ] && { echo "$t"; return 0; }
+    sleep 0.01
+  done
+  echo "bench: simulator did not answer $want" >&2; exit 1
+}
+# Waits for the agent's event line; prints when it arrived (ms).
+event_at() {
+  local type=$1 user=$2
+  for _ in $(seq 1000); do
+    local us
+    us=$(grep "\"type\":\"$type\"" "$work/agent2.log" | grep "\"user\":\"$user\"" | head -n 1 | awk '{print $1}')
+    [ -n "$us" ] && { echo $((us / 1000)); return 0; }
+    sleep 0.005
+  done
+  echo "bench: no $type event for $user" >&2; tail "$work/agent2.log" >&2; exit 1
+}
+latencies=()
+for i in $(seq "$LOGINS"); do
+  u=bench-$i
+  sleep 0.2
+  echo "login $u 10.5.60.$i 02:00:00:00:60:$(printf %02X "$i")" >&3
+  t0=$(sim_reply "login $u")
+  latencies+=($(( $(event_at login "$u") - t0 )))
+  echo "logout $u" >&3
+  t0=$(sim_reply "logout $u")
+  latencies+=($(( $(event_at logout "$u") - t0 )))
+done
+sorted=$(printf '%s\n' "${latencies[@]}" | sort -n)
+median=$(echo "$sorted" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+worst=$(echo "$sorted" | tail -n 1)
+
+cpu_ticks2() { awk '{print $14 + $15}' "/proc/$agent2/stat"; }
+sleep 1
+idle_start=$(cpu_ticks2)
+sleep "$IDLE_SECS"
+idle_end=$(cpu_ticks2)
+idle_ms=$(awk -v a="$idle_start" -v b="$idle_end" -v h="$ticks_per_sec" 'BEGIN {printf "%.0f", (b - a) * 1000 / h}')
+
+echo "mikrotik-edge instant detection: $L_USERS hotspot users ($L_ACTIVE active), poll_secs=300, listens open"
+echo "  login/logout -> event ($((LOGINS * 2)) changes):   median $median ms, worst $worst ms"
+echo "  idle CPU over ${IDLE_SECS} s:                   $idle_ms ms ($(awk -v m="$idle_ms" -v s="$IDLE_SECS" 'BEGIN {printf "%.3f", m / s / 10}') % of one core)"
+exec 3>&-
+kill "$agent2" "$sim2" 2>/dev/null || true
+wait "$agent2" "$sim2" 2>/dev/null || true
+agent2='' sim2=''
 
 # Upload: outbox -> mikrotik-central -> ingest_batch -> PostgreSQL.
 bench_upload() {

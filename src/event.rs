@@ -153,6 +153,12 @@ pub enum EventKind {
         bytes_in: Option<u64>,
         bytes_out: Option<u64>,
         uptime_secs: u64,
+        /// Usage of sessions the agent never saw (they began and ended
+        /// between two looks at the router): the growth of the hotspot
+        /// user's cumulative counters beyond what seen sessions account
+        /// for. `session.active_id` is then `*0` and the counters are the
+        /// difference.
+        unseen: bool,
     },
     VoucherActivated {
         user: Name,
@@ -166,6 +172,9 @@ pub enum EventKind {
         provisional: bool,
         /// The MAC the voucher was locked to (MAC lock), if any.
         mac: Option<Mac>,
+        /// The first login was not seen: `first_login_at` is estimated
+        /// (now minus the user's cumulative uptime).
+        estimated: bool,
     },
     VoucherExpired {
         user: Name,
@@ -338,11 +347,13 @@ impl Event {
                 bytes_in,
                 bytes_out,
                 uptime_secs,
+                unseen,
             } => {
                 session_json(&mut m, session);
                 put(&mut m, "bytes_in", (*bytes_in).into());
                 put(&mut m, "bytes_out", (*bytes_out).into());
                 put(&mut m, "uptime_secs", (*uptime_secs).into());
+                put(&mut m, "unseen", (*unseen).into());
             }
             EventKind::VoucherActivated {
                 user,
@@ -352,6 +363,7 @@ impl Event {
                 expires_at,
                 provisional,
                 mac,
+                estimated,
             } => {
                 put(&mut m, "service", "hotspot".into());
                 user.json_into(&mut m, "user");
@@ -361,6 +373,7 @@ impl Event {
                 put(&mut m, "expires_at", expires_at.to_rfc3339().into());
                 put(&mut m, "provisional", (*provisional).into());
                 put(&mut m, "mac", opt_text(mac));
+                put(&mut m, "estimated", (*estimated).into());
             }
             EventKind::VoucherCorrected {
                 user,

@@ -761,3 +761,100 @@ fn works_from_inside_a_tokio_runtime() {
         assert_eq!(sim.connections(), 0);
     });
 }
+
+#[test]
+fn listen_sends_changes_dead_rows_and_ends_on_cancel() {
+    let sim = start(SimOptions::default());
+    sim.add_hotspot_user("v1", "v1", "voucher-1h", b"");
+    sim.add_ppp_secret("p1", "pw", "pppoe-10M", b"");
+    let mut c = logged_in(&sim);
+    c.send(&[
+        "/ip/hotspot/active/listen",
+        "=.proplist=.id,user,address",
+        ".tag=h",
+    ]);
+    c.send(&["/ppp/active/listen", ".tag=p"]);
+    // Listen reports changes only: nothing for the (empty) current list,
+    // and a print in between is answered at once.
+    let r = c.call(&["/system/identity/print", ".tag=i"]);
+    assert_eq!(kinds(&r), [ReplyKind::Re, ReplyKind::Done]);
+    let id = sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01");
+    assert_eq!(id.as_deref(), Ok("*1"));
+    let r = c.recv();
+    assert_eq!(r.kind, ReplyKind::Re);
+    assert_eq!(text(r.tag.as_deref()), "h");
+    assert_eq!(text(r.attrs.get(".id")), "*1");
+    assert_eq!(text(r.attrs.get("user")), "v1");
+    assert!(r.attrs.get("mac-address").is_none(), "proplist honoured");
+    // Counters moving are not changes.
+    sim.advance(Duration::from_secs(30));
+    assert!(
+        sim.ppp_connect("p1", "10.10.0.2", "04:00:00:00:00:01")
+            .is_ok()
+    );
+    let r = c.recv();
+    assert_eq!(text(r.tag.as_deref()), "p");
+    assert_eq!(text(r.attrs.get("name")), "p1");
+    assert!(sim.hotspot_logout("v1"));
+    let r = c.recv();
+    assert_eq!(text(r.tag.as_deref()), "h");
+    assert_eq!(text(r.attrs.get(".id")), "*1");
+    assert_eq!(text(r.attrs.get(".dead")), "yes");
+    // `/cancel`: trap interrupted, the cancel's done, the listen's done.
+    c.send(&["/cancel", "=tag=h", ".tag=c"]);
+    let r: Vec<Reply> = (0..3).map(|_| c.recv()).collect();
+    assert_eq!(
+        kinds(&r),
+        [ReplyKind::Trap, ReplyKind::Done, ReplyKind::Done]
+    );
+    assert_eq!(text(r[0].tag.as_deref()), "h");
+    assert_eq!(r[0].category(), Some(2));
+    assert_eq!(text(r[0].message()), "interrupted");
+    assert_eq!(text(r[2].tag.as_deref()), "h");
+    // The cancelled listen is quiet; the other still reports.
+    assert!(
+        sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+            .is_ok()
+    );
+    assert!(sim.ppp_disconnect("p1"));
+    let r = c.recv();
+    assert_eq!(text(r.tag.as_deref()), "p");
+    assert_eq!(text(r.attrs.get(".dead")), "yes");
+}
+
+#[test]
+fn listen_can_be_refused_and_sessions_hidden() {
+    let sim = start(SimOptions::default());
+    sim.add_hotspot_user("v1", "v1", "voucher-1h", b"");
+    sim.refuse_listen("/ppp/active", true);
+    let mut c = logged_in(&sim);
+    let r = c.call(&["/ppp/active/listen", ".tag=p"]);
+    assert_eq!(kinds(&r), [ReplyKind::Trap, ReplyKind::Done]);
+    assert_eq!(text(r[0].message()), "no such command");
+    c.send(&["/ip/hotspot/active/listen", ".tag=h"]);
+    // A session that begins and ends while hidden is never shown, but
+    // the user's cumulative counters grow.
+    sim.hide_sessions(true);
+    assert!(
+        sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+            .is_ok()
+    );
+    let r = c.call(&["/ip/hotspot/active/print", ".tag=a"]);
+    assert_eq!(kinds(&r), [ReplyKind::Done]);
+    sim.advance(Duration::from_secs(90));
+    assert!(sim.hotspot_logout("v1"));
+    sim.hide_sessions(false);
+    let r = c.call(&["/ip/hotspot/user/print", "?name=v1", ".tag=u"]);
+    assert_eq!(text(r[0].attrs.get("uptime")), "1m30s");
+    // The next visible login is the first thing the listen reports.
+    assert!(
+        sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+            .is_ok()
+    );
+    let r = c.recv();
+    assert_eq!(text(r.tag.as_deref()), "h");
+    assert_eq!(text(r.attrs.get(".id")), "*2");
+    assert!(sim.hotspot_reset_counters("v1"));
+    let r = c.call(&["/ip/hotspot/user/print", "?name=v1", ".tag=u"]);
+    assert_eq!(text(r[0].attrs.get("uptime")), "0s");
+}

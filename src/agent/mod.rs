@@ -7,12 +7,20 @@
 //! means a crash between the two repeats a router write on the next cycle
 //! (harmless, they are idempotent) and never loses or repeats an event.
 //!
+//! Between polls, `listen` on the two active lists reports logins and
+//! logouts as they happen ([`listen`]): each change goes through the pure
+//! [`monitor::apply_listen`] and is committed and acted on like a cycle.
+//! The poll stays the safety net: it still reads counters, and whatever a
+//! listen missed (a reconnect, a trap, a router without listen on a menu)
+//! it finds, without repeating what the listen already reported.
+//!
 //! SIGTERM and SIGINT are listened for from start to end, also in the middle
 //! of a cycle: a commit already handed to the store thread is finished,
 //! the session is closed with `/quit`, and the agent exits 0.
 
 pub mod clock;
 pub mod commands;
+pub mod listen;
 pub mod rows;
 pub mod view;
 
@@ -27,7 +35,7 @@ use crate::client::{ClientError, ConnectionEvent, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::event::{EventKind, RouterState, Service};
-use crate::monitor::{self, MonitorConfig, MonitorState, Snapshot};
+use crate::monitor::{self, Action, MonitorConfig, MonitorState, Snapshot, UserIndex};
 use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
@@ -168,6 +176,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         failed_reconnects: 0,
         connection_alerted: false,
         clock: clock::ClockSources::new(central_date_rx),
+        users: UserIndex::default(),
+        listen_clock: None,
     };
     let result = agent.run(events, control_rx, &mut signals).await;
     // The uploader only awaits: stopping it is immediate; an HTTP request
@@ -210,6 +220,10 @@ struct Agent {
     connection_alerted: bool,
     /// Inputs of the clock-trust assessment made each cycle.
     clock: clock::ClockSources,
+    /// The managed users as the last poll read them, for the listen path.
+    users: UserIndex,
+    /// The last poll's clock judgement, its time, and when it was made.
+    listen_clock: Option<(monitor::ClockNow, Timestamp, std::time::Instant)>,
 }
 
 impl Agent {
@@ -221,20 +235,41 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let mut ticker = tokio::time::interval(self.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Local, like the ticker, so waiting on it does not borrow `self`.
+        let mut listens = listen::Listens::default();
         loop {
             // Whatever the agent waits for (a slow router, the store), a
             // signal wins; the work it interrupts is either finished by its
             // own thread (a commit) or repeated safely at the next start.
             let work = async {
+                // Listen rows first: rows that arrived while a poll was in
+                // flight are handled before the next poll is read.
                 tokio::select! {
+                    biased;
+                    heard = listens.next() => self.on_heard(heard).await?,
                     ev = events.recv() => {
                         let Some(ev) = ev else { return Err(AgentError::RouterTaskEnded) };
                         let connected = ev == ConnectionEvent::Connected;
+                        // A new connection or none: the old listens are gone
+                        // with their session, rows still queued included.
+                        listens.close();
                         self.session_ready = false;
                         self.record_connection_event(ev).await?;
                         if connected {
                             self.on_connected().await;
                             self.session_ready = true;
+                            // Listens start just before the connection's
+                            // first poll, so nothing falls between the two:
+                            // rows arriving meanwhile wait until the poll is
+                            // committed (with the user index it read), and
+                            // what the poll already reported they repeat
+                            // as no-ops.
+                            for ended in listens.open(&self.router) {
+                                self.on_heard(ended).await?;
+                            }
+                            if listens.is_open() {
+                                log::debug!("listening on the active lists");
+                            }
                             self.cycle().await?;
                             ticker.reset();
                         }
@@ -406,11 +441,81 @@ impl Agent {
         }
     }
 
+    /// One change from a listen: applied, committed and acted on like a
+    /// cycle; or the end of a listen, said once.
+    async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
+        let change = match heard {
+            listen::Heard::Change(c) => c,
+            listen::Heard::Skipped(warnings) => {
+                for w in warnings {
+                    self.warn_once(format!(
+                        "{} {} (listen): cannot parse {:?}; row skipped",
+                        w.table, w.field, w.value
+                    ));
+                }
+                return Ok(());
+            }
+            listen::Heard::Ended { service, why } => {
+                // Said once per menu and reason, not at every reconnect.
+                self.warn_once(format!(
+                    "listen on {} ended ({why}): polling alone reports its changes until the next connection",
+                    listen::path(service)
+                ));
+                return Ok(());
+            }
+        };
+        // The last poll's clock judgement, moved on by the time passed
+        // since: a listen login gets the same time the poll would give it.
+        let (now, clock) = match self.listen_clock {
+            Some((clock, at, since)) => {
+                let secs = since.elapsed().as_secs();
+                (
+                    at.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX)),
+                    clock.later(secs),
+                )
+            }
+            None => (Timestamp::now(), monitor::ClockNow::UNASSESSED),
+        };
+        let out = monitor::apply_listen(
+            &self.state,
+            &self.users,
+            &change,
+            now,
+            &clock,
+            &self.monitor,
+        );
+        for w in out.warnings {
+            self.warn_once(w);
+        }
+        if out.events.is_empty() && out.actions.is_empty() && out.state == *self.state {
+            return Ok(());
+        }
+        let new_state = Arc::new(out.state);
+        let delta = StateDelta::between(&self.state, &new_state);
+        let events: Vec<_> = out.events.into_iter().map(|e| (now, e)).collect();
+        let committed = match self.store.commit(delta, events).await {
+            Ok(c) => c,
+            Err(e) if e.is_disk_full() => {
+                log::error!("{e}; listen change not recorded, the next poll catches up");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.state = new_state;
+        let state = self.state.clone();
+        self.view.send_modify(|v| {
+            v.state = state;
+            v.events_committed += committed.count as u64;
+        });
+        self.act(&out.actions).await;
+        Ok(())
+    }
+
     /// One poll cycle. Router failures skip the cycle (they are never read
     /// as everyone going offline); a full disk skips it too (nothing is
     /// acted on before it is committed); other state file failures stop
-    /// the agent.
-    async fn cycle(&mut self) -> Result<(), AgentError> {
+    /// the agent. Returns whether the poll was read and committed.
+    async fn cycle(&mut self) -> Result<bool, AgentError> {
         let started = std::time::Instant::now();
         let mut snapshot = match self.read_snapshot().await {
             Ok(s) => s,
@@ -421,7 +526,7 @@ impl Agent {
                     v.last_poll_error = Some(e.to_string());
                     v.last_poll_attempt = Some(Timestamp::now());
                 });
-                return Ok(());
+                return Ok(false);
             }
         };
         let read_ms = started.elapsed().as_millis();
@@ -455,11 +560,13 @@ impl Agent {
             Ok(c) => c,
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; skipping this cycle, nothing acted on");
-                return Ok(());
+                return Ok(false);
             }
             Err(e) => return Err(e.into()),
         };
         self.state = new_state;
+        self.users = out.users;
+        self.listen_clock = Some((out.clock, now, std::time::Instant::now()));
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
         let state = self.state.clone();
@@ -476,10 +583,26 @@ impl Agent {
             v.events_committed += n_events;
             v.clock = Some(verdict);
         });
-        // Actions of one user are ordered (disable, kick, remove); after one
-        // fails, the rest of that user's wait for the next cycle's re-plan.
+        self.act(&out.actions).await;
+        log::debug!(
+            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, read {read_ms} ms, step {step_us} us, {} ms",
+            users.hotspot_users,
+            users.hotspot_active,
+            users.ppp_secrets,
+            users.ppp_active,
+            committed.count,
+            out.actions.len(),
+            started.elapsed().as_millis()
+        );
+        Ok(true)
+    }
+
+    /// Performs committed actions. Actions of one user are ordered
+    /// (disable, kick, remove); after one fails, the rest of that user's
+    /// wait for the next cycle's re-plan.
+    async fn act(&self, actions: &[Action]) {
         let mut failed: HashSet<Name> = HashSet::new();
-        for action in &out.actions {
+        for action in actions {
             if failed.contains(action.user()) {
                 continue;
             }
@@ -504,17 +627,6 @@ impl Agent {
                 }
             }
         }
-        log::debug!(
-            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, read {read_ms} ms, step {step_us} us, {} ms",
-            users.hotspot_users,
-            users.hotspot_active,
-            users.ppp_secrets,
-            users.ppp_active,
-            committed.count,
-            out.actions.len(),
-            started.elapsed().as_millis()
-        );
-        Ok(())
     }
 
     /// The four list reads, concurrently over the one session, each folded

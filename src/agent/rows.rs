@@ -9,13 +9,24 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::event::Service;
-use crate::monitor::{SessionRow, UserRow};
+use crate::monitor::{SessionRow, Totals, UserRow};
 use crate::name::{Id, Mac, Name};
 use crate::proto::Attrs;
 
 /// Only the fields the agent uses are requested: with 10,000 users this is
 /// the difference between a few hundred KB and several MB per poll.
-pub const HOTSPOT_USER_PROPS: &[&str] = &[".id", "name", "profile", "comment", "disabled"];
+/// The hotspot user's cumulative counters tell sessions the agent never
+/// saw (see [`crate::monitor`] usage accounting).
+pub const HOTSPOT_USER_PROPS: &[&str] = &[
+    ".id",
+    "name",
+    "profile",
+    "comment",
+    "disabled",
+    "uptime",
+    "bytes-in",
+    "bytes-out",
+];
 pub const HOTSPOT_ACTIVE_PROPS: &[&str] = &[
     ".id",
     "user",
@@ -119,13 +130,46 @@ impl UserRows {
             );
             return;
         };
+        let totals = self.totals(&a);
         self.rows.push(UserRow {
             id,
             name: Name::new(a.get("name").unwrap_or_default()),
             profile: self.profiles.get(a.get("profile").unwrap_or_default()),
             comment: Name::new(a.get("comment").unwrap_or_default()),
             disabled: flag(&a, "disabled"),
+            totals,
         });
+    }
+
+    /// Cumulative `uptime`, `bytes-in`, `bytes-out`: all three or none,
+    /// since a partial set would read as a counter reset.
+    fn totals(&mut self, a: &Attrs) -> Option<Totals> {
+        let raw_uptime = a.get("uptime")?;
+        let Ok(uptime) = crate::duration::parse_duration(raw_uptime) else {
+            warn(
+                &mut self.warnings,
+                ValueWarning::new(self.table, "uptime", raw_uptime),
+            );
+            return None;
+        };
+        let mut counter = |field: &'static str| {
+            let raw = a.get(field).unwrap_or(b"0");
+            let n = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            if n.is_none() {
+                warn(
+                    &mut self.warnings,
+                    ValueWarning::new(self.table, field, raw),
+                );
+            }
+            n
+        };
+        Some(Totals {
+            uptime_secs: uptime.as_secs(),
+            bytes_in: counter("bytes-in")?,
+            bytes_out: counter("bytes-out")?,
+        })
     }
 }
 

@@ -73,6 +73,7 @@ fn event(i: u64) -> EventKind {
             bytes_in: bytes,
             bytes_out: bytes,
             uptime_secs: i,
+            unseen: false,
         },
         4 => EventKind::Logout {
             session,
@@ -89,6 +90,7 @@ fn event(i: u64) -> EventKind {
             expires_at: Timestamp::now().plus_secs(3600),
             provisional: false,
             mac: None,
+            estimated: false,
         },
     }
 }

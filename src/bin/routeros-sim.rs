@@ -28,6 +28,11 @@ OPTIONS:
     --ppp-active N       connect N of the seeded PPPoE secrets at start
     --expiring N         N logged-in vouchers expiring 60, 90, 120 … s after start
     --activity           random logins/logouts/connects and traffic
+    --control            read commands from stdin, one per line, and print
+                         each one's completion time (unix ms), for benchmarks:
+                           add USER PROFILE   -> `add USER <ms>`
+                           login USER IP MAC  -> `login USER <ms>`
+                           logout USER        -> `logout USER <ms>`
     -h, --help           show this help
 
 Prints the listen addresses (and the certificate's SHA-256) and serves
@@ -37,6 +42,7 @@ struct Args {
     opts: SimOptions,
     cert_out: Option<String>,
     activity: bool,
+    control: bool,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -46,6 +52,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     };
     let mut cert_out = None;
     let mut activity = false;
+    let mut control = false;
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         let addr = |s: String| {
@@ -75,6 +82,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--ppp-active" => opts.seed.ppp_active = count(value(&arg)?)?,
             "--expiring" => opts.seed.expiring = count(value(&arg)?)?,
             "--activity" => activity = true,
+            "--control" => control = true,
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -85,6 +93,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
         opts,
         cert_out,
         activity,
+        control,
     }))
 }
 
@@ -122,6 +131,12 @@ fn main() -> ExitCode {
         println!("cert: {path}");
     }
 
+    let sim = std::sync::Arc::new(sim);
+    if args.control {
+        let sim = std::sync::Arc::clone(&sim);
+        std::thread::spawn(move || control(&sim));
+    }
+
     // Seeded from the clock so each demo run differs.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -140,5 +155,44 @@ fn main() -> ExitCode {
                 println!("activity: {event}");
             }
         }
+    }
+}
+
+/// `--control`: scripted logins and logouts from stdin, each answered with
+/// the moment it took effect, so a benchmark can time the agent's event.
+fn control(sim: &mikrotik_edge::sim::SimHandle) {
+    use std::io::{BufRead, Write};
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    };
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match words.as_slice() {
+            ["add", user, profile] => {
+                if sim.find("/ip/hotspot/user", user).is_some() {
+                    format!("error {user} exists")
+                } else {
+                    sim.add_hotspot_user(user, user, profile, b"");
+                    format!("add {user} {}", unix_ms())
+                }
+            }
+            ["login", user, ip, mac] => match sim.hotspot_login(user, ip, mac) {
+                Ok(_) => format!("login {user} {}", unix_ms()),
+                Err(e) => format!("error {e}"),
+            },
+            ["logout", user] => {
+                let found = sim.hotspot_logout(user);
+                if found {
+                    format!("logout {user} {}", unix_ms())
+                } else {
+                    format!("error {user} has no session")
+                }
+            }
+            _ => format!("error unknown command {line:?}"),
+        };
+        println!("{reply}");
+        let _ = std::io::stdout().flush();
     }
 }

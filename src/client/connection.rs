@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -121,10 +121,27 @@ impl<T: Send, F: FnMut(&mut T, Attrs) + Send> Sink for FoldSink<T, F> {
 
 struct StreamSink {
     tx: mpsc::UnboundedSender<Result<Item, ClientError>>,
+    /// Items sent and not yet read, and how many may wait.
+    unread: Arc<AtomicUsize>,
+    limit: Option<usize>,
+    path: String,
 }
 
 impl Sink for StreamSink {
     fn item(&mut self, item: Item) -> bool {
+        if let Some(limit) = self.limit
+            && self.unread.load(Ordering::Relaxed) >= limit
+        {
+            // A router flooding a listen faster than it is read: stop it
+            // (returning false cancels the command) instead of queueing
+            // without bound; the reader learns why.
+            let _ = self.tx.send(Err(ClientError::Behind {
+                command: std::mem::take(&mut self.path),
+                unread: limit,
+            }));
+            return false;
+        }
+        self.unread.fetch_add(1, Ordering::Relaxed);
         self.tx.send(Ok(item)).is_ok()
     }
 
@@ -291,10 +308,34 @@ impl Connection {
     /// no timeout and no size cap: for `listen` and `print follow`, which
     /// never end by themselves. Dropping the stream cancels the command.
     pub fn stream(&self, cmd: Command) -> Result<ReplyStream, ClientError> {
+        self.stream_with(cmd, None)
+    }
+
+    /// Like [`stream`](Self::stream), but when `max_unread` items wait
+    /// unread the command is cancelled and the stream ends with
+    /// [`ClientError::Behind`]: memory stays bounded whatever the router
+    /// sends.
+    pub fn stream_bounded(
+        &self,
+        cmd: Command,
+        max_unread: usize,
+    ) -> Result<ReplyStream, ClientError> {
+        self.stream_with(cmd, Some(max_unread))
+    }
+
+    fn stream_with(&self, cmd: Command, limit: Option<usize>) -> Result<ReplyStream, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let tag = self.submit(cmd, Box::new(StreamSink { tx }), None)?;
+        let unread = Arc::new(AtomicUsize::new(0));
+        let sink = StreamSink {
+            tx,
+            unread: Arc::clone(&unread),
+            limit,
+            path: String::from_utf8_lossy(cmd.path()).into_owned(),
+        };
+        let tag = self.submit(cmd, Box::new(sink), None)?;
         Ok(ReplyStream {
             rx,
+            unread,
             _cancel: CancelOnDrop {
                 tx: self.tx.clone(),
                 tag,
@@ -383,13 +424,18 @@ impl Connection {
 /// The items of a streamed reply; see [`Connection::stream`].
 pub struct ReplyStream {
     rx: mpsc::UnboundedReceiver<Result<Item, ClientError>>,
+    unread: Arc<AtomicUsize>,
     _cancel: CancelOnDrop,
 }
 
 impl ReplyStream {
     /// The next item; `None` after `!done` or an error was delivered.
     pub async fn next(&mut self) -> Option<Result<Item, ClientError>> {
-        self.rx.recv().await
+        let item = self.rx.recv().await;
+        if matches!(item, Some(Ok(_))) {
+            self.unread.fetch_sub(1, Ordering::Relaxed);
+        }
+        item
     }
 
     /// The next item if one has already arrived.

@@ -43,6 +43,12 @@ pub enum ClientError {
         command: String,
         cap: u64,
     },
+    /// A streamed command's reader left this many items unread; the
+    /// command was cancelled rather than queue without bound.
+    Behind {
+        command: String,
+        unread: usize,
+    },
     /// The router sent `!fatal` and closed the session.
     Fatal(String),
     /// The byte stream broke the API framing.
@@ -69,6 +75,7 @@ impl ClientError {
             ClientError::LoginFailed(_) => "login",
             ClientError::Trap { .. } => "trap",
             ClientError::ReplyTooLarge { .. } => "reply-too-large",
+            ClientError::Behind { .. } => "behind",
             ClientError::Fatal(_) => "fatal",
             ClientError::Protocol(_) => "protocol",
             ClientError::ConnectionLost(_) => "connection-lost",
@@ -83,6 +90,7 @@ impl ClientError {
             ClientError::Trap { .. }
                 | ClientError::Timeout { .. }
                 | ClientError::ReplyTooLarge { .. }
+                | ClientError::Behind { .. }
         )
     }
 }
@@ -125,6 +133,10 @@ impl fmt::Display for ClientError {
             ClientError::ReplyTooLarge { command, cap } => write!(
                 f,
                 "{command}: reply exceeds the {cap}-byte limit (router.max_reply_bytes); command cancelled"
+            ),
+            ClientError::Behind { command, unread } => write!(
+                f,
+                "{command}: {unread} reply items left unread; command cancelled"
             ),
             ClientError::Fatal(reason) => write!(f, "router closed the session: {reason}"),
             ClientError::Protocol(err) => write!(f, "{err}"),

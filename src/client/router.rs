@@ -72,6 +72,15 @@ impl Router {
         self.connection()?.stream(cmd)
     }
 
+    /// See [`Connection::stream_bounded`].
+    pub fn stream_bounded(
+        &self,
+        cmd: Command,
+        max_unread: usize,
+    ) -> Result<ReplyStream, ClientError> {
+        self.connection()?.stream_bounded(cmd, max_unread)
+    }
+
     /// Stops reconnecting and ends the session politely: `/quit`, then
     /// waits (at most `limit`) for the router to close it.
     pub async fn close(&self, limit: Duration) {

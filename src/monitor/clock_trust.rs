@@ -118,7 +118,25 @@ pub struct ClockNow {
     pub floor: Option<Timestamp>,
 }
 
+impl Default for ClockNow {
+    fn default() -> Self {
+        ClockNow::UNASSESSED
+    }
+}
+
 impl ClockNow {
+    /// The same judgement `secs` later: the elapsed count and the floor
+    /// move on with the monotonic clock.
+    pub fn later(&self, secs: u64) -> ClockNow {
+        ClockNow {
+            trusted: self.trusted,
+            elapsed: self.elapsed.map(|e| e.saturating_add(secs)),
+            floor: self
+                .floor
+                .map(|f| f.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX))),
+        }
+    }
+
     /// The clock was not assessed: the wall clock is taken as right (the
     /// behaviour before clock trust; only tests of other topics do this).
     pub const UNASSESSED: ClockNow = ClockNow {

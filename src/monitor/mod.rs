@@ -11,6 +11,9 @@
 //! - clock_trust.rs: whether the wall clock is right, and elapsed time
 //!   that survives restarts (voucher expiry on an untrusted clock).
 //! - step.rs: one cycle, tying the above together.
+//! - listen.rs: one change reported by `listen` between polls, through
+//!   the same session and voucher logic, so the two paths agree.
+//! - usage.rs: sessions never seen, from users' cumulative counters.
 //!
 //! Nothing here does I/O or sees wire words; [`crate::agent`] reads the
 //! router into typed rows, calls [`step`], commits the result, then turns
@@ -19,17 +22,22 @@
 mod action;
 pub mod clock_trust;
 mod glob;
+mod listen;
 mod sessions;
 mod snapshot;
 pub mod state;
 mod step;
 #[cfg(test)]
 mod tests;
+mod usage;
 mod vouchers;
 
 pub use action::Action;
 pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
 pub use glob::glob_match;
-pub use snapshot::{SessionRow, Snapshot, UserRow};
-pub use state::{Counters, MonitorState, Provisional, SessionKey, TrackedSession, VoucherProgress};
+pub use listen::{ListenChange, UserIndex, apply_listen};
+pub use snapshot::{SessionRow, Snapshot, Totals, UserRow};
+pub use state::{
+    Counters, MonitorState, Provisional, SessionKey, TrackedSession, UsageBaseline, VoucherProgress,
+};
 pub use step::{MonitorConfig, StepOutput, step};

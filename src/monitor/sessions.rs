@@ -59,6 +59,7 @@ pub(super) fn diff(
                         bytes_in: t.counters.bytes_in,
                         bytes_out: t.counters.bytes_out,
                         uptime_secs: t.counters.uptime_secs,
+                        unseen: false,
                     });
                 }
                 next.insert(key, t);
@@ -116,7 +117,7 @@ pub(super) fn diff(
 }
 
 /// Same user, same PPP session id, and the uptime did not go backwards.
-fn same_session(known: &TrackedSession, row: &SessionRow) -> bool {
+pub(super) fn same_session(known: &TrackedSession, row: &SessionRow) -> bool {
     known.user == row.user
         && known.session_id == row.session_id
         && row
@@ -124,7 +125,7 @@ fn same_session(known: &TrackedSession, row: &SessionRow) -> bool {
             .is_none_or(|u| u >= known.counters.uptime_secs)
 }
 
-fn track(row: &SessionRow, profile: Name, now: Timestamp) -> TrackedSession {
+pub(super) fn track(row: &SessionRow, profile: Name, now: Timestamp) -> TrackedSession {
     TrackedSession {
         service: row.service,
         user: row.user.clone(),
@@ -143,7 +144,7 @@ fn track(row: &SessionRow, profile: Name, now: Timestamp) -> TrackedSession {
     }
 }
 
-fn session_ref(t: &TrackedSession) -> SessionRef {
+pub(super) fn session_ref(t: &TrackedSession) -> SessionRef {
     SessionRef {
         service: t.service,
         user: t.user.clone(),
@@ -152,7 +153,7 @@ fn session_ref(t: &TrackedSession) -> SessionRef {
     }
 }
 
-fn logout(t: &TrackedSession, reason: LogoutReason) -> EventKind {
+pub(super) fn logout(t: &TrackedSession, reason: LogoutReason) -> EventKind {
     EventKind::Logout {
         session: session_ref(t),
         reason,

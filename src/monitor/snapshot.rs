@@ -19,6 +19,52 @@ pub struct UserRow {
     /// Raw bytes: comments are not UTF-8 clean and must round-trip exactly.
     pub comment: Name,
     pub disabled: bool,
+    /// Hotspot users only: cumulative counters over the user's ended
+    /// sessions (`None` for PPP secrets, or a value that did not parse).
+    pub totals: Option<Totals>,
+}
+
+/// A hotspot user's cumulative `uptime`, `bytes-in` and `bytes-out`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Totals {
+    pub uptime_secs: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Totals {
+    /// Field by field `self - other`, or `None` when any field shrank.
+    pub fn growth_since(&self, other: &Totals) -> Option<Totals> {
+        Some(Totals {
+            uptime_secs: self.uptime_secs.checked_sub(other.uptime_secs)?,
+            bytes_in: self.bytes_in.checked_sub(other.bytes_in)?,
+            bytes_out: self.bytes_out.checked_sub(other.bytes_out)?,
+        })
+    }
+
+    pub fn saturating_sub(&self, other: &Totals) -> Totals {
+        Totals {
+            uptime_secs: self.uptime_secs.saturating_sub(other.uptime_secs),
+            bytes_in: self.bytes_in.saturating_sub(other.bytes_in),
+            bytes_out: self.bytes_out.saturating_sub(other.bytes_out),
+        }
+    }
+
+    pub fn saturating_add(&self, other: &Totals) -> Totals {
+        Totals {
+            uptime_secs: self.uptime_secs.saturating_add(other.uptime_secs),
+            bytes_in: self.bytes_in.saturating_add(other.bytes_in),
+            bytes_out: self.bytes_out.saturating_add(other.bytes_out),
+        }
+    }
+
+    pub fn min(&self, other: &Totals) -> Totals {
+        Totals {
+            uptime_secs: self.uptime_secs.min(other.uptime_secs),
+            bytes_in: self.bytes_in.min(other.bytes_in),
+            bytes_out: self.bytes_out.min(other.bytes_out),
+        }
+    }
 }
 
 /// An entry of `/ip/hotspot/active` or `/ppp/active`.

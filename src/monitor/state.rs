@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::Totals;
 use super::clock_trust::ClockLedger;
 use crate::clock::Timestamp;
 use crate::event::Service;
@@ -94,10 +95,26 @@ pub struct Provisional {
     pub corrected: bool,
 }
 
+/// A managed hotspot user's cumulative counters as last accounted for,
+/// to tell sessions the agent never saw (see `monitor::usage`). Changes
+/// only when the counters move (a session ended) or a seen session ends,
+/// both moments with an event, so a quiet poll writes no row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageBaseline {
+    /// The user's `.id`: another id under the same name is a re-created
+    /// user, whose counters start again.
+    pub id: Id,
+    /// The user's cumulative counters at the last accounting.
+    pub totals: Totals,
+    /// What seen sessions that ended since account for (their last seen
+    /// counters plus the time since they were last seen, an upper bound).
+    pub credit: Totals,
+}
+
 /// Keys of the session map: the service and the active entry's `.id`.
 pub type SessionKey = (Service, Id);
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Eq, Serialize, Deserialize)]
 pub struct MonitorState {
     /// Open sessions by (service, active `.id`).
     pub sessions: BTreeMap<SessionKey, TrackedSession>,
@@ -113,4 +130,25 @@ pub struct MonitorState {
     pub started: bool,
     /// Elapsed-time checkpoint and last reported clock verdict.
     pub clock: ClockLedger,
+    /// Managed hotspot users' counter baselines, by user name.
+    pub usage: BTreeMap<Name, UsageBaseline>,
+    /// When the last poll's lists were read. In memory only: it bounds
+    /// how long ago an ending session was last seen; after a restart the
+    /// session's `last_report` is used instead (an earlier, looser bound).
+    #[serde(skip)]
+    pub last_poll: Option<Timestamp>,
+}
+
+/// Equal when what is persisted is equal: `last_poll` moves every poll
+/// and is not part of what the agent remembers across restarts.
+impl PartialEq for MonitorState {
+    fn eq(&self, other: &MonitorState) -> bool {
+        self.sessions == other.sessions
+            && self.vouchers == other.vouchers
+            && self.flagged_manual == other.flagged_manual
+            && self.router_boot == other.router_boot
+            && self.started == other.started
+            && self.usage == other.usage
+            && self.clock == other.clock
+    }
 }

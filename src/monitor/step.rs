@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::action::Action;
 use super::clock_trust::{self, ClockNow};
 use super::glob::glob_match;
-use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, vouchers};
+use super::listen::UserIndex;
+use super::{MonitorState, SessionRow, Snapshot, Totals, UserRow, sessions, usage, vouchers};
 use crate::clock::Timestamp;
 use crate::comment::has_system_marker;
 use crate::event::{EventKind, ExpiredAction, Service};
@@ -38,6 +39,12 @@ pub struct StepOutput {
     pub warnings: Vec<String>,
     /// How many hotspot users and PPP secrets matched the patterns.
     pub managed: (usize, usize),
+    /// The managed users as this poll read them, for the listen path
+    /// until the next poll ([`super::apply_listen`]); empty from there.
+    pub users: UserIndex,
+    /// The clock as this step judged it; the listen path uses it (moved
+    /// on by the time passed) until the next poll.
+    pub clock: ClockNow,
 }
 
 /// Computes one cycle: session transitions, voucher lifecycle and
@@ -130,6 +137,45 @@ pub fn step(
     };
     let (sessions, mut events) = sessions::diff(&prev.sessions, &active, &ctx);
 
+    // Unseen sessions: seen hotspot sessions that ended in this step leave
+    // a credit against the growth of their user's cumulative counters.
+    let mut ended: BTreeMap<Name, Totals> = BTreeMap::new();
+    for e in &events {
+        if let EventKind::Logout {
+            session,
+            bytes_in,
+            bytes_out,
+            uptime_secs,
+            ..
+        } = e
+            && session.service == Service::Hotspot
+        {
+            // Counters were last seen at the last poll, or at the login or
+            // usage event if later (a login seen by listen).
+            let reported = prev
+                .sessions
+                .get(&(session.service, session.active_id))
+                .map(|t| t.last_report);
+            let last_seen = prev.last_poll.max(reported);
+            let c = usage::credit(
+                *uptime_secs,
+                *bytes_in,
+                *bytes_out,
+                last_seen.unwrap_or(now),
+                now,
+            );
+            let entry = ended.entry(session.user.clone()).or_default();
+            *entry = entry.saturating_add(&c);
+        }
+    }
+    let online: BTreeSet<&Name> = sessions
+        .values()
+        .filter(|t| t.service == Service::Hotspot)
+        .map(|t| &t.user)
+        .collect();
+    let (usage, unseen) = usage::account(&prev.usage, &hotspot_users, &online, &ended);
+    events.extend(unseen);
+
     // Hand-made users: a comment without any `_SYSTEM` marker. Every user is
     // checked, whatever its profile: hand-made users rarely follow the
     // naming pattern. Each is reported once; the set forgets users that no
@@ -161,6 +207,13 @@ pub fn step(
     events.splice(0..0, clock_event);
     events.extend(plan.events);
     events.extend(manual);
+    let users = UserIndex::new(
+        hotspot_users.iter().map(|u| (Service::Hotspot, *u)).chain(
+            pppoe
+                .values()
+                .map(|&i| (Service::Pppoe, &snap.ppp_secrets[i])),
+        ),
+    );
     StepOutput {
         state: MonitorState {
             sessions,
@@ -169,10 +222,14 @@ pub fn step(
             router_boot: snap.router_boot.or(prev.router_boot),
             started: true,
             clock,
+            usage,
+            last_poll: Some(now),
         },
         events,
         actions: plan.actions,
         warnings: plan.warnings,
         managed: (hotspot.len(), pppoe.len()),
+        users,
+        clock: clock_now,
     }
 }

@@ -114,22 +114,26 @@ pub(super) fn plan(
             }
             out.actions
                 .push(pending_write(first, expires, progress.mac));
-        } else if let Some(session) = sessions.first() {
+        } else if let Some((first, estimated)) = first_use(sessions, user, now) {
             match hours {
                 Some(hours) => {
-                    let expires = now.plus_hours(hours);
-                    progress.activation = Some((now, expires));
+                    let expires = first.plus_hours(hours);
+                    progress.activation = Some((first, expires));
                     let provisional = !clock.trusted;
                     // Assigned either way: a comment reset by hand starts a
                     // new activation, which must not inherit an old anchor.
+                    // An estimated first use lies `now - first` in the past
+                    // on the elapsed clock too.
+                    let back = u64::try_from(now.secs_since(first)).unwrap_or(0);
                     progress.provisional = provisional.then(|| Provisional {
                         // Untrusted implies an assessed clock, so a ledger.
-                        anchor: clock.elapsed.unwrap_or(0),
-                        first_login_at: now,
+                        anchor: clock.elapsed.unwrap_or(0).saturating_sub(back),
+                        first_login_at: first,
                         corrected: false,
                     });
-                    let mac = if locks_mac { session.mac } else { None };
-                    if locks_mac && mac.is_none() {
+                    let session_mac = sessions.first().and_then(|s| s.mac);
+                    let mac = if locks_mac { session_mac } else { None };
+                    if locks_mac && mac.is_none() && !estimated {
                         out.warnings.push(format!(
                             "voucher {}: MAC lock wanted but the session shows no MAC",
                             user.name
@@ -140,10 +144,11 @@ pub(super) fn plan(
                         user: user.name.clone(),
                         batch_id: batch_id.clone(),
                         valid_hours: hours,
-                        first_login_at: now,
+                        first_login_at: first,
                         expires_at: expires,
                         provisional,
                         mac,
+                        estimated,
                     });
                     if let Some(mac) = mac {
                         out.actions.push(Action::LockMac {
@@ -152,7 +157,7 @@ pub(super) fn plan(
                             mac,
                         });
                     }
-                    out.actions.push(pending_write(now, expires, mac));
+                    out.actions.push(pending_write(first, expires, mac));
                 }
                 None => out.warnings.push(format!(
                     "voucher {} has no usable valid_hours in its comment; not activating it",
@@ -280,6 +285,28 @@ pub(super) fn plan(
     // Vouchers whose user is gone from the router (removed at expiry, or by
     // the operator) are dropped: there is nothing left to act on.
     out
+}
+
+/// When a not yet activated voucher was first used, and whether that is an
+/// estimate: now, when a session is open (the poll or listen sees the
+/// login); otherwise, when the user's cumulative uptime shows sessions the
+/// agent never saw, now minus that uptime (the latest the first login can
+/// have been, so the voucher never loses time to the estimate).
+fn first_use(
+    sessions: &[&SessionRow],
+    user: &UserRow,
+    now: Timestamp,
+) -> Option<(Timestamp, bool)> {
+    if !sessions.is_empty() {
+        return Some((now, false));
+    }
+    let used = user.totals.map_or(0, |t| t.uptime_secs);
+    (used > 0).then(|| {
+        (
+            now.plus_secs(-(i64::try_from(used).unwrap_or(i64::MAX))),
+            true,
+        )
+    })
 }
 
 /// Why the comment's `first_login_at` or `expires_at` cannot be trusted:

@@ -82,7 +82,7 @@ pub(crate) fn trap(message: &str) -> Vec<Words> {
     ]
 }
 
-fn re(pairs: &[(Vec<u8>, Vec<u8>)]) -> Words {
+pub(crate) fn re(pairs: &[(Vec<u8>, Vec<u8>)]) -> Words {
     let mut w = Vec::with_capacity(pairs.len() + 1);
     w.push(b"!re".to_vec());
     for (k, v) in pairs {
@@ -233,7 +233,7 @@ fn print(r: &Router, menu: Menu, req: &Request) -> Result<Vec<Words>, String> {
 
 /// The properties named in a `.proplist`, in that order, skipping ones the
 /// row does not have.
-fn select(row: &Printed, props: &[&[u8]]) -> Printed {
+pub(crate) fn select(row: &Printed, props: &[&[u8]]) -> Printed {
     let mut out = Printed::new();
     for p in props {
         if out.iter().any(|(k, _)| k == p) {

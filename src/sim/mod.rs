@@ -22,6 +22,7 @@
 
 mod activity;
 mod commands;
+mod listen;
 mod query;
 mod router;
 mod seed;
@@ -146,6 +147,7 @@ impl Simulator {
             per_sentence: opts.per_sentence,
             misbehave: None,
             after_login: None,
+            refuse_listen: Vec::new(),
         }));
 
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -247,7 +249,11 @@ impl SimHandle {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        f(&mut lock(&self.shared.inner))
+        let out = f(&mut lock(&self.shared.inner));
+        // Whatever the closure did, open `listen` commands look for changes
+        // (a diff of a few rows; nothing is sent when nothing changed).
+        self.shared.changed(None);
+        out
     }
 
     // ---- table data ----
@@ -400,7 +406,55 @@ impl SimHandle {
         self.with(|i| i.router.advance(d));
     }
 
+    /// `/ip/hotspot/user/reset-counters` for one user: its cumulative
+    /// `uptime`, `bytes-in` and `bytes-out` go back to zero.
+    pub fn hotspot_reset_counters(&self, user: &str) -> bool {
+        self.with(|i| {
+            let Some(row) = i
+                .router
+                .hs_users
+                .rows
+                .iter_mut()
+                .find(|r| r.bytes("name") == user.as_bytes())
+            else {
+                return false;
+            };
+            for c in [
+                "uptime",
+                "bytes-in",
+                "bytes-out",
+                "packets-in",
+                "packets-out",
+            ] {
+                row.reset(c);
+            }
+            true
+        })
+    }
+
     // ---- faults ----
+
+    /// While on, sessions that begin are hidden from `print` and `listen`
+    /// of the active menus, as from an agent whose router answered too
+    /// slowly: one that also ends while hidden is never seen, but its
+    /// uptime and bytes still move into the user's cumulative counters.
+    /// Turning it off shows the hidden sessions still running.
+    pub fn hide_sessions(&self, on: bool) {
+        self.with(|i| i.router.set_hide_sessions(on));
+    }
+
+    /// Refuse (`!trap` `no such command`) or allow `listen` on a menu
+    /// (`/ip/hotspot/active`, `/ppp/active`, …), like a router without
+    /// listen support there. Commands already listening keep going.
+    pub fn refuse_listen(&self, path: &str, refuse: bool) {
+        let Some(m) = menu(path) else { return };
+        self.with(|i| {
+            i.refuse_listen.retain(|x| *x != m);
+            if refuse {
+                i.refuse_listen.push(m);
+            }
+        });
+    }
 
     /// The next command's reply (after login) is cut halfway and the
     /// connection closed; once.

@@ -102,6 +102,11 @@ pub(crate) struct Router {
     /// A router without RTC or NTP: its date is 1970 plus uptime.
     pub(crate) clock_1970: bool,
     next_session: u32,
+    /// Sessions beginning now are hidden (see `SimHandle::hide_sessions`).
+    hide_new: bool,
+    /// Hidden `/ip/hotspot/active` and `/ppp/active` ids.
+    hidden_hs: std::collections::BTreeSet<u32>,
+    hidden_ppp: std::collections::BTreeSet<u32>,
 }
 
 /// Hex words of the build time shown by `/system/resource` and packages.
@@ -133,6 +138,9 @@ impl Router {
             start_unix: crate::clock::Timestamp::now().unix(),
             clock_1970: false,
             next_session: 1,
+            hide_new: false,
+            hidden_hs: Default::default(),
+            hidden_ppp: Default::default(),
         };
         // Built-in items keep the ids a fresh router gives them.
         r.hs_profiles
@@ -250,10 +258,32 @@ impl Router {
                     .into(),
                 ),
             ])],
-            _ => self
-                .table(menu)
-                .map(|t| t.rows.iter().map(|r| r.print(self.dates)).collect())
-                .unwrap_or_default(),
+
+            _ => {
+                let hidden = match menu {
+                    Menu::HotspotActive => Some(&self.hidden_hs),
+                    Menu::PppActive => Some(&self.hidden_ppp),
+                    _ => None,
+                };
+                self.table(menu)
+                    .map(|t| {
+                        t.rows
+                            .iter()
+                            .filter(|r| hidden.is_none_or(|h| !h.contains(&r.id)))
+                            .map(|r| r.print(self.dates))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// See `SimHandle::hide_sessions`.
+    pub(crate) fn set_hide_sessions(&mut self, on: bool) {
+        self.hide_new = on;
+        if !on {
+            self.hidden_hs.clear();
+            self.hidden_ppp.clear();
         }
     }
 
@@ -335,6 +365,9 @@ impl Router {
             ("address", Value::str(ip)),
             ("mac-address", Value::str(mac)),
         ]);
+        if self.hide_new {
+            self.hidden_hs.insert(id);
+        }
         self.refresh_time_left_of(id);
         Ok(id)
     }
@@ -344,6 +377,7 @@ impl Router {
         let Some(session) = self.hs_active.remove(active_id) else {
             return false;
         };
+        self.hidden_hs.remove(&active_id);
         let user = session.bytes("user").to_vec();
         if let Some(u) = self
             .hs_users
@@ -455,7 +489,7 @@ impl Router {
             ("mtu", Value::str("1480")),
             ("dynamic", Value::Bool(true)),
         ]);
-        Ok(self.ppp_active.insert(vec![
+        let id = self.ppp_active.insert(vec![
             ("name", Value::str(name)),
             ("service", Value::Str(service)),
             ("caller-id", Value::str(caller_id)),
@@ -464,7 +498,11 @@ impl Router {
                 "session-id",
                 Value::str(format!("0x81{:06X}", session & 0xFF_FFFF)),
             ),
-        ]))
+        ]);
+        if self.hide_new {
+            self.hidden_ppp.insert(id);
+        }
+        Ok(id)
     }
 
     /// Ends one PPP session, recording it on the secret as RouterOS does.
@@ -472,6 +510,7 @@ impl Router {
         let Some(session) = self.ppp_active.remove(active_id) else {
             return false;
         };
+        self.hidden_ppp.remove(&active_id);
         let now = self.now_unix();
         let name = session.bytes("name").to_vec();
         if let Some(id) = self.pppoe_interface(&name).map(|i| i.id) {
@@ -605,6 +644,10 @@ impl Router {
         for id in ppp {
             self.ppp_kick(id, "reboot");
         }
+        // Active entries are numbered afresh after a boot, so `.id`s of
+        // sessions from before the reboot come back for new sessions.
+        self.hs_active.restart_ids();
+        self.ppp_active.restart_ids();
         self.boot_at = self.clock;
     }
 }

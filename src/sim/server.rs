@@ -16,12 +16,14 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::commands::{Request, Words, done, execute, trap};
-use super::router::Router;
+use super::listen;
+use super::router::{Menu, Router};
 use crate::proto::{Decoder, Sentence, encode_sentence};
 
 /// Locks a mutex, shrugging off poisoning: a panicking test thread must not
@@ -35,6 +37,11 @@ pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
     conns: Mutex<HashMap<u64, UnboundedSender<ConnCtl>>>,
     next_conn: AtomicU64,
+    /// Per listenable menu, bumped after its data may have changed, so the
+    /// open `listen` commands on it look for changes (see [`listen`]). Per
+    /// menu because a diff prints the whole menu: thousands of comment
+    /// writes must not each re-print thousands of active sessions.
+    pub(crate) changes: Vec<(Menu, watch::Sender<u64>)>,
 }
 
 pub(crate) struct Inner {
@@ -55,6 +62,9 @@ pub(crate) struct Inner {
     pub(crate) misbehave: Option<Misbehave>,
     /// Raw bytes appended to the login reply, in the same write.
     pub(crate) after_login: Option<Vec<u8>>,
+    /// Menus whose `listen` is refused with `no such command`, as on a
+    /// router (or menu) without listen support.
+    pub(crate) refuse_listen: Vec<Menu>,
 }
 
 /// Ways a broken or hostile router answers commands after login.
@@ -74,6 +84,20 @@ impl Shared {
             inner: Mutex::new(inner),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            changes: listen::MENUS
+                .iter()
+                .map(|&m| (m, watch::channel(0).0))
+                .collect(),
+        }
+    }
+
+    /// Wakes the open `listen` commands on `menu` (all when `None`) to
+    /// look for changes.
+    pub(crate) fn changed(&self, menu: Option<Menu>) {
+        for (m, tx) in &self.changes {
+            if menu.is_none_or(|x| x == *m) {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
     }
 
@@ -241,7 +265,7 @@ impl Drop for Registered {
 }
 
 /// What the writer task is asked to do.
-enum Out {
+pub(crate) enum Out {
     Data(Vec<u8>),
     /// Write these bytes (part of a reply), then drop the connection.
     Cut(Vec<u8>),
@@ -479,6 +503,10 @@ impl Session {
             tokio::spawn(misbehave(how, self.out.clone(), req.tag.clone()));
             return;
         }
+        if req.path.ends_with(b"/listen") {
+            self.listen(req);
+            return;
+        }
         let delay = lock(&self.shared.inner).reply_delay;
         if delay.is_zero() {
             respond(&self.shared, &self.out, &req);
@@ -501,6 +529,30 @@ impl Session {
                 respond(&shared, &out, &req);
             }
         });
+        list.push(Pending {
+            seq,
+            tag,
+            abort: task.abort_handle(),
+        });
+    }
+
+    /// `<menu>/listen`: runs until cancelled (or the session ends), sending
+    /// a `!re` per change; registered like a delayed command so that
+    /// `/cancel` ends it the RouterOS way (`!trap` interrupted, `!done`).
+    fn listen(&mut self, req: Request) {
+        let tag = req.tag.clone();
+        let menu = listen::menu_of(&req.path)
+            .filter(|m| !lock(&self.shared.inner).refuse_listen.contains(m));
+        let Some(menu) = menu else {
+            self.send(&trap("no such command"), tag.as_deref());
+            return;
+        };
+        self.seq += 1;
+        let seq = self.seq;
+        let shared = Arc::clone(&self.shared);
+        let out = self.out.clone();
+        let mut list = lock(&self.pending);
+        let task = tokio::spawn(listen::run(shared, out, menu, req));
         list.push(Pending {
             seq,
             tag,
@@ -537,7 +589,7 @@ impl Session {
 }
 
 /// Queues replies for the writer: one write for all, or one per sentence.
-fn send_replies(
+pub(crate) fn send_replies(
     shared: &Shared,
     out: &UnboundedSender<Out>,
     replies: &[Words],
@@ -618,6 +670,11 @@ fn respond(shared: &Shared, out: &UnboundedSender<Out>, req: &Request) {
         let cut = std::mem::take(&mut inner.drop_next);
         (execute(&mut inner.router, req), cut)
     };
+    if !listen::is_read_only(&req.path) {
+        for menu in listen::touched(&req.path) {
+            shared.changed(Some(menu));
+        }
+    }
     if !cut {
         send_replies(shared, out, &replies, req.tag.as_deref());
         return;

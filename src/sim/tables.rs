@@ -406,7 +406,8 @@ pub(crate) fn parse_id(s: &[u8]) -> Option<u32> {
 }
 
 /// One menu's items. Ids count up from `*1` and are never reused, like the
-/// router's internal ids.
+/// router's internal ids (except the active lists after a reboot, see
+/// [`Table::restart_ids`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Table {
     pub(crate) schema: &'static [Field],
@@ -453,6 +454,12 @@ impl Table {
         // Keep print order by id, as the router does.
         let at = self.rows.partition_point(|r| r.id < id);
         self.rows.insert(at, row);
+    }
+
+    /// Numbers new items from just past the highest id left (from `*1`
+    /// when empty), as the router numbers its active lists after a boot.
+    pub(crate) fn restart_ids(&mut self) {
+        self.next_id = self.rows.last().map_or(1, |r| r.id.saturating_add(1));
     }
 
     // Rows are kept sorted by id (see `insert_with_id`).

@@ -24,6 +24,8 @@ pub struct StateDelta {
     pub vouchers_del: Vec<Name>,
     pub flagged_put: Vec<(Service, Name)>,
     pub flagged_del: Vec<(Service, Name)>,
+    pub usage_put: Vec<Name>,
+    pub usage_del: Vec<Name>,
     /// `Some` when the value changed.
     pub router_boot: Option<Option<Timestamp>>,
     pub started: Option<bool>,
@@ -51,6 +53,12 @@ impl StateDelta {
             }
         }
         d.vouchers_del = removed(&old.vouchers, &new.vouchers);
+        for (name, b) in &new.usage {
+            if old.usage.get(name) != Some(b) {
+                d.usage_put.push(name.clone());
+            }
+        }
+        d.usage_del = removed(&old.usage, &new.usage);
         d.flagged_put = difference(&new.flagged_manual, &old.flagged_manual);
         d.flagged_del = difference(&old.flagged_manual, &new.flagged_manual);
         if old.router_boot != new.router_boot {
@@ -82,6 +90,8 @@ impl StateDelta {
             && self.vouchers_del.is_empty()
             && self.flagged_put.is_empty()
             && self.flagged_del.is_empty()
+            && self.usage_put.is_empty()
+            && self.usage_del.is_empty()
             && self.router_boot.is_none()
             && self.started.is_none()
             && !self.clock

@@ -15,7 +15,9 @@
 //! - `sessions` (`&[u8] -> &[u8]`): one row per open session, keyed by
 //!   service and active `.id`; `vouchers` (`&[u8] -> &[u8]`): one row per
 //!   voucher with progress, keyed by the raw user name; `flagged`
-//!   (`&[u8] -> u8`): users reported as `manual_user`.
+//!   (`&[u8] -> u8`): users reported as `manual_user`; `usage`
+//!   (`&[u8] -> &[u8]`): per managed hotspot user (raw name), the counter
+//!   baseline that tells unseen sessions (version 3).
 //! - `events` (`u64 -> &[u8]`): the outbox, postcard-encoded [`Event`]s
 //!   keyed by sequence number.
 //! - `mikhmon_import` (`&[u8] -> &[u8]`): written only by
@@ -41,7 +43,7 @@ use serde::de::DeserializeOwned;
 use super::{StateDelta, StoreError};
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind, Service, StreamId};
-use crate::monitor::{MonitorState, SessionKey, TrackedSession, VoucherProgress};
+use crate::monitor::{MonitorState, SessionKey, TrackedSession, UsageBaseline, VoucherProgress};
 use crate::name::Name;
 
 /// The layout version this build reads and writes.
@@ -59,6 +61,7 @@ pub(super) const META_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new
 pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 pub(super) const VOUCHERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vouchers");
 const FLAGGED: TableDefinition<&[u8], u8> = TableDefinition::new("flagged");
+const USAGE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("usage");
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const MIKHMON_IMPORT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mikhmon_import");
 
@@ -242,6 +245,7 @@ impl Store {
                 meta.insert(KEY_OUTBOX_BYTES, total)?;
             }
         }
+        txn.open_table(USAGE)?;
         txn.commit()?;
         Ok(stream)
     }
@@ -263,6 +267,11 @@ impl Store {
         for row in txn.open_table(FLAGGED)?.iter()? {
             let (key, _) = row?;
             state.flagged_manual.insert(flag_key_decode(key.value())?);
+        }
+        for row in txn.open_table(USAGE)?.iter()? {
+            let (key, blob) = row?;
+            let b: UsageBaseline = decode("usage baseline", blob.value())?;
+            state.usage.insert(Name::new(key.value()), b);
         }
         let meta = txn.open_table(META)?;
         let get = |k| -> Result<Option<u64>, StoreError> { Ok(meta.get(k)?.map(|v| v.value())) };
@@ -519,6 +528,19 @@ fn apply(txn: &WriteTransaction, d: &StateDelta) -> Result<(), StoreError> {
         }
         for k in &d.flagged_del {
             t.remove(flag_key(k).as_slice())?;
+        }
+    }
+    if !d.usage_put.is_empty() || !d.usage_del.is_empty() {
+        let mut t = txn.open_table(USAGE)?;
+        for name in &d.usage_put {
+            let Some(b) = d.state.usage.get(name) else {
+                continue;
+            };
+            encode_into("usage baseline", b, &mut buf)?;
+            t.insert(name.as_bytes(), buf.as_slice())?;
+        }
+        for name in &d.usage_del {
+            t.remove(name.as_bytes())?;
         }
     }
     if d.router_boot.is_some() || d.started.is_some() {

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, TableDefinition};
 use super::file::{EVENTS, KEY_SCHEMA, META, SESSIONS};
 use super::*;
 use crate::clock::Timestamp;
-use crate::event::{Event, EventKind, RouterState, Service};
+use crate::event::{Event, EventKind, RouterState, Service, SessionRef};
 use crate::monitor::{Counters, MonitorState, TrackedSession, VoucherProgress};
 use crate::name::{Id, Mac, Name};
 
@@ -416,6 +416,7 @@ fn usage(id: u64, bytes: u64) -> EventKind {
         bytes_in: Some(bytes),
         bytes_out: Some(bytes),
         uptime_secs: bytes,
+        unseen: false,
     }
 }
 
@@ -498,4 +499,91 @@ fn still_over_the_cap_the_oldest_are_dropped_and_recorded() {
             .sum()
     };
     assert_eq!(real, store.outbox_bytes().unwrap());
+}
+
+/// A version 2 file: its queued `usage` and `voucher_activated` events come
+/// back with `unseen`/`estimated` false, the others unchanged, and the
+/// new `usage` table is there.
+#[test]
+fn version_2_events_are_migrated() {
+    use super::v2::{EventV2, KindV2};
+    let (_dir, path) = tmp();
+    let sref = SessionRef {
+        service: Service::Hotspot,
+        user: "v".into(),
+        active_id: Id(1),
+        session_id: Name::empty(),
+    };
+    let at = Timestamp::from_unix(1_700_000_000);
+    let old = [
+        KindV2::Usage {
+            session: sref.clone(),
+            bytes_in: Some(1),
+            bytes_out: Some(2),
+            uptime_secs: 3,
+        },
+        KindV2::VoucherActivated {
+            user: "v".into(),
+            batch_id: "B".into(),
+            valid_hours: 24,
+            first_login_at: at,
+            expires_at: at.plus_hours(24),
+        },
+        KindV2::Router {
+            state: RouterState::Connected,
+            reason: String::new(),
+        },
+    ];
+    {
+        let store = Store::open(&path).expect("open");
+        let txn = store.db.begin_write().expect("begin");
+        {
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert(KEY_SCHEMA, 2).expect("schema");
+            meta.insert("last_seq", 3).expect("seq");
+            let mut events = txn.open_table(EVENTS).expect("events");
+            for (i, kind) in old.into_iter().enumerate() {
+                let seq = i as u64 + 1;
+                let blob = postcard::to_allocvec(&EventV2 { seq, at, kind }).expect("encode");
+                events.insert(seq, blob.as_slice()).expect("insert");
+            }
+        }
+        txn.delete_table(TableDefinition::<&[u8], &[u8]>::new("usage"))
+            .expect("drop usage");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(&path).expect("migrated");
+    let kinds: Vec<EventKind> = store
+        .pending_events(0, 10)
+        .expect("pending")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Usage {
+                session: sref,
+                bytes_in: Some(1),
+                bytes_out: Some(2),
+                uptime_secs: 3,
+                unseen: false,
+            },
+            EventKind::VoucherActivated {
+                user: "v".into(),
+                batch_id: "B".into(),
+                valid_hours: 24,
+                first_login_at: at,
+                expires_at: at.plus_hours(24),
+                provisional: false,
+                mac: None,
+                estimated: false,
+            },
+            EventKind::Router {
+                state: RouterState::Connected,
+                reason: String::new(),
+            },
+        ]
+    );
+    assert!(store.load_state().expect("state").usage.is_empty());
 }

@@ -32,7 +32,9 @@ pub struct Committed {
 
 enum Request {
     Commit {
-        delta: StateDelta,
+        /// Boxed: a delta is several row lists, far larger than the other
+        /// requests, and every queued request would pay for its size.
+        delta: Box<StateDelta>,
         events: Vec<(Timestamp, EventKind)>,
         reply: Reply<Committed>,
     },
@@ -157,7 +159,7 @@ impl StoreHandle {
         events: Vec<(Timestamp, EventKind)>,
     ) -> Result<Committed, StoreError> {
         self.call(|reply| Request::Commit {
-            delta,
+            delta: Box::new(delta),
             events,
             reply,
         })

@@ -1,22 +1,230 @@
-//! Schema version 2 → 3: clock trust and MAC lock changed two stored
-//! shapes (postcard is not self-describing, so old blobs must be decoded
-//! with the old shapes, kept here, and rewritten):
+//! Schema version 2 → 3. Postcard is not self-describing, so old blobs
+//! are decoded with the exact shapes that wrote them, kept here, and
+//! rewritten:
 //!
-//! - a voucher row ([`VoucherProgress`]) gained `provisional` and `mac`;
-//! - the `voucher_activated` event gained `provisional` and `mac`. Every
-//!   other queued event decodes unchanged (new variants went at the end).
-//!
-//! The clock ledger is a new `meta_bytes` key: absent means a new ledger.
+//! - a voucher row ([`VoucherProgress`]) gained `provisional` and `mac`
+//!   (clock trust, MAC lock);
+//! - events: `voucher_activated` gained `provisional`, `mac` and
+//!   `estimated`, `usage` gained `unseen`; every queued event is
+//!   re-encoded from version 2's [`EventV2`];
+//! - the `usage` table and the clock ledger's `meta_bytes` key are new
+//!   (absent means empty).
 
 use redb::{ReadableTable, WriteTransaction};
 use serde::Deserialize;
 
 use super::StoreError;
 use super::file::{EVENTS, VOUCHERS, decode, encode};
-use crate::clock::Timestamp;
-use crate::event::{Event, EventKind};
 use crate::monitor::VoucherProgress;
-use crate::name::Name;
+
+use crate::clock::Timestamp;
+use crate::event::{
+    Event, EventKind, ExpiredAction, LogoutReason, RouterState, Service, SessionRef,
+};
+use crate::name::{Mac, Name};
+
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub(super) struct EventV2 {
+    pub(super) seq: u64,
+    pub(super) at: Timestamp,
+    pub(super) kind: KindV2,
+}
+
+/// Variant order matters (postcard numbers variants by position).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+pub(super) enum KindV2 {
+    Login {
+        session: SessionRef,
+        address: Option<std::net::IpAddr>,
+        mac: Option<Mac>,
+        caller_id: Name,
+        login_by: Name,
+        profile: Name,
+        seen_at_start: bool,
+    },
+    Logout {
+        session: SessionRef,
+        reason: LogoutReason,
+        bytes_in: Option<u64>,
+        bytes_out: Option<u64>,
+        uptime_secs: u64,
+    },
+    Usage {
+        session: SessionRef,
+        bytes_in: Option<u64>,
+        bytes_out: Option<u64>,
+        uptime_secs: u64,
+    },
+    VoucherActivated {
+        user: Name,
+        batch_id: Name,
+        valid_hours: u32,
+        first_login_at: Timestamp,
+        expires_at: Timestamp,
+    },
+    VoucherExpired {
+        user: Name,
+        batch_id: Name,
+        expires_at: Timestamp,
+        action: ExpiredAction,
+    },
+    VoucherInvalid {
+        user: Name,
+        reason: String,
+        comment: Name,
+    },
+    ManualUser {
+        service: Service,
+        user: Name,
+        profile: Name,
+        comment: Name,
+    },
+    Router {
+        state: RouterState,
+        reason: String,
+    },
+    Alert {
+        name: String,
+        message: String,
+    },
+    Dropped {
+        from_seq: u64,
+        to_seq: u64,
+        count: u64,
+    },
+    UserChanged {
+        service: Service,
+        user: Name,
+        action: String,
+        via: String,
+    },
+}
+
+impl From<EventV2> for Event {
+    fn from(e: EventV2) -> Event {
+        use KindV2 as K;
+        let kind = match e.kind {
+            K::Login {
+                session,
+                address,
+                mac,
+                caller_id,
+                login_by,
+                profile,
+                seen_at_start,
+            } => EventKind::Login {
+                session,
+                address,
+                mac,
+                caller_id,
+                login_by,
+                profile,
+                seen_at_start,
+            },
+            K::Logout {
+                session,
+                reason,
+                bytes_in,
+                bytes_out,
+                uptime_secs,
+            } => EventKind::Logout {
+                session,
+                reason,
+                bytes_in,
+                bytes_out,
+                uptime_secs,
+            },
+            K::Usage {
+                session,
+                bytes_in,
+                bytes_out,
+                uptime_secs,
+            } => EventKind::Usage {
+                session,
+                bytes_in,
+                bytes_out,
+                uptime_secs,
+                unseen: false,
+            },
+            K::VoucherActivated {
+                user,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+            } => EventKind::VoucherActivated {
+                user,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+                provisional: false,
+                mac: None,
+                estimated: false,
+            },
+            K::VoucherExpired {
+                user,
+                batch_id,
+                expires_at,
+                action,
+            } => EventKind::VoucherExpired {
+                user,
+                batch_id,
+                expires_at,
+                action,
+            },
+            K::VoucherInvalid {
+                user,
+                reason,
+                comment,
+            } => EventKind::VoucherInvalid {
+                user,
+                reason,
+                comment,
+            },
+            K::ManualUser {
+                service,
+                user,
+                profile,
+                comment,
+            } => EventKind::ManualUser {
+                service,
+                user,
+                profile,
+                comment,
+            },
+            K::Router { state, reason } => EventKind::Router { state, reason },
+            K::Alert { name, message } => EventKind::Alert { name, message },
+            K::Dropped {
+                from_seq,
+                to_seq,
+                count,
+            } => EventKind::Dropped {
+                from_seq,
+                to_seq,
+                count,
+            },
+            K::UserChanged {
+                service,
+                user,
+                action,
+                via,
+            } => EventKind::UserChanged {
+                service,
+                user,
+                action,
+                via,
+            },
+        };
+        Event {
+            seq: e.seq,
+            at: e.at,
+            kind,
+        }
+    }
+}
 
 /// Version 2's voucher row.
 #[derive(Deserialize)]
@@ -26,23 +234,6 @@ struct VoucherProgressV2 {
     enforced: bool,
     invalid_reported: bool,
 }
-
-/// Version 2's `Event` holding a `VoucherActivated`, field by field:
-/// postcard writes the variant index as a varint, as it does a `u32`.
-#[derive(Deserialize)]
-struct ActivatedEventV2 {
-    seq: u64,
-    at: Timestamp,
-    variant: u32,
-    user: Name,
-    batch_id: Name,
-    valid_hours: u32,
-    first_login_at: Timestamp,
-    expires_at: Timestamp,
-}
-
-/// Position of `VoucherActivated` in [`EventKind`] (unchanged since v2).
-const ACTIVATED_VARIANT: u32 = 3;
 
 pub(super) fn migrate_v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
     let mut vouchers = txn.open_table(VOUCHERS)?;
@@ -67,31 +258,8 @@ pub(super) fn migrate_v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError>
     let mut rewritten = Vec::new();
     for row in events.iter()? {
         let (seq, blob) = row?;
-        // Only activations changed shape; the rest decode as they are.
-        if decode::<Event>("queued event", blob.value()).is_ok() {
-            continue;
-        }
-        let old: ActivatedEventV2 = decode("queued event (v2)", blob.value())?;
-        if old.variant != ACTIVATED_VARIANT {
-            return Err(StoreError::Corrupt {
-                what: "queued event (v2)",
-                reason: format!("variant {} does not decode", old.variant),
-            });
-        }
-        let event = Event {
-            seq: old.seq,
-            at: old.at,
-            kind: EventKind::VoucherActivated {
-                user: old.user,
-                batch_id: old.batch_id,
-                valid_hours: old.valid_hours,
-                first_login_at: old.first_login_at,
-                expires_at: old.expires_at,
-                provisional: false,
-                mac: None,
-            },
-        };
-        rewritten.push((seq.value(), encode("event", &event)?));
+        let old: EventV2 = decode("queued event (version 2)", blob.value())?;
+        rewritten.push((seq.value(), encode("event", &Event::from(old))?));
     }
     for (seq, blob) in rewritten {
         events.insert(seq, blob.as_slice())?;
@@ -116,7 +284,7 @@ mod tests {
     }
 
     #[derive(Serialize)]
-    enum KindV2 {
+    enum TestKindV2 {
         Login,
         Logout,
         Usage,
@@ -130,10 +298,10 @@ mod tests {
     }
 
     #[derive(Serialize)]
-    struct EventV2 {
+    struct TestEventV2 {
         seq: u64,
         at: Timestamp,
-        kind: KindV2,
+        kind: TestKindV2,
     }
 
     #[test]
@@ -159,10 +327,10 @@ mod tests {
                 .expect("vouchers")
                 .insert(&b"v1"[..], blob.as_slice())
                 .expect("insert");
-            let ev = EventV2 {
+            let ev = TestEventV2 {
                 seq: 1,
                 at: t,
-                kind: KindV2::VoucherActivated {
+                kind: TestKindV2::VoucherActivated {
                     user: "v1".into(),
                     batch_id: "B1".into(),
                     valid_hours: 24,
@@ -178,7 +346,7 @@ mod tests {
             txn.commit().expect("commit");
             // Variants before VoucherActivated are unused here; they only
             // keep its index.
-            let _ = (KindV2::Login, KindV2::Logout, KindV2::Usage);
+            let _ = (TestKindV2::Login, TestKindV2::Logout, TestKindV2::Usage);
         }
         let store = Store::open(&path).expect("migrated");
         let state = store.load_state().expect("state");

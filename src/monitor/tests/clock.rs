@@ -70,6 +70,7 @@ fn provisional(user: &str, first: Timestamp) -> EventKind {
             expires_at,
             provisional: true,
             mac,
+            estimated: false,
         },
         other => other,
     }
@@ -244,6 +245,7 @@ fn restart_while_untrusted_keeps_elapsed_time_as_a_lower_bound() {
     let mut agent = Agent {
         state: persisted(&agent.state),
         cfg: cfg(),
+        users: Default::default(),
     };
     let (events, actions) = agent.clocked(&shown, untrusted(3 * 3_600, 3 * HOUR));
     assert_eq!(events, vec![]);
@@ -253,6 +255,7 @@ fn restart_while_untrusted_keeps_elapsed_time_as_a_lower_bound() {
     let mut agent = Agent {
         state: persisted(&agent.state),
         cfg: cfg(),
+        users: Default::default(),
     };
     assert_eq!(
         agent.clocked(&shown, untrusted(4 * 3_600 - 1, 4 * HOUR - 1)),

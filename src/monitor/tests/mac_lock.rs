@@ -32,6 +32,7 @@ fn activated_locked(user: &str) -> EventKind {
             expires_at,
             provisional,
             mac: Mac::parse(MAC.as_bytes()),
+            estimated: false,
         },
         other => other,
     }

@@ -4,18 +4,24 @@
 
 mod clock;
 mod foreign;
+mod listen;
 mod mac_lock;
 mod properties;
 mod reboot;
 mod restarts;
 mod sessions;
+mod unseen;
 mod vouchers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::{Action, MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, UserRow, step};
+use super::clock_trust::ClockNow;
+use super::{
+    Action, ListenChange, MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, Totals,
+    UserIndex, UserRow, apply_listen, step,
+};
 use crate::clock::Timestamp;
 use crate::comment::Comment;
 use crate::event::{EventKind, ExpiredAction, LogoutReason, Service, SessionRef};
@@ -74,6 +80,7 @@ fn user(id: &str, name: &str, profile: &str, comment: &[u8]) -> UserRow {
         profile: profile.into(),
         comment: Name::new(comment),
         disabled: false,
+        totals: None,
     }
 }
 
@@ -85,6 +92,16 @@ fn voucher(id: &str, name: &str, comment: &[u8]) -> UserRow {
 /// A PPP secret in the PPPoE profile.
 fn secret(id: &str, name: &str, comment: &[u8]) -> UserRow {
     user(id, name, PPPOE_PROFILE, comment)
+}
+
+/// A user with cumulative counters (uptime secs, bytes in, bytes out).
+fn with_totals(mut u: UserRow, uptime_secs: u64, bytes_in: u64, bytes_out: u64) -> UserRow {
+    u.totals = Some(Totals {
+        uptime_secs,
+        bytes_in,
+        bytes_out,
+    });
+    u
 }
 
 fn disabled(mut u: UserRow) -> UserRow {
@@ -188,6 +205,8 @@ impl SnapExt for Snapshot {
 struct Agent {
     state: MonitorState,
     cfg: MonitorConfig,
+    /// The last poll's users, for the listen path.
+    users: UserIndex,
 }
 
 impl Agent {
@@ -204,6 +223,7 @@ impl Agent {
                 ..MonitorState::default()
             },
             cfg,
+            users: UserIndex::default(),
         }
     }
 
@@ -212,13 +232,31 @@ impl Agent {
         Agent {
             state: MonitorState::default(),
             cfg: cfg(),
+            users: UserIndex::default(),
         }
     }
 
     fn run(&mut self, snap: &Snapshot, now: Timestamp) -> StepOutput {
         let out = step(&self.state, snap, now, &self.cfg);
         self.state = out.state.clone();
+        self.users = out.users.clone();
         out
+    }
+
+    /// Applies one listen change; returns its events and actions,
+    /// asserting no warnings.
+    fn listen(&mut self, change: ListenChange, now: Timestamp) -> (Vec<EventKind>, Vec<Action>) {
+        let out = apply_listen(
+            &self.state,
+            &self.users,
+            &change,
+            now,
+            &ClockNow::UNASSESSED,
+            &self.cfg,
+        );
+        assert_eq!(out.warnings, Vec::<String>::new());
+        self.state = out.state;
+        (out.events, out.actions)
     }
 
     /// Runs a cycle and returns its events and actions, asserting no warnings.
@@ -320,6 +358,7 @@ fn usage(s: &SessionRow) -> EventKind {
         bytes_in: s.bytes_in,
         bytes_out: s.bytes_out,
         uptime_secs: s.uptime_secs.unwrap_or(0),
+        unseen: false,
     }
 }
 
@@ -337,6 +376,7 @@ fn activated(
         expires_at: first.plus_hours(valid_hours),
         provisional: false,
         mac: None,
+        estimated: false,
     }
 }
 

@@ -355,6 +355,7 @@ fn unparsed_values_keep_previous_ones() {
             bytes_in: Some(10),
             bytes_out: Some(50),
             uptime_secs: 100,
+            unseen: false,
         }]
     );
     assert_eq!(

@@ -1,0 +1,121 @@
+//! Sessions the agent never saw: a hotspot user's cumulative `uptime`,
+//! `bytes-in` and `bytes-out` grow when one of its sessions ends. Growth
+//! beyond what the seen sessions that ended account for is usage of
+//! sessions that began and ended unseen (a router too slow to answer, an
+//! agent down), reported as a `usage` event marked `unseen`.
+//!
+//! The rule, per managed hotspot user with counters:
+//! - seen sessions that end add a credit: their last seen counters plus,
+//!   for the uptime, the time since they were last seen (an upper bound,
+//!   so a seen session is never mistaken for an unseen one);
+//! - the growth is only judged at a poll where the user has no session
+//!   open, since the counters move at logout and a session ending between
+//!   the reads of the user list and of the active list would otherwise
+//!   look unseen;
+//! - growth minus credit with uptime left over is an unseen session; credit
+//!   left over is kept for one poll only (a session that ended between the
+//!   two reads shows in the counters at the next poll);
+//! - counters that shrink (`reset-counters`) or a new `.id` under the same
+//!   name (user re-created) start a new baseline without an event.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Totals, UsageBaseline, UserRow};
+use crate::clock::Timestamp;
+use crate::event::{EventKind, Service, SessionRef};
+use crate::name::{Id, Name};
+
+/// Accounts for one poll. `users` are the managed hotspot users; `online`
+/// the users with a session open after this poll; `ended` the credit of
+/// seen sessions that ended in this poll's step (already included in
+/// `prev`'s credit for sessions the listen path ended).
+pub(super) fn account(
+    prev: &BTreeMap<Name, UsageBaseline>,
+    users: &[&UserRow],
+    online: &BTreeSet<&Name>,
+    ended: &BTreeMap<Name, Totals>,
+) -> (BTreeMap<Name, UsageBaseline>, Vec<EventKind>) {
+    let mut next = BTreeMap::new();
+    let mut events = Vec::new();
+    for user in users {
+        let Some(now_totals) = user.totals else {
+            continue;
+        };
+        let fresh = UsageBaseline {
+            id: user.id,
+            totals: now_totals,
+            credit: Totals::default(),
+        };
+        let just_ended = ended.get(&user.name).copied().unwrap_or_default();
+        let base = match prev.get(&user.name) {
+            Some(b) if b.id == user.id => b,
+            // First sight, or re-created: nothing to compare with.
+            _ => {
+                next.insert(user.name.clone(), fresh);
+                continue;
+            }
+        };
+        let credit = base.credit.saturating_add(&just_ended);
+        if online.contains(&user.name) {
+            next.insert(
+                user.name.clone(),
+                UsageBaseline {
+                    credit,
+                    ..base.clone()
+                },
+            );
+            continue;
+        }
+        let Some(growth) = now_totals.growth_since(&base.totals) else {
+            // reset-counters: a new baseline, not negative usage.
+            next.insert(user.name.clone(), fresh);
+            continue;
+        };
+        let unexplained = growth.saturating_sub(&credit);
+        if unexplained.uptime_secs > 0 {
+            events.push(unseen_usage(&user.name, unexplained));
+        }
+        let left = credit.saturating_sub(&growth).min(&just_ended);
+        next.insert(
+            user.name.clone(),
+            UsageBaseline {
+                id: user.id,
+                totals: now_totals,
+                credit: left,
+            },
+        );
+    }
+    (next, events)
+}
+
+/// The credit a seen session leaves when it ends: its last seen counters,
+/// the uptime stretched by the time since it was last seen.
+pub(super) fn credit(
+    uptime_secs: u64,
+    bytes_in: Option<u64>,
+    bytes_out: Option<u64>,
+    last_seen: Timestamp,
+    now: Timestamp,
+) -> Totals {
+    let gap = u64::try_from(now.secs_since(last_seen)).unwrap_or(0);
+    Totals {
+        uptime_secs: uptime_secs.saturating_add(gap),
+        bytes_in: bytes_in.unwrap_or(0),
+        bytes_out: bytes_out.unwrap_or(0),
+    }
+}
+
+fn unseen_usage(user: &Name, t: Totals) -> EventKind {
+    EventKind::Usage {
+        session: SessionRef {
+            service: Service::Hotspot,
+            user: user.clone(),
+            active_id: Id(0),
+            session_id: Name::empty(),
+        },
+        bytes_in: Some(t.bytes_in),
+        bytes_out: Some(t.bytes_out),
+        uptime_secs: t.uptime_secs,
+        unseen: true,
+    }
+}

@@ -1,0 +1,260 @@
+//! Instant detection (listen beside the poll) and sessions never seen,
+//! with the real binary against the simulator.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mikrotik_edge::sim::SimHandle;
+use serde_json::Value;
+
+const VOUCHER: &[u8] = b"VOUCHER_SYSTEM|B1|5000|3000|24|VEN1|2024-01-01|admin";
+
+struct Agent {
+    child: Child,
+    /// Events with the moment their log line arrived.
+    events: Arc<Mutex<Vec<(Instant, Value)>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    fn start(sim: &SimHandle, state: &Path, poll_secs: &str) -> Agent {
+        let mut cmd = agent_command();
+        agent_env(&mut cmd, sim);
+        cmd.arg("run")
+            .env("MIKROTIK_EDGE_STATE_PATH", state)
+            .env("MIKROTIK_EDGE_POLL_SECS", poll_secs)
+            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn agent");
+        let stderr = child.stderr.take().expect("stderr");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ev, lg) = (events.clone(), log.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let json = line
+                    .split_once("event {")
+                    .map(|(_, rest)| format!("{{{rest}"));
+                if let Some(v) = json.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
+                    ev.lock().unwrap().push((Instant::now(), v));
+                }
+                lg.lock().unwrap().push(line);
+            }
+        });
+        Agent { child, events, log }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn log_lines(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    fn wait_log(&self, needle: &str, count: usize) {
+        let ok = wait_until(secs(20), || self.log_lines(needle) >= count);
+        assert!(ok, "log {needle:?} x{count} not seen:\n{}", self.dump());
+    }
+
+    /// Waits for an event; returns it and when its log line arrived.
+    fn wait_event(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> (Instant, Value) {
+        let mut found = None;
+        let ok = wait_until(limit, || {
+            found = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, e)| pred(e))
+                .cloned();
+            found.is_some()
+        });
+        assert!(ok, "event not seen within {limit:?}; log:\n{}", self.dump());
+        found.unwrap()
+    }
+
+    fn dump(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n * u64::from(slow_factor()))
+}
+
+fn is(e: &Value, kind: &str, user: &str) -> bool {
+    e["type"] == kind && e["user"] == user
+}
+
+/// The limit for "instant": one second, stretched under qemu.
+fn instant_limit() -> Duration {
+    Duration::from_millis(1000 * u64::from(slow_factor()))
+}
+
+#[test]
+fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "30");
+    // The first poll of the connection ran (listens start just before it).
+    agent.wait_log("cycle:", 1);
+    agent.wait_log("listening on the active lists", 1);
+
+    let before = mikrotik_edge::clock::Timestamp::now();
+    let t = Instant::now();
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let (at, login) = agent.wait_event(instant_limit(), |e| is(e, "login", "v1"));
+    assert!(at - t < instant_limit(), "login after {:?}", at - t);
+    assert_eq!(login["seen_at_start"], false);
+    // The voucher is activated at the login itself, not at the next poll.
+    let (_, act) = agent.wait_event(instant_limit(), |e| is(e, "voucher_activated", "v1"));
+    assert_eq!(act["estimated"], false);
+    let first = act["first_login_at"].as_str().unwrap().to_owned();
+    let first = mikrotik_edge::clock::parse_rfc3339(first.as_bytes()).unwrap();
+    assert!(first.secs_since(before) <= 2, "{first} vs {before}");
+    // The comment is written by then.
+    let ok = wait_until(secs(5), || {
+        sim.find("/ip/hotspot/user", "v1").is_some_and(|row| {
+            row.iter()
+                .any(|(k, v)| k == b"comment" && v.windows(4).any(|w| w == b"|202"))
+        })
+    });
+    assert!(ok, "activation comment not written");
+
+    let t = Instant::now();
+    sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
+        .unwrap();
+    let (at, _) = agent.wait_event(instant_limit(), |e| is(e, "login", "c1"));
+    assert!(at - t < instant_limit());
+
+    sim.advance(Duration::from_secs(42));
+    let t = Instant::now();
+    assert!(sim.hotspot_logout("v1"));
+    let (at, logout) = agent.wait_event(instant_limit(), |e| is(e, "logout", "v1"));
+    assert!(at - t < instant_limit());
+    assert_eq!(logout["reason"], "gone");
+    assert!(sim.ppp_disconnect("c1"));
+    agent.wait_event(instant_limit(), |e| is(e, "logout", "c1"));
+
+    // A reconnect: listens come back, nothing is reported twice.
+    sim.fatal_all("test");
+    agent.wait_log("listening on the active lists", 2);
+    agent.wait_log("cycle:", 2);
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let ok = wait_until(secs(3), || {
+        agent
+            .events()
+            .iter()
+            .filter(|e| is(e, "login", "v1"))
+            .count()
+            == 2
+    });
+    assert!(ok, "second login not seen:\n{}", agent.dump());
+    let events = agent.events();
+    for (kind, user, n) in [
+        ("login", "v1", 2),
+        ("logout", "v1", 1),
+        ("login", "c1", 1),
+        ("logout", "c1", 1),
+        ("voucher_activated", "v1", 1),
+    ] {
+        let got = events.iter().filter(|e| is(e, kind, user)).count();
+        assert_eq!(got, n, "{kind} {user}: {events:#?}");
+    }
+}
+
+#[test]
+fn refused_listen_falls_back_to_polling_and_says_so_once() {
+    let sim = sim();
+    sim.refuse_listen("/ppp/active", true);
+    sim.add_hotspot_user("v1", "p", "voucher-1h", b"");
+    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "2");
+    agent.wait_log("cycle:", 1);
+    let refused = "listen on /ppp/active ended (no such command)";
+    agent.wait_log(refused, 1);
+    // PPP sessions still come from the poll; hotspot ones from listen.
+    sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
+        .unwrap();
+    agent.wait_event(secs(10), |e| is(e, "login", "c1"));
+    let t = Instant::now();
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let (at, _) = agent.wait_event(secs(5), |e| is(e, "login", "v1"));
+    assert!(at - t < instant_limit());
+    // Re-tried after a reconnect, still refused: said only once.
+    sim.fatal_all("test");
+    agent.wait_log("listening on the active lists", 2);
+    agent.wait_log("cycle:", 3);
+    assert!(sim.ppp_disconnect("c1"));
+    agent.wait_event(secs(10), |e| is(e, "logout", "c1"));
+    assert_eq!(agent.log_lines(refused), 1, "{}", agent.dump());
+}
+
+#[test]
+fn sessions_hidden_from_the_agent_are_reported_as_unseen_usage() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_log("cycle:", 1);
+    // Eleven sessions begin and end where the agent cannot see them.
+    sim.hide_sessions(true);
+    for i in 0..11 {
+        sim.hotspot_login("v1", "10.5.50.2", &format!("02:00:00:00:00:{i:02}"))
+            .unwrap();
+        sim.advance(Duration::from_secs(10));
+        assert!(sim.hotspot_logout("v1"));
+    }
+    sim.hide_sessions(false);
+    let (_, usage) = agent.wait_event(secs(10), |e| is(e, "usage", "v1"));
+    assert_eq!(usage["unseen"], true);
+    assert_eq!(usage["uptime_secs"], 110);
+    assert!(usage["bytes_out"].as_u64().unwrap_or(0) > 0);
+    let (_, act) = agent.wait_event(secs(5), |e| is(e, "voucher_activated", "v1"));
+    assert_eq!(act["estimated"], true);
+    // reset-counters is not usage, and nothing is reported twice.
+    assert!(sim.hotspot_reset_counters("v1"));
+    let cycles = agent.log_lines("cycle:");
+    agent.wait_log("cycle:", cycles + 3);
+    let events = agent.events();
+    assert_eq!(events.iter().filter(|e| is(e, "usage", "v1")).count(), 1);
+    assert_eq!(events.iter().filter(|e| is(e, "login", "v1")).count(), 0);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| is(e, "voucher_activated", "v1"))
+            .count(),
+        1
+    );
+}
