@@ -24,6 +24,8 @@
 //!   and profile scripts to ours.
 //! - [`uplink`]: the upload of the outbox to the central side, the outbox
 //!   cap and alerts (events plus an optional webhook).
+//! - [`reconcile`]: full sync, pure: desired state and router lists in,
+//!   actions and events out (driver: `agent::sync`).
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
@@ -41,6 +43,7 @@ pub mod mikhmon;
 pub mod monitor;
 pub mod name;
 pub mod proto;
+pub mod reconcile;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
