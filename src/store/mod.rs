@@ -10,12 +10,14 @@
 //!   its fsync, slow on an SD card) ever runs on the runtime thread. One
 //!   writer keeps event order equal to cause order.
 //! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`).
+//! - sync.rs: the `sync` table (last desired state, reconcile state).
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
 
 mod delta;
 mod error;
 mod file;
 mod outbox;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod thread;
@@ -24,4 +26,5 @@ pub use delta::StateDelta;
 pub use error::StoreError;
 pub use file::{MikhmonImportRecord, SCHEMA_VERSION, Store};
 pub use outbox::CapReport;
+pub use sync::{KEY_DESIRED, KEY_RECONCILE};
 pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};
