@@ -22,6 +22,8 @@
 //!   parsing, action encoding, the published view, signals.
 //! - [`mikhmon`]: `import-mikhmon`, the migration from Mikhmon's comments
 //!   and profile scripts to ours.
+//! - [`batch`]: `create-batch`, many users over the one connection with a
+//!   bounded number of commands in flight.
 //! - [`uplink`]: the upload of the outbox to the central side, the outbox
 //!   cap and alerts (events plus an optional webhook).
 //! - [`reconcile`]: full sync, pure: desired state and router lists in,
@@ -29,6 +31,7 @@
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
+pub mod batch;
 pub mod cli;
 pub mod client;
 pub mod clock;
