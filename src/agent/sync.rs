@@ -518,3 +518,79 @@ async fn sync_loop(
         next = tokio::time::Instant::now() + interval;
     }
 }
+
+/// `mikrotik-edge sync`: one fetch and one reconciliation, then exit.
+/// Uses the state file (so it refuses to run beside a running agent, which
+/// has it locked; ask the agent with `POST /api/mikrotik/sync/force`).
+pub async fn cli(config: &Config) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let fail = |m: String| {
+        eprintln!("mikrotik-edge: sync: {m}");
+        ExitCode::FAILURE
+    };
+    let (store, store_thread, monitor) =
+        match StoreHandle::open(&config.state_path, &config.site_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                return fail(format!(
+                    "{e} (if the agent is running, use POST /api/mikrotik/sync/force instead)"
+                ));
+            }
+        };
+    let client = match &config.uplink.central {
+        Some(c) => match CentralClient::start(c, config.uplink.timeout) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(e.to_string()),
+        },
+        None => {
+            eprintln!("mikrotik-edge: sync: no central_url; applying the last saved desired state");
+            None
+        }
+    };
+    let (router, _events) = Router::start(config.router.clone());
+    let code = async {
+        if !router
+            .wait_connected(config.router.connect_timeout + Duration::from_secs(5))
+            .await
+        {
+            return fail(format!(
+                "cannot connect to the router: {}",
+                router.last_error().unwrap_or_else(|| "timeout".into())
+            ));
+        }
+        let mut syncer = match Syncer::new(config, store.clone(), router.clone(), client).await {
+            Ok(s) => s,
+            Err(e) => return fail(e.to_string()),
+        };
+        match syncer.run_once(&monitor).await {
+            Err(e) => fail(e.to_string()),
+            Ok(r) => {
+                println!(
+                    "{}",
+                    json!({
+                        "desired_state": r.source,
+                        "version": r.version,
+                        "fetch_error": r.fetch_error,
+                        "router_error": r.router_error,
+                        "actions": r.actions,
+                        "created": r.created,
+                        "failed": r.failed,
+                        "events": r.events,
+                        "max_in_flight": r.max_in_flight,
+                        "ms": r.millis as u64,
+                    })
+                );
+                if r.router_error.is_some() || r.failed > 0 || r.source == "none" {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+    }
+    .await;
+    router.close(Duration::from_secs(2)).await;
+    drop(store);
+    store_thread.join().await;
+    code
+}

@@ -296,3 +296,40 @@ impl Progress {
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }
+
+/// `mikrotik-edge create-batch`: exit 0 when everything is on the router,
+/// 1 when some users failed (listed in the failures CSV) or the router is
+/// unreachable, 2 when the file is refused (nothing sent).
+pub async fn cli(cfg: &Config, opts: &CreateOptions) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let tty = stderr_is_tty();
+    let mut err = std::io::stderr();
+    match run(cfg, opts, &mut err, tty).await {
+        Ok(s) => {
+            println!(
+                "create-batch {}: {} users: {} created, {} already on the router, {} failed (at most {} commands in flight)",
+                opts.file.display(),
+                s.total,
+                s.created,
+                s.existing,
+                s.failed,
+                s.max_in_flight
+            );
+            match &s.failures_file {
+                Some(p) => {
+                    println!("failures: {}", p.display());
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e @ CreateError::Invalid(..)) => {
+            eprintln!("mikrotik-edge: create-batch {}:\n{e}", opts.file.display());
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("mikrotik-edge: create-batch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -28,6 +28,9 @@ OPTIONS:
     --ppp-active N       connect N of the seeded PPPoE secrets at start
     --expiring N         N logged-in vouchers expiring 60, 90, 120 … s after start
     --activity           random logins/logouts/connects and traffic
+    --reply-delay-ms N   answer each command N ms late (a router's work time);
+                         prints `max-in-flight: K` when a client keeps more
+                         commands waiting at once than before
     -h, --help           show this help
 
 Prints the listen addresses (and the certificate's SHA-256) and serves
@@ -37,6 +40,7 @@ struct Args {
     opts: SimOptions,
     cert_out: Option<String>,
     activity: bool,
+    reply_delay_ms: u64,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -46,6 +50,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     };
     let mut cert_out = None;
     let mut activity = false;
+    let mut reply_delay_ms = 0;
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         let addr = |s: String| {
@@ -75,6 +80,11 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--ppp-active" => opts.seed.ppp_active = count(value(&arg)?)?,
             "--expiring" => opts.seed.expiring = count(value(&arg)?)?,
             "--activity" => activity = true,
+            "--reply-delay-ms" => {
+                reply_delay_ms = value(&arg)?
+                    .parse::<u64>()
+                    .map_err(|e| format!("bad number of ms: {e}"))?;
+            }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -85,6 +95,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
         opts,
         cert_out,
         activity,
+        reply_delay_ms,
     }))
 }
 
@@ -122,6 +133,11 @@ fn main() -> ExitCode {
         println!("cert: {path}");
     }
 
+    if args.reply_delay_ms > 0 {
+        sim.set_reply_delay(Duration::from_millis(args.reply_delay_ms));
+    }
+    let mut max_in_flight = 0;
+
     // Seeded from the clock so each demo run differs.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -135,6 +151,10 @@ fn main() -> ExitCode {
         let due = start + Duration::from_secs(ticks);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         sim.advance(Duration::from_secs(1));
+        if sim.max_in_flight() > max_in_flight {
+            max_in_flight = sim.max_in_flight();
+            println!("max-in-flight: {max_in_flight}");
+        }
         if args.activity && ticks.is_multiple_of(2) {
             for event in activity.step(&sim) {
                 println!("activity: {event}");

@@ -55,6 +55,9 @@ pub(crate) struct Inner {
     pub(crate) misbehave: Option<Misbehave>,
     /// Raw bytes appended to the login reply, in the same write.
     pub(crate) after_login: Option<Vec<u8>>,
+    /// The most commands one session had waiting for their (delayed)
+    /// reply at once: how many a client kept in flight.
+    pub(crate) max_in_flight: usize,
 }
 
 /// Ways a broken or hostile router answers commands after login.
@@ -506,6 +509,9 @@ impl Session {
             tag,
             abort: task.abort_handle(),
         });
+        let waiting = list.len();
+        let mut inner = lock(&self.shared.inner);
+        inner.max_in_flight = inner.max_in_flight.max(waiting);
     }
 
     /// `/cancel [=tag=X]`: the interrupted command gets a category-2 trap,
