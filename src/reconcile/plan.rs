@@ -379,7 +379,7 @@ fn subscriptions(
                 .copied()
                 .filter(|x| {
                     x.uptime_secs
-                        .is_some_and(|up| now.plus_secs(-(up as i64)).secs_since(t) < 0)
+                        .is_some_and(|up| now.plus_secs(-(up as i64)).secs_since(t) <= 0)
                 })
                 .collect()
         };
