@@ -203,14 +203,13 @@ pub fn parse(text: &[u8], created_date: &[u8]) -> Result<Vec<NewUser>, (Vec<Line
         }
         if let Some(service) = service
             && !name.is_empty()
+            && let Some(first) = seen.insert((service, name.to_vec()), line)
         {
-            if let Some(first) = seen.insert((service, name.to_vec()), line) {
-                bad.push(format!(
-                    "{} {} is already on line {first}",
-                    service.as_str(),
-                    String::from_utf8_lossy(name)
-                ));
-            }
+            bad.push(format!(
+                "{} {} is already on line {first}",
+                service.as_str(),
+                String::from_utf8_lossy(name)
+            ));
         }
         if !bad.is_empty() {
             err!(line, bad.join("; "));
@@ -257,7 +256,10 @@ pub fn parse(text: &[u8], created_date: &[u8]) -> Result<Vec<NewUser>, (Vec<Line
 
 /// Splits into records of fields with their starting line numbers.
 /// Quoted fields may hold commas, quotes (`""`) and line breaks.
-fn records(text: &[u8]) -> Result<Vec<(usize, Vec<Vec<u8>>)>, LineError> {
+/// A record: its first line number and its fields.
+type Record = (usize, Vec<Vec<u8>>);
+
+fn records(text: &[u8]) -> Result<Vec<Record>, LineError> {
     let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
     let mut out = Vec::new();
     let mut line = 1;
