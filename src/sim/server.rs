@@ -510,6 +510,8 @@ impl Session {
             abort: task.abort_handle(),
         });
         let waiting = list.len();
+        // Never hold both locks: the reply tasks take `pending`, then `inner`.
+        drop(list);
         let mut inner = lock(&self.shared.inner);
         inner.max_in_flight = inner.max_in_flight.max(waiting);
     }
