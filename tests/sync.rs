@@ -274,3 +274,42 @@ fn isolir_moves_suspended_secrets_to_the_isolation_profile_and_back() {
             == "suspended,restored"
     });
 }
+
+#[test]
+fn the_sync_command_reconciles_once_and_exits() {
+    let pg = Postgres::start();
+    let token = add_site(&pg, "site-a");
+    let gw = Gateway::start(&pg, "127.0.0.1:0");
+    pg.psql(&format!(
+        "INSERT INTO vouchers (site_id, code, password, profile_name, status, mikrotik_comment) VALUES \
+         ('site-a', 'CLI1', 'pw', 'voucher-1h', 'created', '{VC}')"
+    ));
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let mut cmd = agent_command();
+        agent_env(&mut cmd, &sim);
+        cmd.arg("sync")
+            .env("MIKROTIK_EDGE_STATE_PATH", dir.path().join("state.redb"))
+            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+            .env("MIKROTIK_EDGE_CENTRAL_URL", &gw.base)
+            .env("MIKROTIK_EDGE_CENTRAL_TOKEN", &token);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["desired_state"], "fetched");
+    assert_eq!(first["created"], 1, "{first}");
+    assert_eq!(
+        field(&sim, "/ip/hotspot/user", "CLI1", "password").unwrap(),
+        "pw"
+    );
+    let second = run();
+    assert_eq!(second["actions"], 0, "{second}");
+}

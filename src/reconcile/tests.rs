@@ -552,3 +552,41 @@ fn without_a_desired_state_nothing_but_profiles() {
     );
     assert!(p.actions.is_empty() && p.events.is_empty());
 }
+
+#[test]
+fn new_events_as_json() {
+    let e = crate::event::Event {
+        seq: 1,
+        at: Timestamp::from_unix(NOW),
+        kind: EventKind::Profile {
+            service: Service::Pppoe,
+            name: n("pppoe-10M"),
+            rate_limit: n("10M/10M"),
+            session_timeout: Name::empty(),
+            shared_users: None,
+        },
+    };
+    let j = e.to_json("s", crate::event::StreamId([0; 16]));
+    assert_eq!(j["type"], "profile");
+    assert_eq!(j["service"], "pppoe");
+    assert!(j["shared_users"].is_null());
+    let e = crate::event::Event {
+        seq: 2,
+        at: Timestamp::from_unix(NOW),
+        kind: EventKind::UserAdopted {
+            service: Service::Hotspot,
+            user: Name::new(b"caf\xe9"),
+            profile: n("voucher-1h"),
+            comment: n(VC),
+            batch_id: n("B1"),
+            valid_hours: Some(1),
+            first_login_at: None,
+            expires_at: None,
+        },
+    };
+    let j = e.to_json("s", crate::event::StreamId([0; 16]));
+    assert_eq!(j["type"], "user_adopted");
+    assert_eq!(j["user_b64"], "Y2Fm6Q==");
+    assert!(j["expires_at"].is_null());
+    assert_eq!(j["valid_hours"], 1);
+}
