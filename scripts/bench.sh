@@ -15,6 +15,7 @@
 #   BENCH_CYCLES=50 scripts/bench.sh
 #   BENCH_SKIP_PEERS=1 scripts/bench.sh   # without Node.js / Python peers
 #   BENCH_UPLOAD=0 scripts/bench.sh  # skip the upload benchmark
+#   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -309,4 +310,9 @@ bench_upload() {
   pg_throwaway_stop
 }
 [ "${BENCH_UPLOAD:-1}" != 0 ] && bench_upload
+# create-batch against the design's 50-per-batch-with-sleep (separate script).
+if [ "${BENCH_CREATE_BATCH:-1}" != 0 ]; then
+  echo
+  AGENT_BIN="$AGENT_BIN" scripts/bench/create-batch.sh
+fi
 exit 0

@@ -6,6 +6,7 @@ use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
+use crate::batch::create::CreateOptions;
 use crate::mikhmon::import::ImportOptions;
 
 /// The `--help` text.
@@ -23,6 +24,11 @@ Commands:
   import-mikhmon --undo FILE.csv [--apply]
                              migrate Mikhmon's vouchers to VOUCHER_SYSTEM
                              comments (dry run unless --apply), or undo it
+  sync                       fetch the desired state from the central side and
+                             reconcile the router once (the agent must not be
+                             running: use POST /api/mikrotik/sync/force then)
+  create-batch FILE.csv [--failures OUT.csv] [--max-in-flight N]
+                             create vouchers / PPPoE secrets from a CSV file
   help                       print this help
 
 Options:
@@ -52,6 +58,10 @@ pub enum Command {
     Run,
     /// `import-mikhmon` and its options.
     ImportMikhmon(ImportOptions),
+    /// One fetch of the desired state and one reconciliation.
+    Sync,
+    /// `create-batch FILE.csv` and its options.
+    CreateBatch(CreateOptions),
     Help,
     Version,
 }
@@ -170,6 +180,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
             command = Some(match bytes {
                 b"check" => (Command::Check, "check"),
                 b"run" => (Command::Run, "run"),
+                b"sync" => (Command::Sync, "sync"),
+                b"create-batch" => {
+                    return Ok(Cli {
+                        config,
+                        command: parse_create_batch(args)?,
+                    });
+                }
                 b"help" => (Command::Help, "help"),
                 b"import-mikhmon" => (
                     Command::ImportMikhmon(ImportOptions::default()),
@@ -260,6 +277,60 @@ fn set_config(config: &mut Option<PathBuf>, path: Option<OsString>) -> Result<()
         }
         _ => Err(CliError::ConfigNeedsPath),
     }
+}
+
+/// `create-batch FILE [--failures PATH] [--max-in-flight N]` (options
+/// after the file; `--config` must come before `create-batch`).
+fn parse_create_batch(args: impl Iterator<Item = OsString>) -> Result<Command, CliError> {
+    let mut opts = CreateOptions::default();
+    let mut file: Option<PathBuf> = None;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_bytes();
+        let (key, inline) = match bytes.iter().position(|&b| b == b'=') {
+            Some(i) if bytes.starts_with(b"--") => (
+                &bytes[..i],
+                Some(OsStr::from_bytes(&bytes[i + 1..]).to_owned()),
+            ),
+            _ => (bytes, None),
+        };
+        match key {
+            b"--failures" => {
+                if opts.failures.is_some() {
+                    return Err(CliError::Twice("--failures"));
+                }
+                let v = inline.or_else(|| args.next()).filter(|v| !v.is_empty());
+                opts.failures = Some(PathBuf::from(v.ok_or(CliError::NeedsPath("--failures"))?));
+            }
+            b"--max-in-flight" => {
+                if opts.max_in_flight.is_some() {
+                    return Err(CliError::Twice("--max-in-flight"));
+                }
+                let v = inline.or_else(|| args.next()).unwrap_or_default();
+                let n = v
+                    .to_str()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or_else(|| CliError::UnexpectedArgument {
+                        command: "create-batch --max-in-flight (1-256)",
+                        arg: lossy(v.as_bytes()),
+                    })?;
+                opts.max_in_flight = Some(n);
+            }
+            _ if bytes.starts_with(b"-") && bytes.len() > 1 => {
+                return Err(CliError::UnknownOption(lossy(bytes)));
+            }
+            _ if file.is_none() && !bytes.is_empty() => file = Some(PathBuf::from(arg)),
+            _ => {
+                return Err(CliError::UnexpectedArgument {
+                    command: "create-batch",
+                    arg: lossy(bytes),
+                });
+            }
+        }
+    }
+    opts.file = file.ok_or(CliError::NeedsPath("create-batch"))?;
+    Ok(Command::CreateBatch(opts))
 }
 
 /// Everything after `api`, verbatim: the command path, then its words.

@@ -243,6 +243,53 @@ pub enum EventKind {
         /// Agent wall clock minus the reference clock, when there is one.
         skew_secs: Option<i64>,
     },
+    /// A hotspot user profile or PPP profile matching the managed pattern,
+    /// new or changed since last reported (reconciliation).
+    Profile {
+        service: Service,
+        name: Name,
+        rate_limit: Name,
+        session_timeout: Name,
+        /// Hotspot `shared-users`; `None` for PPP profiles.
+        shared_users: Option<Name>,
+    },
+    /// A router user with our `_SYSTEM` comment the desired state lacks:
+    /// left in place and reported once so the central side takes it over.
+    UserAdopted {
+        service: Service,
+        user: Name,
+        profile: Name,
+        comment: Name,
+        batch_id: Name,
+        valid_hours: Option<u32>,
+        first_login_at: Option<Timestamp>,
+        expires_at: Option<Timestamp>,
+    },
+    /// A subscription's PPP secret was suspended, restored or created.
+    Subscription {
+        user: Name,
+        /// `suspended`, `restored` or `created`.
+        action: String,
+        /// `disable` or `isolir` (suspensions and restores).
+        mode: String,
+        profile: Name,
+    },
+    /// A desired user created on the router by reconciliation.
+    UserCreated {
+        service: Service,
+        user: Name,
+        profile: Name,
+        /// `sync`.
+        via: String,
+    },
+    /// A desired user the router refused to create (duplicate name,
+    /// unknown profile); reported once per distinct reason.
+    CreateFailed {
+        service: Service,
+        user: Name,
+        profile: Name,
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -262,6 +309,11 @@ impl EventKind {
             EventKind::UserChanged { .. } => "user_changed",
             EventKind::VoucherCorrected { .. } => "voucher_corrected",
             EventKind::Clock { .. } => "clock",
+            EventKind::Profile { .. } => "profile",
+            EventKind::UserAdopted { .. } => "user_adopted",
+            EventKind::Subscription { .. } => "subscription",
+            EventKind::UserCreated { .. } => "user_created",
+            EventKind::CreateFailed { .. } => "create_failed",
         }
     }
 }
@@ -465,6 +517,75 @@ impl Event {
                 put(&mut m, "action", action.as_str().into());
                 put(&mut m, "via", via.as_str().into());
             }
+            EventKind::Profile {
+                service,
+                name,
+                rate_limit,
+                session_timeout,
+                shared_users,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                name.json_into(&mut m, "name");
+                rate_limit.json_into(&mut m, "rate_limit");
+                session_timeout.json_into(&mut m, "session_timeout");
+                match shared_users {
+                    Some(n) => n.json_into(&mut m, "shared_users"),
+                    None => put(&mut m, "shared_users", Value::Null),
+                }
+            }
+            EventKind::UserAdopted {
+                service,
+                user,
+                profile,
+                comment,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                profile.json_into(&mut m, "profile");
+                comment.json_into(&mut m, "comment");
+                batch_id.json_into(&mut m, "batch_id");
+                put(&mut m, "valid_hours", (*valid_hours).into());
+                put(&mut m, "first_login_at", opt_time(first_login_at));
+                put(&mut m, "expires_at", opt_time(expires_at));
+            }
+            EventKind::Subscription {
+                user,
+                action,
+                mode,
+                profile,
+            } => {
+                put(&mut m, "service", "pppoe".into());
+                user.json_into(&mut m, "user");
+                put(&mut m, "action", action.as_str().into());
+                put(&mut m, "mode", mode.as_str().into());
+                profile.json_into(&mut m, "profile");
+            }
+            EventKind::UserCreated {
+                service,
+                user,
+                profile,
+                via,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                profile.json_into(&mut m, "profile");
+                put(&mut m, "via", via.as_str().into());
+            }
+            EventKind::CreateFailed {
+                service,
+                user,
+                profile,
+                reason,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                profile.json_into(&mut m, "profile");
+                put(&mut m, "reason", reason.as_str().into());
+            }
         }
         Value::Object(m)
     }
@@ -472,6 +593,10 @@ impl Event {
 
 fn opt_text<T: fmt::Display>(v: &Option<T>) -> Value {
     v.as_ref().map_or(Value::Null, |v| v.to_string().into())
+}
+
+fn opt_time(t: &Option<Timestamp>) -> Value {
+    t.map_or(Value::Null, |t| t.to_rfc3339().into())
 }
 
 fn session_json(m: &mut JsonMap, s: &SessionRef) {

@@ -22,12 +22,17 @@
 //!   parsing, action encoding, the published view, signals.
 //! - [`mikhmon`]: `import-mikhmon`, the migration from Mikhmon's comments
 //!   and profile scripts to ours.
+//! - [`batch`]: `create-batch`, many users over the one connection with a
+//!   bounded number of commands in flight.
 //! - [`uplink`]: the upload of the outbox to the central side, the outbox
 //!   cap and alerts (events plus an optional webhook).
+//! - [`reconcile`]: full sync, pure: desired state and router lists in,
+//!   actions and events out (driver: `agent::sync`).
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
 pub mod agent;
 pub mod api_json;
+pub mod batch;
 pub mod cli;
 pub mod client;
 pub mod clock;
@@ -42,6 +47,7 @@ pub mod mikhmon;
 pub mod monitor;
 pub mod name;
 pub mod proto;
+pub mod reconcile;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;

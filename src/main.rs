@@ -77,6 +77,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Sync => runtime.block_on(mikrotik_edge::agent::sync::cli(&cfg)),
+        Command::CreateBatch(opts) => {
+            runtime.block_on(mikrotik_edge::batch::create::cli(&cfg, &opts))
+        }
         Command::Help | Command::Version => ExitCode::SUCCESS,
     }
 }

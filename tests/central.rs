@@ -254,6 +254,74 @@ fn each_event_type_lands_in_its_table() {
     );
 }
 
+/// The events of the full sync (issue 8).
+#[test]
+fn sync_events_land_in_their_tables() {
+    let pg = Postgres::start();
+    let events = chain(vec![
+        (
+            1,
+            "profile",
+            json!({"service": "pppoe", "name": "pppoe-10M", "rate_limit": "10M/10M",
+                   "session_timeout": "", "shared_users": null}),
+        ),
+        (
+            2,
+            "user_adopted",
+            json!({"service": "pppoe", "user": "cust9", "profile": "pppoe-10M",
+                   "comment": "PPPOE_SYSTEM|B|||c9|s9||", "batch_id": "B", "valid_hours": null,
+                   "first_login_at": null, "expires_at": null}),
+        ),
+        (
+            3,
+            "user_adopted",
+            json!({"service": "hotspot", "user": "V7", "profile": "voucher-1h",
+                   "comment": "VOUCHER_SYSTEM|B7||||||2026-11-24T10:00:00Z|2026-11-24T11:00:00Z",
+                   "batch_id": "B7", "valid_hours": 1,
+                   "first_login_at": "2026-11-24T10:00:00Z", "expires_at": "2026-11-24T11:00:00Z"}),
+        ),
+        (
+            4,
+            "create_failed",
+            json!({"service": "hotspot", "user": "V8", "profile": "nope",
+                   "reason": "input does not match any value of profile"}),
+        ),
+        (
+            5,
+            "user_created",
+            json!({"service": "hotspot", "user": "V9", "profile": "voucher-1h", "via": "sync"}),
+        ),
+        (
+            6,
+            "subscription",
+            json!({"service": "pppoe", "user": "cust1", "action": "suspended", "mode": "disable",
+                   "profile": "pppoe-10M"}),
+        ),
+    ]);
+    let r = ingest(&pg, "site-a", &batch(&events));
+    assert_eq!(r["stored_through"], 6);
+    assert_eq!(
+        pg.psql("SELECT service, name, rate_limit, shared_users IS NULL FROM mikrotik_profiles"),
+        "pppoe|pppoe-10M|10M/10M|t"
+    );
+    assert_eq!(
+        pg.psql("SELECT pppoe_username, profile_name, status, password IS NULL FROM subscriptions"),
+        "cust9|pppoe-10M|active|t"
+    );
+    assert_eq!(
+        pg.psql("SELECT code, status, batch_id, valid_hours, expires_at FROM vouchers"),
+        "V7|migrated|B7|1|2026-11-24 11:00:00+00"
+    );
+    assert_eq!(
+        pg.psql("SELECT name, message FROM alerts"),
+        "create_failed|hotspot V8 not created: input does not match any value of profile"
+    );
+    // Adopting again (another stream, a replay) changes nothing.
+    let again = ingest(&pg, "site-a", &batch(&events));
+    assert_eq!(again["stored_through"], 6);
+    assert_eq!(pg.psql("SELECT count(*) FROM subscriptions"), "1");
+}
+
 #[test]
 fn replayed_and_overlapping_batches_change_nothing() {
     let pg = Postgres::start();

@@ -439,12 +439,28 @@ BEGIN
 
     ELSIF v_type = 'user_adopted' THEN
         IF v_user IS NULL THEN RETURN; END IF;
-        INSERT INTO vouchers (site_id, code, profile_name, mikrotik_comment, batch_id, valid_hours,
-                              status, first_login_at, expires_at)
-        VALUES (p_site, v_user, e ->> 'profile', e ->> 'comment', _edge_nz(e ->> 'batch_id'),
-                _edge_int(e -> 'valid_hours'), 'migrated',
-                _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'))
-        ON CONFLICT (site_id, code) DO NOTHING;
+        IF v_service = 'pppoe' THEN
+            -- A PPPOE_SYSTEM secret the central side did not know: taken
+            -- over as an active subscription (no password: the router keeps it).
+            INSERT INTO subscriptions (site_id, pppoe_username, profile_name, status, comment)
+            VALUES (p_site, v_user, e ->> 'profile', 'active', e ->> 'comment')
+            ON CONFLICT (site_id, pppoe_username) DO NOTHING;
+        ELSE
+            INSERT INTO vouchers (site_id, code, profile_name, mikrotik_comment, batch_id, valid_hours,
+                                  status, first_login_at, expires_at)
+            VALUES (p_site, v_user, e ->> 'profile', e ->> 'comment', _edge_nz(e ->> 'batch_id'),
+                    _edge_int(e -> 'valid_hours'), 'migrated',
+                    _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'))
+            ON CONFLICT (site_id, code) DO NOTHING;
+        END IF;
+
+    ELSIF v_type = 'create_failed' THEN
+        -- The router refused a desired user (duplicate name, unknown profile).
+        INSERT INTO alerts (site_id, name, message, data, at)
+        VALUES (p_site, 'create_failed',
+                format('%s %s not created: %s', v_service, coalesce(v_user, '?'),
+                       coalesce(e ->> 'reason', '')),
+                e, p_at);
 
     ELSIF v_type = 'profile' THEN
         IF e ->> 'name' IS NULL THEN RETURN; END IF;
@@ -479,7 +495,8 @@ BEGIN
                        coalesce(e ->> 'to_seq', '?')),
                 e, p_at);
     END IF;
-    -- clock, subscription and unknown types: agent_events only.
+    -- clock, subscription, user_created, user_changed and unknown types:
+    -- agent_events only (the desired state already says what they confirm).
 END
 $$;
 

@@ -21,7 +21,9 @@
 pub mod clock;
 pub mod commands;
 pub mod listen;
+mod profile_rows;
 pub mod rows;
+pub mod sync;
 pub mod view;
 
 use std::collections::HashSet;
@@ -108,6 +110,9 @@ impl Signals {
 pub enum Control {
     /// Poll the router now instead of waiting for the next tick.
     PollNow,
+    /// Fetch the desired state and reconcile now (see [`sync`]); a poll
+    /// too. Without a central URL, the same as `PollNow`.
+    SyncNow,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -135,12 +140,21 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     // `control_tx` lives until the end of `run`, so the loop's receiver
     // never sees a closed channel (which would resolve at once, forever).
     let (control_tx, control_rx) = mpsc::channel(1);
+    // The endpoint's requests go through the sync task's router, which
+    // hands the loop plain polls (see `sync::spawn`).
+    let (http_control, sync_task) = sync::spawn(
+        &cfg,
+        store.clone(),
+        router.clone(),
+        view_tx.subscribe(),
+        control_tx.clone(),
+    );
     let http = cfg.http.listen.map(|listen| {
         crate::http::start(
             listen,
             crate::http::Shared {
                 view: view_tx.subscribe(),
-                control: control_tx.clone(),
+                control: http_control,
                 store: store.clone(),
                 router: router.clone(),
                 router_config: cfg.router.clone(),
@@ -184,6 +198,10 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     // in flight is abandoned on its own thread and sent again next start.
     uploader.abort();
     let _ = uploader.await;
+    if let Some(t) = sync_task {
+        t.abort();
+        let _ = t.await;
+    }
     // The endpoint holds store and router handles: stop it first.
     if let Some(http) = http {
         http.stop().await;

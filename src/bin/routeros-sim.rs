@@ -33,6 +33,9 @@ OPTIONS:
                            add USER PROFILE   -> `add USER <ms>`
                            login USER IP MAC  -> `login USER <ms>`
                            logout USER        -> `logout USER <ms>`
+    --reply-delay-ms N   answer each command N ms late (a router's work time);
+                         prints `max-in-flight: K` when a client keeps more
+                         commands waiting at once than before
     -h, --help           show this help
 
 Prints the listen addresses (and the certificate's SHA-256) and serves
@@ -43,6 +46,7 @@ struct Args {
     cert_out: Option<String>,
     activity: bool,
     control: bool,
+    reply_delay_ms: u64,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -53,6 +57,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut cert_out = None;
     let mut activity = false;
     let mut control = false;
+    let mut reply_delay_ms = 0;
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         let addr = |s: String| {
@@ -83,6 +88,11 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             "--expiring" => opts.seed.expiring = count(value(&arg)?)?,
             "--activity" => activity = true,
             "--control" => control = true,
+            "--reply-delay-ms" => {
+                reply_delay_ms = value(&arg)?
+                    .parse::<u64>()
+                    .map_err(|e| format!("bad number of ms: {e}"))?;
+            }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
@@ -94,6 +104,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
         cert_out,
         activity,
         control,
+        reply_delay_ms,
     }))
 }
 
@@ -136,6 +147,10 @@ fn main() -> ExitCode {
         let sim = std::sync::Arc::clone(&sim);
         std::thread::spawn(move || control(&sim));
     }
+    if args.reply_delay_ms > 0 {
+        sim.set_reply_delay(Duration::from_millis(args.reply_delay_ms));
+    }
+    let mut max_in_flight = 0;
 
     // Seeded from the clock so each demo run differs.
     let seed = std::time::SystemTime::now()
@@ -150,6 +165,10 @@ fn main() -> ExitCode {
         let due = start + Duration::from_secs(ticks);
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         sim.advance(Duration::from_secs(1));
+        if sim.max_in_flight() > max_in_flight {
+            max_in_flight = sim.max_in_flight();
+            println!("max-in-flight: {max_in_flight}");
+        }
         if args.activity && ticks.is_multiple_of(2) {
             for event in activity.step(&sim) {
                 println!("activity: {event}");

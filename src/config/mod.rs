@@ -19,11 +19,13 @@ use std::time::Duration;
 use log::LevelFilter;
 
 mod sources;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod uplink;
 mod validate;
 
+pub use sync::SyncConfig;
 pub use uplink::{CentralConfig, UplinkConfig};
 
 use sources::{Sources, error, read_toml};
@@ -63,6 +65,10 @@ const TOP_KEYS: &[&str] = &[
     "outbox_max_mb",
     "alert_after",
     "alert_webhook",
+    "sync_secs",
+    "suspend_mode",
+    "isolir_profile",
+    "sync_max_in_flight",
 ];
 
 /// Keys accepted in `[router]`.
@@ -110,6 +116,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Upload to the central side, and alerts.
     pub uplink: UplinkConfig,
+    /// Full sync with the central side's desired state.
+    pub sync: SyncConfig,
 }
 
 /// Default address of the local HTTP endpoint: loopback only, so nothing
@@ -201,6 +209,7 @@ impl Config {
             mac_lock_profile_pattern: src.pattern("mac_lock_profile_pattern")?,
             http: load_http(&src)?,
             uplink: uplink::load_uplink(&src)?,
+            sync: sync::load_sync(&src)?,
         })
     }
 

@@ -385,7 +385,7 @@ fn sync_force(ctx: &Ctx) -> Resp {
         return error(StatusCode::SERVICE_UNAVAILABLE, "router not connected");
     }
     use tokio::sync::mpsc::error::TrySendError;
-    match ctx.shared.control.try_send(Control::PollNow) {
+    match ctx.shared.control.try_send(Control::SyncNow) {
         // Full: a forced poll is already waiting; this one joins it.
         Ok(()) | Err(TrySendError::Full(_)) => {
             json::json(StatusCode::ACCEPTED, &json!({ "accepted": true }))

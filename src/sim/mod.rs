@@ -148,6 +148,7 @@ impl Simulator {
             misbehave: None,
             after_login: None,
             refuse_listen: Vec::new(),
+            max_in_flight: 0,
         }));
 
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -538,6 +539,16 @@ impl SimHandle {
     /// (`/login` excluded), e.g. `/ip/hotspot/user/print`.
     pub fn command_log(&self) -> Vec<String> {
         self.with(|i| i.command_log.clone())
+    }
+
+    /// The most commands a session had in flight at once (counted only
+    /// while a reply delay is set: without one every reply is immediate).
+    pub fn max_in_flight(&self) -> usize {
+        self.with(|i| i.max_in_flight)
+    }
+
+    pub fn reset_max_in_flight(&self) {
+        self.with(|i| i.max_in_flight = 0);
     }
 
     pub fn clear_command_log(&self) {

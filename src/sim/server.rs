@@ -65,6 +65,9 @@ pub(crate) struct Inner {
     /// Menus whose `listen` is refused with `no such command`, as on a
     /// router (or menu) without listen support.
     pub(crate) refuse_listen: Vec<Menu>,
+    /// The most commands one session had waiting for their (delayed)
+    /// reply at once: how many a client kept in flight.
+    pub(crate) max_in_flight: usize,
 }
 
 /// Ways a broken or hostile router answers commands after login.
@@ -534,6 +537,11 @@ impl Session {
             tag,
             abort: task.abort_handle(),
         });
+        let waiting = list.len();
+        // Never hold both locks: the reply tasks take `pending`, then `inner`.
+        drop(list);
+        let mut inner = lock(&self.shared.inner);
+        inner.max_in_flight = inner.max_in_flight.max(waiting);
     }
 
     /// `<menu>/listen`: runs until cancelled (or the session ends), sending

@@ -10,6 +10,7 @@
 //!   its fsync, slow on an SD card) ever runs on the runtime thread. One
 //!   writer keeps event order equal to cause order.
 //! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`).
+//! - sync.rs: the `sync` table (last desired state, reconcile state).
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
 //! - v2.rs: the migration from schema version 2 (old shapes kept there).
 
@@ -17,6 +18,7 @@ mod delta;
 mod error;
 mod file;
 mod outbox;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod thread;
@@ -26,4 +28,5 @@ pub use delta::StateDelta;
 pub use error::StoreError;
 pub use file::{MikhmonImportRecord, SCHEMA_VERSION, Store};
 pub use outbox::CapReport;
+pub use sync::{KEY_DESIRED, KEY_RECONCILE};
 pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};

@@ -55,6 +55,15 @@ enum Request {
         protect_through: u64,
         reply: Reply<Option<CapReport>>,
     },
+    SaveSync {
+        blobs: Vec<(&'static str, Vec<u8>)>,
+        events: Vec<(Timestamp, EventKind)>,
+        reply: Reply<Committed>,
+    },
+    LoadSync {
+        key: &'static str,
+        reply: Reply<Option<Vec<u8>>>,
+    },
 }
 
 /// What waits in the outbox.
@@ -209,6 +218,26 @@ impl StoreHandle {
         self.call(|reply| Request::Stats { reply }).await
     }
 
+    /// Writes reconciliation blobs (see `store::sync`) and appends events
+    /// in one transaction.
+    pub async fn save_sync(
+        &self,
+        blobs: Vec<(&'static str, Vec<u8>)>,
+        events: Vec<(Timestamp, EventKind)>,
+    ) -> Result<Committed, StoreError> {
+        self.call(|reply| Request::SaveSync {
+            blobs,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    /// A reconciliation blob.
+    pub async fn load_sync(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call(|reply| Request::LoadSync { key, reply }).await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -268,6 +297,25 @@ fn serve(store: &Store, site_id: &str, req: Request) {
             reply,
         } => {
             let _ = reply.send(store.enforce_outbox_cap(max_bytes, protect_through));
+        }
+        Request::SaveSync {
+            blobs,
+            events,
+            reply,
+        } => {
+            let result = store.save_sync(&blobs, events).map(|events| {
+                for e in &events {
+                    log::info!("event {}", e.to_json(site_id, store.stream()));
+                }
+                Committed {
+                    first_seq: events.first().map_or(0, |e| e.seq),
+                    count: events.len(),
+                }
+            });
+            let _ = reply.send(result);
+        }
+        Request::LoadSync { key, reply } => {
+            let _ = reply.send(store.load_sync(key));
         }
     }
 }

@@ -19,9 +19,10 @@ use super::UplinkError;
 use crate::config::{CentralConfig, Secret};
 use crate::files::{MAX_PEM_BYTES, read_limited};
 
-/// Largest reply body read; the contract's replies are tiny, and a proxy's
-/// error page must not fill memory.
-const MAX_REPLY_BYTES: u64 = 1024 * 1024;
+/// Largest reply body read: `ingest_batch` answers are tiny, but the
+/// desired state lists every voucher of a site (about 200 bytes each, so
+/// 64 MiB is some 300,000), and a proxy's error page must not fill memory.
+const MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
 /// Calls waiting for the thread. The uploader has one in flight at a time;
 /// a little slack for other users (reconciliation).
 const QUEUE: usize = 4;

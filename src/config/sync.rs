@@ -1,0 +1,115 @@
+//! Typed settings for the full sync (reconciliation with the desired state).
+
+use std::time::Duration;
+
+use super::ConfigError;
+use super::sources::{Sources, error};
+use crate::reconcile::SuspendMode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// How often the desired state is fetched and reconciled.
+    pub interval: Duration,
+    pub suspend_mode: SuspendMode,
+    /// The isolation profile (required in isolir mode).
+    pub isolir_profile: Option<String>,
+    /// Most router commands in flight at once when applying actions.
+    pub max_in_flight: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            interval: Duration::from_secs(300),
+            suspend_mode: SuspendMode::Disable,
+            isolir_profile: None,
+            max_in_flight: 16,
+        }
+    }
+}
+
+pub(super) fn load_sync(src: &Sources<'_>) -> Result<SyncConfig, ConfigError> {
+    let d = SyncConfig::default();
+    let interval = src
+        .secs("sync_secs")?
+        .map_or(d.interval, Duration::from_secs);
+    let suspend_mode = match src.string("suspend_mode")? {
+        None => d.suspend_mode,
+        Some(s) if s.eq_ignore_ascii_case("disable") => SuspendMode::Disable,
+        Some(s) if s.eq_ignore_ascii_case("isolir") => SuspendMode::Isolir,
+        Some(s) => {
+            return Err(error(
+                "suspend_mode",
+                format!("expected disable|isolir, got {s:?}"),
+            ));
+        }
+    };
+    let isolir_profile = match src.string("isolir_profile")? {
+        Some(s) if s.is_empty() => {
+            return Err(error("isolir_profile", "expected a PPP profile name"));
+        }
+        other => other,
+    };
+    if suspend_mode == SuspendMode::Isolir && isolir_profile.is_none() {
+        return Err(error(
+            "isolir_profile",
+            "required with suspend_mode = isolir (the PPP profile suspended customers are moved to)",
+        ));
+    }
+    let max_in_flight = src
+        .uint("sync_max_in_flight", 1..=256, "a number of commands 1-256")?
+        .map_or(d.max_in_flight, |n| {
+            usize::try_from(n).unwrap_or(d.max_in_flight)
+        });
+    Ok(SyncConfig {
+        interval,
+        suspend_mode,
+        isolir_profile,
+        max_in_flight,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use crate::config::Config;
+    use crate::reconcile::SuspendMode;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+        let mut all = vec![
+            ("MIKROTIK_EDGE_ROUTER_HOST", "r"),
+            ("MIKROTIK_EDGE_ROUTER_USER", "u"),
+            ("MIKROTIK_EDGE_ROUTER_PASSWORD", "p"),
+        ];
+        all.extend_from_slice(vars);
+        let env = move |name: &str| {
+            all.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        Config::load(None, &env)
+    }
+
+    #[test]
+    fn defaults_and_isolir() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.sync.interval.as_secs(), 300);
+        assert_eq!(c.sync.suspend_mode, SuspendMode::Disable);
+        assert_eq!(c.sync.max_in_flight, 16);
+        let e = load(&[("MIKROTIK_EDGE_SUSPEND_MODE", "isolir")]).unwrap_err();
+        assert!(
+            e.to_string().contains("MIKROTIK_EDGE_ISOLIR_PROFILE"),
+            "{e}"
+        );
+        let c = load(&[
+            ("MIKROTIK_EDGE_SUSPEND_MODE", "isolir"),
+            ("MIKROTIK_EDGE_ISOLIR_PROFILE", "isolir"),
+            ("MIKROTIK_EDGE_SYNC_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.sync.isolir_profile.as_deref(), Some("isolir"));
+        assert_eq!(c.sync.interval.as_secs(), 60);
+        assert!(load(&[("MIKROTIK_EDGE_SUSPEND_MODE", "x")]).is_err());
+    }
+}

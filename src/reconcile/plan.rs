@@ -1,0 +1,634 @@
+//! Reconciliation as a pure function: the router's lists, the desired
+//! state and what was remembered in; router actions, events and the new
+//! remembered state out. The driver ([`crate::agent::sync`]) commits state
+//! and events first, then runs the actions; every action is re-planned from
+//! the router's own lists until they show its effect (like the voucher
+//! lifecycle), so each one is idempotent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::desired::{DesiredState, Password, SubscriptionStatus, VoucherStatus};
+use super::state::{Isolation, ProfileSettings, ReconcileState};
+use crate::clock::Timestamp;
+use crate::comment::{Comment, SystemComment, SystemKind, has_system_marker};
+use crate::event::{EventKind, Service};
+use crate::monitor::{MonitorState, SessionRow, UserRow, glob_match};
+use crate::name::{Id, Name};
+
+/// Field of a PPPoE comment, after the seven of the format, that holds the
+/// profile a suspended (isolated) secret had: `isolir=<profile>`.
+pub const ISOLIR_FIELD: usize = 7;
+const ISOLIR_PREFIX: &[u8] = b"isolir=";
+
+/// How a suspension is applied to a PPP secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendMode {
+    /// Disable the secret (and kick its session).
+    Disable,
+    /// Move it to the isolation profile (and kick its session), so the
+    /// customer reaches a payment-notice page.
+    Isolir,
+}
+
+impl SuspendMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuspendMode::Disable => "disable",
+            SuspendMode::Isolir => "isolir",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    pub hotspot_pattern: String,
+    pub pppoe_pattern: String,
+    pub suspend_mode: SuspendMode,
+    /// The isolation profile (isolir mode; empty otherwise).
+    pub isolir_profile: Name,
+}
+
+/// A hotspot user profile or PPP profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub name: Name,
+    pub rate_limit: Name,
+    pub session_timeout: Name,
+    /// Hotspot only.
+    pub shared_users: Option<Name>,
+}
+
+/// The router lists reconciliation reads.
+#[derive(Debug, Clone, Default)]
+pub struct RouterLists {
+    pub hotspot_users: Vec<UserRow>,
+    pub ppp_secrets: Vec<UserRow>,
+    pub ppp_active: Vec<SessionRow>,
+    pub hotspot_profiles: Vec<ProfileRow>,
+    pub ppp_profiles: Vec<ProfileRow>,
+}
+
+/// A router change reconciliation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncAction {
+    CreateUser {
+        service: Service,
+        name: Name,
+        password: Password,
+        profile: Name,
+        comment: Name,
+        /// PPP secrets created suspended (disable mode).
+        disabled: bool,
+    },
+    DisableSecret {
+        id: Id,
+        user: Name,
+    },
+    EnableSecret {
+        id: Id,
+        user: Name,
+    },
+    SetSecretProfile {
+        id: Id,
+        user: Name,
+        profile: Name,
+        comment: Name,
+    },
+    KickPpp {
+        active_id: Id,
+        user: Name,
+    },
+}
+
+impl SyncAction {
+    pub fn user(&self) -> &Name {
+        match self {
+            SyncAction::CreateUser { name, .. } => name,
+            SyncAction::DisableSecret { user, .. }
+            | SyncAction::EnableSecret { user, .. }
+            | SyncAction::SetSecretProfile { user, .. }
+            | SyncAction::KickPpp { user, .. } => user,
+        }
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SyncAction::CreateUser {
+                service: Service::Hotspot,
+                ..
+            } => "create voucher",
+            SyncAction::CreateUser { .. } => "create secret",
+            SyncAction::DisableSecret { .. } => "disable suspended secret",
+            SyncAction::EnableSecret { .. } => "enable restored secret",
+            SyncAction::SetSecretProfile { .. } => "set secret profile",
+            SyncAction::KickPpp { .. } => "kick PPP session",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub state: ReconcileState,
+    pub events: Vec<EventKind>,
+    pub actions: Vec<SyncAction>,
+    pub warnings: Vec<String>,
+}
+
+/// Plans one reconciliation. Without a desired state (never fetched) only
+/// profiles are reported. `monitor` is the monitor's current state: its
+/// voucher progress tells which vouchers expired here.
+pub fn plan(
+    prev: &ReconcileState,
+    lists: &RouterLists,
+    desired: Option<&DesiredState>,
+    monitor: &MonitorState,
+    now: Timestamp,
+    cfg: &ReconcileConfig,
+) -> Plan {
+    let mut out = Plan {
+        state: ReconcileState {
+            // Kept as is unless a step below changes it.
+            create_failed: prev.create_failed.clone(),
+            ..ReconcileState::default()
+        },
+        ..Plan::default()
+    };
+    profiles(prev, lists, cfg, &mut out);
+    let Some(desired) = desired else {
+        out.state.adopted = prev.adopted.clone();
+        out.state.expired = prev.expired.clone();
+        out.state.suspended = prev.suspended.clone();
+        out.state.isolated = prev.isolated.clone();
+        out.state.kick_before = prev.kick_before.clone();
+        return out;
+    };
+    vouchers(prev, lists, desired, monitor, now, &mut out);
+    subscriptions(prev, lists, desired, now, cfg, &mut out);
+    // Failures of users no longer desired, or now on the router, are forgotten.
+    let wanted: BTreeSet<(Service, &Name)> = desired
+        .vouchers
+        .iter()
+        .map(|v| (Service::Hotspot, &v.code))
+        .chain(
+            desired
+                .subscriptions
+                .iter()
+                .map(|s| (Service::Pppoe, &s.user)),
+        )
+        .collect();
+    let present: BTreeSet<(Service, &Name)> = lists
+        .hotspot_users
+        .iter()
+        .map(|u| (Service::Hotspot, &u.name))
+        .chain(lists.ppp_secrets.iter().map(|u| (Service::Pppoe, &u.name)))
+        .collect();
+    out.state
+        .create_failed
+        .retain(|(s, n), _| wanted.contains(&(*s, n)) && !present.contains(&(*s, n)));
+    out
+}
+
+/// Profiles matching the patterns, reported when new or changed.
+fn profiles(prev: &ReconcileState, lists: &RouterLists, cfg: &ReconcileConfig, out: &mut Plan) {
+    for (service, rows, pattern) in [
+        (
+            Service::Hotspot,
+            &lists.hotspot_profiles,
+            &cfg.hotspot_pattern,
+        ),
+        (Service::Pppoe, &lists.ppp_profiles, &cfg.pppoe_pattern),
+    ] {
+        for p in rows {
+            let isolir = service == Service::Pppoe && p.name == cfg.isolir_profile;
+            if !isolir && !glob_match(pattern, p.name.as_bytes()) {
+                continue;
+            }
+            let settings = ProfileSettings {
+                rate_limit: p.rate_limit.clone(),
+                session_timeout: p.session_timeout.clone(),
+                shared_users: p.shared_users.clone(),
+            };
+            let key = (service, p.name.clone());
+            if prev.profiles.get(&key) != Some(&settings) {
+                out.events.push(EventKind::Profile {
+                    service,
+                    name: p.name.clone(),
+                    rate_limit: p.rate_limit.clone(),
+                    session_timeout: p.session_timeout.clone(),
+                    shared_users: p.shared_users.clone(),
+                });
+            }
+            out.state.profiles.insert(key, settings);
+        }
+    }
+}
+
+fn vouchers(
+    prev: &ReconcileState,
+    lists: &RouterLists,
+    desired: &DesiredState,
+    monitor: &MonitorState,
+    now: Timestamp,
+    out: &mut Plan,
+) {
+    let on_router: HashMap<&Name, &UserRow> =
+        lists.hotspot_users.iter().map(|u| (&u.name, u)).collect();
+    let desired_codes: BTreeSet<&Name> = desired.vouchers.iter().map(|v| &v.code).collect();
+
+    // Expired here, by the monitor's own record: remembered for as long as
+    // the voucher is on the router or in the desired state.
+    let mut expired: BTreeSet<Name> = prev.expired.clone();
+    expired.extend(
+        monitor
+            .vouchers
+            .iter()
+            .filter(|(_, p)| p.expired_for.is_some())
+            .map(|(n, _)| n.clone()),
+    );
+    expired.retain(|n| on_router.contains_key(n) || desired_codes.contains(n));
+    out.state.expired = expired;
+
+    for v in &desired.vouchers {
+        if on_router.contains_key(&v.code) {
+            continue;
+        }
+        if v.status == VoucherStatus::Expired
+            || out.state.expired.contains(&v.code)
+            || comment_expired(&v.comment, now)
+        {
+            continue;
+        }
+        let comment = if v.comment.is_empty() {
+            Name::new(SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes())
+        } else {
+            v.comment.clone()
+        };
+        out.actions.push(SyncAction::CreateUser {
+            service: Service::Hotspot,
+            name: v.code.clone(),
+            password: v.password.clone(),
+            profile: v.profile.clone(),
+            comment,
+            disabled: false,
+        });
+    }
+
+    // Our vouchers the central side does not know: adopted, left in place.
+    for u in &lists.hotspot_users {
+        if desired_codes.contains(&u.name) {
+            continue;
+        }
+        let Comment::System(meta) = Comment::parse(u.comment.as_bytes()) else {
+            continue;
+        };
+        if meta.kind() != SystemKind::Voucher {
+            continue;
+        }
+        let key = (Service::Hotspot, u.name.clone());
+        if !prev.adopted.contains(&key) {
+            out.events.push(EventKind::UserAdopted {
+                service: Service::Hotspot,
+                user: u.name.clone(),
+                profile: u.profile.clone(),
+                comment: u.comment.clone(),
+                batch_id: Name::new(meta.batch_id().unwrap_or_default()),
+                valid_hours: meta.valid_hours(),
+                first_login_at: meta.first_login_at(),
+                expires_at: meta
+                    .expires_at()
+                    .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?))),
+            });
+        }
+        out.state.adopted.insert(key);
+    }
+}
+
+/// A voucher comment whose term has ended (`expires_at`, or first login
+/// plus valid hours, in the past): recreating it would hand out a voucher
+/// that already ran out.
+fn comment_expired(comment: &Name, now: Timestamp) -> bool {
+    let Comment::System(meta) = Comment::parse(comment.as_bytes()) else {
+        return false;
+    };
+    meta.expires_at()
+        .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?)))
+        .is_some_and(|e| e <= now)
+}
+
+fn subscriptions(
+    prev: &ReconcileState,
+    lists: &RouterLists,
+    desired: &DesiredState,
+    now: Timestamp,
+    cfg: &ReconcileConfig,
+    out: &mut Plan,
+) {
+    let secrets: HashMap<&Name, &UserRow> =
+        lists.ppp_secrets.iter().map(|u| (&u.name, u)).collect();
+    let mut sessions: BTreeMap<&Name, Vec<&SessionRow>> = BTreeMap::new();
+    for s in &lists.ppp_active {
+        sessions.entry(&s.user).or_default().push(s);
+    }
+    let isolir = cfg.suspend_mode == SuspendMode::Isolir;
+    let mode = cfg.suspend_mode.as_str().to_owned();
+    let desired_users: BTreeSet<&Name> = desired.subscriptions.iter().map(|s| &s.user).collect();
+
+    for s in &desired.subscriptions {
+        let suspended = s.status == SubscriptionStatus::Suspended;
+        let Some(r) = secrets.get(&s.user) else {
+            // Missing: created in its desired state.
+            let (profile, comment) = if suspended && isolir {
+                out.state.isolated.insert(
+                    s.user.clone(),
+                    Isolation {
+                        previous_profile: s.profile.clone(),
+                        since: now,
+                    },
+                );
+                (
+                    cfg.isolir_profile.clone(),
+                    with_isolir_field(&pppoe_comment(&s.comment), Some(&s.profile)),
+                )
+            } else {
+                (s.profile.clone(), pppoe_comment(&s.comment))
+            };
+            if suspended {
+                out.state.suspended.insert(s.user.clone());
+            }
+            out.actions.push(SyncAction::CreateUser {
+                service: Service::Pppoe,
+                name: s.user.clone(),
+                password: s.password.clone(),
+                profile,
+                comment,
+                disabled: suspended && !isolir,
+            });
+            continue;
+        };
+        if !has_system_marker(r.comment.as_bytes()) {
+            out.warnings.push(format!(
+                "subscription {} exists on the router as a secret without a PPPOE_SYSTEM comment; not touched",
+                s.user
+            ));
+            continue;
+        }
+        let user_sessions: &[&SessionRow] = sessions.get(&s.user).map_or(&[], Vec::as_slice);
+        let started_before = |t: Timestamp| -> Vec<&SessionRow> {
+            user_sessions
+                .iter()
+                .copied()
+                .filter(|x| {
+                    x.uptime_secs
+                        .is_some_and(|up| now.plus_secs(-(up as i64)).secs_since(t) <= 0)
+                })
+                .collect()
+        };
+        let kick = |out: &mut Plan, before: Timestamp, list: Vec<&SessionRow>| {
+            for x in list {
+                out.actions.push(SyncAction::KickPpp {
+                    active_id: x.id,
+                    user: s.user.clone(),
+                });
+            }
+            out.state.kick_before.insert(s.user.clone(), before);
+        };
+        if suspended {
+            let newly = !prev.suspended.contains(&s.user);
+            out.state.suspended.insert(s.user.clone());
+            if isolir {
+                let on_isolir = r.profile == cfg.isolir_profile;
+                let entry = prev
+                    .isolated
+                    .get(&s.user)
+                    .cloned()
+                    .unwrap_or_else(|| Isolation {
+                        previous_profile: if on_isolir {
+                            isolir_field(&r.comment).unwrap_or_else(|| s.profile.clone())
+                        } else {
+                            r.profile.clone()
+                        },
+                        since: now,
+                    });
+                if !on_isolir {
+                    out.actions.push(SyncAction::SetSecretProfile {
+                        id: r.id,
+                        user: s.user.clone(),
+                        profile: cfg.isolir_profile.clone(),
+                        comment: with_isolir_field(&r.comment, Some(&entry.previous_profile)),
+                    });
+                }
+                out.state.isolated.insert(s.user.clone(), entry.clone());
+                // Sessions from before the router showed the isolation
+                // still run with the old profile: they go, and the customer
+                // reconnects isolated.
+                let before = if on_isolir {
+                    prev.kick_before
+                        .get(&s.user)
+                        .copied()
+                        .unwrap_or(entry.since)
+                } else {
+                    now
+                };
+                let old = started_before(before);
+                if !old.is_empty() || !on_isolir {
+                    kick(out, before, old);
+                }
+            } else {
+                if !r.disabled {
+                    out.actions.push(SyncAction::DisableSecret {
+                        id: r.id,
+                        user: s.user.clone(),
+                    });
+                }
+                // A disabled secret cannot log in again: every session goes.
+                for x in user_sessions {
+                    out.actions.push(SyncAction::KickPpp {
+                        active_id: x.id,
+                        user: s.user.clone(),
+                    });
+                }
+            }
+            if newly {
+                out.events.push(EventKind::Subscription {
+                    user: s.user.clone(),
+                    action: "suspended".into(),
+                    mode: mode.clone(),
+                    profile: r.profile.clone(),
+                });
+            }
+            continue;
+        }
+
+        // Active: undo whichever suspension the router shows.
+        let mut restoring = false;
+        if r.disabled {
+            restoring = true;
+            out.actions.push(SyncAction::EnableSecret {
+                id: r.id,
+                user: s.user.clone(),
+            });
+        }
+        let on_isolir = !cfg.isolir_profile.is_empty() && r.profile == cfg.isolir_profile;
+        let remembered = prev.isolated.get(&s.user);
+        if on_isolir || (remembered.is_some() && r.profile == cfg.isolir_profile) {
+            restoring = true;
+            let target = if !s.profile.is_empty() && s.profile != cfg.isolir_profile {
+                Some(s.profile.clone())
+            } else {
+                remembered
+                    .map(|i| i.previous_profile.clone())
+                    .or_else(|| isolir_field(&r.comment))
+                    .filter(|p| !p.is_empty())
+            };
+            match target {
+                Some(profile) => {
+                    out.actions.push(SyncAction::SetSecretProfile {
+                        id: r.id,
+                        user: s.user.clone(),
+                        comment: with_isolir_field(&r.comment, None),
+                        profile,
+                    });
+                    // Isolated sessions go too, to come back with the profile.
+                    kick(out, now, started_before(now));
+                }
+                None => out.warnings.push(format!(
+                    "subscription {} is active but its secret is on the isolation profile and no previous profile is known; not restored",
+                    s.user
+                )),
+            }
+        }
+        if !restoring {
+            // The router shows it restored: finish kicking isolated
+            // sessions, then forget the suspension.
+            if let Some(&before) = prev.kick_before.get(&s.user) {
+                let old = started_before(before);
+                if !old.is_empty() {
+                    kick(out, before, old);
+                }
+            }
+            if prev.suspended.contains(&s.user) {
+                out.events.push(EventKind::Subscription {
+                    user: s.user.clone(),
+                    action: "restored".into(),
+                    mode: mode.clone(),
+                    profile: r.profile.clone(),
+                });
+            }
+        } else if prev.suspended.contains(&s.user) {
+            // Not confirmed yet: still counted as suspended until it is.
+            out.state.suspended.insert(s.user.clone());
+        }
+    }
+
+    // Our secrets the central side does not know: adopted, left in place.
+    for u in &lists.ppp_secrets {
+        if desired_users.contains(&u.name) {
+            continue;
+        }
+        let Comment::System(meta) = Comment::parse(u.comment.as_bytes()) else {
+            continue;
+        };
+        if meta.kind() != SystemKind::Pppoe {
+            continue;
+        }
+        let key = (Service::Pppoe, u.name.clone());
+        if !prev.adopted.contains(&key) {
+            out.events.push(EventKind::UserAdopted {
+                service: Service::Pppoe,
+                user: u.name.clone(),
+                profile: u.profile.clone(),
+                comment: u.comment.clone(),
+                batch_id: Name::new(meta.batch_id().unwrap_or_default()),
+                valid_hours: None,
+                first_login_at: None,
+                expires_at: None,
+            });
+        }
+        out.state.adopted.insert(key);
+    }
+    // Isolations of secrets no longer desired are forgotten.
+    out.state
+        .isolated
+        .retain(|n, _| desired_users.contains(n) && secrets.contains_key(n));
+}
+
+/// The desired comment, or a minimal `PPPOE_SYSTEM` one when it has none
+/// (a secret without our marker would count as hand-made).
+fn pppoe_comment(comment: &Name) -> Name {
+    if has_system_marker(comment.as_bytes()) {
+        comment.clone()
+    } else {
+        Name::new(SystemComment::new_pppoe(b"", b"", b"", b"", b"", b"", b"sync").to_bytes())
+    }
+}
+
+/// `comment` with the `isolir=<profile>` field set (or cleared with
+/// `None`); other fields kept byte for byte. Not our comment: unchanged.
+pub fn with_isolir_field(comment: &Name, previous: Option<&Name>) -> Name {
+    let Comment::System(meta) = Comment::parse(comment.as_bytes()) else {
+        return comment.clone();
+    };
+    let mut fields = meta.fields().to_vec();
+    match previous {
+        Some(p) => {
+            if fields.len() <= ISOLIR_FIELD {
+                fields.resize(ISOLIR_FIELD + 1, Vec::new());
+            }
+            fields[ISOLIR_FIELD] = [ISOLIR_PREFIX, p.as_bytes()].concat();
+        }
+        None => {
+            if fields
+                .get(ISOLIR_FIELD)
+                .is_some_and(|f| f.starts_with(ISOLIR_PREFIX))
+            {
+                fields.remove(ISOLIR_FIELD);
+            }
+        }
+    }
+    Name::new(SystemComment::new(meta.kind(), fields).to_bytes())
+}
+
+/// The profile remembered in the comment's `isolir=` field.
+pub fn isolir_field(comment: &Name) -> Option<Name> {
+    let Comment::System(meta) = Comment::parse(comment.as_bytes()) else {
+        return None;
+    };
+    meta.field(ISOLIR_FIELD)
+        .and_then(|f| f.strip_prefix(ISOLIR_PREFIX))
+        .map(Name::new)
+}
+
+/// The event for a creation's outcome, and the remembered failures updated:
+/// `user_created` on success; `create_failed` once per distinct reason.
+pub fn creation_outcome(
+    state: &mut ReconcileState,
+    service: Service,
+    user: &Name,
+    profile: &Name,
+    result: Result<(), String>,
+) -> Option<EventKind> {
+    let key = (service, user.clone());
+    match result {
+        Ok(()) => {
+            state.create_failed.remove(&key);
+            Some(EventKind::UserCreated {
+                service,
+                user: user.clone(),
+                profile: profile.clone(),
+                via: "sync".into(),
+            })
+        }
+        Err(reason) => {
+            if state.create_failed.get(&key) == Some(&reason) {
+                return None;
+            }
+            state.create_failed.insert(key, reason.clone());
+            Some(EventKind::CreateFailed {
+                service,
+                user: user.clone(),
+                profile: profile.clone(),
+                reason,
+            })
+        }
+    }
+}
