@@ -320,12 +320,13 @@ impl SystemComment {
 
     /// `first_login_at` as RFC 3339; None if missing, empty or unparsable.
     pub fn first_login_at(&self) -> Option<Timestamp> {
-        parse_rfc3339(self.first_login_at_raw()?).ok()
+        // Empty on every fresh voucher: skip the parser (and its error).
+        parse_rfc3339(self.first_login_at_raw().filter(|r| !r.is_empty())?).ok()
     }
 
     /// `expires_at` as RFC 3339; None if missing, empty or unparsable.
     pub fn expires_at(&self) -> Option<Timestamp> {
-        parse_rfc3339(self.expires_at_raw()?).ok()
+        parse_rfc3339(self.expires_at_raw().filter(|r| !r.is_empty())?).ok()
     }
 
     /// The comment with `first_login_at` and `expires_at` set (RFC 3339),

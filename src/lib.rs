@@ -12,7 +12,8 @@
 //! - [`name`]: typed row values: names as raw bytes (RouterOS is not UTF-8
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
 //! - [`files`]: bounded reads of config, secret and certificate files.
-//! - [`monitor`] and [`voucher`]: pure logic. Snapshots and `now` in, events
+//! - [`api_json`]: how `mikrotik-edge api` prints rows (lossless JSON).
+//! - [`monitor`]: pure logic. Snapshots (or one listen change) and `now` in, events
 //!   and router actions out.
 //! - [`event`] and [`store`]: the event model and the redb state file, owned
 //!   by its own thread so no commit blocks the runtime.

@@ -47,6 +47,34 @@ pub struct StepOutput {
     pub clock: ClockNow,
 }
 
+/// The users whose profile matches a pattern.
+struct Managed<'a> {
+    /// Name to index in the snapshot's list.
+    by_name: HashMap<&'a Name, usize>,
+    /// The same indices in name order.
+    sorted: Vec<usize>,
+}
+
+/// The users of `users` whose profile matches `pattern`. The glob runs once
+/// per distinct profile, not once per user. A hash map for the lookups
+/// (thousands per cycle), and the managed users in name order for
+/// everything that emits events, so output is stable.
+fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
+    let mut verdicts: HashMap<&Name, bool> = HashMap::new();
+    let mut by_name: HashMap<&Name, usize> = HashMap::new();
+    for (i, u) in users.iter().enumerate() {
+        let wanted = *verdicts
+            .entry(&u.profile)
+            .or_insert_with(|| glob_match(pattern, u.profile.as_bytes()));
+        if wanted {
+            by_name.insert(&u.name, i);
+        }
+    }
+    let mut sorted: Vec<usize> = by_name.values().copied().collect();
+    sorted.sort_unstable_by(|a, b| users[*a].name.cmp(&users[*b].name));
+    Managed { by_name, sorted }
+}
+
 /// Computes one cycle: session transitions, voucher lifecycle and
 /// hand-made users, from the previous state and a complete snapshot.
 pub fn step(
@@ -55,31 +83,17 @@ pub fn step(
     now: Timestamp,
     cfg: &MonitorConfig,
 ) -> StepOutput {
-    // The glob runs once per distinct profile, not once per user.
-    let managed = |users: &'_ [UserRow], pattern: &str| -> BTreeMap<Name, usize> {
-        let mut verdicts: HashMap<&Name, bool> = HashMap::new();
-        users
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| {
-                *verdicts
-                    .entry(&u.profile)
-                    .or_insert_with(|| glob_match(pattern, u.profile.as_bytes()))
-            })
-            .map(|(i, u)| (u.name.clone(), i))
-            .collect()
-    };
     let hotspot = managed(&snap.hotspot_users, &cfg.hotspot_pattern);
     let pppoe = managed(&snap.ppp_secrets, &cfg.pppoe_pattern);
 
     let active: Vec<&SessionRow> = snap
         .hotspot_active
         .iter()
-        .filter(|s| hotspot.contains_key(&s.user))
+        .filter(|s| hotspot.by_name.contains_key(&s.user))
         .chain(
             snap.ppp_active
                 .iter()
-                .filter(|s| pppoe.contains_key(&s.user)),
+                .filter(|s| pppoe.by_name.contains_key(&s.user)),
         )
         .collect();
     let hotspot_active: Vec<&SessionRow> = active
@@ -87,7 +101,11 @@ pub fn step(
         .copied()
         .filter(|s| s.service == Service::Hotspot)
         .collect();
-    let hotspot_users: Vec<&UserRow> = hotspot.values().map(|&i| &snap.hotspot_users[i]).collect();
+    let hotspot_users: Vec<&UserRow> = hotspot
+        .sorted
+        .iter()
+        .map(|&i| &snap.hotspot_users[i])
+        .collect();
 
     let (clock, clock_event, clock_now) = match &snap.clock {
         Some(v) => clock_trust::advance(&prev.clock, v),
@@ -123,6 +141,7 @@ pub fn step(
             Service::Pppoe => (&pppoe, &snap.ppp_secrets),
         };
         index
+            .by_name
             .get(user)
             .map(|&i| rows[i].profile.clone())
             .unwrap_or_default()
@@ -210,7 +229,8 @@ pub fn step(
     let users = UserIndex::new(
         hotspot_users.iter().map(|u| (Service::Hotspot, *u)).chain(
             pppoe
-                .values()
+                .sorted
+                .iter()
                 .map(|&i| (Service::Pppoe, &snap.ppp_secrets[i])),
         ),
     );
@@ -228,7 +248,7 @@ pub fn step(
         events,
         actions: plan.actions,
         warnings: plan.warnings,
-        managed: (hotspot.len(), pppoe.len()),
+        managed: (hotspot.sorted.len(), pppoe.sorted.len()),
         users,
         clock: clock_now,
     }
