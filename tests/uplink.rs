@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -43,21 +43,7 @@ impl Agent {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().unwrap();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ev, lg) = (events.clone(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let json = line
-                    .split_once("event {")
-                    .map(|(_, rest)| format!("{{{rest}"));
-                if let Some(v) = json.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
-                    ev.lock().unwrap().push(v);
-                }
-                lg.lock().unwrap().push(line);
-            }
-        });
+        let Captured { events, log } = Captured::from_child(&mut child);
         Agent { child, events, log }
     }
 
