@@ -16,8 +16,59 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///
 /// Backed by an `Arc<[u8]>`: a profile shared by 10,000 users is stored
 /// once (the row parser interns it) and clones are a reference count.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone)]
 pub struct Name(Arc<[u8]>);
+
+/// Hashes the bytes, consistent with the byte-wise equality below.
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// Names are map keys compared thousands of times per poll. musl's
+/// `memcmp` (what slice comparison calls) goes byte by byte; comparing
+/// eight bytes at a time as big-endian words gives the same order faster.
+fn compare_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let (x, y) = (word(x), word(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    // Past the common whole words: the rest byte by byte (at most 7 of
+    // each before one side ends, or the longer side's remainder).
+    let done = a.len().min(b.len()) / 8 * 8;
+    a[done..].cmp(&b[done..])
+}
+
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(chunk);
+    u64::from_be_bytes(w)
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.0.len() == other.0.len() && compare_bytes(&self.0, &other.0).is_eq()
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        compare_bytes(&self.0, &other.0)
+    }
+}
 
 impl Name {
     pub fn new(bytes: impl AsRef<[u8]>) -> Name {
@@ -288,6 +339,19 @@ mod tests {
         Name::new("café").json_into(&mut m, "user");
         assert_eq!(m["user"], "café");
         assert!(!m.contains_key("user_b64"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn order_and_equality_match_the_byte_slices(a in proptest::collection::vec(0u8..=255, 0..40), b in proptest::collection::vec(0u8..=255, 0..40)) {
+            let (na, nb) = (Name::new(&a), Name::new(&b));
+            proptest::prop_assert_eq!(na.cmp(&nb), a.cmp(&b));
+            proptest::prop_assert_eq!(na == nb, a == b);
+            // Shared prefixes are the interesting case for word-wise compare.
+            let mut c = a.clone();
+            c.extend_from_slice(&b);
+            proptest::prop_assert_eq!(Name::new(&a).cmp(&Name::new(&c)), a.as_slice().cmp(c.as_slice()));
+        }
     }
 
     #[test]

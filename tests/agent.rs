@@ -399,7 +399,18 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
             &[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "60")],
         );
         agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
-        // The next poll hangs: every reply now takes a minute.
+        // Past the connect handling and one whole poll (under qemu that
+        // takes a while); then the next poll hangs: every reply now takes
+        // a minute.
+        assert!(wait_until(
+            Duration::from_secs(10 * u64::from(slow_factor())),
+            || agent
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("cycle: "))
+        ));
         sim.set_reply_delay(Duration::from_secs(60));
         let polls = sim
             .command_log()
