@@ -29,6 +29,7 @@ impl std::hash::Hash for Name {
 /// Names are map keys compared thousands of times per poll. musl's
 /// `memcmp` (what slice comparison calls) goes byte by byte; comparing
 /// eight bytes at a time as big-endian words gives the same order faster.
+#[inline]
 fn compare_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     let mut ca = a.chunks_exact(8);
     let mut cb = b.chunks_exact(8);
@@ -44,6 +45,7 @@ fn compare_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a[done..].cmp(&b[done..])
 }
 
+#[inline]
 fn word(chunk: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(chunk);

@@ -1,6 +1,6 @@
 //! One monitoring cycle as a pure function.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::action::Action;
 use super::clock_trust::{self, ClockNow};
@@ -51,13 +51,13 @@ pub struct StepOutput {
 struct Managed<'a> {
     /// Name to index in the snapshot's list.
     by_name: HashMap<&'a Name, usize>,
-    /// The same indices in name order.
+    /// The same indices in the router's order.
     sorted: Vec<usize>,
 }
 
 /// The users of `users` whose profile matches `pattern`. The glob runs once
 /// per distinct profile, not once per user. A hash map for the lookups
-/// (thousands per cycle), and the managed users in name order for
+/// (thousands per cycle), and the managed users in the router's order for
 /// everything that emits events, so output is stable.
 fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
     let mut verdicts: HashMap<&Name, bool> = HashMap::new();
@@ -70,8 +70,11 @@ fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
             by_name.insert(&u.name, i);
         }
     }
-    let mut sorted: Vec<usize> = by_name.values().copied().collect();
-    sorted.sort_unstable_by(|a, b| users[*a].name.cmp(&users[*b].name));
+    // The router's own order (stable from poll to poll), without
+    // duplicates of a name (the last row wins, as in `by_name`).
+    let sorted: Vec<usize> = (0..users.len())
+        .filter(|i| by_name.get(&users[*i].name) == Some(i))
+        .collect();
     Managed { by_name, sorted }
 }
 
@@ -187,7 +190,7 @@ pub fn step(
             *entry = entry.saturating_add(&c);
         }
     }
-    let online: BTreeSet<&Name> = sessions
+    let online: HashSet<&Name> = sessions
         .values()
         .filter(|t| t.service == Service::Hotspot)
         .map(|t| &t.user)

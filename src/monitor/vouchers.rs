@@ -42,6 +42,10 @@ pub(super) fn plan(
     for s in active {
         by_user.entry(&s.user).or_default().push(s);
     }
+    // Hash lookups: tree searches on names cost more than the rest of the
+    // plan for thousands of vouchers.
+    let prev_by_name: HashMap<&Name, &VoucherProgress> = prev.iter().collect();
+    let mut kept: Vec<(Name, VoucherProgress)> = Vec::new();
     for user in users {
         let Comment::System(meta) = Comment::parse(user.comment.as_bytes()) else {
             continue;
@@ -49,7 +53,10 @@ pub(super) fn plan(
         if meta.kind() != SystemKind::Voucher {
             continue;
         }
-        let mut progress = prev.get(&user.name).cloned().unwrap_or_default();
+        let mut progress = prev_by_name
+            .get(&user.name)
+            .map(|p| (*p).clone())
+            .unwrap_or_default();
         let sessions: &[&SessionRow] = by_user.get(&user.name).map_or(&[], Vec::as_slice);
         let batch_id = Name::new(meta.batch_id().unwrap_or_default());
 
@@ -65,7 +72,7 @@ pub(super) fn plan(
                     comment: user.comment.clone(),
                 });
             }
-            out.vouchers.insert(user.name.clone(), progress);
+            kept.push((user.name.clone(), progress));
             continue;
         }
         progress.invalid_reported = false;
@@ -279,9 +286,11 @@ pub(super) fn plan(
             }
         }
         if progress != VoucherProgress::default() {
-            out.vouchers.insert(user.name.clone(), progress);
+            kept.push((user.name.clone(), progress));
         }
     }
+    // Bulk-built from name order (or sorted here): no search per insert.
+    out.vouchers = kept.into_iter().collect();
     // Vouchers whose user is gone from the router (removed at expiry, or by
     // the operator) are dropped: there is nothing left to act on.
     out

@@ -41,24 +41,10 @@ impl StateDelta {
             state: new.clone(),
             ..StateDelta::default()
         };
-        for (key, s) in &new.sessions {
-            if old.sessions.get(key).is_none_or(|o| !o.same_record(s)) {
-                d.sessions_put.push(*key);
-            }
-        }
-        d.sessions_del = removed(&old.sessions, &new.sessions);
-        for (name, p) in &new.vouchers {
-            if old.vouchers.get(name) != Some(p) {
-                d.vouchers_put.push(name.clone());
-            }
-        }
-        d.vouchers_del = removed(&old.vouchers, &new.vouchers);
-        for (name, b) in &new.usage {
-            if old.usage.get(name) != Some(b) {
-                d.usage_put.push(name.clone());
-            }
-        }
-        d.usage_del = removed(&old.usage, &new.usage);
+        (d.sessions_put, d.sessions_del) =
+            changes(&old.sessions, &new.sessions, |o, n| o.same_record(n));
+        (d.vouchers_put, d.vouchers_del) = changes(&old.vouchers, &new.vouchers, |o, n| o == n);
+        (d.usage_put, d.usage_del) = changes(&old.usage, &new.usage, |o, n| o == n);
         d.flagged_put = difference(&new.flagged_manual, &old.flagged_manual);
         d.flagged_del = difference(&old.flagged_manual, &new.flagged_manual);
         if old.router_boot != new.router_boot {
@@ -98,11 +84,49 @@ impl StateDelta {
     }
 }
 
-fn removed<K: Ord + Clone, V>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Vec<K> {
-    old.keys()
-        .filter(|k| !new.contains_key(k))
-        .cloned()
-        .collect()
+/// Keys to write (new, or changed by `same`'s judgement) and keys to
+/// delete, by walking both maps in key order together: one comparison per
+/// entry instead of a tree search per entry.
+fn changes<K: Ord + Clone, V>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+    same: impl Fn(&V, &V) -> bool,
+) -> (Vec<K>, Vec<K>) {
+    use std::cmp::Ordering;
+    let (mut put, mut del) = (Vec::new(), Vec::new());
+    let mut o = old.iter().peekable();
+    let mut n = new.iter().peekable();
+    loop {
+        match (o.peek(), n.peek()) {
+            (None, None) => break,
+            (Some((ok, _)), None) => {
+                del.push((*ok).clone());
+                o.next();
+            }
+            (None, Some((nk, _))) => {
+                put.push((*nk).clone());
+                n.next();
+            }
+            (Some((ok, ov)), Some((nk, nv))) => match ok.cmp(nk) {
+                Ordering::Less => {
+                    del.push((*ok).clone());
+                    o.next();
+                }
+                Ordering::Greater => {
+                    put.push((*nk).clone());
+                    n.next();
+                }
+                Ordering::Equal => {
+                    if !same(ov, nv) {
+                        put.push((*nk).clone());
+                    }
+                    o.next();
+                    n.next();
+                }
+            },
+        }
+    }
+    (put, del)
 }
 
 fn difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> Vec<T> {
