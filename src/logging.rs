@@ -1,7 +1,7 @@
 //! Logging to stderr, where systemd's journal and `docker logs` pick it up.
 
 use log::LevelFilter;
-use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
+use simplelog::{ConfigBuilder, WriteLogger};
 
 /// Installs the global logger: `<UTC RFC 3339 time> <LEVEL> [target] msg`
 /// on stderr, without colours so captured logs stay plain text.
@@ -17,7 +17,8 @@ pub fn init(level: LevelFilter) {
         .set_thread_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off)
         .build();
-    let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
+    // One write per line: lines from several threads never interleave.
+    let _ = WriteLogger::init(level, config, std::io::LineWriter::new(std::io::stderr()));
 }
 
 #[cfg(test)]
