@@ -555,6 +555,10 @@ impl Agent {
         // Events and voucher times use the best time there is: the trusted
         // source's, or the later of the wall clock and the elapsed floor.
         let now = verdict.best_now;
+        // The last poll's user index is replaced by this step's: free it
+        // first rather than hold both at the cycle's memory peak (a listen
+        // row cannot arrive in between: this task handles those too).
+        drop(std::mem::take(&mut self.users));
         let out = monitor::step(&self.state, &snapshot, now, &self.monitor);
         let users = view::UserCounts {
             hotspot_users: snapshot.hotspot_users.len(),
@@ -573,11 +577,11 @@ impl Agent {
         let new_state = Arc::new(out.state);
         let delta = StateDelta::between(&self.state, &new_state);
         let step_us = step_started.elapsed().as_micros();
-        let events: Vec<_> = out.events.into_iter().map(|e| (now, e)).collect();
-        let committed = match self.store.commit(delta, events).await {
+        let committed = match self.store.commit_at(delta, now, out.events).await {
             Ok(c) => c,
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; skipping this cycle, nothing acted on");
+                self.users = out.users;
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),

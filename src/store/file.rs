@@ -292,9 +292,10 @@ impl Store {
     pub fn commit(
         &self,
         delta: &StateDelta,
-        events: Vec<(Timestamp, EventKind)>,
+        events: impl IntoIterator<Item = (Timestamp, EventKind), IntoIter: ExactSizeIterator>,
     ) -> Result<Vec<Event>, StoreError> {
-        if delta.is_empty() && events.is_empty() {
+        let events = events.into_iter();
+        if delta.is_empty() && events.len() == 0 {
             return Ok(Vec::new());
         }
         let txn = self.db.begin_write()?;
@@ -453,9 +454,10 @@ fn new_stream_id() -> Result<StreamId, StoreError> {
 /// Numbers and stores `events` inside `txn`, advancing `last_seq`.
 pub(super) fn append(
     txn: &WriteTransaction,
-    events: Vec<(Timestamp, EventKind)>,
+    events: impl IntoIterator<Item = (Timestamp, EventKind), IntoIter: ExactSizeIterator>,
 ) -> Result<Vec<Event>, StoreError> {
-    if events.is_empty() {
+    let events = events.into_iter();
+    if events.len() == 0 {
         return Ok(Vec::new());
     }
     let mut meta = txn.open_table(META)?;

@@ -38,6 +38,12 @@ enum Request {
         events: Vec<(Timestamp, EventKind)>,
         reply: Reply<Committed>,
     },
+    CommitAt {
+        delta: Box<StateDelta>,
+        at: Timestamp,
+        events: Vec<EventKind>,
+        reply: Reply<Committed>,
+    },
     Pending {
         after: u64,
         limit: usize,
@@ -175,6 +181,24 @@ impl StoreHandle {
         .await
     }
 
+    /// [`commit`](Self::commit) for events that all happened at `at`: the
+    /// list is moved to the store thread as it is (a first cycle's
+    /// thousands of events are not copied to pair each with its time).
+    pub async fn commit_at(
+        &self,
+        delta: StateDelta,
+        at: Timestamp,
+        events: Vec<EventKind>,
+    ) -> Result<Committed, StoreError> {
+        self.call(|reply| Request::CommitAt {
+            delta: Box::new(delta),
+            at,
+            events,
+            reply,
+        })
+        .await
+    }
+
     /// Appends events without touching the state.
     pub async fn append(
         &self,
@@ -250,20 +274,27 @@ impl StoreHandle {
 
 fn serve(store: &Store, site_id: &str, req: Request) {
     match req {
+        Request::CommitAt {
+            delta,
+            at,
+            events,
+            reply,
+        } => {
+            let events = events.into_iter().map(|kind| (at, kind));
+            let result = store
+                .commit(&delta, events)
+                .map(|events| logged(&events, site_id, store));
+            drop(delta);
+            let _ = reply.send(result);
+        }
         Request::Commit {
             delta,
             events,
             reply,
         } => {
-            let result = store.commit(&delta, events).map(|events| {
-                for e in &events {
-                    log::info!("event {}", e.to_json(site_id, store.stream()));
-                }
-                Committed {
-                    first_seq: events.first().map_or(0, |e| e.seq),
-                    count: events.len(),
-                }
-            });
+            let result = store
+                .commit(&delta, events)
+                .map(|events| logged(&events, site_id, store));
             // The delta holds the new state; release it here, not after
             // the reply reaches the agent.
             drop(delta);
@@ -317,5 +348,16 @@ fn serve(store: &Store, site_id: &str, req: Request) {
         Request::LoadSync { key, reply } => {
             let _ = reply.send(store.load_sync(key));
         }
+    }
+}
+
+/// Logs committed events (`event {json}`) and says what was numbered.
+fn logged(events: &[Event], site_id: &str, store: &Store) -> Committed {
+    for e in events {
+        log::info!("event {}", e.to_json(site_id, store.stream()));
+    }
+    Committed {
+        first_seq: events.first().map_or(0, |e| e.seq),
+        count: events.len(),
     }
 }
