@@ -18,6 +18,7 @@ APT_PACKAGES=(
     postgresql postgresql-client
     chromium
     systemd
+    time                # GNU time: peak RSS of whole commands in scripts/bench.sh
 )
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf)
 RUST_COMPONENTS=(rustfmt clippy)
