@@ -109,6 +109,9 @@ fn client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30 * u64::from(slow_factor()))))
+        // The endpoint closes a keep-alive connection idle for 5 s; never
+        // reuse one that old (a slow qemu run would race that close).
+        .max_idle_age(Duration::from_secs(2))
         .build()
         .into()
 }

@@ -264,6 +264,11 @@ fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
+/// Largest too-large body still read (and dropped) before the 413.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+/// How long that reading may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Reads a request body: at most [`MAX_BODY`] bytes (413), within
 /// [`BODY_TIMEOUT`] (408), JSON only (415 for another content type, 400
 /// when it does not parse). `Ok(None)` when there is no body; `required`
@@ -274,7 +279,17 @@ async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Valu
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
+        // A body of modest size is read and dropped before the 413, so the
+        // client is not reset halfway through sending it and does see the
+        // answer; an absurd one is refused at once.
+        if n <= DRAIN_LIMIT {
+            let mut body = req.into_body();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                while let Some(Ok(_)) = body.frame().await {}
+            })
+            .await;
+        }
         return Err(too_large());
     }
     let is_json = headers
