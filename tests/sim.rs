@@ -250,7 +250,7 @@ fn tagged_commands_run_concurrently_with_slow_replies() {
     let (mut users, mut done) = (0, Vec::new());
     while done.len() < 3 {
         let r = c.recv();
-        let tag = text(r.tag.as_deref());
+        let tag = text(r.tag());
         match r.kind {
             ReplyKind::Re if tag == "users" => users += 1,
             ReplyKind::Re => assert!(tag == "id" || tag == "res", "{tag}"),
@@ -270,7 +270,7 @@ fn tagged_commands_run_concurrently_with_slow_replies() {
     // Untagged commands get untagged replies.
     sim.set_reply_delay(Duration::ZERO);
     let r = c.call(&["/system/identity/print"]);
-    assert!(r.iter().all(|r| r.tag.is_none()));
+    assert!(r.iter().all(|r| r.tag().is_none()));
 }
 
 #[test]
@@ -285,17 +285,17 @@ fn cancel_interrupts_a_pending_command() {
         kinds(&r),
         [ReplyKind::Trap, ReplyKind::Done, ReplyKind::Done]
     );
-    assert_eq!(text(r[0].tag.as_deref()), "slow");
+    assert_eq!(text(r[0].tag()), "slow");
     assert_eq!(r[0].category(), Some(2));
     assert_eq!(text(r[0].message()), "interrupted");
-    assert_eq!(text(r[1].tag.as_deref()), "c");
-    assert_eq!(text(r[2].tag.as_deref()), "slow");
+    assert_eq!(text(r[1].tag()), "c");
+    assert_eq!(text(r[2].tag()), "slow");
     // The interrupted command never ran, and nothing more comes for it.
     sim.set_reply_delay(Duration::ZERO);
     std::thread::sleep(Duration::from_millis(450));
     let r = c.call(&["/ip/hotspot/user/print", "=count-only=", ".tag=n"]);
     assert_eq!(kinds(&r), [ReplyKind::Done]);
-    assert_eq!(text(r[0].tag.as_deref()), "n");
+    assert_eq!(text(r[0].tag()), "n");
     assert_eq!(text(r[0].attrs.get("ret")), "0");
     assert!(sim.find("/ip/hotspot/user", "late").is_none());
     // Cancelling something already finished is harmless.
@@ -321,7 +321,7 @@ fn unknown_commands_trap_then_done() {
     let r = c.call(&["/ip/hotspot/user/frobnicate", ".tag=1"]);
     assert_eq!(kinds(&r), [ReplyKind::Trap, ReplyKind::Done]);
     assert_eq!(text(r[0].message()), "no such command");
-    assert!(r.iter().all(|r| r.tag.as_deref() == Some(b"1")));
+    assert!(r.iter().all(|r| r.tag() == Some(b"1")));
     let r = c.call(&["/interface/wireless/print"]);
     assert_eq!(text(r[0].message()), "no such command prefix");
     let r = c.call(&["/ip/hotspot/user/set", "=.id=*99", "=comment=x"]);
@@ -448,7 +448,7 @@ fn empty_reply_only_when_enabled() {
     sim.set_empty_reply(true);
     let r = c.call(&["/ppp/active/print", ".tag=e"]);
     assert_eq!(kinds(&r), [ReplyKind::Empty, ReplyKind::Done]);
-    assert!(r.iter().all(|r| r.tag.as_deref() == Some(b"e")));
+    assert!(r.iter().all(|r| r.tag() == Some(b"e")));
 
     let sim = start(SimOptions {
         empty_reply: true,
@@ -755,7 +755,10 @@ fn works_from_inside_a_tokio_runtime() {
         };
         let reply = reply.ok();
         assert_eq!(reply.as_ref().map(|r| r.kind), Some(ReplyKind::Done));
-        assert_eq!(reply.and_then(|r| r.tag), Some(b"a".to_vec()));
+        assert_eq!(
+            reply.and_then(|r| r.tag().map(<[u8]>::to_vec)),
+            Some(b"a".to_vec())
+        );
         // Blocking handle calls are brief and fine on a runtime thread.
         sim.reboot(Duration::from_millis(50));
         assert_eq!(sim.connections(), 0);
@@ -782,7 +785,7 @@ fn listen_sends_changes_dead_rows_and_ends_on_cancel() {
     assert_eq!(id.as_deref(), Ok("*1"));
     let r = c.recv();
     assert_eq!(r.kind, ReplyKind::Re);
-    assert_eq!(text(r.tag.as_deref()), "h");
+    assert_eq!(text(r.tag()), "h");
     assert_eq!(text(r.attrs.get(".id")), "*1");
     assert_eq!(text(r.attrs.get("user")), "v1");
     assert!(r.attrs.get("mac-address").is_none(), "proplist honoured");
@@ -793,11 +796,11 @@ fn listen_sends_changes_dead_rows_and_ends_on_cancel() {
             .is_ok()
     );
     let r = c.recv();
-    assert_eq!(text(r.tag.as_deref()), "p");
+    assert_eq!(text(r.tag()), "p");
     assert_eq!(text(r.attrs.get("name")), "p1");
     assert!(sim.hotspot_logout("v1"));
     let r = c.recv();
-    assert_eq!(text(r.tag.as_deref()), "h");
+    assert_eq!(text(r.tag()), "h");
     assert_eq!(text(r.attrs.get(".id")), "*1");
     assert_eq!(text(r.attrs.get(".dead")), "yes");
     // `/cancel`: trap interrupted, the cancel's done, the listen's done.
@@ -807,10 +810,10 @@ fn listen_sends_changes_dead_rows_and_ends_on_cancel() {
         kinds(&r),
         [ReplyKind::Trap, ReplyKind::Done, ReplyKind::Done]
     );
-    assert_eq!(text(r[0].tag.as_deref()), "h");
+    assert_eq!(text(r[0].tag()), "h");
     assert_eq!(r[0].category(), Some(2));
     assert_eq!(text(r[0].message()), "interrupted");
-    assert_eq!(text(r[2].tag.as_deref()), "h");
+    assert_eq!(text(r[2].tag()), "h");
     // The cancelled listen is quiet; the other still reports.
     assert!(
         sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
@@ -818,7 +821,7 @@ fn listen_sends_changes_dead_rows_and_ends_on_cancel() {
     );
     assert!(sim.ppp_disconnect("p1"));
     let r = c.recv();
-    assert_eq!(text(r.tag.as_deref()), "p");
+    assert_eq!(text(r.tag()), "p");
     assert_eq!(text(r.attrs.get(".dead")), "yes");
 }
 
@@ -852,7 +855,7 @@ fn listen_can_be_refused_and_sessions_hidden() {
             .is_ok()
     );
     let r = c.recv();
-    assert_eq!(text(r.tag.as_deref()), "h");
+    assert_eq!(text(r.tag()), "h");
     assert_eq!(text(r.attrs.get(".id")), "*2");
     assert!(sim.hotspot_reset_counters("v1"));
     let r = c.call(&["/ip/hotspot/user/print", "?name=v1", ".tag=u"]);

@@ -138,7 +138,7 @@ impl Follow {
                 None => Heard::Skipped(Vec::new()),
             };
         }
-        self.rows.push(attrs);
+        self.rows.push(&attrs);
         let warnings = std::mem::take(&mut self.rows.warnings);
         match self.rows.rows.pop() {
             Some(row) => Heard::Change(ListenChange::Upsert(row)),

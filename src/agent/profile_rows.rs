@@ -15,7 +15,7 @@ pub struct ProfileRows {
 }
 
 impl ProfileRows {
-    pub fn push(&mut self, a: Attrs) {
+    pub fn push(&mut self, a: &Attrs) {
         let Some(name) = a.get("name").filter(|n| !n.is_empty()) else {
             return;
         };

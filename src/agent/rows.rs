@@ -5,7 +5,7 @@
 //! and MACs typed, names and comments as bytes, profiles interned. Values
 //! that do not parse are kept as unknown and reported once by the driver.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
 use crate::event::Service;
@@ -121,7 +121,7 @@ impl UserRows {
         }
     }
 
-    pub fn push(&mut self, a: Attrs) {
+    pub fn push(&mut self, a: &Attrs) {
         let raw_id = a.get(".id").unwrap_or_default();
         let Some(id) = Id::parse(raw_id) else {
             warn(
@@ -130,13 +130,13 @@ impl UserRows {
             );
             return;
         };
-        let totals = self.totals(&a);
+        let totals = self.totals(a);
         self.rows.push(UserRow {
             id,
             name: Name::new(a.get("name").unwrap_or_default()),
             profile: self.profiles.get(a.get("profile").unwrap_or_default()),
             comment: Name::new(a.get("comment").unwrap_or_default()),
-            disabled: flag(&a, "disabled"),
+            disabled: flag(a, "disabled"),
             totals,
         });
     }
@@ -191,8 +191,8 @@ impl SessionRows {
         }
     }
 
-    pub fn push(&mut self, a: Attrs) {
-        if let Some(row) = self.parse(&a) {
+    pub fn push(&mut self, a: &Attrs) {
+        if let Some(row) = self.parse(a) {
             self.rows.push(row);
         }
     }
@@ -305,7 +305,7 @@ impl PppoeCounters {
         PppoeCounters::default()
     }
 
-    pub fn push(&mut self, a: Attrs) {
+    pub fn push(&mut self, a: &Attrs) {
         let name = a.get("name").unwrap_or_default();
         let Some(user) = name
             .strip_prefix(b"<pppoe-")
@@ -340,7 +340,7 @@ impl PppoeCounters {
     /// of one user the interfaces cannot be told apart, so those stay
     /// unknown rather than mixed up.
     pub fn fill(&self, sessions: &mut [SessionRow]) {
-        let mut count: HashMap<&Name, usize> = HashMap::new();
+        let mut count: HashMap<&Name, usize> = HashMap::default();
         for s in sessions.iter() {
             *count.entry(&s.user).or_default() += 1;
         }
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn hotspot_session_parses_and_flags_bad_values() {
         let mut rows = SessionRows::new(Service::Hotspot);
-        rows.push(attrs(&[
+        rows.push(&attrs(&[
             (".id", b"*1A"),
             ("user", b"V1"),
             ("address", b"10.5.50.2"),
@@ -403,7 +403,7 @@ mod tests {
     #[test]
     fn ppp_session_uses_name_and_caller_id() {
         let mut rows = SessionRows::new(Service::Pppoe);
-        rows.push(attrs(&[
+        rows.push(&attrs(&[
             (".id", b"*2"),
             ("name", b"cust1"),
             ("service", b"pppoe"),
@@ -431,7 +431,7 @@ mod tests {
             (b"pppoe-static", b"5", b"6"),
             (b"<pppoe-bad>", b"x", b"7"),
         ] {
-            c.push(attrs(&[
+            c.push(&attrs(&[
                 (".id", b"*9"),
                 ("name", name),
                 ("rx-byte", rx),
@@ -446,7 +446,7 @@ mod tests {
             (b"*3", b"bad"),
             (b"*4", b"none"),
         ] {
-            rows.push(attrs(&[(".id", id), ("name", user)]));
+            rows.push(&attrs(&[(".id", id), ("name", user)]));
         }
         c.fill(&mut rows.rows);
         let bytes: Vec<_> = rows
@@ -469,19 +469,19 @@ mod tests {
     #[test]
     fn user_rows_keep_bytes_intern_profiles_and_skip_bad_ids() {
         let mut rows = UserRows::new(Service::Hotspot);
-        rows.push(attrs(&[
+        rows.push(&attrs(&[
             (".id", b"*3"),
             ("name", b"caf\xe9"),
             ("profile", b"voucher"),
             ("comment", b"caf\xe9"),
             ("disabled", b"true"),
         ]));
-        rows.push(attrs(&[
+        rows.push(&attrs(&[
             (".id", b"*4"),
             ("name", b"caf\xe8"),
             ("profile", b"voucher"),
         ]));
-        rows.push(attrs(&[(".id", b"garbage"), ("name", b"x")]));
+        rows.push(&attrs(&[(".id", b"garbage"), ("name", b"x")]));
         assert_eq!(rows.rows.len(), 2);
         assert_eq!(rows.rows[0].comment.as_bytes(), b"caf\xe9");
         assert_ne!(rows.rows[0].name, rows.rows[1].name);

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::{ClientError, RouterConfig, login, router_addr, tls};
-use crate::proto::{Attrs, Command, Decoder, Reply, ReplyKind, sentence_cost};
+use crate::proto::{Attrs, Command, Decoder, ReplyKind};
 
 /// A `!trap` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,11 @@ pub enum Item {
 trait Sink: Send {
     /// A `!re` or `!trap`. False when nobody listens any more.
     fn item(&mut self, item: Item) -> bool;
+    /// A `!re` the sink only reads: it is handed back, and the decoder
+    /// reuses its buffers for the next row (see [`Decoder::recycle`]).
+    fn row(&mut self, row: Attrs) -> (bool, Option<Attrs>) {
+        (self.item(Item::Row(row)), None)
+    }
     /// The reply ended: `!done` attributes, or why it failed.
     fn finish(self: Box<Self>, result: Result<Attrs, ClientError>);
     /// False once the caller has given up.
@@ -89,12 +94,19 @@ struct FoldSink<T, F> {
     reply: Option<oneshot::Sender<Result<Folded<T>, ClientError>>>,
 }
 
-impl<T: Send, F: FnMut(&mut T, Attrs) + Send> Sink for FoldSink<T, F> {
+impl<T: Send, F: FnMut(&mut T, &Attrs) + Send> Sink for FoldSink<T, F> {
+    fn row(&mut self, row: Attrs) -> (bool, Option<Attrs>) {
+        if let Some(v) = self.value.as_mut() {
+            (self.f)(v, &row);
+        }
+        (self.is_open(), Some(row))
+    }
+
     fn item(&mut self, item: Item) -> bool {
         match item {
             Item::Row(row) => {
                 if let Some(v) = self.value.as_mut() {
-                    (self.f)(v, row);
+                    (self.f)(v, &row);
                 }
             }
             Item::Trap(t) => self.traps.push(t),
@@ -272,7 +284,7 @@ impl Connection {
     pub async fn fold<T, F>(&self, cmd: Command, init: T, f: F) -> Result<Folded<T>, ClientError>
     where
         T: Send + 'static,
-        F: FnMut(&mut T, Attrs) + Send + 'static,
+        F: FnMut(&mut T, &Attrs) + Send + 'static,
     {
         let path = String::from_utf8_lossy(cmd.path()).into_owned();
         let (reply, rx) = oneshot::channel();
@@ -368,7 +380,9 @@ impl Connection {
     /// traps. For small replies; use [`fold`](Self::fold) for lists.
     pub async fn execute_raw(&self, cmd: Command) -> Result<Response, ClientError> {
         let folded = self
-            .fold(cmd, Vec::new(), |rows: &mut Vec<Attrs>, row| rows.push(row))
+            .fold(cmd, Vec::new(), |rows: &mut Vec<Attrs>, row| {
+                rows.push(row.clone())
+            })
             .await?;
         Ok(Response {
             rows: folded.value,
@@ -624,12 +638,8 @@ impl Driver {
     }
 
     async fn drain_replies(&mut self) -> Result<(), ClientError> {
-        while let Some(sentence) = self.decoder.next_sentence()? {
-            let size: u64 = sentence
-                .words()
-                .map(|w| sentence_cost(w.len()) as u64)
-                .sum();
-            let reply = Reply::parse(sentence)?;
+        while let Some((reply, size)) = self.decoder.next_reply()? {
+            let size = size as u64;
             if reply.kind == ReplyKind::Fatal {
                 let reason =
                     String::from_utf8_lossy(reply.fatal_reason().unwrap_or(b"")).into_owned();
@@ -639,8 +649,7 @@ impl Driver {
                 return Err(ClientError::Fatal(reason));
             }
             let Some(tag) = reply
-                .tag
-                .as_deref()
+                .tag()
                 .and_then(|t| std::str::from_utf8(t).ok())
                 .and_then(|t| t.parse::<u64>().ok())
             else {
@@ -670,7 +679,13 @@ impl Driver {
                 continue;
             }
             let open = match reply.kind {
-                ReplyKind::Re => pending.sink.item(Item::Row(reply.attrs)),
+                ReplyKind::Re => {
+                    let (open, back) = pending.sink.row(reply.attrs);
+                    if let Some(attrs) = back {
+                        self.decoder.recycle(attrs);
+                    }
+                    open
+                }
                 ReplyKind::Trap => {
                     let category = reply.category();
                     let message =

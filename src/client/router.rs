@@ -62,7 +62,7 @@ impl Router {
     pub async fn fold<T, F>(&self, cmd: Command, init: T, f: F) -> Result<Folded<T>, ClientError>
     where
         T: Send + 'static,
-        F: FnMut(&mut T, Attrs) + Send + 'static,
+        F: FnMut(&mut T, &Attrs) + Send + 'static,
     {
         self.connection()?.fold(cmd, init, f).await
     }

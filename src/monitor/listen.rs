@@ -14,7 +14,7 @@
 //! Users come from the last poll ([`UserIndex`]): a user created since is
 //! unknown here, and its session is picked up by the next poll.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::clock_trust::ClockNow;
 use super::state::SessionKey;

@@ -1,6 +1,7 @@
 //! One monitoring cycle as a pure function.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::action::Action;
 use super::clock_trust::{self, ClockNow};
@@ -60,8 +61,9 @@ struct Managed<'a> {
 /// (thousands per cycle), and the managed users in the router's order for
 /// everything that emits events, so output is stable.
 fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
-    let mut verdicts: HashMap<&Name, bool> = HashMap::new();
-    let mut by_name: HashMap<&Name, usize> = HashMap::new();
+    let mut verdicts: HashMap<&Name, bool> = HashMap::default();
+    let mut by_name: HashMap<&Name, usize> =
+        HashMap::with_capacity_and_hasher(users.len(), Default::default());
     for (i, u) in users.iter().enumerate() {
         let wanted = *verdicts
             .entry(&u.profile)

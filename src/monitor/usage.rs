@@ -18,7 +18,8 @@
 //! - counters that shrink (`reset-counters`) or a new `.id` under the same
 //!   name (user re-created) start a new baseline without an event.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 
 use super::{Totals, UsageBaseline, UserRow};
 use crate::clock::Timestamp;

@@ -5,7 +5,8 @@
 //! two repeats the router write, never the event. Router actions are
 //! re-planned every cycle until the router's own lists confirm them.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 
 use super::action::Action;
 use super::clock_trust::ClockNow;
@@ -38,7 +39,8 @@ pub(super) fn plan(
         warnings: Vec::new(),
     };
     // Sessions by user, built once: a scan per user would be quadratic.
-    let mut by_user: HashMap<&Name, Vec<&SessionRow>> = HashMap::new();
+    let mut by_user: HashMap<&Name, Vec<&SessionRow>> =
+        HashMap::with_capacity_and_hasher(active.len(), Default::default());
     for s in active {
         by_user.entry(&s.user).or_default().push(s);
     }

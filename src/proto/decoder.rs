@@ -1,4 +1,4 @@
-use super::{ProtoError, Sentence, decode_length};
+use super::{Attrs, ProtoError, Reply, Sentence, decode_length};
 
 /// Default cap on a single word: 1 MiB. Names, comments and script
 /// sources are far smaller; anything beyond this is a corrupt or hostile
@@ -38,7 +38,21 @@ pub struct Decoder {
     max_word: usize,
     max_sentence: usize,
     failed: Option<ProtoError>,
+    /// Emptied buffers of replies already handled (see [`Decoder::recycle`]):
+    /// a 10,000-row print then reuses a few buffers instead of allocating
+    /// and freeing three per row.
+    spare: Spare,
 }
+
+#[derive(Debug, Default)]
+struct Spare {
+    buf: Option<Vec<u8>>,
+    ends: Option<Vec<u32>>,
+    spans: Option<Vec<(u32, u32, u32)>>,
+}
+
+/// Larger buffers are not kept: one huge row must not pin its memory.
+const SPARE_MAX_BYTES: usize = 16 * 1024;
 
 impl Default for Decoder {
     fn default() -> Self {
@@ -64,6 +78,7 @@ impl Decoder {
             max_word,
             max_sentence: max_sentence.max(sentence_cost(max_word)),
             failed: None,
+            spare: Spare::default(),
         }
     }
 
@@ -117,10 +132,13 @@ impl Decoder {
             };
             if len > 0 {
                 if self.current.is_empty() {
-                    // Most sentences arrive whole: size the buffer for the
-                    // rest of what is buffered, capped, to avoid regrowth.
-                    let hint = (self.buf.len() - self.pos).min(256);
-                    self.current = Sentence::with_capacity(hint);
+                    self.current = match (self.spare.buf.take(), self.spare.ends.take()) {
+                        (Some(buf), Some(ends)) => Sentence::from_parts(buf, ends),
+                        // Most sentences arrive whole: size the buffer for
+                        // the rest of what is buffered, capped, to avoid
+                        // regrowth.
+                        _ => Sentence::with_capacity((self.buf.len() - self.pos).min(256)),
+                    };
                 }
                 self.current.push(word);
                 self.sentence_bytes += sentence_cost(len);
@@ -133,6 +151,38 @@ impl Decoder {
                 }
             }
             // A lone empty word is an empty sentence: nothing to deliver.
+        }
+    }
+
+    /// The next reply, parsed, with its cost against the sentence cap (the
+    /// measure callers use for their own reply caps).
+    pub fn next_reply(&mut self) -> Result<Option<(Reply, usize)>, ProtoError> {
+        let Some(sentence) = self.next_sentence()? else {
+            return Ok(None);
+        };
+        let (buf, mut ends) = sentence.into_parts();
+        let mut start = 0;
+        let mut cost = 0;
+        for &end in &ends {
+            cost += sentence_cost(end as usize - start);
+            start = end as usize;
+        }
+        let spans = self.spare.spans.take().unwrap_or_default();
+        let reply = Reply::from_parts(buf, &ends, spans)?;
+        ends.clear();
+        self.spare.ends = Some(ends);
+        Ok(Some((reply, cost)))
+    }
+
+    /// Hands back the buffers of a handled reply's attributes for the next
+    /// sentence to reuse.
+    pub fn recycle(&mut self, attrs: Attrs) {
+        let (buf, spans) = attrs.into_buffers();
+        if buf.capacity() <= SPARE_MAX_BYTES {
+            self.spare.buf = Some(buf);
+        }
+        if spans.capacity() <= SPARE_MAX_BYTES / 12 {
+            self.spare.spans = Some(spans);
         }
     }
 
@@ -193,6 +243,40 @@ mod tests {
         let words: Vec<&[u8]> = vec![b"x"; 41];
         dec.feed(&wire(&[&words]));
         assert!(dec.next_sentence().is_err());
+    }
+
+    #[test]
+    fn recycled_buffers_carry_nothing_over() {
+        // A long row, then shorter ones on its recycled buffers: each
+        // reply holds exactly its own words, tag and cost.
+        let mut dec = Decoder::default();
+        dec.feed(&wire(&[
+            &[b"!re", b"=name=a-long-name", b"=comment=xyz", b".tag=3"],
+            &[b"!re", b"=name=b"],
+            &[b"!done", b".tag=4"],
+        ]));
+        let (first, cost) = dec.next_reply().unwrap().unwrap();
+        assert_eq!(first.tag(), Some(&b"3"[..]));
+        assert_eq!(first.attrs.get("comment"), Some(&b"xyz"[..]));
+        assert_eq!(
+            cost,
+            [3, 17, 12, 6]
+                .iter()
+                .map(|&n| sentence_cost(n))
+                .sum::<usize>()
+        );
+        dec.recycle(first.attrs);
+        let (second, _) = dec.next_reply().unwrap().unwrap();
+        assert_eq!(second.tag(), None);
+        assert_eq!(second.attrs.len(), 1);
+        assert_eq!(second.attrs.get("name"), Some(&b"b"[..]));
+        assert_eq!(second.attrs.get("comment"), None);
+        dec.recycle(second.attrs);
+        let (done, _) = dec.next_reply().unwrap().unwrap();
+        assert_eq!(done.kind, crate::proto::ReplyKind::Done);
+        assert!(done.attrs.is_empty());
+        assert_eq!(done.tag(), Some(&b"4"[..]));
+        assert!(dec.next_reply().unwrap().is_none());
     }
 
     fn decode_all(dec: &mut Decoder) -> Vec<Sentence> {

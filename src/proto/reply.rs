@@ -82,6 +82,13 @@ impl Attrs {
         self.spans.is_empty()
     }
 
+    /// The emptied buffers, for the decoder to reuse.
+    pub(crate) fn into_buffers(mut self) -> (Vec<u8>, Vec<(u32, u32, u32)>) {
+        self.buf.clear();
+        self.spans.clear();
+        (self.buf, self.spans)
+    }
+
     pub fn push(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let k = self.buf.len() as u32;
         self.buf.extend_from_slice(key.as_ref());
@@ -130,9 +137,10 @@ pub fn split_attribute(word: &[u8]) -> Option<(&[u8], &[u8])> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub kind: ReplyKind,
-    /// The `.tag` of the command this answers; RouterOS may put it anywhere
-    /// in the sentence.
-    pub tag: Option<Vec<u8>>,
+    /// Where the `.tag` value lies in `attrs`' buffer (RouterOS may put
+    /// the word anywhere in the sentence); a span, not a copy: one
+    /// allocation fewer per row. See [`Reply::tag`].
+    tag: Option<(u32, u32)>,
     pub attrs: Attrs,
     /// Words that are neither attributes nor `.tag`: the reason of a
     /// `!fatal`, or API attributes such as `.section=`.
@@ -143,21 +151,32 @@ impl Reply {
     /// Parses without copying attribute bytes: the sentence's buffer
     /// becomes the [`Attrs`] buffer.
     pub fn parse(sentence: Sentence) -> Result<Reply, ProtoError> {
-        if sentence.is_empty() {
+        let (buf, ends) = sentence.into_parts();
+        Reply::from_parts(buf, &ends, Vec::new())
+    }
+
+    /// [`Reply::parse`] on a sentence's parts, with `spans` as the
+    /// (empty, reusable) vector for the attribute spans.
+    pub(crate) fn from_parts(
+        buf: Vec<u8>,
+        ends: &[u32],
+        mut spans: Vec<(u32, u32, u32)>,
+    ) -> Result<Reply, ProtoError> {
+        let Some(&first_end) = ends.first() else {
             return Err(ProtoError::EmptySentence);
-        }
-        let first = sentence.word(0);
+        };
+        let first = &buf[..first_end as usize];
         let kind =
             ReplyKind::from_word(first).ok_or_else(|| ProtoError::UnknownReply(first.to_vec()))?;
         let mut tag = None;
         let mut other = Vec::new();
-        let mut spans = Vec::with_capacity(sentence.len() - 1);
-        let (buf, ends) = sentence.into_parts();
+        spans.clear();
+        spans.reserve(ends.len() - 1);
         for i in 1..ends.len() {
             let (start, end) = (ends[i - 1] as usize, ends[i] as usize);
             let word = &buf[start..end];
-            if let Some(t) = word.strip_prefix(b".tag=") {
-                tag = Some(t.to_vec());
+            if word.starts_with(b".tag=") {
+                tag = Some(((start + 5) as u32, end as u32));
             } else if let Some((k, _)) = split_attribute(word) {
                 let key_start = start + 1;
                 let key_end = key_start + k.len();
@@ -172,6 +191,12 @@ impl Reply {
             attrs: Attrs { buf, spans },
             other,
         })
+    }
+
+    /// The `.tag` of the command this answers.
+    pub fn tag(&self) -> Option<&[u8]> {
+        self.tag
+            .map(|(start, end)| &self.attrs.buf[start as usize..end as usize])
     }
 
     /// The bare reason word of a `!fatal` (e.g. `session terminated on request`).
@@ -230,10 +255,10 @@ mod tests {
     fn tag_anywhere() {
         let r = Reply::parse(sentence(&[b"!re", b".tag=abc", b"=name=x"])).unwrap();
         assert_eq!(r.kind, ReplyKind::Re);
-        assert_eq!(r.tag.as_deref(), Some(&b"abc"[..]));
+        assert_eq!(r.tag(), Some(&b"abc"[..]));
         assert_eq!(r.attrs.get("name"), Some(&b"x"[..]));
         let r = Reply::parse(sentence(&[b"!done", b"=ret=*5", b".tag=9"])).unwrap();
-        assert_eq!(r.tag.as_deref(), Some(&b"9"[..]));
+        assert_eq!(r.tag(), Some(&b"9"[..]));
         assert_eq!(r.attrs.get("ret"), Some(&b"*5"[..]));
     }
 

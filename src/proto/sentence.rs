@@ -31,6 +31,13 @@ impl Sentence {
         }
     }
 
+    /// An empty sentence on reused buffers.
+    pub(crate) fn from_parts(mut buf: Vec<u8>, mut ends: Vec<u32>) -> Self {
+        buf.clear();
+        ends.clear();
+        Sentence { buf, ends }
+    }
+
     pub(crate) fn push(&mut self, word: &[u8]) {
         self.buf.extend_from_slice(word);
         // Words are capped far below 4 GiB by the decoder.
