@@ -45,6 +45,13 @@ fn compare_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a[done..].cmp(&b[done..])
 }
 
+/// Byte equality at [`compare_bytes`]' speed, for hot paths that compare
+/// raw bytes rather than names.
+#[inline]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && compare_bytes(a, b).is_eq()
+}
+
 #[inline]
 fn word(chunk: &[u8]) -> u64 {
     let mut w = [0u8; 8];
@@ -77,8 +84,10 @@ impl Name {
         Name(Arc::from(bytes.as_ref()))
     }
 
+    /// The empty name, shared: rows carry many (no comment, no caller id).
     pub fn empty() -> Name {
-        Name::new(b"")
+        static EMPTY: std::sync::OnceLock<Name> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| Name::new(b"")).clone()
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -119,6 +128,14 @@ impl Name {
 impl Default for Name {
     fn default() -> Self {
         Name::empty()
+    }
+}
+
+/// Lets a set of names be searched with raw bytes; sound because hashing,
+/// equality and order above are all those of the bytes.
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        &self.0
     }
 }
 

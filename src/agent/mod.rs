@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod commands;
 pub mod listen;
+pub mod name_cache;
 mod profile_rows;
 pub mod rows;
 pub mod sync;
@@ -41,6 +42,7 @@ use crate::monitor::{self, Action, MonitorConfig, MonitorState, Snapshot, UserIn
 use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
+use name_cache::NameCache;
 use rows::{
     HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
     PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows,
@@ -192,6 +194,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         clock: clock::ClockSources::new(central_date_rx),
         users: UserIndex::default(),
         listen_clock: None,
+        names: Default::default(),
     };
     let result = agent.run(events, control_rx, &mut signals).await;
     // The uploader only awaits: stopping it is immediate; an HTTP request
@@ -242,6 +245,17 @@ struct Agent {
     users: UserIndex,
     /// The last poll's clock judgement, its time, and when it was made.
     listen_clock: Option<(monitor::ClockNow, Timestamp, std::time::Instant)>,
+    /// Names of each list's last read, reused by the next.
+    names: ListNames,
+}
+
+/// A [`NameCache`] per list read each poll.
+#[derive(Default)]
+struct ListNames {
+    hotspot_users: NameCache,
+    hotspot_active: NameCache,
+    ppp_secrets: NameCache,
+    ppp_active: NameCache,
 }
 
 impl Agent {
@@ -655,7 +669,10 @@ impl Agent {
     /// into typed rows as its sentences arrive.
     async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
         let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
-        let users = |service| {
+        // Taken for the reads and put back after: a failed read starts its
+        // list's cache afresh, which costs only allocations.
+        let mut names = std::mem::take(&mut self.names);
+        let users = |service, names| {
             self.router.fold(
                 print(
                     match service {
@@ -667,11 +684,11 @@ impl Agent {
                         Service::Pppoe => PPP_SECRET_PROPS,
                     },
                 ),
-                UserRows::new(service),
+                UserRows::with_names(service, names),
                 UserRows::push,
             )
         };
-        let sessions = |service| {
+        let sessions = |service, names| {
             self.router.fold(
                 print(
                     match service {
@@ -683,7 +700,7 @@ impl Agent {
                         Service::Pppoe => PPP_ACTIVE_PROPS,
                     },
                 ),
-                SessionRows::new(service),
+                SessionRows::with_names(service, names),
                 SessionRows::push,
             )
         };
@@ -694,13 +711,23 @@ impl Agent {
             PppoeCounters::push,
         );
         let (hu, ha, ps, pa, pi) = tokio::join!(
-            users(Service::Hotspot),
-            sessions(Service::Hotspot),
-            users(Service::Pppoe),
-            sessions(Service::Pppoe),
+            users(Service::Hotspot, std::mem::take(&mut names.hotspot_users)),
+            sessions(Service::Hotspot, std::mem::take(&mut names.hotspot_active)),
+            users(Service::Pppoe, std::mem::take(&mut names.ppp_secrets)),
+            sessions(Service::Pppoe, std::mem::take(&mut names.ppp_active)),
             ifaces,
         );
-        let (hu, ha, ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
+        let (mut hu, mut ha, mut ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
+        for (cache, read) in [
+            (&mut names.hotspot_users, &mut hu.value.names),
+            (&mut names.hotspot_active, &mut ha.value.names),
+            (&mut names.ppp_secrets, &mut ps.value.names),
+            (&mut names.ppp_active, &mut pa.value.names),
+        ] {
+            read.rotate();
+            *cache = std::mem::take(read);
+        }
+        self.names = names;
         // The counters are extra: a router that refuses the interface read
         // (a restricted API user, an odd build) still gets its sessions
         // polled, with PPPoE bytes unknown.

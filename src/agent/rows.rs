@@ -8,16 +8,19 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
+use super::name_cache::NameCache;
 use crate::event::Service;
 use crate::monitor::{SessionRow, Totals, UserRow};
-use crate::name::{Id, Mac, Name};
+use crate::name::{Id, Mac, Name, same_bytes};
 use crate::proto::Attrs;
 
 /// Only the fields the agent uses are requested: with 10,000 users this is
 /// the difference between a few hundred KB and several MB per poll.
 /// The hotspot user's cumulative counters tell sessions the agent never
 /// saw (see [`crate::monitor`] usage accounting).
-pub const HOTSPOT_USER_PROPS: &[&str] = &[
+pub const HOTSPOT_USER_PROPS: &[&str] = &HOTSPOT_USER_PROPS_ARRAY;
+/// Also what a user row is typed from (PPP secrets lack the counters).
+const HOTSPOT_USER_PROPS_ARRAY: [&str; 8] = [
     ".id",
     "name",
     "profile",
@@ -87,7 +90,7 @@ struct Interner(HashSet<Name>);
 
 impl Interner {
     fn get(&mut self, raw: &[u8]) -> Name {
-        if let Some(n) = self.0.iter().find(|n| n.as_bytes() == raw) {
+        if let Some(n) = self.0.iter().find(|n| same_bytes(n.as_bytes(), raw)) {
             return n.clone();
         }
         // Bounded: a router with more distinct profiles than this is odd,
@@ -106,6 +109,8 @@ pub struct UserRows {
     pub rows: Vec<UserRow>,
     pub warnings: Vec<ValueWarning>,
     profiles: Interner,
+    /// Names and comments, reused from the table's last read.
+    pub names: NameCache,
 }
 
 impl UserRows {
@@ -118,11 +123,30 @@ impl UserRows {
             rows: Vec::new(),
             warnings: Vec::new(),
             profiles: Interner::default(),
+            names: NameCache::default(),
+        }
+    }
+
+    /// Rows that reuse the names of an earlier read (see [`NameCache`]).
+    pub fn with_names(service: Service, names: NameCache) -> UserRows {
+        UserRows {
+            names,
+            ..UserRows::new(service)
         }
     }
 
     pub fn push(&mut self, a: &Attrs) {
-        let raw_id = a.get(".id").unwrap_or_default();
+        let [
+            raw_id,
+            name,
+            profile,
+            comment,
+            disabled,
+            uptime,
+            bytes_in,
+            bytes_out,
+        ] = a.fields(HOTSPOT_USER_PROPS_ARRAY);
+        let raw_id = raw_id.unwrap_or_default();
         let Some(id) = Id::parse(raw_id) else {
             warn(
                 &mut self.warnings,
@@ -130,21 +154,26 @@ impl UserRows {
             );
             return;
         };
-        let totals = self.totals(a);
+        let totals = self.totals(uptime, bytes_in, bytes_out);
         self.rows.push(UserRow {
             id,
-            name: Name::new(a.get("name").unwrap_or_default()),
-            profile: self.profiles.get(a.get("profile").unwrap_or_default()),
-            comment: Name::new(a.get("comment").unwrap_or_default()),
-            disabled: flag(a, "disabled"),
+            name: self.names.get(name.unwrap_or_default()),
+            profile: self.profiles.get(profile.unwrap_or_default()),
+            comment: self.names.get(comment.unwrap_or_default()),
+            disabled: is_true(disabled),
             totals,
         });
     }
 
     /// Cumulative `uptime`, `bytes-in`, `bytes-out`: all three or none,
     /// since a partial set would read as a counter reset.
-    fn totals(&mut self, a: &Attrs) -> Option<Totals> {
-        let raw_uptime = a.get("uptime")?;
+    fn totals(
+        &mut self,
+        uptime: Option<&[u8]>,
+        bytes_in: Option<&[u8]>,
+        bytes_out: Option<&[u8]>,
+    ) -> Option<Totals> {
+        let raw_uptime = uptime?;
         let Ok(uptime) = crate::duration::parse_duration(raw_uptime) else {
             warn(
                 &mut self.warnings,
@@ -152,8 +181,8 @@ impl UserRows {
             );
             return None;
         };
-        let mut counter = |field: &'static str| {
-            let raw = a.get(field).unwrap_or(b"0");
+        let mut counter = |field: &'static str, raw: Option<&[u8]>| {
+            let raw = raw.unwrap_or(b"0");
             let n = std::str::from_utf8(raw)
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok());
@@ -167,8 +196,8 @@ impl UserRows {
         };
         Some(Totals {
             uptime_secs: uptime.as_secs(),
-            bytes_in: counter("bytes-in")?,
-            bytes_out: counter("bytes-out")?,
+            bytes_in: counter("bytes-in", bytes_in)?,
+            bytes_out: counter("bytes-out", bytes_out)?,
         })
     }
 }
@@ -179,6 +208,8 @@ pub struct SessionRows {
     pub rows: Vec<SessionRow>,
     pub warnings: Vec<ValueWarning>,
     login_by: Interner,
+    /// User names, caller and session ids, reused from the last read.
+    pub names: NameCache,
 }
 
 impl SessionRows {
@@ -188,6 +219,15 @@ impl SessionRows {
             rows: Vec::new(),
             warnings: Vec::new(),
             login_by: Interner::default(),
+            names: NameCache::default(),
+        }
+    }
+
+    /// Rows that reuse the names of an earlier read (see [`NameCache`]).
+    pub fn with_names(service: Service, names: NameCache) -> SessionRows {
+        SessionRows {
+            names,
+            ..SessionRows::new(service)
         }
     }
 
@@ -207,22 +247,48 @@ impl SessionRows {
         let mut warn = |field: &'static str, raw: &[u8]| {
             warn(warnings, ValueWarning::new(table, field, raw));
         };
-        let raw_id = a.get(".id").unwrap_or_default();
+        // Both services' fields in one pass; each row has only its own.
+        let [
+            raw_id,
+            user,
+            name,
+            address,
+            mac_address,
+            login_by,
+            service_name,
+            caller_id,
+            uptime,
+            session_id,
+            bytes_in,
+            bytes_out,
+        ] = a.fields([
+            ".id",
+            "user",
+            "name",
+            "address",
+            "mac-address",
+            "login-by",
+            "service",
+            "caller-id",
+            "uptime",
+            "session-id",
+            "bytes-in",
+            "bytes-out",
+        ]);
+        let raw_id = raw_id.unwrap_or_default();
         let Some(id) = Id::parse(raw_id) else {
             warn(".id", raw_id);
             return None;
         };
-        let uptime_secs =
-            a.get("uptime")
-                .and_then(|raw| match crate::duration::parse_duration(raw) {
-                    Ok(d) => Some(d.as_secs()),
-                    Err(_) => {
-                        warn("uptime", raw);
-                        None
-                    }
-                });
-        let mut counter = |field: &'static str| {
-            let raw = a.get(field)?;
+        let uptime_secs = uptime.and_then(|raw| match crate::duration::parse_duration(raw) {
+            Ok(d) => Some(d.as_secs()),
+            Err(_) => {
+                warn("uptime", raw);
+                None
+            }
+        });
+        let mut counter = |field: &'static str, raw: Option<&[u8]>| {
+            let raw = raw?;
             let n = std::str::from_utf8(raw)
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok());
@@ -231,9 +297,9 @@ impl SessionRows {
             }
             n
         };
-        let bytes_in = counter("bytes-in");
-        let bytes_out = counter("bytes-out");
-        let address = match a.get("address").filter(|r| !r.is_empty()) {
+        let bytes_in = counter("bytes-in", bytes_in);
+        let bytes_out = counter("bytes-out", bytes_out);
+        let address = match address.filter(|r| !r.is_empty()) {
             None => None,
             Some(raw) => {
                 let ip = std::str::from_utf8(raw)
@@ -247,7 +313,7 @@ impl SessionRows {
         };
         let (user, mac, caller_id, login_by) = match service {
             Service::Hotspot => {
-                let mac = match a.get("mac-address").filter(|r| !r.is_empty()) {
+                let mac = match mac_address.filter(|r| !r.is_empty()) {
                     None => None,
                     Some(raw) => {
                         let m = Mac::parse(raw);
@@ -258,17 +324,17 @@ impl SessionRows {
                     }
                 };
                 (
-                    Name::new(a.get("user").unwrap_or_default()),
+                    self.names.get(user.unwrap_or_default()),
                     mac,
                     Name::empty(),
-                    self.login_by.get(a.get("login-by").unwrap_or_default()),
+                    self.login_by.get(login_by.unwrap_or_default()),
                 )
             }
             Service::Pppoe => (
-                Name::new(a.get("name").unwrap_or_default()),
+                self.names.get(name.unwrap_or_default()),
                 None,
-                Name::new(a.get("caller-id").unwrap_or_default()),
-                self.login_by.get(a.get("service").unwrap_or_default()),
+                self.names.get(caller_id.unwrap_or_default()),
+                self.login_by.get(service_name.unwrap_or_default()),
             ),
         };
         Some(SessionRow {
@@ -279,7 +345,7 @@ impl SessionRows {
             mac,
             caller_id,
             login_by,
-            session_id: Name::new(a.get("session-id").unwrap_or_default()),
+            session_id: self.names.get(session_id.unwrap_or_default()),
             uptime_secs,
             bytes_in,
             bytes_out,
@@ -358,8 +424,8 @@ impl PppoeCounters {
     }
 }
 
-fn flag(attrs: &Attrs, key: &str) -> bool {
-    matches!(attrs.get(key), Some(b"true") | Some(b"yes"))
+fn is_true(value: Option<&[u8]>) -> bool {
+    matches!(value, Some(b"true") | Some(b"yes"))
 }
 
 #[cfg(test)]

@@ -54,8 +54,22 @@ pub struct Attrs {
 impl Attrs {
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.iter()
-            .find(|(k, _)| *k == key.as_bytes())
+            .find(|(k, _)| same_key(k, key.as_bytes()))
             .map(|(_, v)| v)
+    }
+
+    /// The first value of each of `keys`, in one pass over the attributes:
+    /// a row typed field by field would search it once per field.
+    pub fn fields<const N: usize>(&self, keys: [&str; N]) -> [Option<&[u8]>; N] {
+        let mut out = [None; N];
+        for (k, v) in self.iter() {
+            if let Some(i) = keys.iter().position(|key| same_key(k, key.as_bytes()))
+                && out[i].is_none()
+            {
+                out[i] = Some(v);
+            }
+        }
+        out
     }
 
     /// The value as text, lossily decoded; empty when absent. For display
@@ -120,6 +134,13 @@ impl FromIterator<(Vec<u8>, Vec<u8>)> for Attrs {
         }
         a
     }
+}
+
+/// Key equality without a call to libc's `memcmp` (musl's compares byte
+/// by byte behind a call): keys are a few bytes, compared per row field.
+#[inline]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Splits an attribute word `=key=value` on its first two `=` only: values
