@@ -38,7 +38,9 @@ use crate::client::{ClientError, ConnectionEvent, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::event::{EventKind, RouterState, Service};
-use crate::monitor::{self, Action, MonitorConfig, MonitorState, Snapshot, UserIndex};
+use crate::monitor::{
+    self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot, UserIndex, UserRow,
+};
 use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
@@ -195,6 +197,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         users: UserIndex::default(),
         listen_clock: None,
         names: Default::default(),
+        spare_rows: Default::default(),
     };
     let result = agent.run(events, control_rx, &mut signals).await;
     // The uploader only awaits: stopping it is immediate; an HTTP request
@@ -247,6 +250,9 @@ struct Agent {
     listen_clock: Option<(monitor::ClockNow, Timestamp, std::time::Instant)>,
     /// Names of each list's last read, reused by the next.
     names: ListNames,
+    /// The last poll's emptied row vectors, refilled by the next: their
+    /// memory is kept rather than allocated afresh (page faults) each poll.
+    spare_rows: SpareRows,
 }
 
 /// A [`NameCache`] per list read each poll.
@@ -256,6 +262,30 @@ struct ListNames {
     hotspot_active: NameCache,
     ppp_secrets: NameCache,
     ppp_active: NameCache,
+}
+
+#[derive(Default)]
+struct SpareRows {
+    hotspot_users: Vec<UserRow>,
+    hotspot_active: Vec<SessionRow>,
+    ppp_secrets: Vec<UserRow>,
+    ppp_active: Vec<SessionRow>,
+}
+
+impl SpareRows {
+    fn keep(snapshot: Snapshot) -> SpareRows {
+        let mut spare = SpareRows {
+            hotspot_users: snapshot.hotspot_users,
+            hotspot_active: snapshot.hotspot_active,
+            ppp_secrets: snapshot.ppp_secrets,
+            ppp_active: snapshot.ppp_active,
+        };
+        spare.hotspot_users.clear();
+        spare.hotspot_active.clear();
+        spare.ppp_secrets.clear();
+        spare.ppp_active.clear();
+        spare
+    }
 }
 
 impl Agent {
@@ -569,11 +599,15 @@ impl Agent {
         // Events and voucher times use the best time there is: the trusted
         // source's, or the later of the wall clock and the elapsed floor.
         let now = verdict.best_now;
-        // The last poll's user index is replaced by this step's: free it
-        // first rather than hold both at the cycle's memory peak (a listen
-        // row cannot arrive in between: this task handles those too).
-        drop(std::mem::take(&mut self.users));
-        let out = monitor::step(&self.state, &snapshot, now, &self.monitor);
+        // The last poll's user index is refilled by this step (a listen row
+        // cannot arrive in between: this task handles those too).
+        let out = monitor::step_into(
+            &self.state,
+            &snapshot,
+            now,
+            &self.monitor,
+            std::mem::take(&mut self.users),
+        );
         let users = view::UserCounts {
             hotspot_users: snapshot.hotspot_users.len(),
             hotspot_managed: out.managed.0,
@@ -582,9 +616,10 @@ impl Agent {
             hotspot_active: snapshot.hotspot_active.len(),
             ppp_active: snapshot.ppp_active.len(),
         };
-        // The rows are not needed past the step: free them before the
-        // commit, the cycle's other memory peak.
-        drop(snapshot);
+        // The rows are not needed past the step: empty them before the
+        // commit, the cycle's other memory peak (names stay shared with the
+        // state and the name caches; the vectors are kept for the next poll).
+        self.spare_rows = SpareRows::keep(snapshot);
         for w in out.warnings {
             self.warn_once(w);
         }
@@ -672,7 +707,8 @@ impl Agent {
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
         let mut names = std::mem::take(&mut self.names);
-        let users = |service, names| {
+        let mut spare = std::mem::take(&mut self.spare_rows);
+        let users = |service, names, rows| {
             self.router.fold(
                 print(
                     match service {
@@ -684,11 +720,11 @@ impl Agent {
                         Service::Pppoe => PPP_SECRET_PROPS,
                     },
                 ),
-                UserRows::with_names(service, names),
+                UserRows::reusing(service, names, rows),
                 UserRows::push,
             )
         };
-        let sessions = |service, names| {
+        let sessions = |service, names, rows| {
             self.router.fold(
                 print(
                     match service {
@@ -700,7 +736,7 @@ impl Agent {
                         Service::Pppoe => PPP_ACTIVE_PROPS,
                     },
                 ),
-                SessionRows::with_names(service, names),
+                SessionRows::reusing(service, names, rows),
                 SessionRows::push,
             )
         };
@@ -711,10 +747,26 @@ impl Agent {
             PppoeCounters::push,
         );
         let (hu, ha, ps, pa, pi) = tokio::join!(
-            users(Service::Hotspot, std::mem::take(&mut names.hotspot_users)),
-            sessions(Service::Hotspot, std::mem::take(&mut names.hotspot_active)),
-            users(Service::Pppoe, std::mem::take(&mut names.ppp_secrets)),
-            sessions(Service::Pppoe, std::mem::take(&mut names.ppp_active)),
+            users(
+                Service::Hotspot,
+                std::mem::take(&mut names.hotspot_users),
+                std::mem::take(&mut spare.hotspot_users),
+            ),
+            sessions(
+                Service::Hotspot,
+                std::mem::take(&mut names.hotspot_active),
+                std::mem::take(&mut spare.hotspot_active),
+            ),
+            users(
+                Service::Pppoe,
+                std::mem::take(&mut names.ppp_secrets),
+                std::mem::take(&mut spare.ppp_secrets),
+            ),
+            sessions(
+                Service::Pppoe,
+                std::mem::take(&mut names.ppp_active),
+                std::mem::take(&mut spare.ppp_active),
+            ),
             ifaces,
         );
         let (mut hu, mut ha, mut ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);

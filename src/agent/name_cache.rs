@@ -41,8 +41,10 @@ impl NameCache {
     /// Ends a read: what it saw is what the next read reuses; names no
     /// longer on the router are let go.
     pub fn rotate(&mut self) {
-        self.prev = std::mem::take(&mut self.next);
-        self.next.reserve(self.prev.len());
+        // Swapped and cleared, not replaced: the tables keep their memory
+        // from read to read (no fresh pages each poll).
+        std::mem::swap(&mut self.prev, &mut self.next);
+        self.next.clear();
     }
 }
 

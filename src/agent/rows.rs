@@ -127,10 +127,13 @@ impl UserRows {
         }
     }
 
-    /// Rows that reuse the names of an earlier read (see [`NameCache`]).
-    pub fn with_names(service: Service, names: NameCache) -> UserRows {
+    /// Rows that reuse the names of an earlier read (see [`NameCache`])
+    /// and an emptied vector's memory.
+    pub fn reusing(service: Service, names: NameCache, mut rows: Vec<UserRow>) -> UserRows {
+        rows.clear();
         UserRows {
             names,
+            rows,
             ..UserRows::new(service)
         }
     }
@@ -223,10 +226,13 @@ impl SessionRows {
         }
     }
 
-    /// Rows that reuse the names of an earlier read (see [`NameCache`]).
-    pub fn with_names(service: Service, names: NameCache) -> SessionRows {
+    /// Rows that reuse the names of an earlier read (see [`NameCache`])
+    /// and an emptied vector's memory.
+    pub fn reusing(service: Service, names: NameCache, mut rows: Vec<SessionRow>) -> SessionRows {
+        rows.clear();
         SessionRows {
             names,
+            rows,
             ..SessionRows::new(service)
         }
     }

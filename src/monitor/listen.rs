@@ -51,6 +51,17 @@ impl UserIndex {
         }
     }
 
+    /// Replaces the contents, keeping the table's memory: rebuilt every
+    /// poll, a fresh table would be fresh pages (page faults) each time.
+    pub fn refill<'a>(&mut self, users: impl IntoIterator<Item = (Service, &'a UserRow)>) {
+        self.users.clear();
+        self.users.extend(
+            users
+                .into_iter()
+                .map(|(s, u)| ((s, u.name.clone()), u.clone())),
+        );
+    }
+
     pub fn get(&self, service: Service, name: &Name) -> Option<&UserRow> {
         self.users.get(&(service, name.clone()))
     }

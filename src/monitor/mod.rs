@@ -40,4 +40,4 @@ pub use snapshot::{SessionRow, Snapshot, Totals, UserRow};
 pub use state::{
     Counters, MonitorState, Provisional, SessionKey, TrackedSession, UsageBaseline, VoucherProgress,
 };
-pub use step::{MonitorConfig, StepOutput, step};
+pub use step::{MonitorConfig, StepOutput, step, step_into};

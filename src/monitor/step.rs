@@ -88,6 +88,19 @@ pub fn step(
     now: Timestamp,
     cfg: &MonitorConfig,
 ) -> StepOutput {
+    step_into(prev, snap, now, cfg, UserIndex::default())
+}
+
+/// [`step`], refilling the last step's user index (`users`) rather than
+/// building a new one: the driver polls forever, and reusing the table's
+/// memory spares it a megabyte of fresh pages per poll at 10,000 users.
+pub fn step_into(
+    prev: &MonitorState,
+    snap: &Snapshot,
+    now: Timestamp,
+    cfg: &MonitorConfig,
+    mut users: UserIndex,
+) -> StepOutput {
     let hotspot = managed(&snap.hotspot_users, &cfg.hotspot_pattern);
     let pppoe = managed(&snap.ppp_secrets, &cfg.pppoe_pattern);
 
@@ -231,7 +244,7 @@ pub fn step(
     events.splice(0..0, clock_event);
     events.extend(plan.events);
     events.extend(manual);
-    let users = UserIndex::new(
+    users.refill(
         hotspot_users.iter().map(|u| (Service::Hotspot, *u)).chain(
             pppoe
                 .sorted
