@@ -19,10 +19,24 @@ pub fn write_attrs(out: &mut Vec<u8>, attrs: &Attrs) {
             out.push(b',');
         }
         match std::str::from_utf8(k) {
+            Ok(k) if k.bytes().all(|b| !ESCAPE[b as usize]) => {
+                out.push(b'"');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'"');
+            }
             Ok(k) => write_str(out, k),
             Err(_) => write_str(out, &format!("=b64={}", base64(k))),
         }
         out.push(b':');
+        // Plain ASCII (nearly every value) needs neither UTF-8 validation
+        // nor escapes: copied in one go.
+        if v.iter().all(|&b| b < 0x80 && !ESCAPE[b as usize]) {
+            out.reserve(v.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(v);
+            out.push(b'"');
+            continue;
+        }
         match std::str::from_utf8(v) {
             Ok(v) => write_str(out, v),
             Err(_) => {
