@@ -29,7 +29,8 @@ die() {
     exit 1
 }
 
-# Per target: C compiler/linker, archiver, and the runner for a smoke test.
+# Per target: C compiler (also the linker, except on aarch64), archiver,
+# and the runner for a smoke test.
 tools_for() {
     case "$1" in
         x86_64-unknown-linux-musl) echo "musl-gcc ar" ;;
@@ -49,6 +50,7 @@ runner_for() {
 command -v cargo >/dev/null || die "cargo not found; install rustup (https://rustup.rs) and run scripts/setup.sh"
 command -v file >/dev/null || die "'file' not found; run scripts/setup.sh"
 SYSROOT="$(rustc --print sysroot)"
+HOST="$(rustc -vV | sed -n 's/^host: //p')"
 
 # Check everything first so a missing piece fails before a long build.
 missing=()
@@ -58,6 +60,10 @@ for t in "${TARGETS[@]}"; do
     for tool in $tools; do
         command -v "$tool" >/dev/null || missing+=("$tool (for $t)")
     done
+    # aarch64 links with rust-lld (.cargo/config.toml), part of rustup's rustc.
+    if [ "$t" = aarch64-unknown-linux-musl ] && [ ! -x "$SYSROOT/lib/rustlib/$HOST/bin/rust-lld" ]; then
+        missing+=("rust-lld (for $t; ships with rustup's rustc)")
+    fi
     if [ -d "$SYSROOT/lib/rustlib/$t/lib" ]; then
         NATIVE+=("$t")
     else
