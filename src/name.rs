@@ -339,6 +339,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn same_bytes_is_byte_equality() {
+        for (a, b) in [
+            (&b""[..], &b""[..]),
+            (b"abcdefgh", b"abcdefgh"),
+            (b"abcdefghi", b"abcdefghj"),
+            (b"abcdefgh1", b"abcdefgh"),
+            (b"caf\xe9", b"caf\xe8"),
+            (b"VOUCHER_SYSTEM|B1|5000", b"VOUCHER_SYSTEM|B1|5000"),
+        ] {
+            assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
     fn names_differing_in_invalid_bytes_are_distinct() {
         let a = Name::new(b"caf\xE9");
         let b = Name::new(b"caf\xE8");

@@ -273,6 +273,31 @@ mod tests {
     }
 
     #[test]
+    fn fields_take_the_first_of_each_key_in_one_pass() {
+        let r = Reply::parse(sentence(&[
+            b"!re",
+            b"=name=a",
+            b"=comment=x=y",
+            b".tag=1",
+            b"=name=b",
+            b"=disabled=",
+            b"=names=c",
+        ]))
+        .unwrap();
+        let [name, comment, disabled, missing, name_again] = r
+            .attrs
+            .fields(["name", "comment", "disabled", "profile", "name"]);
+        // As `get`: the first occurrence, values split on the first `=` only.
+        assert_eq!(name, Some(&b"a"[..]));
+        assert_eq!(name, r.attrs.get("name"));
+        assert_eq!(comment, Some(&b"x=y"[..]));
+        assert_eq!(disabled, Some(&b""[..]));
+        assert_eq!(missing, None);
+        // A key asked twice is filled once (the first position).
+        assert_eq!(name_again, None);
+    }
+
+    #[test]
     fn tag_anywhere() {
         let r = Reply::parse(sentence(&[b"!re", b".tag=abc", b"=name=x"])).unwrap();
         assert_eq!(r.kind, ReplyKind::Re);
