@@ -211,6 +211,35 @@ fn wait_drained(pg: &Postgres, agent: &Agent) {
     assert!(ok, "not drained; agent log:\n{}", agent.log());
 }
 
+/// Ends every session on the simulator, waits until the agent has gone
+/// quiet (with `usage_secs=1` an online session is an event every second,
+/// so only then can the last batch be the last), then until everything is
+/// uploaded: an empty outbox at SIGTERM is only to be expected after this.
+fn settle(sim: &SimHandle, pg: &Postgres, agent: &Agent) {
+    for (path, key) in [("/ip/hotspot/active", "user"), ("/ppp/active", "name")] {
+        for row in sim.rows(path) {
+            let Some((_, user)) = row.iter().find(|(k, _)| k == key.as_bytes()) else {
+                continue;
+            };
+            let user = String::from_utf8_lossy(user).into_owned();
+            match path {
+                "/ppp/active" => sim.ppp_disconnect(&user),
+                _ => sim.hotspot_logout(&user),
+            };
+        }
+    }
+    let mut seen = agent.events().len();
+    let quiet = wait_until(secs(60), || {
+        std::thread::sleep(secs(3));
+        let now = agent.events().len();
+        let quiet = now == seen;
+        seen = now;
+        quiet
+    });
+    assert!(quiet, "agent never went quiet:\n{}", agent.log());
+    wait_drained(pg, agent);
+}
+
 #[test]
 fn events_arrive_once_through_gateway_and_database_outages() {
     let pg = Postgres::start();
@@ -246,7 +275,7 @@ fn events_arrive_once_through_gateway_and_database_outages() {
     activity(&sim, &mut act, secs(3));
     let gw = Gateway::start(&pg, &listen);
     activity(&sim, &mut act, secs(2));
-    wait_drained(&pg, &agent);
+    settle(&sim, &pg, &agent);
     assert!(gw.count("POST /rpc/ingest_batch 200") >= 1);
 
     let events = agent.events();
@@ -301,7 +330,7 @@ fn kill_9_twenty_times_loses_and_doubles_nothing() {
     // A last run drains everything.
     let agent = Agent::start(&sim, &state, &env);
     activity(&sim, &mut act, secs(1));
-    wait_drained(&pg, &agent);
+    settle(&sim, &pg, &agent);
     agent.terminate();
     let last = assert_complete(&pg, &state);
     assert!(last > 20, "too little activity: {last} events");
