@@ -47,7 +47,7 @@ pub struct Decoder {
 #[derive(Debug, Default)]
 struct Spare {
     buf: Option<Vec<u8>>,
-    ends: Option<Vec<u32>>,
+    ends: Option<Vec<(u32, u32)>>,
     spans: Option<Vec<(u32, u32, u32)>>,
 }
 
@@ -104,6 +104,11 @@ impl Decoder {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
+        if self.current.is_empty()
+            && let Some(whole) = self.whole_sentence()
+        {
+            return Ok(Some(whole));
+        }
         loop {
             let rest = &self.buf[self.pos..];
             let (len, prefix) = match decode_length(rest) {
@@ -154,6 +159,43 @@ impl Decoder {
         }
     }
 
+    /// A sentence that is buffered whole and within the caps, copied in
+    /// one piece (a word-by-word copy was most of the decoding time).
+    /// Anything else (incomplete, over a cap, malformed, a lone empty
+    /// word) is left to the word-by-word path, which reports it.
+    fn whole_sentence(&mut self) -> Option<Sentence> {
+        let rest = &self.buf[self.pos..];
+        let mut spans = self.spare.ends.take().unwrap_or_default();
+        spans.clear();
+        let mut off = 0;
+        let mut cost = 0;
+        let complete = loop {
+            let Ok(Some((len, prefix))) = decode_length(&rest[off..]) else {
+                break false;
+            };
+            let len = len as usize;
+            if len == 0 {
+                off += prefix;
+                break !spans.is_empty();
+            }
+            cost += sentence_cost(len);
+            if len > self.max_word || cost > self.max_sentence || rest.len() < off + prefix + len {
+                break false;
+            }
+            spans.push(((off + prefix) as u32, (off + prefix + len) as u32));
+            off += prefix + len;
+        };
+        if !complete {
+            self.spare.ends = Some(spans);
+            return None;
+        }
+        let mut buf = self.spare.buf.take().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(&rest[..off]);
+        self.pos += off;
+        Some(Sentence::from_wire(buf, spans))
+    }
+
     /// The next reply, parsed, with its cost against the sentence cap (the
     /// measure callers use for their own reply caps).
     pub fn next_reply(&mut self) -> Result<Option<(Reply, usize)>, ProtoError> {
@@ -161,12 +203,10 @@ impl Decoder {
             return Ok(None);
         };
         let (buf, mut ends) = sentence.into_parts();
-        let mut start = 0;
-        let mut cost = 0;
-        for &end in &ends {
-            cost += sentence_cost(end as usize - start);
-            start = end as usize;
-        }
+        let cost = ends
+            .iter()
+            .map(|&(start, end)| sentence_cost((end - start) as usize))
+            .sum();
         let spans = self.spare.spans.take().unwrap_or_default();
         let reply = Reply::from_parts(buf, &ends, spans)?;
         ends.clear();
@@ -411,6 +451,38 @@ mod tests {
                 }
             }
             prop_assert_eq!(got, sentences);
+        }
+
+        #[test]
+        fn whole_and_piecemeal_feeds_agree(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            chunk in 1usize..16,
+            max_word in 1usize..64,
+            max_sentence in 1usize..600,
+        ) {
+            // Whole sentences take the one-copy path, split ones the
+            // word-by-word path: same sentences, same error, either way.
+            let run = |pieces: &mut dyn Iterator<Item = &[u8]>| {
+                let mut dec = Decoder::with_limits(max_word, max_sentence);
+                let mut got = Vec::new();
+                for piece in pieces {
+                    dec.feed(piece);
+                    loop {
+                        match dec.next_sentence() {
+                            Ok(Some(s)) => got.push(Ok(s.into_words())),
+                            Ok(None) => break,
+                            Err(e) => {
+                                got.push(Err(e.to_string()));
+                                return got;
+                            }
+                        }
+                    }
+                }
+                got
+            };
+            let whole = run(&mut std::iter::once(&bytes[..]));
+            let pieces = run(&mut bytes.chunks(chunk));
+            prop_assert_eq!(whole, pieces);
         }
 
         #[test]

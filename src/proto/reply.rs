@@ -180,21 +180,21 @@ impl Reply {
     /// (empty, reusable) vector for the attribute spans.
     pub(crate) fn from_parts(
         buf: Vec<u8>,
-        ends: &[u32],
+        words: &[(u32, u32)],
         mut spans: Vec<(u32, u32, u32)>,
     ) -> Result<Reply, ProtoError> {
-        let Some(&first_end) = ends.first() else {
+        let Some(&(first_start, first_end)) = words.first() else {
             return Err(ProtoError::EmptySentence);
         };
-        let first = &buf[..first_end as usize];
+        let first = &buf[first_start as usize..first_end as usize];
         let kind =
             ReplyKind::from_word(first).ok_or_else(|| ProtoError::UnknownReply(first.to_vec()))?;
         let mut tag = None;
         let mut other = Vec::new();
         spans.clear();
-        spans.reserve(ends.len() - 1);
-        for i in 1..ends.len() {
-            let (start, end) = (ends[i - 1] as usize, ends[i] as usize);
+        spans.reserve(words.len() - 1);
+        for &(start, end) in &words[1..] {
+            let (start, end) = (start as usize, end as usize);
             let word = &buf[start..end];
             if word.starts_with(b".tag=") {
                 tag = Some(((start + 5) as u32, end as u32));

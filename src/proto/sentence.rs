@@ -6,12 +6,23 @@ use super::{ProtoError, encode_length};
 /// Stored as one buffer plus word boundaries: a 10,000-row print is 10,000
 /// sentences, and two allocations per sentence instead of one per word is
 /// most of the decoder's cost.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub struct Sentence {
+    /// The words' bytes: concatenated, or (for a sentence that arrived
+    /// whole) the wire bytes with their length prefixes, copied in one go.
     buf: Vec<u8>,
-    /// End offset of each word in `buf`.
-    ends: Vec<u32>,
+    /// Where each word lies in `buf`.
+    spans: Vec<(u32, u32)>,
 }
+
+/// Sentences are equal when their words are, however they are buffered.
+impl PartialEq for Sentence {
+    fn eq(&self, other: &Sentence) -> bool {
+        self.len() == other.len() && self.words().eq(other.words())
+    }
+}
+
+impl Eq for Sentence {}
 
 impl Sentence {
     pub fn new(words: Vec<Vec<u8>>) -> Self {
@@ -27,42 +38,54 @@ impl Sentence {
         Sentence {
             buf: Vec::with_capacity(bytes),
             // A typical row has a dozen words or fewer.
-            ends: Vec::with_capacity(16),
+            spans: Vec::with_capacity(16),
         }
     }
 
     /// An empty sentence on reused buffers.
-    pub(crate) fn from_parts(mut buf: Vec<u8>, mut ends: Vec<u32>) -> Self {
+    pub(crate) fn from_parts(mut buf: Vec<u8>, mut spans: Vec<(u32, u32)>) -> Self {
         buf.clear();
-        ends.clear();
-        Sentence { buf, ends }
+        spans.clear();
+        Sentence { buf, spans }
+    }
+
+    /// A sentence over wire bytes, with the spans of its words in them.
+    pub(crate) fn from_wire(buf: Vec<u8>, spans: Vec<(u32, u32)>) -> Self {
+        Sentence { buf, spans }
+    }
+
+    /// Marks `start..end` of the buffer as the next word.
+    pub(crate) fn mark(&mut self, start: usize, end: usize) {
+        // Sentences are capped far below 4 GiB by the decoder.
+        self.spans.push((start as u32, end as u32));
     }
 
     pub(crate) fn push(&mut self, word: &[u8]) {
+        let start = self.buf.len();
         self.buf.extend_from_slice(word);
-        // Words are capped far below 4 GiB by the decoder.
-        self.ends.push(self.buf.len() as u32);
+        self.mark(start, self.buf.len());
     }
 
     /// The words, in order.
     pub fn words(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        (0..self.ends.len()).map(move |i| self.word(i))
+        (0..self.spans.len()).map(move |i| self.word(i))
     }
 
     pub fn word(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.buf[start..self.ends[i] as usize]
+        let (start, end) = self.spans[i];
+        &self.buf[start as usize..end as usize]
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
-    /// Bytes of all words together.
+    /// Bytes buffered for the words (with their length prefixes when the
+    /// sentence arrived whole).
     pub fn byte_len(&self) -> usize {
         self.buf.len()
     }
@@ -71,9 +94,9 @@ impl Sentence {
         self.words().map(<[u8]>::to_vec).collect()
     }
 
-    /// The buffer and word ends, for zero-copy parsing.
-    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<u32>) {
-        (self.buf, self.ends)
+    /// The buffer and word spans, for zero-copy parsing.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<(u32, u32)>) {
+        (self.buf, self.spans)
     }
 
     /// Appends the wire form (each word length-prefixed, then the empty word).
