@@ -196,8 +196,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         clock: clock::ClockSources::new(central_date_rx),
         users: UserIndex::default(),
         listen_clock: None,
-        names: Default::default(),
-        spare_rows: Default::default(),
+        reuse: Reuse::default(),
     };
     let result = agent.run(events, control_rx, &mut signals).await;
     // The uploader only awaits: stopping it is immediate; an HTTP request
@@ -248,43 +247,33 @@ struct Agent {
     users: UserIndex,
     /// The last poll's clock judgement, its time, and when it was made.
     listen_clock: Option<(monitor::ClockNow, Timestamp, std::time::Instant)>,
-    /// Names of each list's last read, reused by the next.
-    names: ListNames,
-    /// The last poll's emptied row vectors, refilled by the next: their
-    /// memory is kept rather than allocated afresh (page faults) each poll.
-    spare_rows: SpareRows,
+    /// Each list's names and emptied row vector from the last poll, reused
+    /// by the next: memory allocated afresh each poll is page-faulted in
+    /// again (musl returns freed memory at once).
+    reuse: Reuse,
 }
 
-/// A [`NameCache`] per list read each poll.
+/// Per list read each poll: its [`NameCache`] and its row vector.
 #[derive(Default)]
-struct ListNames {
-    hotspot_users: NameCache,
-    hotspot_active: NameCache,
-    ppp_secrets: NameCache,
-    ppp_active: NameCache,
+struct Reuse {
+    hotspot_users: (NameCache, Vec<UserRow>),
+    hotspot_active: (NameCache, Vec<SessionRow>),
+    ppp_secrets: (NameCache, Vec<UserRow>),
+    ppp_active: (NameCache, Vec<SessionRow>),
 }
 
-#[derive(Default)]
-struct SpareRows {
-    hotspot_users: Vec<UserRow>,
-    hotspot_active: Vec<SessionRow>,
-    ppp_secrets: Vec<UserRow>,
-    ppp_active: Vec<SessionRow>,
-}
-
-impl SpareRows {
-    fn keep(snapshot: Snapshot) -> SpareRows {
-        let mut spare = SpareRows {
-            hotspot_users: snapshot.hotspot_users,
-            hotspot_active: snapshot.hotspot_active,
-            ppp_secrets: snapshot.ppp_secrets,
-            ppp_active: snapshot.ppp_active,
-        };
-        spare.hotspot_users.clear();
-        spare.hotspot_active.clear();
-        spare.ppp_secrets.clear();
-        spare.ppp_active.clear();
-        spare
+impl Reuse {
+    /// Takes back, emptied, the row vectors of a snapshot the step is
+    /// done with.
+    fn keep_rows(&mut self, snapshot: Snapshot) {
+        fn emptied<T>(mut rows: Vec<T>) -> Vec<T> {
+            rows.clear();
+            rows
+        }
+        self.hotspot_users.1 = emptied(snapshot.hotspot_users);
+        self.hotspot_active.1 = emptied(snapshot.hotspot_active);
+        self.ppp_secrets.1 = emptied(snapshot.ppp_secrets);
+        self.ppp_active.1 = emptied(snapshot.ppp_active);
     }
 }
 
@@ -619,7 +608,7 @@ impl Agent {
         // The rows are not needed past the step: empty them before the
         // commit, the cycle's other memory peak (names stay shared with the
         // state and the name caches; the vectors are kept for the next poll).
-        self.spare_rows = SpareRows::keep(snapshot);
+        self.reuse.keep_rows(snapshot);
         for w in out.warnings {
             self.warn_once(w);
         }
@@ -706,9 +695,8 @@ impl Agent {
         let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
-        let mut names = std::mem::take(&mut self.names);
-        let mut spare = std::mem::take(&mut self.spare_rows);
-        let users = |service, names, rows| {
+        let mut reuse = std::mem::take(&mut self.reuse);
+        let users = |service, (names, rows)| {
             self.router.fold(
                 print(
                     match service {
@@ -724,7 +712,7 @@ impl Agent {
                 UserRows::push,
             )
         };
-        let sessions = |service, names, rows| {
+        let sessions = |service, (names, rows)| {
             self.router.fold(
                 print(
                     match service {
@@ -747,39 +735,19 @@ impl Agent {
             PppoeCounters::push,
         );
         let (hu, ha, ps, pa, pi) = tokio::join!(
-            users(
-                Service::Hotspot,
-                std::mem::take(&mut names.hotspot_users),
-                std::mem::take(&mut spare.hotspot_users),
-            ),
-            sessions(
-                Service::Hotspot,
-                std::mem::take(&mut names.hotspot_active),
-                std::mem::take(&mut spare.hotspot_active),
-            ),
-            users(
-                Service::Pppoe,
-                std::mem::take(&mut names.ppp_secrets),
-                std::mem::take(&mut spare.ppp_secrets),
-            ),
-            sessions(
-                Service::Pppoe,
-                std::mem::take(&mut names.ppp_active),
-                std::mem::take(&mut spare.ppp_active),
-            ),
+            users(Service::Hotspot, std::mem::take(&mut reuse.hotspot_users)),
+            sessions(Service::Hotspot, std::mem::take(&mut reuse.hotspot_active)),
+            users(Service::Pppoe, std::mem::take(&mut reuse.ppp_secrets)),
+            sessions(Service::Pppoe, std::mem::take(&mut reuse.ppp_active)),
             ifaces,
         );
         let (mut hu, mut ha, mut ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
-        for (cache, read) in [
-            (&mut names.hotspot_users, &mut hu.value.names),
-            (&mut names.hotspot_active, &mut ha.value.names),
-            (&mut names.ppp_secrets, &mut ps.value.names),
-            (&mut names.ppp_active, &mut pa.value.names),
-        ] {
-            read.rotate();
-            *cache = std::mem::take(read);
-        }
-        self.names = names;
+        // The row vectors come back after the step (`Reuse::keep_rows`).
+        reuse.hotspot_users.0 = hu.value.names.rotated();
+        reuse.hotspot_active.0 = ha.value.names.rotated();
+        reuse.ppp_secrets.0 = ps.value.names.rotated();
+        reuse.ppp_active.0 = pa.value.names.rotated();
+        self.reuse = reuse;
         // The counters are extra: a router that refuses the interface read
         // (a restricted API user, an odd build) still gets its sessions
         // polled, with PPPoE bytes unknown.

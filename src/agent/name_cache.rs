@@ -46,6 +46,12 @@ impl NameCache {
         std::mem::swap(&mut self.prev, &mut self.next);
         self.next.clear();
     }
+
+    /// Takes the cache out of a finished read, rotated for the next.
+    pub fn rotated(&mut self) -> NameCache {
+        self.rotate();
+        std::mem::take(self)
+    }
 }
 
 #[cfg(test)]

@@ -105,9 +105,7 @@ impl<T: Send, F: FnMut(&mut T, &Attrs) + Send> Sink for FoldSink<T, F> {
     fn item(&mut self, item: Item) -> bool {
         match item {
             Item::Row(row) => {
-                if let Some(v) = self.value.as_mut() {
-                    (self.f)(v, &row);
-                }
+                self.row(row);
             }
             Item::Trap(t) => self.traps.push(t),
             Item::Done(_) => {}

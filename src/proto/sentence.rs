@@ -54,16 +54,11 @@ impl Sentence {
         Sentence { buf, spans }
     }
 
-    /// Marks `start..end` of the buffer as the next word.
-    pub(crate) fn mark(&mut self, start: usize, end: usize) {
-        // Sentences are capped far below 4 GiB by the decoder.
-        self.spans.push((start as u32, end as u32));
-    }
-
     pub(crate) fn push(&mut self, word: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(word);
-        self.mark(start, self.buf.len());
+        // Sentences are capped far below 4 GiB by the decoder.
+        self.spans.push((start as u32, self.buf.len() as u32));
     }
 
     /// The words, in order.
