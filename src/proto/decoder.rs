@@ -47,7 +47,7 @@ pub struct Decoder {
 #[derive(Debug, Default)]
 struct Spare {
     buf: Option<Vec<u8>>,
-    ends: Option<Vec<(u32, u32)>>,
+    words: Option<Vec<(u32, u32)>>,
     spans: Option<Vec<(u32, u32, u32)>>,
 }
 
@@ -137,8 +137,8 @@ impl Decoder {
             };
             if len > 0 {
                 if self.current.is_empty() {
-                    self.current = match (self.spare.buf.take(), self.spare.ends.take()) {
-                        (Some(buf), Some(ends)) => Sentence::from_parts(buf, ends),
+                    self.current = match (self.spare.buf.take(), self.spare.words.take()) {
+                        (Some(buf), Some(words)) => Sentence::from_parts(buf, words),
                         // Most sentences arrive whole: size the buffer for
                         // the rest of what is buffered, capped, to avoid
                         // regrowth.
@@ -165,7 +165,7 @@ impl Decoder {
     /// word) is left to the word-by-word path, which reports it.
     fn whole_sentence(&mut self) -> Option<Sentence> {
         let rest = &self.buf[self.pos..];
-        let mut spans = self.spare.ends.take().unwrap_or_default();
+        let mut spans = self.spare.words.take().unwrap_or_default();
         spans.clear();
         let mut off = 0;
         let mut cost = 0;
@@ -186,7 +186,7 @@ impl Decoder {
             off += prefix + len;
         };
         if !complete {
-            self.spare.ends = Some(spans);
+            self.spare.words = Some(spans);
             return None;
         }
         let mut buf = self.spare.buf.take().unwrap_or_default();
@@ -202,15 +202,15 @@ impl Decoder {
         let Some(sentence) = self.next_sentence()? else {
             return Ok(None);
         };
-        let (buf, mut ends) = sentence.into_parts();
-        let cost = ends
+        let (buf, mut words) = sentence.into_parts();
+        let cost = words
             .iter()
             .map(|&(start, end)| sentence_cost((end - start) as usize))
             .sum();
         let spans = self.spare.spans.take().unwrap_or_default();
-        let reply = Reply::from_parts(buf, &ends, spans)?;
-        ends.clear();
-        self.spare.ends = Some(ends);
+        let reply = Reply::from_parts(buf, &words, spans)?;
+        words.clear();
+        self.spare.words = Some(words);
         Ok(Some((reply, cost)))
     }
 
