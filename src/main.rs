@@ -148,25 +148,41 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
         }
     };
     let mut trapped = false;
-    // Rows are collected in a buffer and written when the router has
-    // nothing more ready (or the buffer is large): a 10,000-row print is a
-    // few writes, while a `listen` still shows each change at once.
+    // Rows are collected in a buffer and written when it is large or when
+    // the router has sent nothing for FLUSH_AFTER: a 10,000-row print is a
+    // few dozen writes (rows trickle in sentence by sentence, so "nothing
+    // ready right now" happens every few rows), while a `listen` still
+    // shows each change at once to a human eye.
+    const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut out = std::io::stdout();
     let status = loop {
         let item = match stream.try_next() {
             Some(item) => Some(item),
             None => {
-                if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
-                    // stdout closed (e.g. piped into `head`): stop quietly.
-                    break ExitCode::SUCCESS;
-                }
-                buf.clear();
-                tokio::select! {
-                    item = stream.next() => item,
+                let waited = tokio::select! {
+                    item = tokio::time::timeout(FLUSH_AFTER, stream.next()) => item.ok(),
                     sig = signals.recv() => {
                         eprintln!("mikrotik-edge: {sig}: cancelling");
+                        let _ = out.write_all(&buf).and_then(|()| out.flush());
                         break ExitCode::SUCCESS;
+                    }
+                };
+                match waited {
+                    Some(item) => item,
+                    None => {
+                        if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+                            // stdout closed (e.g. piped into `head`): stop quietly.
+                            break ExitCode::SUCCESS;
+                        }
+                        buf.clear();
+                        tokio::select! {
+                            item = stream.next() => item,
+                            sig = signals.recv() => {
+                                eprintln!("mikrotik-edge: {sig}: cancelling");
+                                break ExitCode::SUCCESS;
+                            }
+                        }
                     }
                 }
             }
@@ -175,6 +191,7 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
             Some(Ok(Item::Row(row))) => {
                 api_json::write_attrs(&mut buf, &row);
                 buf.push(b'\n');
+                stream.recycle(row);
                 if buf.len() >= 64 * 1024 {
                     if out.write_all(&buf).is_err() {
                         break ExitCode::SUCCESS;

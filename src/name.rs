@@ -29,34 +29,41 @@ impl std::hash::Hash for Name {
 /// Names are map keys compared thousands of times per poll. musl's
 /// `memcmp` (what slice comparison calls) goes byte by byte; comparing
 /// eight bytes at a time as big-endian words gives the same order faster.
-#[inline]
+/// Always inlined, with no calls inside: the shipped build optimises for
+/// size and would otherwise turn each 8-byte load into a `memcpy` call.
+#[inline(always)]
 fn compare_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let (x, y) = (word(x), word(y));
-        if x != y {
-            return x.cmp(&y);
+    let common = a.len().min(b.len());
+    let (mut x, mut y) = (&a[..common], &b[..common]);
+    while let (Some((wx, rx)), Some((wy, ry))) =
+        (x.split_first_chunk::<8>(), y.split_first_chunk::<8>())
+    {
+        let (p, q) = (u64::from_be_bytes(*wx), u64::from_be_bytes(*wy));
+        if p != q {
+            return p.cmp(&q);
         }
+        (x, y) = (rx, ry);
     }
-    // Past the common whole words: the rest byte by byte (at most 7 of
-    // each before one side ends, or the longer side's remainder).
-    let done = a.len().min(b.len()) / 8 * 8;
-    a[done..].cmp(&b[done..])
+    // The common part's last 0 to 7 bytes (as long on both sides),
+    // zero-padded words; equal so far, the shorter name sorts first.
+    tail_word(x).cmp(&tail_word(y)).then(a.len().cmp(&b.len()))
+}
+
+/// Up to 7 bytes as the high bytes of a big-endian word.
+#[inline(always)]
+fn tail_word(bytes: &[u8]) -> u64 {
+    let mut w = 0u64;
+    for (i, &b) in bytes.iter().enumerate() {
+        w |= u64::from(b) << (56 - 8 * i);
+    }
+    w
 }
 
 /// Byte equality at [`compare_bytes`]' speed, for hot paths that compare
 /// raw bytes rather than names.
-#[inline]
+#[inline(always)]
 pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && compare_bytes(a, b).is_eq()
-}
-
-#[inline]
-fn word(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    u64::from_be_bytes(w)
 }
 
 impl PartialEq for Name {
@@ -349,6 +356,24 @@ mod tests {
             (b"VOUCHER_SYSTEM|B1|5000", b"VOUCHER_SYSTEM|B1|5000"),
         ] {
             assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The word-wise order is the bytes' lexicographic order, whatever
+        /// the lengths, shared prefixes and zero bytes (a zero-padded tail
+        /// must not make "ab" equal "ab\0").
+        #[test]
+        fn name_order_is_byte_order(
+            a in proptest::collection::vec(proptest::prop_oneof![0u8..3, proptest::num::u8::ANY], 0..20),
+            b in proptest::collection::vec(proptest::prop_oneof![0u8..3, proptest::num::u8::ANY], 0..20),
+            shared in 0usize..20,
+        ) {
+            // Often share a prefix, so the tail and length rules are reached.
+            let b: Vec<u8> = a.iter().take(shared).chain(b.iter()).copied().collect();
+            proptest::prop_assert_eq!(compare_bytes(&a, &b), a.cmp(&b));
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+            proptest::prop_assert_eq!(Name::new(&a).cmp(&Name::new(&b)), a.cmp(&b));
         }
     }
 

@@ -15,14 +15,14 @@
 //! passes them on), so a 10,000-row print never exists whole in memory.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::{ClientError, RouterConfig, login, router_addr, tls};
 use crate::proto::{Attrs, Command, Decoder, ReplyKind};
@@ -77,6 +77,10 @@ trait Sink: Send {
     fn finish(self: Box<Self>, result: Result<Attrs, ClientError>);
     /// False once the caller has given up.
     fn is_open(&self) -> bool;
+    /// True when rows wait in a queue for another task to read.
+    fn queues(&self) -> bool {
+        false
+    }
 }
 
 /// A fold's result: the accumulated value, `!done` attributes and traps.
@@ -135,9 +139,29 @@ struct StreamSink {
     unread: Arc<AtomicUsize>,
     limit: Option<usize>,
     path: String,
+    /// Rows the reader is done with ([`ReplyStream::recycle`]).
+    spare: Arc<Mutex<Vec<Attrs>>>,
 }
 
+/// Rows a stream's reader may hand back for reuse: enough for what one
+/// socket read decodes (the reader runs between reads), at a few hundred
+/// bytes per row.
+const SPARE_ROWS: usize = 2 * YIELD_AFTER_ROWS;
+
+/// How many rows the driver queues for stream readers before it lets them
+/// run (see [`Driver::drain_replies`]).
+const YIELD_AFTER_ROWS: usize = 128;
+
 impl Sink for StreamSink {
+    fn row(&mut self, row: Attrs) -> (bool, Option<Attrs>) {
+        let open = self.item(Item::Row(row));
+        // A row handed back becomes the decoder's buffer for the next one:
+        // musl's malloc unmaps emptied memory at once, so a row allocated
+        // and freed per sentence cost an mmap and a munmap every few rows.
+        let back = self.spare.lock().ok().and_then(|mut s| s.pop());
+        (open, back)
+    }
+
     fn item(&mut self, item: Item) -> bool {
         if let Some(limit) = self.limit
             && self.unread.load(Ordering::Relaxed) >= limit
@@ -161,6 +185,10 @@ impl Sink for StreamSink {
 
     fn is_open(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    fn queues(&self) -> bool {
+        true
     }
 }
 
@@ -260,6 +288,8 @@ impl Connection {
             last_rx: Instant::now(),
             read_buf: Vec::new(),
             quitting: false,
+            queued: 0,
+            rows: 0,
         };
         tokio::spawn(async move {
             let reason = driver.run().await;
@@ -336,16 +366,19 @@ impl Connection {
     fn stream_with(&self, cmd: Command, limit: Option<usize>) -> Result<ReplyStream, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let unread = Arc::new(AtomicUsize::new(0));
+        let spare = Arc::new(Mutex::new(Vec::new()));
         let sink = StreamSink {
             tx,
             unread: Arc::clone(&unread),
             limit,
             path: String::from_utf8_lossy(cmd.path()).into_owned(),
+            spare: Arc::clone(&spare),
         };
         let tag = self.submit(cmd, Box::new(sink), None)?;
         Ok(ReplyStream {
             rx,
             unread,
+            spare,
             _cancel: CancelOnDrop {
                 tx: self.tx.clone(),
                 tag,
@@ -437,6 +470,7 @@ impl Connection {
 pub struct ReplyStream {
     rx: mpsc::UnboundedReceiver<Result<Item, ClientError>>,
     unread: Arc<AtomicUsize>,
+    spare: Arc<Mutex<Vec<Attrs>>>,
     _cancel: CancelOnDrop,
 }
 
@@ -452,7 +486,22 @@ impl ReplyStream {
 
     /// The next item if one has already arrived.
     pub fn try_next(&mut self) -> Option<Result<Item, ClientError>> {
-        self.rx.try_recv().ok()
+        let item = self.rx.try_recv().ok();
+        if matches!(item, Some(Ok(_))) {
+            self.unread.fetch_sub(1, Ordering::Relaxed);
+        }
+        item
+    }
+
+    /// Hands a row read from this stream back, for the next row's
+    /// buffers. Optional; a long print reads fastest when each row comes
+    /// back once handled.
+    pub fn recycle(&self, row: Attrs) {
+        if let Ok(mut spare) = self.spare.lock()
+            && spare.len() < SPARE_ROWS
+        {
+            spare.push(row);
+        }
     }
 }
 
@@ -499,7 +548,20 @@ struct Driver {
     read_buf: Vec<u8>,
     /// `/quit` was sent; the router's `!fatal` and close are expected.
     quitting: bool,
+    /// Rows queued for stream readers since the driver last yielded.
+    queued: usize,
+    /// `!re` rows received, for read coalescing (see [`READ_COALESCE`]).
+    rows: u64,
 }
+
+/// After a read that was short (the socket had no more) but brought rows,
+/// the driver waits this long before reading again. A router streaming a
+/// long reply sends it a segment (or, on a fast link, a sentence) at a
+/// time, and a reader faster than the sender would otherwise wake, poll and
+/// read once per sentence: 10,000 rows cost 10,000 wake-ups instead of a few
+/// dozen reads of what gathered meanwhile. A row of a quiet `listen` is
+/// still handled at once; only a second one within this time waits.
+const READ_COALESCE: Duration = Duration::from_millis(1);
 
 impl Driver {
     async fn run(mut self) -> ClientError {
@@ -545,8 +607,12 @@ impl Driver {
                     };
                     self.last_rx = Instant::now();
                     self.decoder.feed(&self.read_buf[..n]);
+                    let rows_before = self.rows;
                     if let Err(e) = self.drain_replies().await {
                         return e;
+                    }
+                    if n < self.read_buf.len() && self.rows != rows_before {
+                        sleep(READ_COALESCE).await;
                     }
                 }
                 _ = sleep_until(deadline) => {
@@ -678,6 +744,8 @@ impl Driver {
             }
             let open = match reply.kind {
                 ReplyKind::Re => {
+                    self.queued += usize::from(pending.sink.queues());
+                    self.rows += 1;
                     let (open, back) = pending.sink.row(reply.attrs);
                     if let Some(attrs) = back {
                         self.decoder.recycle(attrs);
@@ -703,6 +771,16 @@ impl Driver {
                 self.pending.remove(&tag);
                 self.cancel(tag).await?;
             }
+        }
+        if self.queued >= YIELD_AFTER_ROWS {
+            // Let stream readers take what was queued: on the one runtime
+            // thread the driver would otherwise decode thousands of rows
+            // (until its I/O budget ran out) ahead of the reader, holding
+            // them all, with none handed back in time for reuse. Not after
+            // every read: rows trickling in would then cost a task switch
+            // and a socket poll each.
+            self.queued = 0;
+            tokio::task::yield_now().await;
         }
         Ok(())
     }

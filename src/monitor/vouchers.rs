@@ -60,7 +60,8 @@ pub(super) fn plan(
             .map(|p| (*p).clone())
             .unwrap_or_default();
         let sessions: &[&SessionRow] = by_user.get(&user.name).map_or(&[], Vec::as_slice);
-        let batch_id = Name::new(meta.batch_id().unwrap_or_default());
+        // Only events carry it: made when one is emitted, not per voucher per poll.
+        let batch_id = || Name::new(meta.batch_id().unwrap_or_default());
 
         // A hand-edited date that does not parse: acting on it could extend
         // the voucher (re-activation) or end it early, so leave it alone and
@@ -151,7 +152,7 @@ pub(super) fn plan(
                     progress.mac = mac;
                     out.events.push(EventKind::VoucherActivated {
                         user: user.name.clone(),
-                        batch_id: batch_id.clone(),
+                        batch_id: batch_id(),
                         valid_hours: hours,
                         first_login_at: first,
                         expires_at: expires,
@@ -196,7 +197,7 @@ pub(super) fn plan(
             }
             out.events.push(EventKind::VoucherCorrected {
                 user: user.name.clone(),
-                batch_id: batch_id.clone(),
+                batch_id: batch_id(),
                 valid_hours: hours,
                 first_login_at: first,
                 expires_at: expires,
@@ -249,7 +250,7 @@ pub(super) fn plan(
                 progress.enforced = false;
                 out.events.push(EventKind::VoucherExpired {
                     user: user.name.clone(),
-                    batch_id,
+                    batch_id: batch_id(),
                     expires_at,
                     action: cfg.expired_action,
                 });

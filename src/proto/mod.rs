@@ -22,5 +22,5 @@ pub use command::{Command, WordKind, classify_word};
 pub use decoder::{DEFAULT_MAX_SENTENCE, DEFAULT_MAX_WORD, Decoder, WORD_OVERHEAD, sentence_cost};
 pub use error::ProtoError;
 pub use length::{decode_length, encode_length};
-pub use reply::{Attrs, Reply, ReplyKind, split_attribute};
+pub use reply::{Attrs, AttrsIter, Reply, ReplyKind, split_attribute};
 pub use sentence::{Sentence, encode_sentence};

@@ -78,14 +78,11 @@ impl Attrs {
         String::from_utf8_lossy(self.get(key).unwrap_or_default()).into_owned()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.spans.iter().map(|&(k, e, v)| {
-            let (k, e, v) = (k as usize, e as usize, v as usize);
-            // A value starts after the `=` that ends the key (or is empty
-            // for `=key` words, where e == v).
-            let vs = (e + 1).min(v);
-            (&self.buf[k..e], &self.buf[vs..v])
-        })
+    pub fn iter(&self) -> AttrsIter<'_> {
+        AttrsIter {
+            buf: &self.buf,
+            spans: self.spans.iter(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -110,6 +107,36 @@ impl Attrs {
         self.buf.push(b'=');
         self.buf.extend_from_slice(value.as_ref());
         self.spans.push((k, e, self.buf.len() as u32));
+    }
+}
+
+/// The `(key, value)` pairs of an [`Attrs`], in wire order.
+pub struct AttrsIter<'a> {
+    buf: &'a [u8],
+    spans: std::slice::Iter<'a, (u32, u32, u32)>,
+}
+
+impl<'a> Iterator for AttrsIter<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    // Always inlined: every field of every row goes through here, and the
+    // size-optimised build would otherwise make each step a call.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let &(k, e, v) = self.spans.next()?;
+        let (k, e, v) = (k as usize, e as usize, v as usize);
+        // A value starts after the `=` that ends the key (or is empty for
+        // `=key` words, where e == v). Spans are made by the parser, within
+        // the buffer; `get` keeps a wrong one from panicking.
+        let vs = (e + 1).min(v);
+        Some((
+            self.buf.get(k..e).unwrap_or_default(),
+            self.buf.get(vs..v).unwrap_or_default(),
+        ))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
     }
 }
 
@@ -194,14 +221,20 @@ impl Reply {
         spans.clear();
         spans.reserve(words.len() - 1);
         for &(start, end) in &words[1..] {
-            let (start, end) = (start as usize, end as usize);
-            let word = &buf[start..end];
-            if word.starts_with(b".tag=") {
-                tag = Some(((start + 5) as u32, end as u32));
-            } else if let Some((k, _)) = split_attribute(word) {
+            let word = &buf[start as usize..end as usize];
+            // As `split_attribute`, inline: this loop runs for every word
+            // of every row.
+            if word.first() == Some(&b'=') {
+                let mut key_len = 0;
+                while let Some(&b) = word.get(1 + key_len)
+                    && b != b'='
+                {
+                    key_len += 1;
+                }
                 let key_start = start + 1;
-                let key_end = key_start + k.len();
-                spans.push((key_start as u32, key_end as u32, end as u32));
+                spans.push((key_start, key_start + key_len as u32, end));
+            } else if word.starts_with(b".tag=") {
+                tag = Some((start + 5, end));
             } else {
                 other.push(word.to_vec());
             }
