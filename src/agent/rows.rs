@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::name_cache::NameCache;
 use crate::event::Service;
 use crate::monitor::{SessionRow, Totals, UserRow};
-use crate::name::{Id, Mac, Name, same_bytes};
+use crate::name::{Id, Mac, Name, parse_decimal, same_bytes};
 use crate::proto::Attrs;
 
 /// Only the fields the agent uses are requested: with 10,000 users this is
@@ -186,9 +186,7 @@ impl UserRows {
         };
         let mut counter = |field: &'static str, raw: Option<&[u8]>| {
             let raw = raw.unwrap_or(b"0");
-            let n = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok());
+            let n = parse_decimal(raw);
             if n.is_none() {
                 warn(
                     &mut self.warnings,
@@ -295,9 +293,7 @@ impl SessionRows {
         });
         let mut counter = |field: &'static str, raw: Option<&[u8]>| {
             let raw = raw?;
-            let n = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok());
+            let n = parse_decimal(raw);
             if n.is_none() {
                 warn(field, raw);
             }
@@ -389,9 +385,7 @@ impl PppoeCounters {
         };
         let mut counter = |field: &'static str| {
             let raw = a.get(field).unwrap_or_default();
-            let n = std::str::from_utf8(raw)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok());
+            let n = parse_decimal(raw);
             if n.is_none() {
                 warn(
                     &mut self.warnings,

@@ -712,11 +712,7 @@ impl Driver {
                 }
                 return Err(ClientError::Fatal(reason));
             }
-            let Some(tag) = reply
-                .tag()
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| t.parse::<u64>().ok())
-            else {
+            let Some(tag) = reply.tag().and_then(crate::name::parse_decimal) else {
                 log::debug!("ignoring untagged {} reply", reply.kind.as_str());
                 continue;
             };

@@ -25,11 +25,23 @@ pub struct UserRow {
 }
 
 /// A hotspot user's cumulative `uptime`, `bytes-in` and `bytes-out`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub uptime_secs: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+}
+
+/// By hand: the derived comparison becomes a `memcmp` call in the
+/// size-optimised build (compared for every user, every poll).
+impl PartialEq for Totals {
+    #[inline(always)]
+    fn eq(&self, other: &Totals) -> bool {
+        (self.uptime_secs ^ other.uptime_secs)
+            | (self.bytes_in ^ other.bytes_in)
+            | (self.bytes_out ^ other.bytes_out)
+            == 0
+    }
 }
 
 impl Totals {
