@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mikrotik_edge::client::{ClientError, Connection, ConnectionEvent, Router};
+use mikrotik_edge::client::{ClientError, Connection, ConnectionEvent, Item, Router};
 use mikrotik_edge::config::TlsConfig;
 use mikrotik_edge::proto::Command;
 use mikrotik_edge::sim::Misbehave;
@@ -462,6 +462,65 @@ fn fold_streams_rows_sentence_by_sentence() {
         assert_eq!(folded.value, sim.rows("/ip/hotspot/user").len());
         assert!(folded.value >= 500);
         assert!(folded.traps.is_empty());
+    });
+}
+
+/// A long print read through a bounded stream, every row handed back for
+/// reuse as soon as it is read: each row carries exactly its own fields
+/// (nothing left over from the row whose buffers it reuses), none is lost,
+/// and rows taken with `try_next` count as read (the bound is far below
+/// the row count, so miscounting would end the stream with `Behind`).
+#[test]
+fn streamed_rows_handed_back_carry_nothing_over() {
+    let sim = sim_with(|o| {
+        o.per_sentence = true;
+        o.seed.hotspot_users = 2000;
+    });
+    // Rows of different lengths, so a reused buffer is sometimes larger.
+    sim.add_hotspot_user("short", "pw", "voucher-1h", b"");
+    sim.add_hotspot_user(&"long".repeat(40), "pw", "voucher-1h", &[b'x'; 300]);
+    rt().block_on(async {
+        let conn = Connection::open(&router_config(&sim)).await.unwrap();
+        let print = || Command::new("/ip/hotspot/user/print").proplist(&[".id", "name", "comment"]);
+        let want: Vec<Vec<(Vec<u8>, Vec<u8>)>> = conn
+            .execute(print())
+            .await
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect())
+            .collect();
+        assert!(want.len() > 2000);
+
+        let mut stream = conn.stream_bounded(print(), 500).unwrap();
+        let mut got = Vec::new();
+        let mut from_try_next = 0;
+        loop {
+            let item = match stream.try_next() {
+                Some(item) => {
+                    from_try_next += 1;
+                    item
+                }
+                None => stream.next().await.expect("stream ended without !done"),
+            };
+            match item.unwrap() {
+                Item::Row(row) => {
+                    got.push(
+                        row.iter()
+                            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                            .collect::<Vec<_>>(),
+                    );
+                    stream.recycle(row);
+                }
+                Item::Done(_) => break,
+                Item::Trap(t) => panic!("trap: {t:?}"),
+            }
+        }
+        assert_eq!(got, want);
+        assert!(
+            from_try_next > 500,
+            "most rows were taken with try_next ({from_try_next})"
+        );
     });
 }
 
