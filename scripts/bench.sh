@@ -16,6 +16,7 @@
 #   BENCH_SKIP_PEERS=1 scripts/bench.sh   # without Node.js / Python peers
 #   BENCH_UPLOAD=0 scripts/bench.sh  # skip the upload benchmark
 #   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
+#   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -27,7 +28,8 @@
 # pip (bench only, never a runtime dependency); without node or pip their
 # rows say "skipped". CPU time comes from /proc/<pid>/stat (utime+stime)
 # sampled at the agent's own "cycle:" log lines, or from wait4(2) for whole
-# commands (scripts/bench/measure.py); peak memory is VmHWM / ru_maxrss.
+# commands (scripts/bench/measure.py: median of BENCH_RUNS runs, to the
+# microsecond); peak memory is VmHWM / GNU time's maximum RSS.
 # The simulator runs in its own process, so its work is not counted.
 #
 # Instant detection (second part): with poll_secs=300 (so only `listen`
