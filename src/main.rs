@@ -160,29 +160,32 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
         let item = match stream.try_next() {
             Some(item) => Some(item),
             None => {
-                let waited = tokio::select! {
-                    item = tokio::time::timeout(FLUSH_AFTER, stream.next()) => item.ok(),
+                // With rows buffered, wait at most FLUSH_AFTER, then write
+                // them and wait again with nothing pending.
+                let pending = !buf.is_empty();
+                let next = async {
+                    if pending {
+                        tokio::time::timeout(FLUSH_AFTER, stream.next()).await.ok()
+                    } else {
+                        Some(stream.next().await)
+                    }
+                };
+                tokio::select! {
+                    got = next => match got {
+                        Some(item) => item,
+                        None => {
+                            if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+                                // stdout closed (e.g. piped into `head`): stop quietly.
+                                break ExitCode::SUCCESS;
+                            }
+                            buf.clear();
+                            continue;
+                        }
+                    },
                     sig = signals.recv() => {
                         eprintln!("mikrotik-edge: {sig}: cancelling");
                         let _ = out.write_all(&buf).and_then(|()| out.flush());
                         break ExitCode::SUCCESS;
-                    }
-                };
-                match waited {
-                    Some(item) => item,
-                    None => {
-                        if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
-                            // stdout closed (e.g. piped into `head`): stop quietly.
-                            break ExitCode::SUCCESS;
-                        }
-                        buf.clear();
-                        tokio::select! {
-                            item = stream.next() => item,
-                            sig = signals.recv() => {
-                                eprintln!("mikrotik-edge: {sig}: cancelling");
-                                break ExitCode::SUCCESS;
-                            }
-                        }
                     }
                 }
             }

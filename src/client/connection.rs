@@ -289,7 +289,6 @@ impl Connection {
             read_buf: Vec::new(),
             quitting: false,
             queued: 0,
-            rows: 0,
         };
         tokio::spawn(async move {
             let reason = driver.run().await;
@@ -550,8 +549,6 @@ struct Driver {
     quitting: bool,
     /// Rows queued for stream readers since the driver last yielded.
     queued: usize,
-    /// `!re` rows received, for read coalescing (see [`READ_COALESCE`]).
-    rows: u64,
 }
 
 /// After a read that was short (the socket had no more) but brought rows,
@@ -607,12 +604,12 @@ impl Driver {
                     };
                     self.last_rx = Instant::now();
                     self.decoder.feed(&self.read_buf[..n]);
-                    let rows_before = self.rows;
-                    if let Err(e) = self.drain_replies().await {
-                        return e;
-                    }
-                    if n < self.read_buf.len() && self.rows != rows_before {
-                        sleep(READ_COALESCE).await;
+                    match self.drain_replies().await {
+                        Err(e) => return e,
+                        Ok(rows) if rows > 0 && n < self.read_buf.len() => {
+                            sleep(READ_COALESCE).await;
+                        }
+                        Ok(_) => {}
                     }
                 }
                 _ = sleep_until(deadline) => {
@@ -701,7 +698,10 @@ impl Driver {
             .map_err(|e| ClientError::ConnectionLost(e.to_string()))
     }
 
-    async fn drain_replies(&mut self) -> Result<(), ClientError> {
+    /// Handles every reply the decoder holds; returns how many `!re` rows
+    /// were delivered.
+    async fn drain_replies(&mut self) -> Result<u64, ClientError> {
+        let mut rows = 0;
         while let Some((reply, size)) = self.decoder.next_reply()? {
             let size = size as u64;
             if reply.kind == ReplyKind::Fatal {
@@ -741,7 +741,7 @@ impl Driver {
             let open = match reply.kind {
                 ReplyKind::Re => {
                     self.queued += usize::from(pending.sink.queues());
-                    self.rows += 1;
+                    rows += 1;
                     let (open, back) = pending.sink.row(reply.attrs);
                     if let Some(attrs) = back {
                         self.decoder.recycle(attrs);
@@ -778,6 +778,6 @@ impl Driver {
             self.queued = 0;
             tokio::task::yield_now().await;
         }
-        Ok(())
+        Ok(rows)
     }
 }

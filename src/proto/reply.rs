@@ -182,12 +182,22 @@ fn same_key(a: &[u8], b: &[u8]) -> bool {
 /// Splits an attribute word `=key=value` on its first two `=` only: values
 /// may contain `=` or be empty. A word `=key` (no second `=`) is a key with
 /// an empty value. Returns `None` for words that are not attributes.
+// Always inlined and without library calls: the parser runs it for every
+// word of every row, and the size-optimised build would make each slice
+// helper a call.
+#[inline(always)]
 pub fn split_attribute(word: &[u8]) -> Option<(&[u8], &[u8])> {
-    let rest = word.strip_prefix(b"=")?;
-    match rest.iter().position(|&b| b == b'=') {
-        Some(i) => Some((&rest[..i], &rest[i + 1..])),
-        None => Some((rest, &[])),
+    let (&b'=', rest) = word.split_first()? else {
+        return None;
+    };
+    let mut key_len = 0;
+    while let Some(&b) = rest.get(key_len)
+        && b != b'='
+    {
+        key_len += 1;
     }
+    let (key, value) = rest.split_at(key_len);
+    Some((key, value.get(1..).unwrap_or_default()))
 }
 
 /// One reply sentence, parsed.
@@ -231,17 +241,9 @@ impl Reply {
         spans.reserve(words.len() - 1);
         for &(start, end) in &words[1..] {
             let word = &buf[start as usize..end as usize];
-            // As `split_attribute`, inline: this loop runs for every word
-            // of every row.
-            if word.first() == Some(&b'=') {
-                let mut key_len = 0;
-                while let Some(&b) = word.get(1 + key_len)
-                    && b != b'='
-                {
-                    key_len += 1;
-                }
+            if let Some((key, _)) = split_attribute(word) {
                 let key_start = start + 1;
-                spans.push((key_start, key_start + key_len as u32, end));
+                spans.push((key_start, key_start + key.len() as u32, end));
             } else if word.starts_with(b".tag=") {
                 tag = Some((start + 5, end));
             } else {
