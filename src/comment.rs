@@ -101,6 +101,90 @@ pub fn has_system_marker(raw: &[u8]) -> bool {
     raw.windows(b"_SYSTEM".len()).any(|w| w == b"_SYSTEM")
 }
 
+/// A `VOUCHER_SYSTEM|…` comment read in place: the fields the voucher
+/// lifecycle looks at, borrowed from the raw bytes.
+///
+/// Every poll reads every voucher's comment, and most are unchanged: this
+/// costs one scan and no allocation, where [`Comment::parse`] copies the
+/// fields into a [`SystemComment`] (needed only to rewrite the comment).
+/// Field for field it answers as the parsed comment does (tested below).
+#[derive(Debug, Clone, Copy)]
+pub struct VoucherView<'a> {
+    raw: &'a [u8],
+    /// Fields `batch_id` to `locked_mac`; `None` past the comment's end.
+    fields: [Option<&'a [u8]>; LOCKED_MAC + 1],
+}
+
+impl<'a> VoucherView<'a> {
+    /// The view when `raw` is a voucher comment (`VOUCHER_SYSTEM` as its
+    /// first `|`-field), else `None`.
+    pub fn parse(raw: &'a [u8]) -> Option<VoucherView<'a>> {
+        let marker = SystemKind::Voucher.marker();
+        let mut rest = match raw.strip_prefix(marker)? {
+            [] => None,
+            [SEP, rest @ ..] => Some(rest),
+            _ => return None,
+        };
+        let mut fields = [None; LOCKED_MAC + 1];
+        for f in fields.iter_mut() {
+            let Some(r) = rest else { break };
+            match r.iter().position(|b| *b == SEP) {
+                Some(i) => {
+                    *f = Some(&r[..i]);
+                    rest = Some(&r[i + 1..]);
+                }
+                None => {
+                    *f = Some(r);
+                    rest = None;
+                }
+            }
+        }
+        Some(VoucherView { raw, fields })
+    }
+
+    pub fn batch_id(&self) -> Option<&'a [u8]> {
+        self.fields[BATCH_ID]
+    }
+
+    pub fn first_login_at_raw(&self) -> Option<&'a [u8]> {
+        self.fields[FIRST_LOGIN_AT]
+    }
+
+    pub fn expires_at_raw(&self) -> Option<&'a [u8]> {
+        self.fields[EXPIRES_AT]
+    }
+
+    /// As [`SystemComment::valid_hours`].
+    pub fn valid_hours(&self) -> Option<u32> {
+        parse_hours(self.fields[VALID_HOURS]?)
+    }
+
+    /// As [`SystemComment::first_login_at`].
+    pub fn first_login_at(&self) -> Option<Timestamp> {
+        parse_rfc3339(self.first_login_at_raw().filter(|r| !r.is_empty())?).ok()
+    }
+
+    /// As [`SystemComment::expires_at`].
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        parse_rfc3339(self.expires_at_raw().filter(|r| !r.is_empty())?).ok()
+    }
+
+    /// The whole comment, parsed for editing.
+    pub fn to_system(&self) -> SystemComment {
+        match Comment::parse(self.raw) {
+            Comment::System(s) => s,
+            // `parse` checked the same marker; an empty voucher comment
+            // stands in should the two ever disagree.
+            _ => SystemComment::empty(SystemKind::Voucher, 0),
+        }
+    }
+}
+
+/// `valid_hours` as a number, surrounding ASCII spaces tolerated.
+fn parse_hours(raw: &[u8]) -> Option<u32> {
+    std::str::from_utf8(raw.trim_ascii()).ok()?.parse().ok()
+}
+
 // Field positions after the marker (marker itself is position 0 on the wire).
 const BATCH_ID: usize = 0;
 const PRICE_SELL: usize = 1;
@@ -314,8 +398,7 @@ impl SystemComment {
     /// `valid_hours` as a number; None if missing, empty or not a `u32`.
     /// Surrounding ASCII spaces are tolerated since people edit these by hand.
     pub fn valid_hours(&self) -> Option<u32> {
-        let raw = self.valid_hours_raw()?.trim_ascii();
-        std::str::from_utf8(raw).ok()?.parse().ok()
+        parse_hours(self.valid_hours_raw()?)
     }
 
     /// `first_login_at` as RFC 3339; None if missing, empty or unparsable.
@@ -629,6 +712,35 @@ mod tests {
             let parsed = Comment::parse(&raw);
             prop_assert!(parsed.as_system().is_some());
             prop_assert_eq!(parsed.to_bytes(), raw);
+        }
+
+        #[test]
+        fn voucher_view_answers_as_the_parsed_comment(raw in prop_oneof![
+            marked(),
+            proptest::collection::vec(prop_oneof![Just(SEP), any::<u8>()], 0..40),
+            // Dates that parse, so the timestamps are compared too.
+            (field(), 0u32..100, 0i64..4_000_000_000).prop_map(|(b, h, secs)| {
+                let t = Timestamp::from_unix(secs).to_rfc3339();
+                format!("VOUCHER_SYSTEM|x|1|1|{h}|v|d|by|{t}|{t}")
+                    .into_bytes()
+                    .into_iter()
+                    .chain(b)
+                    .collect()
+            }),
+        ]) {
+            let parsed = Comment::parse(&raw);
+            let sys = parsed.as_system().filter(|s| s.kind() == SystemKind::Voucher);
+            let view = VoucherView::parse(&raw);
+            prop_assert_eq!(view.is_some(), sys.is_some());
+            if let (Some(v), Some(s)) = (view, sys) {
+                prop_assert_eq!(v.batch_id(), s.batch_id());
+                prop_assert_eq!(v.first_login_at_raw(), s.first_login_at_raw());
+                prop_assert_eq!(v.expires_at_raw(), s.expires_at_raw());
+                prop_assert_eq!(v.valid_hours(), s.valid_hours());
+                prop_assert_eq!(v.first_login_at(), s.first_login_at());
+                prop_assert_eq!(v.expires_at(), s.expires_at());
+                prop_assert_eq!(&v.to_system(), s);
+            }
         }
 
         #[test]

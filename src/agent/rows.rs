@@ -30,7 +30,10 @@ const HOTSPOT_USER_PROPS_ARRAY: [&str; 8] = [
     "bytes-in",
     "bytes-out",
 ];
-pub const HOTSPOT_ACTIVE_PROPS: &[&str] = &[
+pub const HOTSPOT_ACTIVE_PROPS: &[&str] = &HOTSPOT_ACTIVE_PROPS_ARRAY;
+/// Also the order a session row is typed in: routers answer in the
+/// `.proplist`'s order, so each field is found at the first try.
+const HOTSPOT_ACTIVE_PROPS_ARRAY: [&str; 8] = [
     ".id",
     "user",
     "address",
@@ -41,7 +44,8 @@ pub const HOTSPOT_ACTIVE_PROPS: &[&str] = &[
     "bytes-out",
 ];
 pub const PPP_SECRET_PROPS: &[&str] = &[".id", "name", "profile", "comment", "disabled"];
-pub const PPP_ACTIVE_PROPS: &[&str] = &[
+pub const PPP_ACTIVE_PROPS: &[&str] = &PPP_ACTIVE_PROPS_ARRAY;
+const PPP_ACTIVE_PROPS_ARRAY: [&str; 7] = [
     ".id",
     "name",
     "service",
@@ -251,7 +255,7 @@ impl SessionRows {
         let mut warn = |field: &'static str, raw: &[u8]| {
             warn(warnings, ValueWarning::new(table, field, raw));
         };
-        // Both services' fields in one pass; each row has only its own.
+        // Each service's own fields, in the order asked for (one pass).
         let [
             raw_id,
             user,
@@ -265,20 +269,49 @@ impl SessionRows {
             session_id,
             bytes_in,
             bytes_out,
-        ] = a.fields([
-            ".id",
-            "user",
-            "name",
-            "address",
-            "mac-address",
-            "login-by",
-            "service",
-            "caller-id",
-            "uptime",
-            "session-id",
-            "bytes-in",
-            "bytes-out",
-        ]);
+        ] = match service {
+            Service::Hotspot => {
+                let [
+                    id,
+                    user,
+                    address,
+                    mac,
+                    login_by,
+                    uptime,
+                    bytes_in,
+                    bytes_out,
+                ] = a.fields(HOTSPOT_ACTIVE_PROPS_ARRAY);
+                [
+                    id, user, None, address, mac, login_by, None, None, uptime, None, bytes_in,
+                    bytes_out,
+                ]
+            }
+            Service::Pppoe => {
+                let [
+                    id,
+                    name,
+                    service_name,
+                    caller_id,
+                    address,
+                    uptime,
+                    session_id,
+                ] = a.fields(PPP_ACTIVE_PROPS_ARRAY);
+                [
+                    id,
+                    None,
+                    name,
+                    address,
+                    None,
+                    None,
+                    service_name,
+                    caller_id,
+                    uptime,
+                    session_id,
+                    None,
+                    None,
+                ]
+            }
+        };
         let raw_id = raw_id.unwrap_or_default();
         let Some(id) = Id::parse(raw_id) else {
             warn(".id", raw_id);

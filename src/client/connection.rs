@@ -14,7 +14,7 @@
 //! decoded ([`Connection::fold`] converts rows in place, [`Connection::stream`]
 //! passes them on), so a 10,000-row print never exists whole in memory.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -281,7 +281,7 @@ impl Connection {
             stream,
             decoder,
             rx,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             keepalive: cfg.keepalive,
             command_timeout: cfg.command_timeout,
             probe: None,
@@ -538,6 +538,8 @@ struct Driver {
     stream: Box<dyn Io>,
     decoder: Decoder,
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// By tag, looked up per row: Fx hashing, not SipHash (a handful of
+    /// entries under tags we chose).
     pending: HashMap<u64, Pending>,
     keepalive: Duration,
     command_timeout: Duration,

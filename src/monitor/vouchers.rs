@@ -13,7 +13,7 @@ use super::clock_trust::ClockNow;
 use super::glob::glob_match;
 use super::{MonitorConfig, Provisional, SessionRow, UserRow, VoucherProgress};
 use crate::clock::{Timestamp, parse_rfc3339};
-use crate::comment::{Comment, SystemComment, SystemKind};
+use crate::comment::VoucherView;
 use crate::event::{EventKind, ExpiredAction};
 use crate::name::{Mac, Name};
 
@@ -49,12 +49,9 @@ pub(super) fn plan(
     let prev_by_name: HashMap<&Name, &VoucherProgress> = prev.iter().collect();
     let mut kept: Vec<(Name, VoucherProgress)> = Vec::new();
     for user in users {
-        let Comment::System(meta) = Comment::parse(user.comment.as_bytes()) else {
+        let Some(meta) = VoucherView::parse(user.comment.as_bytes()) else {
             continue;
         };
-        if meta.kind() != SystemKind::Voucher {
-            continue;
-        }
         let mut progress = prev_by_name
             .get(&user.name)
             .map(|p| (*p).clone())
@@ -89,7 +86,7 @@ pub(super) fn plan(
 
         // Activation.
         let pending_write = |first: Timestamp, expires: Timestamp, mac: Option<Mac>| {
-            let mut comment = meta.with_activation(first, expires);
+            let mut comment = meta.to_system().with_activation(first, expires);
             if let Some(mac) = mac {
                 comment = comment.with_locked_mac(&mac.to_string());
             }
@@ -323,7 +320,7 @@ fn first_use(
 
 /// Why the comment's `first_login_at` or `expires_at` cannot be trusted:
 /// present and non-empty, but not RFC 3339.
-fn unreadable_dates(meta: &SystemComment) -> Option<String> {
+fn unreadable_dates(meta: &VoucherView) -> Option<String> {
     for (field, raw) in [
         ("first_login_at", meta.first_login_at_raw()),
         ("expires_at", meta.expires_at_raw()),
