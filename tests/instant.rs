@@ -24,12 +24,17 @@ struct Agent {
 
 impl Agent {
     fn start(sim: &SimHandle, state: &Path, poll_secs: &str) -> Agent {
+        Agent::start_with(sim, state, poll_secs, &[])
+    }
+
+    fn start_with(sim: &SimHandle, state: &Path, poll_secs: &str, extra: &[(&str, &str)]) -> Agent {
         let mut cmd = agent_command();
         agent_env(&mut cmd, sim);
         cmd.arg("run")
             .env("MIKROTIK_EDGE_STATE_PATH", state)
             .env("MIKROTIK_EDGE_POLL_SECS", poll_secs)
             .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn agent");
@@ -155,6 +160,16 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
     let (at, _) = agent.wait_event(instant_limit(), |e| is(e, "login", "c1"));
     assert!(at - t < instant_limit());
 
+    // A voucher created after the poll (heard by listen on the user list)
+    // is activated at its first login too, without waiting for a poll.
+    sim.add_hotspot_user("v3", "p", "voucher-1h", VOUCHER);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    sim.hotspot_login("v3", "10.5.50.4", "02:00:00:00:00:04")
+        .unwrap();
+    let (at, _) = agent.wait_event(instant_limit(), |e| is(e, "voucher_activated", "v3"));
+    assert!(at - t < instant_limit());
+
     sim.advance(Duration::from_secs(42));
     let t = Instant::now();
     assert!(sim.hotspot_logout("v1"));
@@ -186,6 +201,7 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
         ("login", "c1", 1),
         ("logout", "c1", 1),
         ("voucher_activated", "v1", 1),
+        ("voucher_activated", "v3", 1),
     ] {
         let got = events.iter().filter(|e| is(e, kind, user)).count();
         assert_eq!(got, n, "{kind} {user}: {events:#?}");
@@ -226,7 +242,14 @@ fn sessions_hidden_from_the_agent_are_reported_as_unseen_usage() {
     let sim = sim();
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    // Cumulative counters move without a listen row: they arrive with the
+    // full read of the user list, here every 2 s.
+    let agent = Agent::start_with(
+        &sim,
+        &dir.path().join("state.redb"),
+        "1",
+        &[("MIKROTIK_EDGE_USER_READ_SECS", "2")],
+    );
     agent.wait_log("cycle:", 1);
     // Eleven sessions begin and end where the agent cannot see them.
     sim.hide_sessions(true);
@@ -257,4 +280,113 @@ fn sessions_hidden_from_the_agent_are_reported_as_unseen_usage() {
             .count(),
         1
     );
+}
+
+fn count(log: &[String], command: &str) -> usize {
+    log.iter().filter(|c| *c == command).count()
+}
+
+#[test]
+fn user_lists_are_listened_to_and_read_in_full_only_when_due() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_log("cycle:", 2);
+    sim.clear_command_log();
+
+    // A user made by hand and a new voucher: heard by listen, no re-read.
+    sim.add_hotspot_user("hand", "p", "default", b"made by hand");
+    agent.wait_event(secs(5), |e| is(e, "manual_user", "hand"));
+    sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
+    // The new voucher is known to the listen path at once: its first
+    // login activates it without waiting for a poll.
+    std::thread::sleep(Duration::from_millis(300));
+    sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:03")
+        .unwrap();
+    agent.wait_event(secs(5), |e| is(e, "voucher_activated", "v2"));
+    // A hand edit that breaks v1's dates is seen too.
+    sim.set_item(
+        "/ip/hotspot/user",
+        "v1",
+        &[(
+            "comment",
+            b"VOUCHER_SYSTEM|B1|5000|3000|24|VEN1|2024-01-01|admin|garbage|",
+        )],
+    )
+    .unwrap();
+    agent.wait_event(secs(5), |e| is(e, "voucher_invalid", "v1"));
+    let cycles = agent.log_lines("cycle:");
+    agent.wait_log("cycle:", cycles + 2);
+    let log = sim.command_log();
+    assert!(count(&log, "/ip/hotspot/active/print") >= 3, "{log:?}");
+    assert_eq!(count(&log, "/ip/hotspot/user/print"), 0, "{log:?}");
+    assert_eq!(count(&log, "/ppp/secret/print"), 0, "{log:?}");
+    // Each event once, though the listen and the polls both saw them.
+    let events = agent.events();
+    for (kind, user) in [
+        ("manual_user", "hand"),
+        ("voucher_activated", "v2"),
+        ("voucher_invalid", "v1"),
+    ] {
+        let n = events.iter().filter(|e| is(e, kind, user)).count();
+        assert_eq!(n, 1, "{kind} {user}: {}", agent.dump());
+    }
+}
+
+#[test]
+fn user_lists_are_read_every_poll_without_their_listen_or_with_user_read_secs_0() {
+    // Listen refused on the hotspot users: that list is read at every
+    // poll, the PPP secrets (listened to) are not.
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    sim.refuse_listen("/ip/hotspot/user", true);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_log("cycle:", 2);
+    agent.wait_log("listen on /ip/hotspot/user ended", 1);
+    sim.clear_command_log();
+    let cycles = agent.log_lines("cycle:");
+    agent.wait_log("cycle:", cycles + 3);
+    let log = sim.command_log();
+    let polls = count(&log, "/ip/hotspot/active/print");
+    assert!(
+        count(&log, "/ip/hotspot/user/print").abs_diff(polls) <= 1,
+        "{log:?}"
+    );
+    assert_eq!(count(&log, "/ppp/secret/print"), 0, "{log:?}");
+    // Still followed: a user made by hand is reported by the poll.
+    sim.add_hotspot_user("hand", "p", "default", b"made by hand");
+    agent.wait_event(secs(5), |e| is(e, "manual_user", "hand"));
+    drop(agent);
+
+    // `user_read_secs = 0`: both lists every poll, and no listen on them.
+    let sim = common::sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with(
+        &sim,
+        &dir.path().join("state.redb"),
+        "1",
+        &[("MIKROTIK_EDGE_USER_READ_SECS", "0")],
+    );
+    agent.wait_log("cycle:", 1);
+    let at_start = sim.command_log();
+    assert!(
+        !at_start
+            .iter()
+            .any(|c| c.ends_with("/user/listen") || c.ends_with("/secret/listen")),
+        "{at_start:?}"
+    );
+    assert!(at_start.iter().any(|c| c == "/ip/hotspot/active/listen"));
+    sim.clear_command_log();
+    let cycles = agent.log_lines("cycle:");
+    agent.wait_log("cycle:", cycles + 3);
+    let log = sim.command_log();
+    let polls = count(&log, "/ip/hotspot/active/print");
+    assert!(polls >= 2, "{log:?}");
+    for list in ["/ip/hotspot/user/print", "/ppp/secret/print"] {
+        assert!(count(&log, list).abs_diff(polls) <= 1, "{list}: {log:?}");
+    }
 }

@@ -1,41 +1,109 @@
-//! The two `listen` commands that make logins and logouts instant: one per
-//! active list, multiplexed on the router connection with their own `.tag`.
-//! Rows are typed here (`.dead=yes` rows carry only the `.id`); what they
-//! mean is decided by [`crate::monitor::apply_listen`].
+//! The `listen` commands, multiplexed on the router connection with their
+//! own `.tag`s:
+//! - one per active list, which makes logins and logouts instant; what a
+//!   row means is decided by [`crate::monitor::apply_listen`];
+//! - one per user list (hotspot users, PPP secrets), which keeps the
+//!   driver's copy of those lists current between full reads (see
+//!   [`super::user_table`]), so a poll need not read 10,000 unchanged
+//!   users every time.
+//!
+//! Rows are typed here (`.dead=yes` rows carry only the `.id`).
 
 use crate::client::{ClientError, Item, ReplyStream, Router};
 use crate::event::Service;
-use crate::monitor::ListenChange;
+use crate::monitor::{ListenChange, UserRow};
 use crate::name::Id;
 use crate::proto::{Attrs, Command};
 
-use super::rows::{HOTSPOT_ACTIVE_PROPS, PPP_ACTIVE_PROPS, SessionRows, ValueWarning};
+use super::rows::{
+    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRows,
+    UserRows, ValueWarning,
+};
+
+/// A list the agent listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// `/ip/hotspot/active` or `/ppp/active`.
+    Active(Service),
+    /// `/ip/hotspot/user` or `/ppp/secret`.
+    Users(Service),
+}
+
+impl List {
+    const ALL: [List; 4] = [
+        List::Active(Service::Hotspot),
+        List::Active(Service::Pppoe),
+        List::Users(Service::Hotspot),
+        List::Users(Service::Pppoe),
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            List::Active(Service::Hotspot) => "/ip/hotspot/active",
+            List::Active(Service::Pppoe) => "/ppp/active",
+            List::Users(Service::Hotspot) => "/ip/hotspot/user",
+            List::Users(Service::Pppoe) => "/ppp/secret",
+        }
+    }
+
+    fn props(self) -> &'static [&'static str] {
+        match self {
+            List::Active(Service::Hotspot) => HOTSPOT_ACTIVE_PROPS,
+            List::Active(Service::Pppoe) => PPP_ACTIVE_PROPS,
+            List::Users(Service::Hotspot) => HOTSPOT_USER_PROPS,
+            List::Users(Service::Pppoe) => PPP_SECRET_PROPS,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            List::Active(Service::Hotspot) => 0,
+            List::Active(Service::Pppoe) => 1,
+            List::Users(Service::Hotspot) => 2,
+            List::Users(Service::Pppoe) => 3,
+        }
+    }
+}
+
+/// A change to a user list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// A user added or changed: its row.
+    Upsert(Service, UserRow),
+    /// `.dead=yes`: the user with this `.id` is gone.
+    Removed(Service, Id),
+}
 
 /// What one listen produced.
 #[derive(Debug)]
 pub enum Heard {
+    /// A session list changed.
     Change(ListenChange),
+    /// A user list changed.
+    User(UserChange),
     /// A row that did not parse (logged once by the driver).
     Skipped(Vec<ValueWarning>),
     /// The listen ended: refused (`!trap`, e.g. `no such command` on a
     /// router without listen there), interrupted, or the session ended.
     /// The poll covers that list until the next connection.
-    Ended {
-        service: Service,
-        why: String,
-    },
+    Ended { list: List, why: String },
+}
+
+/// The typing of one list's rows.
+enum Rows {
+    Sessions(SessionRows),
+    Users(UserRows),
 }
 
 struct Follow {
     stream: ReplyStream,
-    rows: SessionRows,
+    rows: Rows,
 }
 
 /// The listens of the current connection; none while disconnected.
 #[derive(Default)]
 pub struct Listens {
-    hotspot: Option<Follow>,
-    ppp: Option<Follow>,
+    follows: [Option<Follow>; 4],
 }
 
 /// Listen rows waiting to be handled before the listen is given up for
@@ -43,64 +111,60 @@ pub struct Listens {
 /// changes is far beyond a site's logins, and a router flooding the
 /// listen must not grow the agent's memory.
 const MAX_UNREAD: usize = 4096;
-
-pub fn path(service: Service) -> &'static str {
-    match service {
-        Service::Hotspot => "/ip/hotspot/active",
-        Service::Pppoe => "/ppp/active",
-    }
-}
+/// The same for a user list, where bursts are larger: each comment the
+/// agent writes at activation comes back as a row, and the first poll
+/// after a long outage can activate thousands of vouchers before the
+/// agent reads the rows again (a few MB at most).
+const MAX_UNREAD_USERS: usize = 16_384;
 
 impl Listens {
-    /// Starts both listens on the current connection. A failure to send
-    /// (the connection just dropped) leaves that list to the poll.
-    pub fn open(&mut self, router: &Router) -> Vec<Heard> {
+    /// Starts the active lists' listens on the current connection, and the
+    /// user lists' too when `users` (they are useless when every poll reads
+    /// the users anyway). A failure to send (the connection just dropped)
+    /// leaves that list to the poll.
+    pub fn open(&mut self, router: &Router, users: bool) -> Vec<Heard> {
         let mut ended = Vec::new();
-        for service in [Service::Hotspot, Service::Pppoe] {
-            let props = match service {
-                Service::Hotspot => HOTSPOT_ACTIVE_PROPS,
-                Service::Pppoe => PPP_ACTIVE_PROPS,
+        for list in List::ALL {
+            let slot = &mut self.follows[list.index()];
+            *slot = None;
+            if matches!(list, List::Users(_)) && !users {
+                continue;
+            }
+            let cmd = Command::new(format!("{}/listen", list.path())).proplist(list.props());
+            let bound = match list {
+                List::Active(_) => MAX_UNREAD,
+                List::Users(_) => MAX_UNREAD_USERS,
             };
-            let cmd = Command::new(format!("{}/listen", path(service))).proplist(props);
-            let slot = self.slot(service);
-            match router.stream_bounded(cmd, MAX_UNREAD) {
+            match router.stream_bounded(cmd, bound) {
                 Ok(stream) => {
                     *slot = Some(Follow {
                         stream,
-                        rows: SessionRows::new(service),
+                        rows: match list {
+                            List::Active(s) => Rows::Sessions(SessionRows::new(s)),
+                            List::Users(s) => Rows::Users(UserRows::new(s)),
+                        },
                     })
                 }
-                Err(e) => {
-                    *slot = None;
-                    ended.push(Heard::Ended {
-                        service,
-                        why: e.to_string(),
-                    });
-                }
+                Err(e) => ended.push(Heard::Ended {
+                    list,
+                    why: e.to_string(),
+                }),
             }
         }
         ended
     }
 
-    /// Drops both listens (dropping a stream cancels its command).
+    /// Drops every listen (dropping a stream cancels its command).
     pub fn close(&mut self) {
-        self.hotspot = None;
-        self.ppp = None;
+        self.follows = Default::default();
     }
 
-    pub fn is_open(&self) -> bool {
-        self.hotspot.is_some() || self.ppp.is_some()
+    pub fn is_open(&self, list: List) -> bool {
+        self.follows[list.index()].is_some()
     }
 
-    fn slot(&mut self, service: Service) -> &mut Option<Follow> {
-        match service {
-            Service::Hotspot => &mut self.hotspot,
-            Service::Pppoe => &mut self.ppp,
-        }
-    }
-
-    /// The next thing either listen produced; never resolves while none
-    /// is open.
+    /// The next thing any listen produced; never resolves while none is
+    /// open.
     pub async fn next(&mut self) -> Heard {
         async fn recv(f: &mut Option<Follow>) -> Option<Result<Item, ClientError>> {
             match f {
@@ -108,15 +172,20 @@ impl Listens {
                 None => std::future::pending().await,
             }
         }
-        let (service, item) = tokio::select! {
-            r = recv(&mut self.hotspot) => (Service::Hotspot, r),
-            r = recv(&mut self.ppp) => (Service::Pppoe, r),
+        let [a, b, c, d] = &mut self.follows;
+        let (list, item) = tokio::select! {
+            r = recv(a) => (List::ALL[0], r),
+            r = recv(b) => (List::ALL[1], r),
+            r = recv(c) => (List::ALL[2], r),
+            r = recv(d) => (List::ALL[3], r),
         };
-        let slot = self.slot(service);
+        let slot = &mut self.follows[list.index()];
         let why = match item {
             Some(Ok(Item::Row(attrs))) => {
                 if let Some(follow) = slot.as_mut() {
-                    return follow.heard(service, attrs);
+                    let heard = follow.heard(list, &attrs);
+                    follow.stream.recycle(attrs);
+                    return heard;
                 }
                 return Heard::Skipped(Vec::new());
             }
@@ -126,23 +195,40 @@ impl Listens {
             None => "ended".to_owned(),
         };
         *slot = None;
-        Heard::Ended { service, why }
+        Heard::Ended { list, why }
     }
 }
 
 impl Follow {
-    fn heard(&mut self, service: Service, attrs: Attrs) -> Heard {
+    fn heard(&mut self, list: List, attrs: &Attrs) -> Heard {
         if matches!(attrs.get(".dead"), Some(b"yes") | Some(b"true")) {
-            return match attrs.get(".id").and_then(Id::parse) {
-                Some(id) => Heard::Change(ListenChange::Removed { service, id }),
-                None => Heard::Skipped(Vec::new()),
+            let Some(id) = attrs.get(".id").and_then(Id::parse) else {
+                return Heard::Skipped(Vec::new());
+            };
+            return match list {
+                List::Active(service) => Heard::Change(ListenChange::Removed { service, id }),
+                List::Users(service) => Heard::User(UserChange::Removed(service, id)),
             };
         }
-        self.rows.push(&attrs);
-        let warnings = std::mem::take(&mut self.rows.warnings);
-        match self.rows.rows.pop() {
-            Some(row) => Heard::Change(ListenChange::Upsert(row)),
-            None => Heard::Skipped(warnings),
+        match (&mut self.rows, list) {
+            (Rows::Sessions(rows), List::Active(_)) => {
+                rows.push(attrs);
+                let warnings = std::mem::take(&mut rows.warnings);
+                match rows.rows.pop() {
+                    Some(row) => Heard::Change(ListenChange::Upsert(row)),
+                    None => Heard::Skipped(warnings),
+                }
+            }
+            (Rows::Users(rows), List::Users(service)) => {
+                rows.push(attrs);
+                let warnings = std::mem::take(&mut rows.warnings);
+                match rows.rows.pop() {
+                    Some(row) => Heard::User(UserChange::Upsert(service, row)),
+                    None => Heard::Skipped(warnings),
+                }
+            }
+            // `open` pairs each list with its own typing.
+            _ => Heard::Skipped(Vec::new()),
         }
     }
 }

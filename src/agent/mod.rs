@@ -25,6 +25,7 @@ pub mod name_cache;
 mod profile_rows;
 pub mod rows;
 pub mod sync;
+pub mod user_table;
 pub mod view;
 
 use std::collections::HashSet;
@@ -38,17 +39,17 @@ use crate::client::{ClientError, ConnectionEvent, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::event::{EventKind, RouterState, Service};
-use crate::monitor::{
-    self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot, UserIndex, UserRow,
-};
+use crate::monitor::{self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot, UserIndex};
 use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
+use listen::List;
 use name_cache::NameCache;
 use rows::{
     HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
     PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows,
 };
+use user_table::UserTable;
 pub use view::View;
 
 #[derive(Debug)]
@@ -181,6 +182,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             mac_lock_pattern: cfg.mac_lock_profile_pattern.clone(),
         },
         poll: cfg.poll_interval(),
+        user_read: Duration::from_secs(cfg.user_read_secs),
+        users_listening: [false; 2],
         store,
         router,
         state,
@@ -223,6 +226,10 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
 struct Agent {
     monitor: MonitorConfig,
     poll: Duration,
+    /// How often the user lists are read in full while listened on.
+    user_read: Duration,
+    /// Whether listen on the hotspot users / PPP secrets is open.
+    users_listening: [bool; 2],
     store: StoreHandle,
     router: Router,
     state: Arc<MonitorState>,
@@ -247,33 +254,48 @@ struct Agent {
     users: UserIndex,
     /// The last poll's clock judgement, its time, and when it was made.
     listen_clock: Option<(monitor::ClockNow, Timestamp, std::time::Instant)>,
-    /// Each list's names and emptied row vector from the last poll, reused
-    /// by the next: memory allocated afresh each poll is page-faulted in
-    /// again (musl returns freed memory at once).
+    /// The user lists as last read (and listened to since), and each
+    /// session list's names and emptied row vector from the last poll,
+    /// reused by the next: memory allocated afresh each poll is
+    /// page-faulted in again (musl returns freed memory at once).
     reuse: Reuse,
 }
 
-/// Per list read each poll: its [`NameCache`] and its row vector.
+/// What one poll leaves to the next.
 #[derive(Default)]
 struct Reuse {
-    hotspot_users: (NameCache, Vec<UserRow>),
+    hotspot_users: UserTable,
     hotspot_active: (NameCache, Vec<SessionRow>),
-    ppp_secrets: (NameCache, Vec<UserRow>),
+    ppp_secrets: UserTable,
     ppp_active: (NameCache, Vec<SessionRow>),
 }
 
 impl Reuse {
-    /// Takes back, emptied, the row vectors of a snapshot the step is
-    /// done with.
+    /// Takes back the rows of a snapshot the step is done with: the user
+    /// lists as they are, the session lists' vectors emptied.
     fn keep_rows(&mut self, snapshot: Snapshot) {
         fn emptied<T>(mut rows: Vec<T>) -> Vec<T> {
             rows.clear();
             rows
         }
-        self.hotspot_users.1 = emptied(snapshot.hotspot_users);
+        self.hotspot_users.rows = snapshot.hotspot_users;
         self.hotspot_active.1 = emptied(snapshot.hotspot_active);
-        self.ppp_secrets.1 = emptied(snapshot.ppp_secrets);
+        self.ppp_secrets.rows = snapshot.ppp_secrets;
         self.ppp_active.1 = emptied(snapshot.ppp_active);
+    }
+
+    fn users(&mut self, service: Service) -> &mut UserTable {
+        match service {
+            Service::Hotspot => &mut self.hotspot_users,
+            Service::Pppoe => &mut self.ppp_secrets,
+        }
+    }
+}
+
+fn service_index(service: Service) -> usize {
+    match service {
+        Service::Hotspot => 0,
+        Service::Pppoe => 1,
     }
 }
 
@@ -302,8 +324,13 @@ impl Agent {
                         let Some(ev) = ev else { return Err(AgentError::RouterTaskEnded) };
                         let connected = ev == ConnectionEvent::Connected;
                         // A new connection or none: the old listens are gone
-                        // with their session, rows still queued included.
+                        // with their session, rows still queued included;
+                        // the user lists are read afresh.
                         listens.close();
+                        self.users_listening = [false; 2];
+                        for service in [Service::Hotspot, Service::Pppoe] {
+                            self.reuse.users(service).forget_read();
+                        }
                         self.session_ready = false;
                         self.record_connection_event(ev).await?;
                         if connected {
@@ -315,10 +342,17 @@ impl Agent {
                             // committed (with the user index it read), and
                             // what the poll already reported they repeat
                             // as no-ops.
-                            for ended in listens.open(&self.router) {
+                            let users = !self.user_read.is_zero();
+                            for ended in listens.open(&self.router, users) {
                                 self.on_heard(ended).await?;
                             }
-                            if listens.is_open() {
+                            for service in [Service::Hotspot, Service::Pppoe] {
+                                self.users_listening[service_index(service)] =
+                                    listens.is_open(List::Users(service));
+                            }
+                            if listens.is_open(List::Active(Service::Hotspot))
+                                || listens.is_open(List::Active(Service::Pppoe))
+                            {
                                 log::debug!("listening on the active lists");
                             }
                             self.cycle().await?;
@@ -497,6 +531,27 @@ impl Agent {
     async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
         let change = match heard {
             listen::Heard::Change(c) => c,
+            listen::Heard::User(c) => {
+                let service = match &c {
+                    listen::UserChange::Upsert(service, row) => {
+                        let pattern = match service {
+                            Service::Hotspot => &self.monitor.hotspot_pattern,
+                            Service::Pppoe => &self.monitor.pppoe_pattern,
+                        };
+                        let managed = monitor::glob_match(pattern, row.profile.as_bytes());
+                        self.users.upsert(*service, row, managed);
+                        *service
+                    }
+                    listen::UserChange::Removed(service, id) => {
+                        if let Some(row) = self.reuse.users(*service).get(*id) {
+                            self.users.remove(*service, &row.name, *id);
+                        }
+                        *service
+                    }
+                };
+                self.reuse.users(service).apply(c);
+                return Ok(());
+            }
             listen::Heard::Skipped(warnings) => {
                 for w in warnings {
                     self.warn_once(format!(
@@ -506,12 +561,17 @@ impl Agent {
                 }
                 return Ok(());
             }
-            listen::Heard::Ended { service, why } => {
+            listen::Heard::Ended { list, why } => {
                 // Said once per menu and reason, not at every reconnect.
                 self.warn_once(format!(
                     "listen on {} ended ({why}): polling alone reports its changes until the next connection",
-                    listen::path(service)
+                    list.path()
                 ));
+                if let List::Users(service) = list {
+                    // Nothing keeps the copy current now: every poll reads it.
+                    self.users_listening[service_index(service)] = false;
+                    self.reuse.users(service).forget_read();
+                }
                 return Ok(());
             }
         };
@@ -696,24 +756,56 @@ impl Agent {
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
         let mut reuse = std::mem::take(&mut self.reuse);
-        let users = |service, (names, rows)| {
-            self.router.fold(
-                print(
-                    match service {
-                        Service::Hotspot => "/ip/hotspot/user/print",
-                        Service::Pppoe => "/ppp/secret/print",
-                    },
-                    match service {
-                        Service::Hotspot => HOTSPOT_USER_PROPS,
-                        Service::Pppoe => PPP_SECRET_PROPS,
-                    },
-                ),
-                UserRows::reusing(service, names, rows),
-                UserRows::push,
+        // A user list is read in full only when due (see [`user_table`]);
+        // otherwise the copy kept current by its listen stands in.
+        let now = std::time::Instant::now();
+        let mut due = |service| {
+            reuse.users(service).needs_read(
+                self.users_listening[service_index(service)],
+                self.user_read,
+                now,
             )
         };
+        let due = [due(Service::Hotspot), due(Service::Pppoe)];
+        let router = &self.router;
+        let users = |service, mut table: UserTable| async move {
+            if !due[service_index(service)] {
+                return Ok(UsersRead {
+                    table,
+                    traps: Vec::new(),
+                    warnings: Vec::new(),
+                });
+            }
+            // The old rows go before the new ones come: one copy at a time.
+            table.rows = Vec::new();
+            let names = std::mem::take(&mut table.names);
+            let mut f = router
+                .fold(
+                    print(
+                        match service {
+                            Service::Hotspot => "/ip/hotspot/user/print",
+                            Service::Pppoe => "/ppp/secret/print",
+                        },
+                        match service {
+                            Service::Hotspot => HOTSPOT_USER_PROPS,
+                            Service::Pppoe => PPP_SECRET_PROPS,
+                        },
+                    ),
+                    UserRows::reusing(service, names, Vec::new()),
+                    UserRows::push,
+                )
+                .await?;
+            if f.traps.is_empty() {
+                table.read(f.value.rows, f.value.names.rotated(), now);
+            }
+            Ok::<_, ClientError>(UsersRead {
+                table,
+                traps: f.traps,
+                warnings: std::mem::take(&mut f.value.warnings),
+            })
+        };
         let sessions = |service, (names, rows)| {
-            self.router.fold(
+            router.fold(
                 print(
                     match service {
                         Service::Hotspot => "/ip/hotspot/active/print",
@@ -729,7 +821,7 @@ impl Agent {
             )
         };
         // PPPoE byte counters live on the sessions' dynamic interfaces.
-        let ifaces = self.router.fold(
+        let ifaces = router.fold(
             print("/interface/print", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
             PppoeCounters::new(),
             PppoeCounters::push,
@@ -743,9 +835,9 @@ impl Agent {
         );
         let (mut hu, mut ha, mut ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
         // The row vectors come back after the step (`Reuse::keep_rows`).
-        reuse.hotspot_users.0 = hu.value.names.rotated();
+        reuse.hotspot_users = std::mem::take(&mut hu.table);
         reuse.hotspot_active.0 = ha.value.names.rotated();
-        reuse.ppp_secrets.0 = ps.value.names.rotated();
+        reuse.ppp_secrets = std::mem::take(&mut ps.table);
         reuse.ppp_active.0 = pa.value.names.rotated();
         self.reuse = reuse;
         // The counters are extra: a router that refuses the interface read
@@ -767,9 +859,9 @@ impl Agent {
             }
         }
         let warnings: Vec<_> = [
-            &hu.value.warnings,
+            &hu.warnings,
             &ha.value.warnings,
-            &ps.value.warnings,
+            &ps.warnings,
             &pa.value.warnings,
             &pi.value.warnings,
         ]
@@ -789,9 +881,9 @@ impl Agent {
             pi.value.fill(&mut pa.value.rows);
         }
         Ok(Snapshot {
-            hotspot_users: hu.value.rows,
+            hotspot_users: std::mem::take(&mut self.reuse.hotspot_users.rows),
             hotspot_active: ha.value.rows,
-            ppp_secrets: ps.value.rows,
+            ppp_secrets: std::mem::take(&mut self.reuse.ppp_secrets.rows),
             ppp_active: pa.value.rows,
             router_boot: self.router_boot,
             // Assessed by the caller, after the reads.
@@ -812,6 +904,13 @@ impl Agent {
             log::warn!("{warning}");
         }
     }
+}
+
+/// A user list as this poll has it: read in full, or kept from before.
+struct UsersRead {
+    table: UserTable,
+    traps: Vec<crate::client::Trap>,
+    warnings: Vec<rows::ValueWarning>,
 }
 
 /// RouterOS answers an action on an item that no longer exists with a trap

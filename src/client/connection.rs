@@ -81,6 +81,12 @@ trait Sink: Send {
     fn queues(&self) -> bool {
         false
     }
+    /// True when rows come in bursts (a `print`), so reads are worth
+    /// coalescing (see [`READ_COALESCE`]); false for a follow (`listen`),
+    /// whose rows are sparse and wanted at once.
+    fn bulk(&self) -> bool {
+        true
+    }
 }
 
 /// A fold's result: the accumulated value, `!done` attributes and traps.
@@ -189,6 +195,12 @@ impl Sink for StreamSink {
 
     fn queues(&self) -> bool {
         true
+    }
+
+    /// Bounded streams are follows (`listen`, `print follow`); unbounded
+    /// ones are prints read as they arrive (`api`).
+    fn bulk(&self) -> bool {
+        self.limit.is_none()
     }
 }
 
@@ -559,7 +571,8 @@ struct Driver {
 /// time, and a reader faster than the sender would otherwise wake, poll and
 /// read once per sentence: 10,000 rows cost 10,000 wake-ups instead of a few
 /// dozen reads of what gathered meanwhile. A row of a quiet `listen` is
-/// still handled at once; only a second one within this time waits.
+/// handled at once: follows do not count (see [`Sink::bulk`]), so a burst
+/// of them (one per router write the agent makes) costs no waits.
 const READ_COALESCE: Duration = Duration::from_millis(1);
 
 impl Driver {
@@ -701,7 +714,7 @@ impl Driver {
     }
 
     /// Handles every reply the decoder holds; returns how many `!re` rows
-    /// were delivered.
+    /// of bulk replies (see [`Sink::bulk`]) were delivered.
     async fn drain_replies(&mut self) -> Result<u64, ClientError> {
         let mut rows = 0;
         while let Some((reply, size)) = self.decoder.next_reply()? {
@@ -743,7 +756,7 @@ impl Driver {
             let open = match reply.kind {
                 ReplyKind::Re => {
                     self.queued += usize::from(pending.sink.queues());
-                    rows += 1;
+                    rows += u64::from(pending.sink.bulk());
                     let (open, back) = pending.sink.row(reply.attrs);
                     if let Some(attrs) = back {
                         self.decoder.recycle(attrs);

@@ -47,6 +47,7 @@ const TOP_KEYS: &[&str] = &[
     "site_id",
     "poll_secs",
     "usage_secs",
+    "user_read_secs",
     "hotspot_profile_pattern",
     "pppoe_profile_pattern",
     "expired_action",
@@ -102,6 +103,10 @@ pub struct Config {
     pub poll_secs: u64,
     /// How often to record usage, at least 1 second.
     pub usage_secs: u64,
+    /// How often the hotspot users and PPP secrets are read in full while
+    /// `listen` reports their changes, 0..=86400 seconds; 0 reads them at
+    /// every poll (and does not listen on them).
+    pub user_read_secs: u64,
     /// Glob (`*`, `?`) over hotspot user profile names; see [`crate::monitor::glob_match`].
     pub hotspot_profile_pattern: String,
     /// Glob (`*`, `?`) over PPP profile names; see [`crate::monitor::glob_match`].
@@ -188,6 +193,13 @@ impl Config {
                 .uint("poll_secs", 1..=86_400, "a whole number of seconds 1-86400")?
                 .unwrap_or(30),
             usage_secs: src.secs("usage_secs")?.unwrap_or(300),
+            user_read_secs: src
+                .uint(
+                    "user_read_secs",
+                    0..=86_400,
+                    "a whole number of seconds 0-86400",
+                )?
+                .unwrap_or(300),
             hotspot_profile_pattern: src
                 .pattern("hotspot_profile_pattern")?
                 .unwrap_or_else(|| "*voucher*".to_owned()),

@@ -62,6 +62,30 @@ impl UserIndex {
         );
     }
 
+    /// A user added or changed between polls (heard by listen on its
+    /// list): the listen path knows it at once, e.g. a voucher created
+    /// after the last poll is activated at its first login. `managed`:
+    /// its profile matches the service's pattern. An entry left under an
+    /// old name (a rename) is harmless until the next poll replaces the
+    /// index: no session can log in under a name no user has.
+    pub fn upsert(&mut self, service: Service, row: &UserRow, managed: bool) {
+        let key = (service, row.name.clone());
+        if managed {
+            self.users.insert(key, row.clone());
+        } else if self.users.get(&key).is_some_and(|u| u.id == row.id) {
+            // Moved to a profile that is not managed.
+            self.users.remove(&key);
+        }
+    }
+
+    /// A user removed between polls (its name from the driver's copy).
+    pub fn remove(&mut self, service: Service, name: &Name, id: Id) {
+        let key = (service, name.clone());
+        if self.users.get(&key).is_some_and(|u| u.id == id) {
+            self.users.remove(&key);
+        }
+    }
+
     pub fn get(&self, service: Service, name: &Name) -> Option<&UserRow> {
         self.users.get(&(service, name.clone()))
     }

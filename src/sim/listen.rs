@@ -10,7 +10,6 @@
 //! hook in each. Live counters (uptime, bytes, …) are not changes, as on a
 //! router, where they would otherwise flood every listener every second.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -18,19 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::commands::{Request, Words, re, select};
 use super::router::Menu;
 use super::server::{Out, Shared, lock, send_replies};
-use super::tables::Printed;
-
-/// Properties that move on their own; a change in them alone is not sent.
-const LIVE: &[&[u8]] = &[
-    b"uptime",
-    b"idle-time",
-    b"session-time-left",
-    b"bytes-in",
-    b"bytes-out",
-    b"packets-in",
-    b"packets-out",
-    b"last-seen",
-];
+use super::tables::format_id;
 
 /// The menus `listen` is supported on.
 pub(crate) const MENUS: [Menu; 4] = [
@@ -65,20 +52,36 @@ pub(crate) fn is_read_only(path: &[u8]) -> bool {
         .any(|s| path.ends_with(s))
 }
 
-fn snapshot(shared: &Shared, menu: Menu) -> BTreeMap<Vec<u8>, Printed> {
-    lock(&shared.inner)
-        .router
-        .print(menu)
-        .into_iter()
-        .map(|row| {
-            let id = row.first().map(|(_, v)| v.clone()).unwrap_or_default();
-            (id, row)
-        })
-        .collect()
-}
-
-fn stable(row: &Printed) -> impl Iterator<Item = &(Vec<u8>, Vec<u8>)> {
-    row.iter().filter(|(k, _)| !LIVE.contains(&k.as_slice()))
+/// Ids of rows in `now` that are new or changed since `last`, and ids of
+/// rows gone; both lists are in id order (as tables keep their rows).
+fn diff(last: &[(u32, u64)], now: &[(u32, u64)]) -> (Vec<u32>, Vec<u32>) {
+    let (mut changed, mut dead) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < last.len() || j < now.len() {
+        match (last.get(i), now.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    changed.push(b.0);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                dead.push(a.0);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                changed.push(b.0);
+                j += 1;
+            }
+            (Some(a), None) => {
+                dead.push(a.0);
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (changed, dead)
 }
 
 /// Follows `menu` for one `listen` command until aborted.
@@ -99,32 +102,58 @@ pub(crate) async fn run(shared: Arc<Shared>, out: UnboundedSender<Out>, menu: Me
     else {
         return;
     };
-    let mut last = snapshot(&shared, menu);
+    let revisions = |inner: &super::server::Inner| {
+        let mut revs = inner.router.revisions(menu);
+        // Tables keep id order; sorted anyway so the diff can rely on it.
+        revs.sort_unstable();
+        revs
+    };
+    let mut last = revisions(&lock(&shared.inner));
     while changes.changed().await.is_ok() {
-        let now = snapshot(&shared, menu);
+        // Revisions, not printed rows, are compared: a change to one of
+        // 10,000 users prints one row, not 10,000.
+        let (now, printed, dead) = {
+            let inner = lock(&shared.inner);
+            let now = revisions(&inner);
+            let (changed, dead) = diff(&last, &now);
+            let printed = inner.router.print_ids(menu, &changed);
+            (now, printed, dead)
+        };
         let mut replies: Vec<Words> = Vec::new();
-        for id in last.keys().filter(|id| !now.contains_key(*id)) {
+        for id in dead {
             replies.push(vec![
                 b"!re".to_vec(),
-                [b"=.id=".as_slice(), id].concat(),
+                [b"=.id=".as_slice(), format_id(id).as_bytes()].concat(),
                 b"=.dead=yes".to_vec(),
             ]);
         }
-        for (id, row) in &now {
-            let same = last.get(id).is_some_and(|old| stable(old).eq(stable(row)));
-            if !same {
-                replies.push(match &props {
-                    None => re(row),
-                    Some(p) => {
-                        let p: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
-                        re(&select(row, &p))
-                    }
-                });
-            }
+        for row in &printed {
+            replies.push(match &props {
+                None => re(row),
+                Some(p) => {
+                    let p: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
+                    re(&select(row, &p))
+                }
+            });
         }
         last = now;
         if !replies.is_empty() {
             send_replies(&shared, &out, &replies, req.tag.as_deref());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+
+    #[test]
+    fn diff_finds_new_changed_and_gone_rows() {
+        let last = [(1, 10), (2, 20), (4, 40), (6, 60)];
+        let now = [(2, 21), (3, 30), (4, 40), (7, 70)];
+        assert_eq!(diff(&last, &now), (vec![2, 3, 7], vec![1, 6]));
+        assert_eq!(diff(&[], &now), (vec![2, 3, 4, 7], vec![]));
+        assert_eq!(diff(&last, &[]), (vec![], vec![1, 2, 4, 6]));
+        assert_eq!(diff(&last, &last), (vec![], vec![]));
     }
 }

@@ -338,6 +338,27 @@ impl SimHandle {
         commands::ret_or_trap(&reply)
     }
 
+    /// Runs `<path>/set` on the item named `name` with `props`, as the API
+    /// would (a hand edit in WinBox, say). Returns the trap message on
+    /// failure.
+    pub fn set_item(&self, path: &str, name: &str, props: &[(&str, &[u8])]) -> Result<(), String> {
+        let path = path.trim_end_matches('/');
+        let id = self
+            .find(path, name)
+            .and_then(|row| row.into_iter().find(|(k, _)| k == b".id").map(|(_, v)| v))
+            .ok_or_else(|| format!("no {name:?} in {path}"))?;
+        let mut words = vec![
+            format!("{path}/set").into_bytes(),
+            [b"=.id=", &id[..]].concat(),
+        ];
+        for (k, v) in props {
+            words.push([b"=", k.as_bytes(), b"=", v].concat());
+        }
+        let req = commands::Request::parse(&words)?;
+        let reply = self.with(|i| commands::execute(&mut i.router, &req));
+        commands::ret_or_trap(&reply).map(|_| ())
+    }
+
     /// `/system/clock` `time-zone-name` and the offset it gives (seconds
     /// east of UTC, shown as `gmt-offset` `+07:00`); `date` and `time`
     /// then show local time, as on a router.

@@ -259,23 +259,35 @@ impl Router {
                 ),
             ])],
 
-            _ => {
-                let hidden = match menu {
-                    Menu::HotspotActive => Some(&self.hidden_hs),
-                    Menu::PppActive => Some(&self.hidden_ppp),
-                    _ => None,
-                };
-                self.table(menu)
-                    .map(|t| {
-                        t.rows
-                            .iter()
-                            .filter(|r| hidden.is_none_or(|h| !h.contains(&r.id)))
-                            .map(|r| r.print(self.dates))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
+            _ => self.visible(menu).map(|r| r.print(self.dates)).collect(),
         }
+    }
+
+    /// Each visible row's id and revision (see `Row::rev`), in print order.
+    pub(crate) fn revisions(&self, menu: Menu) -> Vec<(u32, u64)> {
+        self.visible(menu).map(|r| (r.id, r.rev)).collect()
+    }
+
+    /// The visible rows with these ids (ascending), printed.
+    pub(crate) fn print_ids(&self, menu: Menu, ids: &[u32]) -> Vec<Printed> {
+        self.visible(menu)
+            .filter(|r| ids.binary_search(&r.id).is_ok())
+            .map(|r| r.print(self.dates))
+            .collect()
+    }
+
+    /// A table menu's rows as `print` shows them (hidden sessions left out).
+    fn visible(&self, menu: Menu) -> impl Iterator<Item = &super::tables::Row> {
+        let hidden = match menu {
+            Menu::HotspotActive => Some(&self.hidden_hs),
+            Menu::PppActive => Some(&self.hidden_ppp),
+            _ => None,
+        };
+        self.table(menu)
+            .map(|t| t.rows.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(move |r| hidden.is_none_or(|h| !h.contains(&r.id)))
     }
 
     /// See `SimHandle::hide_sessions`.

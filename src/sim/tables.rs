@@ -333,11 +333,36 @@ impl DateStyle {
 
 pub(crate) type Printed = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Properties that move on their own; a change in them alone is not a
+/// change `listen` reports (a router would otherwise flood every listener
+/// every second).
+pub(crate) const LIVE: &[&str] = &[
+    "uptime",
+    "idle-time",
+    "session-time-left",
+    "bytes-in",
+    "bytes-out",
+    "packets-in",
+    "packets-out",
+    "last-seen",
+];
+
+/// Source of [`Row::rev`]: unique across tables and time.
+static REVISION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_revision() -> u64 {
+    REVISION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
     pub(crate) id: u32,
     schema: &'static [Field],
     vals: Vec<Option<Value>>,
+    /// Changes whenever a property other than the [`LIVE`] ones does: a
+    /// `listen` compares revisions to find what changed without printing
+    /// every row of a menu of 10,000 users at each change.
+    pub(crate) rev: u64,
 }
 
 impl Row {
@@ -365,6 +390,9 @@ impl Row {
     /// the simulator, not client input, so they are ignored.
     pub(crate) fn set(&mut self, name: &str, value: Option<Value>) {
         if let Some(i) = self.schema.iter().position(|f| f.name == name) {
+            if self.vals[i] != value && !LIVE.contains(&name) {
+                self.rev = next_revision();
+            }
             self.vals[i] = value;
         }
     }
@@ -447,6 +475,7 @@ impl Table {
                 .iter()
                 .map(|f| Value::from_default(f.default))
                 .collect(),
+            rev: next_revision(),
         };
         for (name, value) in values {
             row.set(name, Some(value));

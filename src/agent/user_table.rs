@@ -1,0 +1,185 @@
+//! The driver's copy of one user list (hotspot users or PPP secrets),
+//! kept between polls.
+//!
+//! Users change rarely (a batch created, a comment written at activation,
+//! an expiry), but there are thousands of them: reading and typing them all
+//! at every poll was most of a quiet poll's cost. So while `listen` on the
+//! list is open, its changes are applied here as they arrive, and the list
+//! is read in full only every `user_read_secs` (the safety net for anything
+//! a listen does not report, such as the cumulative counters of hotspot
+//! users, which move when a session ends). Without the listen (refused, or
+//! ended) or with `user_read_secs = 0`, every poll reads the list.
+
+use std::time::{Duration, Instant};
+
+use super::listen::UserChange;
+use super::name_cache::NameCache;
+use crate::monitor::UserRow;
+use crate::name::Id;
+
+#[derive(Default)]
+pub struct UserTable {
+    /// The users in the router's order (listen additions at the end).
+    pub rows: Vec<UserRow>,
+    /// Names and comments of the last full read, reused by the next.
+    pub names: NameCache,
+    /// When the list was last read in full since its listen opened;
+    /// `None` until then (and after a failed read).
+    read_at: Option<Instant>,
+    /// `rows` are in ascending `.id` order (as RouterOS lists them), so a
+    /// change finds its row by binary search: a burst of thousands of
+    /// changes (a batch created, vouchers activated) stays linear.
+    sorted: bool,
+}
+
+impl UserTable {
+    /// Whether this poll must read the list in full; `listening`: the
+    /// list's listen is open, so `rows` stays current between reads.
+    pub fn needs_read(&self, listening: bool, every: Duration, now: Instant) -> bool {
+        match self.read_at {
+            Some(at) if listening && !every.is_zero() => now.duration_since(at) >= every,
+            _ => true,
+        }
+    }
+
+    /// A full read replaced the rows.
+    pub fn read(&mut self, rows: Vec<UserRow>, names: NameCache, at: Instant) {
+        self.sorted = rows.is_sorted_by_key(|r| r.id);
+        self.rows = rows;
+        self.names = names;
+        self.read_at = Some(at);
+    }
+
+    /// The list's listen opened (on a new connection: changes made
+    /// meanwhile were not heard) or ended: either way the next poll reads
+    /// the list in full.
+    pub fn forget_read(&mut self) {
+        self.read_at = None;
+    }
+
+    /// Applies a listen change. Until the list has been read in full on
+    /// this connection there is nothing to apply it to: the read to come
+    /// covers it (a row heard during that read is applied after it, and
+    /// being the newer, wins).
+    pub fn apply(&mut self, change: UserChange) {
+        if self.read_at.is_none() {
+            return;
+        }
+        match change {
+            UserChange::Upsert(_, row) => match self.find(row.id) {
+                Ok(i) => self.rows[i] = row,
+                Err(i) => {
+                    // A new user: where its id sorts, or at the end.
+                    let i = if self.sorted { i } else { self.rows.len() };
+                    self.rows.insert(i, row);
+                }
+            },
+            UserChange::Removed(_, id) => {
+                if let Ok(i) = self.find(id) {
+                    self.rows.remove(i);
+                }
+            }
+        }
+    }
+
+    /// The user with this `.id`, if the copy has it.
+    pub fn get(&self, id: Id) -> Option<&UserRow> {
+        self.find(id).ok().map(|i| &self.rows[i])
+    }
+
+    /// The row's position, or (in sorted order) where it would go.
+    fn find(&self, id: Id) -> Result<usize, usize> {
+        if self.sorted {
+            self.rows.binary_search_by_key(&id, |r| r.id)
+        } else {
+            self.rows
+                .iter()
+                .rposition(|r| r.id == id)
+                .ok_or(self.rows.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Service;
+    use crate::name::Name;
+
+    fn row(id: u64, name: &str, comment: &str) -> UserRow {
+        UserRow {
+            id: Id(id),
+            name: Name::new(name.as_bytes()),
+            profile: Name::new(b"voucher-1h"),
+            comment: Name::new(comment.as_bytes()),
+            disabled: false,
+            totals: None,
+        }
+    }
+
+    fn names(t: &UserTable) -> Vec<&[u8]> {
+        t.rows.iter().map(|r| r.name.as_bytes()).collect()
+    }
+
+    #[test]
+    fn changes_apply_by_id_and_keep_the_routers_order() {
+        let mut t = UserTable::default();
+        let at = Instant::now();
+        t.read(
+            vec![row(1, "a", ""), row(2, "b", ""), row(3, "c", "")],
+            NameCache::default(),
+            at,
+        );
+        t.apply(UserChange::Upsert(Service::Hotspot, row(2, "b", "edited")));
+        t.apply(UserChange::Upsert(Service::Hotspot, row(9, "new", "")));
+        t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
+        // Removing what is already gone is a no-op.
+        t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
+        assert_eq!(names(&t), [&b"b"[..], b"c", b"new"]);
+        assert_eq!(t.rows[0].comment.as_bytes(), b"edited");
+    }
+
+    #[test]
+    fn changes_apply_to_a_list_not_in_id_order_too() {
+        let mut t = UserTable::default();
+        t.read(
+            vec![row(5, "e", ""), row(2, "b", "")],
+            NameCache::default(),
+            Instant::now(),
+        );
+        t.apply(UserChange::Upsert(Service::Hotspot, row(2, "b", "x")));
+        t.apply(UserChange::Upsert(Service::Hotspot, row(3, "c", "")));
+        t.apply(UserChange::Removed(Service::Hotspot, Id(5)));
+        assert_eq!(names(&t), [&b"b"[..], b"c"]);
+        assert_eq!(t.get(Id(2)).map(|r| r.comment.as_bytes()), Some(&b"x"[..]));
+        assert!(t.get(Id(5)).is_none());
+    }
+
+    #[test]
+    fn full_reads_are_due_by_time_and_whenever_the_listen_is_not_open() {
+        let every = Duration::from_secs(300);
+        let at = Instant::now();
+        let mut t = UserTable::default();
+        assert!(t.needs_read(true, every, at), "never read");
+        t.read(Vec::new(), NameCache::default(), at);
+        assert!(!t.needs_read(true, every, at + Duration::from_secs(299)));
+        assert!(t.needs_read(true, every, at + every));
+        assert!(
+            t.needs_read(false, every, at),
+            "read, but nothing keeps it current"
+        );
+        assert!(t.needs_read(true, Duration::ZERO, at), "0: every poll");
+        t.forget_read();
+        assert!(
+            t.needs_read(true, every, at),
+            "a new listen has not seen the past"
+        );
+    }
+
+    #[test]
+    fn changes_before_the_first_full_read_are_left_to_it() {
+        let mut t = UserTable::default();
+        t.apply(UserChange::Upsert(Service::Hotspot, row(1, "a", "")));
+        assert!(t.rows.is_empty());
+    }
+}
