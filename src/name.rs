@@ -91,6 +91,13 @@ impl Name {
         Name(Arc::from(bytes.as_ref()))
     }
 
+    /// The same copy (not only equal bytes): a cheap shortcut for names
+    /// known to be shared, such as interned profiles.
+    #[inline(always)]
+    pub fn same_allocation(&self, other: &Name) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The empty name, shared: rows carry many (no comment, no caller id).
     pub fn empty() -> Name {
         static EMPTY: std::sync::OnceLock<Name> = std::sync::OnceLock::new();
@@ -319,7 +326,33 @@ impl fmt::Debug for Id {
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {
+    /// `AA:BB:CC:00:11:22` (or with `-`); every hotspot session row has
+    /// one, so the usual form is read byte by byte, anything else as text.
     pub fn parse(raw: &[u8]) -> Option<Mac> {
+        Mac::parse_plain(raw).or_else(|| Mac::parse_text(raw))
+    }
+
+    /// Six pairs of hex digits, each pair after the first behind `:`/`-`.
+    fn parse_plain(raw: &[u8]) -> Option<Mac> {
+        let raw: &[u8; 17] = raw.try_into().ok()?;
+        let hex = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 6];
+        for (i, o) in out.iter_mut().enumerate() {
+            let at = i * 3;
+            if i > 0 && !matches!(raw[at - 1], b':' | b'-') {
+                return None;
+            }
+            *o = hex(raw[at])? << 4 | hex(raw[at + 1])?;
+        }
+        Some(Mac(out))
+    }
+
+    fn parse_text(raw: &[u8]) -> Option<Mac> {
         let s = std::str::from_utf8(raw).ok()?;
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
@@ -508,5 +541,27 @@ mod tests {
         let bytes = postcard::to_stdvec(&n).unwrap();
         let back: Name = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(n, back);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mac_plain_path_reads_as_the_text_path(
+            raw in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"0123456789abcdefABCDEFgG:-+ ".to_vec()),
+                    proptest::prelude::any::<u8>(),
+                ],
+                15..19,
+            )
+        ) {
+            proptest::prop_assert_eq!(Mac::parse(&raw), Mac::parse_text(&raw));
+        }
+
+        #[test]
+        fn mac_plain_path_reads_every_mac(m in proptest::prelude::any::<[u8; 6]>(), dash: bool) {
+            let text = Mac(m).to_string();
+            let text = if dash { text.replace(':', "-") } else { text.to_lowercase() };
+            proptest::prop_assert_eq!(Mac::parse_plain(text.as_bytes()), Some(Mac(m)));
+        }
     }
 }

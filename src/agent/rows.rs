@@ -337,9 +337,7 @@ impl SessionRows {
         let address = match address.filter(|r| !r.is_empty()) {
             None => None,
             Some(raw) => {
-                let ip = std::str::from_utf8(raw)
-                    .ok()
-                    .and_then(|s| s.parse::<IpAddr>().ok());
+                let ip = parse_ip(raw);
                 if ip.is_none() {
                     warn("address", raw);
                 }
@@ -386,6 +384,45 @@ impl SessionRows {
             bytes_out,
         })
     }
+}
+
+/// An address as `std` reads it. Every session row has one, nearly always
+/// IPv4: that form is read byte by byte, anything else as text.
+fn parse_ip(raw: &[u8]) -> Option<IpAddr> {
+    match parse_ipv4(raw) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        None => std::str::from_utf8(raw).ok()?.parse().ok(),
+    }
+}
+
+/// Dotted quad, decimal, no leading zeros (which `std` refuses too).
+fn parse_ipv4(raw: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut out = [0u8; 4];
+    let (mut part, mut n, mut digits) = (0, 0u32, 0);
+    for &b in raw {
+        match b {
+            b'0'..=b'9' => {
+                if digits > 0 && n == 0 {
+                    return None;
+                }
+                n = n * 10 + u32::from(b - b'0');
+                digits += 1;
+                if n > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && part < 3 => {
+                out[part] = n as u8;
+                (part, n, digits) = (part + 1, 0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    out[3] = n as u8;
+    Some(out.into())
 }
 
 /// Accumulates `pppoe-in` interface counters by PPP user name.
@@ -590,5 +627,26 @@ mod tests {
         // One allocation shared by both rows.
         let (a, b) = (&rows.rows[0].profile, &rows.rows[1].profile);
         assert!(std::ptr::eq(a.as_bytes(), b.as_bytes()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn addresses_read_as_std_reads_them(
+            raw in proptest::collection::vec(
+                proptest::sample::select(b"0123456789.:abf ".to_vec()),
+                0..20,
+            )
+        ) {
+            let std_ip = std::str::from_utf8(&raw)
+                .ok()
+                .and_then(|s| s.parse::<IpAddr>().ok());
+            proptest::prop_assert_eq!(parse_ip(&raw), std_ip);
+        }
+
+        #[test]
+        fn every_ipv4_address_takes_the_byte_path(a in proptest::prelude::any::<[u8; 4]>()) {
+            let ip = std::net::Ipv4Addr::from(a);
+            proptest::prop_assert_eq!(parse_ipv4(ip.to_string().as_bytes()), Some(ip));
+        }
     }
 }

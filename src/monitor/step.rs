@@ -64,19 +64,32 @@ fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
     let mut verdicts: HashMap<&Name, bool> = HashMap::default();
     let mut by_name: HashMap<&Name, usize> =
         HashMap::with_capacity_and_hasher(users.len(), Default::default());
+    let mut sorted = Vec::with_capacity(users.len());
+    // Profiles are interned by the row parser and neighbours mostly share
+    // one: the last verdict is checked by identity before any hashing.
+    let mut last: Option<(&Name, bool)> = None;
+    let mut duplicates = false;
     for (i, u) in users.iter().enumerate() {
-        let wanted = *verdicts
-            .entry(&u.profile)
-            .or_insert_with(|| glob_match(pattern, u.profile.as_bytes()));
+        let wanted = match last {
+            Some((p, v)) if p.same_allocation(&u.profile) => v,
+            _ => {
+                let v = *verdicts
+                    .entry(&u.profile)
+                    .or_insert_with(|| glob_match(pattern, u.profile.as_bytes()));
+                last = Some((&u.profile, v));
+                v
+            }
+        };
         if wanted {
-            by_name.insert(&u.name, i);
+            duplicates |= by_name.insert(&u.name, i).is_some();
+            sorted.push(i);
         }
     }
     // The router's own order (stable from poll to poll), without
     // duplicates of a name (the last row wins, as in `by_name`).
-    let sorted: Vec<usize> = (0..users.len())
-        .filter(|i| by_name.get(&users[*i].name) == Some(i))
-        .collect();
+    if duplicates {
+        sorted.retain(|i| by_name.get(&users[*i].name) == Some(i));
+    }
     Managed { by_name, sorted }
 }
 
