@@ -888,6 +888,7 @@ impl Agent {
             router_boot: self.router_boot,
             // Assessed by the caller, after the reads.
             clock: None,
+            hotspot_users_kept: !due[service_index(Service::Hotspot)],
         })
     }
 

@@ -116,4 +116,10 @@ pub struct Snapshot {
     /// `None`: not assessed, the wall clock is taken as right (tests of
     /// other topics); the agent always sets it.
     pub clock: Option<ClockVerdict>,
+    /// The hotspot users were not read this cycle: they are the agent's
+    /// copy, kept current by listen since the last full read, and their
+    /// cumulative counters (which move without a listen row) may be behind.
+    /// Unseen usage is then not judged; seen sessions that end add their
+    /// credit until the next full read.
+    pub hotspot_users_kept: bool,
 }

@@ -223,7 +223,13 @@ pub fn step_into(
         .filter(|t| t.service == Service::Hotspot)
         .map(|t| &t.user)
         .collect();
-    let (usage, unseen) = usage::account(&prev.usage, &hotspot_users, &online, &ended);
+    let (usage, unseen) = usage::account(
+        &prev.usage,
+        &hotspot_users,
+        &online,
+        &ended,
+        !snap.hotspot_users_kept,
+    );
     events.extend(unseen);
 
     // Hand-made users: a comment without any `_SYSTEM` marker. Every user is

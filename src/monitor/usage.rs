@@ -29,12 +29,15 @@ use crate::name::{Id, Name};
 /// Accounts for one poll. `users` are the managed hotspot users; `online`
 /// the users with a session open after this poll; `ended` the credit of
 /// seen sessions that ended in this poll's step (already included in
-/// `prev`'s credit for sessions the listen path ended).
+/// `prev`'s credit for sessions the listen path ended). `counters_read`:
+/// the users' counters were read this poll; when false (the agent's kept
+/// copy) growth is not judged and credit accumulates until they are.
 pub(super) fn account(
     prev: &BTreeMap<Name, UsageBaseline>,
     users: &[&UserRow],
     online: &HashSet<&Name>,
     ended: &BTreeMap<Name, Totals>,
+    counters_read: bool,
 ) -> (BTreeMap<Name, UsageBaseline>, Vec<EventKind>) {
     // Hash lookups, and the result as a copy of `prev` patched with what
     // changed: with 10,000 users, tree searches on names (or sorting them
@@ -72,7 +75,7 @@ pub(super) fn account(
             }
         };
         let credit = base.credit.saturating_add(&just_ended);
-        if online.contains(&user.name) {
+        if online.contains(&user.name) || !counters_read {
             set(UsageBaseline {
                 credit,
                 ..base.clone()

@@ -200,3 +200,32 @@ fn quiet_polls_write_no_baseline_rows() {
             .is_empty()
     );
 }
+
+fn kept(mut s: Snapshot) -> Snapshot {
+    s.hotspot_users_kept = true;
+    s
+}
+
+#[test]
+fn kept_user_lists_carry_credit_until_the_next_full_read() {
+    let mut agent = Agent::new();
+    let s = hs("*1", "v").up(50).bytes(500, 5000);
+    agent.events(&v(0, 0, 0).online(s.clone()), at(0));
+    // Polls between full reads: the agent's copy still shows the counters
+    // of the last read. The session ends; nothing is judged meanwhile.
+    assert_eq!(
+        agent.events(&kept(v(0, 0, 0)), at(60)),
+        vec![logout(&s, LogoutReason::Gone)]
+    );
+    assert_eq!(agent.events(&kept(v(0, 0, 0)), at(120)), vec![]);
+    assert_eq!(agent.events(&kept(v(0, 0, 0)), at(180)), vec![]);
+    // The full read shows the ended session's counters: its credit, kept
+    // since, covers them (read every poll, it would have been dropped).
+    assert_eq!(agent.events(&v(55, 550, 5500), at(300)), vec![]);
+    // Growth without a seen session still shows, at the next full read.
+    assert_eq!(agent.events(&kept(v(55, 550, 5500)), at(360)), vec![]);
+    assert_eq!(
+        agent.events(&v(75, 650, 6500), at(600)),
+        vec![unseen("v", 20, 100, 1000)]
+    );
+}
