@@ -776,8 +776,10 @@ impl Agent {
                     warnings: Vec::new(),
                 });
             }
-            // The old rows go before the new ones come: one copy at a time.
-            table.rows = Vec::new();
+            // The old rows go before the new ones come (one copy at a time);
+            // their vector's memory is reused, not page-faulted in afresh.
+            table.rows.clear();
+            let rows = std::mem::take(&mut table.rows);
             let names = std::mem::take(&mut table.names);
             let mut f = router
                 .fold(
@@ -791,7 +793,7 @@ impl Agent {
                             Service::Pppoe => PPP_SECRET_PROPS,
                         },
                     ),
-                    UserRows::reusing(service, names, Vec::new()),
+                    UserRows::reusing(service, names, rows),
                     UserRows::push,
                 )
                 .await?;
