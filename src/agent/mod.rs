@@ -1,7 +1,10 @@
 //! `mikrotik-edge run`: the driver around the pure monitor.
 //!
-//! Each cycle: read the four lists concurrently over the one connection,
-//! folding rows into typed rows as they stream in ([`rows`]); compute the
+//! Each cycle: read the lists concurrently over the one connection,
+//! folding rows into typed rows as they stream in ([`rows`]): the two
+//! active lists and the PPPoE interfaces every time, the two user lists
+//! only when a full read is due (between those, their listens keep the
+//! agent's copy current, see [`user_table`]); compute the
 //! step; commit the changed rows and the events on the store thread; and
 //! only then perform the router actions ([`commands`]). Committing first
 //! means a crash between the two repeats a router write on the next cycle
