@@ -800,8 +800,13 @@ impl Agent {
                     UserRows::push,
                 )
                 .await?;
+            let names = f.value.names.rotated();
             if f.traps.is_empty() {
-                table.read(f.value.rows, f.value.names.rotated(), now);
+                table.read(f.value.rows, names, now);
+            } else {
+                // A refused read is not an empty list: the poll fails, and
+                // the next one reads again.
+                table.read_failed(names);
             }
             Ok::<_, ClientError>(UsersRead {
                 table,

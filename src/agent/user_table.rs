@@ -50,6 +50,15 @@ impl UserTable {
         self.read_at = Some(at);
     }
 
+    /// A full read failed (the router refused it): the rows taken for it
+    /// are gone, so the copy must not stand in for the list until a read
+    /// succeeds.
+    pub fn read_failed(&mut self, names: NameCache) {
+        self.rows.clear();
+        self.names = names;
+        self.read_at = None;
+    }
+
     /// The list's listen opened (on a new connection: changes made
     /// meanwhile were not heard) or ended: either way the next poll reads
     /// the list in full.
@@ -174,6 +183,21 @@ mod tests {
             t.needs_read(true, every, at),
             "a new listen has not seen the past"
         );
+    }
+
+    #[test]
+    fn a_failed_read_leaves_nothing_to_stand_in_for_the_list() {
+        let every = Duration::from_secs(300);
+        let at = Instant::now();
+        let mut t = UserTable::default();
+        t.read(vec![row(1, "a", "")], NameCache::default(), at);
+        assert!(!t.needs_read(true, every, at));
+        t.read_failed(NameCache::default());
+        assert!(t.needs_read(true, every, at));
+        assert!(t.rows.is_empty());
+        // Nor do listen rows build a partial copy meanwhile.
+        t.apply(UserChange::Upsert(Service::Hotspot, row(2, "b", "")));
+        assert!(t.rows.is_empty());
     }
 
     #[test]
