@@ -92,7 +92,7 @@ pub enum Heard {
 /// The typing of one list's rows.
 enum Rows {
     Sessions(SessionRows),
-    Users(UserRows),
+    Users(Service, UserRows),
 }
 
 struct Follow {
@@ -141,7 +141,7 @@ impl Listens {
                         stream,
                         rows: match list {
                             List::Active(s) => Rows::Sessions(SessionRows::new(s)),
-                            List::Users(s) => Rows::Users(UserRows::new(s)),
+                            List::Users(s) => Rows::Users(s, UserRows::new(s)),
                         },
                     })
                 }
@@ -210,8 +210,8 @@ impl Follow {
                 List::Users(service) => Heard::User(UserChange::Removed(service, id)),
             };
         }
-        match (&mut self.rows, list) {
-            (Rows::Sessions(rows), List::Active(_)) => {
+        match &mut self.rows {
+            Rows::Sessions(rows) => {
                 rows.push(attrs);
                 let warnings = std::mem::take(&mut rows.warnings);
                 match rows.rows.pop() {
@@ -219,16 +219,14 @@ impl Follow {
                     None => Heard::Skipped(warnings),
                 }
             }
-            (Rows::Users(rows), List::Users(service)) => {
+            Rows::Users(service, rows) => {
                 rows.push(attrs);
                 let warnings = std::mem::take(&mut rows.warnings);
                 match rows.rows.pop() {
-                    Some(row) => Heard::User(UserChange::Upsert(service, row)),
+                    Some(row) => Heard::User(UserChange::Upsert(*service, row)),
                     None => Heard::Skipped(warnings),
                 }
             }
-            // `open` pairs each list with its own typing.
-            _ => Heard::Skipped(Vec::new()),
         }
     }
 }
