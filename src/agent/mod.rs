@@ -42,7 +42,7 @@ use crate::client::{ClientError, ConnectionEvent, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::event::{EventKind, RouterState, Service};
-use crate::monitor::{self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot, UserIndex};
+use crate::monitor::{self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot};
 use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
@@ -200,7 +200,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         failed_reconnects: 0,
         connection_alerted: false,
         clock: clock::ClockSources::new(central_date_rx),
-        users: UserIndex::default(),
         listen_clock: None,
         reuse: Reuse::default(),
     };
@@ -253,8 +252,6 @@ struct Agent {
     connection_alerted: bool,
     /// Inputs of the clock-trust assessment made each cycle.
     clock: clock::ClockSources,
-    /// The managed users as the last poll read them, for the listen path.
-    users: UserIndex,
     /// The last poll's clock judgement, its time, and when it was made.
     listen_clock: Option<(monitor::ClockNow, Timestamp, std::time::Instant)>,
     /// The user lists as last read (and listened to since), and each
@@ -281,9 +278,9 @@ impl Reuse {
             rows.clear();
             rows
         }
-        self.hotspot_users.rows = snapshot.hotspot_users;
+        self.hotspot_users.put_back(snapshot.hotspot_users);
         self.hotspot_active.1 = emptied(snapshot.hotspot_active);
-        self.ppp_secrets.rows = snapshot.ppp_secrets;
+        self.ppp_secrets.put_back(snapshot.ppp_secrets);
         self.ppp_active.1 = emptied(snapshot.ppp_active);
     }
 
@@ -535,22 +532,11 @@ impl Agent {
         let change = match heard {
             listen::Heard::Change(c) => c,
             listen::Heard::User(c) => {
+                // The kept list is also where the listen path finds users:
+                // a voucher created after the last poll is known at once.
                 let service = match &c {
-                    listen::UserChange::Upsert(service, row) => {
-                        let pattern = match service {
-                            Service::Hotspot => &self.monitor.hotspot_pattern,
-                            Service::Pppoe => &self.monitor.pppoe_pattern,
-                        };
-                        let managed = monitor::glob_match(pattern, row.profile.as_bytes());
-                        self.users.upsert(*service, row, managed);
-                        *service
-                    }
-                    listen::UserChange::Removed(service, id) => {
-                        if let Some(row) = self.reuse.users(*service).get(*id) {
-                            self.users.remove(*service, &row.name, *id);
-                        }
-                        *service
-                    }
+                    listen::UserChange::Upsert(service, _) => *service,
+                    listen::UserChange::Removed(service, _) => *service,
                 };
                 self.reuse.users(service).apply(c);
                 return Ok(());
@@ -590,14 +576,14 @@ impl Agent {
             }
             None => (Timestamp::now(), monitor::ClockNow::UNASSESSED),
         };
-        let out = monitor::apply_listen(
-            &self.state,
-            &self.users,
-            &change,
-            now,
-            &clock,
-            &self.monitor,
-        );
+        self.reuse.hotspot_users.index_names();
+        self.reuse.ppp_secrets.index_names();
+        let users = user_table::KeptUsers {
+            hotspot: &self.reuse.hotspot_users,
+            ppp: &self.reuse.ppp_secrets,
+            cfg: &self.monitor,
+        };
+        let out = monitor::apply_listen(&self.state, &users, &change, now, &clock, &self.monitor);
         for w in out.warnings {
             self.warn_once(w);
         }
@@ -651,15 +637,7 @@ impl Agent {
         // Events and voucher times use the best time there is: the trusted
         // source's, or the later of the wall clock and the elapsed floor.
         let now = verdict.best_now;
-        // The last poll's user index is refilled by this step (a listen row
-        // cannot arrive in between: this task handles those too).
-        let out = monitor::step_into(
-            &self.state,
-            &snapshot,
-            now,
-            &self.monitor,
-            std::mem::take(&mut self.users),
-        );
+        let out = monitor::step(&self.state, &snapshot, now, &self.monitor);
         let users = view::UserCounts {
             hotspot_users: snapshot.hotspot_users.len(),
             hotspot_managed: out.managed.0,
@@ -682,13 +660,11 @@ impl Agent {
             Ok(c) => c,
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; skipping this cycle, nothing acted on");
-                self.users = out.users;
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),
         };
         self.state = new_state;
-        self.users = out.users;
         self.listen_clock = Some((out.clock, now, std::time::Instant::now()));
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::listen::UserChange;
 use super::name_cache::NameCache;
-use crate::monitor::UserRow;
-use crate::name::Id;
+use crate::event::Service;
+use crate::monitor::{ManagedUsers, MonitorConfig, UserRow, glob_match};
+use crate::name::{Id, Name};
 
 #[derive(Default)]
 pub struct UserTable {
@@ -30,6 +31,12 @@ pub struct UserTable {
     /// change finds its row by binary search: a burst of thousands of
     /// changes (a batch created, vouchers activated) stays linear.
     sorted: bool,
+    /// Positions in `rows` ordered by name (then position), for the
+    /// listen path's lookups; rebuilt by [`UserTable::index_names`] when
+    /// rows came or went or were renamed since. Four bytes a user, where
+    /// a map of names to rows would be a second copy of the list.
+    by_name: Vec<u32>,
+    by_name_stale: bool,
 }
 
 impl UserTable {
@@ -46,6 +53,7 @@ impl UserTable {
     pub fn read(&mut self, rows: Vec<UserRow>, names: NameCache, at: Instant) {
         self.sorted = rows.is_sorted_by_key(|r| r.id);
         self.rows = rows;
+        self.by_name_stale = true;
         self.names = names;
         self.read_at = Some(at);
     }
@@ -55,6 +63,7 @@ impl UserTable {
     /// succeeds.
     pub fn read_failed(&mut self, names: NameCache) {
         self.rows.clear();
+        self.by_name_stale = true;
         self.names = names;
         self.read_at = None;
     }
@@ -76,8 +85,12 @@ impl UserTable {
         }
         match change {
             UserChange::Upsert(_, row) => match self.find(row.id) {
-                Ok(i) => self.rows[i] = row,
+                Ok(i) => {
+                    self.by_name_stale |= self.rows[i].name != row.name;
+                    self.rows[i] = row;
+                }
                 Err(i) => {
+                    self.by_name_stale = true;
                     // A new user: where its id sorts, or at the end.
                     let i = if self.sorted { i } else { self.rows.len() };
                     self.rows.insert(i, row);
@@ -86,9 +99,50 @@ impl UserTable {
             UserChange::Removed(_, id) => {
                 if let Ok(i) = self.find(id) {
                     self.rows.remove(i);
+                    self.by_name_stale = true;
                 }
             }
         }
+    }
+
+    /// Puts the rows back after a step borrowed them (moved out into the
+    /// poll's snapshot and back, unchanged).
+    pub fn put_back(&mut self, rows: Vec<UserRow>) {
+        self.rows = rows;
+    }
+
+    /// Brings the name index up to date; before [`UserTable::by_name`].
+    pub fn index_names(&mut self) {
+        if !self.by_name_stale {
+            return;
+        }
+        let rows = &self.rows;
+        self.by_name.clear();
+        // Positions fit in u32: a list is capped far below 4 billion rows
+        // by the reply size limit.
+        self.by_name
+            .extend((0..rows.len()).map(|i| u32::try_from(i).unwrap_or(u32::MAX)));
+        // Stable: rows of one name stay in the router's order.
+        self.by_name
+            .sort_by(|&a, &b| rows[a as usize].name.cmp(&rows[b as usize].name));
+        self.by_name_stale = false;
+    }
+
+    /// The rows named `name`, last first (a name's last row is the one
+    /// that counts, as in a poll). Empty while the index is stale.
+    pub fn by_name<'a>(&'a self, name: &Name) -> impl Iterator<Item = &'a UserRow> + use<'a> {
+        let index: &[u32] = if self.by_name_stale {
+            &[]
+        } else {
+            &self.by_name
+        };
+        let name_of = |i: &u32| self.rows.get(*i as usize).map(|r| &r.name);
+        let start = index.partition_point(|i| name_of(i) < Some(name));
+        let end = index.partition_point(|i| name_of(i) <= Some(name));
+        index[start..end]
+            .iter()
+            .rev()
+            .filter_map(|&i| self.rows.get(i as usize))
     }
 
     /// The user with this `.id`, if the copy has it.
@@ -109,11 +163,30 @@ impl UserTable {
     }
 }
 
+/// The listen path's managed users ([`ManagedUsers`]): the two kept
+/// lists, filtered by the profile patterns at lookup (one glob per login).
+pub struct KeptUsers<'a> {
+    pub hotspot: &'a UserTable,
+    pub ppp: &'a UserTable,
+    pub cfg: &'a MonitorConfig,
+}
+
+impl ManagedUsers for KeptUsers<'_> {
+    fn managed(&self, service: Service, name: &Name) -> Option<&UserRow> {
+        let table = match service {
+            Service::Hotspot => self.hotspot,
+            Service::Pppoe => self.ppp,
+        };
+        let pattern = self.cfg.pattern(service);
+        table
+            .by_name(name)
+            .find(|u| glob_match(pattern, u.profile.as_bytes()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Service;
-    use crate::name::Name;
 
     fn row(id: u64, name: &str, comment: &str) -> UserRow {
         UserRow {
@@ -162,6 +235,103 @@ mod tests {
         assert_eq!(names(&t), [&b"b"[..], b"c"]);
         assert_eq!(t.get(Id(2)).map(|r| r.comment.as_bytes()), Some(&b"x"[..]));
         assert!(t.get(Id(5)).is_none());
+    }
+
+    fn cfg() -> MonitorConfig {
+        MonitorConfig {
+            hotspot_pattern: "voucher*".into(),
+            pppoe_pattern: "*pppoe*".into(),
+            usage_secs: 300,
+            expired_action: crate::event::ExpiredAction::Disable,
+            mac_lock: false,
+            mac_lock_pattern: None,
+        }
+    }
+
+    fn with_profile(mut r: UserRow, profile: &str) -> UserRow {
+        r.profile = Name::new(profile.as_bytes());
+        r
+    }
+
+    #[test]
+    fn the_listen_path_finds_managed_users_by_raw_name_as_listen_changes_them() {
+        let mut hotspot = UserTable::default();
+        let ppp = UserTable::default();
+        let mut rows = vec![
+            row(1, "", ""),
+            with_profile(row(2, "", ""), "staff"),
+            row(3, "b", ""),
+        ];
+        // Names as raw bytes: one byte apart, neither valid UTF-8.
+        rows[0].name = Name::new(b"caf\xe9");
+        rows[1].name = Name::new(b"caf\xe8");
+        hotspot.read(rows, NameCache::default(), Instant::now());
+        let cfg = cfg();
+        let find = |t: &mut UserTable, service, name: &[u8]| {
+            t.index_names();
+            let users = KeptUsers {
+                hotspot: t,
+                ppp: &ppp,
+                cfg: &cfg,
+            };
+            users.managed(service, &Name::new(name)).map(|u| u.id)
+        };
+        // Stale until indexed: nothing rather than a wrong row.
+        assert_eq!(hotspot.by_name(&Name::new(b"b")).count(), 0);
+        assert_eq!(find(&mut hotspot, Service::Hotspot, b"b"), Some(Id(3)));
+        assert_eq!(
+            find(&mut hotspot, Service::Hotspot, b"caf\xe9"),
+            Some(Id(1))
+        );
+        // Same name up to a non-UTF-8 byte, and not a managed profile.
+        assert_eq!(find(&mut hotspot, Service::Hotspot, b"caf\xe8"), None);
+        assert_eq!(find(&mut hotspot, Service::Pppoe, b"b"), None, "other list");
+        // A voucher created, one renamed, one removed, one moved to a
+        // managed profile: each seen at the next lookup.
+        hotspot.apply(UserChange::Upsert(Service::Hotspot, row(9, "new", "")));
+        hotspot.apply(UserChange::Upsert(Service::Hotspot, row(3, "b2", "")));
+        hotspot.apply(UserChange::Removed(Service::Hotspot, Id(1)));
+        let mut moved = row(2, "x", "");
+        moved.name = Name::new(b"caf\xe8");
+        hotspot.apply(UserChange::Upsert(Service::Hotspot, moved));
+        assert_eq!(find(&mut hotspot, Service::Hotspot, b"new"), Some(Id(9)));
+        assert_eq!(find(&mut hotspot, Service::Hotspot, b"b"), None);
+        assert_eq!(find(&mut hotspot, Service::Hotspot, b"b2"), Some(Id(3)));
+        assert_eq!(find(&mut hotspot, Service::Hotspot, b"caf\xe9"), None);
+        assert_eq!(
+            find(&mut hotspot, Service::Hotspot, b"caf\xe8"),
+            Some(Id(2))
+        );
+    }
+
+    #[test]
+    fn of_two_rows_with_one_name_the_last_managed_one_counts() {
+        let mut t = UserTable::default();
+        t.read(
+            vec![
+                row(1, "a", ""),
+                row(2, "a", ""),
+                with_profile(row(3, "a", ""), "staff"),
+            ],
+            NameCache::default(),
+            Instant::now(),
+        );
+        t.index_names();
+        let ids: Vec<Id> = t.by_name(&Name::new(b"a")).map(|u| u.id).collect();
+        assert_eq!(ids, [Id(3), Id(2), Id(1)], "last first");
+        let cfg = cfg();
+        let empty = UserTable::default();
+        let users = KeptUsers {
+            hotspot: &t,
+            ppp: &empty,
+            cfg: &cfg,
+        };
+        assert_eq!(
+            users
+                .managed(Service::Hotspot, &Name::new(b"a"))
+                .map(|u| u.id),
+            Some(Id(2))
+        );
     }
 
     #[test]

@@ -11,15 +11,18 @@
 //!   not see it and emits nothing; a removal the poll saw first leaves
 //!   nothing for the listen's `.dead` row to end.
 //!
-//! Users come from the last poll ([`UserIndex`]): a user created since is
-//! unknown here, and its session is picked up by the next poll.
+//! Users come from the driver's copy of the user lists ([`ManagedUsers`]):
+//! a user it does not know yet is unknown here too, and its session is
+//! picked up by the next poll.
 
 use rustc_hash::FxHashMap as HashMap;
 
 use super::clock_trust::ClockNow;
+use super::glob::glob_match;
 use super::state::SessionKey;
 use super::{
-    MonitorConfig, MonitorState, SessionRow, StepOutput, UserRow, sessions, usage, vouchers,
+    MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, UserRow, sessions, usage,
+    vouchers,
 };
 use crate::clock::Timestamp;
 use crate::event::{EventKind, LogoutReason, Service};
@@ -34,68 +37,45 @@ pub enum ListenChange {
     Removed { service: Service, id: Id },
 }
 
-/// The managed users (hotspot users and PPP secrets matching the profile
-/// patterns) as the last poll read them.
+/// Where the listen path finds a session's user: the managed users
+/// (hotspot users and PPP secrets whose profile matches its service's
+/// pattern) as the driver knows them now. The driver answers from the
+/// copy of the user lists it keeps anyway (so there is no second copy of
+/// 10,000 users for this), the tests from a [`UserIndex`].
+pub trait ManagedUsers {
+    /// The managed user of this service with this name, if there is one.
+    fn managed(&self, service: Service, name: &Name) -> Option<&UserRow>;
+}
+
+/// The managed users of a snapshot, by name: a plain [`ManagedUsers`]
+/// for callers that keep no user lists of their own (tests).
 #[derive(Debug, Clone, Default)]
 pub struct UserIndex {
     users: HashMap<(Service, Name), UserRow>,
 }
 
 impl UserIndex {
-    pub fn new<'a>(users: impl IntoIterator<Item = (Service, &'a UserRow)>) -> UserIndex {
-        UserIndex {
-            users: users
-                .into_iter()
-                .map(|(s, u)| ((s, u.name.clone()), u.clone()))
-                .collect(),
+    /// The users of `snap` that `cfg`'s patterns manage (the last row of
+    /// a name wins, as in [`step`](super::step)).
+    pub fn of(snap: &Snapshot, cfg: &MonitorConfig) -> UserIndex {
+        let mut users = HashMap::default();
+        for (service, rows) in [
+            (Service::Hotspot, &snap.hotspot_users),
+            (Service::Pppoe, &snap.ppp_secrets),
+        ] {
+            for u in rows.iter() {
+                if glob_match(cfg.pattern(service), u.profile.as_bytes()) {
+                    users.insert((service, u.name.clone()), u.clone());
+                }
+            }
         }
+        UserIndex { users }
     }
+}
 
-    /// Replaces the contents, keeping the table's memory: rebuilt every
-    /// poll, a fresh table would be fresh pages (page faults) each time.
-    pub fn refill<'a>(&mut self, users: impl IntoIterator<Item = (Service, &'a UserRow)>) {
-        self.users.clear();
-        self.users.extend(
-            users
-                .into_iter()
-                .map(|(s, u)| ((s, u.name.clone()), u.clone())),
-        );
-    }
-
-    /// A user added or changed between polls (heard by listen on its
-    /// list): the listen path knows it at once, e.g. a voucher created
-    /// after the last poll is activated at its first login. `managed`:
-    /// its profile matches the service's pattern. An entry left under an
-    /// old name (a rename) is harmless until the next poll replaces the
-    /// index: no session can log in under a name no user has.
-    pub fn upsert(&mut self, service: Service, row: &UserRow, managed: bool) {
-        let key = (service, row.name.clone());
-        if managed {
-            self.users.insert(key, row.clone());
-        } else if self.users.get(&key).is_some_and(|u| u.id == row.id) {
-            // Moved to a profile that is not managed.
-            self.users.remove(&key);
-        }
-    }
-
-    /// A user removed between polls (its name from the driver's copy).
-    pub fn remove(&mut self, service: Service, name: &Name, id: Id) {
-        let key = (service, name.clone());
-        if self.users.get(&key).is_some_and(|u| u.id == id) {
-            self.users.remove(&key);
-        }
-    }
-
-    pub fn get(&self, service: Service, name: &Name) -> Option<&UserRow> {
+impl ManagedUsers for UserIndex {
+    fn managed(&self, service: Service, name: &Name) -> Option<&UserRow> {
         self.users.get(&(service, name.clone()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
     }
 }
 
@@ -104,7 +84,7 @@ impl UserIndex {
 /// at zero (only a poll counts users).
 pub fn apply_listen(
     prev: &MonitorState,
-    users: &UserIndex,
+    users: &dyn ManagedUsers,
     change: &ListenChange,
     now: Timestamp,
     clock: &ClockNow,
@@ -123,13 +103,13 @@ pub fn apply_listen(
 
 fn login(
     out: &mut StepOutput,
-    users: &UserIndex,
+    users: &dyn ManagedUsers,
     row: &SessionRow,
     now: Timestamp,
     clock: &ClockNow,
     cfg: &MonitorConfig,
 ) {
-    let Some(user) = users.get(row.service, &row.user) else {
+    let Some(user) = users.managed(row.service, &row.user) else {
         return;
     };
     let key = (row.service, row.id);

@@ -35,9 +35,9 @@ mod vouchers;
 pub use action::Action;
 pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
 pub use glob::glob_match;
-pub use listen::{ListenChange, UserIndex, apply_listen};
+pub use listen::{ListenChange, ManagedUsers, UserIndex, apply_listen};
 pub use snapshot::{SessionRow, Snapshot, Totals, UserRow};
 pub use state::{
     Counters, MonitorState, Provisional, SessionKey, TrackedSession, UsageBaseline, VoucherProgress,
 };
-pub use step::{MonitorConfig, StepOutput, step, step_into};
+pub use step::{MonitorConfig, StepOutput, step};

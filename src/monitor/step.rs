@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::action::Action;
 use super::clock_trust::{self, ClockNow};
 use super::glob::glob_match;
-use super::listen::UserIndex;
 use super::{MonitorState, SessionRow, Snapshot, Totals, UserRow, sessions, usage, vouchers};
 use crate::clock::Timestamp;
 use crate::comment::has_system_marker;
@@ -30,6 +29,16 @@ pub struct MonitorConfig {
     pub mac_lock_pattern: Option<String>,
 }
 
+impl MonitorConfig {
+    /// The profile pattern of a service's users.
+    pub fn pattern(&self, service: Service) -> &str {
+        match service {
+            Service::Hotspot => &self.hotspot_pattern,
+            Service::Pppoe => &self.pppoe_pattern,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct StepOutput {
     /// The state to commit, together with `events`, before any action runs.
@@ -40,9 +49,6 @@ pub struct StepOutput {
     pub warnings: Vec<String>,
     /// How many hotspot users and PPP secrets matched the patterns.
     pub managed: (usize, usize),
-    /// The managed users as this poll read them, for the listen path
-    /// until the next poll ([`super::apply_listen`]); empty from there.
-    pub users: UserIndex,
     /// The clock as this step judged it; the listen path uses it (moved
     /// on by the time passed) until the next poll.
     pub clock: ClockNow,
@@ -101,21 +107,8 @@ pub fn step(
     now: Timestamp,
     cfg: &MonitorConfig,
 ) -> StepOutput {
-    step_into(prev, snap, now, cfg, UserIndex::default())
-}
-
-/// [`step`], refilling the last step's user index (`users`) rather than
-/// building a new one: the driver polls forever, and reusing the table's
-/// memory spares it a megabyte of fresh pages per poll at 10,000 users.
-pub fn step_into(
-    prev: &MonitorState,
-    snap: &Snapshot,
-    now: Timestamp,
-    cfg: &MonitorConfig,
-    mut users: UserIndex,
-) -> StepOutput {
-    let hotspot = managed(&snap.hotspot_users, &cfg.hotspot_pattern);
-    let pppoe = managed(&snap.ppp_secrets, &cfg.pppoe_pattern);
+    let hotspot = managed(&snap.hotspot_users, cfg.pattern(Service::Hotspot));
+    let pppoe = managed(&snap.ppp_secrets, cfg.pattern(Service::Pppoe));
 
     let active: Vec<&SessionRow> = snap
         .hotspot_active
@@ -263,14 +256,6 @@ pub fn step_into(
     events.splice(0..0, clock_event);
     events.extend(plan.events);
     events.extend(manual);
-    users.refill(
-        hotspot_users.iter().map(|u| (Service::Hotspot, *u)).chain(
-            pppoe
-                .sorted
-                .iter()
-                .map(|&i| (Service::Pppoe, &snap.ppp_secrets[i])),
-        ),
-    );
     StepOutput {
         state: MonitorState {
             sessions,
@@ -286,7 +271,6 @@ pub fn step_into(
         actions: plan.actions,
         warnings: plan.warnings,
         managed: (hotspot.sorted.len(), pppoe.sorted.len()),
-        users,
         clock: clock_now,
     }
 }

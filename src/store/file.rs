@@ -89,8 +89,11 @@ const KEY_STREAM: &str = "stream";
 const KEY_CLOCK: &str = "clock";
 
 /// redb's default page cache is 1 GiB; the state file is small and the agent
-/// runs on small boxes, so cap it hard.
-const CACHE_BYTES: usize = 2 * 1024 * 1024;
+/// runs on small boxes, so cap it hard. The cap covers a transaction's
+/// dirty pages too (redb writes them back early past half of it), so it
+/// also bounds a large commit (the first cycle at a busy site). Pages not
+/// cached are read from the OS page cache, not the SD card.
+const CACHE_BYTES: usize = 512 * 1024;
 
 /// The open state file.
 pub struct Store {

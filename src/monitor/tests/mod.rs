@@ -205,7 +205,7 @@ impl SnapExt for Snapshot {
 struct Agent {
     state: MonitorState,
     cfg: MonitorConfig,
-    /// The last poll's users, for the listen path.
+    /// The last poll's managed users, for the listen path.
     users: UserIndex,
 }
 
@@ -239,7 +239,7 @@ impl Agent {
     fn run(&mut self, snap: &Snapshot, now: Timestamp) -> StepOutput {
         let out = step(&self.state, snap, now, &self.cfg);
         self.state = out.state.clone();
-        self.users = out.users.clone();
+        self.users = UserIndex::of(snap, &self.cfg);
         out
     }
 
