@@ -98,6 +98,12 @@ impl Name {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// Whether another copy of this name exists (in rows, the monitor
+    /// state, events): a cache lets go of the names only it holds.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+
     /// The empty name, shared: rows carry many (no comment, no caller id).
     pub fn empty() -> Name {
         static EMPTY: std::sync::OnceLock<Name> = std::sync::OnceLock::new();

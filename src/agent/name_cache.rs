@@ -7,6 +7,8 @@
 
 use std::hash::BuildHasher;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 
 use crate::name::{Name, same_bytes};
@@ -14,43 +16,48 @@ use crate::name::{Name, same_bytes};
 /// Keyed by the bytes' hash, and every hit checked against the bytes (so
 /// a collision only costs a copy): the lookup compares each name once,
 /// word-wise, instead of through libc's byte-wise `memcmp`.
+///
+/// One table, not one per read: after a read, the names that nothing but
+/// the cache holds any more (gone from the router, and from the monitor
+/// state) are let go. At 10,000 users a second table was most of a
+/// megabyte.
 #[derive(Default)]
 pub struct NameCache {
-    prev: HashMap<u64, Name>,
-    next: HashMap<u64, Name>,
+    names: HashMap<u64, Name>,
 }
 
 impl NameCache {
-    /// The name for `raw`: the last read's when it had one.
+    /// The name for `raw`: the cached one when there is one.
     pub fn get(&mut self, raw: &[u8]) -> Name {
         let hash = FxBuildHasher.hash_one(raw);
-        if let Some(n) = self.next.get(&hash)
-            && same_bytes(n.as_bytes(), raw)
-        {
-            return n.clone();
+        match self.names.entry(hash) {
+            Entry::Occupied(e) if same_bytes(e.get().as_bytes(), raw) => e.get().clone(),
+            // On a collision the first name keeps the slot.
+            Entry::Occupied(_) => Name::new(raw),
+            Entry::Vacant(e) => e.insert(Name::new(raw)).clone(),
         }
-        let name = match self.prev.get(&hash) {
-            Some(n) if same_bytes(n.as_bytes(), raw) => n.clone(),
-            _ => Name::new(raw),
-        };
-        // On a collision the first name keeps the slot.
-        self.next.entry(hash).or_insert_with(|| name.clone());
-        name
     }
 
-    /// Ends a read: what it saw is what the next read reuses; names no
-    /// longer on the router are let go.
+    /// Ends a read: names held by nothing else are let go, so the cache
+    /// never outgrows what is alive.
     pub fn rotate(&mut self) {
-        // Swapped and cleared, not replaced: the tables keep their memory
-        // from read to read (no fresh pages each poll).
-        std::mem::swap(&mut self.prev, &mut self.next);
-        self.next.clear();
+        self.names.retain(|_, n| n.is_shared());
+        // Kept from read to read (no fresh pages each poll), unless most
+        // of it went (a mass removal).
+        if self.names.capacity() > 4 * self.names.len() + 1024 {
+            self.names.shrink_to_fit();
+        }
     }
 
     /// Takes the cache out of a finished read, rotated for the next.
     pub fn rotated(&mut self) -> NameCache {
         self.rotate();
         std::mem::take(self)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.names.len()
     }
 }
 
@@ -63,7 +70,7 @@ mod tests {
     }
 
     #[test]
-    fn reuses_the_last_reads_names_and_drops_gone_ones() {
+    fn reuses_names_and_lets_go_of_those_nothing_else_holds() {
         let mut c = NameCache::default();
         let a = c.get(b"alice");
         let b = c.get(b"caf\xe9");
@@ -72,11 +79,14 @@ mod tests {
         assert!(same(&a, &c.get(b"alice")), "across reads");
         assert_eq!(c.get(b"caf\xe8").as_bytes(), b"caf\xe8");
         assert!(!same(&b, &c.get(b"caf\xe8")), "bytes differ: another name");
+        // `caf\xe8` is held by nothing else: let go. `b` still is: kept.
         c.rotate();
-        // `caf\xe9` was not in the last read: a fresh copy.
-        let b2 = c.get(b"caf\xe9");
-        assert_eq!(b2, b);
-        assert!(!same(&b, &b2));
+        assert_eq!(c.len(), 2);
+        assert!(same(&b, &c.get(b"caf\xe9")));
+        drop((a, b));
+        c.rotate();
+        assert_eq!(c.len(), 0, "nothing else holds them");
+        assert_eq!(c.get(b"alice").as_bytes(), b"alice");
     }
 
     #[test]
@@ -85,7 +95,7 @@ mod tests {
         let a = c.get(b"alice");
         // Force a collision: `bob` stored under alice's hash.
         let hash = FxBuildHasher.hash_one(&b"alice"[..]);
-        c.next.insert(hash, Name::new(b"bob"));
+        c.names.insert(hash, Name::new(b"bob"));
         assert_eq!(c.get(b"alice"), a);
         c.rotate();
         assert_eq!(c.get(b"alice"), a);
