@@ -14,6 +14,7 @@
 //! - listen.rs: one change reported by `listen` between polls, through
 //!   the same session and voucher logic, so the two paths agree.
 //! - usage.rs: sessions never seen, from users' cumulative counters.
+//! - sorted_map.rs: the state's large maps, as one sorted vector each.
 //!
 //! Nothing here does I/O or sees wire words; [`crate::agent`] reads the
 //! router into typed rows, calls [`step`], commits the result, then turns
@@ -25,6 +26,7 @@ mod glob;
 mod listen;
 mod sessions;
 mod snapshot;
+mod sorted_map;
 pub mod state;
 mod step;
 #[cfg(test)]
@@ -37,6 +39,7 @@ pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterCl
 pub use glob::glob_match;
 pub use listen::{ListenChange, ManagedUsers, UserIndex, apply_listen};
 pub use snapshot::{SessionRow, Snapshot, Totals, UserRow};
+pub use sorted_map::SortedMap;
 pub use state::{
     Counters, MonitorState, Provisional, SessionKey, TrackedSession, UsageBaseline, VoucherProgress,
 };

@@ -1,14 +1,15 @@
 //! Session transitions between two consecutive snapshots.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use super::sorted_map::SortedMap;
 use super::state::{Counters, SessionKey};
 use super::{SessionRow, TrackedSession};
 use crate::clock::Timestamp;
 use crate::event::{EventKind, LogoutReason, Service, SessionRef};
-use crate::name::{Id, Name};
+use crate::name::Name;
 
-pub(super) type Sessions = BTreeMap<SessionKey, TrackedSession>;
+pub(super) type Sessions = SortedMap<SessionKey, TrackedSession>;
 
 /// Inputs beyond the two session lists.
 pub(super) struct Context<'a> {
@@ -34,7 +35,9 @@ pub(super) fn diff(
     active: &[&SessionRow],
     ctx: &Context<'_>,
 ) -> (Sessions, Vec<EventKind>) {
-    let mut next = Sessions::new();
+    // Pushed in the active lists' order (each by `.id`, as RouterOS
+    // lists them), so building the map is one pass.
+    let mut next = Vec::with_capacity(active.len());
     let mut logouts = Vec::new();
     let mut logins = Vec::new();
     let mut usage = Vec::new();
@@ -62,7 +65,7 @@ pub(super) fn diff(
                         unseen: false,
                     });
                 }
-                next.insert(key, t);
+                next.push((key, t));
             }
             replaced => {
                 // An `.id` reused by a different session (RouterOS restarts
@@ -87,15 +90,15 @@ pub(super) fn diff(
                     profile,
                     seen_at_start: ctx.first_cycle,
                 });
-                next.insert(key, t);
+                next.push((key, t));
             }
         }
     }
+    let next: Sessions = next.into_iter().collect();
 
-    // A set, not a scan per session: thousands of sessions per cycle.
-    let present: BTreeSet<(Service, Id)> = active.iter().map(|r| (r.service, r.id)).collect();
+    // Every active row has its key in `next`.
     for (key, old) in prev {
-        if present.contains(key) {
+        if next.contains_key(key) {
             continue;
         }
         let reason = if ctx.rebooted {

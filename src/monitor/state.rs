@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Totals;
 use super::clock_trust::ClockLedger;
+use super::sorted_map::SortedMap;
 use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::name::{Id, Mac, Name};
@@ -117,7 +118,7 @@ pub type SessionKey = (Service, Id);
 #[derive(Debug, Clone, Default, Eq, Serialize, Deserialize)]
 pub struct MonitorState {
     /// Open sessions by (service, active `.id`).
-    pub sessions: BTreeMap<SessionKey, TrackedSession>,
+    pub sessions: SortedMap<SessionKey, TrackedSession>,
     /// Vouchers by user name (raw bytes).
     pub vouchers: BTreeMap<Name, VoucherProgress>,
     /// Users already reported as `manual_user`.
@@ -131,7 +132,7 @@ pub struct MonitorState {
     /// Elapsed-time checkpoint and last reported clock verdict.
     pub clock: ClockLedger,
     /// Managed hotspot users' counter baselines, by user name.
-    pub usage: BTreeMap<Name, UsageBaseline>,
+    pub usage: SortedMap<Name, UsageBaseline>,
     /// When the last poll's lists were read. In memory only: it bounds
     /// how long ago an ending session was last seen; after a restart the
     /// session's `last_report` is used instead (an earlier, looser bound).

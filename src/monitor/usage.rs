@@ -21,6 +21,8 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeMap;
 
+use super::sorted_map::SortedMap;
+
 use super::{Totals, UsageBaseline, UserRow};
 use crate::clock::Timestamp;
 use crate::event::{EventKind, Service, SessionRef};
@@ -33,12 +35,12 @@ use crate::name::{Id, Name};
 /// the users' counters were read this poll; when false (the agent's kept
 /// copy) growth is not judged and credit accumulates until they are.
 pub(super) fn account(
-    prev: &BTreeMap<Name, UsageBaseline>,
+    prev: &SortedMap<Name, UsageBaseline>,
     users: &[&UserRow],
     online: &HashSet<&Name>,
     ended: &BTreeMap<Name, Totals>,
     counters_read: bool,
-) -> (BTreeMap<Name, UsageBaseline>, Vec<EventKind>) {
+) -> (SortedMap<Name, UsageBaseline>, Vec<EventKind>) {
     // Hash lookups, and the result as a copy of `prev` patched with what
     // changed: with 10,000 users, tree searches on names (or sorting them
     // to bulk-build a new tree) were most of a poll's cost, and in a quiet
@@ -109,9 +111,8 @@ pub(super) fn account(
             .collect();
         next.retain(|name, _| present.contains(name));
     }
-    for (name, b) in changed {
-        next.insert(name, b);
-    }
+    next.insert_all(changed);
+    next.shrink();
     (next, events)
 }
 

@@ -1,6 +1,6 @@
 //! What changed between two monitor states, as row writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::clock::Timestamp;
@@ -42,9 +42,12 @@ impl StateDelta {
             ..StateDelta::default()
         };
         (d.sessions_put, d.sessions_del) =
-            changes(&old.sessions, &new.sessions, |o, n| o.same_record(n));
-        (d.vouchers_put, d.vouchers_del) = changes(&old.vouchers, &new.vouchers, |o, n| o == n);
-        (d.usage_put, d.usage_del) = changes(&old.usage, &new.usage, |o, n| o == n);
+            changes(old.sessions.iter(), new.sessions.iter(), |o, n| {
+                o.same_record(n)
+            });
+        (d.vouchers_put, d.vouchers_del) =
+            changes(old.vouchers.iter(), new.vouchers.iter(), |o, n| o == n);
+        (d.usage_put, d.usage_del) = changes(old.usage.iter(), new.usage.iter(), |o, n| o == n);
         d.flagged_put = difference(&new.flagged_manual, &old.flagged_manual);
         d.flagged_del = difference(&old.flagged_manual, &new.flagged_manual);
         if old.router_boot != new.router_boot {
@@ -87,15 +90,15 @@ impl StateDelta {
 /// Keys to write (new, or changed by `same`'s judgement) and keys to
 /// delete, by walking both maps in key order together: one comparison per
 /// entry instead of a tree search per entry.
-fn changes<K: Ord + Clone, V>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+fn changes<'a, K: Ord + Clone + 'a, V: 'a>(
+    old: impl Iterator<Item = (&'a K, &'a V)>,
+    new: impl Iterator<Item = (&'a K, &'a V)>,
     same: impl Fn(&V, &V) -> bool,
 ) -> (Vec<K>, Vec<K>) {
     use std::cmp::Ordering;
     let (mut put, mut del) = (Vec::new(), Vec::new());
-    let mut o = old.iter().peekable();
-    let mut n = new.iter().peekable();
+    let mut o = old.peekable();
+    let mut n = new.peekable();
     loop {
         match (o.peek(), n.peek()) {
             (None, None) => break,

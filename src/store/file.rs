@@ -257,11 +257,15 @@ impl Store {
     pub fn load_state(&self) -> Result<MonitorState, StoreError> {
         let txn = self.db.begin_read()?;
         let mut state = MonitorState::default();
+        // Collected, then sorted once: the file's key order is not the
+        // map's, and inserting one by one would move entries each time.
+        let mut sessions = Vec::new();
         for row in txn.open_table(SESSIONS)?.iter()? {
             let (_, blob) = row?;
             let s: TrackedSession = decode("session", blob.value())?;
-            state.sessions.insert((s.service, s.active_id), s);
+            sessions.push(((s.service, s.active_id), s));
         }
+        state.sessions = sessions.into_iter().collect();
         for row in txn.open_table(VOUCHERS)?.iter()? {
             let (key, blob) = row?;
             let p: VoucherProgress = decode("voucher", blob.value())?;
@@ -271,11 +275,13 @@ impl Store {
             let (key, _) = row?;
             state.flagged_manual.insert(flag_key_decode(key.value())?);
         }
+        let mut usage = Vec::new();
         for row in txn.open_table(USAGE)?.iter()? {
             let (key, blob) = row?;
             let b: UsageBaseline = decode("usage baseline", blob.value())?;
-            state.usage.insert(Name::new(key.value()), b);
+            usage.push((Name::new(key.value()), b));
         }
+        state.usage = usage.into_iter().collect();
         let meta = txn.open_table(META)?;
         let get = |k| -> Result<Option<u64>, StoreError> { Ok(meta.get(k)?.map(|v| v.value())) };
         state.started = get(KEY_STARTED)? == Some(1);

@@ -47,7 +47,12 @@ fn reboot_with_id_reused_by_other_user_is_logout_then_login() {
         ]
     );
     assert_eq!(
-        agent.state.sessions[&(Service::Hotspot, "*1".into())].user,
+        agent
+            .state
+            .sessions
+            .get(&(Service::Hotspot, "*1".into()))
+            .expect("tracked")
+            .user,
         "c"
     );
 }

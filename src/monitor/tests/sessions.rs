@@ -103,7 +103,11 @@ fn hotspot_login_carries_ip_mac_login_by_and_profile() {
             seen_at_start: false,
         }]
     );
-    let t = &agent.state.sessions[&(Service::Hotspot, "*1A".into())];
+    let t = &agent
+        .state
+        .sessions
+        .get(&(Service::Hotspot, "*1A".into()))
+        .expect("tracked");
     assert_eq!(
         (
             t.counters.uptime_secs,
@@ -202,7 +206,12 @@ fn relogin_with_changed_ppp_session_id_is_logout_then_login() {
         ]
     );
     assert_eq!(
-        agent.state.sessions[&(Service::Pppoe, "*5".into())].session_id,
+        agent
+            .state
+            .sessions
+            .get(&(Service::Pppoe, "*5".into()))
+            .expect("tracked")
+            .session_id,
         "0x81400002"
     );
 }
@@ -221,7 +230,11 @@ fn relogin_with_uptime_going_backwards_is_logout_then_login() {
             login(&new, VOUCHER_PROFILE)
         ]
     );
-    let t = &agent.state.sessions[&(Service::Hotspot, "*1".into())];
+    let t = &agent
+        .state
+        .sessions
+        .get(&(Service::Hotspot, "*1".into()))
+        .expect("tracked");
     assert_eq!(
         (t.counters.uptime_secs, t.counters.bytes_in, t.last_report),
         (30, Some(1), at(60))

@@ -1,0 +1,242 @@
+//! A map kept as one sorted vector: the monitor state's large maps.
+//!
+//! The state holds thousands of sessions and usage baselines and is
+//! rebuilt every poll while the last one is still alive (the view and the
+//! delta read it). A `BTreeMap` built by inserting keys in order leaves
+//! its nodes about half full, with a node header each: close to twice the
+//! entries' own size. One vector costs the entries and nothing else, and
+//! a poll builds it by pushing in key order. The price is an insertion in
+//! the middle moving the entries after it, which only the listen path does,
+//! one entry per login.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortedMap<K, V> {
+    /// Ascending by key, no key twice.
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for SortedMap<K, V> {
+    fn default() -> Self {
+        SortedMap {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<K: Ord, V> SortedMap<K, V> {
+    pub fn new() -> Self {
+        SortedMap::default()
+    }
+
+    fn find(&self, key: &K) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.cmp(key))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.find(key).ok().map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.find(key).ok().map(|i| &mut self.entries[i].1)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Inserts or replaces; returns the replaced value.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        self.find(key).ok().map(|i| self.entries.remove(i).1)
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.entries.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Applies many inserts at once: one merge pass rather than moving
+    /// the entries once per insert (a first poll adds thousands). Of two
+    /// values for one key, the later wins, as with repeated inserts.
+    pub fn insert_all(&mut self, mut new: Vec<(K, V)>) {
+        if new.len() < 8 {
+            for (k, v) in new {
+                self.insert(k, v);
+            }
+            return;
+        }
+        new.sort_by(|a, b| a.0.cmp(&b.0));
+        let old = std::mem::take(&mut self.entries);
+        self.entries = Vec::with_capacity(old.len() + new.len());
+        let mut old = old.into_iter().peekable();
+        let mut new = new.into_iter().peekable();
+        loop {
+            let take_new = match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((o, _)), Some((n, _))) => match o.cmp(n) {
+                    Ordering::Less => false,
+                    Ordering::Greater => true,
+                    Ordering::Equal => {
+                        old.next();
+                        true
+                    }
+                },
+            };
+            let Some(entry) = (if take_new { new.next() } else { old.next() }) else {
+                break;
+            };
+            // A key given twice in `new`: the later one (stable sort) wins.
+            match self.entries.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => self.entries.push(entry),
+            }
+        }
+    }
+
+    /// Frees spare capacity left by removals or a merge (a vector grown by
+    /// doubling can be half empty).
+    pub fn shrink(&mut self) {
+        if self.entries.capacity() > self.entries.len() + self.entries.len() / 8 {
+            self.entries.shrink_to_fit();
+        }
+    }
+}
+
+impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
+    /// Already in key order (a poll builds its maps that way) costs one
+    /// pass; otherwise a sort. Of two values for one key the later wins.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut entries: Vec<(K, V)> = iter.into_iter().collect();
+        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            // Keep the last of equal keys.
+            entries.reverse();
+            entries.dedup_by(|later, earlier| later.0 == earlier.0);
+            entries.reverse();
+        }
+        entries.shrink_to_fit();
+        SortedMap { entries }
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a SortedMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+}
+
+/// As a map, like the `BTreeMap` it replaced (same bytes in postcard).
+impl<K: Serialize, V: Serialize> Serialize for SortedMap<K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.entries.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for SortedMap<K, V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<K, V>::deserialize(d)?;
+        Ok(map.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u16),
+        Remove(u8),
+        InsertAll(Vec<(u8, u16)>),
+        Retain(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            any::<u8>().prop_map(Op::Remove),
+            proptest::collection::vec((any::<u8>(), any::<u16>()), 0..40).prop_map(Op::InsertAll),
+            any::<u8>().prop_map(Op::Retain),
+        ]
+    }
+
+    proptest! {
+        /// Every operation answers as `BTreeMap` does.
+        #[test]
+        fn behaves_as_a_btreemap(
+            start in proptest::collection::vec((any::<u8>(), any::<u16>()), 0..60),
+            ops in proptest::collection::vec(op(), 0..40),
+        ) {
+            let mut ours: SortedMap<u8, u16> = start.iter().copied().collect();
+            let mut model: BTreeMap<u8, u16> = start.iter().copied().collect();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => prop_assert_eq!(ours.insert(k, v), model.insert(k, v)),
+                    Op::Remove(k) => prop_assert_eq!(ours.remove(&k), model.remove(&k)),
+                    Op::InsertAll(kvs) => {
+                        ours.insert_all(kvs.clone());
+                        model.extend(kvs);
+                    }
+                    Op::Retain(m) => {
+                        ours.retain(|k, _| k % 7 != m % 7);
+                        model.retain(|k, _| k % 7 != m % 7);
+                    }
+                }
+                ours.shrink();
+                prop_assert_eq!(ours.len(), model.len());
+                prop_assert!(ours.iter().eq(model.iter()));
+                for k in [0u8, 1, 100, 255] {
+                    prop_assert_eq!(ours.get(&k), model.get(&k));
+                    prop_assert_eq!(ours.contains_key(&k), model.contains_key(&k));
+                }
+            }
+            // Same bytes as the map it replaced, both ways.
+            let bytes = postcard::to_allocvec(&ours).unwrap();
+            prop_assert_eq!(&bytes, &postcard::to_allocvec(&model).unwrap());
+            let back: SortedMap<u8, u16> = postcard::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(back, ours);
+        }
+    }
+}
