@@ -42,7 +42,7 @@ use serde::de::DeserializeOwned;
 
 use super::{StateDelta, StoreError};
 use crate::clock::Timestamp;
-use crate::event::{Event, EventKind, Service, StreamId};
+use crate::event::{Event, EventKind, EventRef, Service, StreamId};
 use crate::monitor::{MonitorState, SessionKey, TrackedSession, UsageBaseline, VoucherProgress};
 use crate::name::Name;
 
@@ -314,6 +314,25 @@ impl Store {
         Ok(events)
     }
 
+    /// [`Store::commit`] of one poll's events, all at `at`, borrowed: the
+    /// caller keeps its one copy (to log them once committed). Returns the
+    /// first event's number (0 when there are none).
+    pub fn commit_at(
+        &self,
+        delta: &StateDelta,
+        at: Timestamp,
+        events: &[EventKind],
+    ) -> Result<u64, StoreError> {
+        if delta.is_empty() && events.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let first = append_refs(&txn, events.iter().map(|kind| (at, kind)))?;
+        apply(&txn, delta)?;
+        txn.commit()?;
+        Ok(first)
+    }
+
     /// Appends events without touching the state (router connection events).
     pub fn append_events(
         &self,
@@ -463,16 +482,30 @@ fn new_stream_id() -> Result<StreamId, StoreError> {
 /// Numbers and stores `events` inside `txn`, advancing `last_seq`.
 pub(super) fn append(
     txn: &WriteTransaction,
-    events: impl IntoIterator<Item = (Timestamp, EventKind), IntoIter: ExactSizeIterator>,
+    events: impl IntoIterator<Item = (Timestamp, EventKind)>,
 ) -> Result<Vec<Event>, StoreError> {
-    let events = events.into_iter();
+    let events: Vec<(Timestamp, EventKind)> = events.into_iter().collect();
+    let first = append_refs(txn, events.iter().map(|(at, kind)| (*at, kind)))?;
+    Ok(events
+        .into_iter()
+        .zip(first..)
+        .map(|((at, kind), seq)| Event { seq, at, kind })
+        .collect())
+}
+
+/// [`append`] of borrowed events; returns the first one's number (0 when
+/// there are none), the rest following one by one.
+pub(super) fn append_refs<'a>(
+    txn: &WriteTransaction,
+    events: impl ExactSizeIterator<Item = (Timestamp, &'a EventKind)>,
+) -> Result<u64, StoreError> {
     if events.len() == 0 {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let mut meta = txn.open_table(META)?;
     let mut table = txn.open_table(EVENTS)?;
     let mut seq = meta.get(KEY_LAST_SEQ)?.map_or(0, |v| v.value());
-    let mut out = Vec::with_capacity(events.len());
+    let first = seq.saturating_add(1);
     let mut buf = Vec::new();
     let mut bytes = 0u64;
     for (at, kind) in events {
@@ -480,15 +513,13 @@ pub(super) fn append(
             what: "event sequence",
             reason: "last_seq is at u64::MAX".into(),
         })?;
-        let event = Event { seq, at, kind };
-        encode_into("event", &event, &mut buf)?;
+        encode_into("event", &EventRef { seq, at, kind }, &mut buf)?;
         table.insert(seq, buf.as_slice())?;
         bytes += buf.len() as u64;
-        out.push(event);
     }
     meta.insert(KEY_LAST_SEQ, seq)?;
     add_outbox_bytes(&mut meta, i128::from(bytes))?;
-    Ok(out)
+    Ok(first)
 }
 
 /// Adjusts the `outbox_bytes` counter; saturates at 0 rather than failing

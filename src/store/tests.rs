@@ -159,6 +159,42 @@ fn commit_numbers_events_and_continues() {
 }
 
 #[test]
+fn commit_at_stores_and_numbers_what_commit_would() {
+    let (_d, path) = tmp();
+    let store = Store::open(&path).expect("open");
+    assert_eq!(
+        store
+            .commit_at(&StateDelta::default(), ts(5), &[])
+            .expect("c0"),
+        0
+    );
+    store.commit(&StateDelta::default(), events(2)).expect("c1");
+    let kinds: Vec<EventKind> = events(3).into_iter().map(|(_, k)| k).collect();
+    let first = store
+        .commit_at(&StateDelta::default(), ts(9), &kinds)
+        .expect("c2");
+    assert_eq!(first, 3);
+    let stored = store.pending_events(0, 100).expect("pending");
+    assert_eq!(seqs(&stored), [1, 2, 3, 4, 5]);
+    let expected: Vec<Event> = kinds
+        .into_iter()
+        .zip(3..)
+        .map(|(kind, seq)| Event {
+            seq,
+            at: ts(9),
+            kind,
+        })
+        .collect();
+    assert_eq!(stored[2..], expected[..]);
+    // The borrowed form is the same bytes, so either decodes as the other.
+    let e = &expected[0];
+    assert_eq!(
+        postcard::to_allocvec(&e.as_ref()).unwrap(),
+        postcard::to_allocvec(e).unwrap()
+    );
+}
+
+#[test]
 fn state_round_trips_row_by_row_across_reopen() {
     let (_dir, path) = tmp();
     let state = sample_state();

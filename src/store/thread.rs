@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{CapReport, StateDelta, Store, StoreError};
 use crate::clock::Timestamp;
-use crate::event::{Event, EventKind, StreamId};
+use crate::event::{Event, EventKind, EventRef, StreamId};
 use crate::monitor::MonitorState;
 
 /// Requests waiting for the thread; senders wait when it is full.
@@ -280,10 +280,16 @@ fn serve(store: &Store, site_id: &str, req: Request) {
             events,
             reply,
         } => {
-            let events = events.into_iter().map(|kind| (at, kind));
-            let result = store
-                .commit(&delta, events)
-                .map(|events| logged(&events, site_id, store));
+            let result = store.commit_at(&delta, at, &events).map(|first_seq| {
+                for (kind, seq) in events.iter().zip(first_seq..) {
+                    let e = EventRef { seq, at, kind };
+                    log::info!("event {}", e.to_json(site_id, store.stream()));
+                }
+                Committed {
+                    first_seq,
+                    count: events.len(),
+                }
+            });
             drop(delta);
             let _ = reply.send(result);
         }
