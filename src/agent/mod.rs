@@ -272,16 +272,12 @@ struct Reuse {
 
 impl Reuse {
     /// Takes back the rows of a snapshot the step is done with: the user
-    /// lists as they are, the session lists' vectors emptied.
+    /// lists as they are; the session rows are let go (read afresh each
+    /// poll, their vectors would hold most of a megabyte between polls
+    /// to spare a few hundred page faults).
     fn keep_rows(&mut self, snapshot: Snapshot) {
-        fn emptied<T>(mut rows: Vec<T>) -> Vec<T> {
-            rows.clear();
-            rows
-        }
         self.hotspot_users.put_back(snapshot.hotspot_users);
-        self.hotspot_active.1 = emptied(snapshot.hotspot_active);
         self.ppp_secrets.put_back(snapshot.ppp_secrets);
-        self.ppp_active.1 = emptied(snapshot.ppp_active);
     }
 
     fn users(&mut self, service: Service) -> &mut UserTable {
@@ -756,10 +752,11 @@ impl Agent {
                 });
             }
             // The old rows go before the new ones come (one copy at a time);
-            // their vector's memory is reused, not page-faulted in afresh.
+            // their vector's memory is reused, not page-faulted in afresh,
+            // and their names are reused by the read.
+            let names = table.name_cache();
             table.rows.clear();
             let rows = std::mem::take(&mut table.rows);
-            let names = std::mem::take(&mut table.names);
             let mut f = router
                 .fold(
                     print(
@@ -776,13 +773,12 @@ impl Agent {
                     UserRows::push,
                 )
                 .await?;
-            let names = f.value.names.rotated();
             if f.traps.is_empty() {
-                table.read(f.value.rows, names, now);
+                table.read(std::mem::take(&mut f.value.rows), now);
             } else {
                 // A refused read is not an empty list: the poll fails, and
                 // the next one reads again.
-                table.read_failed(names);
+                table.read_failed();
             }
             Ok::<_, ClientError>(UsersRead {
                 table,

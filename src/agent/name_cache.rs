@@ -27,6 +27,19 @@ pub struct NameCache {
 }
 
 impl NameCache {
+    /// A cache holding `names` (the first of any two with one hash).
+    pub fn of<'a>(names: impl Iterator<Item = &'a Name>) -> NameCache {
+        let mut names = names.peekable();
+        let mut cache = HashMap::default();
+        if names.peek().is_some() {
+            for n in names {
+                let hash = FxBuildHasher.hash_one(n.as_bytes());
+                cache.entry(hash).or_insert_with(|| n.clone());
+            }
+        }
+        NameCache { names: cache }
+    }
+
     /// The name for `raw`: the cached one when there is one.
     pub fn get(&mut self, raw: &[u8]) -> Name {
         let hash = FxBuildHasher.hash_one(raw);
@@ -87,6 +100,16 @@ mod tests {
         c.rotate();
         assert_eq!(c.len(), 0, "nothing else holds them");
         assert_eq!(c.get(b"alice").as_bytes(), b"alice");
+    }
+
+    #[test]
+    fn a_cache_of_names_hands_out_those_names() {
+        let (a, b) = (Name::new(b"alice"), Name::new(b"caf\xe9"));
+        let mut c = NameCache::of([&a, &b, &a].into_iter());
+        assert_eq!(c.len(), 2);
+        assert!(same(&a, &c.get(b"alice")));
+        assert!(same(&b, &c.get(b"caf\xe9")));
+        assert!(!same(&b, &c.get(b"caf\xe8")));
     }
 
     #[test]

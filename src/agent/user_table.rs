@@ -22,8 +22,6 @@ use crate::name::{Id, Name};
 pub struct UserTable {
     /// The users in the router's order (listen additions at the end).
     pub rows: Vec<UserRow>,
-    /// Names and comments of the last full read, reused by the next.
-    pub names: NameCache,
     /// When the list was last read in full since its listen opened;
     /// `None` until then (and after a failed read).
     read_at: Option<Instant>,
@@ -50,21 +48,19 @@ impl UserTable {
     }
 
     /// A full read replaced the rows.
-    pub fn read(&mut self, rows: Vec<UserRow>, names: NameCache, at: Instant) {
+    pub fn read(&mut self, rows: Vec<UserRow>, at: Instant) {
         self.sorted = rows.is_sorted_by_key(|r| r.id);
         self.rows = rows;
         self.by_name_stale = true;
-        self.names = names;
         self.read_at = Some(at);
     }
 
     /// A full read failed (the router refused it): the rows taken for it
     /// are gone, so the copy must not stand in for the list until a read
     /// succeeds.
-    pub fn read_failed(&mut self, names: NameCache) {
+    pub fn read_failed(&mut self) {
         self.rows.clear();
         self.by_name_stale = true;
-        self.names = names;
         self.read_at = None;
     }
 
@@ -103,6 +99,14 @@ impl UserTable {
                 }
             }
         }
+    }
+
+    /// The names and comments the copy holds, for a full read to reuse
+    /// (one copy, shared with the monitor state). Built for the read and
+    /// dropped after it: a cache kept between reads (minutes apart) was
+    /// most of a megabyte at 10,000 users.
+    pub fn name_cache(&self) -> NameCache {
+        NameCache::of(self.rows.iter().flat_map(|r| [&r.name, &r.comment]))
     }
 
     /// Puts the rows back after a step borrowed them (moved out into the
@@ -207,11 +211,7 @@ mod tests {
     fn changes_apply_by_id_and_keep_the_routers_order() {
         let mut t = UserTable::default();
         let at = Instant::now();
-        t.read(
-            vec![row(1, "a", ""), row(2, "b", ""), row(3, "c", "")],
-            NameCache::default(),
-            at,
-        );
+        t.read(vec![row(1, "a", ""), row(2, "b", ""), row(3, "c", "")], at);
         t.apply(UserChange::Upsert(Service::Hotspot, row(2, "b", "edited")));
         t.apply(UserChange::Upsert(Service::Hotspot, row(9, "new", "")));
         t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
@@ -224,11 +224,7 @@ mod tests {
     #[test]
     fn changes_apply_to_a_list_not_in_id_order_too() {
         let mut t = UserTable::default();
-        t.read(
-            vec![row(5, "e", ""), row(2, "b", "")],
-            NameCache::default(),
-            Instant::now(),
-        );
+        t.read(vec![row(5, "e", ""), row(2, "b", "")], Instant::now());
         t.apply(UserChange::Upsert(Service::Hotspot, row(2, "b", "x")));
         t.apply(UserChange::Upsert(Service::Hotspot, row(3, "c", "")));
         t.apply(UserChange::Removed(Service::Hotspot, Id(5)));
@@ -265,7 +261,7 @@ mod tests {
         // Names as raw bytes: one byte apart, neither valid UTF-8.
         rows[0].name = Name::new(b"caf\xe9");
         rows[1].name = Name::new(b"caf\xe8");
-        hotspot.read(rows, NameCache::default(), Instant::now());
+        hotspot.read(rows, Instant::now());
         let cfg = cfg();
         let find = |t: &mut UserTable, service, name: &[u8]| {
             t.index_names();
@@ -313,7 +309,6 @@ mod tests {
                 row(2, "a", ""),
                 with_profile(row(3, "a", ""), "staff"),
             ],
-            NameCache::default(),
             Instant::now(),
         );
         t.index_names();
@@ -340,7 +335,7 @@ mod tests {
         let at = Instant::now();
         let mut t = UserTable::default();
         assert!(t.needs_read(true, every, at), "never read");
-        t.read(Vec::new(), NameCache::default(), at);
+        t.read(Vec::new(), at);
         assert!(!t.needs_read(true, every, at + Duration::from_secs(299)));
         assert!(t.needs_read(true, every, at + every));
         assert!(
@@ -360,9 +355,9 @@ mod tests {
         let every = Duration::from_secs(300);
         let at = Instant::now();
         let mut t = UserTable::default();
-        t.read(vec![row(1, "a", "")], NameCache::default(), at);
+        t.read(vec![row(1, "a", "")], at);
         assert!(!t.needs_read(true, every, at));
-        t.read_failed(NameCache::default());
+        t.read_failed();
         assert!(t.needs_read(true, every, at));
         assert!(t.rows.is_empty());
         // Nor do listen rows build a partial copy meanwhile.

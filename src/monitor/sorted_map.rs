@@ -8,26 +8,60 @@
 //! a poll builds it by pushing in key order. The price is an insertion in
 //! the middle moving the entries after it, which only the listen path does,
 //! one entry per login.
+//!
+//! The vector is shared between copies until one of them changes (copy on
+//! write): a poll that changes no usage baseline keeps the last state's
+//! map instead of copying 10,000 entries, and the delta sees at once that
+//! nothing changed.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct SortedMap<K, V> {
     /// Ascending by key, no key twice.
-    entries: Vec<(K, V)>,
+    entries: Arc<Vec<(K, V)>>,
 }
 
-impl<K, V> Default for SortedMap<K, V> {
-    fn default() -> Self {
+impl<K, V> Clone for SortedMap<K, V> {
+    fn clone(&self) -> Self {
         SortedMap {
-            entries: Vec::new(),
+            entries: Arc::clone(&self.entries),
         }
     }
 }
 
-impl<K: Ord, V> SortedMap<K, V> {
+impl<K: PartialEq, V: PartialEq> PartialEq for SortedMap<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_copy(other) || self.entries == other.entries
+    }
+}
+
+impl<K: Eq, V: Eq> Eq for SortedMap<K, V> {}
+
+impl<K, V> Default for SortedMap<K, V> {
+    fn default() -> Self {
+        SortedMap {
+            entries: Arc::new(Vec::new()),
+        }
+    }
+}
+
+impl<K, V> SortedMap<K, V> {
+    /// Both are the same copy (so certainly equal): nothing changed.
+    pub fn same_copy(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.entries, &other.entries)
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
+    /// The entries to change; copied first if another copy shares them.
+    fn entries_mut(&mut self) -> &mut Vec<(K, V)> {
+        Arc::make_mut(&mut self.entries)
+    }
+
     pub fn new() -> Self {
         SortedMap::default()
     }
@@ -49,7 +83,8 @@ impl<K: Ord, V> SortedMap<K, V> {
     }
 
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.find(key).ok().map(|i| &mut self.entries[i].1)
+        let i = self.find(key).ok()?;
+        Some(&mut self.entries_mut()[i].1)
     }
 
     pub fn contains_key(&self, key: &K) -> bool {
@@ -59,20 +94,25 @@ impl<K: Ord, V> SortedMap<K, V> {
     /// Inserts or replaces; returns the replaced value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Ok(i) => Some(std::mem::replace(&mut self.entries_mut()[i].1, value)),
             Err(i) => {
-                self.entries.insert(i, (key, value));
+                self.entries_mut().insert(i, (key, value));
                 None
             }
         }
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        self.find(key).ok().map(|i| self.entries.remove(i).1)
+        let i = self.find(key).ok()?;
+        Some(self.entries_mut().remove(i).1)
     }
 
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        self.entries.retain_mut(|(k, v)| keep(k, v));
+    /// Keeps the entries `keep` says yes to; unshared only if one goes.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        if self.entries.iter().all(|(k, v)| keep(k, v)) {
+            return;
+        }
+        self.entries_mut().retain(|(k, v)| keep(k, v));
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
@@ -88,13 +128,16 @@ impl<K: Ord, V> SortedMap<K, V> {
     }
 
     pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(_, v)| v)
+        self.entries_mut().iter_mut().map(|(_, v)| v)
     }
 
     /// Applies many inserts at once: one merge pass rather than moving
     /// the entries once per insert (a first poll adds thousands). Of two
     /// values for one key, the later wins, as with repeated inserts.
     pub fn insert_all(&mut self, mut new: Vec<(K, V)>) {
+        if new.is_empty() {
+            return;
+        }
         if new.len() < 8 {
             for (k, v) in new {
                 self.insert(k, v);
@@ -103,7 +146,9 @@ impl<K: Ord, V> SortedMap<K, V> {
         }
         new.sort_by(|a, b| a.0.cmp(&b.0));
         let old = std::mem::take(&mut self.entries);
-        self.entries = Vec::with_capacity(old.len() + new.len());
+        // Moved out when not shared, copied when it is.
+        let old = Arc::try_unwrap(old).unwrap_or_else(|shared| (*shared).clone());
+        let mut merged: Vec<(K, V)> = Vec::with_capacity(old.len() + new.len());
         let mut old = old.into_iter().peekable();
         let mut new = new.into_iter().peekable();
         loop {
@@ -124,23 +169,24 @@ impl<K: Ord, V> SortedMap<K, V> {
                 break;
             };
             // A key given twice in `new`: the later one (stable sort) wins.
-            match self.entries.last_mut() {
+            match merged.last_mut() {
                 Some(last) if last.0 == entry.0 => *last = entry,
-                _ => self.entries.push(entry),
+                _ => merged.push(entry),
             }
         }
+        self.entries = Arc::new(merged);
     }
 
     /// Frees spare capacity left by removals or a merge (a vector grown by
     /// doubling can be half empty).
     pub fn shrink(&mut self) {
         if self.entries.capacity() > self.entries.len() + self.entries.len() / 8 {
-            self.entries.shrink_to_fit();
+            self.entries_mut().shrink_to_fit();
         }
     }
 }
 
-impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
+impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for SortedMap<K, V> {
     /// Already in key order (a poll builds its maps that way) costs one
     /// pass; otherwise a sort. Of two values for one key the later wins.
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
@@ -153,7 +199,9 @@ impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
             entries.reverse();
         }
         entries.shrink_to_fit();
-        SortedMap { entries }
+        SortedMap {
+            entries: Arc::new(entries),
+        }
     }
 }
 
@@ -172,7 +220,9 @@ impl<K: Serialize, V: Serialize> Serialize for SortedMap<K, V> {
     }
 }
 
-impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for SortedMap<K, V> {
+impl<'de, K: Ord + Clone + Deserialize<'de>, V: Clone + Deserialize<'de>> Deserialize<'de>
+    for SortedMap<K, V>
+{
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let map = std::collections::BTreeMap::<K, V>::deserialize(d)?;
         Ok(map.into_iter().collect())
@@ -220,7 +270,10 @@ mod tests {
                         model.extend(kvs);
                     }
                     Op::Retain(m) => {
+                        let before = ours.clone();
                         ours.retain(|k, _| k % 7 != m % 7);
+                        // A copy is never changed by changes to another.
+                        prop_assert!(before.iter().eq(model.iter()));
                         model.retain(|k, _| k % 7 != m % 7);
                     }
                 }
@@ -232,6 +285,15 @@ mod tests {
                     prop_assert_eq!(ours.contains_key(&k), model.contains_key(&k));
                 }
             }
+            // A clone is the same copy until one side changes.
+            let mut copy = ours.clone();
+            prop_assert!(copy.same_copy(&ours));
+            copy.insert_all(Vec::new());
+            copy.retain(|_, _| true);
+            prop_assert!(copy.same_copy(&ours), "no-op changes keep sharing");
+            copy.insert(7, 7);
+            prop_assert!(!copy.same_copy(&ours));
+            prop_assert!(ours.iter().eq(model.iter()), "the original is untouched");
             // Same bytes as the map it replaced, both ways.
             let bytes = postcard::to_allocvec(&ours).unwrap();
             prop_assert_eq!(&bytes, &postcard::to_allocvec(&model).unwrap());

@@ -47,7 +47,10 @@ impl StateDelta {
             });
         (d.vouchers_put, d.vouchers_del) =
             changes(old.vouchers.iter(), new.vouchers.iter(), |o, n| o == n);
-        (d.usage_put, d.usage_del) = changes(old.usage.iter(), new.usage.iter(), |o, n| o == n);
+        // Usually the same copy (no baseline changed): nothing to walk.
+        if !old.usage.same_copy(&new.usage) {
+            (d.usage_put, d.usage_del) = changes(old.usage.iter(), new.usage.iter(), |o, n| o == n);
+        }
         d.flagged_put = difference(&new.flagged_manual, &old.flagged_manual);
         d.flagged_del = difference(&old.flagged_manual, &new.flagged_manual);
         if old.router_boot != new.router_boot {
