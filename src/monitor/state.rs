@@ -2,7 +2,7 @@
 //! one row per session and per voucher (see [`crate::store`]), so field
 //! changes need a schema version bump there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -120,7 +120,7 @@ pub struct MonitorState {
     /// Open sessions by (service, active `.id`).
     pub sessions: SortedMap<SessionKey, TrackedSession>,
     /// Vouchers by user name (raw bytes).
-    pub vouchers: BTreeMap<Name, VoucherProgress>,
+    pub vouchers: SortedMap<Name, VoucherProgress>,
     /// Users already reported as `manual_user`.
     pub flagged_manual: BTreeSet<(Service, Name)>,
     /// The router's boot time as last estimated (see

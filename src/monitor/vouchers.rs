@@ -6,11 +6,11 @@
 //! re-planned every cycle until the router's own lists confirm them.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::collections::BTreeMap;
 
 use super::action::Action;
 use super::clock_trust::ClockNow;
 use super::glob::glob_match;
+use super::sorted_map::SortedMap;
 use super::{MonitorConfig, Provisional, SessionRow, UserRow, VoucherProgress};
 use crate::clock::{Timestamp, parse_rfc3339};
 use crate::comment::VoucherView;
@@ -18,14 +18,14 @@ use crate::event::{EventKind, ExpiredAction};
 use crate::name::{Mac, Name};
 
 pub(super) struct Plan {
-    pub vouchers: BTreeMap<Name, VoucherProgress>,
+    pub vouchers: SortedMap<Name, VoucherProgress>,
     pub events: Vec<EventKind>,
     pub actions: Vec<Action>,
     pub warnings: Vec<String>,
 }
 
 pub(super) fn plan(
-    prev: &BTreeMap<Name, VoucherProgress>,
+    prev: &SortedMap<Name, VoucherProgress>,
     users: &[&UserRow],
     active: &[&SessionRow],
     now: Timestamp,
@@ -33,7 +33,7 @@ pub(super) fn plan(
     cfg: &MonitorConfig,
 ) -> Plan {
     let mut out = Plan {
-        vouchers: BTreeMap::new(),
+        vouchers: SortedMap::new(),
         events: Vec::new(),
         actions: Vec::new(),
         warnings: Vec::new(),
@@ -289,8 +289,13 @@ pub(super) fn plan(
             kept.push((user.name.clone(), progress));
         }
     }
-    // Bulk-built from name order (or sorted here): no search per insert.
+    // Built in name order (or sorted here): no search per insert. When
+    // nothing changed (most polls) the last state's copy is kept instead,
+    // so the two states share one.
     out.vouchers = kept.into_iter().collect();
+    if out.vouchers == *prev {
+        out.vouchers = prev.clone();
+    }
     // Vouchers whose user is gone from the router (removed at expiry, or by
     // the operator) are dropped: there is nothing left to act on.
     out

@@ -45,8 +45,10 @@ impl StateDelta {
             changes(old.sessions.iter(), new.sessions.iter(), |o, n| {
                 o.same_record(n)
             });
-        (d.vouchers_put, d.vouchers_del) =
-            changes(old.vouchers.iter(), new.vouchers.iter(), |o, n| o == n);
+        if !old.vouchers.same_copy(&new.vouchers) {
+            (d.vouchers_put, d.vouchers_del) =
+                changes(old.vouchers.iter(), new.vouchers.iter(), |o, n| o == n);
+        }
         // Usually the same copy (no baseline changed): nothing to walk.
         if !old.usage.same_copy(&new.usage) {
             (d.usage_put, d.usage_del) = changes(old.usage.iter(), new.usage.iter(), |o, n| o == n);

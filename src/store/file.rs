@@ -266,11 +266,13 @@ impl Store {
             sessions.push(((s.service, s.active_id), s));
         }
         state.sessions = sessions.into_iter().collect();
+        let mut vouchers = Vec::new();
         for row in txn.open_table(VOUCHERS)?.iter()? {
             let (key, blob) = row?;
             let p: VoucherProgress = decode("voucher", blob.value())?;
-            state.vouchers.insert(Name::new(key.value()), p);
+            vouchers.push((Name::new(key.value()), p));
         }
+        state.vouchers = vouchers.into_iter().collect();
         for row in txn.open_table(FLAGGED)?.iter()? {
             let (key, _) = row?;
             state.flagged_manual.insert(flag_key_decode(key.value())?);

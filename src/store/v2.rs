@@ -350,7 +350,7 @@ mod tests {
         }
         let store = Store::open(&path).expect("migrated");
         let state = store.load_state().expect("state");
-        let p = &state.vouchers[&Name::from("v1")];
+        let p = &state.vouchers.get(&Name::from("v1")).expect("tracked");
         assert_eq!(p.activation, Some((t, t.plus_hours(24))));
         assert!(p.invalid_reported && p.provisional.is_none() && p.mac.is_none());
         let queued = store.pending_events(0, 10).expect("pending");

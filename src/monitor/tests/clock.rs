@@ -127,7 +127,11 @@ fn boot_at_1970_activates_provisionally_and_corrects_once_ntp_arrives() {
         (vec![], vec![])
     );
     assert!(
-        agent.state.vouchers[&Name::from("v1")]
+        agent
+            .state
+            .vouchers
+            .get(&Name::from("v1"))
+            .expect("tracked")
             .provisional
             .is_some()
     );

@@ -229,3 +229,30 @@ fn kept_user_lists_carry_credit_until_the_next_full_read() {
         vec![unseen("v", 20, 100, 1000)]
     );
 }
+
+#[test]
+fn a_quiet_poll_keeps_the_last_states_maps_rather_than_copying_them() {
+    let mut agent = Agent::new();
+    let snap = snap()
+        .user(with_totals(voucher("*U1", "v", b""), 40, 1, 2))
+        .user(voucher("*U2", "old", EXPIRES_AT_T0));
+    agent.cycle(&snap, at(10));
+    let before = agent.state.clone();
+    assert!(!before.vouchers.is_empty() && !before.usage.is_empty());
+    agent.cycle(&snap, at(70));
+    assert!(agent.state.usage.same_copy(&before.usage));
+    assert!(agent.state.vouchers.same_copy(&before.vouchers));
+    // A change is a new copy, and the old one is left as it was.
+    agent.cycle(
+        &v(100, 1, 2).user(voucher("*U2", "old", EXPIRES_AT_T0)),
+        at(130),
+    );
+    assert!(!agent.state.usage.same_copy(&before.usage));
+    assert_eq!(
+        before
+            .usage
+            .get(&Name::from("v"))
+            .map(|b| b.totals.uptime_secs),
+        Some(40)
+    );
+}

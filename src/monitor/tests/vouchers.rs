@@ -276,7 +276,14 @@ fn expiry_disables_and_kicks_until_the_router_confirms() {
         agent.cycle(&snap().user(disabled(u())), at(180)),
         (vec![logout(&s1, LogoutReason::Kicked)], vec![])
     );
-    assert!(agent.state.vouchers[&Name::from("v1")].enforced);
+    assert!(
+        agent
+            .state
+            .vouchers
+            .get(&Name::from("v1"))
+            .expect("tracked")
+            .enforced
+    );
     assert_eq!(
         agent.cycle(&snap().user(disabled(u())), at(240)),
         (vec![], vec![])
@@ -395,7 +402,14 @@ fn expiry_from_first_login_plus_valid_hours() {
     );
     let done = snap().user(disabled(voucher("*U1", "v1", raw)));
     assert_eq!(agent.cycle(&done, at(7_260)), (vec![], vec![]));
-    assert!(agent.state.vouchers[&Name::from("v1")].enforced);
+    assert!(
+        agent
+            .state
+            .vouchers
+            .get(&Name::from("v1"))
+            .expect("tracked")
+            .enforced
+    );
     assert_eq!(agent.cycle(&s, at(7_320)), (vec![], vec![]));
 }
 
