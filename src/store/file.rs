@@ -93,7 +93,7 @@ const KEY_CLOCK: &str = "clock";
 /// dirty pages too (redb writes them back early past half of it), so it
 /// also bounds a large commit (the first cycle at a busy site). Pages not
 /// cached are read from the OS page cache, not the SD card.
-const CACHE_BYTES: usize = 512 * 1024;
+const CACHE_BYTES: usize = 256 * 1024;
 
 /// The open state file.
 pub struct Store {
