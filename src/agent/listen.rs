@@ -95,9 +95,22 @@ enum Rows {
     Users(Service, UserRows),
 }
 
+/// Rows typed between two tidyings of a listen's name cache.
+const TIDY_EVERY: u32 = 256;
+
+/// A listen's typing: rows share names through a cache, and a listen
+/// lives as long as the connection, so the names nothing else holds any
+/// more are let go every [`TIDY_EVERY`] rows. Without that the cache kept
+/// every name ever heard: a PPP session id per login, a comment per
+/// voucher activated.
+struct Typing {
+    rows: Rows,
+    since_tidy: u32,
+}
+
 struct Follow {
     stream: ReplyStream,
-    rows: Rows,
+    typing: Typing,
 }
 
 /// The listens of the current connection; none while disconnected.
@@ -139,10 +152,7 @@ impl Listens {
                 Ok(stream) => {
                     *slot = Some(Follow {
                         stream,
-                        rows: match list {
-                            List::Active(s) => Rows::Sessions(SessionRows::new(s)),
-                            List::Users(s) => Rows::Users(s, UserRows::new(s)),
-                        },
+                        typing: Typing::new(list),
                     })
                 }
                 Err(e) => ended.push(Heard::Ended {
@@ -183,7 +193,7 @@ impl Listens {
         let why = match item {
             Some(Ok(Item::Row(attrs))) => {
                 if let Some(follow) = slot.as_mut() {
-                    let heard = follow.heard(list, &attrs);
+                    let heard = follow.typing.heard(list, &attrs);
                     follow.stream.recycle(attrs);
                     return heard;
                 }
@@ -199,8 +209,30 @@ impl Listens {
     }
 }
 
-impl Follow {
+impl Typing {
+    fn new(list: List) -> Typing {
+        Typing {
+            rows: match list {
+                List::Active(s) => Rows::Sessions(SessionRows::new(s)),
+                List::Users(s) => Rows::Users(s, UserRows::new(s)),
+            },
+            since_tidy: 0,
+        }
+    }
+
+    fn names(&mut self) -> &mut crate::agent::name_cache::NameCache {
+        match &mut self.rows {
+            Rows::Sessions(rows) => &mut rows.names,
+            Rows::Users(_, rows) => &mut rows.names,
+        }
+    }
+
     fn heard(&mut self, list: List, attrs: &Attrs) -> Heard {
+        self.since_tidy += 1;
+        if self.since_tidy >= TIDY_EVERY {
+            self.since_tidy = 0;
+            self.names().rotate();
+        }
         if matches!(attrs.get(".dead"), Some(b"yes") | Some(b"true")) {
             let Some(id) = attrs.get(".id").and_then(Id::parse) else {
                 return Heard::Skipped(Vec::new());
@@ -228,5 +260,57 @@ impl Follow {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &[u8])]) -> Attrs {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_long_listen_lets_go_of_names_nothing_holds() {
+        let mut typing = Typing::new(List::Active(Service::Pppoe));
+        let mut kept = Vec::new();
+        for i in 0..10 * TIDY_EVERY {
+            let row = attrs(&[
+                (".id", format!("*{i:X}").as_bytes()),
+                ("name", format!("user{i}").as_bytes()),
+                ("session-id", format!("0x{i:08X}").as_bytes()),
+                ("caller-id", b"AA:BB:CC:00:11:22"),
+                ("uptime", b"1s"),
+            ]);
+            let heard = typing.heard(List::Active(Service::Pppoe), &row);
+            let Heard::Change(ListenChange::Upsert(s)) = heard else {
+                panic!("row {i} not typed: {heard:?}");
+            };
+            // The first session stays open (held, as the monitor state
+            // would); the others end.
+            if i == 0 {
+                kept.push(s);
+            }
+        }
+        // Each row brought two new names; only the last tidying's worth
+        // (and what is still held) remain.
+        let cached = typing.names().len();
+        assert!(
+            cached <= 2 * TIDY_EVERY as usize + 3,
+            "{cached} names cached"
+        );
+        // A name still held elsewhere is still shared, not copied again.
+        let again = typing.heard(
+            List::Active(Service::Pppoe),
+            &attrs(&[(".id", b"*0"), ("name", b"user0"), ("uptime", b"2s")]),
+        );
+        let Heard::Change(ListenChange::Upsert(s)) = again else {
+            panic!("not typed");
+        };
+        assert!(s.user.same_allocation(&kept[0].user));
     }
 }
