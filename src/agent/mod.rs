@@ -335,7 +335,7 @@ impl Agent {
                             // Listens start just before the connection's
                             // first poll, so nothing falls between the two:
                             // rows arriving meanwhile wait until the poll is
-                            // committed (with the user index it read), and
+                            // committed (with the user lists it read), and
                             // what the poll already reported they repeat
                             // as no-ops.
                             let users = !self.user_read.is_zero();
