@@ -91,9 +91,10 @@ const KEY_CLOCK: &str = "clock";
 /// redb's default page cache is 1 GiB; the state file is small and the agent
 /// runs on small boxes, so cap it hard. The cap covers a transaction's
 /// dirty pages too (redb writes them back early past half of it), so it
-/// also bounds a large commit (the first cycle at a busy site). Pages not
-/// cached are read from the OS page cache, not the SD card.
-const CACHE_BYTES: usize = 256 * 1024;
+/// also bounds a large commit (the first cycle at a busy site). At 256 KiB
+/// a listen login's commit at 10,000 users now and then took 150 to 900 ms
+/// (pages evicted and read back); at 512 KiB it stays in milliseconds.
+const CACHE_BYTES: usize = 512 * 1024;
 
 /// The open state file.
 pub struct Store {
