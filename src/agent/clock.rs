@@ -194,12 +194,7 @@ pub fn kernel_synced() -> Option<bool> {
 mod tests {
     use super::*;
 
-    fn attrs(pairs: &[(&str, &[u8])]) -> Attrs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
-            .collect()
-    }
+    use crate::agent::rows::test_attrs as attrs;
 
     #[test]
     fn router_clock_is_converted_to_utc() {

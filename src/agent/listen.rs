@@ -267,12 +267,7 @@ impl Typing {
 mod tests {
     use super::*;
 
-    fn attrs(pairs: &[(&str, &[u8])]) -> Attrs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
-            .collect()
-    }
+    use crate::agent::rows::test_attrs as attrs;
 
     #[test]
     fn a_long_listen_lets_go_of_names_nothing_holds() {

@@ -498,16 +498,20 @@ fn is_true(value: Option<&[u8]>) -> bool {
     matches!(value, Some(b"true") | Some(b"yes"))
 }
 
+/// Attributes from key/value pairs, for the driver side's tests.
+#[cfg(test)]
+pub(crate) fn test_attrs(pairs: &[(&str, &[u8])]) -> Attrs {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn attrs(pairs: &[(&str, &[u8])]) -> Attrs {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
-            .collect()
-    }
+    use super::test_attrs as attrs;
 
     #[test]
     fn hotspot_session_parses_and_flags_bad_values() {
