@@ -11,6 +11,8 @@
 //!   `VOUCHER_SYSTEM|…` / `PPPOE_SYSTEM|…` comment metadata.
 //! - [`name`]: typed row values: names as raw bytes (RouterOS is not UTF-8
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
+//! - [`shared_bytes`]: the one-word shared byte string behind `Name`
+//!   (its unsafe code lives there and only there).
 //! - [`files`]: bounded reads of config, secret and certificate files.
 //! - [`api_json`]: how `mikrotik-edge api` prints rows (lossless JSON).
 //! - [`monitor`]: pure logic. Snapshots (or one listen change) and `now` in, events
@@ -49,6 +51,7 @@ pub mod monitor;
 pub mod name;
 pub mod proto;
 pub mod reconcile;
+pub mod shared_bytes;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;

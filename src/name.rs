@@ -8,16 +8,18 @@
 //! there without loss (see [`Name::json_into`]).
 
 use std::fmt;
-use std::sync::Arc;
+
+use crate::shared_bytes::SharedBytes;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Raw bytes of a name, profile, comment or other router text.
 ///
-/// Backed by an `Arc<[u8]>`: a profile shared by 10,000 users is stored
-/// once (the row parser interns it) and clones are a reference count.
+/// Backed by [`SharedBytes`], one pointer wide: a profile shared by 10,000
+/// users is stored once (the row parser interns it) and clones are a
+/// reference count.
 #[derive(Clone)]
-pub struct Name(Arc<[u8]>);
+pub struct Name(SharedBytes);
 
 /// Hashes the bytes, consistent with the byte-wise equality below.
 impl std::hash::Hash for Name {
@@ -88,20 +90,20 @@ impl Ord for Name {
 
 impl Name {
     pub fn new(bytes: impl AsRef<[u8]>) -> Name {
-        Name(Arc::from(bytes.as_ref()))
+        Name(SharedBytes::new(bytes.as_ref()))
     }
 
     /// The same copy (not only equal bytes): a cheap shortcut for names
     /// known to be shared, such as interned profiles.
     #[inline(always)]
     pub fn same_allocation(&self, other: &Name) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.0.ptr_eq(&other.0)
     }
 
     /// Whether another copy of this name exists (in rows, the monitor
     /// state, events): a cache lets go of the names only it holds.
     pub fn is_shared(&self) -> bool {
-        Arc::strong_count(&self.0) > 1
+        self.0.count() > 1
     }
 
     /// The empty name, shared: rows carry many (no comment, no caller id).
@@ -235,7 +237,7 @@ impl<'de> Deserialize<'de> for Name {
                 Ok(Name::new(v))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Name, E> {
-                Ok(Name(Arc::from(v)))
+                Ok(Name::new(v))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name, E> {
                 Ok(Name::new(v))
@@ -245,7 +247,7 @@ impl<'de> Deserialize<'de> for Name {
                 while let Some(b) = seq.next_element::<u8>()? {
                     out.push(b);
                 }
-                Ok(Name(Arc::from(out)))
+                Ok(Name::new(out))
             }
         }
         d.deserialize_bytes(V)
