@@ -145,35 +145,13 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
             return;
         }
         new.sort_by(|a, b| a.0.cmp(&b.0));
-        let old = std::mem::take(&mut self.entries);
-        // Moved out when not shared, copied when it is.
-        let old = Arc::try_unwrap(old).unwrap_or_else(|shared| (*shared).clone());
-        let mut merged: Vec<(K, V)> = Vec::with_capacity(old.len() + new.len());
-        let mut old = old.into_iter().peekable();
-        let mut new = new.into_iter().peekable();
-        loop {
-            let take_new = match (old.peek(), new.peek()) {
-                (None, None) => break,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some((o, _)), Some((n, _))) => match o.cmp(n) {
-                    Ordering::Less => false,
-                    Ordering::Greater => true,
-                    Ordering::Equal => {
-                        old.next();
-                        true
-                    }
-                },
-            };
-            let Some(entry) = (if take_new { new.next() } else { old.next() }) else {
-                break;
-            };
-            // A key given twice in `new`: the later one (stable sort) wins.
-            match merged.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => merged.push(entry),
-            }
-        }
+        let merged = match Arc::try_unwrap(std::mem::take(&mut self.entries)) {
+            // Empty on a first poll: `new`'s vector becomes the map.
+            Ok(old) => merge(old, new),
+            // Shared with the last state (the usual case): merged straight
+            // from it, rather than copied whole and then merged.
+            Err(shared) => merge(shared.iter().cloned(), new),
+        };
         self.entries = Arc::new(merged);
     }
 
@@ -184,6 +162,47 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
             self.entries_mut().shrink_to_fit();
         }
     }
+}
+
+/// Merges sorted `new` (later of equal keys wins) into sorted `old`; a
+/// key in both takes `new`'s value. With `old` empty, `new`'s own vector
+/// is the result.
+fn merge<K: Ord, V>(old: impl IntoIterator<Item = (K, V)>, new: Vec<(K, V)>) -> Vec<(K, V)> {
+    let mut old = old.into_iter().peekable();
+    if old.peek().is_none() {
+        let mut new = new;
+        // A key given twice: the later one (stable sort) wins.
+        new.reverse();
+        new.dedup_by(|later, earlier| later.0 == earlier.0);
+        new.reverse();
+        return new;
+    }
+    let mut merged: Vec<(K, V)> = Vec::with_capacity(old.size_hint().0 + new.len());
+    let mut new = new.into_iter().peekable();
+    loop {
+        let take_new = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((o, _)), Some((n, _))) => match o.cmp(n) {
+                Ordering::Less => false,
+                Ordering::Greater => true,
+                Ordering::Equal => {
+                    old.next();
+                    true
+                }
+            },
+        };
+        let Some(entry) = (if take_new { new.next() } else { old.next() }) else {
+            break;
+        };
+        // A key given twice in `new`: the later one (stable sort) wins.
+        match merged.last_mut() {
+            Some(last) if last.0 == entry.0 => *last = entry,
+            _ => merged.push(entry),
+        }
+    }
+    merged
 }
 
 impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for SortedMap<K, V> {
@@ -239,7 +258,8 @@ mod tests {
     enum Op {
         Insert(u8, u16),
         Remove(u8),
-        InsertAll(Vec<(u8, u16)>),
+        /// With another copy sharing the entries (`true`) or not.
+        InsertAll(Vec<(u8, u16)>, bool),
         Retain(u8),
     }
 
@@ -247,7 +267,11 @@ mod tests {
         prop_oneof![
             (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
             any::<u8>().prop_map(Op::Remove),
-            proptest::collection::vec((any::<u8>(), any::<u16>()), 0..40).prop_map(Op::InsertAll),
+            (
+                proptest::collection::vec((any::<u8>(), any::<u16>()), 0..40),
+                any::<bool>()
+            )
+                .prop_map(|(kvs, shared)| Op::InsertAll(kvs, shared)),
             any::<u8>().prop_map(Op::Retain),
         ]
     }
@@ -265,8 +289,12 @@ mod tests {
                 match op {
                     Op::Insert(k, v) => prop_assert_eq!(ours.insert(k, v), model.insert(k, v)),
                     Op::Remove(k) => prop_assert_eq!(ours.remove(&k), model.remove(&k)),
-                    Op::InsertAll(kvs) => {
+                    Op::InsertAll(kvs, shared) => {
+                        let before = shared.then(|| ours.clone());
                         ours.insert_all(kvs.clone());
+                        if let Some(before) = before {
+                            prop_assert!(before.iter().eq(model.iter()), "the other copy is untouched");
+                        }
                         model.extend(kvs);
                     }
                     Op::Retain(m) => {

@@ -56,26 +56,46 @@ pub struct StepOutput {
 
 /// The users whose profile matches a pattern.
 struct Managed<'a> {
-    /// Name to index in the snapshot's list.
-    by_name: HashMap<&'a Name, usize>,
+    users: &'a [UserRow],
+    /// Their indices in `users`, sorted by name (the last row of a name
+    /// only), for lookups by name: a sorted array of four-byte indices
+    /// rather than a hash map, a tenth of its memory.
+    by_name: Vec<u32>,
     /// The same indices in the router's order.
-    sorted: Vec<usize>,
+    sorted: Vec<u32>,
+}
+
+impl<'a> Managed<'a> {
+    fn get(&self, name: &Name) -> Option<&'a UserRow> {
+        let users = self.users;
+        self.by_name
+            .binary_search_by(|&i| users[i as usize].name.cmp(name))
+            .ok()
+            .map(|at| &users[self.by_name[at] as usize])
+    }
+
+    fn contains(&self, name: &Name) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The managed users in the router's order.
+    fn rows(&self) -> impl Iterator<Item = &'a UserRow> + '_ {
+        self.sorted.iter().map(|&i| &self.users[i as usize])
+    }
 }
 
 /// The users of `users` whose profile matches `pattern`. The glob runs once
-/// per distinct profile, not once per user. A hash map for the lookups
-/// (thousands per cycle), and the managed users in the router's order for
-/// everything that emits events, so output is stable.
+/// per distinct profile, not once per user. Everything that emits events
+/// goes through them in the router's order, so output is stable.
 fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
     let mut verdicts: HashMap<&Name, bool> = HashMap::default();
-    let mut by_name: HashMap<&Name, usize> =
-        HashMap::with_capacity_and_hasher(users.len(), Default::default());
     let mut sorted = Vec::with_capacity(users.len());
     // Profiles are interned by the row parser and neighbours mostly share
     // one: the last verdict is checked by identity before any hashing.
     let mut last: Option<(&Name, bool)> = None;
-    let mut duplicates = false;
-    for (i, u) in users.iter().enumerate() {
+    // Row indices fit in four bytes: a reply is capped far below 4 billion
+    // rows (and a list that long could not be held anyway).
+    for (i, u) in users.iter().enumerate().take(u32::MAX as usize) {
         let wanted = match last {
             Some((p, v)) if p.same_allocation(&u.profile) => v,
             _ => {
@@ -87,16 +107,27 @@ fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
             }
         };
         if wanted {
-            duplicates |= by_name.insert(&u.name, i).is_some();
-            sorted.push(i);
+            sorted.push(i as u32);
         }
     }
+    let mut by_name = sorted.clone();
+    // Stable: rows of one name stay in the router's order, the last kept.
+    by_name.sort_by(|&a, &b| users[a as usize].name.cmp(&users[b as usize].name));
+    by_name.reverse();
+    by_name.dedup_by(|later, earlier| users[*later as usize].name == users[*earlier as usize].name);
+    by_name.reverse();
     // The router's own order (stable from poll to poll), without
     // duplicates of a name (the last row wins, as in `by_name`).
-    if duplicates {
-        sorted.retain(|i| by_name.get(&users[*i].name) == Some(i));
+    if by_name.len() < sorted.len() {
+        let mut last_rows = by_name.clone();
+        last_rows.sort_unstable();
+        sorted.retain(|i| last_rows.binary_search(i).is_ok());
     }
-    Managed { by_name, sorted }
+    Managed {
+        users,
+        by_name,
+        sorted,
+    }
 }
 
 /// Computes one cycle: session transitions, voucher lifecycle and
@@ -113,23 +144,15 @@ pub fn step(
     let active: Vec<&SessionRow> = snap
         .hotspot_active
         .iter()
-        .filter(|s| hotspot.by_name.contains_key(&s.user))
-        .chain(
-            snap.ppp_active
-                .iter()
-                .filter(|s| pppoe.by_name.contains_key(&s.user)),
-        )
+        .filter(|s| hotspot.contains(&s.user))
+        .chain(snap.ppp_active.iter().filter(|s| pppoe.contains(&s.user)))
         .collect();
     let hotspot_active: Vec<&SessionRow> = active
         .iter()
         .copied()
         .filter(|s| s.service == Service::Hotspot)
         .collect();
-    let hotspot_users: Vec<&UserRow> = hotspot
-        .sorted
-        .iter()
-        .map(|&i| &snap.hotspot_users[i])
-        .collect();
+    let hotspot_users: Vec<&UserRow> = hotspot.rows().collect();
 
     let (clock, clock_event, clock_now) = match &snap.clock {
         Some(v) => clock_trust::advance(&prev.clock, v),
@@ -160,14 +183,13 @@ pub fn step(
         (Some(before), Some(after)) if after.secs_since(before) > REBOOT_TOLERANCE_SECS
     );
     let profile_of = |service: Service, user: &Name| -> Name {
-        let (index, rows) = match service {
-            Service::Hotspot => (&hotspot, &snap.hotspot_users),
-            Service::Pppoe => (&pppoe, &snap.ppp_secrets),
+        let index = match service {
+            Service::Hotspot => &hotspot,
+            Service::Pppoe => &pppoe,
         };
         index
-            .by_name
             .get(user)
-            .map(|&i| rows[i].profile.clone())
+            .map(|u| u.profile.clone())
             .unwrap_or_default()
     };
     let ctx = sessions::Context {
