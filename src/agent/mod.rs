@@ -633,7 +633,17 @@ impl Agent {
         // Events and voucher times use the best time there is: the trusted
         // source's, or the later of the wall clock and the elapsed floor.
         let now = verdict.best_now;
-        let out = monitor::step(&self.state, &snapshot, now, &self.monitor);
+        // The state is updated in place (see `monitor::step_in_place`): the
+        // view lets go of its copy first, so the session map is the agent's
+        // alone and not copied. Nothing reads the view meanwhile (the step
+        // does not await); it gets the new state right after.
+        let before = self.state.without_sessions();
+        self.view.send_modify(|v| v.state = Arc::default());
+        let mut state = std::mem::take(&mut self.state);
+        let out = monitor::step_in_place(Arc::make_mut(&mut state), &snapshot, now, &self.monitor);
+        self.state = state;
+        let new_state = self.state.clone();
+        self.view.send_modify(|v| v.state = new_state);
         let users = view::UserCounts {
             hotspot_users: snapshot.hotspot_users.len(),
             hotspot_managed: out.managed.0,
@@ -649,25 +659,31 @@ impl Agent {
         for w in out.warnings {
             self.warn_once(w);
         }
-        let new_state = Arc::new(out.state);
-        let delta = StateDelta::between(&self.state, &new_state);
+        let delta =
+            StateDelta::with_sessions(&before, &self.state, out.sessions_put, out.sessions_del);
+        let last_poll = before.last_poll;
+        drop(before);
         let step_us = step_started.elapsed().as_micros();
         let committed = match self.store.commit_at(delta, now, out.events).await {
             Ok(c) => c,
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; skipping this cycle, nothing acted on");
+                // Back to the state as committed: the next poll reports
+                // this one's changes again.
+                let mut committed = self.store.load_state().await?;
+                committed.last_poll = last_poll;
+                self.state = Arc::new(committed);
+                let state = self.state.clone();
+                self.view.send_modify(|v| v.state = state);
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),
         };
-        self.state = new_state;
         self.listen_clock = Some((out.clock, now, std::time::Instant::now()));
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
-        let state = self.state.clone();
         let n_events = committed.count as u64;
         self.view.send_modify(|v| {
-            v.state = state;
             v.users = users;
             v.last_poll = Some(now);
             v.last_poll_attempt = Some(now);

@@ -43,4 +43,4 @@ pub use sorted_map::SortedMap;
 pub use state::{
     Counters, MonitorState, Provisional, SessionKey, TrackedSession, UsageBaseline, VoucherProgress,
 };
-pub use step::{MonitorConfig, StepOutput, step};
+pub use step::{MonitorConfig, StepChanges, StepOutput, step, step_in_place};

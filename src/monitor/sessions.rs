@@ -1,10 +1,10 @@
 //! Session transitions between two consecutive snapshots.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::sorted_map::SortedMap;
 use super::state::{Counters, SessionKey};
-use super::{SessionRow, TrackedSession};
+use super::{SessionRow, Totals, TrackedSession};
 use crate::clock::Timestamp;
 use crate::event::{EventKind, LogoutReason, Service, SessionRef};
 use crate::name::Name;
@@ -24,81 +24,94 @@ pub(super) struct Context<'a> {
     /// This state file has not completed a cycle: every session found is
     /// one that was already online when it started.
     pub first_cycle: bool,
+    /// When the last poll's lists were read (see `MonitorState::last_poll`).
+    pub last_poll: Option<Timestamp>,
 }
 
-/// Compares the known sessions with the active rows of managed users.
-///
-/// Logouts come before logins in the output, so a re-login between two
-/// polls reads as a logout followed by a login.
-pub(super) fn diff(
-    prev: &Sessions,
-    active: &[&SessionRow],
-    ctx: &Context<'_>,
-) -> (Sessions, Vec<EventKind>) {
-    // Pushed in the active lists' order (each by `.id`, as RouterOS
-    // lists them), so building the map is one pass.
-    let mut next = Vec::with_capacity(active.len());
-    let mut logouts = Vec::new();
+/// What [`update`] did besides changing the map.
+#[derive(Debug, Default)]
+pub(super) struct Update {
+    /// Logouts, then logins, then usage: a re-login between two polls
+    /// reads as a logout followed by a login.
+    pub events: Vec<EventKind>,
+    /// Sessions whose stored record changed (new, replaced, or a usage
+    /// event moved `last_report`); counters alone do not count.
+    pub put: Vec<SessionKey>,
+    /// Sessions that ended.
+    pub del: Vec<SessionKey>,
+    /// Hotspot users whose seen sessions ended, with the credit they leave
+    /// against the growth of the user's cumulative counters.
+    pub ended: BTreeMap<Name, Totals>,
+}
+
+/// Brings the known sessions in line with the active rows of managed users,
+/// in place: when the map is not shared (the agent's own state) no copy of
+/// its thousands of entries is made, which at 6,000 sessions is most of a
+/// megabyte a poll. A shared map is copied first (copy on write).
+pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Context<'_>) -> Update {
+    let mut out = Update::default();
     let mut logins = Vec::new();
     let mut usage = Vec::new();
     // Users with a new session this cycle: an old session of theirs that
     // vanished ended by re-login rather than by a plain logout.
     let mut relogged: BTreeSet<(Service, &Name)> = BTreeSet::new();
+    // Which known sessions have an active row (by position in the map).
+    let mut seen = vec![false; sessions.len()];
+    let mut added = Vec::new();
 
     for row in active {
         let key = (row.service, row.id);
-        match prev.get(&key) {
-            // Nothing survives a reboot, whatever its `.id` and uptime say.
-            Some(known) if !ctx.rebooted && same_session(known, row) => {
-                let mut t = known.clone();
-                let c = &mut t.counters;
-                c.uptime_secs = row.uptime_secs.unwrap_or(c.uptime_secs);
-                c.bytes_in = row.bytes_in.or(c.bytes_in);
-                c.bytes_out = row.bytes_out.or(c.bytes_out);
-                if ctx.now.secs_since(t.last_report) >= ctx.usage_secs as i64 {
-                    t.last_report = ctx.now;
-                    usage.push(EventKind::Usage {
-                        session: session_ref(&t),
-                        bytes_in: t.counters.bytes_in,
-                        bytes_out: t.counters.bytes_out,
-                        uptime_secs: t.counters.uptime_secs,
-                        unseen: false,
-                    });
-                }
-                next.push((key, t));
-            }
-            replaced => {
-                // An `.id` reused by a different session (RouterOS restarts
-                // numbering after a reboot) ends the old one first.
-                if let Some(old) = replaced {
-                    let reason = if ctx.rebooted {
-                        LogoutReason::RouterReboot
-                    } else {
-                        LogoutReason::Relogin
-                    };
-                    logouts.push(logout(old, reason));
-                }
-                relogged.insert((row.service, &row.user));
-                let profile = (ctx.profile_of)(row.service, &row.user);
-                let t = track(row, profile.clone(), ctx.now);
-                logins.push(EventKind::Login {
-                    session: session_ref(&t),
-                    address: row.address,
-                    mac: row.mac,
-                    caller_id: row.caller_id.clone(),
-                    login_by: row.login_by.clone(),
-                    profile,
-                    seen_at_start: ctx.first_cycle,
-                });
-                next.push((key, t));
-            }
+        let Some(at) = sessions.position(&key) else {
+            relogged.insert((row.service, &row.user));
+            let profile = (ctx.profile_of)(row.service, &row.user);
+            logins.push(login(row, profile.clone(), ctx));
+            added.push((key, track(row, profile, ctx.now)));
+            continue;
+        };
+        // A row twice (never from a real router): the first one counts.
+        if std::mem::replace(&mut seen[at], true) {
+            continue;
         }
+        let known = sessions.value_at(at);
+        // Nothing survives a reboot, whatever its `.id` and uptime say.
+        if !ctx.rebooted && same_session(known, row) {
+            let report = ctx.now.secs_since(known.last_report) >= ctx.usage_secs as i64;
+            let t = sessions.value_at_mut(at);
+            let c = &mut t.counters;
+            c.uptime_secs = row.uptime_secs.unwrap_or(c.uptime_secs);
+            c.bytes_in = row.bytes_in.or(c.bytes_in);
+            c.bytes_out = row.bytes_out.or(c.bytes_out);
+            if report {
+                t.last_report = ctx.now;
+                usage.push(EventKind::Usage {
+                    session: session_ref(t),
+                    bytes_in: t.counters.bytes_in,
+                    bytes_out: t.counters.bytes_out,
+                    uptime_secs: t.counters.uptime_secs,
+                    unseen: false,
+                });
+                out.put.push(key);
+            }
+            continue;
+        }
+        // An `.id` reused by a different session (RouterOS restarts
+        // numbering after a reboot) ends the old one first.
+        let reason = if ctx.rebooted {
+            LogoutReason::RouterReboot
+        } else {
+            LogoutReason::Relogin
+        };
+        end(known, reason, ctx, &mut out);
+        relogged.insert((row.service, &row.user));
+        let profile = (ctx.profile_of)(row.service, &row.user);
+        logins.push(login(row, profile.clone(), ctx));
+        *sessions.value_at_mut(at) = track(row, profile, ctx.now);
+        out.put.push(key);
     }
-    let next: Sessions = next.into_iter().collect();
 
-    // Every active row has its key in `next`.
-    for (key, old) in prev {
-        if next.contains_key(key) {
+    // Sessions without an active row ended, in key order.
+    for (at, old) in sessions.values().enumerate() {
+        if seen[at] {
             continue;
         }
         let reason = if ctx.rebooted {
@@ -110,13 +123,61 @@ pub(super) fn diff(
         } else {
             LogoutReason::Gone
         };
-        logouts.push(logout(old, reason));
+        end(old, reason, ctx, &mut out);
+        out.del.push((old.service, old.active_id));
     }
+    // `del` is in key order, as the map.
+    if !out.del.is_empty() {
+        let del = &out.del;
+        sessions.retain(|k, _| del.binary_search(k).is_err());
+    }
+    out.put.extend(added.iter().map(|(k, _)| *k));
+    // Few new sessions go in in place; many (a first poll) are merged.
+    sessions.insert_all(added);
+    // Two rows for one new `.id` (never from a real router) are one put.
+    out.put.sort_unstable();
+    out.put.dedup();
 
-    let mut events = logouts;
-    events.extend(logins);
-    events.extend(usage);
-    (next, events)
+    out.events.extend(logins);
+    out.events.extend(usage);
+    out
+}
+
+/// The logout of `t`, and its credit when it is a hotspot session.
+fn end(t: &TrackedSession, reason: LogoutReason, ctx: &Context<'_>, out: &mut Update) {
+    out.events.push(logout(t, reason));
+    if t.service != Service::Hotspot {
+        return;
+    }
+    // Counters were last seen at the last poll, or at the login or usage
+    // event if later (a login seen by listen).
+    let last_seen = ctx.last_poll.max(Some(t.last_report)).unwrap_or(ctx.now);
+    let c = super::usage::credit(
+        t.counters.uptime_secs,
+        t.counters.bytes_in,
+        t.counters.bytes_out,
+        last_seen,
+        ctx.now,
+    );
+    let entry = out.ended.entry(t.user.clone()).or_default();
+    *entry = entry.saturating_add(&c);
+}
+
+fn login(row: &SessionRow, profile: Name, ctx: &Context<'_>) -> EventKind {
+    EventKind::Login {
+        session: SessionRef {
+            service: row.service,
+            user: row.user.clone(),
+            active_id: row.id,
+            session_id: row.session_id.clone(),
+        },
+        address: row.address,
+        mac: row.mac,
+        caller_id: row.caller_id.clone(),
+        login_by: row.login_by.clone(),
+        profile,
+        seen_at_start: ctx.first_cycle,
+    }
 }
 
 /// Same user, same PPP session id, and the uptime did not go backwards.

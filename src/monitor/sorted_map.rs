@@ -50,6 +50,12 @@ impl<K, V> Default for SortedMap<K, V> {
 }
 
 impl<K, V> SortedMap<K, V> {
+    /// Where the entries live, for tests that a change was made in place.
+    #[cfg(test)]
+    pub(crate) fn entries_addr(&self) -> *const (K, V) {
+        self.entries.as_ptr()
+    }
+
     /// Both are the same copy (so certainly equal): nothing changed.
     pub fn same_copy(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.entries, &other.entries)
@@ -85,6 +91,21 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let i = self.find(key).ok()?;
         Some(&mut self.entries_mut()[i].1)
+    }
+
+    /// Where `key` is, for [`value_at`](Self::value_at) and
+    /// [`value_at_mut`](Self::value_at_mut): one search for a read and a
+    /// write. Positions hold until an entry is inserted or removed.
+    pub fn position(&self, key: &K) -> Option<usize> {
+        self.find(key).ok()
+    }
+
+    pub fn value_at(&self, at: usize) -> &V {
+        &self.entries[at].1
+    }
+
+    pub fn value_at_mut(&mut self, at: usize) -> &mut V {
+        &mut self.entries_mut()[at].1
     }
 
     pub fn contains_key(&self, key: &K) -> bool {

@@ -140,6 +140,24 @@ pub struct MonitorState {
     pub last_poll: Option<Timestamp>,
 }
 
+impl MonitorState {
+    /// A copy of everything but the session map (left empty): what a
+    /// delta needs of the state before a step that updates the sessions
+    /// in place. The other maps are shared, not copied.
+    pub fn without_sessions(&self) -> MonitorState {
+        MonitorState {
+            sessions: SortedMap::default(),
+            vouchers: self.vouchers.clone(),
+            flagged_manual: self.flagged_manual.clone(),
+            router_boot: self.router_boot,
+            started: self.started,
+            clock: self.clock,
+            usage: self.usage.clone(),
+            last_poll: self.last_poll,
+        }
+    }
+}
+
 /// Equal when what is persisted is equal: `last_poll` moves every poll
 /// and is not part of what the agent remembers across restarts.
 impl PartialEq for MonitorState {

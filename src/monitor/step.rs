@@ -1,12 +1,13 @@
 //! One monitoring cycle as a pure function.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::action::Action;
 use super::clock_trust::{self, ClockNow};
 use super::glob::glob_match;
-use super::{MonitorState, SessionRow, Snapshot, Totals, UserRow, sessions, usage, vouchers};
+use super::state::SessionKey;
+use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, usage, vouchers};
 use crate::clock::Timestamp;
 use crate::comment::has_system_marker;
 use crate::event::{EventKind, ExpiredAction, Service};
@@ -130,14 +131,53 @@ fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
     }
 }
 
+/// What a step did besides updating the state: see [`step_in_place`].
+#[derive(Debug, Clone, Default)]
+pub struct StepChanges {
+    /// To commit, together with the state, before any action runs.
+    pub events: Vec<EventKind>,
+    pub actions: Vec<Action>,
+    pub warnings: Vec<String>,
+    pub managed: (usize, usize),
+    pub clock: ClockNow,
+    /// Sessions whose stored record changed or that are new, and sessions
+    /// that ended, in key order: the state file's session writes.
+    pub sessions_put: Vec<SessionKey>,
+    pub sessions_del: Vec<SessionKey>,
+}
+
 /// Computes one cycle: session transitions, voucher lifecycle and
 /// hand-made users, from the previous state and a complete snapshot.
+/// `prev` is left as it was (see [`step_in_place`] for the agent's way).
 pub fn step(
     prev: &MonitorState,
     snap: &Snapshot,
     now: Timestamp,
     cfg: &MonitorConfig,
 ) -> StepOutput {
+    let mut state = prev.clone();
+    let c = step_in_place(&mut state, snap, now, cfg);
+    StepOutput {
+        state,
+        events: c.events,
+        actions: c.actions,
+        warnings: c.warnings,
+        managed: c.managed,
+        clock: c.clock,
+    }
+}
+
+/// [`step`] that turns `state` into the next one. Its session map is
+/// updated in place when nothing else shares it (at 6,000 sessions a copy
+/// is most of a megabyte, every poll); the other maps are replaced by new
+/// copies only when they change.
+pub fn step_in_place(
+    state: &mut MonitorState,
+    snap: &Snapshot,
+    now: Timestamp,
+    cfg: &MonitorConfig,
+) -> StepChanges {
+    let prev = &*state;
     let hotspot = managed(&snap.hotspot_users, cfg.pattern(Service::Hotspot));
     let pppoe = managed(&snap.ppp_secrets, cfg.pattern(Service::Pppoe));
 
@@ -199,47 +239,28 @@ pub fn step(
         kicked_users: &kicked_users,
         profile_of: &profile_of,
         first_cycle: !prev.started,
+        last_poll: prev.last_poll,
     };
-    let (sessions, mut events) = sessions::diff(&prev.sessions, &active, &ctx);
+    // What else the rest needs of `prev` is taken aside here: the state
+    // changes from now on.
+    let prev_usage = prev.usage.clone();
+    let prev_boot = prev.router_boot;
+    let prev_flagged = std::mem::take(&mut state.flagged_manual);
+    let sessions::Update {
+        mut events,
+        put: sessions_put,
+        del: sessions_del,
+        ended,
+    } = sessions::update(&mut state.sessions, &active, &ctx);
+    let sessions = &state.sessions;
 
-    // Unseen sessions: seen hotspot sessions that ended in this step leave
-    // a credit against the growth of their user's cumulative counters.
-    let mut ended: BTreeMap<Name, Totals> = BTreeMap::new();
-    for e in &events {
-        if let EventKind::Logout {
-            session,
-            bytes_in,
-            bytes_out,
-            uptime_secs,
-            ..
-        } = e
-            && session.service == Service::Hotspot
-        {
-            // Counters were last seen at the last poll, or at the login or
-            // usage event if later (a login seen by listen).
-            let reported = prev
-                .sessions
-                .get(&(session.service, session.active_id))
-                .map(|t| t.last_report);
-            let last_seen = prev.last_poll.max(reported);
-            let c = usage::credit(
-                *uptime_secs,
-                *bytes_in,
-                *bytes_out,
-                last_seen.unwrap_or(now),
-                now,
-            );
-            let entry = ended.entry(session.user.clone()).or_default();
-            *entry = entry.saturating_add(&c);
-        }
-    }
     let online: HashSet<&Name> = sessions
         .values()
         .filter(|t| t.service == Service::Hotspot)
         .map(|t| &t.user)
         .collect();
     let (usage, unseen) = usage::account(
-        &prev.usage,
+        &prev_usage,
         &hotspot_users,
         &online,
         &ended,
@@ -262,7 +283,7 @@ pub fn step(
                 continue;
             }
             let key = (service, u.name.clone());
-            if !prev.flagged_manual.contains(&key) {
+            if !prev_flagged.contains(&key) {
                 manual.push(EventKind::ManualUser {
                     service,
                     user: u.name.clone(),
@@ -278,21 +299,22 @@ pub fn step(
     events.splice(0..0, clock_event);
     events.extend(plan.events);
     events.extend(manual);
-    StepOutput {
-        state: MonitorState {
-            sessions,
-            vouchers: plan.vouchers,
-            flagged_manual: flagged,
-            router_boot: snap.router_boot.or(prev.router_boot),
-            started: true,
-            clock,
-            usage,
-            last_poll: Some(now),
-        },
+    let managed = (hotspot.sorted.len(), pppoe.sorted.len());
+    drop(online);
+    state.vouchers = plan.vouchers;
+    state.flagged_manual = flagged;
+    state.router_boot = snap.router_boot.or(prev_boot);
+    state.started = true;
+    state.clock = clock;
+    state.usage = usage;
+    state.last_poll = Some(now);
+    StepChanges {
         events,
         actions: plan.actions,
         warnings: plan.warnings,
-        managed: (hotspot.sorted.len(), pppoe.sorted.len()),
+        managed,
         clock: clock_now,
+        sessions_put,
+        sessions_del,
     }
 }

@@ -37,14 +37,27 @@ pub struct StateDelta {
 impl StateDelta {
     /// The writes that turn `old` into `new`.
     pub fn between(old: &MonitorState, new: &Arc<MonitorState>) -> StateDelta {
+        let (put, del) = changes(old.sessions.iter(), new.sessions.iter(), |o, n| {
+            o.same_record(n)
+        });
+        StateDelta::with_sessions(old, new, put, del)
+    }
+
+    /// The writes that turn `old` into `new`, the session writes given
+    /// (`old`'s session map is not read): a step that updated the sessions
+    /// in place says which it changed (see `monitor::step_in_place`).
+    pub fn with_sessions(
+        old: &MonitorState,
+        new: &Arc<MonitorState>,
+        sessions_put: Vec<SessionKey>,
+        sessions_del: Vec<SessionKey>,
+    ) -> StateDelta {
         let mut d = StateDelta {
             state: new.clone(),
+            sessions_put,
+            sessions_del,
             ..StateDelta::default()
         };
-        (d.sessions_put, d.sessions_del) =
-            changes(old.sessions.iter(), new.sessions.iter(), |o, n| {
-                o.same_record(n)
-            });
         if !old.vouchers.same_copy(&new.vouchers) {
             (d.vouchers_put, d.vouchers_del) =
                 changes(old.vouchers.iter(), new.vouchers.iter(), |o, n| o == n);

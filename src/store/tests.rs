@@ -408,6 +408,9 @@ fn store_thread_serves_commits_in_order() {
             .commit(StateDelta::full(&Arc::new(next.clone())), events(2))
             .await
             .expect("commit");
+        // What the agent goes back to when a commit fails after its step
+        // updated the state in place.
+        assert_eq!(handle.load_state().await.expect("load"), next);
         let b = handle.append(events(1)).await.expect("append");
         assert_eq!((a.first_seq, a.count, b.first_seq, b.count), (1, 2, 3, 1));
         let stats = handle.stats().await.expect("stats");

@@ -70,6 +70,9 @@ enum Request {
         key: &'static str,
         reply: Reply<Option<Vec<u8>>>,
     },
+    LoadState {
+        reply: Reply<MonitorState>,
+    },
 }
 
 /// What waits in the outbox.
@@ -262,6 +265,12 @@ impl StoreHandle {
         self.call(|reply| Request::LoadSync { key, reply }).await
     }
 
+    /// The monitor state as committed: what the agent goes back to when a
+    /// commit of a state it had already updated in place failed.
+    pub async fn load_state(&self) -> Result<MonitorState, StoreError> {
+        self.call(|reply| Request::LoadState { reply }).await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -274,6 +283,9 @@ impl StoreHandle {
 
 fn serve(store: &Store, site_id: &str, req: Request) {
     match req {
+        Request::LoadState { reply } => {
+            let _ = reply.send(store.load_state());
+        }
         Request::CommitAt {
             delta,
             at,

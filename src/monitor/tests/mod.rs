@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use super::clock_trust::ClockNow;
 use super::{
     Action, ListenChange, MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, Totals,
-    UserIndex, UserRow, apply_listen, step,
+    UserIndex, UserRow, apply_listen, step, step_in_place,
 };
 use crate::clock::Timestamp;
 use crate::comment::Comment;

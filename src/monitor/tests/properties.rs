@@ -84,6 +84,19 @@ proptest! {
             now = now.plus_secs(gap);
             let snap = cycle_snapshot(&presence, boot);
             let out = step(&state, &snap, now, &cfg);
+            // The agent's way, on a state nothing shares (updated in
+            // place): the same state, events and actions, and session
+            // writes equal to the delta between the two states.
+            let mut own = persisted(&state);
+            own.last_poll = state.last_poll;
+            let changes = step_in_place(&mut own, &snap, now, &cfg);
+            prop_assert_eq!(&own, &out.state);
+            prop_assert_eq!(own.last_poll, out.state.last_poll);
+            prop_assert_eq!(&changes.events, &out.events);
+            prop_assert_eq!(&changes.actions, &out.actions);
+            let delta = crate::store::StateDelta::between(&state, &std::sync::Arc::new(own));
+            prop_assert_eq!(&changes.sessions_put, &delta.sessions_put);
+            prop_assert_eq!(&changes.sessions_del, &delta.sessions_del);
             for event in &out.events {
                 match event {
                     EventKind::Login { session, .. } => {

@@ -418,3 +418,69 @@ fn session_with_nothing_parsed_is_tracked() {
         )]
     );
 }
+
+// ---------------------------------------------------------------------------
+// In place
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_poll_updates_a_session_map_nothing_shares_in_place_and_copies_a_shared_one() {
+    let cfg = cfg();
+    let mut rows: Vec<SessionRow> = (0..20).map(|i| hs(&format!("*{i:X}"), "v1")).collect();
+    let mut s = snap().user(voucher("*U1", "v1", b""));
+    for r in &rows {
+        s = s.online(r.clone());
+    }
+    let mut state = MonitorState::default();
+    let first = step_in_place(&mut state, &s, at(0), &cfg);
+    assert_eq!(first.sessions_put.len(), 20);
+    let before = state.sessions.entries_addr();
+
+    // Counters move, one session ends, one starts (fewer than a merge).
+    rows.remove(3);
+    rows.push(hs("*99", "v1"));
+    for r in &mut rows {
+        r.bytes_in = Some(1_000);
+    }
+    let mut next = snap().user(voucher("*U1", "v1", b""));
+    for r in &rows {
+        next = next.online(r.clone());
+    }
+    let changes = step_in_place(&mut state, &next, at(1), &cfg);
+    assert_eq!(state.sessions.entries_addr(), before, "updated in place");
+    assert_eq!(changes.sessions_del, vec![(Service::Hotspot, Id(3))]);
+    assert_eq!(changes.sessions_put, vec![(Service::Hotspot, Id(0x99))]);
+    assert!(
+        state
+            .sessions
+            .values()
+            .all(|t| t.counters.bytes_in == Some(1_000))
+    );
+
+    // Shared (as with the view's copy): copied, the other copy untouched.
+    let shared = state.clone();
+    for r in &mut rows {
+        r.bytes_in = Some(2_000);
+    }
+    let mut again = snap().user(voucher("*U1", "v1", b""));
+    for r in &rows {
+        again = again.online(r.clone());
+    }
+    step_in_place(&mut state, &again, at(2), &cfg);
+    assert_ne!(
+        state.sessions.entries_addr(),
+        shared.sessions.entries_addr()
+    );
+    assert!(
+        shared
+            .sessions
+            .values()
+            .all(|t| t.counters.bytes_in == Some(1_000))
+    );
+    assert!(
+        state
+            .sessions
+            .values()
+            .all(|t| t.counters.bytes_in == Some(2_000))
+    );
+}
