@@ -637,10 +637,14 @@ impl Agent {
         // view lets go of its copy first, so the session map is the agent's
         // alone and not copied. Nothing reads the view meanwhile (the step
         // does not await); it gets the new state right after.
+        // (The step also lets go of the session rows: counted first.)
+        let (hotspot_active, ppp_active) =
+            (snapshot.hotspot_active.len(), snapshot.ppp_active.len());
         let before = self.state.without_sessions();
         self.view.send_modify(|v| v.state = Arc::default());
         let mut state = std::mem::take(&mut self.state);
-        let out = monitor::step_in_place(Arc::make_mut(&mut state), &snapshot, now, &self.monitor);
+        let out =
+            monitor::step_in_place(Arc::make_mut(&mut state), &mut snapshot, now, &self.monitor);
         self.state = state;
         let new_state = self.state.clone();
         self.view.send_modify(|v| v.state = new_state);
@@ -649,12 +653,11 @@ impl Agent {
             hotspot_managed: out.managed.0,
             ppp_secrets: snapshot.ppp_secrets.len(),
             pppoe_managed: out.managed.1,
-            hotspot_active: snapshot.hotspot_active.len(),
-            ppp_active: snapshot.ppp_active.len(),
+            hotspot_active,
+            ppp_active,
         };
-        // The rows are not needed past the step: empty them before the
-        // commit, the cycle's other memory peak (names stay shared with the
-        // state and the name caches; the vectors are kept for the next poll).
+        // The user rows are kept for the next poll (names stay shared with
+        // the state and the name caches).
         self.reuse.keep_rows(snapshot);
         for w in out.warnings {
             self.warn_once(w);

@@ -156,7 +156,7 @@ pub fn step(
     cfg: &MonitorConfig,
 ) -> StepOutput {
     let mut state = prev.clone();
-    let c = step_in_place(&mut state, snap, now, cfg);
+    let c = step_in_place(&mut state, &mut snap.clone(), now, cfg);
     StepOutput {
         state,
         events: c.events,
@@ -170,10 +170,12 @@ pub fn step(
 /// [`step`] that turns `state` into the next one. Its session map is
 /// updated in place when nothing else shares it (at 6,000 sessions a copy
 /// is most of a megabyte, every poll); the other maps are replaced by new
-/// copies only when they change.
+/// copies only when they change. The snapshot's session rows are let go
+/// (emptied) as soon as the sessions are updated, for the same reason:
+/// the rest of the step builds the usage baselines and the events.
 pub fn step_in_place(
     state: &mut MonitorState,
-    snap: &Snapshot,
+    snap: &mut Snapshot,
     now: Timestamp,
     cfg: &MonitorConfig,
 ) -> StepChanges {
@@ -252,6 +254,9 @@ pub fn step_in_place(
         del: sessions_del,
         ended,
     } = sessions::update(&mut state.sessions, &active, &ctx);
+    drop((active, hotspot_active, ctx, profile_of));
+    snap.hotspot_active = Vec::new();
+    snap.ppp_active = Vec::new();
     let sessions = &state.sessions;
 
     let online: HashSet<&Name> = sessions

@@ -5,8 +5,6 @@
 //! two repeats the router write, never the event. Router actions are
 //! re-planned every cycle until the router's own lists confirm them.
 
-use rustc_hash::FxHashMap as HashMap;
-
 use super::action::Action;
 use super::clock_trust::ClockNow;
 use super::glob::glob_match;
@@ -38,25 +36,37 @@ pub(super) fn plan(
         actions: Vec::new(),
         warnings: Vec::new(),
     };
-    // Sessions by user, built once: a scan per user would be quadratic.
-    let mut by_user: HashMap<&Name, Vec<&SessionRow>> =
-        HashMap::with_capacity_and_hasher(active.len(), Default::default());
-    for s in active {
-        by_user.entry(&s.user).or_default().push(s);
-    }
-    // Hash lookups: tree searches on names cost more than the rest of the
-    // plan for thousands of vouchers.
-    let prev_by_name: HashMap<&Name, &VoucherProgress> = prev.iter().collect();
-    let mut kept: Vec<(Name, VoucherProgress)> = Vec::new();
+    // Sessions by user: the active rows sorted by user name (stable, so a
+    // user's sessions stay in the router's order), one binary search per
+    // voucher. No hash map of lists: at 5,000 sessions that was most of
+    // half a megabyte a poll, for what is four bytes a session here.
+    let mut by_user: Vec<&SessionRow> = active.to_vec();
+    by_user.sort_by(|a, b| a.user.cmp(&b.user));
+    // What changes against `prev`: in most polls nothing, and `prev` is
+    // then kept as it is (no new map is built just to be compared).
+    let mut puts: Vec<(Name, VoucherProgress)> = Vec::new();
+    let mut dels: Vec<Name> = Vec::new();
+    // Entries of `prev` that stay (same name, progress to keep).
+    let mut kept_from_prev = 0;
     for user in users {
         let Some(meta) = VoucherView::parse(user.comment.as_bytes()) else {
             continue;
         };
-        let mut progress = prev_by_name
-            .get(&user.name)
-            .map(|p| (*p).clone())
-            .unwrap_or_default();
-        let sessions: &[&SessionRow] = by_user.get(&user.name).map_or(&[], Vec::as_slice);
+        let before = prev.get(&user.name);
+        let mut progress = before.cloned().unwrap_or_default();
+        let mut keep = |progress: VoucherProgress| {
+            if progress == VoucherProgress::default() {
+                if before.is_some() {
+                    dels.push(user.name.clone());
+                }
+                return;
+            }
+            kept_from_prev += usize::from(before.is_some());
+            if before != Some(&progress) {
+                puts.push((user.name.clone(), progress));
+            }
+        };
+        let sessions = sessions_of(&by_user, &user.name);
         // Only events carry it: made when one is emitted, not per voucher per poll.
         let batch_id = || Name::new(meta.batch_id().unwrap_or_default());
 
@@ -72,7 +82,7 @@ pub(super) fn plan(
                     comment: user.comment.clone(),
                 });
             }
-            kept.push((user.name.clone(), progress));
+            keep(progress);
             continue;
         }
         progress.invalid_reported = false;
@@ -285,20 +295,35 @@ pub(super) fn plan(
                 }
             }
         }
-        if progress != VoucherProgress::default() {
-            kept.push((user.name.clone(), progress));
-        }
+        keep(progress);
     }
-    // Built in name order (or sorted here): no search per insert. When
-    // nothing changed (most polls) the last state's copy is kept instead,
-    // so the two states share one.
-    out.vouchers = kept.into_iter().collect();
-    if out.vouchers == *prev {
-        out.vouchers = prev.clone();
-    }
+    // `prev` patched; when nothing changed (most polls) the same copy, so
+    // the two states share one and the delta sees it at once.
+    out.vouchers = prev.clone();
     // Vouchers whose user is gone from the router (removed at expiry, or by
-    // the operator) are dropped: there is nothing left to act on.
+    // the operator), or is no voucher any more, are dropped: there is
+    // nothing left to act on.
+    if kept_from_prev < prev.len() {
+        let mut vouchers: Vec<&Name> = users
+            .iter()
+            .filter(|u| VoucherView::parse(u.comment.as_bytes()).is_some())
+            .map(|u| &u.name)
+            .collect();
+        vouchers.sort_unstable();
+        dels.sort_unstable();
+        out.vouchers.retain(|name, _| {
+            vouchers.binary_search(&name).is_ok() && dels.binary_search(name).is_err()
+        });
+    }
+    out.vouchers.insert_all(puts);
     out
+}
+
+/// `user`'s rows in `by_user` (sorted by user name).
+fn sessions_of<'a>(by_user: &'a [&'a SessionRow], user: &Name) -> &'a [&'a SessionRow] {
+    let start = by_user.partition_point(|s| s.user < *user);
+    let len = by_user[start..].partition_point(|s| s.user == *user);
+    &by_user[start..start + len]
 }
 
 /// When a not yet activated voucher was first used, and whether that is an

@@ -89,7 +89,7 @@ proptest! {
             // writes equal to the delta between the two states.
             let mut own = persisted(&state);
             own.last_poll = state.last_poll;
-            let changes = step_in_place(&mut own, &snap, now, &cfg);
+            let changes = step_in_place(&mut own, &mut snap.clone(), now, &cfg);
             prop_assert_eq!(&own, &out.state);
             prop_assert_eq!(own.last_poll, out.state.last_poll);
             prop_assert_eq!(&changes.events, &out.events);

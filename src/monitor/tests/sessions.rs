@@ -432,7 +432,7 @@ fn a_poll_updates_a_session_map_nothing_shares_in_place_and_copies_a_shared_one(
         s = s.online(r.clone());
     }
     let mut state = MonitorState::default();
-    let first = step_in_place(&mut state, &s, at(0), &cfg);
+    let first = step_in_place(&mut state, &mut s, at(0), &cfg);
     assert_eq!(first.sessions_put.len(), 20);
     let before = state.sessions.entries_addr();
 
@@ -446,8 +446,10 @@ fn a_poll_updates_a_session_map_nothing_shares_in_place_and_copies_a_shared_one(
     for r in &rows {
         next = next.online(r.clone());
     }
-    let changes = step_in_place(&mut state, &next, at(1), &cfg);
+    let changes = step_in_place(&mut state, &mut next, at(1), &cfg);
     assert_eq!(state.sessions.entries_addr(), before, "updated in place");
+    assert!(next.hotspot_active.is_empty(), "the rows are let go");
+    assert_eq!(next.hotspot_users.len(), 1, "the users are left");
     assert_eq!(changes.sessions_del, vec![(Service::Hotspot, Id(3))]);
     assert_eq!(changes.sessions_put, vec![(Service::Hotspot, Id(0x99))]);
     assert!(
@@ -466,7 +468,7 @@ fn a_poll_updates_a_session_map_nothing_shares_in_place_and_copies_a_shared_one(
     for r in &rows {
         again = again.online(r.clone());
     }
-    step_in_place(&mut state, &again, at(2), &cfg);
+    step_in_place(&mut state, &mut again, at(2), &cfg);
     assert_ne!(
         state.sessions.entries_addr(),
         shared.sessions.entries_addr()

@@ -502,3 +502,37 @@ fn already_disabled_at_expiry_needs_no_action() {
     );
     assert_eq!(agent.cycle(&done, at(65)), (vec![], vec![]));
 }
+
+#[test]
+fn voucher_progress_goes_with_its_user_or_its_voucher_comment_and_the_rest_stays() {
+    let mut agent = Agent::new();
+    let mut s = snap();
+    for i in 1..=4 {
+        s = s
+            .user(voucher(&format!("*U{i}"), &format!("v{i}"), FRESH))
+            .online(hs(&format!("*{i}"), &format!("v{i}")));
+    }
+    // Activated; the comment writes are not confirmed yet, so all four
+    // have progress to keep.
+    agent.run(&s, at(0));
+    let names = |a: &Agent| -> Vec<String> { a.state.vouchers.keys().map(|n| n.lossy()).collect() };
+    assert_eq!(names(&agent), ["v1", "v2", "v3", "v4"]);
+    let kept = agent.state.vouchers.clone();
+
+    // A quiet poll: the same copy.
+    agent.run(&s, at(10));
+    assert!(agent.state.vouchers.same_copy(&kept));
+
+    // v1 removed from the router, v2's comment no longer a voucher's, v3's
+    // comment shows the activation (nothing left to do): only v4 stays.
+    let mut next = snap()
+        .user(user("*U2", "v2", VOUCHER_PROFILE, b"kept by hand"))
+        .user(voucher("*U3", "v3", FRESH_ACTIVATED))
+        .user(voucher("*U4", "v4", FRESH));
+    for i in 2..=4 {
+        next = next.online(hs(&format!("*{i}"), &format!("v{i}")));
+    }
+    agent.run(&next, at(20));
+    assert_eq!(names(&agent), ["v4"]);
+    assert_eq!(kept.len(), 4, "the earlier state's copy is untouched");
+}
