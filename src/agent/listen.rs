@@ -189,6 +189,27 @@ impl Listens {
             r = recv(c) => (List::ALL[2], r),
             r = recv(d) => (List::ALL[3], r),
         };
+        self.handle(list, item)
+    }
+
+    /// A user list's next row if one has already arrived, without
+    /// waiting: the driver takes them while it writes to the router (the
+    /// comment of each voucher it activates comes back as a row), so
+    /// thousands do not wait in memory for the writes to finish.
+    pub fn try_next_user(&mut self) -> Option<Heard> {
+        for list in [List::Users(Service::Hotspot), List::Users(Service::Pppoe)] {
+            let Some(follow) = self.follows[list.index()].as_mut() else {
+                continue;
+            };
+            if let Some(item) = follow.stream.try_next() {
+                return Some(self.handle(list, Some(item)));
+            }
+        }
+        None
+    }
+
+    /// What an item of `list`'s listen means; `None` is its end.
+    fn handle(&mut self, list: List, item: Option<Result<Item, ClientError>>) -> Heard {
         let slot = &mut self.follows[list.index()];
         let why = match item {
             Some(Ok(Item::Row(attrs))) => {

@@ -46,7 +46,7 @@ use crate::monitor::{self, Action, MonitorConfig, MonitorState, SessionRow, Snap
 use crate::name::Name;
 use crate::proto::Command;
 use crate::store::{StateDelta, StoreError, StoreHandle};
-use listen::List;
+use listen::{List, Listens};
 use name_cache::NameCache;
 use rows::{
     HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
@@ -351,7 +351,7 @@ impl Agent {
                             {
                                 log::debug!("listening on the active lists");
                             }
-                            self.cycle().await?;
+                            self.cycle(&mut listens).await?;
                             ticker.reset();
                         }
                     }
@@ -360,13 +360,13 @@ impl Agent {
                         // time) is done: the first poll of a session must
                         // know the router's boot time to tell a reboot.
                         if self.session_ready && self.router.is_connected() {
-                            self.cycle().await?;
+                            self.cycle(&mut listens).await?;
                         }
                     }
                     Some(Control::PollNow) = control.recv() => {
                         if self.router.is_connected() {
                             self.measure_rtt().await;
-                            self.cycle().await?;
+                            self.cycle(&mut listens).await?;
                             ticker.reset();
                         }
                     }
@@ -524,9 +524,11 @@ impl Agent {
 
     /// One change from a listen: applied, committed and acted on like a
     /// cycle; or the end of a listen, said once.
-    async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
-        let change = match heard {
-            listen::Heard::Change(c) => c,
+    /// Handles what needs no commit (a user list's row, a skipped row, an
+    /// ended listen) and hands back a session list's change.
+    fn on_heard_quietly(&mut self, heard: listen::Heard) -> Option<monitor::ListenChange> {
+        match heard {
+            listen::Heard::Change(c) => Some(c),
             listen::Heard::User(c) => {
                 // The kept list is also where the listen path finds users:
                 // a voucher created after the last poll is known at once.
@@ -535,7 +537,7 @@ impl Agent {
                     listen::UserChange::Removed(service, _) => *service,
                 };
                 self.reuse.users(service).apply(c);
-                return Ok(());
+                None
             }
             listen::Heard::Skipped(warnings) => {
                 for w in warnings {
@@ -544,7 +546,7 @@ impl Agent {
                         w.table, w.field, w.value
                     ));
                 }
-                return Ok(());
+                None
             }
             listen::Heard::Ended { list, why } => {
                 // Said once per menu and reason, not at every reconnect.
@@ -557,8 +559,14 @@ impl Agent {
                     self.users_listening[service_index(service)] = false;
                     self.reuse.users(service).forget_read();
                 }
-                return Ok(());
+                None
             }
+        }
+    }
+
+    async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
+        let Some(change) = self.on_heard_quietly(heard) else {
+            return Ok(());
         };
         // The last poll's clock judgement, moved on by the time passed
         // since: a listen login gets the same time the poll would give it.
@@ -603,7 +611,7 @@ impl Agent {
             v.state = state;
             v.events_committed += committed.count as u64;
         });
-        self.act(&out.actions).await;
+        self.act(&out.actions, None).await;
         Ok(())
     }
 
@@ -611,7 +619,7 @@ impl Agent {
     /// as everyone going offline); a full disk skips it too (nothing is
     /// acted on before it is committed); other state file failures stop
     /// the agent. Returns whether the poll was read and committed.
-    async fn cycle(&mut self) -> Result<bool, AgentError> {
+    async fn cycle(&mut self, listens: &mut Listens) -> Result<bool, AgentError> {
         let started = std::time::Instant::now();
         let mut snapshot = match self.read_snapshot().await {
             Ok(s) => s,
@@ -697,7 +705,7 @@ impl Agent {
             v.events_committed += n_events;
             v.clock = Some(verdict);
         });
-        self.act(&out.actions).await;
+        self.act(&out.actions, Some(listens)).await;
         log::debug!(
             "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, read {read_ms} ms, step {step_us} us, {} ms",
             users.hotspot_users,
@@ -714,9 +722,19 @@ impl Agent {
     /// Performs committed actions. Actions of one user are ordered
     /// (disable, kick, remove); after one fails, the rest of that user's
     /// wait for the next cycle's re-plan.
-    async fn act(&self, actions: &[Action]) {
+    ///
+    /// User-list rows that arrive meanwhile are taken as they come (see
+    /// [`Listens::try_next_user`]) when `listens` is given: each comment
+    /// written comes back as one, and a first poll can write thousands.
+    async fn act(&mut self, actions: &[Action], mut listens: Option<&mut Listens>) {
         let mut failed: HashSet<Name> = HashSet::new();
         for action in actions {
+            if let Some(listens) = listens.as_deref_mut() {
+                while let Some(heard) = listens.try_next_user() {
+                    // A user list's rows never carry a session change.
+                    let _ = self.on_heard_quietly(heard);
+                }
+            }
             if failed.contains(action.user()) {
                 continue;
             }
