@@ -9,7 +9,7 @@ pub fn command(action: &Action) -> Command {
     match action {
         Action::SetComment { id: i, comment, .. } => Command::new("/ip/hotspot/user/set")
             .attr(".id", id(i))
-            .attr("comment", comment.as_bytes()),
+            .attr("comment", comment.render()),
         Action::DisableUser { id: i, .. } => {
             Command::new("/ip/hotspot/user/disable").attr(".id", id(i))
         }
@@ -28,6 +28,7 @@ pub fn command(action: &Action) -> Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::CommentText;
     use crate::name::Name;
 
     #[test]
@@ -35,7 +36,7 @@ mod tests {
         let cmd = command(&Action::SetComment {
             id: Id(0x1a),
             user: Name::new(b"u"),
-            comment: Name::new(b"caf\xe9"),
+            comment: CommentText::Bytes(Name::new(b"caf\xe9")),
         });
         assert_eq!(cmd.path(), b"/ip/hotspot/user/set");
         assert_eq!(cmd.words()[1], b"=.id=*1A");

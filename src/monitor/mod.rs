@@ -34,7 +34,7 @@ mod tests;
 mod usage;
 mod vouchers;
 
-pub use action::Action;
+pub use action::{Action, CommentText};
 pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
 pub use glob::glob_match;
 pub use listen::{ListenChange, ManagedUsers, UserIndex, apply_listen};

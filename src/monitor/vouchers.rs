@@ -5,7 +5,7 @@
 //! two repeats the router write, never the event. Router actions are
 //! re-planned every cycle until the router's own lists confirm them.
 
-use super::action::Action;
+use super::action::{Action, CommentText};
 use super::clock_trust::ClockNow;
 use super::glob::glob_match;
 use super::sorted_map::SortedMap;
@@ -95,17 +95,17 @@ pub(super) fn plan(
                 .is_some_and(|p| glob_match(p, user.profile.as_bytes()));
 
         // Activation.
-        let pending_write = |first: Timestamp, expires: Timestamp, mac: Option<Mac>| {
-            let mut comment = meta.to_system().with_activation(first, expires);
-            if let Some(mac) = mac {
-                comment = comment.with_locked_mac(&mac.to_string());
-            }
-            Action::SetComment {
+        let pending_write =
+            |first: Timestamp, expires: Timestamp, mac: Option<Mac>| Action::SetComment {
                 id: user.id,
                 user: user.name.clone(),
-                comment: Name::new(comment.to_bytes()),
-            }
-        };
+                comment: CommentText::Activation {
+                    base: user.comment.clone(),
+                    first_login_at: first,
+                    expires_at: expires,
+                    mac,
+                },
+            };
         let correcting = progress.provisional.is_some_and(|p| p.corrected);
         if let Some(first) = meta.first_login_at()
             && progress

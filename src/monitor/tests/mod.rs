@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
+use super::action::CommentText;
 use super::clock_trust::ClockNow;
 use super::{
     Action, ListenChange, MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, Totals,
@@ -402,7 +403,7 @@ fn set_comment(id: &str, user: &str, comment: &[u8]) -> Action {
     Action::SetComment {
         id: id.into(),
         user: user.into(),
-        comment: Name::new(comment),
+        comment: CommentText::Bytes(Name::new(comment)),
     }
 }
 
