@@ -155,9 +155,23 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
     /// Applies many inserts at once: one merge pass rather than moving
     /// the entries once per insert (a first poll adds thousands). Of two
     /// values for one key, the later wins, as with repeated inserts.
+    ///
+    /// A map nothing else shares is changed in place when the new keys
+    /// are few (replacing a value is in place anyway): a poll that moves
+    /// some usage baselines must not copy all 10,000.
     pub fn insert_all(&mut self, mut new: Vec<(K, V)>) {
         if new.is_empty() {
             return;
+        }
+        if let Some(entries) = Arc::get_mut(&mut self.entries) {
+            let mut fresh = Vec::new();
+            for (k, v) in new {
+                match entries.binary_search_by(|(e, _)| e.cmp(&k)) {
+                    Ok(i) => entries[i].1 = v,
+                    Err(_) => fresh.push((k, v)),
+                }
+            }
+            new = fresh;
         }
         if new.len() < 8 {
             for (k, v) in new {
@@ -327,6 +341,21 @@ mod tests {
                 .prop_map(|(kvs, shared)| Op::InsertAll(kvs, shared)),
             any::<u8>().prop_map(Op::Retain),
         ]
+    }
+
+    #[test]
+    fn insert_all_changes_values_of_an_unshared_map_in_place() {
+        let mut map: SortedMap<u32, u32> = (0..100).map(|k| (k, 0)).collect();
+        let at = map.entries_addr();
+        map.insert_all((0..50).map(|k| (k * 2, 1)).collect());
+        assert_eq!(map.entries_addr(), at, "no new vector");
+        assert!(map.iter().all(|(k, v)| *v == u32::from(k % 2 == 0)));
+        // Shared: a new vector, the other copy untouched.
+        let other = map.clone();
+        map.insert_all((0..50).map(|k| (k, 7)).collect());
+        assert_ne!(map.entries_addr(), other.entries_addr());
+        assert_eq!(other.get(&1), Some(&0));
+        assert_eq!(map.get(&1), Some(&7));
     }
 
     proptest! {

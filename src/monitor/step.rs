@@ -245,8 +245,8 @@ pub fn step_in_place(
     };
     // What else the rest needs of `prev` is taken aside here: the state
     // changes from now on.
-    let prev_usage = prev.usage.clone();
     let prev_boot = prev.router_boot;
+    let prev_usage = std::mem::take(&mut state.usage);
     let prev_flagged = std::mem::take(&mut state.flagged_manual);
     let sessions::Update {
         mut events,
@@ -265,7 +265,7 @@ pub fn step_in_place(
         .map(|t| &t.user)
         .collect();
     let (usage, unseen) = usage::account(
-        &prev_usage,
+        prev_usage,
         &hotspot_users,
         &online,
         &ended,

@@ -35,7 +35,7 @@ use crate::name::{Id, Name};
 /// the users' counters were read this poll; when false (the agent's kept
 /// copy) growth is not judged and credit accumulates until they are.
 pub(super) fn account(
-    prev: &SortedMap<Name, UsageBaseline>,
+    prev: SortedMap<Name, UsageBaseline>,
     users: &[&UserRow],
     online: &HashSet<&Name>,
     ended: &BTreeMap<Name, Totals>,
@@ -98,8 +98,9 @@ pub(super) fn account(
             credit: left,
         });
     }
-    let mut next = prev.clone();
-    if kept < prev.len() {
+    // Patched in place when nothing else shares it (see `insert_all`).
+    let mut next = prev;
+    if kept < next.len() {
         // Users gone from the router (or no longer managed, or without
         // counters) leave no baseline behind.
         let present: HashSet<&Name> = users
