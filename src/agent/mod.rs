@@ -271,10 +271,10 @@ struct Reuse {
 }
 
 impl Reuse {
-    /// Takes back the rows of a snapshot the step is done with: the user
-    /// lists as they are; the session rows are let go (read afresh each
-    /// poll, their vectors would hold most of a megabyte between polls
-    /// to spare a few hundred page faults).
+    /// Takes back the user lists of a snapshot the step is done with. The
+    /// step already let go of the session rows (read afresh each poll,
+    /// their vectors would hold most of a megabyte between polls to spare
+    /// a few hundred page faults).
     fn keep_rows(&mut self, snapshot: Snapshot) {
         self.hotspot_users.put_back(snapshot.hotspot_users);
         self.ppp_secrets.put_back(snapshot.ppp_secrets);
@@ -649,7 +649,11 @@ impl Agent {
         let (hotspot_active, ppp_active) =
             (snapshot.hotspot_active.len(), snapshot.ppp_active.len());
         let before = self.state.without_sessions();
-        self.view.send_modify(|v| v.state = Arc::default());
+        self.view.send_if_modified(|v| {
+            v.state = Arc::default();
+            // Not a change anyone is told of: the new state follows.
+            false
+        });
         let mut state = std::mem::take(&mut self.state);
         let out =
             monitor::step_in_place(Arc::make_mut(&mut state), &mut snapshot, now, &self.monitor);

@@ -81,8 +81,11 @@ pub struct View {
     /// Connection attempts that failed or sessions that dropped.
     pub reconnects: u64,
     pub last_router_error: Option<String>,
-    /// The monitor state after the last successful poll: open sessions with
-    /// their live counters, voucher progress.
+    /// The monitor state after the last poll: open sessions with their
+    /// live counters, voucher progress. Set as soon as the step is done,
+    /// while its commit runs (the step updates the state in place, so the
+    /// one before is gone); a commit that fails puts back the state as
+    /// stored.
     pub state: Arc<MonitorState>,
     pub users: UserCounts,
     /// When the last successful poll finished reading the router.
