@@ -163,15 +163,18 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
         if new.is_empty() {
             return;
         }
-        if let Some(entries) = Arc::get_mut(&mut self.entries) {
-            let mut fresh = Vec::new();
-            for (k, v) in new {
-                match entries.binary_search_by(|(e, _)| e.cmp(&k)) {
-                    Ok(i) => entries[i].1 = v,
-                    Err(_) => fresh.push((k, v)),
+        // Values of keys already there are swapped in; `new` keeps the
+        // new keys only (filtered in place: no second vector of them).
+        if let Some(entries) = Arc::get_mut(&mut self.entries)
+            && !entries.is_empty()
+        {
+            new.retain_mut(|(k, v)| match entries.binary_search_by(|(e, _)| e.cmp(k)) {
+                Ok(i) => {
+                    std::mem::swap(&mut entries[i].1, v);
+                    false
                 }
-            }
-            new = fresh;
+                Err(_) => true,
+            });
         }
         if new.len() < 8 {
             for (k, v) in new {
