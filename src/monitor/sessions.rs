@@ -138,7 +138,10 @@ pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Cont
     out.put.sort_unstable();
     out.put.dedup();
 
-    out.events.extend(logins);
+    // Logins moved, not copied: a first poll has thousands, and its
+    // logouts (at the front) are none.
+    let logouts = std::mem::replace(&mut out.events, logins);
+    out.events.splice(0..0, logouts);
     out.events.extend(usage);
     out
 }

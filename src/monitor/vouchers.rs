@@ -322,7 +322,12 @@ pub(super) fn plan(
 /// `user`'s rows in `by_user` (sorted by user name).
 fn sessions_of<'a>(by_user: &'a [&'a SessionRow], user: &Name) -> &'a [&'a SessionRow] {
     let start = by_user.partition_point(|s| s.user < *user);
-    let len = by_user[start..].partition_point(|s| s.user == *user);
+    // A user has one session, or none, most of the time: a scan, not a
+    // second search.
+    let len = by_user[start..]
+        .iter()
+        .take_while(|s| s.user == *user)
+        .count();
     &by_user[start..start + len]
 }
 
