@@ -69,7 +69,6 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl PartialEq for Name {
-    #[inline(always)]
     fn eq(&self, other: &Name) -> bool {
         self.0.len() == other.0.len() && compare_bytes(&self.0, &other.0).is_eq()
     }
@@ -83,10 +82,7 @@ impl PartialOrd for Name {
     }
 }
 
-/// Always inlined: binary searches over thousands of names (the step's
-/// lookups) would otherwise pay a call per comparison.
 impl Ord for Name {
-    #[inline(always)]
     fn cmp(&self, other: &Name) -> std::cmp::Ordering {
         compare_bytes(&self.0, &other.0)
     }
