@@ -390,3 +390,49 @@ fn user_lists_are_read_every_poll_without_their_listen_or_with_user_read_secs_0(
         assert!(count(&log, list).abs_diff(polls) <= 1, "{list}: {log:?}");
     }
 }
+
+#[test]
+fn a_first_poll_writing_many_comments_takes_their_echoes_as_it_goes() {
+    let sim = sim();
+    let n = 200;
+    for i in 0..n {
+        let name = format!("v{i}");
+        sim.add_hotspot_user(&name, "p", "voucher-1h", VOUCHER);
+        sim.hotspot_login(
+            &name,
+            &format!("10.5.{}.{}", 50 + i / 200, 2 + i % 200),
+            &format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256),
+        )
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    // The first poll activates every voucher and writes each comment; the
+    // router echoes each write on the user list's listen, and the agent
+    // takes those rows between its writes, not after the last.
+    agent.wait_log("user list rows taken while writing to the router", 1);
+    let activated = wait_until(secs(20), || {
+        agent
+            .events()
+            .iter()
+            .filter(|e| e["type"] == "voucher_activated")
+            .count()
+            == n
+    });
+    assert!(activated, "{}", agent.dump());
+    let cycles = agent.log_lines("cycle:");
+    agent.wait_log("cycle:", cycles + 1);
+    sim.clear_command_log();
+    agent.wait_log("cycle:", cycles + 4);
+    // Nothing was lost: the kept copy of the users has every written
+    // comment (no write is planned again), and it was not re-read.
+    let log = sim.command_log();
+    assert_eq!(count(&log, "/ip/hotspot/user/set"), 0, "{log:?}");
+    assert_eq!(count(&log, "/ip/hotspot/user/print"), 0, "{log:?}");
+    let activated = agent
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "voucher_activated")
+        .count();
+    assert_eq!(activated, n, "each voucher activated once");
+}

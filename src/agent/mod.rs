@@ -732,11 +732,13 @@ impl Agent {
     /// written comes back as one, and a first poll can write thousands.
     async fn act(&mut self, actions: &[Action], mut listens: Option<&mut Listens>) {
         let mut failed: HashSet<Name> = HashSet::new();
+        let mut taken = 0usize;
         for action in actions {
             if let Some(listens) = listens.as_deref_mut() {
                 while let Some(heard) = listens.try_next_user() {
                     // A user list's rows never carry a session change.
                     let _ = self.on_heard_quietly(heard);
+                    taken += 1;
                 }
             }
             if failed.contains(action.user()) {
@@ -762,6 +764,9 @@ impl Agent {
                     failed.insert(action.user().clone());
                 }
             }
+        }
+        if taken > 0 {
+            log::debug!("{taken} user list rows taken while writing to the router");
         }
     }
 
