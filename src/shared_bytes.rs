@@ -8,7 +8,9 @@
 //!
 //! The unsafe code is confined to this file and follows `Arc`'s: the count
 //! is atomic (names cross to the store thread inside events), a clone is a
-//! relaxed increment, and the last drop frees after an acquire fence.
+//! relaxed increment, and the last drop frees after an acquire fence. The
+//! tests below also run under Miri
+//! (`cargo +nightly miri test --lib --no-default-features shared_bytes`).
 
 use std::alloc::{self, Layout};
 use std::ops::Deref;
