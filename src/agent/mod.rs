@@ -522,10 +522,9 @@ impl Agent {
         }
     }
 
-    /// One change from a listen: applied, committed and acted on like a
-    /// cycle; or the end of a listen, said once.
-    /// Handles what needs no commit (a user list's row, a skipped row, an
-    /// ended listen) and hands back a session list's change.
+    /// Handles what a listen heard that needs no commit (a user list's
+    /// row, a skipped row, an ended listen, said once) and hands back a
+    /// session list's change.
     fn on_heard_quietly(&mut self, heard: listen::Heard) -> Option<monitor::ListenChange> {
         match heard {
             listen::Heard::Change(c) => Some(c),
@@ -564,6 +563,8 @@ impl Agent {
         }
     }
 
+    /// One change from a listen: applied, committed and acted on like a
+    /// cycle; or the end of a listen, said once.
     async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
         let Some(change) = self.on_heard_quietly(heard) else {
             return Ok(());

@@ -63,9 +63,9 @@ pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Cont
         let key = (row.service, row.id);
         let Some(at) = sessions.position(&key) else {
             relogged.insert((row.service, &row.user));
-            let profile = (ctx.profile_of)(row.service, &row.user);
-            logins.push(login(row, profile.clone(), ctx));
-            added.push((key, track(row, profile, ctx.now)));
+            let (t, event) = start(row, ctx);
+            logins.push(event);
+            added.push((key, t));
             continue;
         };
         // A row twice (never from a real router): the first one counts.
@@ -103,9 +103,9 @@ pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Cont
         };
         end(known, reason, ctx, &mut out);
         relogged.insert((row.service, &row.user));
-        let profile = (ctx.profile_of)(row.service, &row.user);
-        logins.push(login(row, profile.clone(), ctx));
-        *sessions.value_at_mut(at) = track(row, profile, ctx.now);
+        let (t, event) = start(row, ctx);
+        logins.push(event);
+        *sessions.value_at_mut(at) = t;
         out.put.push(key);
     }
 
@@ -166,21 +166,19 @@ fn end(t: &TrackedSession, reason: LogoutReason, ctx: &Context<'_>, out: &mut Up
     *entry = entry.saturating_add(&c);
 }
 
-fn login(row: &SessionRow, profile: Name, ctx: &Context<'_>) -> EventKind {
-    EventKind::Login {
-        session: SessionRef {
-            service: row.service,
-            user: row.user.clone(),
-            active_id: row.id,
-            session_id: row.session_id.clone(),
-        },
+/// A session first seen: its record and its login event.
+fn start(row: &SessionRow, ctx: &Context<'_>) -> (TrackedSession, EventKind) {
+    let t = track(row, (ctx.profile_of)(row.service, &row.user), ctx.now);
+    let login = EventKind::Login {
+        session: session_ref(&t),
         address: row.address,
         mac: row.mac,
         caller_id: row.caller_id.clone(),
         login_by: row.login_by.clone(),
-        profile,
+        profile: t.profile.clone(),
         seen_at_start: ctx.first_cycle,
-    }
+    };
+    (t, login)
 }
 
 /// Same user, same PPP session id, and the uptime did not go backwards.

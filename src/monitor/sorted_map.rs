@@ -234,6 +234,13 @@ fn sort_by_key_stable<K: Ord, V>(entries: &mut [(K, V)]) {
     }
 }
 
+/// Of equal keys next to each other (sorted, stably), keeps the last.
+fn dedup_keep_last<K: PartialEq, V>(entries: &mut Vec<(K, V)>) {
+    entries.reverse();
+    entries.dedup_by(|later, earlier| later.0 == earlier.0);
+    entries.reverse();
+}
+
 /// Merges sorted `new` (later of equal keys wins) into sorted `old`; a
 /// key in both takes `new`'s value. With `old` empty, `new`'s own vector
 /// is the result.
@@ -241,10 +248,7 @@ fn merge<K: Ord, V>(old: impl IntoIterator<Item = (K, V)>, new: Vec<(K, V)>) -> 
     let mut old = old.into_iter().peekable();
     if old.peek().is_none() {
         let mut new = new;
-        // A key given twice: the later one (stable sort) wins.
-        new.reverse();
-        new.dedup_by(|later, earlier| later.0 == earlier.0);
-        new.reverse();
+        dedup_keep_last(&mut new);
         return new;
     }
     let mut merged: Vec<(K, V)> = Vec::with_capacity(old.size_hint().0 + new.len());
@@ -282,10 +286,7 @@ impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for SortedMap<K, V> {
         let mut entries: Vec<(K, V)> = iter.into_iter().collect();
         if !entries.is_sorted_by(|a, b| a.0 < b.0) {
             sort_by_key_stable(&mut entries);
-            // Keep the last of equal keys.
-            entries.reverse();
-            entries.dedup_by(|later, earlier| later.0 == earlier.0);
-            entries.reverse();
+            dedup_keep_last(&mut entries);
         }
         entries.shrink_to_fit();
         SortedMap {
