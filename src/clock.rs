@@ -50,6 +50,11 @@ impl Timestamp {
         self.plus_secs(i64::from(hours) * 3_600)
     }
 
+    /// `self + valid`, saturating.
+    pub fn plus_valid(self, valid: crate::valid_hours::ValidHours) -> Self {
+        self.plus_secs(valid.secs())
+    }
+
     /// Seconds from `earlier` to `self` (negative if `earlier` is later), saturating.
     pub fn secs_since(self, earlier: Timestamp) -> i64 {
         self.0.saturating_sub(earlier.0)

@@ -15,6 +15,7 @@
 //! keep their exact ten fields.
 
 use crate::clock::{Timestamp, parse_rfc3339};
+use crate::valid_hours::{ValidHours, ValidHoursError};
 
 const SEP: u8 = b'|';
 
@@ -155,8 +156,13 @@ impl<'a> VoucherView<'a> {
     }
 
     /// As [`SystemComment::valid_hours`].
-    pub fn valid_hours(&self) -> Option<u32> {
-        parse_hours(self.fields[VALID_HOURS]?)
+    pub fn valid_hours(&self) -> Option<ValidHours> {
+        ValidHours::parse(self.fields[VALID_HOURS]?).ok()
+    }
+
+    /// As [`SystemComment::valid_hours_checked`].
+    pub fn valid_hours_checked(&self) -> Result<ValidHours, ValidHoursError> {
+        ValidHours::parse(self.fields[VALID_HOURS].unwrap_or_default())
     }
 
     /// As [`SystemComment::first_login_at`].
@@ -178,11 +184,6 @@ impl<'a> VoucherView<'a> {
             _ => SystemComment::empty(SystemKind::Voucher, 0),
         }
     }
-}
-
-/// `valid_hours` as a number, surrounding ASCII spaces tolerated.
-fn parse_hours(raw: &[u8]) -> Option<u32> {
-    std::str::from_utf8(raw.trim_ascii()).ok()?.parse().ok()
 }
 
 // Field positions after the marker (marker itself is position 0 on the wire).
@@ -395,10 +396,16 @@ impl SystemComment {
         self.field_of(SystemKind::Pppoe, SUBSCRIPTION_ID)
     }
 
-    /// `valid_hours` as a number; None if missing, empty or not a `u32`.
-    /// Surrounding ASCII spaces are tolerated since people edit these by hand.
-    pub fn valid_hours(&self) -> Option<u32> {
-        parse_hours(self.valid_hours_raw()?)
+    /// `valid_hours` (fractional hours allowed, kept to the minute); None
+    /// if missing, empty or unusable. Surrounding ASCII spaces are
+    /// tolerated since people edit these by hand.
+    pub fn valid_hours(&self) -> Option<ValidHours> {
+        ValidHours::parse(self.valid_hours_raw()?).ok()
+    }
+
+    /// `valid_hours`, or why it cannot be used (missing counts as empty).
+    pub fn valid_hours_checked(&self) -> Result<ValidHours, ValidHoursError> {
+        ValidHours::parse(self.valid_hours_raw().unwrap_or_default())
     }
 
     /// `first_login_at` as RFC 3339; None if missing, empty or unparsable.
@@ -493,7 +500,7 @@ mod tests {
         assert_eq!(c.price_sell(), Some(&b"15000"[..]));
         assert_eq!(c.price_cost(), Some(&b"10000"[..]));
         assert_eq!(c.valid_hours_raw(), Some(&b"24"[..]));
-        assert_eq!(c.valid_hours(), Some(24));
+        assert_eq!(c.valid_hours(), Some(ValidHours::from_hours(24)));
         assert_eq!(c.vendor_id(), Some(&b"V7"[..]));
         assert_eq!(c.created_date(), Some(&b"2024-01-30"[..]));
         assert_eq!(c.created_by(), Some(&b"admin"[..]));
@@ -512,7 +519,7 @@ mod tests {
         let raw = b"VOUCHER_SYSTEM|BATCH-001|15000|10000|24";
         let c = system(raw);
         assert_eq!(c.batch_id(), Some(&b"BATCH-001"[..]));
-        assert_eq!(c.valid_hours(), Some(24));
+        assert_eq!(c.valid_hours(), Some(ValidHours::from_hours(24)));
         assert_eq!(c.vendor_id(), None);
         assert_eq!(c.created_by(), None);
         assert_eq!(c.first_login_at_raw(), None);
@@ -533,7 +540,18 @@ mod tests {
         assert_eq!(c.created_date(), None);
         assert_eq!(system(b"VOUCHER_SYSTEM|B|1|1|abc").valid_hours(), None);
         assert_eq!(system(b"VOUCHER_SYSTEM|B|1|1|-1").valid_hours(), None);
-        assert_eq!(system(b"VOUCHER_SYSTEM|B|1|1| 12 ").valid_hours(), Some(12));
+        assert_eq!(
+            system(b"VOUCHER_SYSTEM|B|1|1| 12 ").valid_hours(),
+            Some(ValidHours::from_hours(12))
+        );
+        assert_eq!(
+            system(b"VOUCHER_SYSTEM|B|1|1|0.5").valid_hours(),
+            ValidHours::from_minutes(30)
+        );
+        assert_eq!(
+            system(b"VOUCHER_SYSTEM|B|1|1|-1").valid_hours_checked(),
+            Err(ValidHoursError::Negative)
+        );
         assert_eq!(
             system(b"VOUCHER_SYSTEM|B|1|1|99999999999").valid_hours(),
             None

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::name::{Id, Mac, Name};
+use crate::password::Password;
+use crate::valid_hours::ValidHours;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Service {
@@ -160,20 +162,17 @@ pub enum EventKind {
         /// difference.
         unseen: bool,
     },
-    VoucherActivated {
+    /// Schema 3's `voucher_activated` (whole hours, no comment): decoded
+    /// from old state files only, never emitted (see [`EventKind::upgrade`]).
+    #[doc(hidden)]
+    VoucherActivatedV3 {
         user: Name,
         batch_id: Name,
         valid_hours: u32,
         first_login_at: Timestamp,
         expires_at: Timestamp,
-        /// Stamped on a wall clock the agent did not trust: `first_login_at`
-        /// is its best estimate, and a `voucher_corrected` follows once a
-        /// trusted time arrives.
         provisional: bool,
-        /// The MAC the voucher was locked to (MAC lock), if any.
         mac: Option<Mac>,
-        /// The first login was not seen: `first_login_at` is estimated
-        /// (now minus the user's cumulative uptime).
         estimated: bool,
     },
     VoucherExpired {
@@ -224,16 +223,14 @@ pub enum EventKind {
         /// Who asked: `http` (the local endpoint).
         via: String,
     },
-    /// A provisional activation re-stamped on a trusted clock:
-    /// `first_login_at` = trusted now minus the monotonic time elapsed
-    /// since the activation. Replaces the provisional times.
-    VoucherCorrected {
+    /// Schema 3's `voucher_corrected`: old state files only.
+    #[doc(hidden)]
+    VoucherCorrectedV3 {
         user: Name,
         batch_id: Name,
         valid_hours: u32,
         first_login_at: Timestamp,
         expires_at: Timestamp,
-        /// The provisional `first_login_at` this replaces.
         provisional_first_login_at: Timestamp,
     },
     /// The agent's trust in its clock changed (or its skew moved).
@@ -253,9 +250,9 @@ pub enum EventKind {
         /// Hotspot `shared-users`; `None` for PPP profiles.
         shared_users: Option<Name>,
     },
-    /// A router user with our `_SYSTEM` comment the desired state lacks:
-    /// left in place and reported once so the central side takes it over.
-    UserAdopted {
+    /// Schema 3's `user_adopted` (no password): old state files only.
+    #[doc(hidden)]
+    UserAdoptedV3 {
         service: Service,
         user: Name,
         profile: Name,
@@ -274,12 +271,12 @@ pub enum EventKind {
         mode: String,
         profile: Name,
     },
-    /// A desired user created on the router by reconciliation.
-    UserCreated {
+    /// Schema 3's `user_created` (no password, comment): old state files only.
+    #[doc(hidden)]
+    UserCreatedV3 {
         service: Service,
         user: Name,
         profile: Name,
-        /// `sync`.
         via: String,
     },
     /// A desired user the router refused to create (duplicate name,
@@ -290,16 +287,168 @@ pub enum EventKind {
         profile: Name,
         reason: String,
     },
+    // Variants from here on are new in schema 4 (postcard numbers variants
+    // by position: new ones go at the end, old state files still decode).
+    VoucherActivated {
+        user: Name,
+        batch_id: Name,
+        valid_hours: ValidHours,
+        first_login_at: Timestamp,
+        expires_at: Timestamp,
+        /// Stamped on a wall clock the agent did not trust: `first_login_at`
+        /// is its best estimate, and a `voucher_corrected` follows once a
+        /// trusted time arrives.
+        provisional: bool,
+        /// The MAC the voucher was locked to (MAC lock), if any.
+        mac: Option<Mac>,
+        /// The first login was not seen: `first_login_at` is estimated
+        /// (now minus the user's cumulative uptime).
+        estimated: bool,
+        /// The comment as written with the activation stamps, so the
+        /// central side can recreate the voucher with the same term.
+        comment: Name,
+    },
+    /// A provisional activation re-stamped on a trusted clock:
+    /// `first_login_at` = trusted now minus the monotonic time elapsed
+    /// since the activation. Replaces the provisional times.
+    VoucherCorrected {
+        user: Name,
+        batch_id: Name,
+        valid_hours: ValidHours,
+        first_login_at: Timestamp,
+        expires_at: Timestamp,
+        /// The provisional `first_login_at` this replaces.
+        provisional_first_login_at: Timestamp,
+        /// The comment as rewritten.
+        comment: Name,
+    },
+    /// A router user with our `_SYSTEM` comment the desired state lacks:
+    /// left in place and reported once so the central side takes it over,
+    /// with what it needs to recreate it.
+    UserAdopted {
+        service: Service,
+        user: Name,
+        profile: Name,
+        comment: Name,
+        batch_id: Name,
+        valid_hours: Option<ValidHours>,
+        first_login_at: Option<Timestamp>,
+        expires_at: Option<Timestamp>,
+        /// Known when the API user's group has the `sensitive` policy.
+        password: Password,
+        disabled: bool,
+    },
+    /// A user created on the router by the agent: by reconciliation
+    /// (`sync`), the local user API (`http`) or `create-batch` (`batch`).
+    UserCreated {
+        service: Service,
+        user: Name,
+        profile: Name,
+        comment: Name,
+        password: Password,
+        /// `sync`, `http` or `batch`.
+        via: String,
+        /// A PPP secret created suspended.
+        disabled: bool,
+    },
+    /// A desired user missing on the router that the agent will not
+    /// recreate (its password is unknown centrally): reported once.
+    RecreateBlocked {
+        service: Service,
+        user: Name,
+        reason: String,
+    },
 }
 
 impl EventKind {
+    /// A schema 3 event in today's shape (the same facts; what schema 3
+    /// did not record is empty). Others unchanged.
+    pub fn upgrade(self) -> EventKind {
+        match self {
+            EventKind::VoucherActivatedV3 {
+                user,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+                provisional,
+                mac,
+                estimated,
+            } => EventKind::VoucherActivated {
+                user,
+                batch_id,
+                valid_hours: ValidHours::from_hours(valid_hours),
+                first_login_at,
+                expires_at,
+                provisional,
+                mac,
+                estimated,
+                comment: Name::default(),
+            },
+            EventKind::VoucherCorrectedV3 {
+                user,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+                provisional_first_login_at,
+            } => EventKind::VoucherCorrected {
+                user,
+                batch_id,
+                valid_hours: ValidHours::from_hours(valid_hours),
+                first_login_at,
+                expires_at,
+                provisional_first_login_at,
+                comment: Name::default(),
+            },
+            EventKind::UserAdoptedV3 {
+                service,
+                user,
+                profile,
+                comment,
+                batch_id,
+                valid_hours,
+                first_login_at,
+                expires_at,
+            } => EventKind::UserAdopted {
+                service,
+                user,
+                profile,
+                comment,
+                batch_id,
+                valid_hours: valid_hours.map(ValidHours::from_hours),
+                first_login_at,
+                expires_at,
+                password: Password::default(),
+                disabled: false,
+            },
+            EventKind::UserCreatedV3 {
+                service,
+                user,
+                profile,
+                via,
+            } => EventKind::UserCreated {
+                service,
+                user,
+                profile,
+                comment: Name::default(),
+                password: Password::default(),
+                via,
+                disabled: false,
+            },
+            other => other,
+        }
+    }
+
     /// The stable name used in JSON and in the README.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Login { .. } => "login",
             EventKind::Logout { .. } => "logout",
             EventKind::Usage { .. } => "usage",
-            EventKind::VoucherActivated { .. } => "voucher_activated",
+            EventKind::VoucherActivated { .. } | EventKind::VoucherActivatedV3 { .. } => {
+                "voucher_activated"
+            }
             EventKind::VoucherExpired { .. } => "voucher_expired",
             EventKind::VoucherInvalid { .. } => "voucher_invalid",
             EventKind::ManualUser { .. } => "manual_user",
@@ -307,12 +456,15 @@ impl EventKind {
             EventKind::Alert { .. } => "alert",
             EventKind::Dropped { .. } => "dropped",
             EventKind::UserChanged { .. } => "user_changed",
-            EventKind::VoucherCorrected { .. } => "voucher_corrected",
+            EventKind::VoucherCorrected { .. } | EventKind::VoucherCorrectedV3 { .. } => {
+                "voucher_corrected"
+            }
             EventKind::Clock { .. } => "clock",
             EventKind::Profile { .. } => "profile",
-            EventKind::UserAdopted { .. } => "user_adopted",
+            EventKind::UserAdopted { .. } | EventKind::UserAdoptedV3 { .. } => "user_adopted",
             EventKind::Subscription { .. } => "subscription",
-            EventKind::UserCreated { .. } => "user_created",
+            EventKind::UserCreated { .. } | EventKind::UserCreatedV3 { .. } => "user_created",
+            EventKind::RecreateBlocked { .. } => "recreate_blocked",
             EventKind::CreateFailed { .. } => "create_failed",
         }
     }
@@ -372,9 +524,19 @@ impl Event {
     pub fn to_json(&self, site: &str, stream: StreamId) -> Value {
         self.as_ref().to_json(site, stream)
     }
+
+    /// See [`EventRef::to_log_json`].
+    pub fn to_log_json(&self, site: &str, stream: StreamId) -> Value {
+        self.as_ref().to_log_json(site, stream)
+    }
 }
 
 impl EventRef<'_> {
+    /// [`EventRef::to_json`] for a log line: passwords masked.
+    pub fn to_log_json(&self, site: &str, stream: StreamId) -> Value {
+        mask_passwords(self.to_json(site, stream))
+    }
+
     /// The flat JSON form used by logs, the CLI and the upload API:
     /// `{"stream":"…","seq":1,"at":"…","site":"…","type":"login",…fields}`.
     /// Router text fields carry `X_b64` beside `X` when not UTF-8.
@@ -388,7 +550,22 @@ impl EventRef<'_> {
         let put = |m: &mut JsonMap, k: &str, v: Value| {
             m.insert(k.to_owned(), v);
         };
-        match self.kind {
+        let upgraded;
+        let kind = match self.kind {
+            EventKind::VoucherActivatedV3 { .. }
+            | EventKind::VoucherCorrectedV3 { .. }
+            | EventKind::UserAdoptedV3 { .. }
+            | EventKind::UserCreatedV3 { .. } => {
+                upgraded = self.kind.clone().upgrade();
+                &upgraded
+            }
+            k => k,
+        };
+        match kind {
+            EventKind::VoucherActivatedV3 { .. }
+            | EventKind::VoucherCorrectedV3 { .. }
+            | EventKind::UserAdoptedV3 { .. }
+            | EventKind::UserCreatedV3 { .. } => {}
             EventKind::Login {
                 session,
                 address,
@@ -441,11 +618,13 @@ impl EventRef<'_> {
                 provisional,
                 mac,
                 estimated,
+                comment,
             } => {
                 put(&mut m, "service", "hotspot".into());
                 user.json_into(&mut m, "user");
                 batch_id.json_into(&mut m, "batch_id");
-                put(&mut m, "valid_hours", (*valid_hours).into());
+                put(&mut m, "valid_hours", valid_hours.to_json());
+                comment.json_into(&mut m, "comment");
                 put(&mut m, "first_login_at", first_login_at.to_rfc3339().into());
                 put(&mut m, "expires_at", expires_at.to_rfc3339().into());
                 put(&mut m, "provisional", (*provisional).into());
@@ -459,11 +638,13 @@ impl EventRef<'_> {
                 first_login_at,
                 expires_at,
                 provisional_first_login_at,
+                comment,
             } => {
                 put(&mut m, "service", "hotspot".into());
                 user.json_into(&mut m, "user");
                 batch_id.json_into(&mut m, "batch_id");
-                put(&mut m, "valid_hours", (*valid_hours).into());
+                put(&mut m, "valid_hours", valid_hours.to_json());
+                comment.json_into(&mut m, "comment");
                 put(&mut m, "first_login_at", first_login_at.to_rfc3339().into());
                 put(&mut m, "expires_at", expires_at.to_rfc3339().into());
                 put(
@@ -567,15 +748,23 @@ impl EventRef<'_> {
                 valid_hours,
                 first_login_at,
                 expires_at,
+                password,
+                disabled,
             } => {
                 put(&mut m, "service", service.as_str().into());
                 user.json_into(&mut m, "user");
                 profile.json_into(&mut m, "profile");
                 comment.json_into(&mut m, "comment");
                 batch_id.json_into(&mut m, "batch_id");
-                put(&mut m, "valid_hours", (*valid_hours).into());
+                put(
+                    &mut m,
+                    "valid_hours",
+                    valid_hours.map_or(Value::Null, ValidHours::to_json),
+                );
                 put(&mut m, "first_login_at", opt_time(first_login_at));
                 put(&mut m, "expires_at", opt_time(expires_at));
+                password_json(&mut m, password);
+                put(&mut m, "disabled", (*disabled).into());
             }
             EventKind::Subscription {
                 user,
@@ -593,12 +782,27 @@ impl EventRef<'_> {
                 service,
                 user,
                 profile,
+                comment,
+                password,
                 via,
+                disabled,
             } => {
                 put(&mut m, "service", service.as_str().into());
                 user.json_into(&mut m, "user");
                 profile.json_into(&mut m, "profile");
+                comment.json_into(&mut m, "comment");
+                password_json(&mut m, password);
                 put(&mut m, "via", via.as_str().into());
+                put(&mut m, "disabled", (*disabled).into());
+            }
+            EventKind::RecreateBlocked {
+                service,
+                user,
+                reason,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                put(&mut m, "reason", reason.as_str().into());
             }
             EventKind::CreateFailed {
                 service,
@@ -614,6 +818,31 @@ impl EventRef<'_> {
         }
         Value::Object(m)
     }
+}
+
+/// `password` (and `password_b64` for bytes that are not UTF-8), or null.
+fn password_json(m: &mut JsonMap, p: &Password) {
+    match &p.0 {
+        Some(p) => p.json_into(m, "password"),
+        None => {
+            m.insert("password".into(), Value::Null);
+        }
+    }
+}
+
+/// Replaces every password in an event's JSON by `***`: log lines carry
+/// the event, never its password.
+pub fn mask_passwords(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        for key in ["password", "password_b64"] {
+            if let Some(p) = m.get_mut(key)
+                && !p.is_null()
+            {
+                *p = "***".into();
+            }
+        }
+    }
+    v
 }
 
 fn opt_text<T: fmt::Display>(v: &Option<T>) -> Value {

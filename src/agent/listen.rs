@@ -259,7 +259,12 @@ impl Typing {
                 return Heard::Skipped(Vec::new());
             };
             return match list {
-                List::Active(service) => Heard::Change(ListenChange::Removed { service, id }),
+                // Whether the agent kicked it is the driver's to say.
+                List::Active(service) => Heard::Change(ListenChange::Removed {
+                    service,
+                    id,
+                    kicked: false,
+                }),
                 List::Users(service) => Heard::User(UserChange::Removed(service, id)),
             };
         }

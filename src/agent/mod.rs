@@ -23,6 +23,7 @@
 
 pub mod clock;
 pub mod commands;
+pub mod kicks;
 pub mod listen;
 pub mod name_cache;
 mod profile_rows;
@@ -150,12 +151,18 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let (control_tx, control_rx) = mpsc::channel(1);
     // The endpoint's requests go through the sync task's router, which
     // hands the loop plain polls (see `sync::spawn`).
-    let (http_control, sync_task) = sync::spawn(
+    let kicks = kicks::Kicks::default();
+    let sync::Spawned {
+        control: http_control,
+        intents,
+        task: sync_task,
+    } = sync::spawn(
         &cfg,
         store.clone(),
         router.clone(),
         view_tx.subscribe(),
         control_tx.clone(),
+        kicks.clone(),
     );
     let http = cfg.http.listen.map(|listen| {
         crate::http::start(
@@ -168,6 +175,8 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
                 router_config: cfg.router.clone(),
                 token: cfg.http.token.clone(),
                 site_id: cfg.site_id.clone(),
+                intents,
+                kicks: kicks.clone(),
             },
         )
     });
@@ -202,6 +211,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         clock: clock::ClockSources::new(central_date_rx),
         listen_clock: None,
         reuse: Reuse::default(),
+        kicks,
     };
     let result = agent.run(events, control_rx, &mut signals).await;
     // The uploader only awaits: stopping it is immediate; an HTTP request
@@ -259,6 +269,8 @@ struct Agent {
     /// reused by the next: memory allocated afresh each poll is
     /// page-faulted in again (musl returns freed memory at once).
     reuse: Reuse,
+    /// Sessions the sync and the user API ended (logout reason `kicked`).
+    kicks: kicks::Kicks,
 }
 
 /// What one poll leaves to the next.
@@ -566,9 +578,17 @@ impl Agent {
     /// One change from a listen: applied, committed and acted on like a
     /// cycle; or the end of a listen, said once.
     async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
-        let Some(change) = self.on_heard_quietly(heard) else {
+        let Some(mut change) = self.on_heard_quietly(heard) else {
             return Ok(());
         };
+        if let monitor::ListenChange::Removed {
+            service,
+            id,
+            kicked,
+        } = &mut change
+        {
+            *kicked = self.kicks.take((*service, *id));
+        }
         // The last poll's clock judgement, moved on by the time passed
         // since: a listen login gets the same time the poll would give it.
         let (now, clock) = match self.listen_clock {
@@ -639,6 +659,7 @@ impl Agent {
         let step_started = std::time::Instant::now();
         let verdict = monitor::clock_trust::assess(&self.clock.inputs(), &self.state.clock);
         snapshot.clock = Some(verdict);
+        snapshot.kicked = self.kicks.all();
         // Events and voucher times use the best time there is: the trusted
         // source's, or the later of the wall clock and the elapsed floor.
         let now = verdict.best_now;
@@ -659,6 +680,7 @@ impl Agent {
         let out =
             monitor::step_in_place(Arc::make_mut(&mut state), &mut snapshot, now, &self.monitor);
         self.state = state;
+        self.kicks.retain(|k| self.state.sessions.get(k).is_some());
         let new_state = self.state.clone();
         self.view.send_modify(|v| v.state = new_state);
         let users = view::UserCounts {
@@ -918,6 +940,8 @@ impl Agent {
             // Assessed by the caller, after the reads.
             clock: None,
             hotspot_users_kept: !due[service_index(Service::Hotspot)],
+            // Filled by the caller with the clock.
+            kicked: Default::default(),
         })
     }
 

@@ -9,6 +9,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
 use super::name_cache::NameCache;
+use crate::comment::has_system_marker;
 use crate::event::Service;
 use crate::monitor::{SessionRow, Totals, UserRow};
 use crate::name::{Id, Mac, Name, parse_decimal, same_bytes};
@@ -115,9 +116,19 @@ pub struct UserRows {
     profiles: Interner,
     /// Names and comments, reused from the table's last read.
     pub names: NameCache,
+    /// `(name, password)` of users with a `_SYSTEM` comment, when asked
+    /// for ([`UserRows::keeping_passwords`]; the sync's reads only).
+    pub passwords: Vec<(Name, Name)>,
+    keep_passwords: bool,
 }
 
 impl UserRows {
+    /// Also keeps our users' passwords, where the router shows them.
+    pub fn keeping_passwords(mut self) -> UserRows {
+        self.keep_passwords = true;
+        self
+    }
+
     pub fn new(service: Service) -> UserRows {
         UserRows {
             table: match service {
@@ -128,6 +139,8 @@ impl UserRows {
             warnings: Vec::new(),
             profiles: Interner::default(),
             names: NameCache::default(),
+            passwords: Vec::new(),
+            keep_passwords: false,
         }
     }
 
@@ -162,6 +175,13 @@ impl UserRows {
             return;
         };
         let totals = self.totals(uptime, bytes_in, bytes_out);
+        if self.keep_passwords
+            && let Some(pw) = a.get("password")
+            && has_system_marker(comment.unwrap_or_default())
+        {
+            self.passwords
+                .push((Name::new(name.unwrap_or_default()), Name::new(pw)));
+        }
         self.rows.push(UserRow {
             id,
             name: self.names.get(name.unwrap_or_default()),

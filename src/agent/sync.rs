@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use super::kicks::Kicks;
 use super::profile_rows::{HOTSPOT_PROFILE_PROPS, PPP_PROFILE_PROPS, ProfileRows};
 use super::rows::{HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRows, UserRows};
 use super::{Control, View};
@@ -28,9 +29,10 @@ use crate::monitor::MonitorState;
 use crate::name::{Id, Name};
 use crate::proto::Command;
 use crate::reconcile::{
-    self, DesiredState, ReconcileConfig, ReconcileState, RouterLists, SyncAction,
+    self, DesiredState, Intent, IntentAction, Intents, ReconcileConfig, ReconcileState,
+    RouterLists, SyncAction,
 };
-use crate::store::{KEY_DESIRED, KEY_RECONCILE, StoreError, StoreHandle};
+use crate::store::{KEY_DESIRED, KEY_INTENTS, KEY_RECONCILE, StoreError, StoreHandle};
 use crate::uplink::CentralClient;
 
 /// What one run did, for the log line and the `sync` command.
@@ -60,8 +62,21 @@ pub struct Syncer {
     cfg: ReconcileConfig,
     max_in_flight: usize,
     state: ReconcileState,
+    intents: Intents,
     desired: Option<DesiredState>,
     warned: HashSet<String>,
+    kicks: Kicks,
+}
+
+/// A local operator intent (user API), handed to the sync task: it is
+/// committed with its event in one transaction and held as an override
+/// until the desired state shows it (see [`crate::reconcile::intent`]).
+pub struct IntentMsg {
+    pub service: Service,
+    pub user: Name,
+    pub action: IntentAction,
+    pub event: EventKind,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl Syncer {
@@ -71,6 +86,7 @@ impl Syncer {
         store: StoreHandle,
         router: Router,
         client: Option<CentralClient>,
+        kicks: Kicks,
     ) -> Result<Syncer, StoreError> {
         let state = match store.load_sync(KEY_RECONCILE).await? {
             Some(blob) => postcard::from_bytes(&blob).unwrap_or_else(|e| {
@@ -78,6 +94,13 @@ impl Syncer {
                 ReconcileState::default()
             }),
             None => ReconcileState::default(),
+        };
+        let intents = match store.load_sync(KEY_INTENTS).await? {
+            Some(blob) => postcard::from_bytes(&blob).unwrap_or_else(|e| {
+                log::warn!("sync: saved local intents unreadable ({e}); starting afresh");
+                Intents::default()
+            }),
+            None => Intents::default(),
         };
         let desired = match store.load_sync(KEY_DESIRED).await? {
             Some(blob) => serde_json::from_slice::<Value>(&blob)
@@ -93,8 +116,10 @@ impl Syncer {
             cfg: reconcile_config(config),
             max_in_flight: config.sync.max_in_flight,
             state,
+            intents,
             desired,
             warned: HashSet::new(),
+            kicks,
         })
     }
 
@@ -124,6 +149,7 @@ impl Syncer {
         let now = Timestamp::now();
         let plan = reconcile::plan(
             &self.state,
+            &self.intents,
             &lists,
             self.desired.as_ref(),
             monitor,
@@ -135,7 +161,9 @@ impl Syncer {
             self.warn_once(w);
         }
         report.events += plan.events.len();
-        self.save(plan.state, plan.events, now).await?;
+        let restores = plan.restores;
+        self.save(plan.state, plan.intents, plan.events, now)
+            .await?;
         report.actions = plan.actions.len();
 
         // Actions of one user run in order; users run concurrently.
@@ -160,6 +188,18 @@ impl Syncer {
         let mut events = Vec::new();
         for (actions, result) in outcomes {
             let first = &actions[0];
+            // Sessions the agent ended log out as `kicked`, not `gone`.
+            for a in &actions {
+                match a {
+                    SyncAction::KickPpp { active_id, .. } => {
+                        self.kicks.add(Service::Pppoe, *active_id)
+                    }
+                    SyncAction::KickHotspot { active_id, .. } => {
+                        self.kicks.add(Service::Hotspot, *active_id)
+                    }
+                    _ => {}
+                }
+            }
             let result = match result {
                 Err(ClientError::Trap {
                     category, message, ..
@@ -168,8 +208,25 @@ impl Syncer {
                 {
                     Ok(())
                 }
+                Err(ClientError::Trap {
+                    category, message, ..
+                }) if is_missing_item(category, &message)
+                    && matches!(
+                        first,
+                        SyncAction::KickHotspot { .. } | SyncAction::RemoveUser { .. }
+                    ) =>
+                {
+                    Ok(())
+                }
                 other => other,
             };
+            if result.is_ok()
+                && let Some(profile) = restores.get(first.user())
+                && let Some(e) =
+                    reconcile::restored_event(&mut state, first.user(), profile, &self.cfg)
+            {
+                events.push(e);
+            }
             match &result {
                 Ok(()) => log::info!("sync: {} for {} done", first.describe(), first.user()),
                 Err(e) => {
@@ -182,25 +239,19 @@ impl Syncer {
                     );
                 }
             }
-            if let SyncAction::CreateUser {
-                service,
-                name,
-                profile,
-                ..
-            } = first
-            {
+            if let SyncAction::CreateUser { .. } = first {
                 if result.is_ok() {
                     report.created += 1;
                 }
                 let r = result.as_ref().map(|_| ()).map_err(reason);
-                if let Some(e) = reconcile::creation_outcome(&mut state, *service, name, profile, r)
-                {
+                if let Some(e) = reconcile::creation_outcome(&mut state, first, r) {
                     events.push(e);
                 }
             }
         }
         report.events += events.len();
-        self.save(state, events, Timestamp::now()).await?;
+        let intents = self.intents.clone();
+        self.save(state, intents, events, Timestamp::now()).await?;
         report.millis = started.elapsed().as_millis();
         Ok(report)
     }
@@ -248,26 +299,52 @@ impl Syncer {
         Ok(())
     }
 
-    /// Saves `state` with `events` when either changed.
+    /// Saves `state` and `intents` with `events` when any changed.
     async fn save(
         &mut self,
         state: ReconcileState,
+        intents: Intents,
         events: Vec<EventKind>,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        if state == self.state && events.is_empty() {
+        if state == self.state && intents == self.intents && events.is_empty() {
             return Ok(());
         }
-        let blob = postcard::to_allocvec(&state).map_err(|e| StoreError::Encode {
-            what: "reconcile state",
-            reason: e.to_string(),
-        })?;
+        let encode = |what: &'static str, r: Result<Vec<u8>, postcard::Error>| {
+            r.map_err(|e| StoreError::Encode {
+                what,
+                reason: e.to_string(),
+            })
+        };
+        let blob = encode("reconcile state", postcard::to_allocvec(&state))?;
+        let intents_blob = encode("local intents", postcard::to_allocvec(&intents))?;
         let events = events.into_iter().map(|e| (at, e)).collect();
         self.store
-            .save_sync(vec![(KEY_RECONCILE, blob)], events)
+            .save_sync(
+                vec![(KEY_RECONCILE, blob), (KEY_INTENTS, intents_blob)],
+                events,
+            )
             .await?;
         self.state = state;
+        self.intents = intents;
         Ok(())
+    }
+
+    /// Commits a local intent with its event in one transaction.
+    pub async fn record_intent(&mut self, msg: IntentMsg) {
+        let at = Timestamp::now();
+        let mut intents = self.intents.clone();
+        intents.record(
+            msg.service,
+            msg.user,
+            Intent {
+                action: msg.action,
+                at,
+            },
+        );
+        let state = self.state.clone();
+        let r = self.save(state, intents, vec![msg.event], at).await;
+        let _ = msg.reply.send(r);
     }
 
     /// Remembers vouchers the monitor expired, as soon as it does (a
@@ -285,7 +362,9 @@ impl Syncer {
         }
         let mut state = self.state.clone();
         state.expired.extend(new);
-        self.save(state, Vec::new(), Timestamp::now()).await
+        let intents = self.intents.clone();
+        self.save(state, intents, Vec::new(), Timestamp::now())
+            .await
     }
 
     fn warn_once(&mut self, w: String) {
@@ -323,15 +402,24 @@ fn is_missing_item(category: Option<u8>, message: &str) -> bool {
 /// The five lists, concurrently over the one session.
 pub async fn read_lists(router: &Router) -> Result<RouterLists, ClientError> {
     let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
+    // With the passwords (shown when the API user has the `sensitive`
+    // policy), kept for our own users only: adoption reports them.
+    let with_password = |props: &[&'static str]| -> Vec<&'static str> {
+        props.iter().copied().chain(["password"]).collect()
+    };
+    let (hotspot_props, secret_props) = (
+        with_password(HOTSPOT_USER_PROPS),
+        with_password(PPP_SECRET_PROPS),
+    );
     let (hu, ps, pa, hp, pp) = tokio::join!(
         router.fold(
-            print("/ip/hotspot/user/print", HOTSPOT_USER_PROPS),
-            UserRows::new(Service::Hotspot),
+            print("/ip/hotspot/user/print", &hotspot_props),
+            UserRows::new(Service::Hotspot).keeping_passwords(),
             UserRows::push,
         ),
         router.fold(
-            print("/ppp/secret/print", PPP_SECRET_PROPS),
-            UserRows::new(Service::Pppoe),
+            print("/ppp/secret/print", &secret_props),
+            UserRows::new(Service::Pppoe).keeping_passwords(),
             UserRows::push,
         ),
         router.fold(
@@ -360,7 +448,17 @@ pub async fn read_lists(router: &Router) -> Result<RouterLists, ClientError> {
             });
         }
     }
+    let mut passwords = BTreeMap::new();
+    for (service, list) in [
+        (Service::Hotspot, &hu.value.passwords),
+        (Service::Pppoe, &ps.value.passwords),
+    ] {
+        for (name, pw) in list {
+            passwords.insert((service, name.clone()), pw.clone());
+        }
+    }
     Ok(RouterLists {
+        passwords,
         hotspot_users: hu.value.rows,
         ppp_secrets: ps.value.rows,
         ppp_active: pa.value.rows,
@@ -418,6 +516,14 @@ pub fn command(action: &SyncAction) -> Command {
         SyncAction::KickPpp { active_id, .. } => {
             Command::new("/ppp/active/remove").attr(".id", id(active_id))
         }
+        SyncAction::KickHotspot { active_id, .. } => {
+            Command::new("/ip/hotspot/active/remove").attr(".id", id(active_id))
+        }
+        SyncAction::RemoveUser { service, id: i, .. } => Command::new(match service {
+            Service::Hotspot => "/ip/hotspot/user/remove",
+            Service::Pppoe => "/ppp/secret/remove",
+        })
+        .attr(".id", id(i)),
     }
 }
 
@@ -431,7 +537,8 @@ pub fn spawn(
     router: Router,
     view: watch::Receiver<View>,
     poll: mpsc::Sender<Control>,
-) -> (mpsc::Sender<Control>, Option<tokio::task::JoinHandle<()>>) {
+    kicks: Kicks,
+) -> Spawned {
     let client = config.uplink.central.as_ref().and_then(|central| {
         CentralClient::start(central, config.uplink.timeout)
             .map_err(|e| log::error!("sync disabled: {e}"))
@@ -449,25 +556,57 @@ pub fn spawn(
         }
     });
     let Some(client) = client else {
-        return (tx, None);
+        return Spawned {
+            control: tx,
+            intents: None,
+            task: None,
+        };
     };
+    let (intent_tx, intent_rx) = mpsc::channel::<IntentMsg>(16);
     let config = config.clone();
     let task = tokio::spawn(async move {
-        match Syncer::new(&config, store, router.clone(), Some(client)).await {
-            Ok(syncer) => sync_loop(syncer, router, view, trigger_rx, config.sync.interval).await,
+        match Syncer::new(&config, store, router.clone(), Some(client), kicks).await {
+            Ok(syncer) => {
+                let inputs = Inputs {
+                    view,
+                    trigger: trigger_rx,
+                    intents: intent_rx,
+                };
+                sync_loop(syncer, router, inputs, config.sync.interval).await
+            }
             Err(e) => log::error!("sync disabled: {e}"),
         }
     });
-    (tx, Some(task))
+    Spawned {
+        control: tx,
+        intents: Some(intent_tx),
+        task: Some(task),
+    }
 }
 
-async fn sync_loop(
-    mut syncer: Syncer,
-    router: Router,
-    mut view: watch::Receiver<View>,
-    mut trigger: mpsc::Receiver<()>,
-    interval: Duration,
-) {
+/// What [`spawn`] hands back.
+pub struct Spawned {
+    /// For the HTTP endpoint: `SyncNow` / `PollNow`.
+    pub control: mpsc::Sender<Control>,
+    /// Local intents to hold (with a central URL only: without one no
+    /// sync would undo a local change).
+    pub intents: Option<mpsc::Sender<IntentMsg>>,
+    pub task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What wakes the sync loop besides its timer.
+struct Inputs {
+    view: watch::Receiver<View>,
+    trigger: mpsc::Receiver<()>,
+    intents: mpsc::Receiver<IntentMsg>,
+}
+
+async fn sync_loop(mut syncer: Syncer, router: Router, inputs: Inputs, interval: Duration) {
+    let Inputs {
+        mut view,
+        mut trigger,
+        mut intents,
+    } = inputs;
     log::info!(
         "sync every {} s (desired state from the central side)",
         interval.as_secs()
@@ -477,6 +616,10 @@ async fn sync_loop(
         let due = tokio::select! {
             _ = tokio::time::sleep_until(next) => true,
             Some(()) = trigger.recv() => true,
+            Some(msg) = intents.recv() => {
+                syncer.record_intent(msg).await;
+                false
+            }
             changed = view.changed() => {
                 if changed.is_err() {
                     return;
@@ -558,7 +701,15 @@ pub async fn cli(config: &Config) -> std::process::ExitCode {
                 router.last_error().unwrap_or_else(|| "timeout".into())
             ));
         }
-        let mut syncer = match Syncer::new(config, store.clone(), router.clone(), client).await {
+        let mut syncer = match Syncer::new(
+            config,
+            store.clone(),
+            router.clone(),
+            client,
+            Kicks::default(),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => return fail(e.to_string()),
         };

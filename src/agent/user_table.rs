@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::listen::UserChange;
 use super::name_cache::NameCache;
 use crate::event::Service;
-use crate::monitor::{ManagedUsers, MonitorConfig, UserRow, glob_match};
+use crate::monitor::{ManagedUsers, MonitorConfig, UserRow, is_managed};
 use crate::name::{Id, Name};
 
 #[derive(Default)]
@@ -184,7 +184,7 @@ impl ManagedUsers for KeptUsers<'_> {
         let pattern = self.cfg.pattern(service);
         table
             .by_name(name)
-            .find(|u| glob_match(pattern, u.profile.as_bytes()))
+            .find(|u| is_managed(service, pattern, u.profile.as_bytes(), u.comment.as_bytes()))
     }
 }
 

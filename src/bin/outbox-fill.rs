@@ -85,12 +85,13 @@ fn event(i: u64) -> EventKind {
         _ => EventKind::VoucherActivated {
             user,
             batch_id: Name::new("BATCH-001"),
-            valid_hours: 1,
+            valid_hours: mikrotik_edge::valid_hours::ValidHours::from_hours(1),
             first_login_at: Timestamp::now(),
             expires_at: Timestamp::now().plus_secs(3600),
             provisional: false,
             mac: None,
             estimated: false,
+            comment: Name::new("VOUCHER_SYSTEM|BATCH-001|5000|4000|1|v1|2026-01-01|bench||"),
         },
     }
 }

@@ -69,6 +69,10 @@ pub struct Shared {
     pub router_config: RouterConfig,
     pub token: Option<Secret>,
     pub site_id: String,
+    /// Where local intents go to be held against the sync (with a
+    /// central URL; without one the event is recorded directly).
+    pub intents: Option<tokio::sync::mpsc::Sender<crate::agent::sync::IntentMsg>>,
+    pub kicks: crate::agent::kicks::Kicks,
 }
 
 /// Shared by all connections.

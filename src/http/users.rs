@@ -12,11 +12,15 @@ use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use super::json::{Resp, error};
+use crate::agent::sync::IntentMsg;
 use crate::client::ClientError;
 use crate::clock::Timestamp;
 use crate::event::{EventKind, Service};
-use crate::name::Name;
+use crate::name::{Id, Name};
+use crate::password::Password;
 use crate::proto::Command;
+use crate::reconcile::IntentAction;
+use crate::store::StoreError;
 use hyper::StatusCode;
 
 struct Menus {
@@ -95,10 +99,14 @@ async fn ids(
 }
 
 /// Kicks every active session of `user`; returns how many.
-async fn kick(ctx: &Ctx, m: &Menus, user: &Name) -> Result<usize, ClientError> {
+async fn kick(ctx: &Ctx, service: Service, m: &Menus, user: &Name) -> Result<usize, ClientError> {
     let ids = ids(ctx, m.active, m.active_user, user.as_bytes()).await?;
     let router = &ctx.shared.router;
     for id in &ids {
+        // Its logout says `kicked`.
+        if let Some(id) = Id::parse(id) {
+            ctx.shared.kicks.add(service, id);
+        }
         match router
             .execute(Command::new(format!("{}/remove", m.active)).attr(".id", id))
             .await
@@ -113,23 +121,52 @@ async fn kick(ctx: &Ctx, m: &Menus, user: &Name) -> Result<usize, ClientError> {
     Ok(ids.len())
 }
 
-/// Records the change; a failure is logged, not returned: the router has
-/// changed already and the client must hear so.
-async fn record(ctx: &Ctx, service: Service, user: &Name, action: &str) {
-    let kind = EventKind::UserChanged {
+/// The `user_changed` event of a delete, disable or enable.
+fn changed(service: Service, user: &Name, action: &str) -> EventKind {
+    EventKind::UserChanged {
         service,
         user: user.clone(),
         action: action.to_owned(),
         via: "http".to_owned(),
+    }
+}
+
+/// Records the change as an operator intent: with a central side, the
+/// sync task commits the event with the override that keeps the next
+/// sync from undoing it until central shows it (see
+/// [`crate::reconcile::intent`]); without one, only the event. A failure
+/// is logged, not returned: the router has changed already and the client
+/// must hear so.
+async fn record(ctx: &Ctx, service: Service, user: &Name, intent: IntentAction, event: EventKind) {
+    let what = event.name();
+    let result = match &ctx.shared.intents {
+        Some(intents) => {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let msg = IntentMsg {
+                service,
+                user: user.clone(),
+                action: intent,
+                event,
+                reply,
+            };
+            match intents.send(msg).await {
+                Ok(()) => answer.await.unwrap_or(Err(StoreError::Closed)),
+                Err(_) => Err(StoreError::Closed),
+            }
+        }
+        // The store thread logs the committed event.
+        None => ctx
+            .shared
+            .store
+            .append(vec![(Timestamp::now(), event)])
+            .await
+            .map(|_| ()),
     };
-    let store = &ctx.shared.store;
-    // The store thread logs the committed event.
-    match store.append(vec![(Timestamp::now(), kind)]).await {
-        Ok(_) => {}
-        Err(e) => log::error!(
-            "http: {action} {} {user}: cannot record the event: {e}",
+    if let Err(e) = result {
+        log::error!(
+            "http: {what} {} {user}: cannot record the event: {e}",
             service.as_str()
-        ),
+        );
     }
 }
 
@@ -228,7 +265,26 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
     };
     let user = Name::new(&new.name);
     log::info!("http: created {} user {user} ({id})", service.as_str());
-    record(ctx, service, &user, "created").await;
+    let (profile, comment) = (
+        Name::new(new.profile.as_deref().unwrap_or_default()),
+        Name::new(new.comment.as_deref().unwrap_or_default()),
+    );
+    let password = Password(Some(Name::new(pw)));
+    let event = EventKind::UserCreated {
+        service,
+        user: user.clone(),
+        profile: profile.clone(),
+        comment: comment.clone(),
+        password: password.clone(),
+        via: "http".to_owned(),
+        disabled: false,
+    };
+    let intent = IntentAction::Created {
+        password,
+        profile,
+        comment,
+    };
+    record(ctx, service, &user, intent, event).await;
     super::json::json(
         StatusCode::CREATED,
         &json!({
@@ -279,8 +335,9 @@ pub(crate) async fn delete(ctx: &Ctx, service: Service, user: Name) -> Resp {
     {
         return router_error(&e, "");
     }
-    record(ctx, service, &user, "deleted").await;
-    let kicked = match kick(ctx, &m, &user).await {
+    let event = changed(service, &user, "deleted");
+    record(ctx, service, &user, IntentAction::Deleted, event).await;
+    let kicked = match kick(ctx, service, &m, &user).await {
         Ok(n) => n,
         Err(e) => {
             log::warn!("http: deleted {user}, but kicking its sessions failed: {e}");
@@ -316,9 +373,14 @@ pub(crate) async fn toggle_pppoe(ctx: &Ctx, user: Name, disable: bool) -> Resp {
     {
         return router_error(&e, "");
     }
-    record(ctx, service, &user, action).await;
+    let intent = if disable {
+        IntentAction::Suspended
+    } else {
+        IntentAction::Restored
+    };
+    record(ctx, service, &user, intent, changed(service, &user, action)).await;
     let kicked = if disable {
-        match kick(ctx, &m, &user).await {
+        match kick(ctx, service, &m, &user).await {
             Ok(n) => n,
             Err(e) => return router_error(&e, ""),
         }

@@ -454,7 +454,7 @@ mod tests {
             assert_eq!(
                 sys.expires_at()
                     .map(|e| e.secs_since(sys.first_login_at().unwrap_or(e))),
-                Some(i64::from(sys.valid_hours().unwrap_or(0)) * 3_600)
+                Some(sys.valid_hours().map_or(0, |v| v.secs()))
             );
         }
         // West of UTC the offset is added.

@@ -18,7 +18,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::clock_trust::ClockNow;
-use super::glob::glob_match;
+use super::managed::is_managed;
 use super::state::SessionKey;
 use super::{
     MonitorConfig, MonitorState, SessionRow, Snapshot, StepOutput, UserRow, sessions, usage,
@@ -34,7 +34,12 @@ pub enum ListenChange {
     /// An entry added or changed: its properties.
     Upsert(SessionRow),
     /// `.dead=yes`: the entry with this `.id` is gone.
-    Removed { service: Service, id: Id },
+    /// `kicked`: the agent ended this session itself.
+    Removed {
+        service: Service,
+        id: Id,
+        kicked: bool,
+    },
 }
 
 /// Where the listen path finds a session's user: the managed users
@@ -64,7 +69,12 @@ impl UserIndex {
             (Service::Pppoe, &snap.ppp_secrets),
         ] {
             for u in rows.iter() {
-                if glob_match(cfg.pattern(service), u.profile.as_bytes()) {
+                if is_managed(
+                    service,
+                    cfg.pattern(service),
+                    u.profile.as_bytes(),
+                    u.comment.as_bytes(),
+                ) {
                     users.insert((service, u.name.clone()), u.clone());
                 }
             }
@@ -96,7 +106,11 @@ pub fn apply_listen(
     };
     match change {
         ListenChange::Upsert(row) => login(&mut out, users, row, now, clock, cfg),
-        ListenChange::Removed { service, id } => removed(&mut out, (*service, *id), now),
+        ListenChange::Removed {
+            service,
+            id,
+            kicked,
+        } => removed(&mut out, (*service, *id), *kicked, now),
     }
     out
 }
@@ -149,17 +163,18 @@ fn login(
     out.warnings.extend(plan.warnings);
 }
 
-fn removed(out: &mut StepOutput, key: SessionKey, now: Timestamp) {
+fn removed(out: &mut StepOutput, key: SessionKey, kicked_by_us: bool, now: Timestamp) {
     let Some(old) = out.state.sessions.get(&key).cloned() else {
         return;
     };
     // Sessions of a voucher the agent expired were kicked by it.
-    let kicked = old.service == Service::Hotspot
-        && out
-            .state
-            .vouchers
-            .get(&old.user)
-            .is_some_and(|p| p.expired_for.is_some() && !p.enforced);
+    let kicked = kicked_by_us
+        || old.service == Service::Hotspot
+            && out
+                .state
+                .vouchers
+                .get(&old.user)
+                .is_some_and(|p| p.expired_for.is_some() && !p.enforced);
     let reason = if kicked {
         LogoutReason::Kicked
     } else {

@@ -24,6 +24,7 @@ mod action;
 pub mod clock_trust;
 mod glob;
 mod listen;
+mod managed;
 mod sessions;
 mod snapshot;
 mod sorted_map;
@@ -38,6 +39,7 @@ pub use action::{Action, CommentText};
 pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
 pub use glob::glob_match;
 pub use listen::{ListenChange, ManagedUsers, UserIndex, apply_listen};
+pub use managed::{is_managed, ours_by_comment};
 pub use snapshot::{SessionRow, Snapshot, Totals, UserRow};
 pub use sorted_map::SortedMap;
 pub use state::{

@@ -19,6 +19,8 @@ pub(super) struct Context<'a> {
     pub rebooted: bool,
     /// Users whose voucher the agent expired: their sessions were kicked.
     pub kicked_users: &'a BTreeSet<Name>,
+    /// Sessions the agent ended itself (sync, user API).
+    pub kicked: &'a BTreeSet<SessionKey>,
     /// Profile of each managed user, for login events.
     pub profile_of: &'a dyn Fn(Service, &Name) -> Name,
     /// This state file has not completed a cycle: every session found is
@@ -116,7 +118,9 @@ pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Cont
         }
         let reason = if ctx.rebooted {
             LogoutReason::RouterReboot
-        } else if old.service == Service::Hotspot && ctx.kicked_users.contains(&old.user) {
+        } else if (old.service == Service::Hotspot && ctx.kicked_users.contains(&old.user))
+            || ctx.kicked.contains(&(old.service, old.active_id))
+        {
             LogoutReason::Kicked
         } else if relogged.contains(&(old.service, &old.user)) {
             LogoutReason::Relogin

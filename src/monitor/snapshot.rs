@@ -122,4 +122,7 @@ pub struct Snapshot {
     /// Unseen usage is then not judged; seen sessions that end add their
     /// credit until the next full read.
     pub hotspot_users_kept: bool,
+    /// Sessions the agent ended itself since the last poll (sync, user
+    /// API): gone, they log out as `kicked`.
+    pub kicked: std::collections::BTreeSet<super::SessionKey>,
 }

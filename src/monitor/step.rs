@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::action::Action;
 use super::clock_trust::{self, ClockNow};
 use super::glob::glob_match;
+use super::managed::ours_by_comment;
 use super::state::SessionKey;
 use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, usage, vouchers};
 use crate::clock::Timestamp;
@@ -88,7 +89,8 @@ impl<'a> Managed<'a> {
 /// The users of `users` whose profile matches `pattern`. The glob runs once
 /// per distinct profile, not once per user. Everything that emits events
 /// goes through them in the router's order, so output is stable.
-fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
+fn managed<'a>(users: &'a [UserRow], service: Service, cfg: &MonitorConfig) -> Managed<'a> {
+    let pattern = cfg.pattern(service);
     let mut verdicts: HashMap<&Name, bool> = HashMap::default();
     let mut sorted = Vec::with_capacity(users.len());
     // Profiles are interned by the row parser and neighbours mostly share
@@ -107,7 +109,8 @@ fn managed<'a>(users: &'a [UserRow], pattern: &str) -> Managed<'a> {
                 v
             }
         };
-        if wanted {
+        // Ours by comment whatever the profile (see `managed.rs`).
+        if wanted || ours_by_comment(service, u.comment.as_bytes()) {
             sorted.push(i as u32);
         }
     }
@@ -180,8 +183,8 @@ pub fn step_in_place(
     cfg: &MonitorConfig,
 ) -> StepChanges {
     let prev = &*state;
-    let hotspot = managed(&snap.hotspot_users, cfg.pattern(Service::Hotspot));
-    let pppoe = managed(&snap.ppp_secrets, cfg.pattern(Service::Pppoe));
+    let hotspot = managed(&snap.hotspot_users, Service::Hotspot, cfg);
+    let pppoe = managed(&snap.ppp_secrets, Service::Pppoe, cfg);
 
     let active: Vec<&SessionRow> = snap
         .hotspot_active
@@ -239,6 +242,7 @@ pub fn step_in_place(
         usage_secs: cfg.usage_secs,
         rebooted,
         kicked_users: &kicked_users,
+        kicked: &snap.kicked,
         profile_of: &profile_of,
         first_cycle: !prev.started,
         last_poll: prev.last_poll,

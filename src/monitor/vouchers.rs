@@ -73,7 +73,16 @@ pub(super) fn plan(
         // A hand-edited date that does not parse: acting on it could extend
         // the voucher (re-activation) or end it early, so leave it alone and
         // say so once, until the comment is fixed.
-        if let Some(reason) = unreadable_dates(&meta) {
+        // A validity that cannot be used (negative, not a number, empty)
+        // with no `expires_at` to go by: the voucher would never expire, so
+        // it is reported (an alert centrally) instead of activated.
+        let hours = meta.valid_hours_checked();
+        let unusable_hours = match (&hours, meta.expires_at_raw()) {
+            (Err(e), None) => Some(e.to_string()),
+            (Err(e), Some(raw)) if raw.is_empty() => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(reason) = unreadable_dates(&meta).or(unusable_hours) {
             if !progress.invalid_reported {
                 progress.invalid_reported = true;
                 out.events.push(EventKind::VoucherInvalid {
@@ -87,7 +96,7 @@ pub(super) fn plan(
         }
         progress.invalid_reported = false;
 
-        let hours = meta.valid_hours();
+        let hours = hours.ok();
         let locks_mac = cfg.mac_lock
             || cfg
                 .mac_lock_pattern
@@ -95,16 +104,18 @@ pub(super) fn plan(
                 .is_some_and(|p| glob_match(p, user.profile.as_bytes()));
 
         // Activation.
+        let activation_text =
+            |first: Timestamp, expires: Timestamp, mac: Option<Mac>| CommentText::Activation {
+                base: user.comment.clone(),
+                first_login_at: first,
+                expires_at: expires,
+                mac,
+            };
         let pending_write =
             |first: Timestamp, expires: Timestamp, mac: Option<Mac>| Action::SetComment {
                 id: user.id,
                 user: user.name.clone(),
-                comment: CommentText::Activation {
-                    base: user.comment.clone(),
-                    first_login_at: first,
-                    expires_at: expires,
-                    mac,
-                },
+                comment: activation_text(first, expires, mac),
             };
         let correcting = progress.provisional.is_some_and(|p| p.corrected);
         if let Some(first) = meta.first_login_at()
@@ -134,7 +145,7 @@ pub(super) fn plan(
         } else if let Some((first, estimated)) = first_use(sessions, user, now) {
             match hours {
                 Some(hours) => {
-                    let expires = first.plus_hours(hours);
+                    let expires = first.plus_valid(hours);
                     progress.activation = Some((first, expires));
                     let provisional = !clock.trusted;
                     // Assigned either way: a comment reset by hand starts a
@@ -166,6 +177,7 @@ pub(super) fn plan(
                         provisional,
                         mac,
                         estimated,
+                        comment: Name::new(activation_text(first, expires, mac).render()),
                     });
                     if let Some(mac) = mac {
                         out.actions.push(Action::LockMac {
@@ -191,7 +203,7 @@ pub(super) fn plan(
         {
             let since = i64::try_from(elapsed.saturating_sub(p.anchor)).unwrap_or(i64::MAX);
             let first = now.plus_secs(-since);
-            let expires = first.plus_hours(hours);
+            let expires = first.plus_valid(hours);
             progress.provisional = Some(Provisional {
                 corrected: true,
                 ..p
@@ -209,6 +221,7 @@ pub(super) fn plan(
                 first_login_at: first,
                 expires_at: expires,
                 provisional_first_login_at: p.first_login_at,
+                comment: Name::new(activation_text(first, expires, progress.mac).render()),
             });
             if meta.first_login_at() != Some(first) {
                 // Replaces a retry of the provisional write planned above.
@@ -227,7 +240,7 @@ pub(super) fn plan(
         // activation's times win over the provisional ones in the comment.
         let from_comment = meta
             .expires_at()
-            .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?)));
+            .or_else(|| Some(meta.first_login_at()?.plus_valid(meta.valid_hours()?)));
         let expires_at = if correcting || progress.provisional.is_some_and(|p| p.corrected) {
             progress.activation.map(|(_, e)| e).or(from_comment)
         } else {
@@ -241,7 +254,7 @@ pub(super) fn plan(
         let due = |expires_at: Timestamp| match uncorrected {
             Some(p) => match (clock.elapsed, hours) {
                 (Some(elapsed), Some(hours)) => {
-                    elapsed.saturating_sub(p.anchor) >= u64::from(hours) * 3_600
+                    elapsed.saturating_sub(p.anchor) >= u64::from(hours.minutes()) * 60
                 }
                 // No ledger (clock not assessed): the wall clock decides.
                 _ => clock.trusted && now >= expires_at,

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::clock::{Timestamp, parse_rfc3339};
 use crate::name::Name;
 
 /// Status of a desired voucher.
@@ -19,6 +20,9 @@ pub enum VoucherStatus {
     Active,
     Expired,
     Migrated,
+    /// Removed on purpose (an operator's delete): never recreated, and
+    /// removed from the router if it is there.
+    Deleted,
 }
 
 /// Status of a desired subscription.
@@ -26,17 +30,11 @@ pub enum VoucherStatus {
 pub enum SubscriptionStatus {
     Active,
     Suspended,
+    /// Removed on purpose: never recreated, removed from the router.
+    Deleted,
 }
 
-/// A password for the router, never shown.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Password(pub Option<Name>);
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "***" } else { "None" })
-    }
-}
+pub use crate::password::Password;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredVoucher {
@@ -45,6 +43,9 @@ pub struct DesiredVoucher {
     pub profile: Name,
     pub comment: Name,
     pub status: VoucherStatus,
+    /// When the newest operator intent on this row was made (central's
+    /// `intent_at`); see [`super::intent`].
+    pub intent_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,7 @@ pub struct DesiredSubscription {
     pub profile: Name,
     pub comment: Name,
     pub status: SubscriptionStatus,
+    pub intent_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +112,7 @@ impl DesiredState {
                 Some("active") => VoucherStatus::Active,
                 Some("expired") => VoucherStatus::Expired,
                 Some("migrated") => VoucherStatus::Migrated,
+                Some("deleted") => VoucherStatus::Deleted,
                 Some(other) => return Err(at(&format!("unknown status {other:?}"))),
             };
             out.vouchers.push(DesiredVoucher {
@@ -118,6 +121,7 @@ impl DesiredState {
                 profile: text(e, "profile").map_err(|w| at(&w))?.unwrap_or_default(),
                 comment: text(e, "comment").map_err(|w| at(&w))?.unwrap_or_default(),
                 status,
+                intent_at: intent_at(e).map_err(|w| at(&w))?,
             });
         }
         for (i, e) in list("subscriptions")?.iter().enumerate() {
@@ -129,6 +133,7 @@ impl DesiredState {
             let status = match e.get("status").and_then(Value::as_str) {
                 Some("active") | None => SubscriptionStatus::Active,
                 Some("suspended") => SubscriptionStatus::Suspended,
+                Some("deleted") => SubscriptionStatus::Deleted,
                 Some(other) => return Err(at(&format!("unknown status {other:?}"))),
             };
             out.subscriptions.push(DesiredSubscription {
@@ -137,9 +142,21 @@ impl DesiredState {
                 profile: text(e, "profile").map_err(|w| at(&w))?.unwrap_or_default(),
                 comment: text(e, "comment").map_err(|w| at(&w))?.unwrap_or_default(),
                 status,
+                intent_at: intent_at(e).map_err(|w| at(&w))?,
             });
         }
         Ok(out)
+    }
+}
+
+/// `intent_at` (RFC 3339), absent or null for rows without one.
+fn intent_at(e: &Value) -> Result<Option<Timestamp>, String> {
+    match e.get("intent_at") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_rfc3339(s.as_bytes())
+            .map(Some)
+            .map_err(|_| format!("intent_at is not an RFC 3339 time: {s:?}")),
+        Some(_) => Err("intent_at is not a string".into()),
     }
 }
 

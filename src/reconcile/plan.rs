@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::desired::{DesiredState, Password, SubscriptionStatus, VoucherStatus};
+use super::intent::Intents;
 use super::state::{Isolation, ProfileSettings, ReconcileState};
 use crate::clock::Timestamp;
 use crate::comment::{Comment, SystemComment, SystemKind, has_system_marker};
@@ -66,6 +67,10 @@ pub struct RouterLists {
     pub ppp_active: Vec<SessionRow>,
     pub hotspot_profiles: Vec<ProfileRow>,
     pub ppp_profiles: Vec<ProfileRow>,
+    /// Passwords of our users (`_SYSTEM` comments), where the API user
+    /// may read them (the `sensitive` policy): adoption reports them so
+    /// the central side can recreate the user.
+    pub passwords: BTreeMap<(Service, Name), Name>,
 }
 
 /// A router change reconciliation asks for.
@@ -98,6 +103,16 @@ pub enum SyncAction {
         active_id: Id,
         user: Name,
     },
+    /// An operator deleted this user (desired status `deleted`).
+    RemoveUser {
+        service: Service,
+        id: Id,
+        user: Name,
+    },
+    KickHotspot {
+        active_id: Id,
+        user: Name,
+    },
 }
 
 impl SyncAction {
@@ -107,7 +122,9 @@ impl SyncAction {
             SyncAction::DisableSecret { user, .. }
             | SyncAction::EnableSecret { user, .. }
             | SyncAction::SetSecretProfile { user, .. }
-            | SyncAction::KickPpp { user, .. } => user,
+            | SyncAction::KickPpp { user, .. }
+            | SyncAction::RemoveUser { user, .. }
+            | SyncAction::KickHotspot { user, .. } => user,
         }
     }
 
@@ -122,6 +139,12 @@ impl SyncAction {
             SyncAction::EnableSecret { .. } => "enable restored secret",
             SyncAction::SetSecretProfile { .. } => "set secret profile",
             SyncAction::KickPpp { .. } => "kick PPP session",
+            SyncAction::RemoveUser {
+                service: Service::Hotspot,
+                ..
+            } => "remove deleted voucher",
+            SyncAction::RemoveUser { .. } => "remove deleted secret",
+            SyncAction::KickHotspot { .. } => "kick hotspot session",
         }
     }
 }
@@ -129,9 +152,16 @@ impl SyncAction {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub state: ReconcileState,
+    /// The overrides still held, and what recreation remembers.
+    pub intents: Intents,
+    /// Subscriptions whose restore this plan writes: `restored` is
+    /// reported when the write succeeds (see [`restored_event`]).
+    pub restores: BTreeMap<Name, Name>,
     pub events: Vec<EventKind>,
     pub actions: Vec<SyncAction>,
     pub warnings: Vec<String>,
+    /// Scratch: desired users blocked from recreation this run.
+    blocked_now: Vec<(Service, Name)>,
 }
 
 /// Plans one reconciliation. Without a desired state (never fetched) only
@@ -139,6 +169,7 @@ pub struct Plan {
 /// voucher progress tells which vouchers expired here.
 pub fn plan(
     prev: &ReconcileState,
+    intents: &Intents,
     lists: &RouterLists,
     desired: Option<&DesiredState>,
     monitor: &MonitorState,
@@ -151,8 +182,17 @@ pub fn plan(
             create_failed: prev.create_failed.clone(),
             ..ReconcileState::default()
         },
+        intents: intents.clone(),
         ..Plan::default()
     };
+    // The newest intent wins: local overrides the desired state already
+    // shows (or that a newer central intent superseded) are dropped, the
+    // rest are applied over it.
+    let effective = desired.map(|d| {
+        out.intents.resolve(d);
+        out.intents.apply(d)
+    });
+    let desired = effective.as_ref();
     profiles(prev, lists, cfg, &mut out);
     let Some(desired) = desired else {
         out.state.adopted = prev.adopted.clone();
@@ -164,6 +204,11 @@ pub fn plan(
     };
     vouchers(prev, lists, desired, monitor, now, &mut out);
     subscriptions(prev, lists, desired, now, cfg, &mut out);
+    // Blocked recreations are forgotten once the user exists or is no
+    // longer wanted, so a later loss is reported again.
+    let still_blocked: BTreeSet<(Service, Name)> = out.blocked_now.iter().cloned().collect();
+    out.intents.blocked.retain(|k, _| still_blocked.contains(k));
+    out.blocked_now.clear();
     // Failures of users no longer desired, or now on the router, are forgotten.
     let wanted: BTreeSet<(Service, &Name)> = desired
         .vouchers
@@ -248,21 +293,65 @@ fn vouchers(
     expired.retain(|n| on_router.contains_key(n) || desired_codes.contains(n));
     out.state.expired = expired;
 
+    // Router comments that carry an activation the desired comment lacks
+    // (central has not applied the `voucher_activated` yet): kept for a
+    // recreation, so a voucher deleted meanwhile keeps its term.
+    let mut router_comments = BTreeMap::new();
     for v in &desired.vouchers {
-        if on_router.contains_key(&v.code) {
+        let Some(r) = on_router.get(&v.code) else {
+            if let Some(c) = out.intents.router_comments.get(&v.code) {
+                router_comments.insert(v.code.clone(), c.clone());
+            }
+            continue;
+        };
+        if activation_of(&r.comment).is_some()
+            && activation_of(&r.comment) != activation_of(&v.comment)
+        {
+            router_comments.insert(v.code.clone(), r.comment.clone());
+        }
+    }
+    out.intents.router_comments = router_comments;
+
+    for v in &desired.vouchers {
+        if let Some(r) = on_router.get(&v.code) {
+            if v.status == VoucherStatus::Deleted && has_system_marker(r.comment.as_bytes()) {
+                out.actions.push(SyncAction::RemoveUser {
+                    service: Service::Hotspot,
+                    id: r.id,
+                    user: v.code.clone(),
+                });
+                // A removed user left online would keep browsing.
+                for t in monitor.sessions.values() {
+                    if t.service == Service::Hotspot && t.user == v.code {
+                        out.actions.push(SyncAction::KickHotspot {
+                            active_id: t.active_id,
+                            user: v.code.clone(),
+                        });
+                    }
+                }
+            }
             continue;
         }
-        if v.status == VoucherStatus::Expired
+        if matches!(v.status, VoucherStatus::Expired | VoucherStatus::Deleted)
             || out.state.expired.contains(&v.code)
-            || comment_expired(&v.comment, now)
         {
             continue;
         }
-        let comment = if v.comment.is_empty() {
-            Name::new(SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes())
-        } else {
-            v.comment.clone()
+        // The comment with the newest activation: central's, or the one
+        // last seen on the router.
+        let comment = match out.intents.router_comments.get(&v.code) {
+            Some(c) => c.clone(),
+            None if v.comment.is_empty() => Name::new(
+                SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes(),
+            ),
+            None => v.comment.clone(),
         };
+        if comment_expired(&comment, now) {
+            continue;
+        }
+        if !block_unknown_password(out, Service::Hotspot, &v.code, &v.password) {
+            continue;
+        }
         out.actions.push(SyncAction::CreateUser {
             service: Service::Hotspot,
             name: v.code.clone(),
@@ -296,11 +385,43 @@ fn vouchers(
                 first_login_at: meta.first_login_at(),
                 expires_at: meta
                     .expires_at()
-                    .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?))),
+                    .or_else(|| Some(meta.first_login_at()?.plus_valid(meta.valid_hours()?))),
+                password: Password(lists.passwords.get(&key).cloned()),
+                disabled: u.disabled,
             });
         }
         out.state.adopted.insert(key);
     }
+}
+
+/// The `first_login_at` a voucher comment carries, raw.
+fn activation_of(comment: &Name) -> Option<Vec<u8>> {
+    let Comment::System(meta) = Comment::parse(comment.as_bytes()) else {
+        return None;
+    };
+    meta.first_login_at().map(|t| t.to_rfc3339().into_bytes())
+}
+
+/// A desired user whose password the central side does not know is never
+/// recreated (a recreated voucher card or PPPoE login without its password
+/// locks the customer out, or lets anyone in): reported once as
+/// `recreate_blocked` instead. True when the creation may go ahead.
+fn block_unknown_password(out: &mut Plan, service: Service, user: &Name, pw: &Password) -> bool {
+    if pw.known() {
+        return true;
+    }
+    let key = (service, user.clone());
+    out.blocked_now.push(key.clone());
+    if !out.intents.blocked.contains_key(&key) {
+        let reason = "password unknown centrally".to_owned();
+        out.intents.blocked.insert(key, reason.clone());
+        out.events.push(EventKind::RecreateBlocked {
+            service,
+            user: user.clone(),
+            reason,
+        });
+    }
+    false
 }
 
 /// A voucher comment whose term has ended (`expires_at`, or first login
@@ -311,7 +432,7 @@ fn comment_expired(comment: &Name, now: Timestamp) -> bool {
         return false;
     };
     meta.expires_at()
-        .or_else(|| Some(meta.first_login_at()?.plus_hours(meta.valid_hours()?)))
+        .or_else(|| Some(meta.first_login_at()?.plus_valid(meta.valid_hours()?)))
         .is_some_and(|e| e <= now)
 }
 
@@ -335,7 +456,28 @@ fn subscriptions(
 
     for s in &desired.subscriptions {
         let suspended = s.status == SubscriptionStatus::Suspended;
+        if s.status == SubscriptionStatus::Deleted {
+            if let Some(r) = secrets.get(&s.user)
+                && has_system_marker(r.comment.as_bytes())
+            {
+                out.actions.push(SyncAction::RemoveUser {
+                    service: Service::Pppoe,
+                    id: r.id,
+                    user: s.user.clone(),
+                });
+                for x in sessions.get(&s.user).map_or(&[][..], Vec::as_slice) {
+                    out.actions.push(SyncAction::KickPpp {
+                        active_id: x.id,
+                        user: s.user.clone(),
+                    });
+                }
+            }
+            continue;
+        }
         let Some(r) = secrets.get(&s.user) else {
+            if !block_unknown_password(out, Service::Pppoe, &s.user, &s.password) {
+                continue;
+            }
             // Missing: created in its desired state.
             let (profile, comment) = if suspended && isolir {
                 out.state.isolated.insert(
@@ -497,6 +639,9 @@ fn subscriptions(
                 )),
             }
         }
+        if restoring && prev.suspended.contains(&s.user) {
+            out.restores.insert(s.user.clone(), s.profile.clone());
+        }
         if !restoring {
             // The router shows it restored: finish kicking isolated
             // sessions, then forget the suspension.
@@ -542,6 +687,8 @@ fn subscriptions(
                 valid_hours: None,
                 first_login_at: None,
                 expires_at: None,
+                password: Password(lists.passwords.get(&key).cloned()),
+                disabled: u.disabled,
             });
         }
         out.state.adopted.insert(key);
@@ -602,11 +749,21 @@ pub fn isolir_field(comment: &Name) -> Option<Name> {
 /// `user_created` on success; `create_failed` once per distinct reason.
 pub fn creation_outcome(
     state: &mut ReconcileState,
-    service: Service,
-    user: &Name,
-    profile: &Name,
+    created: &SyncAction,
     result: Result<(), String>,
 ) -> Option<EventKind> {
+    let SyncAction::CreateUser {
+        service,
+        name: user,
+        password,
+        profile,
+        comment,
+        disabled,
+    } = created
+    else {
+        return None;
+    };
+    let service = *service;
     let key = (service, user.clone());
     match result {
         Ok(()) => {
@@ -615,7 +772,10 @@ pub fn creation_outcome(
                 service,
                 user: user.clone(),
                 profile: profile.clone(),
+                comment: comment.clone(),
+                password: password.clone(),
                 via: "sync".into(),
+                disabled: *disabled,
             })
         }
         Err(reason) => {
@@ -631,4 +791,24 @@ pub fn creation_outcome(
             })
         }
     }
+}
+
+/// The `restored` event for a subscription whose restore was just
+/// written, and the suspension forgotten: reported when it happens, not
+/// one sync later when the router shows it.
+pub fn restored_event(
+    state: &mut ReconcileState,
+    user: &Name,
+    profile: &Name,
+    cfg: &ReconcileConfig,
+) -> Option<EventKind> {
+    if !state.suspended.remove(user) {
+        return None;
+    }
+    Some(EventKind::Subscription {
+        user: user.clone(),
+        action: "restored".into(),
+        mode: cfg.suspend_mode.as_str().to_owned(),
+        profile: profile.clone(),
+    })
 }

@@ -2,9 +2,11 @@
 
 use super::*;
 use crate::clock::Timestamp;
+use crate::event::mask_passwords;
 use crate::event::{EventKind, Service};
 use crate::monitor::{MonitorState, SessionRow, UserRow, VoucherProgress};
 use crate::name::{Id, Name};
+use crate::valid_hours::ValidHours;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -46,6 +48,7 @@ fn voucher(code: &str, status: VoucherStatus, comment: &str) -> DesiredVoucher {
         profile: n("voucher-1h"),
         comment: n(comment),
         status,
+        intent_at: None,
     }
 }
 
@@ -56,6 +59,7 @@ fn sub(user: &str, status: SubscriptionStatus) -> DesiredSubscription {
         profile: n("pppoe-10M"),
         comment: n("PPPOE_SYSTEM|b|||c1|s1||"),
         status,
+        intent_at: None,
     }
 }
 
@@ -89,6 +93,7 @@ fn run(
 ) -> Plan {
     plan(
         prev,
+        &Intents::default(),
         lists,
         Some(d),
         &MonitorState::default(),
@@ -159,6 +164,7 @@ fn expired_vouchers_are_never_recreated() {
     let now = Timestamp::from_unix(NOW);
     let p = plan(
         &ReconcileState::default(),
+        &Intents::default(),
         &lists,
         Some(&d),
         &monitor,
@@ -171,6 +177,7 @@ fn expired_vouchers_are_never_recreated() {
     // recreated from the (stale) desired state.
     let p2 = plan(
         &p.state,
+        &Intents::default(),
         &RouterLists::default(),
         Some(&d),
         &MonitorState::default(),
@@ -211,7 +218,7 @@ fn extra_system_vouchers_are_adopted_once_and_left_alone() {
             assert_eq!(*service, Service::Hotspot);
             assert_eq!(user, &n("OLD1"));
             assert_eq!(batch_id, &n("B1"));
-            assert_eq!(*valid_hours, Some(1));
+            assert_eq!(*valid_hours, Some(ValidHours::from_hours(1)));
         }
         e => panic!("{e:?}"),
     }
@@ -257,6 +264,7 @@ fn profiles_reported_when_new_or_changed() {
     let st = ReconcileState::default();
     let p = plan(
         &st,
+        &Intents::default(),
         &lists,
         None,
         &MonitorState::default(),
@@ -280,6 +288,7 @@ fn profiles_reported_when_new_or_changed() {
     );
     let p2 = plan(
         &p.state,
+        &Intents::default(),
         &lists,
         None,
         &MonitorState::default(),
@@ -290,6 +299,7 @@ fn profiles_reported_when_new_or_changed() {
     lists.hotspot_profiles[0].rate_limit = n("4M/4M");
     let p3 = plan(
         &p2.state,
+        &Intents::default(),
         &lists,
         None,
         &MonitorState::default(),
@@ -522,16 +532,26 @@ fn extra_system_secrets_are_adopted() {
     assert!(p.actions.is_empty());
 }
 
+fn create_v1() -> SyncAction {
+    SyncAction::CreateUser {
+        service: Service::Hotspot,
+        name: n("V1"),
+        password: Password(Some(n("pw"))),
+        profile: n("p"),
+        comment: n(VC),
+        disabled: false,
+    }
+}
+
 #[test]
 fn creation_failures_are_reported_once_per_reason() {
     let mut st = ReconcileState::default();
-    let fail = |st: &mut ReconcileState, why: &str| {
-        creation_outcome(st, Service::Hotspot, &n("V1"), &n("p"), Err(why.into()))
-    };
+    let fail =
+        |st: &mut ReconcileState, why: &str| creation_outcome(st, &create_v1(), Err(why.into()));
     assert!(fail(&mut st, "input does not match any value of profile").is_some());
     assert!(fail(&mut st, "input does not match any value of profile").is_none());
     assert!(fail(&mut st, "failure: already have user with this name").is_some());
-    let ok = creation_outcome(&mut st, Service::Hotspot, &n("V1"), &n("p"), Ok(()));
+    let ok = creation_outcome(&mut st, &create_v1(), Ok(()));
     assert!(matches!(ok, Some(EventKind::UserCreated { .. })));
     assert!(st.create_failed.is_empty());
 }
@@ -545,6 +565,7 @@ fn without_a_desired_state_nothing_but_profiles() {
     };
     let p = plan(
         &ReconcileState::default(),
+        &Intents::default(),
         &lists,
         None,
         &MonitorState::default(),
@@ -580,14 +601,18 @@ fn new_events_as_json() {
             profile: n("voucher-1h"),
             comment: n(VC),
             batch_id: n("B1"),
-            valid_hours: Some(1),
+            valid_hours: ValidHours::from_minutes(30),
             first_login_at: None,
             expires_at: None,
+            password: Password(Some(n("secret"))),
+            disabled: false,
         },
     };
     let j = e.to_json("s", crate::event::StreamId([0; 16]));
     assert_eq!(j["type"], "user_adopted");
     assert_eq!(j["user_b64"], "Y2Fm6Q==");
     assert!(j["expires_at"].is_null());
-    assert_eq!(j["valid_hours"], 1);
+    assert_eq!(j["valid_hours"], 0.5);
+    assert_eq!(j["password"], "secret");
+    assert_eq!(mask_passwords(j)["password"], "***");
 }

@@ -28,5 +28,5 @@ pub use delta::StateDelta;
 pub use error::StoreError;
 pub use file::{MikhmonImportRecord, SCHEMA_VERSION, Store};
 pub use outbox::CapReport;
-pub use sync::{KEY_DESIRED, KEY_RECONCILE};
+pub use sync::{KEY_DESIRED, KEY_INTENTS, KEY_RECONCILE};
 pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};

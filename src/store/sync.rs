@@ -17,6 +17,8 @@ const SYNC: TableDefinition<&str, &[u8]> = TableDefinition::new("sync");
 pub const KEY_DESIRED: &str = "desired";
 /// Key of the reconcile state (postcard).
 pub const KEY_RECONCILE: &str = "reconcile";
+/// Local operator intents held as overrides ([`crate::reconcile::Intents`]).
+pub const KEY_INTENTS: &str = "intents";
 
 impl Store {
     /// Writes `blobs` and appends `events` in one transaction, so a state

@@ -295,7 +295,7 @@ fn serve(store: &Store, site_id: &str, req: Request) {
             let result = store.commit_at(&delta, at, &events).map(|first_seq| {
                 for (kind, seq) in events.iter().zip(first_seq..) {
                     let e = EventRef { seq, at, kind };
-                    log::info!("event {}", e.to_json(site_id, store.stream()));
+                    log::info!("event {}", e.to_log_json(site_id, store.stream()));
                 }
                 Committed {
                     first_seq,
@@ -354,7 +354,7 @@ fn serve(store: &Store, site_id: &str, req: Request) {
         } => {
             let result = store.save_sync(&blobs, events).map(|events| {
                 for e in &events {
-                    log::info!("event {}", e.to_json(site_id, store.stream()));
+                    log::info!("event {}", e.to_log_json(site_id, store.stream()));
                 }
                 Committed {
                     first_seq: events.first().map_or(0, |e| e.seq),
@@ -372,7 +372,7 @@ fn serve(store: &Store, site_id: &str, req: Request) {
 /// Logs committed events (`event {json}`) and says what was numbered.
 fn logged(events: &[Event], site_id: &str, store: &Store) -> Committed {
     for e in events {
-        log::info!("event {}", e.to_json(site_id, store.stream()));
+        log::info!("event {}", e.to_log_json(site_id, store.stream()));
     }
     Committed {
         first_seq: events.first().map_or(0, |e| e.seq),

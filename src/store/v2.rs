@@ -154,7 +154,7 @@ impl From<EventV2> for Event {
                 valid_hours,
                 first_login_at,
                 expires_at,
-            } => EventKind::VoucherActivated {
+            } => EventKind::VoucherActivatedV3 {
                 user,
                 batch_id,
                 valid_hours,
@@ -356,7 +356,7 @@ mod tests {
         let queued = store.pending_events(0, 10).expect("pending");
         assert!(matches!(
             &queued[0].kind,
-            EventKind::VoucherActivated {
+            EventKind::VoucherActivatedV3 {
                 provisional: false,
                 mac: None,
                 valid_hours: 24,

@@ -236,7 +236,7 @@ impl Uploader {
             self.cfg.outbox_max_bytes, report.bytes_before, report.compacted
         );
         if let Some(d) = &report.dropped {
-            log::info!("event {}", d.to_json(&self.site, self.stream));
+            log::info!("event {}", d.to_log_json(&self.site, self.stream));
             if let crate::event::EventKind::Dropped {
                 from_seq,
                 to_seq,

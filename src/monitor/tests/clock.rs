@@ -71,6 +71,7 @@ fn provisional(user: &str, first: Timestamp) -> EventKind {
             provisional: true,
             mac,
             estimated: false,
+            comment: Name::default(),
         },
         other => other,
     }
@@ -80,10 +81,11 @@ fn corrected(first: Timestamp, was: Timestamp) -> EventKind {
     EventKind::VoucherCorrected {
         user: "v1".into(),
         batch_id: "B1".into(),
-        valid_hours: 24,
+        valid_hours: ValidHours::from_hours(24),
         first_login_at: first,
         expires_at: first.plus_hours(24),
         provisional_first_login_at: was,
+        comment: Name::default(),
     }
 }
 

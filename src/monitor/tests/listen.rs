@@ -11,6 +11,7 @@ fn dead(row: &SessionRow) -> ListenChange {
     ListenChange::Removed {
         service: row.service,
         id: row.id,
+        kicked: false,
     }
 }
 

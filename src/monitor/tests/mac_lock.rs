@@ -33,6 +33,7 @@ fn activated_locked(user: &str) -> EventKind {
             provisional,
             mac: Mac::parse(MAC.as_bytes()),
             estimated: false,
+            comment: Name::default(),
         },
         other => other,
     }

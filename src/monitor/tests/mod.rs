@@ -27,6 +27,7 @@ use crate::clock::Timestamp;
 use crate::comment::Comment;
 use crate::event::{EventKind, ExpiredAction, LogoutReason, Service, SessionRef};
 use crate::name::{Id, Mac, Name};
+use crate::valid_hours::ValidHours;
 
 // ---------------------------------------------------------------------------
 // Builders
@@ -238,7 +239,8 @@ impl Agent {
     }
 
     fn run(&mut self, snap: &Snapshot, now: Timestamp) -> StepOutput {
-        let out = step(&self.state, snap, now, &self.cfg);
+        let mut out = step(&self.state, snap, now, &self.cfg);
+        settle_comments(&mut out.events, &out.actions);
         self.state = out.state.clone();
         self.users = UserIndex::of(snap, &self.cfg);
         out
@@ -257,7 +259,9 @@ impl Agent {
         );
         assert_eq!(out.warnings, Vec::<String>::new());
         self.state = out.state;
-        (out.events, out.actions)
+        let mut events = out.events;
+        settle_comments(&mut events, &out.actions);
+        (events, out.actions)
     }
 
     /// Runs a cycle and returns its events and actions, asserting no warnings.
@@ -276,6 +280,36 @@ impl Agent {
 }
 
 /// The state as written to and read back from the state file.
+/// An activation event carries the comment as written: checked here
+/// against the same cycle's comment write (when there is one), then
+/// blanked so the expected events in the tests need not spell it out.
+fn settle_comments(events: &mut [EventKind], actions: &[Action]) {
+    for e in events {
+        let (EventKind::VoucherActivated { user, comment, .. }
+        | EventKind::VoucherCorrected { user, comment, .. }) = e
+        else {
+            continue;
+        };
+        assert!(
+            !comment.is_empty(),
+            "activation event of {user} without its comment"
+        );
+        if let Some(written) = actions.iter().find_map(|a| match a {
+            Action::SetComment {
+                user: u, comment, ..
+            } if u == user => Some(comment.render()),
+            _ => None,
+        }) {
+            assert_eq!(
+                comment.as_bytes(),
+                &written[..],
+                "{user}: event comment differs from the write"
+            );
+        }
+        *comment = Name::default();
+    }
+}
+
 fn persisted(state: &MonitorState) -> MonitorState {
     let bytes = postcard::to_allocvec(state).unwrap();
     postcard::from_bytes(&bytes).unwrap()
@@ -372,12 +406,13 @@ fn activated(
     EventKind::VoucherActivated {
         user: user.into(),
         batch_id: Name::new(batch_id),
-        valid_hours,
+        valid_hours: ValidHours::from_hours(valid_hours),
         first_login_at: first,
         expires_at: first.plus_hours(valid_hours),
         provisional: false,
         mac: None,
         estimated: false,
+        comment: Name::default(),
     }
 }
 

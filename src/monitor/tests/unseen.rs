@@ -145,12 +145,13 @@ fn an_unseen_first_use_activates_the_voucher_as_estimated() {
             EventKind::VoucherActivated {
                 user: "v".into(),
                 batch_id: "B1".into(),
-                valid_hours: 24,
+                valid_hours: ValidHours::from_hours(24),
                 first_login_at: first,
                 expires_at: expires,
                 provisional: false,
                 mac: None,
                 estimated: true,
+                comment: Name::default(),
             }
         ]
     );
@@ -176,6 +177,7 @@ fn listen_ended_sessions_leave_credit_too() {
         ListenChange::Removed {
             service: Service::Hotspot,
             id: s.id,
+            kicked: false,
         },
         at(40),
     );
