@@ -608,16 +608,16 @@ fn version_2_events_are_migrated() {
                 uptime_secs: 3,
                 unseen: false,
             },
-            EventKind::VoucherActivated {
+            // Kept in schema 3's shape; rendered as today's (`upgrade`).
+            EventKind::VoucherActivatedV3 {
                 user: "v".into(),
                 batch_id: "B".into(),
-                valid_hours: crate::valid_hours::ValidHours::from_hours(24),
+                valid_hours: 24,
                 first_login_at: at,
                 expires_at: at.plus_hours(24),
                 provisional: false,
                 mac: None,
                 estimated: false,
-                comment: "VOUCHER_SYSTEM|B|1|1|24".into(),
             },
             EventKind::Router {
                 state: RouterState::Connected,

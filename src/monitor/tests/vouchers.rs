@@ -135,33 +135,75 @@ fn no_activation_without_a_session_or_when_already_activated() {
 }
 
 #[test]
-fn unusable_valid_hours_warns_and_does_nothing() {
-    for raw in [
-        &b"VOUCHER_SYSTEM|B1|5000|4000|abc|V1|2024-01-30|admin||"[..],
-        b"VOUCHER_SYSTEM|B1|5000|4000||V1",
-        b"VOUCHER_SYSTEM|B1",
-        b"VOUCHER_SYSTEM|B1|5000|4000|-1",
+fn unusable_valid_hours_is_reported_once_and_not_activated() {
+    for (raw, reason) in [
+        (
+            &b"VOUCHER_SYSTEM|B1|5000|4000|abc|V1|2024-01-30|admin||"[..],
+            "valid_hours is not a number",
+        ),
+        (b"VOUCHER_SYSTEM|B1|5000|4000||V1", "valid_hours is empty"),
+        (b"VOUCHER_SYSTEM|B1", "valid_hours is empty"),
+        (b"VOUCHER_SYSTEM|B1|5000|4000|-1", "valid_hours is negative"),
+        (b"VOUCHER_SYSTEM|||||||sync||", "valid_hours is empty"),
     ] {
         let s = snap()
             .user(voucher("*U1", "v1", raw))
             .online(hs("*1", "v1"));
         let mut agent = Agent::new();
-        let out = agent.run(&s, at(0));
+        let (events, actions) = agent.cycle(&s, at(0));
         assert_eq!(
-            out.events,
-            vec![login(&hs("*1", "v1"), VOUCHER_PROFILE)],
+            events,
+            vec![
+                login(&hs("*1", "v1"), VOUCHER_PROFILE),
+                EventKind::VoucherInvalid {
+                    user: "v1".into(),
+                    reason: reason.into(),
+                    comment: Name::new(raw),
+                }
+            ],
             "{raw:?}"
         );
-        assert_eq!(out.actions, vec![], "{raw:?}");
-        assert_eq!(
-            out.warnings,
-            vec![
-                "voucher \"v1\" has no usable valid_hours in its comment; not activating it"
-                    .to_string()
-            ]
-        );
-        assert!(agent.state.vouchers.is_empty());
+        assert_eq!(actions, vec![], "{raw:?}");
+        // Once: the next poll says nothing more and still does nothing.
+        assert_eq!(agent.cycle(&s, at(30)), (vec![], vec![]), "{raw:?}");
     }
+}
+
+#[test]
+fn fractional_valid_hours_expire_on_the_minute() {
+    let raw = b"VOUCHER_SYSTEM|B1|5000|4000|0.5|V1|2024-01-30|admin||";
+    let s = snap()
+        .user(voucher("*U1", "v1", raw))
+        .online(hs("*1", "v1"));
+    let mut agent = Agent::new();
+    let (events, _) = agent.cycle(&s, at(0));
+    let EventKind::VoucherActivated {
+        valid_hours,
+        expires_at,
+        ..
+    } = &events[1]
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(valid_hours.minutes(), 30);
+    assert_eq!(*expires_at, at(1800));
+    // The router shows the activation; 29 minutes in, still on.
+    let s = snap()
+        .user(voucher("*U1", "v1", activation_bytes(raw, at(0), at(1800)).as_bytes()))
+        .online(hs("*1", "v1").up(1740));
+    let (events, actions) = agent.cycle(&s, at(1740));
+    assert!(
+        events.iter().all(|e| matches!(e, EventKind::Usage { .. })),
+        "{events:?}"
+    );
+    assert_eq!(actions, vec![]);
+    // At 30 minutes it expires: disabled and kicked.
+    let (events, actions) = agent.cycle(&s, at(1800));
+    assert!(
+        events.contains(&expired("v1", at(1800), ExpiredAction::Disable)),
+        "{events:?}"
+    );
+    assert_eq!(actions, vec![disable("*U1", "v1"), kick("*1", "v1")]);
 }
 
 #[test]
