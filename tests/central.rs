@@ -576,8 +576,15 @@ fn site_desired_state_lists_the_sites_vouchers_and_subscriptions() {
          ('site-a', 'cust1', 's1', 'pppoe-10M', 'active', 'PPPOE_SYSTEM|B|1|1|C1|S1'), \
          ('site-b', 'cust9', 's9', 'pppoe-10M', 'suspended', NULL)",
     );
-    let state: Value =
+    let mut state: Value =
         serde_json::from_str(&pg.psql("SELECT site_desired_state('site-a')")).unwrap();
+    // Rows inserted by an operator carry the time of that intent.
+    for list in ["vouchers", "subscriptions"] {
+        for row in state[list].as_array_mut().unwrap() {
+            let at = row.as_object_mut().unwrap().remove("intent_at").unwrap();
+            assert!(at.as_str().is_some_and(|t| t.ends_with('Z')), "{at}");
+        }
+    }
     assert_eq!(
         state["vouchers"],
         json!([

@@ -172,6 +172,48 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     UNIQUE (site_id, pppoe_username)
 );
 
+-- Upgrades of the tables above (idempotent): deleted rows (an operator's
+-- delete, never recreated), fractional validity (minute precision), and the
+-- time of the newest operator intent per row (see README "One source of
+-- truth"): set by the trigger below on an operator's own change, and by
+-- the agent's intent events (`user_changed`, `user_created` via http/batch).
+ALTER TABLE vouchers ADD COLUMN IF NOT EXISTS intent_at timestamptz;
+ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS intent_at timestamptz;
+ALTER TABLE vouchers ALTER COLUMN valid_hours TYPE numeric;
+ALTER TABLE vouchers DROP CONSTRAINT IF EXISTS vouchers_status_check;
+ALTER TABLE vouchers ADD CONSTRAINT vouchers_status_check
+    CHECK (status IN ('created', 'active', 'expired', 'migrated', 'deleted'));
+ALTER TABLE subscriptions DROP CONSTRAINT IF EXISTS subscriptions_status_check;
+ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_status_check
+    CHECK (status IN ('active', 'suspended', 'deleted'));
+
+-- An operator's change to what the router should hold (status, password,
+-- profile, comment) is an intent made now, unless the change comes from
+-- an agent's event (ingest_batch sets edge.applying for its transaction),
+-- which states its own time.
+CREATE OR REPLACE FUNCTION _edge_intent_stamp() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('edge.applying', true), '') = 'on' THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.intent_at := coalesce(NEW.intent_at, now());
+    ELSIF NEW.intent_at IS NOT DISTINCT FROM OLD.intent_at
+          AND (NEW.status, NEW.password, NEW.profile_name)
+              IS DISTINCT FROM (OLD.status, OLD.password, OLD.profile_name) THEN
+        NEW.intent_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS vouchers_intent_stamp ON vouchers;
+CREATE TRIGGER vouchers_intent_stamp BEFORE INSERT OR UPDATE ON vouchers
+    FOR EACH ROW EXECUTE FUNCTION _edge_intent_stamp();
+DROP TRIGGER IF EXISTS subscriptions_intent_stamp ON subscriptions;
+CREATE TRIGGER subscriptions_intent_stamp BEFORE INSERT OR UPDATE ON subscriptions
+    FOR EACH ROW EXECUTE FUNCTION _edge_intent_stamp();
+
 CREATE TABLE IF NOT EXISTS manual_users (
     site_id    text NOT NULL,
     service    text NOT NULL,
@@ -252,6 +294,16 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN jsonb_typeof(p) = 'number'
              AND (p #>> '{}') ~ '^[0-9]{1,18}$' THEN (p #>> '{}')::bigint
+        ELSE NULL
+    END
+$$;
+
+-- A JSON number (hours, possibly fractional) as numeric, else NULL.
+CREATE OR REPLACE FUNCTION _edge_num(p jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p) = 'number' AND (p #>> '{}') ~ '^[0-9]{1,9}(\.[0-9]{1,12})?$'
+        THEN (p #>> '{}')::numeric
         ELSE NULL
     END
 $$;
@@ -396,10 +448,10 @@ BEGIN
     ELSIF v_type = 'voucher_activated' THEN
         IF v_user IS NULL THEN RETURN; END IF;
         INSERT INTO vouchers AS v (site_id, code, batch_id, valid_hours, status, first_login_at,
-                                   expires_at, mac_address, last_seen)
-        VALUES (p_site, v_user, _edge_nz(e ->> 'batch_id'), _edge_int(e -> 'valid_hours'), 'active',
+                                   expires_at, mac_address, last_seen, mikrotik_comment)
+        VALUES (p_site, v_user, _edge_nz(e ->> 'batch_id'), _edge_num(e -> 'valid_hours'), 'active',
                 _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'),
-                _edge_nz(e ->> 'mac'), p_at)
+                _edge_nz(e ->> 'mac'), p_at, _edge_nz(e ->> 'comment'))
         ON CONFLICT (site_id, code) DO UPDATE
            SET status = CASE
                    -- an expiry of this same term already arrived (out of order)
@@ -411,7 +463,85 @@ BEGIN
                expires_at = coalesce(EXCLUDED.expires_at, v.expires_at),
                mac_address = coalesce(EXCLUDED.mac_address, v.mac_address),
                last_seen = greatest(coalesce(v.last_seen, EXCLUDED.last_seen), EXCLUDED.last_seen),
+               -- The comment as written on the router, activation stamps
+               -- included: a recreation keeps the voucher's term.
+               mikrotik_comment = coalesce(EXCLUDED.mikrotik_comment, v.mikrotik_comment),
                updated_at = now();
+
+    ELSIF v_type = 'voucher_corrected' THEN
+        IF v_user IS NULL THEN RETURN; END IF;
+        UPDATE vouchers SET first_login_at = coalesce(_edge_ts(e ->> 'first_login_at'), first_login_at),
+               expires_at = coalesce(_edge_ts(e ->> 'expires_at'), expires_at),
+               mikrotik_comment = coalesce(_edge_nz(e ->> 'comment'), mikrotik_comment),
+               updated_at = now()
+         WHERE site_id = p_site AND code = v_user;
+
+    ELSIF v_type = 'recreate_blocked' THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        VALUES (p_site, 'recreate_blocked',
+                format('%s %s missing on the router and not recreated: %s', v_service,
+                       coalesce(v_user, '?'), coalesce(e ->> 'reason', '')),
+                e, p_at);
+
+    ELSIF v_type = 'user_created' AND coalesce(e ->> 'via', '') <> 'sync' THEN
+        -- Made at the site (user API, create-batch): an operator intent,
+        -- applied unless the row holds a newer one.
+        IF v_user IS NULL THEN RETURN; END IF;
+        IF v_service = 'pppoe' THEN
+            INSERT INTO subscriptions AS s (site_id, pppoe_username, password, profile_name, status,
+                                            comment, intent_at)
+            VALUES (p_site, v_user, e ->> 'password', _edge_nz(e ->> 'profile'),
+                    CASE WHEN (e ->> 'disabled') = 'true' THEN 'suspended' ELSE 'active' END,
+                    e ->> 'comment', p_at)
+            ON CONFLICT (site_id, pppoe_username) DO UPDATE
+               SET password = EXCLUDED.password, profile_name = EXCLUDED.profile_name,
+                   status = EXCLUDED.status, comment = EXCLUDED.comment,
+                   intent_at = EXCLUDED.intent_at, updated_at = now()
+             WHERE s.intent_at IS NULL OR s.intent_at <= EXCLUDED.intent_at;
+        ELSE
+            INSERT INTO vouchers AS v (site_id, code, password, profile_name, mikrotik_comment,
+                                       batch_id, valid_hours, status, intent_at)
+            VALUES (p_site, v_user, e ->> 'password', _edge_nz(e ->> 'profile'), e ->> 'comment',
+                    _edge_nz(split_part(coalesce(e ->> 'comment', ''), '|', 2)),
+                    CASE WHEN split_part(coalesce(e ->> 'comment', ''), '|', 5) ~ '^[0-9]{1,9}(\.[0-9]{1,12})?$'
+                         THEN split_part(e ->> 'comment', '|', 5)::numeric END,
+                    'created', p_at)
+            ON CONFLICT (site_id, code) DO UPDATE
+               SET password = EXCLUDED.password, profile_name = EXCLUDED.profile_name,
+                   mikrotik_comment = EXCLUDED.mikrotik_comment, batch_id = EXCLUDED.batch_id,
+                   valid_hours = EXCLUDED.valid_hours, status = 'created',
+                   first_login_at = NULL, expires_at = NULL,
+                   intent_at = EXCLUDED.intent_at, updated_at = now()
+             WHERE v.intent_at IS NULL OR v.intent_at <= EXCLUDED.intent_at;
+        END IF;
+
+    ELSIF v_type = 'user_created' THEN
+        -- Created by the sync from the desired state: only fills in a
+        -- password central did not have.
+        IF v_service = 'pppoe' THEN
+            UPDATE subscriptions SET password = coalesce(password, e ->> 'password')
+             WHERE site_id = p_site AND pppoe_username = v_user;
+        ELSE
+            UPDATE vouchers SET password = coalesce(password, e ->> 'password')
+             WHERE site_id = p_site AND code = v_user;
+        END IF;
+
+    ELSIF v_type = 'user_changed' THEN
+        -- A delete, disable or enable made at the site: an operator intent.
+        IF v_user IS NULL THEN RETURN; END IF;
+        IF v_service = 'pppoe' THEN
+            UPDATE subscriptions SET status = CASE e ->> 'action'
+                       WHEN 'deleted' THEN 'deleted' WHEN 'disabled' THEN 'suspended'
+                       WHEN 'enabled' THEN 'active' ELSE status END,
+                   intent_at = p_at, updated_at = now()
+             WHERE site_id = p_site AND pppoe_username = v_user
+               AND (e ->> 'action') IN ('deleted', 'disabled', 'enabled')
+               AND (intent_at IS NULL OR intent_at <= p_at);
+        ELSIF (e ->> 'action') = 'deleted' THEN
+            UPDATE vouchers SET status = 'deleted', intent_at = p_at, updated_at = now()
+             WHERE site_id = p_site AND code = v_user
+               AND (intent_at IS NULL OR intent_at <= p_at);
+        END IF;
 
     ELSIF v_type = 'voucher_expired' THEN
         IF v_user IS NULL THEN RETURN; END IF;
@@ -442,16 +572,25 @@ BEGIN
         IF v_service = 'pppoe' THEN
             -- A PPPOE_SYSTEM secret the central side did not know: taken
             -- over as an active subscription (no password: the router keeps it).
-            INSERT INTO subscriptions (site_id, pppoe_username, profile_name, status, comment)
-            VALUES (p_site, v_user, e ->> 'profile', 'active', e ->> 'comment')
-            ON CONFLICT (site_id, pppoe_username) DO NOTHING;
+            INSERT INTO subscriptions AS s (site_id, pppoe_username, password, profile_name, status,
+                                            comment)
+            VALUES (p_site, v_user, e ->> 'password', e ->> 'profile',
+                    CASE WHEN (e ->> 'disabled') = 'true' THEN 'suspended' ELSE 'active' END,
+                    e ->> 'comment')
+            ON CONFLICT (site_id, pppoe_username) DO UPDATE
+               SET password = coalesce(s.password, EXCLUDED.password),
+                   profile_name = coalesce(s.profile_name, EXCLUDED.profile_name),
+                   comment = coalesce(s.comment, EXCLUDED.comment);
         ELSE
-            INSERT INTO vouchers (site_id, code, profile_name, mikrotik_comment, batch_id, valid_hours,
-                                  status, first_login_at, expires_at)
-            VALUES (p_site, v_user, e ->> 'profile', e ->> 'comment', _edge_nz(e ->> 'batch_id'),
-                    _edge_int(e -> 'valid_hours'), 'migrated',
+            INSERT INTO vouchers AS v (site_id, code, password, profile_name, mikrotik_comment,
+                                       batch_id, valid_hours, status, first_login_at, expires_at)
+            VALUES (p_site, v_user, e ->> 'password', e ->> 'profile', e ->> 'comment',
+                    _edge_nz(e ->> 'batch_id'), _edge_num(e -> 'valid_hours'), 'migrated',
                     _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'))
-            ON CONFLICT (site_id, code) DO NOTHING;
+            ON CONFLICT (site_id, code) DO UPDATE
+               SET password = coalesce(v.password, EXCLUDED.password),
+                   profile_name = coalesce(v.profile_name, EXCLUDED.profile_name),
+                   mikrotik_comment = coalesce(v.mikrotik_comment, EXCLUDED.mikrotik_comment);
         END IF;
 
     ELSIF v_type = 'create_failed' THEN
@@ -495,8 +634,8 @@ BEGIN
                        coalesce(e ->> 'to_seq', '?')),
                 e, p_at);
     END IF;
-    -- clock, subscription, user_created, user_changed and unknown types:
-    -- agent_events only (the desired state already says what they confirm).
+    -- clock, subscription and unknown types: agent_events only (the
+    -- desired state already says what they confirm).
 END
 $$;
 
@@ -518,6 +657,9 @@ DECLARE
     i         integer := 0;
 BEGIN
     PERFORM _edge_check_site(v_site);
+    -- Row changes from here on are the agent's facts, not an operator's
+    -- intents made now (see _edge_intent_stamp).
+    PERFORM set_config('edge.applying', 'on', true);
 
     IF v_batch IS NULL OR jsonb_typeof(v_batch) <> 'object' THEN
         RAISE EXCEPTION 'batch must be a JSON object' USING ERRCODE = '22023';
@@ -617,11 +759,15 @@ BEGIN
     PERFORM _edge_check_site(v_site);
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'code', code, 'password', password, 'profile', profile_name,
-               'comment', mikrotik_comment, 'status', status) ORDER BY code), '[]'::jsonb)
+               'comment', mikrotik_comment, 'status', status,
+               'intent_at', to_char(intent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+               ORDER BY code), '[]'::jsonb)
       INTO v_vouchers FROM vouchers WHERE site_id = v_site;
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'pppoe_username', pppoe_username, 'password', password, 'profile', profile_name,
-               'comment', comment, 'status', status) ORDER BY pppoe_username), '[]'::jsonb)
+               'comment', comment, 'status', status,
+               'intent_at', to_char(intent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+               ORDER BY pppoe_username), '[]'::jsonb)
       INTO v_subs FROM subscriptions WHERE site_id = v_site;
     RETURN jsonb_build_object('vouchers', v_vouchers, 'subscriptions', v_subs,
                               'version', md5(v_vouchers::text || '|' || v_subs::text));

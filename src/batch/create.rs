@@ -11,8 +11,9 @@ use super::runner::{Group, run_groups};
 use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::event::Service;
+use crate::event::{EventKind, Service};
 use crate::name::Name;
+use crate::password::Password;
 use crate::proto::Command;
 
 /// Largest file read: 100,000 users with long comments fit easily.
@@ -36,6 +37,9 @@ pub struct Summary {
     pub failed: usize,
     pub max_in_flight: usize,
     pub failures_file: Option<PathBuf>,
+    /// Users central acknowledged (with a central URL).
+    pub reported: Option<usize>,
+    pub report_error: Option<String>,
 }
 
 /// Why nothing (more) was done.
@@ -145,9 +149,21 @@ async fn create(
     let mut failures: Vec<(NewUser, String)> = Vec::new();
     let max = opts.max_in_flight.unwrap_or(cfg.sync.max_in_flight);
     let mut created = 0;
+    let mut reports = Vec::new();
     let stats = run_groups(router, groups, max, |u, r| {
         match r {
-            Ok(()) => created += 1,
+            Ok(()) => {
+                created += 1;
+                reports.push(EventKind::UserCreated {
+                    service: u.service,
+                    user: u.name,
+                    profile: u.profile,
+                    comment: u.comment,
+                    password: Password(u.password),
+                    via: "batch".into(),
+                    disabled: false,
+                });
+            }
             Err(e) => failures.push((u, reason(&e))),
         }
         bar.update(progress, created + failures.len(), failures.len());
@@ -157,6 +173,15 @@ async fn create(
     summary.created = created;
     summary.failed = failures.len();
     summary.max_in_flight = stats.max_in_flight;
+    summary.reported = match super::report::report(cfg, reports).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            // The users are on the router; the next full sync adopts them.
+            log::warn!("create-batch: cannot report the new users to central: {e}");
+            summary.report_error = Some(e);
+            None
+        }
+    };
     if !failures.is_empty() {
         failures.sort_by_key(|(u, _)| u.line);
         let path = opts
@@ -315,6 +340,15 @@ pub async fn cli(cfg: &Config, opts: &CreateOptions) -> std::process::ExitCode {
                 s.failed,
                 s.max_in_flight
             );
+            match (&s.reported, &s.report_error) {
+                (Some(n), _) if cfg.uplink.central.is_some() => {
+                    println!("reported to central: {n} users (status created)")
+                }
+                (None, Some(e)) => {
+                    println!("not reported to central ({e}); the next full sync adopts them")
+                }
+                _ => {}
+            }
             match &s.failures_file {
                 Some(p) => {
                     println!("failures: {}", p.display());

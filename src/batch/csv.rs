@@ -172,13 +172,9 @@ pub fn parse(text: &[u8], created_date: &[u8]) -> Result<Vec<NewUser>, (Vec<Line
         }
         let valid_hours = get("valid_hours").trim_ascii();
         if service == Some(Service::Hotspot) {
-            let ok = std::str::from_utf8(valid_hours)
-                .ok()
-                .and_then(|s| s.parse::<u32>().ok())
-                .is_some_and(|h| (1..=87_600).contains(&h));
-            if !ok {
+            if let Err(e) = crate::valid_hours::ValidHours::parse(valid_hours) {
                 bad.push(format!(
-                    "valid_hours must be a whole number of hours 1-87600 for a voucher, got {:?}",
+                    "valid_hours must be hours (24, 0.5, 1.5: at least one minute, at most 87600) for a voucher, got {:?}: {e}",
                     String::from_utf8_lossy(valid_hours)
                 ));
             }

@@ -92,7 +92,7 @@ impl Intents {
                     )
                 }
             };
-            let superseded = central_at.is_some_and(|c| c > intent.at);
+            let superseded = central_at.is_some_and(|c| c >= intent.at);
             !(shown || superseded)
         });
         before - self.held.len()

@@ -189,7 +189,11 @@ fn fractional_valid_hours_expire_on_the_minute() {
     assert_eq!(*expires_at, at(1800));
     // The router shows the activation; 29 minutes in, still on.
     let s = snap()
-        .user(voucher("*U1", "v1", activation_bytes(raw, at(0), at(1800)).as_bytes()))
+        .user(voucher(
+            "*U1",
+            "v1",
+            activation_bytes(raw, at(0), at(1800)).as_bytes(),
+        ))
         .online(hs("*1", "v1").up(1740));
     let (events, actions) = agent.cycle(&s, at(1740));
     assert!(
