@@ -235,7 +235,22 @@ fn read_endpoints_report_the_view() {
     assert_eq!(sum["activeHotspotUsers"], 2);
     assert_eq!(sum["activePPPoEUsers"], 1);
     assert!(sum["totalBytesIn"].is_u64() && sum["totalBytesOut"].is_u64());
-    assert!(sum["uptime"].is_u64(), "{sum}");
+    assert!(sum["uptimeSecs"].is_u64(), "{sum}");
+    assert!(
+        sum["uptime"]
+            .as_str()
+            .is_some_and(|u| u.ends_with('s') || u.ends_with("day")),
+        "{sum}"
+    );
+    // The page's count and the list agree: managed sessions only.
+    assert_eq!(
+        sum["activeHotspotUsers"].as_u64().unwrap() + sum["activePPPoEUsers"].as_u64().unwrap(),
+        all["users"].as_array().unwrap().len() as u64
+    );
+    assert!(
+        hs["uptime"].is_string() && hs["uptimeSecs"].is_u64(),
+        "{hs}"
+    );
 
     // Outbox figures may be a second old (they are cached).
     agent.wait(|a| {

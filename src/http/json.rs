@@ -12,7 +12,10 @@ use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::agent::View;
+use std::time::Duration;
+
 use crate::clock::Timestamp;
+use crate::duration::format_duration;
 use crate::event::Service;
 use crate::name::Name;
 use crate::store::OutboxStats;
@@ -102,7 +105,13 @@ pub(crate) fn active_users(view: &View, filter: Option<Service>) -> Value {
                 }
                 Service::Pppoe => text(&mut m, "callerId", &s.caller_id),
             }
-            m.insert("uptime".into(), s.counters.uptime_secs.into());
+            // The design's shape: a RouterOS duration string; the number
+            // beside it for programs.
+            m.insert(
+                "uptime".into(),
+                format_duration(Duration::from_secs(s.counters.uptime_secs)).into(),
+            );
+            m.insert("uptimeSecs".into(), s.counters.uptime_secs.into());
             m.insert("bytesIn".into(), s.counters.bytes_in.into());
             m.insert("bytesOut".into(), s.counters.bytes_out.into());
             text(&mut m, "profile", &s.profile);
@@ -113,29 +122,55 @@ pub(crate) fn active_users(view: &View, filter: Option<Service>) -> Value {
 }
 
 /// The router's uptime in seconds, from its boot time by our clock.
-fn router_uptime(view: &View, now: Timestamp) -> Value {
+fn router_uptime_secs(view: &View, now: Timestamp) -> Option<u64> {
     view.router
         .as_ref()
         .and_then(|r| r.boot)
-        .map_or(Value::Null, |b| now.secs_since(b).max(0).into())
+        .map(|b| now.secs_since(b).max(0) as u64)
+}
+
+fn router_uptime(view: &View, now: Timestamp) -> Value {
+    router_uptime_secs(view, now).map_or(Value::Null, Value::from)
+}
+
+/// The design's `uptime` of the summary: `15 days`, `3 hours`, `5 minutes`.
+fn uptime_words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 86_400 => (s / 86_400, "day"),
+        s if s >= 3_600 => (s / 3_600, "hour"),
+        s if s >= 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `GET /api/mikrotik/stats/summary`.
 pub(crate) fn summary(view: &View, now: Timestamp) -> Value {
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
+    // Online = the sessions of managed users, exactly those that
+    // `users/active` lists (and the status page counts).
+    let (mut hotspot, mut pppoe) = (0usize, 0usize);
     for s in view.state.sessions.values() {
         bytes_in = bytes_in.saturating_add(s.counters.bytes_in.unwrap_or(0));
         bytes_out = bytes_out.saturating_add(s.counters.bytes_out.unwrap_or(0));
+        match s.service {
+            Service::Hotspot => hotspot += 1,
+            Service::Pppoe => pppoe += 1,
+        }
     }
     let u = &view.users;
+    let uptime = router_uptime_secs(view, now);
     json!({
         "totalHotspotUsers": u.hotspot_users,
         "totalPPPoEUsers": u.ppp_secrets,
-        "activeHotspotUsers": u.hotspot_active,
-        "activePPPoEUsers": u.ppp_active,
+        "activeHotspotUsers": hotspot,
+        "activePPPoEUsers": pppoe,
+        "routerActiveHotspot": u.hotspot_active,
+        "routerActivePPPoE": u.ppp_active,
         "totalBytesIn": bytes_in,
         "totalBytesOut": bytes_out,
-        "uptime": router_uptime(view, now),
+        "uptime": uptime.map(uptime_words),
+        "uptimeSecs": uptime,
     })
 }
 
@@ -165,8 +200,13 @@ fn outbox(view: &View, stats: Option<&OutboxStats>) -> Value {
 /// `GET /api/mikrotik/monitoring/status`. `lastSync` is the last poll that
 /// read the router successfully, `lastPoll` the last attempt.
 pub(crate) fn status(view: &View, stats: Option<&OutboxStats>, now: Timestamp) -> Value {
+    // One API connection, always (RouterOS allows 20 sessions in all):
+    // the design's pool fields with this agent's values.
+    let connections = u32::from(view.router_connected);
     json!({
         "isMonitoring": view.router_connected && view.last_poll.is_some(),
+        "activeConnections": connections,
+        "connectionPool": {"active": connections, "idle": 0, "max": 1},
         "lastSync": ts(view.last_poll),
         "lastPoll": ts(view.last_poll_attempt),
         "routerConnected": view.router_connected,
