@@ -36,7 +36,9 @@ mod usage;
 mod vouchers;
 
 pub use action::{Action, CommentText};
-pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
+pub use clock_trust::{
+    CentralClock, ClockInputs, ClockLedger, ClockNow, ClockVerdict, Judgement, RouterClock,
+};
 pub use glob::glob_match;
 pub use listen::{ListenChange, ManagedUsers, UserIndex, apply_listen};
 pub use managed::{is_managed, ours_by_comment};

@@ -4,7 +4,9 @@
 
 use super::*;
 use crate::event::ClockSource;
-use crate::monitor::clock_trust::{self, CHECKPOINT_SECS, ClockInputs, ClockLedger, RouterClock};
+use crate::monitor::clock_trust::{
+    self, CHECKPOINT_SECS, CentralClock, ClockInputs, ClockLedger, RouterClock,
+};
 
 const HOUR: u64 = 3_600;
 const DAY: i64 = 86_400;
@@ -16,7 +18,7 @@ fn untrusted(wall: i64, mono: u64) -> ClockInputs {
         mono_secs: mono,
         kernel_synced: Some(false),
         router: None,
-        central_date: None,
+        central: None,
     }
 }
 
@@ -338,7 +340,10 @@ fn router_ntp_and_agent_disagreeing() {
     // The central server's Date header is the last resort.
     let v = clock_trust::assess(
         &ClockInputs {
-            central_date: Some(at(60)),
+            central: Some(CentralClock {
+                time: at(60),
+                error_secs: 1,
+            }),
             ..untrusted(T0, 10)
         },
         &ledger,
