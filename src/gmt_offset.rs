@@ -11,15 +11,16 @@
 //! | `±HH`      | `+07`, `-05`       | whole hours              |
 //! | seconds    | `25200`, `-18000`, `0` | seconds east of UTC |
 //!
-//! Anything else, or an offset beyond ±14 h (the widest on Earth), is
-//! refused: a misread offset shifts the router's time by hours, and with
-//! router NTP trusted that time decides voucher expiry.
+//! Seconds are a plain integer (no `+`) of up to five digits. Anything
+//! else, or an offset beyond ±14 h (the widest on Earth), is refused: a
+//! misread offset shifts the router's time by hours, and with router NTP
+//! trusted that time decides voucher expiry.
 //!
-//! Two readings can collide, and the hours form wins: a sign and exactly two
-//! digits is `±HH` (`-10` is −10 h, not −10 s), and a sign and four digits
-//! that form a valid `HHMM` is `±HHMM` (`-1000` is −10:00, not −1000 s).
-//! No real offset is affected: they are whole quarter hours, and seconds
-//! forms of those never look like `±HH` or `±HHMM`.
+//! A negative plain integer can look like an hours form; then the hours
+//! form wins: `-10` is −10 h (not −10 s) and `-1000` is −10:00 (not
+//! −1000 s), while `-15` and `-3600`, which are no valid hours, are
+//! seconds. No real offset is affected: they are whole quarter hours, and
+//! the seconds forms of those never look like `-HH` or `-HHMM`.
 
 use std::fmt;
 
@@ -44,21 +45,10 @@ impl GmtOffset {
 
     /// Reads any of the forms in the module docs, exactly (no spaces).
     pub fn parse(raw: &[u8]) -> Option<GmtOffset> {
-        let (sign, rest) = match raw.split_first()? {
-            (b'+', rest) => (Some(1), rest),
-            (b'-', rest) => (Some(-1), rest),
-            _ => (None, raw),
-        };
-        let hm = match (sign, rest) {
-            (Some(_), [h1, h2, b':', m1, m2]) => Some(hours_minutes([*h1, *h2], [*m1, *m2])?),
-            (Some(_), [h1, h2]) => Some(hours_minutes([*h1, *h2], *b"00")?),
-            // Not a valid HHMM (`-3600`): read as seconds below.
-            (Some(_), [h1, h2, m1, m2]) => hours_minutes([*h1, *h2], [*m1, *m2]),
-            _ => None,
-        };
-        let secs = match hm {
-            Some(secs) => secs,
-            None => sign.unwrap_or(1) * seconds(rest)?,
+        let secs = match raw {
+            [b'+', rest @ ..] => hours_form(rest)?,
+            [b'-', rest @ ..] => -(hours_form(rest).or_else(|| seconds(rest))?),
+            digits => seconds(digits)?,
         };
         GmtOffset::from_secs(secs)
     }
@@ -105,6 +95,16 @@ impl fmt::Display for GmtOffset {
     }
 }
 
+/// `HH:MM`, `HHMM` or `HH` (after the sign) as seconds.
+fn hours_form(rest: &[u8]) -> Option<i32> {
+    match *rest {
+        [h1, h2, b':', m1, m2] => hours_minutes([h1, h2], [m1, m2]),
+        [h1, h2, m1, m2] => hours_minutes([h1, h2], [m1, m2]),
+        [h1, h2] => hours_minutes([h1, h2], *b"00"),
+        _ => None,
+    }
+}
+
 /// Two-digit hours and minutes as seconds; `None` for minutes over 59 or
 /// non-digits (the ±14 h bound is checked by the caller).
 fn hours_minutes(h: [u8; 2], m: [u8; 2]) -> Option<i32> {
@@ -145,10 +145,10 @@ mod tests {
         assert_eq!(parse("-12"), Some(-43_200));
         assert_eq!(parse("25200"), Some(25_200));
         assert_eq!(parse("-18000"), Some(-18_000));
-        assert_eq!(parse("+25200"), Some(25_200));
         assert_eq!(parse("-3600"), Some(-3_600));
-        // Not a valid HHMM (15 h): seconds.
-        assert_eq!(parse("+1500"), Some(1_500));
+        // Not a valid -HH or -HHMM: seconds.
+        assert_eq!(parse("-15"), Some(-15));
+        assert_eq!(parse("-1500"), Some(-1_500));
         assert_eq!(parse("0"), Some(0));
         assert_eq!(parse("+14:00"), Some(50_400));
         assert_eq!(parse("50400"), Some(50_400));
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn garbage_and_out_of_range_are_refused() {
         for bad in [
-            "", "+", "-", "+7", "+7:00", "+07:0", "+07:60", "+15:00", "-14:01", "+15", "-99",
+            "", "+", "-", "+7", "+7:00", "+07:0", "+07:60", "+15:00", "-14:01", "+15", "+1500", "+3600", "+25200", "+0",
             "50401", "-50401", "99999", "100000", "025200x", "07:00", " +07:00", "+07:00 ",
             "+-7", "--3600", "manual", "0x10", "+07.00", "1e3", "+٠٧:٠٠",
         ] {
@@ -243,7 +243,9 @@ mod tests {
         fn offset_shaped_text_beyond_14h_is_refused(h in 15u32..=99, m in 0u32..=59, neg in any::<bool>()) {
             let sign = if neg { '-' } else { '+' };
             prop_assert_eq!(parse(&format!("{sign}{h:02}:{m:02}")), None);
-            prop_assert_eq!(parse(&format!("{sign}{h:02}")), None);
+            // `-15` is a plain integer, so seconds; `+15` is nothing.
+            let hours = parse(&format!("{sign}{h:02}"));
+            prop_assert_eq!(hours, neg.then(|| -(h as i32)));
         }
     }
 }
