@@ -168,7 +168,10 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
         &sim,
         &dir.path().join("state.redb"),
         &[
-            ("MIKROTIK_EDGE_CENTRAL_URL", format!("http://127.0.0.1:{port}")),
+            (
+                "MIKROTIK_EDGE_CENTRAL_URL",
+                format!("http://127.0.0.1:{port}"),
+            ),
             ("MIKROTIK_EDGE_CENTRAL_TOKEN", token),
             ("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1".into()),
             ("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5".into()),
@@ -198,7 +201,8 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
     );
     // ...and the expired voucher is disabled and its session kicked.
     assert!(
-        wait_until(secs(20), || disabled(&sim, "v-old") && !online(&sim, "v-old")),
+        wait_until(secs(20), || disabled(&sim, "v-old")
+            && !online(&sim, "v-old")),
         "v-old still enabled or online; agent log:\n{}",
         agent.log()
     );

@@ -14,7 +14,9 @@ use crate::client::Router;
 use crate::clock::{Timestamp, parse_router_date};
 use crate::gmt_offset::GmtOffset;
 use crate::monitor::clock_trust::{self, EpisodeChange};
-use crate::monitor::{CentralClock, ClockInputs, ClockLedger, ClockVerdict, Judgement, RouterClock};
+use crate::monitor::{
+    CentralClock, ClockInputs, ClockLedger, ClockVerdict, Judgement, RouterClock,
+};
 use crate::proto::{Attrs, Command};
 use crate::store::StoreError;
 use crate::uplink::Alerts;

@@ -243,7 +243,9 @@ pub fn judge(inputs: &ClockInputs, ledger: &ClockLedger) -> Judgement {
     };
     let trusted: Vec<Reading> = [
         readings.kernel.map(|t| point(ClockSource::Kernel, t)),
-        readings.router_ntp.map(|t| point(ClockSource::RouterNtp, t)),
+        readings
+            .router_ntp
+            .map(|t| point(ClockSource::RouterNtp, t)),
         inputs.central.map(|c| Reading {
             source: ClockSource::Central,
             lo: c.time,

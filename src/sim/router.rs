@@ -131,7 +131,10 @@ impl GmtOffsetStyle {
     /// agent's formatter, so tests of the agent's parser are independent.
     pub fn show(self, secs: i32) -> String {
         let sign = if secs < 0 { '-' } else { '+' };
-        let (h, m) = (secs.unsigned_abs() / 3_600, secs.unsigned_abs() % 3_600 / 60);
+        let (h, m) = (
+            secs.unsigned_abs() / 3_600,
+            secs.unsigned_abs() % 3_600 / 60,
+        );
         match self {
             GmtOffsetStyle::Colon => format!("{sign}{h:02}:{m:02}"),
             GmtOffsetStyle::Compact => format!("{sign}{h:02}{m:02}"),

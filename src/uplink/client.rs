@@ -71,7 +71,10 @@ impl CentralClient {
                 if let Err(e) = &agent {
                     log::error!("central upload: {e}");
                 }
-                let mut dates = dates.map(|sink| DateFeed { sink, warned: false });
+                let mut dates = dates.map(|sink| DateFeed {
+                    sink,
+                    warned: false,
+                });
                 while let Ok(job) = rx.recv() {
                     // The caller gave up (shutdown): do not send it anyway.
                     if job.reply.is_closed() {

@@ -519,17 +519,19 @@ fn central_error_bound_counts_before_sources_disagree() {
         central: central(0, 10),
         ..untrusted(T0, 10)
     });
-    assert_eq!(
-        (j.spread_secs, j.verdict.best_now),
-        (Some(121), at(-121))
-    );
+    assert_eq!((j.spread_secs, j.verdict.best_now), (Some(121), at(-121)));
     // Central alone is trusted at its lower bound.
     let j = judge(ClockInputs {
         central: central(0, 30),
         ..untrusted(T0 - DAY, 10)
     });
     assert_eq!(
-        (j.verdict.trusted, j.verdict.source, j.verdict.best_now, j.spread_secs),
+        (
+            j.verdict.trusted,
+            j.verdict.source,
+            j.verdict.best_now,
+            j.spread_secs
+        ),
         (true, ClockSource::Central, at(0), None)
     );
 }
@@ -598,7 +600,10 @@ fn a_misread_router_offset_does_not_expire_a_voucher_early() {
             ..synced(T0 - 1_800, 10)
         },
     );
-    assert_eq!(events[0], clock_event(true, ClockSource::Kernel, Some(-5 * 3_600)));
+    assert_eq!(
+        events[0],
+        clock_event(true, ClockSource::Kernel, Some(-5 * 3_600))
+    );
     assert!(actions.is_empty(), "{actions:?}");
     // Kernel unsynchronised (a Pi without NTP), central reachable: central
     // is the earlier, and still nothing expires.
