@@ -206,6 +206,35 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
         "v-old still enabled or online; agent log:\n{}",
         agent.log()
     );
+
+    // The router's NTP comes back, but its clock reads two hours ahead (a
+    // wrong offset, say): two trusted sources disagree. The earlier one,
+    // central, stays in use, and one alert reaches the central side.
+    sim.advance(Duration::from_secs(2 * 3_600));
+    sim.set_ntp_synced(true);
+    let alerts = || {
+        pg.psql(
+            "SELECT count(*) FROM alerts WHERE site_id = 'site-a' AND name = 'clock_disagreement'",
+        )
+    };
+    assert!(
+        wait_until(secs(30), || alerts() == "1"),
+        "no clock_disagreement alert at the central side; agent log:\n{}",
+        agent.log()
+    );
+    // Many polls later (the router's clock is re-read every 10): still
+    // central, still one alert.
+    let polls = agent.status()["polls"].as_u64().unwrap_or(0);
+    let st = agent.wait_status("12 more polls", |s| s["polls"].as_u64() >= Some(polls + 12));
+    assert_eq!(st["clock"]["source"], "central", "{st}");
+    assert!(clock_now(&st) <= Timestamp::now().unix(), "{st}");
+    assert_eq!(alerts(), "1");
+    let logged = agent
+        .log()
+        .lines()
+        .filter(|l| l.contains("alert clock_disagreement"))
+        .count();
+    assert_eq!(logged, 1, "{}", agent.log());
 }
 
 #[test]
