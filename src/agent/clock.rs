@@ -182,9 +182,20 @@ impl ClockSources {
         match change {
             // `raise` logs it (warn) too.
             Some(EpisodeChange::Began) => {
-                alerts
+                match alerts
                     .raise("clock_disagreement", disagreement_message(&j))
-                    .await?
+                    .await
+                {
+                    Ok(()) => {}
+                    // As for the cycle's own commit, a full disk skips rather
+                    // than stops: the episode is not open, so the next cycle
+                    // tries the alert again.
+                    Err(e) if e.is_disk_full() => {
+                        log::error!("cannot record the clock_disagreement alert: {e}");
+                        self.disagreeing = false;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Some(EpisodeChange::Ended) => log::info!(
                 "clock sources agree again (within {} s): {}",
