@@ -1,4 +1,5 @@
-//! Timestamps: Unix seconds in UTC, RFC 3339 text, and RouterOS date strings.
+//! Timestamps: Unix seconds in UTC, RFC 3339 text, RouterOS date strings,
+//! and the HTTP `Date` header (IMF-fixdate).
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -76,6 +77,100 @@ impl Timestamp {
             of_day % 60
         )
     }
+}
+
+const DAY_NAMES: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+const MONTH_NAMES: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+impl Timestamp {
+    /// HTTP-date, RFC 7231 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+    /// Clamped to years 0000..=9999 like [`Self::to_rfc3339`].
+    pub fn to_http_date(self) -> String {
+        let secs = self.0.clamp(MIN_RFC3339, MAX_RFC3339);
+        let days = secs.div_euclid(86_400);
+        let of_day = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        let name = |n: &[u8; 3]| String::from_utf8_lossy(n).into_owned();
+        format!(
+            "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+            name(DAY_NAMES[weekday(days)]),
+            name(MONTH_NAMES[(month - 1) as usize]),
+            of_day / 3_600,
+            of_day % 3_600 / 60,
+            of_day % 60
+        )
+    }
+}
+
+/// Monday = 0 for days since 1970-01-01 (a Thursday).
+fn weekday(days: i64) -> usize {
+    // rem_euclid(7) is 0..=6, so the cast cannot truncate.
+    (days + 3).rem_euclid(7) as usize
+}
+
+/// Parses an HTTP `Date` header value: RFC 7231 IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), exactly. Names are case-sensitive
+/// as the RFC says, the day name must be that date's, and the obsolete
+/// RFC 850 and asctime forms are refused: every server must send
+/// IMF-fixdate, and this value decides whether vouchers expire, so
+/// anything unexpected is ignored rather than guessed at. Leap second 60
+/// is refused too (one lost reading; the next reply brings another).
+pub fn parse_http_date(s: &[u8]) -> Option<Timestamp> {
+    let [
+        w1,
+        w2,
+        w3,
+        b',',
+        b' ',
+        d1,
+        d2,
+        b' ',
+        m1,
+        m2,
+        m3,
+        b' ',
+        y1,
+        y2,
+        y3,
+        y4,
+        b' ',
+        h1,
+        h2,
+        b':',
+        mi1,
+        mi2,
+        b':',
+        s1,
+        s2,
+        b' ',
+        b'G',
+        b'M',
+        b'T',
+    ] = *s
+    else {
+        return None;
+    };
+    let month = MONTH_NAMES.iter().position(|n| **n == [m1, m2, m3])? + 1;
+    let year = four_digits([y1, y2, y3, y4])?;
+    let day = two_digits(d1, d2)?;
+    let (hour, minute, second) = (
+        two_digits(h1, h2)?,
+        two_digits(mi1, mi2)?,
+        two_digits(s1, s2)?,
+    );
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let month = i64::try_from(month).ok()?;
+    let days = civil_days(i64::from(year), month, i64::from(day))?;
+    if *DAY_NAMES[weekday(days)] != [w1, w2, w3] {
+        return None;
+    }
+    Some(Timestamp(
+        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second),
+    ))
 }
 
 impl fmt::Display for Timestamp {
@@ -544,6 +639,54 @@ mod tests {
             e.as_deref(),
             Some("invalid RouterOS date \"nope\": expected `<date> hh:mm:ss`")
         );
+    }
+
+    #[test]
+    fn http_dates() {
+        let ok = |s: &str| parse_http_date(s.as_bytes()).map(Timestamp::unix);
+        assert_eq!(ok("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(ok("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(ok("Thu, 29 Feb 2024 23:59:59 GMT"), Some(1_709_251_199));
+        assert_eq!(
+            Timestamp::from_unix(784_111_777).to_http_date(),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37 GMT ",
+            " Sun, 06 Nov 1994 08:49:37 GMT",
+            "Mon, 06 Nov 1994 08:49:37 GMT", // wrong day name
+            "sun, 06 Nov 1994 08:49:37 GMT", // case-sensitive
+            "Sun, 06 nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT", // RFC 850
+            "Sun Nov  6 08:49:37 1994",       // asctime
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:60:00 GMT",
+            "Sun, 06 Nov 1994 08:49:60 GMT",
+            "Fri, 30 Feb 2024 00:00:00 GMT",
+            "Sun, 00 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 +0000",
+            "Sun, 06 Nov 1994T08:49:37 GMT",
+            "Sun, 0x Nov 1994 08:49:37 GMT",
+            "2024-02-29T23:59:59Z",
+        ] {
+            assert_eq!(ok(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn http_dates_round_trip(secs in MIN_RFC3339..=MAX_RFC3339) {
+            let t = Timestamp(secs);
+            proptest::prop_assert_eq!(parse_http_date(t.to_http_date().as_bytes()), Some(t));
+        }
+
+        #[test]
+        fn http_date_garbage_never_panics(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let _ = parse_http_date(&raw);
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! - [`client`]: one long-lived connection to one router (TCP or API-SSL),
 //!   multiplexed with `.tag`, with login, timeouts, keepalive and reconnect.
 //! - [`config`] and [`cli`]: TOML file plus environment, and the command line.
-//! - [`duration`], [`clock`], [`comment`]: RouterOS value formats and the
-//!   `VOUCHER_SYSTEM|…` / `PPPOE_SYSTEM|…` comment metadata.
+//! - [`duration`], [`clock`], [`gmt_offset`], [`comment`]: RouterOS value
+//!   formats (durations, dates and the HTTP `Date`, the `gmt-offset` in all
+//!   its forms) and the `VOUCHER_SYSTEM|…` / `PPPOE_SYSTEM|…` comment
+//!   metadata.
 //! - [`name`]: typed row values: names as raw bytes (RouterOS is not UTF-8
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
 //! - [`shared_bytes`]: the one-word shared byte string behind `Name`
@@ -44,6 +46,7 @@ pub mod config;
 pub mod duration;
 pub mod event;
 pub mod files;
+pub mod gmt_offset;
 pub mod http;
 pub mod logging;
 pub mod mikhmon;

@@ -121,7 +121,7 @@ impl ValidHours {
 
     /// As a JSON number: an integer for whole hours, else a decimal.
     pub fn to_json(self) -> serde_json::Value {
-        if self.minutes % 60 == 0 {
+        if self.minutes.is_multiple_of(60) {
             (self.minutes / 60).into()
         } else {
             serde_json::Number::from_f64(f64::from(self.minutes) / 60.0)

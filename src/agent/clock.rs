@@ -2,27 +2,70 @@
 //! [`crate::monitor::clock_trust`] judges. The kernel's NTP state
 //! (`adjtimex`), the monotonic `CLOCK_BOOTTIME`, the router's
 //! `/system/clock` and `/system/ntp/client`, and the central server's
-//! `Date` header (fed by the uplink through a `watch` channel).
+//! `Date` header (fed by the central client through a `watch` channel).
+//! It also turns the judgement's disagreement episodes into a log line
+//! and a `clock_disagreement` alert.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::client::Router;
 use crate::clock::{Timestamp, parse_router_date};
-use crate::monitor::{ClockInputs, RouterClock};
+use crate::gmt_offset::GmtOffset;
+use crate::monitor::clock_trust::{self, EpisodeChange};
+use crate::monitor::{
+    CentralClock, ClockInputs, ClockLedger, ClockVerdict, Judgement, RouterClock,
+};
 use crate::proto::{Attrs, Command};
+use crate::store::StoreError;
+use crate::uplink::Alerts;
+
+/// Set to `1`, the kernel's NTP state is ignored (taken as unsynchronised),
+/// as on a Pi without NTP. For tests of the router and central sources on a
+/// host whose clock is synchronised; harmless in production (the other
+/// sources still apply), and logged when set.
+pub const ASSUME_KERNEL_UNSYNCED_ENV: &str = "MIKROTIK_EDGE_ASSUME_KERNEL_UNSYNCED";
 
 /// The router's clock is read at connect and then every this many polls:
 /// time drifts slowly, and each poll must stay cheap.
 pub const ROUTER_CLOCK_EVERY: u32 = 10;
 
-/// A `Date` header from the central server and when it arrived. The uplink
-/// sends these into the agent's `watch` channel (see [`ClockSources::central`]).
-#[derive(Debug, Clone, Copy)]
+/// A `Date` header from a successful central reply, with when its request
+/// was sent and its reply received. The central client
+/// ([`crate::uplink::CentralClient`]) sends these into the agent's `watch`
+/// channel (see [`ClockSources::central`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CentralDate {
     pub date: Timestamp,
+    pub sent: Instant,
     pub received: Instant,
+}
+
+impl CentralDate {
+    /// The server wrote `date` somewhere between `sent` and `received`, and
+    /// truncated it to whole seconds: at `received` its time lies within
+    /// `[date, date + round trip + 1 s]`. This is that bound, in whole
+    /// seconds rounded up.
+    pub fn error_secs(&self) -> u64 {
+        let rtt = self.received.saturating_duration_since(self.sent);
+        let whole = rtt.as_secs() + u64::from(rtt.subsec_nanos() > 0);
+        whole.saturating_add(1)
+    }
+
+    /// The central reading at `now`: the lower bound carried forward by the
+    /// whole seconds elapsed (rounded down, so it stays a lower bound).
+    pub fn at(&self, now: Instant) -> CentralClock {
+        CentralClock {
+            time: forward(self.date, now.saturating_duration_since(self.received)),
+            error_secs: self.error_secs(),
+        }
+    }
+}
+
+/// `t` moved on by `elapsed`, in whole seconds rounded down.
+fn forward(t: Timestamp, elapsed: Duration) -> Timestamp {
+    t.plus_secs(i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The router clock as last read, and when (monotonic).
@@ -37,16 +80,29 @@ struct RouterReading {
 pub struct ClockSources {
     router: Option<RouterReading>,
     polls_until_read: u32,
-    /// Latest central `Date`; `None` until the uplink reports one.
+    /// Latest central `Date`; `None` until a central reply brings one.
     pub central: watch::Receiver<Option<CentralDate>>,
+    /// See [`ASSUME_KERNEL_UNSYNCED_ENV`].
+    assume_kernel_unsynced: bool,
+    /// A disagreement episode is open (alerted; see [`clock_trust::episode`]).
+    disagreeing: bool,
 }
 
 impl ClockSources {
     pub fn new(central: watch::Receiver<Option<CentralDate>>) -> ClockSources {
+        let assume_kernel_unsynced =
+            std::env::var_os(ASSUME_KERNEL_UNSYNCED_ENV).is_some_and(|v| v == "1");
+        if assume_kernel_unsynced {
+            log::info!(
+                "{ASSUME_KERNEL_UNSYNCED_ENV}=1: the kernel's NTP state is ignored (taken as unsynchronised)"
+            );
+        }
         ClockSources {
             router: None,
             polls_until_read: 0,
             central,
+            assume_kernel_unsynced,
+            disagreeing: false,
         }
     }
 
@@ -97,20 +153,84 @@ impl ClockSources {
     /// the monotonic time since.
     pub fn inputs(&self) -> ClockInputs {
         let now = Instant::now();
-        let forward = |t: Timestamp, at: Instant| {
-            t.plus_secs(i64::try_from(now.saturating_duration_since(at).as_secs()).unwrap_or(0))
-        };
         ClockInputs {
             wall: Timestamp::now(),
             mono_secs: mono_secs(),
-            kernel_synced: kernel_synced(),
+            kernel_synced: if self.assume_kernel_unsynced {
+                Some(false)
+            } else {
+                kernel_synced()
+            },
             router: self.router.map(|r| RouterClock {
-                time: forward(r.time, r.read),
+                time: forward(r.time, now.saturating_duration_since(r.read)),
                 ntp_synced: r.ntp_synced,
             }),
-            central_date: (*self.central.borrow()).map(|c| forward(c.date, c.received)),
+            central: (*self.central.borrow()).map(|c| c.at(now)),
         }
     }
+
+    /// This cycle's verdict. When trusted sources begin to disagree, logs
+    /// it and raises a `clock_disagreement` alert, once per episode.
+    pub async fn judge(
+        &mut self,
+        ledger: &ClockLedger,
+        alerts: &Alerts,
+    ) -> Result<ClockVerdict, StoreError> {
+        let j = clock_trust::judge(&self.inputs(), ledger);
+        let (open, change) = clock_trust::episode(self.disagreeing, &j);
+        self.disagreeing = open;
+        match change {
+            // `raise` logs it (warn) too.
+            Some(EpisodeChange::Began) => {
+                match alerts
+                    .raise("clock_disagreement", disagreement_message(&j))
+                    .await
+                {
+                    Ok(()) => {}
+                    // As for the cycle's own commit, a full disk skips rather
+                    // than stops: the episode is not open, so the next cycle
+                    // tries the alert again.
+                    Err(e) if e.is_disk_full() => {
+                        log::error!("cannot record the clock_disagreement alert: {e}");
+                        self.disagreeing = false;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(EpisodeChange::Ended) => log::info!(
+                "clock sources agree again (within {} s): {}",
+                j.spread_secs.unwrap_or(0),
+                readings_text(&j)
+            ),
+            None if j.disagrees() => log::debug!("{}", disagreement_message(&j)),
+            None => {}
+        }
+        Ok(j.verdict)
+    }
+}
+
+/// `kernel 2026-…Z, router_ntp 2026-…Z, central 2026-…Z` (trusted only).
+fn readings_text(j: &Judgement) -> String {
+    let r = &j.readings;
+    [
+        ("kernel", r.kernel),
+        ("router_ntp", r.router_ntp),
+        ("central", r.central),
+    ]
+    .iter()
+    .filter_map(|(name, t)| t.map(|t| format!("{name} {t}")))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+fn disagreement_message(j: &Judgement) -> String {
+    format!(
+        "trusted clock sources disagree by {} s ({}): using the earliest, {} {}, so vouchers expire late rather than early",
+        j.spread_secs.unwrap_or(0),
+        readings_text(j),
+        j.verdict.source.as_str(),
+        j.verdict.best_now
+    )
 }
 
 /// `/system/clock` `date` + `time` (local) minus `gmt-offset`: UTC.
@@ -119,21 +239,12 @@ pub fn router_utc(row: &Attrs) -> Option<Timestamp> {
     text.push(b' ');
     text.extend_from_slice(row.get("time")?);
     let local = parse_router_date(&text).ok()?;
-    let offset = row.get("gmt-offset").map_or(Some(0), parse_offset)?;
-    Some(local.plus_secs(-offset))
-}
-
-/// `+03:00` / `-05:30` as seconds.
-fn parse_offset(raw: &[u8]) -> Option<i64> {
-    let (sign, rest) = match raw.split_first()? {
-        (b'+', rest) => (1, rest),
-        (b'-', rest) => (-1, rest),
-        _ => (1, raw),
-    };
-    let text = std::str::from_utf8(rest).ok()?;
-    let (h, m) = text.split_once(':').unwrap_or((text, "0"));
-    let secs = h.parse::<i64>().ok()? * 3_600 + m.parse::<i64>().ok()? * 60;
-    Some(sign * secs)
+    // No `gmt-offset` at all: a router whose clock is UTC. One that is
+    // there but unreadable gives no time rather than a time hours off.
+    let offset = row
+        .get("gmt-offset")
+        .map_or(Some(GmtOffset::UTC), GmtOffset::parse)?;
+    Some(local.plus_secs(-i64::from(offset.secs())))
 }
 
 /// RouterOS 7 `/system/ntp/client` `status`: `synchronized` is the only
@@ -217,6 +328,64 @@ mod tests {
             Some("2024-01-31T12:00:00Z")
         );
         assert_eq!(router_utc(&attrs(&[("time", b"x"), ("date", b"y")])), None);
+    }
+
+    #[test]
+    fn every_gmt_offset_form_gives_the_same_utc() {
+        // 2024-01-31 12:00 UTC seen from UTC+05:45 and UTC-05:00.
+        for (time, offset) in [
+            (&b"17:45:00"[..], &b"+05:45"[..]),
+            (b"17:45:00", b"+0545"),
+            (b"17:45:00", b"20700"),
+            (b"07:00:00", b"-05:00"),
+            (b"07:00:00", b"-0500"),
+            (b"07:00:00", b"-05"),
+            (b"07:00:00", b"-18000"),
+            (b"12:00:00", b"0"),
+        ] {
+            let row = attrs(&[
+                ("time", time),
+                ("date", b"2024-01-31"),
+                ("gmt-offset", offset),
+            ]);
+            assert_eq!(
+                router_utc(&row).map(Timestamp::to_rfc3339).as_deref(),
+                Some("2024-01-31T12:00:00Z"),
+                "{}",
+                String::from_utf8_lossy(offset)
+            );
+        }
+        // Unreadable or beyond ±14 h: no router time at all.
+        for offset in [&b"+545:00"[..], b"-99999", b"manual"] {
+            let row = attrs(&[
+                ("time", b"12:00:00"),
+                ("date", b"2024-01-31"),
+                ("gmt-offset", offset),
+            ]);
+            assert_eq!(router_utc(&row), None);
+        }
+    }
+
+    #[test]
+    fn central_date_is_a_lower_bound_with_the_round_trip_as_error() {
+        let sent = Instant::now();
+        let c = CentralDate {
+            date: Timestamp::from_unix(1_000),
+            sent,
+            received: sent + Duration::from_millis(1_500),
+        };
+        // 1.5 s round trip rounds up to 2, plus the header's truncation.
+        assert_eq!(c.error_secs(), 3);
+        let later = c.at(c.received + Duration::from_millis(9_999));
+        assert_eq!(later.time, Timestamp::from_unix(1_009));
+        assert_eq!(later.error_secs, 3);
+        // An instant round trip still carries the truncation second.
+        let c = CentralDate {
+            received: sent,
+            ..c
+        };
+        assert_eq!(c.error_secs(), 1);
+        assert_eq!(c.at(sent).time, Timestamp::from_unix(1_000));
     }
 
     #[test]

@@ -143,7 +143,16 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         state.clone(),
     ));
     let alerts = crate::uplink::alerts(&cfg, &store);
-    let uploader = crate::uplink::spawn(&cfg, store.clone(), alerts.clone(), view_tx.clone());
+    // The central server's `Date` header, for clock trust: every successful
+    // upload and desired-state fetch sends one (see `clock::CentralDate`).
+    let (central_date_tx, central_date_rx) = watch::channel(None::<clock::CentralDate>);
+    let uploader = crate::uplink::spawn(
+        &cfg,
+        store.clone(),
+        alerts.clone(),
+        view_tx.clone(),
+        central_date_tx.clone(),
+    );
     let (router, events) = Router::start(cfg.router.clone());
     // Capacity 1: a forced poll already waiting makes another one moot.
     // `control_tx` lives until the end of `run`, so the loop's receiver
@@ -163,6 +172,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         view_tx.subscribe(),
         control_tx.clone(),
         kicks.clone(),
+        central_date_tx,
     );
     let http = cfg.http.listen.map(|listen| {
         crate::http::start(
@@ -180,10 +190,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             },
         )
     });
-    // The central server's `Date` header, for clock trust: the uplink sends
-    // into `central_date_tx` (until it exists, nothing does and the
-    // receiver keeps `None`).
-    let (central_date_tx, central_date_rx) = watch::channel(None::<clock::CentralDate>);
     let mut agent = Agent {
         monitor: MonitorConfig {
             hotspot_pattern: cfg.hotspot_profile_pattern.clone(),
@@ -227,7 +233,6 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         http.stop().await;
     }
     drop(control_tx);
-    drop(central_date_tx);
     // Close politely, then let the store thread finish what it was handed.
     agent.router.close(Duration::from_secs(2)).await;
     drop(agent);
@@ -657,7 +662,7 @@ impl Agent {
         let read_ms = started.elapsed().as_millis();
         self.clock.maybe_read_router(&self.router).await;
         let step_started = std::time::Instant::now();
-        let verdict = monitor::clock_trust::assess(&self.clock.inputs(), &self.state.clock);
+        let verdict = self.clock.judge(&self.state.clock, &self.alerts).await?;
         snapshot.clock = Some(verdict);
         snapshot.kicked = self.kicks.all();
         // Events and voucher times use the best time there is: the trusted

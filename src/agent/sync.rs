@@ -538,9 +538,10 @@ pub fn spawn(
     view: watch::Receiver<View>,
     poll: mpsc::Sender<Control>,
     kicks: Kicks,
+    dates: crate::uplink::DateSink,
 ) -> Spawned {
     let client = config.uplink.central.as_ref().and_then(|central| {
-        CentralClient::start(central, config.uplink.timeout)
+        CentralClient::start(central, config.uplink.timeout, Some(dates))
             .map_err(|e| log::error!("sync disabled: {e}"))
             .ok()
     });
@@ -681,7 +682,7 @@ pub async fn cli(config: &Config) -> std::process::ExitCode {
             }
         };
     let client = match &config.uplink.central {
-        Some(c) => match CentralClient::start(c, config.uplink.timeout) {
+        Some(c) => match CentralClient::start(c, config.uplink.timeout, None) {
             Ok(c) => Some(c),
             Err(e) => return fail(e.to_string()),
         },

@@ -171,8 +171,10 @@ pub fn parse(text: &[u8], created_date: &[u8]) -> Result<Vec<NewUser>, (Vec<Line
             bad.push("password contains a control character".into());
         }
         let valid_hours = get("valid_hours").trim_ascii();
-        if service == Some(Service::Hotspot) {
-            if let Err(e) = crate::valid_hours::ValidHours::parse(valid_hours) {
+        if service == Some(Service::Hotspot)
+            && let Err(e) = crate::valid_hours::ValidHours::parse(valid_hours)
+        {
+            {
                 bad.push(format!(
                     "valid_hours must be hours (24, 0.5, 1.5: at least one minute, at most 87600) for a voucher, got {:?}: {e}",
                     String::from_utf8_lossy(valid_hours)

@@ -29,7 +29,8 @@ pub async fn report(cfg: &Config, events: Vec<EventKind>) -> Result<usize, Strin
     if events.is_empty() {
         return Ok(0);
     }
-    let client = CentralClient::start(central, cfg.uplink.timeout).map_err(|e| e.to_string())?;
+    let client =
+        CentralClient::start(central, cfg.uplink.timeout, None).map_err(|e| e.to_string())?;
     let stream = new_stream()?;
     let at = Timestamp::now();
     let events: Vec<Event> = events

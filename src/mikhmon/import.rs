@@ -109,7 +109,7 @@ async fn import(
     let plan = plan::plan(
         &users.rows,
         &profiles,
-        offset.as_ref().map(|o| o.0),
+        offset.as_ref().map(|o| o.0.secs()),
         now,
         &cfg.hotspot_profile_pattern,
     );
@@ -404,7 +404,7 @@ fn report(
     text: &mut String,
     opts: &ImportOptions,
     clock: &Attrs,
-    offset: Option<&(i32, String)>,
+    offset: Option<&(crate::gmt_offset::GmtOffset, String)>,
     plan: &Plan,
     unreadable: &[Skip],
     sales: usize,
@@ -425,8 +425,7 @@ fn report(
         Some((off, source)) => {
             let _ = writeln!(
                 text,
-                "router time zone: {zone}, gmt-offset {gmt}: using UTC{} (from {source})",
-                tz::format_offset(*off)
+                "router time zone: {zone}, gmt-offset {gmt}: using UTC{off} (from {source})"
             );
         }
         None => {

@@ -8,6 +8,12 @@
 //! trusted when something says it is right: the kernel's NTP state, the
 //! router's NTP client, or the central server's `Date` header.
 //!
+//! Trusted sources can still be wrong (a misread `gmt-offset`, a router
+//! NTP server serving a bad time). When two of them are more than
+//! [`DISAGREE_SECS`] apart, the earliest is used: a voucher then expires
+//! late, never early. The driver alerts once per such episode
+//! ([`episode`]).
+//!
 //! Whatever the wall clock says, a monotonic clock (`CLOCK_BOOTTIME`)
 //! measures elapsed time. The [`ClockLedger`] adds it up into `elapsed`,
 //! seconds of real time that certainly passed since the state file began,
@@ -28,6 +34,16 @@ pub const CHECKPOINT_SECS: u64 = 300;
 /// A clock event is emitted again when the skew moves by this much.
 pub const SKEW_REPORT_SECS: u64 = 60;
 
+/// Two trusted sources further apart than this (beyond their error
+/// bounds) disagree: the earliest is used and an alert raised. Sources
+/// agreeing within it are used in preference order.
+pub const DISAGREE_SECS: u64 = 120;
+
+/// A disagreement episode ends once every pair of sources is back within
+/// this (less than [`DISAGREE_SECS`], so a gap hovering near the limit
+/// does not alert at every poll).
+pub const AGREE_SECS: u64 = 60;
+
 /// The router's clock as of this cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouterClock {
@@ -37,6 +53,19 @@ pub struct RouterClock {
     /// The router's NTP client status: `Some(true)` when synchronised,
     /// `None` when the router does not say.
     pub ntp_synced: Option<bool>,
+}
+
+/// The central server's time as of this cycle, from a reply's `Date`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CentralClock {
+    /// The `Date` header's value, carried forward with the monotonic clock
+    /// from when the reply arrived: a lower bound of the server's time.
+    pub time: Timestamp,
+    /// The server's time lies within `[time, time + error_secs]`: when the
+    /// server wrote the header inside the request's round trip is unknown,
+    /// and the header is truncated to whole seconds. The lower end is the
+    /// one used, so a long round trip can only make the time late.
+    pub error_secs: u64,
 }
 
 /// Everything the agent knows about time in one cycle.
@@ -50,7 +79,7 @@ pub struct ClockInputs {
     pub kernel_synced: Option<bool>,
     pub router: Option<RouterClock>,
     /// The central server's `Date`, carried forward to this cycle.
-    pub central_date: Option<Timestamp>,
+    pub central: Option<CentralClock>,
 }
 
 /// The assessment of one cycle's clock inputs.
@@ -146,43 +175,148 @@ impl ClockNow {
     };
 }
 
-/// Assesses one cycle's inputs. Sources in order of preference: the
-/// kernel (the agent's own clock is right), the router's NTP client, the
-/// central server's `Date` header.
+/// The trusted sources' times in one cycle (lower bounds), for the log
+/// and the alert when they disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readings {
+    pub kernel: Option<Timestamp>,
+    pub router_ntp: Option<Timestamp>,
+    pub central: Option<Timestamp>,
+}
+
+/// One cycle's judgement: the verdict, and how far apart the trusted
+/// sources are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: ClockVerdict,
+    pub readings: Readings,
+    /// The largest gap between two trusted sources, beyond their error
+    /// bounds; `None` with fewer than two.
+    pub spread_secs: Option<u64>,
+}
+
+impl Judgement {
+    /// More than [`DISAGREE_SECS`] apart: the earliest time is in use.
+    pub fn disagrees(&self) -> bool {
+        self.spread_secs.is_some_and(|s| s > DISAGREE_SECS)
+    }
+}
+
+/// A trusted source's reading: its time lies within `[lo, hi]`.
+#[derive(Clone, Copy)]
+struct Reading {
+    source: ClockSource,
+    lo: Timestamp,
+    hi: Timestamp,
+}
+
+/// Seconds between two readings beyond their bounds (0 when they overlap).
+fn gap(a: &Reading, b: &Reading) -> u64 {
+    let apart = a.lo.secs_since(b.hi).max(b.lo.secs_since(a.hi));
+    u64::try_from(apart).unwrap_or(0)
+}
+
+/// Assesses one cycle's inputs (see [`judge`]).
 pub fn assess(inputs: &ClockInputs, ledger: &ClockLedger) -> ClockVerdict {
+    judge(inputs, ledger).verdict
+}
+
+/// Judges one cycle's inputs. Trusted sources in order of preference: the
+/// kernel (the agent's own clock is right), the router's NTP client, the
+/// central server's `Date` header. While they agree within
+/// [`DISAGREE_SECS`] the first is used; when they do not, the earliest
+/// (a voucher then expires late, never early).
+pub fn judge(inputs: &ClockInputs, ledger: &ClockLedger) -> Judgement {
     let wall = inputs.wall;
-    let router_ntp = inputs
-        .router
-        .filter(|r| r.ntp_synced == Some(true))
-        .map(|r| r.time);
-    let (trusted, source, reference) = if inputs.kernel_synced == Some(true) {
-        (
-            true,
-            ClockSource::Kernel,
-            router_ntp.or(inputs.central_date),
-        )
-    } else if let Some(t) = router_ntp {
-        (true, ClockSource::RouterNtp, Some(t))
-    } else if let Some(t) = inputs.central_date {
-        (true, ClockSource::Central, Some(t))
-    } else {
-        (false, ClockSource::None, None)
+    let readings = Readings {
+        kernel: (inputs.kernel_synced == Some(true)).then_some(wall),
+        router_ntp: inputs
+            .router
+            .filter(|r| r.ntp_synced == Some(true))
+            .map(|r| r.time),
+        central: inputs.central.map(|c| c.time),
     };
-    let best_now = match source {
-        ClockSource::Kernel => wall,
-        ClockSource::RouterNtp | ClockSource::Central => reference.unwrap_or(wall),
+    let point = |source, t: Timestamp| Reading {
+        source,
+        lo: t,
+        hi: t,
+    };
+    let trusted: Vec<Reading> = [
+        readings.kernel.map(|t| point(ClockSource::Kernel, t)),
+        readings
+            .router_ntp
+            .map(|t| point(ClockSource::RouterNtp, t)),
+        inputs.central.map(|c| Reading {
+            source: ClockSource::Central,
+            lo: c.time,
+            hi: c
+                .time
+                .plus_secs(i64::try_from(c.error_secs).unwrap_or(i64::MAX)),
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let spread_secs = trusted
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| trusted[i + 1..].iter().map(move |b| gap(a, b)))
+        .max();
+    let disagree = spread_secs.is_some_and(|s| s > DISAGREE_SECS);
+    // On a tie the earlier in preference order wins (`min_by_key` keeps
+    // the first).
+    let chosen = if disagree {
+        trusted.iter().min_by_key(|r| r.lo)
+    } else {
+        trusted.first()
+    };
+    let (trusted, source, best_now) = match chosen {
+        Some(r) => (true, r.source, r.lo),
         // A 1970 boot is behind the floor; a stale fake-hwclock may be too.
-        ClockSource::None => match ledger.floor_at(inputs.mono_secs) {
-            Some(floor) if floor > wall => floor,
-            _ => wall,
+        None => match ledger.floor_at(inputs.mono_secs) {
+            Some(floor) if floor > wall => (false, ClockSource::None, floor),
+            _ => (false, ClockSource::None, wall),
         },
     };
-    ClockVerdict {
-        trusted,
-        source,
-        skew_secs: reference.map(|r| wall.secs_since(r)),
-        best_now,
-        mono_secs: inputs.mono_secs,
+    // The skew compares the agent's clock with another clock: for the
+    // kernel, the router's or central's; otherwise the one in use.
+    let reference = match source {
+        ClockSource::Kernel => readings.router_ntp.or(readings.central),
+        ClockSource::RouterNtp | ClockSource::Central => Some(best_now),
+        ClockSource::None => None,
+    };
+    Judgement {
+        verdict: ClockVerdict {
+            trusted,
+            source,
+            skew_secs: reference.map(|r| wall.secs_since(r)),
+            best_now,
+            mono_secs: inputs.mono_secs,
+        },
+        readings,
+        spread_secs,
+    }
+}
+
+/// A change of disagreement episode, for the log and the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpisodeChange {
+    /// The sources disagree and did not before: log and alert.
+    Began,
+    /// They agree again (within [`AGREE_SECS`]).
+    Ended,
+}
+
+/// Whether a disagreement episode is open after this cycle (`open`: before
+/// it), and what changed. One episode, one alert: it stays open until the
+/// sources agree within [`AGREE_SECS`]; a cycle with fewer than two
+/// trusted sources changes nothing (a router whose NTP drops out for a
+/// while is not a new episode when it comes back).
+pub fn episode(open: bool, j: &Judgement) -> (bool, Option<EpisodeChange>) {
+    match (open, j.spread_secs) {
+        (false, Some(s)) if s > DISAGREE_SECS => (true, Some(EpisodeChange::Began)),
+        (true, Some(s)) if s <= AGREE_SECS => (false, Some(EpisodeChange::Ended)),
+        _ => (open, None),
     }
 }
 

@@ -8,8 +8,9 @@
 //! - vouchers.rs: voucher activation and expiry, as router actions.
 //! - action.rs: the router changes the monitor asks for.
 //! - glob.rs: the profile pattern matcher.
-//! - clock_trust.rs: whether the wall clock is right, and elapsed time
-//!   that survives restarts (voucher expiry on an untrusted clock).
+//! - clock_trust.rs: whether the wall clock is right (the earliest time
+//!   when trusted sources disagree), and elapsed time that survives
+//!   restarts (voucher expiry on an untrusted clock).
 //! - step.rs: one cycle, tying the above together.
 //! - listen.rs: one change reported by `listen` between polls, through
 //!   the same session and voucher logic, so the two paths agree.
@@ -36,7 +37,9 @@ mod usage;
 mod vouchers;
 
 pub use action::{Action, CommentText};
-pub use clock_trust::{ClockInputs, ClockLedger, ClockNow, ClockVerdict, RouterClock};
+pub use clock_trust::{
+    CentralClock, ClockInputs, ClockLedger, ClockNow, ClockVerdict, Judgement, RouterClock,
+};
 pub use glob::glob_match;
 pub use listen::{ListenChange, ManagedUsers, UserIndex, apply_listen};
 pub use managed::{is_managed, ours_by_comment};

@@ -79,7 +79,7 @@ pub(super) fn plan(
         let hours = meta.valid_hours_checked();
         let unusable_hours = match (&hours, meta.expires_at_raw()) {
             (Err(e), None) => Some(e.to_string()),
-            (Err(e), Some(raw)) if raw.is_empty() => Some(e.to_string()),
+            (Err(e), Some(b"")) => Some(e.to_string()),
             _ => None,
         };
         if let Some(reason) = unreadable_dates(&meta).or(unusable_hours) {

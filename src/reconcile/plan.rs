@@ -412,9 +412,9 @@ fn block_unknown_password(out: &mut Plan, service: Service, user: &Name, pw: &Pa
     }
     let key = (service, user.clone());
     out.blocked_now.push(key.clone());
-    if !out.intents.blocked.contains_key(&key) {
+    if let std::collections::btree_map::Entry::Vacant(slot) = out.intents.blocked.entry(key) {
         let reason = "password unknown centrally".to_owned();
-        out.intents.blocked.insert(key, reason.clone());
+        slot.insert(reason.clone());
         out.events.push(EventKind::RecreateBlocked {
             service,
             user: user.clone(),

@@ -453,6 +453,7 @@ fn set_identity(r: &mut Router, req: &Request) -> Result<Vec<Words>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::GmtOffsetStyle;
 
     fn router() -> Router {
         let mut r = Router::new("sim", "7.16.2 (stable)", "hAP ac^2");
@@ -843,6 +844,18 @@ mod tests {
         r.gmt_offset = -(3 * 3_600 + 1_800);
         let c = exec(&mut r, &["/system/clock/print", ".proplist=gmt-offset"]);
         assert_eq!(c[0], vec!["!re", "=gmt-offset=-03:30"]);
+        for (style, shown) in [
+            (GmtOffsetStyle::Compact, "-0330"),
+            (GmtOffsetStyle::Seconds, "-12600"),
+        ] {
+            r.gmt_offset_style = style;
+            let c = exec(&mut r, &["/system/clock/print", ".proplist=gmt-offset"]);
+            assert_eq!(c[0], vec!["!re".to_owned(), format!("=gmt-offset={shown}")]);
+        }
+        r.gmt_offset = 7 * 3_600;
+        r.gmt_offset_style = GmtOffsetStyle::Hours;
+        let c = exec(&mut r, &["/system/clock/print", ".proplist=gmt-offset"]);
+        assert_eq!(c[0], vec!["!re", "=gmt-offset=+07"]);
     }
 
     #[test]

@@ -37,6 +37,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use activity::Activity;
+pub use router::GmtOffsetStyle;
 pub use server::Misbehave;
 pub use tls::fingerprint_hex;
 
@@ -367,6 +368,17 @@ impl SimHandle {
             i.router.tz_name = name.to_owned();
             i.router.gmt_offset = gmt_offset_secs;
         });
+    }
+
+    /// How `/system/clock` prints `gmt-offset` (`+07:00` by default).
+    pub fn set_gmt_offset_style(&self, style: GmtOffsetStyle) {
+        self.with(|i| i.router.gmt_offset_style = style);
+    }
+
+    /// The router's time (UTC, Unix seconds): what its `/system/clock`
+    /// shows, minus its `gmt-offset`.
+    pub fn clock_unix(&self) -> i64 {
+        self.with(|i| i.router.now_unix())
     }
 
     /// Every item of a menu (`/ip/hotspot/user`, `/ppp/active`,

@@ -87,6 +87,7 @@ pub(crate) struct Router {
     /// Offset of local time from UTC in seconds, shown as `gmt-offset`;
     /// `date` and `time` are local time, as on a router.
     pub(crate) gmt_offset: i32,
+    pub(crate) gmt_offset_style: GmtOffsetStyle,
     pub(crate) identity: Vec<u8>,
     pub(crate) version: String,
     pub(crate) board_name: String,
@@ -109,6 +110,40 @@ pub(crate) struct Router {
     hidden_ppp: std::collections::BTreeSet<u32>,
 }
 
+/// How `/system/clock` prints `gmt-offset`: RouterOS prints `+07:00`;
+/// other versions, scripts and tools have shown the other forms, and the
+/// agent must read them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GmtOffsetStyle {
+    /// `+07:00`, `-05:30`.
+    #[default]
+    Colon,
+    /// `+0700`, `-0530`.
+    Compact,
+    /// `+07`: whole hours (minutes, if any, are dropped).
+    Hours,
+    /// `25200`, `-19800`: seconds.
+    Seconds,
+}
+
+impl GmtOffsetStyle {
+    /// `secs` (east of UTC) in this style. Written here, not with the
+    /// agent's formatter, so tests of the agent's parser are independent.
+    pub fn show(self, secs: i32) -> String {
+        let sign = if secs < 0 { '-' } else { '+' };
+        let (h, m) = (
+            secs.unsigned_abs() / 3_600,
+            secs.unsigned_abs() % 3_600 / 60,
+        );
+        match self {
+            GmtOffsetStyle::Colon => format!("{sign}{h:02}:{m:02}"),
+            GmtOffsetStyle::Compact => format!("{sign}{h:02}{m:02}"),
+            GmtOffsetStyle::Hours => format!("{sign}{h:02}"),
+            GmtOffsetStyle::Seconds => secs.to_string(),
+        }
+    }
+}
+
 /// Hex words of the build time shown by `/system/resource` and packages.
 const BUILD_TIME_UNIX: i64 = 1_732_622_843;
 
@@ -128,6 +163,7 @@ impl Router {
             ntp_synced: true,
             tz_name: "manual".to_owned(),
             gmt_offset: 0,
+            gmt_offset_style: GmtOffsetStyle::default(),
             identity: identity.as_bytes().to_vec(),
             version: version.to_owned(),
             board_name: board_name.to_owned(),
@@ -230,17 +266,12 @@ impl Router {
             Menu::SystemClock => {
                 let local = self.now_unix().saturating_add(i64::from(self.gmt_offset));
                 let (date, time) = self.dates.split(local);
-                let off = self.gmt_offset.unsigned_abs();
-                let sign = if self.gmt_offset < 0 { '-' } else { '+' };
                 vec![kv(vec![
                     ("time", time),
                     ("date", date),
                     ("time-zone-autodetect", "false".into()),
                     ("time-zone-name", self.tz_name.clone()),
-                    (
-                        "gmt-offset",
-                        format!("{sign}{:02}:{:02}", off / 3600, off % 3600 / 60),
-                    ),
+                    ("gmt-offset", self.gmt_offset_style.show(self.gmt_offset)),
                     ("dst-active", "false".into()),
                 ])]
             }

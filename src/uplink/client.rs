@@ -6,18 +6,29 @@
 //!
 //! [`CentralClient::rpc`] is the generic PostgREST-style call, `POST
 //! {url}/rpc/{function}` with a JSON object of arguments: `ingest_batch`
-//! today, `site_desired_state` for reconciliation.
+//! for the upload, `site_desired_state` for reconciliation.
+//!
+//! Every successful reply's `Date` header also goes to the agent's clock
+//! trust (a [`DateSink`]), with the request's send and receive instants
+//! as its error bound: on a Pi without NTP, the central server is often
+//! the only clock to be had.
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::UplinkError;
+use crate::agent::clock::CentralDate;
+use crate::clock::parse_http_date;
 use crate::config::{CentralConfig, Secret};
 use crate::files::{MAX_PEM_BYTES, read_limited};
+
+/// Where the `Date` headers of successful replies go: the agent's clock
+/// trust ([`crate::agent::clock::ClockSources::central`]).
+pub type DateSink = watch::Sender<Option<CentralDate>>;
 
 /// Largest reply body read: `ingest_batch` answers are tiny, but the
 /// desired state lists every voucher of a site (about 200 bytes each, so
@@ -42,8 +53,13 @@ pub struct CentralClient {
 
 impl CentralClient {
     /// Starts the thread. The CA file is read there (blocking I/O); if it
-    /// is unusable every call fails with that reason.
-    pub fn start(cfg: &CentralConfig, timeout: Duration) -> Result<CentralClient, UplinkError> {
+    /// is unusable every call fails with that reason. Successful replies'
+    /// `Date` headers go to `dates` when given.
+    pub fn start(
+        cfg: &CentralConfig,
+        timeout: Duration,
+        dates: Option<DateSink>,
+    ) -> Result<CentralClient, UplinkError> {
         let (tx, rx) = std_mpsc::sync_channel::<Job>(QUEUE);
         let base = cfg.url.clone();
         let token = cfg.token.clone();
@@ -55,6 +71,10 @@ impl CentralClient {
                 if let Err(e) = &agent {
                     log::error!("central upload: {e}");
                 }
+                let mut dates = dates.map(|sink| DateFeed {
+                    sink,
+                    warned: false,
+                });
                 while let Ok(job) = rx.recv() {
                     // The caller gave up (shutdown): do not send it anyway.
                     if job.reply.is_closed() {
@@ -67,6 +87,12 @@ impl CentralClient {
                         }
                         Err(e) => Err(UplinkError::Transport(e.clone())),
                     };
+                    let result = result.map(|reply| {
+                        if let Some(feed) = &mut dates {
+                            feed.feed(&job.function, &reply);
+                        }
+                        reply.value
+                    });
                     let _ = job.reply.send(result);
                 }
             })
@@ -97,6 +123,54 @@ impl CentralClient {
             std_mpsc::TrySendError::Disconnected(_) => UplinkError::Closed,
         })?;
         rx.await.map_err(|_| UplinkError::Closed)?
+    }
+}
+
+/// A successful reply: its JSON, and its `Date` header with the instants
+/// the request was sent and its reply's head received.
+struct Reply {
+    value: Value,
+    date: Option<Vec<u8>>,
+    sent: Instant,
+    received: Instant,
+}
+
+/// Feeds replies' `Date` headers into a [`DateSink`].
+struct DateFeed {
+    sink: DateSink,
+    /// A missing or unreadable header was logged at warn (once: repeats
+    /// would flood the log at every upload).
+    warned: bool,
+}
+
+impl DateFeed {
+    fn feed(&mut self, function: &str, reply: &Reply) {
+        let Some(date) = reply.date.as_deref().and_then(parse_http_date) else {
+            let what = match &reply.date {
+                None => "no Date header".to_owned(),
+                Some(raw) => format!("unreadable Date header {:?}", String::from_utf8_lossy(raw)),
+            };
+            if std::mem::replace(&mut self.warned, true) {
+                log::debug!("central {function} reply: {what}");
+            } else {
+                log::warn!("central {function} reply: {what}; it cannot vouch for the clock");
+            }
+            return;
+        };
+        let reading = CentralDate {
+            date,
+            sent: reply.sent,
+            received: reply.received,
+        };
+        // The upload and the sync each have a client feeding the one
+        // channel: keep the reading received last.
+        self.sink.send_if_modified(|current| {
+            if current.is_some_and(|c| c.received > reading.received) {
+                return false;
+            }
+            *current = Some(reading);
+            true
+        });
     }
 }
 
@@ -145,7 +219,7 @@ pub fn post_json(
     body: &Value,
 ) -> Result<Value, UplinkError> {
     let bytes = serde_json::to_vec(body).map_err(|e| UplinkError::BadReply(e.to_string()))?;
-    post(agent, url, token, &bytes)
+    post(agent, url, token, &bytes).map(|r| r.value)
 }
 
 /// One blocking POST of a serialized JSON body.
@@ -154,12 +228,16 @@ fn post(
     url: &str,
     token: Option<&Secret>,
     bytes: &[u8],
-) -> Result<Value, UplinkError> {
+) -> Result<Reply, UplinkError> {
     let mut req = agent.post(url).header("Content-Type", "application/json");
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {}", t.expose()));
     }
+    let sent = Instant::now();
     let mut resp = req.send(bytes).map_err(transport)?;
+    // The head is in: the server wrote `Date` before this, after `sent`.
+    let received = Instant::now();
+    let date = resp.headers().get("date").map(|d| d.as_bytes().to_vec());
     let code = resp.status().as_u16();
     let text = resp
         .body_mut()
@@ -168,11 +246,17 @@ fn post(
         .read_to_string()
         .map_err(transport)?;
     if (200..300).contains(&code) {
-        return if text.trim().is_empty() {
-            Ok(Value::Null)
+        let value = if text.trim().is_empty() {
+            Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| UplinkError::BadReply(e.to_string()))
+            serde_json::from_str(&text).map_err(|e| UplinkError::BadReply(e.to_string()))?
         };
+        return Ok(Reply {
+            value,
+            date,
+            sent,
+            received,
+        });
     }
     let message = match serde_json::from_str::<Value>(&text) {
         Ok(v) => v["message"].as_str().map(str::to_owned),
@@ -226,6 +310,72 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, UplinkError::Connect(_)), "{e:?}");
         assert!(e.nothing_stored());
+    }
+
+    /// An HTTP server answering each connection's one request with the
+    /// next of `replies` (status line and headers; the body is `{}`), then
+    /// closing it. Returns the base URL.
+    fn canned(replies: Vec<String>) -> String {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for head in replies {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let reply = format!(
+                    "{head}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                );
+                let _ = reader.get_mut().write_all(reply.as_bytes());
+            }
+        });
+        base
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn successful_replies_feed_their_date_and_nothing_else_does() {
+        const DATE: &str = "Date: Tue, 24 Nov 2026 15:00:04 GMT";
+        let base = canned(vec![
+            format!("HTTP/1.1 500 Internal Server Error\r\n{DATE}"),
+            "HTTP/1.1 200 OK\r\nDate: Tue, 24 Nov 2026 15:00:04 UTC".to_owned(),
+            "HTTP/1.1 200 OK".to_owned(),
+            format!("HTTP/1.1 200 OK\r\n{DATE}"),
+        ]);
+        let cfg = CentralConfig {
+            url: base,
+            token: Secret::new("t"),
+            ca_file: None,
+        };
+        let (tx, mut rx) = watch::channel(None);
+        let client = CentralClient::start(&cfg, Duration::from_secs(5), Some(tx)).unwrap();
+        let args = serde_json::json!({});
+        // An error status, a malformed Date, no Date: nothing fed.
+        assert!(client.rpc("site_desired_state", &args).await.is_err());
+        assert!(client.rpc("site_desired_state", &args).await.is_ok());
+        assert!(client.rpc("ingest_batch", &args).await.is_ok());
+        assert!(rx.borrow_and_update().is_none());
+        // Any successful call feeds it (the sync's fetch as the upload).
+        let before = Instant::now();
+        assert!(client.rpc("site_desired_state", &args).await.is_ok());
+        let got = rx.borrow_and_update().unwrap();
+        assert_eq!(got.date.to_rfc3339(), "2026-11-24T15:00:04Z");
+        assert!(before <= got.sent && got.sent <= got.received);
+        assert!(got.received <= Instant::now());
     }
 
     #[test]

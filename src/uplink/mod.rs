@@ -1,7 +1,8 @@
 //! Upload of the outbox to the central side (`POST {url}/rpc/ingest_batch`,
 //! see README "Central side"), alerts, and the outbox cap.
 //!
-//! - client.rs: the blocking ureq client on its own thread; generic `rpc`.
+//! - client.rs: the blocking ureq client on its own thread; generic `rpc`;
+//!   feeds successful replies' `Date` to the clock trust.
 //! - batch.rs: the `ingest_batch` arguments, with the `prev` chain.
 //! - policy.rs: which failures are retried, which raise alerts.
 //! - uploader.rs: the async task: cap, batch, send, ack, status.
@@ -20,7 +21,7 @@ use tokio::sync::watch;
 
 pub use alerts::Alerts;
 pub use batch::{ingest_args, ingest_body};
-pub use client::CentralClient;
+pub use client::{CentralClient, DateSink};
 pub use error::UplinkError;
 pub use policy::{Reaction, classify};
 pub use webhook::Webhook;
@@ -44,12 +45,14 @@ pub fn alerts(cfg: &Config, store: &StoreHandle) -> Alerts {
 }
 
 /// Spawns the uploader on the current runtime. Without `central_url` it
-/// only keeps the outbox under its cap (and says so once).
+/// only keeps the outbox under its cap (and says so once). Successful
+/// uploads' `Date` headers go to `dates`.
 pub fn spawn(
     cfg: &Config,
     store: StoreHandle,
     alerts: Alerts,
     view: watch::Sender<View>,
+    dates: DateSink,
 ) -> tokio::task::JoinHandle<()> {
     let client = match &cfg.uplink.central {
         Some(central) => {
@@ -59,7 +62,7 @@ pub fn spawn(
                 cfg.uplink.batch_max,
                 cfg.uplink.outbox_max_bytes
             );
-            match CentralClient::start(central, cfg.uplink.timeout) {
+            match CentralClient::start(central, cfg.uplink.timeout, Some(dates)) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     log::error!("central upload disabled: {e}");

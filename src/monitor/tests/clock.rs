@@ -4,7 +4,9 @@
 
 use super::*;
 use crate::event::ClockSource;
-use crate::monitor::clock_trust::{self, CHECKPOINT_SECS, ClockInputs, ClockLedger, RouterClock};
+use crate::monitor::clock_trust::{
+    self, CHECKPOINT_SECS, CentralClock, ClockInputs, ClockLedger, RouterClock,
+};
 
 const HOUR: u64 = 3_600;
 const DAY: i64 = 86_400;
@@ -16,7 +18,7 @@ fn untrusted(wall: i64, mono: u64) -> ClockInputs {
         mono_secs: mono,
         kernel_synced: Some(false),
         router: None,
-        central_date: None,
+        central: None,
     }
 }
 
@@ -338,7 +340,10 @@ fn router_ntp_and_agent_disagreeing() {
     // The central server's Date header is the last resort.
     let v = clock_trust::assess(
         &ClockInputs {
-            central_date: Some(at(60)),
+            central: Some(CentralClock {
+                time: at(60),
+                error_secs: 1,
+            }),
             ..untrusted(T0, 10)
         },
         &ledger,
@@ -417,4 +422,287 @@ fn ledger_checkpoints_every_few_minutes_and_on_monotonic_reset() {
         (CHECKPOINT_SECS + 7, 7)
     );
     assert_eq!(now.elapsed, Some(CHECKPOINT_SECS + 7));
+}
+
+fn router_ntp(secs_after_t0: i64) -> Option<RouterClock> {
+    Some(RouterClock {
+        time: at(secs_after_t0),
+        ntp_synced: Some(true),
+    })
+}
+
+fn central(secs_after_t0: i64, error_secs: u64) -> Option<CentralClock> {
+    Some(CentralClock {
+        time: at(secs_after_t0),
+        error_secs,
+    })
+}
+
+#[test]
+fn disagreeing_trusted_sources_use_the_earliest() {
+    let ledger = ClockLedger::default();
+    let judge = |inputs: ClockInputs| clock_trust::judge(&inputs, &ledger);
+    // A router whose offset was misread runs 10 h ahead of a synchronised
+    // kernel: the kernel's (earlier) time is used.
+    let j = judge(ClockInputs {
+        router: router_ntp(10 * 3_600),
+        ..synced(T0, 10)
+    });
+    assert!(j.disagrees());
+    assert_eq!(j.spread_secs, Some(10 * 3_600));
+    assert_eq!(
+        (j.verdict.trusted, j.verdict.source, j.verdict.best_now),
+        (true, ClockSource::Kernel, at(0))
+    );
+    // Running an hour behind instead: the router's time, though the kernel
+    // is preferred when they agree.
+    let j = judge(ClockInputs {
+        router: router_ntp(-3_600),
+        ..synced(T0, 10)
+    });
+    assert_eq!(
+        (j.verdict.source, j.verdict.best_now, j.verdict.skew_secs),
+        (ClockSource::RouterNtp, at(-3_600), Some(3_600))
+    );
+    // Kernel unsynchronised, router NTP and central 5 h apart: central.
+    let j = judge(ClockInputs {
+        router: router_ntp(5 * 3_600),
+        central: central(0, 2),
+        ..untrusted(T0 - DAY, 10)
+    });
+    assert!(j.disagrees());
+    assert_eq!(
+        (j.verdict.source, j.verdict.best_now),
+        (ClockSource::Central, at(0))
+    );
+    assert_eq!(
+        j.readings,
+        clock_trust::Readings {
+            kernel: None,
+            router_ntp: Some(at(5 * 3_600)),
+            central: Some(at(0)),
+        }
+    );
+}
+
+#[test]
+fn central_error_bound_counts_before_sources_disagree() {
+    let ledger = ClockLedger::default();
+    let judge = |inputs: ClockInputs| clock_trust::judge(&inputs, &ledger);
+    // Central's time lies within [T0, T0 + 10]: a router 125 s ahead is
+    // 115 s beyond that, which is agreement (router NTP preferred).
+    let j = judge(ClockInputs {
+        router: router_ntp(125),
+        central: central(0, 10),
+        ..untrusted(T0, 10)
+    });
+    assert_eq!(j.spread_secs, Some(115));
+    assert!(!j.disagrees());
+    assert_eq!(
+        (j.verdict.source, j.verdict.best_now),
+        (ClockSource::RouterNtp, at(125))
+    );
+    // 131 s ahead is 121 s beyond: disagreement, central's lower bound.
+    let j = judge(ClockInputs {
+        router: router_ntp(131),
+        central: central(0, 10),
+        ..untrusted(T0, 10)
+    });
+    assert!(j.disagrees());
+    assert_eq!(
+        (j.verdict.source, j.verdict.best_now),
+        (ClockSource::Central, at(0))
+    );
+    // A router behind central's lower bound is measured from it.
+    let j = judge(ClockInputs {
+        router: router_ntp(-121),
+        central: central(0, 10),
+        ..untrusted(T0, 10)
+    });
+    assert_eq!((j.spread_secs, j.verdict.best_now), (Some(121), at(-121)));
+    // Central alone is trusted at its lower bound.
+    let j = judge(ClockInputs {
+        central: central(0, 30),
+        ..untrusted(T0 - DAY, 10)
+    });
+    assert_eq!(
+        (
+            j.verdict.trusted,
+            j.verdict.source,
+            j.verdict.best_now,
+            j.spread_secs
+        ),
+        (true, ClockSource::Central, at(0), None)
+    );
+}
+
+#[test]
+fn one_alert_per_disagreement_episode() {
+    use clock_trust::EpisodeChange::{Began, Ended};
+    let ledger = ClockLedger::default();
+    let with_router = |ahead: Option<i64>| {
+        clock_trust::judge(
+            &ClockInputs {
+                router: ahead.and_then(router_ntp),
+                ..synced(T0, 10)
+            },
+            &ledger,
+        )
+    };
+    let mut open = false;
+    let mut changes = Vec::new();
+    // Apart, still apart, NTP gone for a while, back (still apart),
+    // hovering between the limits, agreeing, apart again.
+    for ahead in [
+        Some(0),
+        Some(3_600),
+        Some(3_700),
+        None,
+        Some(3_600),
+        Some(100),
+        Some(121),
+        Some(60),
+        Some(121),
+    ] {
+        let (next, change) = clock_trust::episode(open, &with_router(ahead));
+        open = next;
+        changes.push(change);
+    }
+    assert_eq!(
+        changes,
+        vec![
+            None,
+            Some(Began),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(Ended),
+            Some(Began)
+        ]
+    );
+}
+
+#[test]
+fn a_misread_router_offset_does_not_expire_a_voucher_early() {
+    // v1 expires at T0; it is really half an hour before that. The router's
+    // NTP is synchronised but its offset was misread: it reads 5 h ahead.
+    let session = hs("*1", "v1");
+    let snap = snap()
+        .user(voucher("*U1", "v1", EXPIRES_AT_T0))
+        .online(session.clone());
+    let mut agent = Agent::new();
+    let (events, actions) = agent.clocked(
+        &snap,
+        ClockInputs {
+            router: router_ntp(5 * 3_600 - 1_800),
+            ..synced(T0 - 1_800, 10)
+        },
+    );
+    assert_eq!(
+        events[0],
+        clock_event(true, ClockSource::Kernel, Some(-5 * 3_600))
+    );
+    assert!(actions.is_empty(), "{actions:?}");
+    // Kernel unsynchronised (a Pi without NTP), central reachable: central
+    // is the earlier, and still nothing expires.
+    let (_, actions) = agent.clocked(
+        &snap,
+        ClockInputs {
+            router: router_ntp(5 * 3_600 - 1_700),
+            central: central(-1_700, 1),
+            ..untrusted(T0 - DAY, 110)
+        },
+    );
+    assert!(actions.is_empty(), "{actions:?}");
+    // Once real time passes T0, it expires.
+    let (events, actions) = agent.clocked(
+        &snap,
+        ClockInputs {
+            router: router_ntp(5 * 3_600 + 10),
+            central: central(10, 1),
+            ..untrusted(T0 - DAY, 1_820)
+        },
+    );
+    assert!(events.contains(&expired("v1", at(0), ExpiredAction::Disable)));
+    assert_eq!(actions, vec![disable("*U1", "v1"), kick("*1", "v1")]);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Offsets of a misread clock: up to a few days either way.
+    const WRONG: std::ops::RangeInclusive<i64> = -4 * DAY..=4 * DAY;
+
+    fn inputs(
+        wall: i64,
+        kernel: bool,
+        router: Option<i64>,
+        central_at: Option<(i64, u64)>,
+    ) -> ClockInputs {
+        ClockInputs {
+            wall: at(wall),
+            mono_secs: 10,
+            kernel_synced: Some(kernel),
+            router: router.and_then(router_ntp),
+            central: central_at.and_then(|(t, e)| central(t, e)),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn with_disagreeing_sources_the_time_in_use_is_the_minimum(
+            wall in WRONG,
+            kernel in any::<bool>(),
+            router in proptest::option::of(WRONG),
+            central_at in proptest::option::of((WRONG, 0u64..30)),
+        ) {
+            let j = clock_trust::judge(&inputs(wall, kernel, router, central_at), &ClockLedger::default());
+            let trusted: Vec<Timestamp> = [
+                kernel.then_some(at(wall)),
+                router.map(at),
+                central_at.map(|(t, _)| at(t)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            prop_assert_eq!(j.verdict.trusted, !trusted.is_empty());
+            if j.disagrees() {
+                prop_assert_eq!(Some(j.verdict.best_now), trusted.iter().copied().min());
+            } else if let Some(first) = trusted.first() {
+                // Agreeing: the preferred source, within the limit of the
+                // earliest.
+                prop_assert_eq!(j.verdict.best_now, *first);
+            }
+            if let (Some(min), true) = (trusted.iter().min(), j.verdict.trusted) {
+                let limit = clock_trust::DISAGREE_SECS as i64 + central_at.map_or(0, |c| c.1 as i64);
+                prop_assert!(j.verdict.best_now.secs_since(*min) <= limit);
+            }
+        }
+
+        #[test]
+        fn a_wrong_router_offset_never_brings_an_expiry_forward(
+            wrong in WRONG,
+            kernel_right in any::<bool>(),
+            error in 0u64..30,
+            stale_wall in WRONG,
+        ) {
+            // The real time is T0; one source knows it (the kernel, or
+            // central within its error bound); router NTP is off by `wrong`.
+            let central_at = (!kernel_right).then_some((0, error));
+            let wall = if kernel_right { 0 } else { stale_wall };
+            let v = clock_trust::assess(
+                &inputs(wall, kernel_right, Some(wrong), central_at),
+                &ClockLedger::default(),
+            );
+            let late_by = v.best_now.secs_since(at(0));
+            let slack = if kernel_right { 0 } else { clock_trust::DISAGREE_SECS as i64 + error as i64 };
+            // Never ahead of real time beyond what the sources can tell
+            // apart; and a wrong offset big enough to tell is never used
+            // to move time forward.
+            prop_assert!(late_by <= slack.min(wrong.max(0)), "{late_by} {slack} {wrong}");
+        }
+    }
 }
