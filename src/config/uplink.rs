@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::sources::{Raw, Sources, check_readable_file, describe, error, label};
+use super::sources::{Raw, Sources, check_readable_file, describe, error, label, read_secret_file};
 use super::{ConfigError, Secret};
-use crate::files::{MAX_SECRET_BYTES, read_limited};
 
 /// Where and how to upload events, and when to raise alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +76,9 @@ pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError
             });
         }
         (Some((t, _)), None) => Some(Secret::new(t)),
-        (None, Some((path, _))) => Some(Secret::new(read_token_file(&path)?)),
+        (None, Some((path, _))) => {
+            Some(Secret::new(read_secret_file("central_token_file", &path)?))
+        }
         (None, None) => None,
     };
     if let Some(t) = &token
@@ -228,19 +229,4 @@ fn parse_url(key: &str, s: &str) -> Result<String, ConfigError> {
 
 fn valid_token(t: &str) -> bool {
     !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn read_token_file(path: &std::path::Path) -> Result<String, ConfigError> {
-    let key = "central_token_file";
-    let mut bytes = read_limited(path, MAX_SECRET_BYTES)
-        .map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))?;
-    // One line ending, as `echo token > file` writes it.
-    if bytes.ends_with(b"\n") {
-        bytes.pop();
-        if bytes.ends_with(b"\r") {
-            bytes.pop();
-        }
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| error(key, format!("{} is not valid UTF-8", path.display())))
 }

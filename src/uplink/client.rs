@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::UplinkError;
 use crate::config::{CentralConfig, Secret};
-use crate::files::{MAX_PEM_BYTES, read_limited};
+use crate::files::{MAX_PEM_BYTES, read_regular};
 
 /// Largest reply body read: `ingest_batch` answers are tiny, but the
 /// desired state lists every voucher of a site (about 200 bytes each, so
@@ -107,7 +107,7 @@ pub fn http_agent(ca_file: Option<&Path>, timeout: Duration) -> Result<ureq::Age
     let roots = match ca_file {
         None => ureq::tls::RootCerts::WebPki,
         Some(path) => {
-            let pem = read_limited(path, MAX_PEM_BYTES)
+            let pem = read_regular(path, MAX_PEM_BYTES)
                 .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             let mut certs = Vec::new();
             for item in ureq::tls::parse_pem(&pem) {
