@@ -168,6 +168,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
                 router_config: cfg.router.clone(),
                 token: cfg.http.token.clone(),
                 site_id: cfg.site_id.clone(),
+                allowed_hosts: cfg.http.allowed_hosts.clone(),
             },
         )
     });

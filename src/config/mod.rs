@@ -56,6 +56,7 @@ const TOP_KEYS: &[&str] = &[
     "http_listen",
     "http_token",
     "http_token_file",
+    "http_allowed_hosts",
     "central_url",
     "central_token",
     "central_token_file",
@@ -66,6 +67,9 @@ const TOP_KEYS: &[&str] = &[
     "outbox_max_mb",
     "alert_after",
     "alert_webhook",
+    "alert_webhook_body",
+    "alert_webhook_format",
+    "alert_webhook_headers",
     "sync_secs",
     "suspend_mode",
     "isolir_profile",
@@ -137,6 +141,10 @@ pub struct HttpConfig {
     /// Bearer token for requests that change anything; without one those
     /// requests are refused (403).
     pub token: Option<Secret>,
+    /// `http_allowed_hosts`: names (`edge.lan`, any port) or `name:port`
+    /// a request's `Host` may carry besides the endpoint's own address
+    /// and loopback names; lowercased.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {

@@ -354,7 +354,7 @@ fn toml_syntax_error_names_file_and_line() {
 #[test]
 fn unreadable_config_file() {
     let e = Config::load(Some(Path::new("/nonexistent/edge.toml")), &no_env).unwrap_err();
-    assert_eq!(e.key(), "/nonexistent/edge.toml");
+    assert_eq!(e.key(), "--config /nonexistent/edge.toml");
     assert!(e.reason().contains("cannot read"), "{e}");
 }
 
@@ -447,13 +447,45 @@ fn fingerprint_parsing() {
 }
 
 #[test]
-fn endless_files_are_refused_not_allocated() {
+fn endless_and_special_files_are_refused_at_once() {
     let started = std::time::Instant::now();
     let e = load_env(&[("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", "/dev/zero")]).unwrap_err();
     assert_eq!(e.key(), label("router.password_file"));
-    assert!(e.reason().contains("limit"), "{e}");
+    assert!(e.reason().contains("not a regular file"), "{e}");
     let e = Config::load(Some(Path::new("/dev/zero")), &env_of(REQUIRED)).unwrap_err();
+    assert!(e.reason().contains("not a regular file"), "{e}");
+    // A regular file over the limit is refused after limit + 1 bytes.
+    let big = toml_file(&"x".repeat(70 * 1024));
+    let e = load_env(&[(
+        "MIKROTIK_EDGE_HTTP_TOKEN_FILE",
+        big.path().to_str().unwrap(),
+    )])
+    .unwrap_err();
+    assert_eq!(e.key(), label("http_token_file"));
     assert!(e.reason().contains("limit"), "{e}");
+    // A FIFO without a writer would block a plain open() forever.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    for (var, key) in [
+        ("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", "router.password_file"),
+        ("MIKROTIK_EDGE_HTTP_TOKEN_FILE", "http_token_file"),
+    ] {
+        let e = load_env(&[(var, fifo)]).unwrap_err();
+        assert_eq!(e.key(), label(key));
+        assert!(e.reason().contains("not a regular file (a FIFO)"), "{e}");
+    }
+    let e = load_env(&[
+        ("MIKROTIK_EDGE_CENTRAL_URL", "http://127.0.0.1:1"),
+        ("MIKROTIK_EDGE_CENTRAL_TOKEN_FILE", fifo),
+    ])
+    .unwrap_err();
+    assert_eq!(e.key(), label("central_token_file"));
+    let e = Config::load(Some(Path::new(fifo)), &env_of(REQUIRED)).unwrap_err();
+    assert!(e.key().starts_with("--config"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
@@ -610,4 +642,38 @@ fn central_token_file_is_read_and_trimmed() {
     ])
     .unwrap();
     assert_eq!(c.uplink.central.unwrap().token.expose(), "abc123");
+}
+
+#[test]
+fn http_allowed_hosts_from_file_or_env() {
+    let c = load_env(&[]).unwrap();
+    assert!(c.http.allowed_hosts.is_empty());
+    let c = load_env(&[(
+        "MIKROTIK_EDGE_HTTP_ALLOWED_HOSTS",
+        "Edge.LAN, 192.168.88.10:8080,[fd00::1],",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.http.allowed_hosts,
+        ["edge.lan", "192.168.88.10:8080", "[fd00::1]"]
+    );
+    let f = toml_file(
+        "http_allowed_hosts = [\"edge.lan\", \"pi.example:443\"]\n[router]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let c = Config::load(Some(f.path()), &no_env).unwrap();
+    assert_eq!(c.http.allowed_hosts, ["edge.lan", "pi.example:443"]);
+    for bad in [
+        "http://edge.lan",
+        "edge lan",
+        "edge.lan:99999",
+        "[zz]",
+        "a/b",
+    ] {
+        let e = load_env(&[("MIKROTIK_EDGE_HTTP_ALLOWED_HOSTS", bad)]).unwrap_err();
+        assert_eq!(e.key(), label("http_allowed_hosts"), "{bad}");
+    }
+    let f = toml_file("http_allowed_hosts = \"edge.lan\"\n[router]\nhost = \"h\"\nuser = \"u\"\n");
+    let e = Config::load(Some(f.path()), &no_env).unwrap_err();
+    assert_eq!(e.key(), label("http_allowed_hosts"));
+    assert!(e.reason().contains("array of strings"), "{e}");
 }

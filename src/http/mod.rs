@@ -12,14 +12,23 @@
 //!   and a read timeout, and at most [`MAX_CONNECTIONS`] are served at
 //!   once. When all slots are taken, a new connection evicts the one that
 //!   has been idle (or stuck sending its headers) longest, so a few
-//!   hundred half-open connections cannot lock out a real client.
+//!   hundred half-open connections cannot lock out a real client; if no
+//!   slot frees up within [`QUEUE_WAIT`], it is answered `503` with
+//!   `Retry-After` (never closed without a word);
+//! - a request's `Host` must be a name this endpoint is known by
+//!   (DNS-rebinding protection, `host`).
 //!
-//! Modules: `routes` (routing, auth, read endpoints), `users` (router
-//! writes), `json` (response bodies and errors), `metrics` (Prometheus
-//! text), `status.html` (the page).
+//! Modules: `routes` (routing, auth, read endpoints), `body` (request
+//! bodies, draining), `host` (allowed `Host` names), `overflow` (the 503
+//! for connections past the limit), `users` (router writes), `json`
+//! (response bodies and errors), `metrics` (Prometheus text),
+//! `status.html` (the page).
 
+mod body;
+mod host;
 mod json;
 mod metrics;
+mod overflow;
 mod routes;
 mod users;
 
@@ -43,6 +52,9 @@ use crate::store::{OutboxStats, StoreError, StoreHandle};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// How long a connection past [`MAX_CONNECTIONS`] may wait for a slot
+/// before it is answered 503.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(500);
 /// Time a client has to send a request's headers (also the idle limit
 /// between keep-alive requests).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,11 +81,16 @@ pub struct Shared {
     pub router_config: RouterConfig,
     pub token: Option<Secret>,
     pub site_id: String,
+    /// `http_allowed_hosts`: extra names a request's `Host` may carry.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Shared by all connections.
 pub(crate) struct Ctx {
     shared: Shared,
+    /// The configured listen address (for the `Host` check).
+    listen: SocketAddr,
+    hosts: host::HostPolicy,
     stats: StatsCache,
     writes: Semaphore,
     /// Serializes `test-connection` and remembers its last result, so a
@@ -131,6 +148,8 @@ impl HttpServer {
 /// address is logged and retried: monitoring does not depend on it.
 pub fn start(listen: SocketAddr, shared: Shared) -> HttpServer {
     let ctx = Arc::new(Ctx {
+        hosts: host::HostPolicy::new(&shared.allowed_hosts),
+        listen,
         shared,
         stats: StatsCache {
             cached: tokio::sync::Mutex::new(None),
@@ -164,6 +183,7 @@ async fn serve(listen: SocketAddr, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<
         Err(_) => log::info!("http: listening on http://{listen}"),
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let waiting = Arc::new(Semaphore::new(overflow::MAX_WAITING));
     let tracker = Arc::new(Tracker::default());
     loop {
         let (stream, peer) = tokio::select! {
@@ -179,26 +199,59 @@ async fn serve(listen: SocketAddr, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<
             _ = stopped(&mut shutdown) => break,
         };
         let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
+            Ok(p) => Some(p),
             Err(_) => {
                 // Full: make room by closing the connection that has been
-                // idle or stuck in its headers longest; if every slot is
-                // busy with a request, the newcomer waits a moment, then
-                // is closed.
+                // idle or stuck in its headers longest. The newcomer waits
+                // for a slot on its own task (the accept loop never waits),
+                // and is answered 503 if none frees up in time.
                 tracker.evict_oldest();
-                match tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
-                    .await
-                {
-                    Ok(Ok(p)) => p,
-                    _ => {
-                        log::debug!("http: {peer}: too many connections, closed");
-                        continue;
-                    }
-                }
+                None
             }
         };
-        let (ctx, tracker, shutdown) = (ctx.clone(), tracker.clone(), shutdown.clone());
+        let wait_permit = match permit {
+            Some(_) => None,
+            // When even the waiting room is full, stop accepting until a
+            // place frees up (each is held for a second or two at most):
+            // further clients wait in the kernel's listen backlog instead
+            // of being closed without an answer.
+            None => tokio::select! {
+                w = waiting.clone().acquire_owned() => w.ok(),
+                _ = stopped(&mut shutdown) => break,
+            },
+        };
+        let (ctx, tracker, mut shutdown, slots) = (
+            ctx.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+            slots.clone(),
+        );
         tokio::spawn(async move {
+            let permit = match permit {
+                Some(p) => p,
+                None => {
+                    let got = tokio::select! {
+                        r = tokio::time::timeout(QUEUE_WAIT, slots.acquire_owned()) => {
+                            r.ok().and_then(Result::ok)
+                        }
+                        _ = stopped(&mut shutdown) => None,
+                    };
+                    match got {
+                        Some(p) => p,
+                        None => {
+                            // Not holding the context (and its store
+                            // handle) while answering: shutdown waits
+                            // for those.
+                            drop(ctx);
+                            log::debug!("http: {peer}: too many connections, 503");
+                            overflow::refuse(stream).await;
+                            drop(wait_permit);
+                            return;
+                        }
+                    }
+                }
+            };
+            drop(wait_permit);
             connection(stream, peer, ctx, tracker, shutdown).await;
             drop(permit);
         });
@@ -220,6 +273,9 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // The address the client reached: on a 0.0.0.0 or [::] listener, the
+    // interface address (an allowed Host).
+    let local = stream.local_addr().unwrap_or(ctx.listen);
     let slot = Arc::new(Slot::default());
     tracker.idle(&slot);
     let svc = {
@@ -228,7 +284,7 @@ async fn connection(
             let (ctx, slot, tracker) = (ctx.clone(), slot.clone(), tracker.clone());
             async move {
                 tracker.busy(&slot);
-                let resp = routes::handle(req, &ctx, peer).await;
+                let resp = routes::handle(req, &ctx, peer, local).await;
                 tracker.idle(&slot);
                 Ok::<_, Infallible>(resp)
             }
