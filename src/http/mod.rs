@@ -30,25 +30,26 @@ mod json;
 mod metrics;
 mod overflow;
 mod routes;
+mod tracker;
 mod users;
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::agent::{Control, View};
 use crate::client::Router;
 use crate::config::{RouterConfig, Secret};
 use crate::store::{OutboxStats, StoreError, StoreHandle};
+use tracker::{Slot, Tracked, Tracker};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -231,9 +232,7 @@ async fn serve(listen: SocketAddr, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<
                 Some(p) => p,
                 None => {
                     let got = tokio::select! {
-                        r = tokio::time::timeout(QUEUE_WAIT, slots.acquire_owned()) => {
-                            r.ok().and_then(Result::ok)
-                        }
+                        p = wait_for_slot(&slots, &tracker) => p,
                         _ = stopped(&mut shutdown) => None,
                     };
                     match got {
@@ -276,7 +275,7 @@ async fn connection(
     // The address the client reached: on a 0.0.0.0 or [::] listener, the
     // interface address (an allowed Host).
     let local = stream.local_addr().unwrap_or(ctx.listen);
-    let slot = Arc::new(Slot::default());
+    let slot = Arc::new(Slot::new());
     tracker.idle(&slot);
     let svc = {
         let (slot, tracker) = (slot.clone(), tracker.clone());
@@ -294,7 +293,7 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEADER_BUF)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(Tracked::new(stream, slot.clone())), svc);
     tokio::select! {
         biased;
         _ = stopped(&mut shutdown) => {}
@@ -308,53 +307,24 @@ async fn connection(
     tracker.busy(&slot);
 }
 
-/// One connection's place in the eviction order.
-#[derive(Default)]
-struct Slot {
-    evict: Notify,
-    /// Its key in [`Tracker::idle`] while idle.
-    key: Mutex<Option<u64>>,
-}
-
-/// Connections not currently inside a request handler (waiting for
-/// headers, or idle between keep-alive requests), oldest first.
-#[derive(Default)]
-struct Tracker {
-    inner: Mutex<TrackerInner>,
-}
-
-#[derive(Default)]
-struct TrackerInner {
-    next: u64,
-    idle: BTreeMap<u64, Arc<Slot>>,
-}
-
-impl Tracker {
-    fn idle(&self, slot: &Arc<Slot>) {
-        let mut t = lock(&self.inner);
-        let key = t.next;
-        t.next += 1;
-        t.idle.insert(key, slot.clone());
-        let old = lock(&slot.key).replace(key);
-        if let Some(old) = old {
-            t.idle.remove(&old);
-        }
-    }
-
-    fn busy(&self, slot: &Slot) {
-        // Take the key first: never hold both locks in this order.
-        let key = lock(&slot.key).take();
-        if let Some(key) = key {
-            lock(&self.inner).idle.remove(&key);
-        }
-    }
-
-    fn evict_oldest(&self) {
-        let oldest = lock(&self.inner).idle.pop_first();
-        if let Some((_, slot)) = oldest {
-            lock(&slot.key).take();
-            // `notify_one` keeps the wake-up if the task is not waiting yet.
-            slot.evict.notify_one();
+/// Waits up to [`QUEUE_WAIT`] for a free slot. Meanwhile connections
+/// become evictable (a fresh one is spared for a moment: its request may
+/// still be on the way), so room is made again every few milliseconds.
+async fn wait_for_slot(
+    slots: &Arc<Semaphore>,
+    tracker: &Tracker,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    // One acquire kept across the loop: its place in the semaphore's
+    // first-come queue is kept too.
+    let acquire = slots.clone().acquire_owned();
+    let deadline = tokio::time::sleep(QUEUE_WAIT);
+    tokio::pin!(acquire, deadline);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            p = &mut acquire => return p.ok(),
+            _ = &mut deadline => return None,
+            _ = tick.tick() => tracker.evict_oldest(),
         }
     }
 }
@@ -363,9 +333,4 @@ impl Tracker {
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; drop it here.
     let _ = rx.wait_for(|s| *s).await.is_ok();
-}
-
-/// Poisoning only means another task panicked mid-update of a plain value.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
