@@ -10,6 +10,8 @@
 //! - mod.rs: the validated types and [`Config::load`].
 //! - sources.rs: reading the file and the environment, raw values, errors.
 //! - validate.rs: turning raw values into typed settings.
+//! - uplink.rs, webhook.rs, sync.rs: the central side, the alert webhook,
+//!   full sync.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -24,9 +26,11 @@ mod sync;
 mod tests;
 mod uplink;
 mod validate;
+mod webhook;
 
 pub use sync::SyncConfig;
 pub use uplink::{CentralConfig, UplinkConfig};
+pub use webhook::WebhookConfig;
 
 use sources::{Sources, error, read_toml};
 use validate::{load_http, load_router, parse_level, valid_site_id};

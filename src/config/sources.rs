@@ -207,7 +207,8 @@ pub(super) fn label(key: &str) -> String {
 pub(super) fn error(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         key: label(key),
-        reason: excerpt(reason.into()),
+        // A quoted value may be a URL with a password or token in it.
+        reason: excerpt(crate::redact::redact_urls_in(&reason.into())),
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::sources::{Raw, Sources, check_readable_file, describe, error, label, read_secret_file};
+use super::webhook::{WebhookConfig, load_webhook};
 use super::{ConfigError, Secret};
 
 /// Where and how to upload events, and when to raise alerts.
@@ -17,8 +18,8 @@ pub struct UplinkConfig {
     pub outbox_max_bytes: u64,
     /// Failed router reconnects before the `mikrotik_connection_failed` alert.
     pub alert_after: u32,
-    /// http(s) URL each alert is POSTed to as JSON.
-    pub alert_webhook: Option<String>,
+    /// Where and how each alert is POSTed.
+    pub alert_webhook: Option<WebhookConfig>,
     /// Longest wait between upload retries.
     pub backoff_cap: Duration,
     /// Whole-request timeout of one upload.
@@ -56,7 +57,7 @@ const MAX_OUTBOX_MB: f64 = 1024.0 * 1024.0;
 pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError> {
     let defaults = UplinkConfig::default();
     let url = match src.string("central_url")? {
-        Some(s) => Some(parse_url("central_url", &s)?),
+        Some(s) => Some(parse_url("central_url", &s, false)?),
         None => None,
     };
     let token = match (
@@ -152,10 +153,7 @@ pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError
         .map_or(defaults.alert_after, |n| {
             u32::try_from(n).unwrap_or(defaults.alert_after)
         });
-    let alert_webhook = match src.string("alert_webhook")? {
-        Some(s) => Some(parse_url("alert_webhook", &s)?),
-        None => None,
-    };
+    let alert_webhook = load_webhook(src)?;
     let backoff_cap = src
         .secs("central_backoff_cap_secs")?
         .map_or(defaults.backoff_cap, Duration::from_secs);
@@ -197,10 +195,13 @@ fn outbox_mb(src: &Sources<'_>) -> Result<Option<f64>, ConfigError> {
     }
 }
 
-/// Accepts `http://` and `https://` URLs with a host, no credentials (they
-/// would end up in logs), no query or fragment; drops a trailing `/`.
-fn parse_url(key: &str, s: &str) -> Result<String, ConfigError> {
-    let bad = |why: &str| error(key, format!("{why}, got {s:?}"));
+/// Accepts `http://` and `https://` URLs with a host, no credentials (use
+/// a token setting or header instead), no fragment, and a query only if
+/// `query_ok` (a webhook's token often sits there); drops a trailing `/`.
+/// Errors quote the URL redacted: it may hold a password or token.
+pub(super) fn parse_url(key: &str, s: &str, query_ok: bool) -> Result<String, ConfigError> {
+    let shown = crate::redact::redact_url(s);
+    let bad = |why: &str| error(key, format!("{why}, got {shown:?}"));
     let uri: ureq::http::Uri = s
         .parse()
         .map_err(|_| bad("expected an http:// or https:// URL"))?;
@@ -221,8 +222,15 @@ fn parse_url(key: &str, s: &str) -> Result<String, ConfigError> {
             "credentials in the URL are not allowed (use the token settings)",
         ));
     }
-    if uri.query().is_some() || s.contains('#') {
-        return Err(bad("expected a URL without query or fragment"));
+    if s.contains('#') || (uri.query().is_some() && !query_ok) {
+        return Err(bad(if query_ok {
+            "expected a URL without fragment"
+        } else {
+            "expected a URL without query or fragment"
+        }));
+    }
+    if uri.query().is_some() {
+        return Ok(s.to_owned());
     }
     Ok(s.trim_end_matches('/').to_owned())
 }

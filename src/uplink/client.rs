@@ -148,31 +148,50 @@ pub fn post_json(
     post(agent, url, token, &bytes)
 }
 
-/// One blocking POST of a serialized JSON body.
+/// One blocking POST of a serialized JSON body; parses a 2xx reply as
+/// JSON.
 fn post(
     agent: &ureq::Agent,
     url: &str,
     token: Option<&Secret>,
     bytes: &[u8],
 ) -> Result<Value, UplinkError> {
-    let mut req = agent.post(url).header("Content-Type", "application/json");
-    if let Some(t) = token {
-        req = req.header("Authorization", &format!("Bearer {}", t.expose()));
+    let auth = token.map(|t| Secret::new(format!("Bearer {}", t.expose())));
+    let headers: Vec<(&str, &Secret)> = auth.iter().map(|a| ("Authorization", a)).collect();
+    let (_, text) = send(agent, url, "application/json", &headers, bytes)?;
+    if text.trim().is_empty() {
+        Ok(Value::Null)
+    } else {
+        serde_json::from_str(&text).map_err(|e| UplinkError::BadReply(e.to_string()))
+    }
+}
+
+/// One blocking POST of `bytes` with `content_type` and extra `headers`
+/// (whose values are never logged); a 2xx's status and body text, or
+/// why not.
+pub fn send(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, &Secret)],
+    bytes: &[u8],
+) -> Result<(u16, String), UplinkError> {
+    let mut req = agent.post(url).header("Content-Type", content_type);
+    for (name, value) in headers {
+        req = req.header(*name, value.expose());
     }
     let mut resp = req.send(bytes).map_err(transport)?;
     let code = resp.status().as_u16();
-    let text = resp
+    let bytes = resp
         .body_mut()
         .with_config()
         .limit(MAX_REPLY_BYTES)
-        .read_to_string()
+        .read_to_vec()
         .map_err(transport)?;
+    // Lossy: a gateway's plain-text (or binary) 2xx still counts.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     if (200..300).contains(&code) {
-        return if text.trim().is_empty() {
-            Ok(Value::Null)
-        } else {
-            serde_json::from_str(&text).map_err(|e| UplinkError::BadReply(e.to_string()))
-        };
+        return Ok((code, text));
     }
     let message = match serde_json::from_str::<Value>(&text) {
         Ok(v) => v["message"].as_str().map(str::to_owned),
@@ -192,7 +211,8 @@ fn transport(e: ureq::Error) -> UplinkError {
         e @ (ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) => {
             UplinkError::Connect(e.to_string())
         }
-        other => UplinkError::Transport(other.to_string()),
+        // ureq's texts may quote the URL (`BadUri`), with its secrets.
+        other => UplinkError::Transport(crate::redact::redact_urls_in(&other.to_string())),
     }
 }
 
