@@ -522,7 +522,7 @@ impl Agent {
                     version: field("version"),
                     boot: self.router_boot,
                 };
-                self.alerts.set_router(&info.identity.to_string());
+                self.alerts.set_router(&info.identity.lossy());
                 log::info!(
                     "router {}: {} RouterOS {}, up {}",
                     info.identity,

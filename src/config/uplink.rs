@@ -216,10 +216,9 @@ pub(super) fn parse_url(key: &str, s: &str, query_ok: bool) -> Result<String, Co
         return Err(bad("expected a host in the URL"));
     }
     if authority.as_str().contains('@') {
-        // Not quoted back: the part before '@' may be a password.
-        return Err(error(
-            key,
-            "credentials in the URL are not allowed (use the token settings)",
+        // Quoted redacted: the part before '@' may be a password.
+        return Err(bad(
+            "credentials in the URL are not allowed (use the token settings or alert_webhook_headers)",
         ));
     }
     if s.contains('#') || (uri.query().is_some() && !query_ok) {

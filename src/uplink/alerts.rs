@@ -53,8 +53,11 @@ impl Alerts {
 
     /// The router's name in alert texts (its identity, once read).
     pub fn set_router(&self, name: &str) {
-        if !name.is_empty() {
-            lock(&self.context).router = name.to_owned();
+        // An identity is free text on the router: no line breaks or other
+        // control characters into a phone message.
+        let name: String = name.chars().filter(|c| !c.is_control()).collect();
+        if !name.trim().is_empty() {
+            lock(&self.context).router = name.trim().to_owned();
         }
     }
 

@@ -138,7 +138,8 @@ pub fn http_agent(ca_file: Option<&Path>, timeout: Duration) -> Result<ureq::Age
 }
 
 /// One blocking POST of `body` as JSON; parses a 2xx reply as JSON.
-pub fn post_json(
+#[cfg(test)]
+fn post_json(
     agent: &ureq::Agent,
     url: &str,
     token: Option<&Secret>,
