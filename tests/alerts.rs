@@ -317,10 +317,11 @@ fn a_form_alert_with_a_token_header_reaches_a_plain_text_gateway() {
     std::fs::write(&token_file, "WA-T0KEN-5ecret\n").unwrap();
     let headers = format!("Authorization: file:{}", token_file.display());
     // The secret path and the token query must never be logged, even at
-    // debug level (where ureq would print its request line).
+    // trace level (where ureq prints its request line and headers).
     let url = format!("http://127.0.0.1:{port}/send/PATH-5ECRET?apikey=QUERY-5ECRET");
     let router_port = closed_port().to_string();
     let agent = start_agent(&[
+        ("MIKROTIK_EDGE_LOG_LEVEL", "trace"),
         ("MIKROTIK_EDGE_ROUTER_HOST", "127.0.0.1"),
         ("MIKROTIK_EDGE_ROUTER_PORT", &router_port),
         ("MIKROTIK_EDGE_ROUTER_USER", "api"),
