@@ -54,7 +54,8 @@ fn a_fifo_as_any_secret_or_config_file_exits_2_at_once_naming_the_key() {
     let f = fifo.to_str().unwrap();
     let header = format!("Authorization: file:{f}");
     // (extra environment, --config?, key named in the error)
-    let cases: Vec<(Vec<(&str, &str)>, bool, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, bool, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", f)],
             false,

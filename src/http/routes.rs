@@ -93,9 +93,8 @@ pub(crate) async fn handle(
 async fn route(req: &Parts, body: &mut Body, ctx: &Ctx, local: SocketAddr) -> Resp {
     // Before anything else, so a rebinding page learns not even which
     // paths exist. A valid token proves a deliberate client.
-    if !ctx.hosts.allows(&req.uri, &req.headers, ctx.listen, local)
-        && !(ctx.shared.token.is_some() && authorize(&req.headers, ctx).is_ok())
-    {
+    let host_ok = ctx.hosts.allows(&req.uri, &req.headers, ctx.listen, local);
+    if !host_ok && authorize(&req.headers, ctx).is_err() {
         return error(
             StatusCode::MISDIRECTED_REQUEST,
             "this Host is not served here: use the endpoint's address or localhost, or list the name in http_allowed_hosts",
