@@ -115,6 +115,7 @@ fn a_fifo_as_any_secret_or_config_file_exits_2_at_once_naming_the_key() {
         let started = Instant::now();
         let (code, stderr) = exit_within(cmd.spawn().unwrap(), secs(5));
         let took = started.elapsed();
+        println!("FIFO as {key}: exit {code:?} after {} ms", took.as_millis());
         assert_eq!(code, Some(2), "{key}: {stderr}");
         assert!(took < secs(1), "{key}: took {took:?}");
         assert!(stderr.contains(key), "{key}: {stderr}");
