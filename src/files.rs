@@ -2,9 +2,14 @@
 //! reading one without a limit lets a mistake such as
 //! `MIKROTIK_EDGE_ROUTER_PASSWORD_FILE=/dev/zero` allocate until the box
 //! dies. Each caller names its own limit.
+//!
+//! Config, secret and CA files must also be regular files: a FIFO given
+//! by mistake (or on purpose) would block `open()` until a writer appears,
+//! so those are opened non-blocking and checked before a byte is read.
 
 use std::fmt;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Limit for config files.
@@ -17,7 +22,13 @@ pub const MAX_PEM_BYTES: u64 = 4 * 1024 * 1024;
 #[derive(Debug)]
 pub enum ReadError {
     Io(std::io::Error),
-    TooLarge { limit: u64 },
+    TooLarge {
+        limit: u64,
+    },
+    /// A FIFO, device, socket or directory where a plain file is expected.
+    NotRegular {
+        kind: &'static str,
+    },
 }
 
 impl fmt::Display for ReadError {
@@ -27,6 +38,7 @@ impl fmt::Display for ReadError {
             ReadError::TooLarge { limit } => {
                 write!(f, "larger than the {limit}-byte limit for this file")
             }
+            ReadError::NotRegular { kind } => write!(f, "not a regular file (a {kind})"),
         }
     }
 }
@@ -35,7 +47,7 @@ impl std::error::Error for ReadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ReadError::Io(e) => Some(e),
-            ReadError::TooLarge { .. } => None,
+            ReadError::TooLarge { .. } | ReadError::NotRegular { .. } => None,
         }
     }
 }
@@ -55,6 +67,51 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     Ok(out)
 }
 
+/// [`read_limited`] for files that must be regular files (config,
+/// password, token, CA): opened with `O_NONBLOCK`, so a FIFO cannot block
+/// the open, then refused unless `fstat` says regular file. A systemd
+/// credential (under `$CREDENTIALS_DIRECTORY`) is a regular file.
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    // fstat on the opened file, not stat on the path: the file checked is
+    // the file read, even if the path is swapped in between.
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular {
+            kind: file_kind(&meta.file_type()),
+        });
+    }
+    let mut out = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(ReadError::Io)?;
+    if out.len() as u64 > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "FIFO"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +121,30 @@ mod tests {
         let err = read_limited(Path::new("/dev/zero"), 1024).unwrap_err();
         assert!(matches!(err, ReadError::TooLarge { limit: 1024 }));
         assert!(err.to_string().contains("1024-byte limit"));
+    }
+
+    #[test]
+    fn fifo_and_devices_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_regular(&fifo, 1024).unwrap_err();
+        assert!(
+            err.to_string().contains("not a regular file (a FIFO)"),
+            "{err}"
+        );
+        let err = read_regular(Path::new("/dev/zero"), 1024).unwrap_err();
+        assert!(matches!(err, ReadError::NotRegular { .. }), "{err}");
+        let err = read_regular(dir.path(), 1024).unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+        std::fs::write(dir.path().join("f"), b"abc").unwrap();
+        assert_eq!(read_regular(&dir.path().join("f"), 3).unwrap(), b"abc");
+        assert!(matches!(
+            read_regular(&dir.path().join("f"), 2),
+            Err(ReadError::TooLarge { .. })
+        ));
     }
 
     #[test]

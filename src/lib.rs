@@ -16,6 +16,8 @@
 //! - [`shared_bytes`]: the one-word shared byte string behind `Name`
 //!   (its unsafe code lives there and only there).
 //! - [`files`]: bounded reads of config, secret and certificate files.
+//! - [`redact`]: URLs as logs and errors may show them (no credentials,
+//!   secret paths or query tokens).
 //! - [`api_json`]: how `mikrotik-edge api` prints rows (lossless JSON).
 //! - [`monitor`]: pure logic. Snapshots (or one listen change) and `now` in, events
 //!   and router actions out.
@@ -55,6 +57,7 @@ pub mod name;
 pub mod password;
 pub mod proto;
 pub mod reconcile;
+pub mod redact;
 pub mod shared_bytes;
 #[cfg(feature = "sim")]
 pub mod sim;

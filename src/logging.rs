@@ -16,6 +16,10 @@ pub fn init(level: LevelFilter) {
         .set_target_level(LevelFilter::Error)
         .set_thread_level(LevelFilter::Off)
         .set_location_level(LevelFilter::Off)
+        // ureq logs each request line with its full URL (a webhook's
+        // secret path or token query) and headers at debug level: its
+        // records never reach the log; callers log requests redacted.
+        .add_filter_ignore_str("ureq")
         .build();
     // One write per line: lines from several threads never interleave.
     let _ = WriteLogger::init(level, config, std::io::LineWriter::new(std::io::stderr()));

@@ -863,3 +863,286 @@ fn load_test_keeps_memory_bounded() {
     let (s, st) = agent.get("/api/mikrotik/monitoring/status");
     assert_eq!((s, &st["pollFailures"]), (200, &json!(0)), "{st}");
 }
+
+/// One HTTP/1.1 response read off a kept-alive connection: status,
+/// lowercased headers, body (by `Content-Length`).
+fn read_response(r: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>, String) {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let code = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line, got {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header line");
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').expect("header");
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = header(&headers, "content-length").map_or(0, |v| v.parse().unwrap());
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).expect("body");
+    (code, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Sends a request's head, then (after a pause, so it travels in another
+/// TCP segment) its body.
+fn send_split(s: &mut TcpStream, head: &str, body: &[u8]) {
+    s.write_all(head.as_bytes()).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(body).unwrap();
+}
+
+fn keep_alive_socket(addr: SocketAddr) -> BufReader<TcpStream> {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10 * u64::from(slow_factor()))))
+        .unwrap();
+    s.set_nodelay(true).unwrap();
+    BufReader::new(s)
+}
+
+#[test]
+fn refused_posts_with_a_late_body_keep_the_connection_usable() {
+    let sim = seeded_sim();
+    let with_token = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let without_token = Agent::start(&sim, &[]);
+    let body = br#"{"name":"late-body-user","password":"x"}"#;
+    let json = "application/json";
+    // (agent, path, content type, token, expected status)
+    let cases: [(&Agent, &str, &str, Option<&str>, u16); 5] = [
+        (&with_token, "/api/mikrotik/sync/force", json, None, 401),
+        (&without_token, "/api/mikrotik/sync/force", json, None, 403),
+        (&with_token, "/no/such/route", json, None, 404),
+        (&with_token, "/healthz", json, None, 405),
+        (
+            &with_token,
+            "/api/mikrotik/users/hotspot",
+            "text/plain",
+            Some(TOKEN),
+            415,
+        ),
+    ];
+    for (agent, path, ctype, token, expected) in cases {
+        let mut r = keep_alive_socket(agent.addr);
+        for round in 0..3 {
+            let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+                agent.addr,
+                body.len()
+            );
+            send_split(r.get_mut(), &head, body);
+            let (code, headers, text) = read_response(&mut r);
+            assert_eq!(code, expected, "{path} round {round}: {text}");
+            assert!(
+                header(&headers, "connection").is_none(),
+                "{path}: the body was sent in full, so the connection should stay: {headers:?}"
+            );
+            // The next request on the same socket gets a full answer.
+            let get = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", agent.addr);
+            r.get_mut().write_all(get.as_bytes()).unwrap();
+            let (code, _, text) = read_response(&mut r);
+            assert_eq!(
+                code, 200,
+                "{path} round {round}: GET after the refusal: {text}"
+            );
+            assert!(text.contains("\"status\""), "{text}");
+        }
+    }
+    // Nothing was created by the refused create request.
+    assert!(sim.find("/ip/hotspot/user", "late-body-user").is_none());
+}
+
+#[test]
+fn a_body_too_large_to_drain_is_answered_with_connection_close() {
+    let sim = seeded_sim();
+    let agent = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let mut r = keep_alive_socket(agent.addr);
+    // A declared 2 MiB body (over the 1 MiB drain limit), none sent yet:
+    // the 413 must say that the connection closes.
+    let head = format!(
+        "POST /api/mikrotik/users/hotspot HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        agent.addr,
+        2 * 1024 * 1024
+    );
+    r.get_mut().write_all(head.as_bytes()).unwrap();
+    let (code, headers, _) = read_response(&mut r);
+    assert_eq!(code, 413);
+    assert_eq!(header(&headers, "connection"), Some("close"));
+}
+
+/// `GET /healthz` on a fresh connection with `Connection: close`; the
+/// status and `Retry-After`, or `None` when no HTTP answer came.
+fn get_once(addr: SocketAddr) -> Option<(u16, Option<String>)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30 * u64::from(slow_factor()))))
+        .ok()?;
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut r = BufReader::new(s);
+    let (code, headers, _) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_response(&mut r))).ok()?;
+    Some((code, header(&headers, "retry-after").map(str::to_owned)))
+}
+
+/// `n` simultaneous [`get_once`]s from `n` threads (started together).
+fn burst(addr: SocketAddr, n: usize) -> Vec<Option<(u16, Option<String>)>> {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    get_once(addr)
+                })
+                .unwrap()
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+fn check_all_answered(results: &[Option<(u16, Option<String>)>]) -> (usize, usize) {
+    let (mut ok, mut busy) = (0, 0);
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Some((200, _)) => ok += 1,
+            Some((503, Some(retry))) if retry == "1" => busy += 1,
+            other => panic!("request {i}: no proper answer: {other:?}"),
+        }
+    }
+    (ok, busy)
+}
+
+#[test]
+fn connections_past_the_limit_get_503_never_silence() {
+    let sim = seeded_sim();
+    let agent = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    // 1,200 at once: every one gets an HTTP answer.
+    let started = Instant::now();
+    let results = burst(agent.addr, 1200);
+    let (ok, busy) = check_all_answered(&results);
+    println!(
+        "1200 simultaneous requests: {ok} × 200, {busy} × 503 in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    // All 64 slots held by requests whose bodies never come (busy, so not
+    // evictable): newcomers must get the 503, not a silent close.
+    let mut stalled = Vec::new();
+    for _ in 0..mikrotik_edge::http::MAX_CONNECTIONS {
+        let mut s = TcpStream::connect(agent.addr).unwrap();
+        let head = format!(
+            "POST /api/mikrotik/sync/force HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n",
+            agent.addr
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        stalled.push(s);
+    }
+    // Let the agent pick them all up (each is in its body wait then).
+    let ok = wait_until(Duration::from_secs(5 * u64::from(slow_factor())), || {
+        matches!(get_once(agent.addr), Some((503, _)))
+    });
+    assert!(ok, "the 65th connection was never refused with 503");
+    let started = Instant::now();
+    let results = burst(agent.addr, 200);
+    let (ok, busy) = check_all_answered(&results);
+    println!(
+        "all 64 slots held: 200 simultaneous requests: {ok} × 200, {busy} × 503 in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!((ok, busy), (0, 200), "all slots are held: all must be 503");
+    drop(stalled);
+    // Slots come back once the stalled connections are gone.
+    let ok = wait_until(Duration::from_secs(5 * u64::from(slow_factor())), || {
+        matches!(get_once(agent.addr), Some((200, _)))
+    });
+    assert!(ok, "service did not resume; log:\n{}", agent.log());
+}
+
+#[test]
+fn foreign_host_names_are_refused_unless_allowed_or_authorized() {
+    let sim = seeded_sim();
+    let agent = Agent::start(
+        &sim,
+        &[
+            ("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN),
+            (
+                "MIKROTIK_EDGE_HTTP_ALLOWED_HOSTS",
+                "edge.lan, pi.example:8443",
+            ),
+        ],
+    );
+    let port = agent.addr.port();
+    let get = |host: &str, auth: bool| {
+        let auth = if auth {
+            format!("Authorization: Bearer {TOKEN}\r\n")
+        } else {
+            String::new()
+        };
+        raw(
+            agent.addr,
+            format!(
+                "GET /api/mikrotik/stats/summary HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_owned(),
+        format!("localhost:{port}"),
+        "localhost".to_owned(),
+        "edge.lan".to_owned(),
+        "EDGE.LAN:80".to_owned(),
+        "pi.example:8443".to_owned(),
+    ] {
+        let (code, text) = get(&host, false);
+        assert_eq!(code, 200, "Host {host}: {text}");
+    }
+    for host in [
+        "attacker.example",
+        "attacker.example:8080",
+        "pi.example",
+        "edge.lan.attacker.example",
+        "localhost:1",
+    ] {
+        let (code, text) = get(host, false);
+        assert_eq!(code, 421, "Host {host}: {text}");
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert!(
+            v["error"].as_str().unwrap().contains("http_allowed_hosts"),
+            "{v}"
+        );
+        // A deliberate client with the token passes whatever the name.
+        let (code, text) = get(host, true);
+        assert_eq!(code, 200, "Host {host} with token: {text}");
+    }
+    // A wrong token does not help.
+    let (code, _) = raw(
+        agent.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: attacker.example\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 421);
+    // The page is covered too (a rebinding page would read it first).
+    let (code, _) = raw(
+        agent.addr,
+        b"GET / HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 421);
+}

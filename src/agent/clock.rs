@@ -79,6 +79,8 @@ struct RouterReading {
 /// What the driver keeps between cycles to build [`ClockInputs`].
 pub struct ClockSources {
     router: Option<RouterReading>,
+    /// The router's `gmt-offset` in seconds, as last read.
+    utc_offset: Option<i64>,
     polls_until_read: u32,
     /// Latest central `Date`; `None` until a central reply brings one.
     pub central: watch::Receiver<Option<CentralDate>>,
@@ -99,6 +101,7 @@ impl ClockSources {
         }
         ClockSources {
             router: None,
+            utc_offset: None,
             polls_until_read: 0,
             central,
             assume_kernel_unsynced,
@@ -130,6 +133,13 @@ impl ClockSources {
                 .execute(Command::new("/system/ntp/client/print").proplist(&["enabled", "status"])),
         );
         let read = Instant::now();
+        if let Ok(r) = &clock
+            && let Some(off) = r.rows.first().and_then(|row| row.get("gmt-offset"))
+        {
+            self.utc_offset = crate::gmt_offset::GmtOffset::parse(off)
+                .map(|o| i64::from(o.secs()))
+                .or(self.utc_offset);
+        }
         let time = match clock {
             Ok(r) => r.rows.first().and_then(router_utc),
             Err(e) => {
@@ -147,6 +157,12 @@ impl ClockSources {
                 read,
             });
         }
+    }
+
+    /// The router's offset from UTC in seconds (its `gmt-offset`), once
+    /// read: the operator's time zone, for alert texts.
+    pub fn utc_offset(&self) -> Option<i64> {
+        self.utc_offset
     }
 
     /// This cycle's inputs; readings taken earlier are carried forward by

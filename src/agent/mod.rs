@@ -187,6 +187,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
                 site_id: cfg.site_id.clone(),
                 intents,
                 kicks: kicks.clone(),
+                allowed_hosts: cfg.http.allowed_hosts.clone(),
             },
         )
     });
@@ -214,6 +215,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         alert_after: cfg.uplink.alert_after,
         failed_reconnects: 0,
         connection_alerted: false,
+        outage_since: None,
         clock: clock::ClockSources::new(central_date_rx),
         listen_clock: None,
         reuse: Reuse::default(),
@@ -265,6 +267,9 @@ struct Agent {
     alert_after: u32,
     failed_reconnects: u32,
     connection_alerted: bool,
+    /// When the router was last lost (or first failed to connect), for
+    /// the alert texts; `None` while connected.
+    outage_since: Option<Timestamp>,
     /// Inputs of the clock-trust assessment made each cycle.
     clock: clock::ClockSources,
     /// The last poll's clock judgement, its time, and when it was made.
@@ -404,12 +409,14 @@ impl Agent {
         let (state, reason) = match ev {
             ConnectionEvent::Connected => {
                 self.failed_reconnects = 0;
+                let since = self.outage_since.take();
                 if std::mem::take(&mut self.connection_alerted) {
+                    let since = since.map_or_else(String::new, |t| {
+                        format!(" (down since {})", self.alerts.clock_time(t))
+                    });
+                    let message = format!("Router {} reachable again{since}", self.alerts.router());
                     self.alerts
-                        .raise(
-                            "mikrotik_connection_restored",
-                            format!("router {} reachable again", self.router_label()),
-                        )
+                        .raise("mikrotik_connection_restored", message)
                         .await?;
                 }
                 self.last_router_error = None;
@@ -420,6 +427,7 @@ impl Agent {
                 (RouterState::Connected, String::new())
             }
             ConnectionEvent::Disconnected { reason } => {
+                self.outage_since.get_or_insert_with(Timestamp::now);
                 self.view.send_modify(|v| {
                     v.router_connected = false;
                     v.reconnects += 1;
@@ -428,13 +436,18 @@ impl Agent {
                 (RouterState::Disconnected, reason)
             }
             ConnectionEvent::Error { reason, .. } => {
+                let since = *self.outage_since.get_or_insert_with(Timestamp::now);
                 self.failed_reconnects = self.failed_reconnects.saturating_add(1);
                 if self.failed_reconnects >= self.alert_after && !self.connection_alerted {
                     self.connection_alerted = true;
+                    // Short and human: it may end up on a phone. The
+                    // reason is in the `router` event beside it.
                     let message = format!(
-                        "{} failed connection attempts to router {}: {reason}",
+                        "Router {} unreachable since {} ({} failed reconnect{})",
+                        self.alerts.router(),
+                        self.alerts.clock_time(since),
                         self.failed_reconnects,
-                        self.router_label()
+                        if self.failed_reconnects == 1 { "" } else { "s" }
                     );
                     self.alerts
                         .raise("mikrotik_connection_failed", message)
@@ -526,6 +539,7 @@ impl Agent {
                     version: field("version"),
                     boot: self.router_boot,
                 };
+                self.alerts.set_router(&info.identity.lossy());
                 log::info!(
                     "router {}: {} RouterOS {}, up {}",
                     info.identity,
@@ -661,6 +675,9 @@ impl Agent {
         };
         let read_ms = started.elapsed().as_millis();
         self.clock.maybe_read_router(&self.router).await;
+        if let Some(offset) = self.clock.utc_offset() {
+            self.alerts.set_utc_offset(offset);
+        }
         let step_started = std::time::Instant::now();
         let verdict = self.clock.judge(&self.state.clock, &self.alerts).await?;
         snapshot.clock = Some(verdict);
@@ -948,14 +965,6 @@ impl Agent {
             // Filled by the caller with the clock.
             kicked: Default::default(),
         })
-    }
-
-    /// The router's identity when known, for alert texts.
-    fn router_label(&self) -> String {
-        self.view.borrow().router.as_ref().map_or_else(
-            || "(not yet identified)".to_owned(),
-            |r| r.identity.to_string(),
-        )
     }
 
     fn warn_once(&mut self, warning: String) {

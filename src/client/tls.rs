@@ -69,7 +69,7 @@ pub(crate) fn read_ca_file(cfg: &TlsConfig) -> Result<Option<Vec<u8>>, ClientErr
     let Some(path) = &cfg.ca_file else {
         return Ok(None);
     };
-    crate::files::read_limited(path, crate::files::MAX_PEM_BYTES)
+    crate::files::read_regular(path, crate::files::MAX_PEM_BYTES)
         .map(Some)
         .map_err(|e| {
             ClientError::Certificate(format!("cannot read CA file {}: {e}", path.display()))

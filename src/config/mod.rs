@@ -10,6 +10,8 @@
 //! - mod.rs: the validated types and [`Config::load`].
 //! - sources.rs: reading the file and the environment, raw values, errors.
 //! - validate.rs: turning raw values into typed settings.
+//! - uplink.rs, webhook.rs, sync.rs: the central side, the alert webhook,
+//!   full sync.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -24,9 +26,11 @@ mod sync;
 mod tests;
 mod uplink;
 mod validate;
+mod webhook;
 
 pub use sync::SyncConfig;
 pub use uplink::{CentralConfig, UplinkConfig};
+pub use webhook::WebhookConfig;
 
 use sources::{Sources, error, read_toml};
 use validate::{load_http, load_router, parse_level, valid_site_id};
@@ -56,6 +60,7 @@ const TOP_KEYS: &[&str] = &[
     "http_listen",
     "http_token",
     "http_token_file",
+    "http_allowed_hosts",
     "central_url",
     "central_token",
     "central_token_file",
@@ -66,6 +71,9 @@ const TOP_KEYS: &[&str] = &[
     "outbox_max_mb",
     "alert_after",
     "alert_webhook",
+    "alert_webhook_body",
+    "alert_webhook_format",
+    "alert_webhook_headers",
     "sync_secs",
     "suspend_mode",
     "isolir_profile",
@@ -137,6 +145,10 @@ pub struct HttpConfig {
     /// Bearer token for requests that change anything; without one those
     /// requests are refused (403).
     pub token: Option<Secret>,
+    /// `http_allowed_hosts`: names (`edge.lan`, any port) or `name:port`
+    /// a request's `Host` may carry besides the endpoint's own address
+    /// and loopback names; lowercased.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Config {

@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use super::{ConfigError, MAX_SECS, ROUTER_KEYS, TOP_KEYS};
-use crate::files::{MAX_CONFIG_BYTES, MAX_SECRET_BYTES, read_limited};
+use crate::files::{MAX_CONFIG_BYTES, MAX_SECRET_BYTES, read_regular};
 
 /// Where a value came from, for messages about conflicting keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +138,39 @@ impl<'a> Sources<'a> {
         self.uint(key, 1..=MAX_SECS, "a whole number of seconds 1-31536000")
     }
 
+    /// A list of strings: a TOML array of strings, or comma-separated in
+    /// the environment (empty items dropped).
+    pub(super) fn string_list(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.raw(key)? {
+            None => Ok(None),
+            Some(Raw::Env(s)) => Ok(Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            Some(Raw::File(toml::Value::Array(items))) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.trim().to_owned()),
+                    v => Err(error(
+                        key,
+                        format!("expected an array of strings, got {}", describe(v)),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(Raw::File(v)) => Err(error(
+                key,
+                format!("expected an array of strings, got {}", describe(v)),
+            )),
+        }
+    }
+
     pub(super) fn boolean(&self, key: &'static str) -> Result<Option<bool>, ConfigError> {
         match self.raw(key)? {
             None => Ok(None),
@@ -174,7 +207,8 @@ pub(super) fn label(key: &str) -> String {
 pub(super) fn error(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         key: label(key),
-        reason: excerpt(reason.into()),
+        // A quoted value may be a URL with a password or token in it.
+        reason: excerpt(crate::redact::redact_urls_in(&reason.into())),
     }
 }
 
@@ -213,8 +247,10 @@ pub(super) fn describe(value: &toml::Value) -> String {
 /// Reads and parses the file, and rejects unknown keys up front so a typo
 /// cannot silently fall back to a default.
 pub(super) fn read_toml(path: &Path) -> Result<toml::Table, ConfigError> {
-    let bytes = read_limited(path, MAX_CONFIG_BYTES)
-        .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    let bytes = read_regular(path, MAX_CONFIG_BYTES).map_err(|e| ConfigError {
+        key: format!("--config {}", path.display()),
+        reason: format!("cannot read: {e}"),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         file_error(
             path,
@@ -279,9 +315,11 @@ pub(super) fn read_password_file(path: &Path) -> Result<String, ConfigError> {
     read_secret_file("router.password_file", path)
 }
 
-/// A password or token file: bounded read, one line ending stripped.
+/// A password, token or header-value file: a regular file (never a FIFO
+/// that would block), bounded read, one line ending stripped. The one
+/// reader for every secret file.
 pub(super) fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
-    let mut bytes = read_limited(path, MAX_SECRET_BYTES)
+    let mut bytes = read_regular(path, MAX_SECRET_BYTES)
         .map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))?;
     // Files written by `echo` or editors end in a newline that is not part
     // of the password; strip exactly one line ending and nothing else.

@@ -354,7 +354,7 @@ fn toml_syntax_error_names_file_and_line() {
 #[test]
 fn unreadable_config_file() {
     let e = Config::load(Some(Path::new("/nonexistent/edge.toml")), &no_env).unwrap_err();
-    assert_eq!(e.key(), "/nonexistent/edge.toml");
+    assert_eq!(e.key(), "--config /nonexistent/edge.toml");
     assert!(e.reason().contains("cannot read"), "{e}");
 }
 
@@ -447,13 +447,45 @@ fn fingerprint_parsing() {
 }
 
 #[test]
-fn endless_files_are_refused_not_allocated() {
+fn endless_and_special_files_are_refused_at_once() {
     let started = std::time::Instant::now();
     let e = load_env(&[("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", "/dev/zero")]).unwrap_err();
     assert_eq!(e.key(), label("router.password_file"));
-    assert!(e.reason().contains("limit"), "{e}");
+    assert!(e.reason().contains("not a regular file"), "{e}");
     let e = Config::load(Some(Path::new("/dev/zero")), &env_of(REQUIRED)).unwrap_err();
+    assert!(e.reason().contains("not a regular file"), "{e}");
+    // A regular file over the limit is refused after limit + 1 bytes.
+    let big = toml_file(&"x".repeat(70 * 1024));
+    let e = load_env(&[(
+        "MIKROTIK_EDGE_HTTP_TOKEN_FILE",
+        big.path().to_str().unwrap(),
+    )])
+    .unwrap_err();
+    assert_eq!(e.key(), label("http_token_file"));
     assert!(e.reason().contains("limit"), "{e}");
+    // A FIFO without a writer would block a plain open() forever.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    for (var, key) in [
+        ("MIKROTIK_EDGE_ROUTER_PASSWORD_FILE", "router.password_file"),
+        ("MIKROTIK_EDGE_HTTP_TOKEN_FILE", "http_token_file"),
+    ] {
+        let e = load_env(&[(var, fifo)]).unwrap_err();
+        assert_eq!(e.key(), label(key));
+        assert!(e.reason().contains("not a regular file (a FIFO)"), "{e}");
+    }
+    let e = load_env(&[
+        ("MIKROTIK_EDGE_CENTRAL_URL", "http://127.0.0.1:1"),
+        ("MIKROTIK_EDGE_CENTRAL_TOKEN_FILE", fifo),
+    ])
+    .unwrap_err();
+    assert_eq!(e.key(), label("central_token_file"));
+    let e = Config::load(Some(Path::new(fifo)), &env_of(REQUIRED)).unwrap_err();
+    assert!(e.key().starts_with("--config"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
@@ -535,7 +567,7 @@ fn uplink_defaults_and_keys() {
     assert_eq!(c.uplink.outbox_max_bytes, 512 * 1024);
     assert_eq!(c.uplink.alert_after, 3);
     assert_eq!(
-        c.uplink.alert_webhook.as_deref(),
+        c.uplink.alert_webhook.as_ref().map(|w| w.url.as_str()),
         Some("http://127.0.0.1:9000/hook")
     );
     assert!(!format!("{c:?}").contains("tok-123"));
@@ -610,4 +642,173 @@ fn central_token_file_is_read_and_trimmed() {
     ])
     .unwrap();
     assert_eq!(c.uplink.central.unwrap().token.expose(), "abc123");
+}
+
+#[test]
+fn http_allowed_hosts_from_file_or_env() {
+    let c = load_env(&[]).unwrap();
+    assert!(c.http.allowed_hosts.is_empty());
+    let c = load_env(&[(
+        "MIKROTIK_EDGE_HTTP_ALLOWED_HOSTS",
+        "Edge.LAN, 192.168.88.10:8080,[fd00::1],",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.http.allowed_hosts,
+        ["edge.lan", "192.168.88.10:8080", "[fd00::1]"]
+    );
+    let f = toml_file(
+        "http_allowed_hosts = [\"edge.lan\", \"pi.example:443\"]\n[router]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let c = Config::load(Some(f.path()), &no_env).unwrap();
+    assert_eq!(c.http.allowed_hosts, ["edge.lan", "pi.example:443"]);
+    for bad in [
+        "http://edge.lan",
+        "edge lan",
+        "edge.lan:99999",
+        "[zz]",
+        "a/b",
+    ] {
+        let e = load_env(&[("MIKROTIK_EDGE_HTTP_ALLOWED_HOSTS", bad)]).unwrap_err();
+        assert_eq!(e.key(), label("http_allowed_hosts"), "{bad}");
+    }
+    let f = toml_file("http_allowed_hosts = \"edge.lan\"\n[router]\nhost = \"h\"\nuser = \"u\"\n");
+    let e = Config::load(Some(f.path()), &no_env).unwrap_err();
+    assert_eq!(e.key(), label("http_allowed_hosts"));
+    assert!(e.reason().contains("array of strings"), "{e}");
+}
+
+#[test]
+fn alert_webhook_body_format_and_headers() {
+    use crate::uplink::template::{AlertFields, BodyFormat};
+    let token = toml_file("wa-secret-token\n");
+    let f = toml_file(&format!(
+        "alert_webhook = \"https://gw.example/send?apikey=K3Y\"\n\
+         alert_webhook_format = \"form\"\n\
+         alert_webhook_body = \"target=62812000&message={{message}}\"\n\
+         [alert_webhook_headers]\n\
+         Authorization = \"file:{}\"\n\
+         X-Plain = \"abc\"\n\
+         [router]\nhost = \"h\"\nuser = \"u\"\n",
+        token.path().display()
+    ));
+    let c = Config::load(Some(f.path()), &no_env).unwrap();
+    let w = c.uplink.alert_webhook.clone().unwrap();
+    assert_eq!(w.url, "https://gw.example/send?apikey=K3Y");
+    assert_eq!(w.format, BodyFormat::Form);
+    let fields = AlertFields {
+        message: "a b".into(),
+        ..AlertFields::default()
+    };
+    assert_eq!(
+        w.body.as_ref().unwrap().render(&fields),
+        "target=62812000&message=a%20b"
+    );
+    let headers: Vec<(&str, &str)> = w
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose()))
+        .collect();
+    assert_eq!(
+        headers,
+        [("Authorization", "wa-secret-token"), ("X-Plain", "abc")]
+    );
+    let debug = format!("{c:?}");
+    assert!(
+        !debug.contains("wa-secret-token") && !debug.contains("K3Y"),
+        "{debug}"
+    );
+
+    // The environment forms.
+    let c = load_env(&[
+        ("MIKROTIK_EDGE_ALERT_WEBHOOK", "http://127.0.0.1:9/hook"),
+        ("MIKROTIK_EDGE_ALERT_WEBHOOK_FORMAT", "json"),
+        (
+            "MIKROTIK_EDGE_ALERT_WEBHOOK_BODY",
+            r#"{"phone": "62812", "text": "{message} at {time}"}"#,
+        ),
+        (
+            "MIKROTIK_EDGE_ALERT_WEBHOOK_HEADERS",
+            &format!("X-Token: file:{}; X-Site: a", token.path().display()),
+        ),
+    ])
+    .unwrap();
+    let w = c.uplink.alert_webhook.unwrap();
+    assert_eq!(w.format, BodyFormat::Json);
+    assert_eq!(w.headers.len(), 2);
+    assert_eq!(w.headers[0].1.expose(), "wa-secret-token");
+    // Default: no template (the event JSON) in json format.
+    let c = load_env(&[("MIKROTIK_EDGE_ALERT_WEBHOOK", "http://127.0.0.1:9/hook")]).unwrap();
+    assert!(c.uplink.alert_webhook.unwrap().body.is_none());
+
+    // Bad values exit naming the key; header values never quoted.
+    let hook = ("MIKROTIK_EDGE_ALERT_WEBHOOK", "http://127.0.0.1:9/hook");
+    for (pair, key) in [
+        (
+            ("MIKROTIK_EDGE_ALERT_WEBHOOK_FORMAT", "xml"),
+            "alert_webhook_format",
+        ),
+        (
+            ("MIKROTIK_EDGE_ALERT_WEBHOOK_BODY", r#"{"t": {message}}"#),
+            "alert_webhook_body",
+        ),
+        (
+            ("MIKROTIK_EDGE_ALERT_WEBHOOK_BODY", r#"{"t": "{nope}"}"#),
+            "alert_webhook_body",
+        ),
+        (
+            ("MIKROTIK_EDGE_ALERT_WEBHOOK_HEADERS", "Bad Name: SECRETV"),
+            "alert_webhook_headers",
+        ),
+        (
+            ("MIKROTIK_EDGE_ALERT_WEBHOOK_HEADERS", "SECRETV"),
+            "alert_webhook_headers",
+        ),
+        (
+            (
+                "MIKROTIK_EDGE_ALERT_WEBHOOK_HEADERS",
+                "X-A: file:/nonexistent/SECRETV",
+            ),
+            "alert_webhook_headers",
+        ),
+    ] {
+        let e = load_env(&[hook, pair]).unwrap_err();
+        assert_eq!(e.key(), label(key), "{pair:?}: {e}");
+        if key == "alert_webhook_headers" && !pair.1.contains("file:") {
+            assert!(!e.to_string().contains("SECRETV"), "{e}");
+        }
+    }
+    let e = load_env(&[("MIKROTIK_EDGE_ALERT_WEBHOOK_FORMAT", "form")]).unwrap_err();
+    assert_eq!(e.key(), label("alert_webhook_format"));
+}
+
+#[test]
+fn urls_in_config_errors_are_redacted() {
+    for (var, value) in [
+        (
+            "MIKROTIK_EDGE_CENTRAL_URL",
+            "ftp://user:PA55WORD@central.example/x",
+        ),
+        (
+            "MIKROTIK_EDGE_CENTRAL_URL",
+            "https://central.example/x?token=T0K3N",
+        ),
+        ("MIKROTIK_EDGE_CENTRAL_URL", "central.example/x?token=T0K3N"),
+        (
+            "MIKROTIK_EDGE_ALERT_WEBHOOK",
+            "ftp://user:PA55WORD@gw.example/hook/T0K3N",
+        ),
+        (
+            "MIKROTIK_EDGE_ALERT_WEBHOOK",
+            "https://gw.example/hook/T0K3N#frag",
+        ),
+    ] {
+        let mut pairs = vec![(var, value)];
+        if var == "MIKROTIK_EDGE_CENTRAL_URL" {
+            pairs.push(("MIKROTIK_EDGE_CENTRAL_TOKEN", "t"));
+        }
+        let e = load_env(&pairs).unwrap_err().to_string();
+        assert!(!e.contains("PA55WORD") && !e.contains("T0K3N"), "{e}");
+        assert!(e.contains("example"), "the host is still named: {e}");
+    }
 }

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::sources::{Raw, Sources, check_readable_file, describe, error, label};
+use super::sources::{Raw, Sources, check_readable_file, describe, error, label, read_secret_file};
+use super::webhook::{WebhookConfig, load_webhook};
 use super::{ConfigError, Secret};
-use crate::files::{MAX_SECRET_BYTES, read_limited};
 
 /// Where and how to upload events, and when to raise alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +18,8 @@ pub struct UplinkConfig {
     pub outbox_max_bytes: u64,
     /// Failed router reconnects before the `mikrotik_connection_failed` alert.
     pub alert_after: u32,
-    /// http(s) URL each alert is POSTed to as JSON.
-    pub alert_webhook: Option<String>,
+    /// Where and how each alert is POSTed.
+    pub alert_webhook: Option<WebhookConfig>,
     /// Longest wait between upload retries.
     pub backoff_cap: Duration,
     /// Whole-request timeout of one upload.
@@ -57,7 +57,7 @@ const MAX_OUTBOX_MB: f64 = 1024.0 * 1024.0;
 pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError> {
     let defaults = UplinkConfig::default();
     let url = match src.string("central_url")? {
-        Some(s) => Some(parse_url("central_url", &s)?),
+        Some(s) => Some(parse_url("central_url", &s, false)?),
         None => None,
     };
     let token = match (
@@ -77,7 +77,9 @@ pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError
             });
         }
         (Some((t, _)), None) => Some(Secret::new(t)),
-        (None, Some((path, _))) => Some(Secret::new(read_token_file(&path)?)),
+        (None, Some((path, _))) => {
+            Some(Secret::new(read_secret_file("central_token_file", &path)?))
+        }
         (None, None) => None,
     };
     if let Some(t) = &token
@@ -151,10 +153,7 @@ pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError
         .map_or(defaults.alert_after, |n| {
             u32::try_from(n).unwrap_or(defaults.alert_after)
         });
-    let alert_webhook = match src.string("alert_webhook")? {
-        Some(s) => Some(parse_url("alert_webhook", &s)?),
-        None => None,
-    };
+    let alert_webhook = load_webhook(src)?;
     let backoff_cap = src
         .secs("central_backoff_cap_secs")?
         .map_or(defaults.backoff_cap, Duration::from_secs);
@@ -196,10 +195,13 @@ fn outbox_mb(src: &Sources<'_>) -> Result<Option<f64>, ConfigError> {
     }
 }
 
-/// Accepts `http://` and `https://` URLs with a host, no credentials (they
-/// would end up in logs), no query or fragment; drops a trailing `/`.
-fn parse_url(key: &str, s: &str) -> Result<String, ConfigError> {
-    let bad = |why: &str| error(key, format!("{why}, got {s:?}"));
+/// Accepts `http://` and `https://` URLs with a host, no credentials (use
+/// a token setting or header instead), no fragment, and a query only if
+/// `query_ok` (a webhook's token often sits there); drops a trailing `/`.
+/// Errors quote the URL redacted: it may hold a password or token.
+pub(super) fn parse_url(key: &str, s: &str, query_ok: bool) -> Result<String, ConfigError> {
+    let shown = crate::redact::redact_url(s);
+    let bad = |why: &str| error(key, format!("{why}, got {shown:?}"));
     let uri: ureq::http::Uri = s
         .parse()
         .map_err(|_| bad("expected an http:// or https:// URL"))?;
@@ -214,33 +216,24 @@ fn parse_url(key: &str, s: &str) -> Result<String, ConfigError> {
         return Err(bad("expected a host in the URL"));
     }
     if authority.as_str().contains('@') {
-        // Not quoted back: the part before '@' may be a password.
-        return Err(error(
-            key,
-            "credentials in the URL are not allowed (use the token settings)",
+        // Quoted redacted: the part before '@' may be a password.
+        return Err(bad(
+            "credentials in the URL are not allowed (use the token settings or alert_webhook_headers)",
         ));
     }
-    if uri.query().is_some() || s.contains('#') {
-        return Err(bad("expected a URL without query or fragment"));
+    if s.contains('#') || (uri.query().is_some() && !query_ok) {
+        return Err(bad(if query_ok {
+            "expected a URL without fragment"
+        } else {
+            "expected a URL without query or fragment"
+        }));
+    }
+    if uri.query().is_some() {
+        return Ok(s.to_owned());
     }
     Ok(s.trim_end_matches('/').to_owned())
 }
 
 fn valid_token(t: &str) -> bool {
     !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn read_token_file(path: &std::path::Path) -> Result<String, ConfigError> {
-    let key = "central_token_file";
-    let mut bytes = read_limited(path, MAX_SECRET_BYTES)
-        .map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))?;
-    // One line ending, as `echo token > file` writes it.
-    if bytes.ends_with(b"\n") {
-        bytes.pop();
-        if bytes.ends_with(b"\r") {
-            bytes.pop();
-        }
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| error(key, format!("{} is not valid UTF-8", path.display())))
 }

@@ -52,7 +52,55 @@ pub(super) fn load_http(src: &Sources<'_>) -> Result<HttpConfig, ConfigError> {
         Some((t, _)) => Some(Secret(t)),
         None => None,
     };
-    Ok(HttpConfig { listen, token })
+    let mut allowed_hosts = Vec::new();
+    for h in src.string_list("http_allowed_hosts")?.unwrap_or_default() {
+        if !valid_allowed_host(&h) {
+            return Err(error(
+                "http_allowed_hosts",
+                format!(
+                    "expected host names or IP addresses, each optionally with :port (e.g. edge.lan, 192.168.88.10:8080, [fd00::1]), got {h:?}"
+                ),
+            ));
+        }
+        allowed_hosts.push(h.to_ascii_lowercase());
+    }
+    Ok(HttpConfig {
+        listen,
+        token,
+        allowed_hosts,
+    })
+}
+
+/// `name`, `name:port`, `[v6]`, `[v6]:port`: what a `Host` header can hold
+/// (names of letters, digits, `-`, `.` and `_`).
+fn valid_allowed_host(s: &str) -> bool {
+    let (name, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            a => match a.strip_prefix(':') {
+                Some(p) => ("ok", Some(p)),
+                None => return false,
+            },
+        }
+    } else {
+        match s.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (s, None),
+        }
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    name_ok && port_ok
 }
 
 pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {

@@ -12,37 +12,50 @@
 //!   and a read timeout, and at most [`MAX_CONNECTIONS`] are served at
 //!   once. When all slots are taken, a new connection evicts the one that
 //!   has been idle (or stuck sending its headers) longest, so a few
-//!   hundred half-open connections cannot lock out a real client.
+//!   hundred half-open connections cannot lock out a real client; if no
+//!   slot frees up within [`QUEUE_WAIT`], it is answered `503` with
+//!   `Retry-After` (never closed without a word);
+//! - a request's `Host` must be a name this endpoint is known by
+//!   (DNS-rebinding protection, `host`).
 //!
-//! Modules: `routes` (routing, auth, read endpoints), `users` (router
-//! writes), `json` (response bodies and errors), `metrics` (Prometheus
-//! text), `status.html` (the page).
+//! Modules: `routes` (routing, auth, read endpoints), `body` (request
+//! bodies, draining), `host` (allowed `Host` names), `overflow` (the 503
+//! for connections past the limit), `users` (router writes), `json`
+//! (response bodies and errors), `metrics` (Prometheus text),
+//! `status.html` (the page).
 
+mod body;
+mod host;
 mod json;
 mod metrics;
+mod overflow;
 mod routes;
+mod tracker;
 mod users;
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::agent::{Control, View};
 use crate::client::Router;
 use crate::config::{RouterConfig, Secret};
 use crate::store::{OutboxStats, StoreError, StoreHandle};
+use tracker::{Slot, Tracked, Tracker};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// How long a connection past [`MAX_CONNECTIONS`] may wait for a slot
+/// before it is answered 503.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(500);
 /// Time a client has to send a request's headers (also the idle limit
 /// between keep-alive requests).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,11 +86,16 @@ pub struct Shared {
     /// central URL; without one the event is recorded directly).
     pub intents: Option<tokio::sync::mpsc::Sender<crate::agent::sync::IntentMsg>>,
     pub kicks: crate::agent::kicks::Kicks,
+    /// `http_allowed_hosts`: extra names a request's `Host` may carry.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Shared by all connections.
 pub(crate) struct Ctx {
     shared: Shared,
+    /// The configured listen address (for the `Host` check).
+    listen: SocketAddr,
+    hosts: host::HostPolicy,
     stats: StatsCache,
     writes: Semaphore,
     /// Serializes `test-connection` and remembers its last result, so a
@@ -135,6 +153,8 @@ impl HttpServer {
 /// address is logged and retried: monitoring does not depend on it.
 pub fn start(listen: SocketAddr, shared: Shared) -> HttpServer {
     let ctx = Arc::new(Ctx {
+        hosts: host::HostPolicy::new(&shared.allowed_hosts),
+        listen,
         shared,
         stats: StatsCache {
             cached: tokio::sync::Mutex::new(None),
@@ -168,6 +188,7 @@ async fn serve(listen: SocketAddr, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<
         Err(_) => log::info!("http: listening on http://{listen}"),
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let waiting = Arc::new(Semaphore::new(overflow::MAX_WAITING));
     let tracker = Arc::new(Tracker::default());
     loop {
         let (stream, peer) = tokio::select! {
@@ -183,26 +204,57 @@ async fn serve(listen: SocketAddr, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<
             _ = stopped(&mut shutdown) => break,
         };
         let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
+            Ok(p) => Some(p),
             Err(_) => {
                 // Full: make room by closing the connection that has been
-                // idle or stuck in its headers longest; if every slot is
-                // busy with a request, the newcomer waits a moment, then
-                // is closed.
+                // idle or stuck in its headers longest. The newcomer waits
+                // for a slot on its own task (the accept loop never waits),
+                // and is answered 503 if none frees up in time.
                 tracker.evict_oldest();
-                match tokio::time::timeout(Duration::from_secs(1), slots.clone().acquire_owned())
-                    .await
-                {
-                    Ok(Ok(p)) => p,
-                    _ => {
-                        log::debug!("http: {peer}: too many connections, closed");
-                        continue;
-                    }
-                }
+                None
             }
         };
-        let (ctx, tracker, shutdown) = (ctx.clone(), tracker.clone(), shutdown.clone());
+        let wait_permit = match permit {
+            Some(_) => None,
+            // When even the waiting room is full, stop accepting until a
+            // place frees up (each is held for a second or two at most):
+            // further clients wait in the kernel's listen backlog instead
+            // of being closed without an answer.
+            None => tokio::select! {
+                w = waiting.clone().acquire_owned() => w.ok(),
+                _ = stopped(&mut shutdown) => break,
+            },
+        };
+        let (ctx, tracker, mut shutdown, slots) = (
+            ctx.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+            slots.clone(),
+        );
         tokio::spawn(async move {
+            let permit = match permit {
+                Some(p) => p,
+                None => {
+                    let got = tokio::select! {
+                        p = wait_for_slot(&slots, &tracker) => p,
+                        _ = stopped(&mut shutdown) => None,
+                    };
+                    match got {
+                        Some(p) => p,
+                        None => {
+                            // Not holding the context (and its store
+                            // handle) while answering: shutdown waits
+                            // for those.
+                            drop(ctx);
+                            log::debug!("http: {peer}: too many connections, 503");
+                            overflow::refuse(stream).await;
+                            drop(wait_permit);
+                            return;
+                        }
+                    }
+                }
+            };
+            drop(wait_permit);
             connection(stream, peer, ctx, tracker, shutdown).await;
             drop(permit);
         });
@@ -224,7 +276,10 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let slot = Arc::new(Slot::default());
+    // The address the client reached: on a 0.0.0.0 or [::] listener, the
+    // interface address (an allowed Host).
+    let local = stream.local_addr().unwrap_or(ctx.listen);
+    let slot = Arc::new(Slot::new());
     tracker.idle(&slot);
     let svc = {
         let (slot, tracker) = (slot.clone(), tracker.clone());
@@ -232,7 +287,7 @@ async fn connection(
             let (ctx, slot, tracker) = (ctx.clone(), slot.clone(), tracker.clone());
             async move {
                 tracker.busy(&slot);
-                let resp = routes::handle(req, &ctx, peer).await;
+                let resp = routes::handle(req, &ctx, peer, local).await;
                 tracker.idle(&slot);
                 Ok::<_, Infallible>(resp)
             }
@@ -242,7 +297,7 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEADER_BUF)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(Tracked::new(stream, slot.clone())), svc);
     tokio::select! {
         biased;
         _ = stopped(&mut shutdown) => {}
@@ -256,53 +311,24 @@ async fn connection(
     tracker.busy(&slot);
 }
 
-/// One connection's place in the eviction order.
-#[derive(Default)]
-struct Slot {
-    evict: Notify,
-    /// Its key in [`Tracker::idle`] while idle.
-    key: Mutex<Option<u64>>,
-}
-
-/// Connections not currently inside a request handler (waiting for
-/// headers, or idle between keep-alive requests), oldest first.
-#[derive(Default)]
-struct Tracker {
-    inner: Mutex<TrackerInner>,
-}
-
-#[derive(Default)]
-struct TrackerInner {
-    next: u64,
-    idle: BTreeMap<u64, Arc<Slot>>,
-}
-
-impl Tracker {
-    fn idle(&self, slot: &Arc<Slot>) {
-        let mut t = lock(&self.inner);
-        let key = t.next;
-        t.next += 1;
-        t.idle.insert(key, slot.clone());
-        let old = lock(&slot.key).replace(key);
-        if let Some(old) = old {
-            t.idle.remove(&old);
-        }
-    }
-
-    fn busy(&self, slot: &Slot) {
-        // Take the key first: never hold both locks in this order.
-        let key = lock(&slot.key).take();
-        if let Some(key) = key {
-            lock(&self.inner).idle.remove(&key);
-        }
-    }
-
-    fn evict_oldest(&self) {
-        let oldest = lock(&self.inner).idle.pop_first();
-        if let Some((_, slot)) = oldest {
-            lock(&slot.key).take();
-            // `notify_one` keeps the wake-up if the task is not waiting yet.
-            slot.evict.notify_one();
+/// Waits up to [`QUEUE_WAIT`] for a free slot. Meanwhile connections
+/// become evictable (a fresh one is spared for a moment: its request may
+/// still be on the way), so room is made again every few milliseconds.
+async fn wait_for_slot(
+    slots: &Arc<Semaphore>,
+    tracker: &Tracker,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    // One acquire kept across the loop: its place in the semaphore's
+    // first-come queue is kept too.
+    let acquire = slots.clone().acquire_owned();
+    let deadline = tokio::time::sleep(QUEUE_WAIT);
+    tokio::pin!(acquire, deadline);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            p = &mut acquire => return p.ok(),
+            _ = &mut deadline => return None,
+            _ = tick.tick() => tracker.evict_oldest(),
         }
     }
 }
@@ -311,9 +337,4 @@ impl Tracker {
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; drop it here.
     let _ = rx.wait_for(|s| *s).await.is_ok();
-}
-
-/// Poisoning only means another task panicked mid-update of a plain value.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -8,14 +8,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, StatusCode};
+use hyper::http::request::Parts;
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
 
+use super::body::Body;
 use super::json::{self, ApiError, Resp, error};
-use super::{BODY_TIMEOUT, Ctx, MAX_BODY, metrics, users};
+use super::{Ctx, metrics, users};
 use crate::agent::Control;
 use crate::client::Connection;
 use crate::clock::Timestamp;
@@ -56,16 +57,31 @@ impl Route {
 }
 
 /// Serves one request and logs it (never its headers or body: they may
-/// hold the token or a password).
-pub(crate) async fn handle(req: Request<Incoming>, ctx: &Ctx, peer: SocketAddr) -> Resp {
+/// hold the token or a password). `local` is the address the client
+/// connected to.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    ctx: &Ctx,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Resp {
     let started = Instant::now();
-    let method = req.method().clone();
-    let mut path = req.uri().path().to_owned();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let mut path = parts.uri.path().to_owned();
     if path.len() > 200 {
         path.truncate(path.floor_char_boundary(200));
         path.push('…');
     }
-    let resp = route(req, ctx).await;
+    let mut body = Body::new(body, &parts.headers);
+    let mut resp = route(&parts, &mut body, ctx, local).await;
+    // Whatever the answer, the rest of the body must be off the wire
+    // before the next request can be read; if it cannot be, say that the
+    // connection closes instead of letting the client find out by writing.
+    if !body.finish().await {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     log::debug!(
         "http: {peer} {method} {path} {} {} ms",
         resp.status().as_u16(),
@@ -74,15 +90,24 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: &Ctx, peer: SocketAddr) 
     resp
 }
 
-async fn route(req: Request<Incoming>, ctx: &Ctx) -> Resp {
-    let route = match parse_path(req.uri().path()) {
+async fn route(req: &Parts, body: &mut Body, ctx: &Ctx, local: SocketAddr) -> Resp {
+    // Before anything else, so a rebinding page learns not even which
+    // paths exist. A valid token proves a deliberate client.
+    let host_ok = ctx.hosts.allows(&req.uri, &req.headers, ctx.listen, local);
+    if !host_ok && authorize(&req.headers, ctx).is_err() {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this Host is not served here: use the endpoint's address or localhost, or list the name in http_allowed_hosts",
+        );
+    }
+    let route = match parse_path(req.uri.path()) {
         Ok(Some(r)) => r,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such route"),
         Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
     };
     let allowed = route.method();
-    let method = req.method();
-    if method != allowed && !(allowed == Method::GET && method == Method::HEAD) {
+    let method = &req.method;
+    if *method != allowed && !(allowed == Method::GET && method == Method::HEAD) {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         let allow = if allowed == Method::GET {
             HeaderValue::from_static("GET, HEAD")
@@ -93,7 +118,7 @@ async fn route(req: Request<Incoming>, ctx: &Ctx) -> Resp {
         return r;
     }
     if route.changes_something()
-        && let Err(e) = authorize(&req, ctx)
+        && let Err(e) = authorize(&req.headers, ctx)
     {
         return e.response();
     }
@@ -110,7 +135,7 @@ async fn route(req: Request<Incoming>, ctx: &Ctx) -> Resp {
             )
         }
         Route::ActiveUsers => {
-            let filter = match query_param(req.uri().query(), "filter") {
+            let filter = match query_param(req.uri.query(), "filter") {
                 None => None,
                 Some("hotspot") => Some(Service::Hotspot),
                 Some("pppoe") => Some(Service::Pppoe),
@@ -135,18 +160,18 @@ async fn route(req: Request<Incoming>, ctx: &Ctx) -> Resp {
         }
         Route::TestConnection => test_connection(ctx).await,
         Route::SyncForce => {
-            if let Err(e) = read_body(req, false).await {
+            if let Err(e) = body.json(&req.headers, false).await {
                 return e.response();
             }
             sync_force(ctx)
         }
-        Route::Create(service) => match read_body(req, true).await {
+        Route::Create(service) => match body.json(&req.headers, true).await {
             Err(e) => e.response(),
             Ok(body) => users::create(ctx, service, body.unwrap_or(Value::Null)).await,
         },
         Route::Delete(service, name) => users::delete(ctx, service, name).await,
         Route::Toggle(name, disable) => {
-            if let Err(e) = read_body(req, false).await {
+            if let Err(e) = body.json(&req.headers, false).await {
                 return e.response();
             }
             users::toggle_pppoe(ctx, name, disable).await
@@ -224,14 +249,14 @@ fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
 }
 
 /// 403 without a configured token, 401 without a matching bearer token.
-fn authorize(req: &Request<Incoming>, ctx: &Ctx) -> Result<(), ApiError> {
+fn authorize(headers: &HeaderMap, ctx: &Ctx) -> Result<(), ApiError> {
     let Some(expected) = &ctx.shared.token else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "changes are disabled: no http_token is configured",
         ));
     };
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing bearer token",
@@ -262,114 +287,6 @@ fn tokens_equal(a: &[u8], b: &[u8]) -> bool {
         .zip(b.as_ref())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
-}
-
-/// Largest too-large body still read (and dropped) before the 413.
-const DRAIN_LIMIT: u64 = 1024 * 1024;
-/// How long that reading may take.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Reads a request body: at most [`MAX_BODY`] bytes (413), within
-/// [`BODY_TIMEOUT`] (408), JSON only (415 for another content type, 400
-/// when it does not parse). `Ok(None)` when there is no body; `required`
-/// makes that a 400.
-async fn read_body(req: Request<Incoming>, required: bool) -> Result<Option<Value>, ApiError> {
-    let headers = req.headers();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
-        // A body of modest size is read and dropped before the 413, so the
-        // client is not reset halfway through sending it and does see the
-        // answer; an absurd one is refused at once.
-        if n <= DRAIN_LIMIT {
-            let mut body = req.into_body();
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-                while let Some(Ok(_)) = body.frame().await {}
-            })
-            .await;
-        }
-        return Err(too_large());
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    let may_have_body = declared.is_some_and(|n| n > 0)
-        || (declared.is_none() && headers.contains_key(header::TRANSFER_ENCODING));
-    if !may_have_body {
-        return if required {
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "a JSON body is required",
-            ))
-        } else {
-            Ok(None)
-        };
-    }
-    if declared.is_some() && !is_json {
-        return Err(unsupported());
-    }
-    let bytes = match tokio::time::timeout(
-        BODY_TIMEOUT,
-        Limited::new(req.into_body(), MAX_BODY).collect(),
-    )
-    .await
-    {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received in time",
-            ));
-        }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Ok(Err(_)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "cannot read the body",
-            ));
-        }
-        Ok(Ok(b)) => b.to_bytes(),
-    };
-    // A chunked body may turn out empty (some clients send an empty POST
-    // that way): that is no body, whatever its declared type.
-    if bytes.is_empty() {
-        return if required {
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "a JSON body is required",
-            ))
-        } else {
-            Ok(None)
-        };
-    }
-    if !is_json {
-        return Err(unsupported());
-    }
-    match serde_json::from_slice(&bytes) {
-        Ok(v) => Ok(Some(v)),
-        // serde_json's message names line and column, never the content.
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("malformed JSON: {e}"),
-        )),
-    }
-}
-
-fn unsupported() -> ApiError {
-    ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "the body must be application/json",
-    )
-}
-
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the body is larger than {MAX_BODY} bytes"),
-    )
 }
 
 fn page() -> Resp {

@@ -24,7 +24,7 @@ use super::UplinkError;
 use crate::agent::clock::CentralDate;
 use crate::clock::parse_http_date;
 use crate::config::{CentralConfig, Secret};
-use crate::files::{MAX_PEM_BYTES, read_limited};
+use crate::files::{MAX_PEM_BYTES, read_regular};
 
 /// Where the `Date` headers of successful replies go: the agent's clock
 /// trust ([`crate::agent::clock::ClockSources::central`]).
@@ -181,7 +181,7 @@ pub fn http_agent(ca_file: Option<&Path>, timeout: Duration) -> Result<ureq::Age
     let roots = match ca_file {
         None => ureq::tls::RootCerts::WebPki,
         Some(path) => {
-            let pem = read_limited(path, MAX_PEM_BYTES)
+            let pem = read_regular(path, MAX_PEM_BYTES)
                 .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
             let mut certs = Vec::new();
             for item in ureq::tls::parse_pem(&pem) {
@@ -212,7 +212,8 @@ pub fn http_agent(ca_file: Option<&Path>, timeout: Duration) -> Result<ureq::Age
 }
 
 /// One blocking POST of `body` as JSON; parses a 2xx reply as JSON.
-pub fn post_json(
+#[cfg(test)]
+fn post_json(
     agent: &ureq::Agent,
     url: &str,
     token: Option<&Secret>,
@@ -222,16 +223,62 @@ pub fn post_json(
     post(agent, url, token, &bytes).map(|r| r.value)
 }
 
-/// One blocking POST of a serialized JSON body.
+/// One blocking POST of a serialized JSON body; parses a 2xx reply as
+/// JSON.
 fn post(
     agent: &ureq::Agent,
     url: &str,
     token: Option<&Secret>,
     bytes: &[u8],
 ) -> Result<Reply, UplinkError> {
-    let mut req = agent.post(url).header("Content-Type", "application/json");
-    if let Some(t) = token {
-        req = req.header("Authorization", &format!("Bearer {}", t.expose()));
+    let auth = token.map(|t| Secret::new(format!("Bearer {}", t.expose())));
+    let headers: Vec<(&str, &Secret)> = auth.iter().map(|a| ("Authorization", a)).collect();
+    let r = send_full(agent, url, "application/json", &headers, bytes)?;
+    let value = if r.text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&r.text).map_err(|e| UplinkError::BadReply(e.to_string()))?
+    };
+    Ok(Reply {
+        value,
+        date: r.date,
+        sent: r.sent,
+        received: r.received,
+    })
+}
+
+/// A 2xx as [`send_full`] saw it.
+struct Sent {
+    code: u16,
+    text: String,
+    date: Option<Vec<u8>>,
+    sent: Instant,
+    received: Instant,
+}
+
+/// One blocking POST of `bytes` with `content_type` and extra `headers`
+/// (whose values are never logged); a 2xx's status and body text, or
+/// why not.
+pub fn send(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, &Secret)],
+    bytes: &[u8],
+) -> Result<(u16, String), UplinkError> {
+    send_full(agent, url, content_type, headers, bytes).map(|r| (r.code, r.text))
+}
+
+fn send_full(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, &Secret)],
+    bytes: &[u8],
+) -> Result<Sent, UplinkError> {
+    let mut req = agent.post(url).header("Content-Type", content_type);
+    for (name, value) in headers {
+        req = req.header(*name, value.expose());
     }
     let sent = Instant::now();
     let mut resp = req.send(bytes).map_err(transport)?;
@@ -239,20 +286,18 @@ fn post(
     let received = Instant::now();
     let date = resp.headers().get("date").map(|d| d.as_bytes().to_vec());
     let code = resp.status().as_u16();
-    let text = resp
+    let bytes = resp
         .body_mut()
         .with_config()
         .limit(MAX_REPLY_BYTES)
-        .read_to_string()
+        .read_to_vec()
         .map_err(transport)?;
+    // Lossy: a gateway's plain-text (or binary) 2xx still counts.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     if (200..300).contains(&code) {
-        let value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|e| UplinkError::BadReply(e.to_string()))?
-        };
-        return Ok(Reply {
-            value,
+        return Ok(Sent {
+            code,
+            text,
             date,
             sent,
             received,
@@ -276,7 +321,8 @@ fn transport(e: ureq::Error) -> UplinkError {
         e @ (ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) => {
             UplinkError::Connect(e.to_string())
         }
-        other => UplinkError::Transport(other.to_string()),
+        // ureq's texts may quote the URL (`BadUri`), with its secrets.
+        other => UplinkError::Transport(crate::redact::redact_urls_in(&other.to_string())),
     }
 }
 

@@ -6,7 +6,8 @@
 //! - batch.rs: the `ingest_batch` arguments, with the `prev` chain.
 //! - policy.rs: which failures are retried, which raise alerts.
 //! - uploader.rs: the async task: cap, batch, send, ack, status.
-//! - alerts.rs / webhook.rs: alert events and their webhook copies.
+//! - alerts.rs / webhook.rs / template.rs: alert events, their webhook
+//!   copies, and the operator's body template.
 //! - error.rs: [`UplinkError`].
 
 mod alerts;
@@ -14,6 +15,7 @@ mod batch;
 mod client;
 mod error;
 mod policy;
+pub mod template;
 mod uploader;
 mod webhook;
 
@@ -32,8 +34,14 @@ use crate::store::StoreHandle;
 
 /// The alert sink for `cfg`: events, plus the webhook when one is set.
 pub fn alerts(cfg: &Config, store: &StoreHandle) -> Alerts {
-    let webhook = cfg.uplink.alert_webhook.as_ref().and_then(|url| {
-        match Webhook::start(url.clone(), cfg.uplink.timeout) {
+    let webhook = cfg.uplink.alert_webhook.as_ref().and_then(|hook| {
+        log::info!(
+            "alert webhook: {} ({} body, {} extra header(s))",
+            crate::redact::redact_url(&hook.url),
+            hook.format,
+            hook.headers.len()
+        );
+        match Webhook::start(hook.clone(), cfg.uplink.timeout) {
             Ok(w) => Some(w),
             Err(e) => {
                 log::error!("alert webhook disabled: {e}");
@@ -41,7 +49,12 @@ pub fn alerts(cfg: &Config, store: &StoreHandle) -> Alerts {
             }
         }
     });
-    Alerts::new(store.clone(), webhook, cfg.site_id.clone())
+    Alerts::new(
+        store.clone(),
+        webhook,
+        cfg.site_id.clone(),
+        cfg.router.host.clone(),
+    )
 }
 
 /// Spawns the uploader on the current runtime. Without `central_url` it
@@ -58,7 +71,7 @@ pub fn spawn(
         Some(central) => {
             log::info!(
                 "central upload to {} (batches of up to {}, outbox cap {} bytes)",
-                central.url,
+                crate::redact::redact_url(&central.url),
                 cfg.uplink.batch_max,
                 cfg.uplink.outbox_max_bytes
             );
