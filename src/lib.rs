@@ -16,6 +16,8 @@
 //! - [`shared_bytes`]: the one-word shared byte string behind `Name`
 //!   (its unsafe code lives there and only there).
 //! - [`files`]: bounded reads of config, secret and certificate files.
+//! - [`valid_hours`]: a voucher's validity, fractional hours kept to the
+//!   minute; [`password`]: a password that never prints.
 //! - [`redact`]: URLs as logs and errors may show them (no credentials,
 //!   secret paths or query tokens).
 //! - [`api_json`]: how `mikrotik-edge api` prints rows (lossless JSON).
@@ -33,7 +35,8 @@
 //!   bounded number of commands in flight.
 //! - [`uplink`]: the upload of the outbox to the central side, the outbox
 //!   cap and alerts (events plus an optional webhook).
-//! - [`reconcile`]: full sync, pure: desired state and router lists in,
+//! - [`reconcile`]: full sync, pure (with local operator intents held as
+//!   overrides until central shows them): desired state and router lists in,
 //!   actions and events out (driver: `agent::sync`).
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 

@@ -616,3 +616,121 @@ fn new_events_as_json() {
     assert_eq!(j["password"], "secret");
     assert_eq!(mask_passwords(j)["password"], "***");
 }
+
+/// Runs a plan with these intents held.
+fn run_with(intents: &Intents, lists: &RouterLists, d: &DesiredState) -> Plan {
+    plan(
+        &ReconcileState::default(),
+        intents,
+        lists,
+        Some(d),
+        &MonitorState::default(),
+        Timestamp::from_unix(NOW),
+        &cfg(SuspendMode::Disable),
+    )
+}
+
+#[test]
+fn a_voucher_without_a_known_password_is_never_recreated_and_reported_once() {
+    let mut v = voucher("V1", VoucherStatus::Created, VC);
+    v.password = Password(None);
+    let d = desired(vec![v], vec![]);
+    let p = run_with(&Intents::default(), &RouterLists::default(), &d);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(
+        p.events,
+        vec![EventKind::RecreateBlocked {
+            service: Service::Hotspot,
+            user: n("V1"),
+            reason: "password unknown centrally".into(),
+        }]
+    );
+    // Reported once while it stays missing.
+    let p2 = run_with(&p.intents, &RouterLists::default(), &d);
+    assert!(p2.events.is_empty() && p2.actions.is_empty());
+}
+
+#[test]
+fn a_recreated_voucher_keeps_the_activation_last_seen_on_the_router() {
+    let activated = "VOUCHER_SYSTEM|B1|5000|4000|1|v1|2026-01-01|admin|2027-01-15T08:00:00Z|2027-01-15T09:00:00Z";
+    // Central still has the unactivated comment (its voucher_activated
+    // not applied yet).
+    let d = desired(vec![voucher("V1", VoucherStatus::Active, VC)], vec![]);
+    let on_router = RouterLists {
+        hotspot_users: vec![user(1, "V1", "voucher-1h", activated, false)],
+        ..RouterLists::default()
+    };
+    let p = run_with(&Intents::default(), &on_router, &d);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.intents.router_comments.get(&n("V1")), Some(&n(activated)));
+    // Deleted on the router: recreated with the activated comment, not a
+    // fresh term.
+    let p2 = run_with(&p.intents, &RouterLists::default(), &d);
+    assert!(
+        matches!(&p2.actions[..], [SyncAction::CreateUser { comment, .. }] if *comment == n(activated)),
+        "{:?}",
+        p2.actions
+    );
+}
+
+#[test]
+fn deleted_users_are_removed_and_never_recreated() {
+    let d = desired(
+        vec![
+            voucher("GONE", VoucherStatus::Deleted, VC),
+            voucher("HAND", VoucherStatus::Deleted, VC),
+        ],
+        vec![sub("c1", SubscriptionStatus::Deleted)],
+    );
+    let lists = RouterLists {
+        hotspot_users: vec![
+            user(1, "GONE", "voucher-1h", VC, false),
+            user(2, "HAND", "voucher-1h", "made by hand", false),
+        ],
+        ppp_secrets: vec![user(3, "c1", "pppoe-10M", "PPPOE_SYSTEM|b", false)],
+        ppp_active: vec![ppp_session(9, "c1", 10)],
+        ..RouterLists::default()
+    };
+    let p = run_with(&Intents::default(), &lists, &d);
+    assert_eq!(
+        p.actions,
+        vec![
+            SyncAction::RemoveUser {
+                service: Service::Hotspot,
+                id: Id(1),
+                user: n("GONE"),
+            },
+            SyncAction::RemoveUser {
+                service: Service::Pppoe,
+                id: Id(3),
+                user: n("c1"),
+            },
+            SyncAction::KickPpp {
+                active_id: Id(9),
+                user: n("c1"),
+            },
+        ]
+    );
+    // Gone from the router: nothing is recreated.
+    let p2 = run_with(&p.intents, &RouterLists::default(), &d);
+    assert!(p2.actions.is_empty(), "{:?}", p2.actions);
+}
+
+#[test]
+fn a_held_local_delete_beats_a_stale_desired_state() {
+    let mut intents = Intents::default();
+    intents.record(
+        Service::Hotspot,
+        n("V1"),
+        Intent {
+            action: IntentAction::Deleted,
+            at: Timestamp::from_unix(NOW - 5),
+        },
+    );
+    let mut v = voucher("V1", VoucherStatus::Active, VC);
+    v.intent_at = Some(Timestamp::from_unix(NOW - 100));
+    let d = desired(vec![v], vec![]);
+    let p = run_with(&intents, &RouterLists::default(), &d);
+    assert!(p.actions.is_empty(), "recreated: {:?}", p.actions);
+    assert_eq!(p.intents.held.len(), 1, "the override is still held");
+}
