@@ -9,11 +9,14 @@
 //!   database and serves requests over a bounded channel, so no commit (and
 //!   its fsync, slow on an SD card) ever runs on the runtime thread. One
 //!   writer keeps event order equal to cause order.
-//! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`).
+//! - backlog.rs: the writes held in memory while the disk is full.
+//! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`),
+//!   enforced in every commit that appends events.
 //! - sync.rs: the `sync` table (last desired state, reconcile state).
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
 //! - v2.rs: the migration from schema version 2 (old shapes kept there).
 
+mod backlog;
 mod delta;
 mod error;
 mod file;

@@ -5,12 +5,21 @@
 //! reply. The runtime thread only ever awaits; commits, fsyncs and reads
 //! happen here. Requests are served in order, so events are numbered in the
 //! order their causes were committed.
+//!
+//! A full disk degrades, never stops: a commit that fails for lack of
+//! space is kept in memory ([`Backlog`]) and answered as done, so the
+//! agent goes on acting (expiries included) and serving; a `disk_full`
+//! alert is queued; the handle redb refuses after an I/O error is reopened;
+//! and every request retries the write (at most every [`RETRY`]) until it
+//! goes through, in one transaction, in order.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::backlog::Backlog;
 use super::{CapReport, StateDelta, Store, StoreError};
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind, EventRef, StreamId};
@@ -18,6 +27,10 @@ use crate::monitor::MonitorState;
 
 /// Requests waiting for the thread; senders wait when it is full.
 const QUEUE: usize = 16;
+
+/// While writes wait in memory, how often one is retried (each retry that
+/// fails also reopens the file, which reads it whole).
+pub const RETRY: Duration = Duration::from_secs(2);
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -130,10 +143,34 @@ impl StoreHandle {
                     let state = s.load_state()?;
                     Ok((s, state))
                 });
-                let store = match opened {
+                let mut server = match opened {
                     Ok((store, state)) => {
                         let _ = ready_tx.send(Ok((store.stream(), state)));
-                        store
+                        Server::new(path, site_id, store.stream(), Some(store))
+                    }
+                    Err(e) if e.is_disk_full() => {
+                        // Not even an empty file fits: run from memory with
+                        // a stream id of our own, given to the file once it
+                        // can be created.
+                        let stream = match super::file::new_stream_id() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        log::error!(
+                            "{e}; running from memory: sessions, vouchers and events are kept in \
+                             memory and written once the file can be created (retried every {} s)",
+                            RETRY.as_secs()
+                        );
+                        let mut server = Server::new(path, site_id, stream, None);
+                        server.degraded = true;
+                        server
+                            .backlog
+                            .push(None, vec![disk_full_alert(&e)], Vec::new());
+                        let _ = ready_tx.send(Ok((stream, MonitorState::default())));
+                        server
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -141,8 +178,11 @@ impl StoreHandle {
                     }
                 };
                 while let Some(req) = rx.blocking_recv() {
-                    serve(&store, &site_id, req);
+                    if !server.serve(req) {
+                        return;
+                    }
                 }
+                server.shutdown();
             })
             .map_err(|source| StoreError::Io {
                 path: std::path::PathBuf::from("<store thread>"),
@@ -281,101 +321,343 @@ impl StoreHandle {
     }
 }
 
-fn serve(store: &Store, site_id: &str, req: Request) {
-    match req {
-        Request::LoadState { reply } => {
-            let _ = reply.send(store.load_state());
+/// The thread's side: the file when it is open, and what it could not take.
+struct Server {
+    path: PathBuf,
+    site_id: String,
+    stream: StreamId,
+    store: Option<Store>,
+    backlog: Backlog,
+    /// The last cap the uploader set, re-applied to a reopened file.
+    cap: Option<(u64, u64)>,
+    /// A write failed for lack of space and has not gone through since.
+    degraded: bool,
+    /// The file turned out to hold another stream: nothing more is served.
+    stopped: bool,
+    next_retry: Instant,
+}
+
+impl Server {
+    fn new(path: PathBuf, site_id: String, stream: StreamId, store: Option<Store>) -> Server {
+        Server {
+            path,
+            site_id,
+            stream,
+            store,
+            backlog: Backlog::default(),
+            cap: None,
+            degraded: false,
+            stopped: false,
+            next_retry: Instant::now() + RETRY,
         }
-        Request::CommitAt {
-            delta,
-            at,
-            events,
-            reply,
-        } => {
-            let result = store.commit_at(&delta, at, &events).map(|first_seq| {
-                for (kind, seq) in events.iter().zip(first_seq..) {
-                    let e = EventRef { seq, at, kind };
-                    log::info!("event {}", e.to_json(site_id, store.stream()));
+    }
+
+    /// Serves one request; false when the thread must stop.
+    fn serve(&mut self, req: Request) -> bool {
+        self.retry();
+        match req {
+            Request::LoadState { reply } => {
+                let r = self.read(|s| s.load_state());
+                let _ = reply.send(r);
+            }
+            Request::CommitAt {
+                delta,
+                at,
+                events,
+                reply,
+            } => {
+                if let Some(store) = self.store.as_ref().filter(|_| self.backlog.is_empty()) {
+                    match store.commit_at(&delta, at, &events) {
+                        Ok(first_seq) => {
+                            for (kind, seq) in events.iter().zip(first_seq..) {
+                                let e = EventRef { seq, at, kind };
+                                log::info!("event {}", e.to_json(&self.site_id, self.stream));
+                            }
+                            self.log_outbox(!events.is_empty());
+                            drop(delta);
+                            let _ = reply.send(Ok(Committed {
+                                first_seq,
+                                count: events.len(),
+                            }));
+                            return true;
+                        }
+                        Err(e) if e.is_disk_full() => self.degrade(&e),
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                            return true;
+                        }
+                    }
                 }
-                Committed {
-                    first_seq,
-                    count: events.len(),
-                }
+                let count = events.len();
+                let events = events.into_iter().map(|k| (at, k)).collect();
+                self.backlog.push(Some(*delta), events, Vec::new());
+                let _ = reply.send(Ok(Committed {
+                    first_seq: 0,
+                    count,
+                }));
+            }
+            Request::Commit {
+                delta,
+                events,
+                reply,
+            } => {
+                let r = self.write(Some(*delta), events, Vec::new());
+                let _ = reply.send(r);
+            }
+            Request::SaveSync {
+                blobs,
+                events,
+                reply,
+            } => {
+                let r = self.write(None, events, blobs);
+                let _ = reply.send(r);
+            }
+            Request::Pending {
+                after,
+                limit,
+                reply,
+            } => {
+                let r = match &self.store {
+                    Some(_) => self.read(|s| s.pending_events(after, limit)),
+                    // Nothing is durable, so nothing may be sent.
+                    None => Ok(Vec::new()),
+                };
+                let _ = reply.send(r);
+            }
+            Request::Ack { up_to, reply } => {
+                let r = self.read(|s| s.ack_events(up_to));
+                let _ = reply.send(r);
+            }
+            Request::Stats { reply } => {
+                let in_memory = self.backlog.events.len() as u64;
+                let r = match &self.store {
+                    Some(_) => self.read(|store| {
+                        Ok(OutboxStats {
+                            pending: store.queued_events()? + in_memory,
+                            oldest_at: store.oldest_event()?.map(|e| e.at),
+                            last_seq: store.last_seq()?,
+                            acked_through: store.acked_through()?,
+                            bytes: store.outbox_bytes()?,
+                        })
+                    }),
+                    None => Ok(OutboxStats {
+                        pending: in_memory,
+                        ..OutboxStats::default()
+                    }),
+                };
+                let _ = reply.send(r);
+            }
+            Request::EnforceCap {
+                max_bytes,
+                protect_through,
+                reply,
+            } => {
+                self.cap = Some((max_bytes, protect_through));
+                let r = match &self.store {
+                    Some(_) => self.read(|store| {
+                        store.set_outbox_cap(max_bytes, protect_through);
+                        let now = store.enforce_outbox_cap(max_bytes, protect_through)?;
+                        Ok(match (store.take_cap_report(), now) {
+                            (Some(a), Some(b)) => Some(a.merge(b)),
+                            (a, b) => a.or(b),
+                        })
+                    }),
+                    None => Ok(None),
+                };
+                let _ = reply.send(r);
+            }
+            Request::LoadSync { key, reply } => {
+                let r = match self.backlog.blob(key) {
+                    Some(blob) => Ok(Some(blob.to_vec())),
+                    None if self.store.is_none() => Ok(None),
+                    None => self.read(|s| s.load_sync(key)),
+                };
+                let _ = reply.send(r);
+            }
+        }
+        !self.stopped
+    }
+
+    /// A request on the open file; a full disk's error reopens it (redb
+    /// refuses all I/O on a handle that saw one).
+    fn read<T>(
+        &mut self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(store) = &self.store else {
+            return Err(StoreError::NotOpen {
+                path: self.path.clone(),
             });
-            drop(delta);
-            let _ = reply.send(result);
+        };
+        let r = f(store);
+        if let Err(e) = &r
+            && e.is_disk_full()
+        {
+            self.reopen();
         }
-        Request::Commit {
-            delta,
-            events,
-            reply,
-        } => {
-            let result = store
-                .commit(&delta, events)
-                .map(|events| logged(&events, site_id, store));
-            // The delta holds the new state; release it here, not after
-            // the reply reaches the agent.
-            drop(delta);
-            let _ = reply.send(result);
-        }
-        Request::Pending {
-            after,
-            limit,
-            reply,
-        } => {
-            let _ = reply.send(store.pending_events(after, limit));
-        }
-        Request::Ack { up_to, reply } => {
-            let _ = reply.send(store.ack_events(up_to));
-        }
-        Request::Stats { reply } => {
-            let stats = (|| {
-                Ok(OutboxStats {
-                    pending: store.queued_events()?,
-                    oldest_at: store.oldest_event()?.map(|e| e.at),
-                    last_seq: store.last_seq()?,
-                    acked_through: store.acked_through()?,
-                    bytes: store.outbox_bytes()?,
-                })
-            })();
-            let _ = reply.send(stats);
-        }
-        Request::EnforceCap {
-            max_bytes,
-            protect_through,
-            reply,
-        } => {
-            let _ = reply.send(store.enforce_outbox_cap(max_bytes, protect_through));
-        }
-        Request::SaveSync {
-            blobs,
-            events,
-            reply,
-        } => {
-            let result = store.save_sync(&blobs, events).map(|events| {
-                for e in &events {
-                    log::info!("event {}", e.to_json(site_id, store.stream()));
+        r
+    }
+
+    /// Commits, or keeps in memory when the disk is full (or writes are
+    /// already waiting there: order is kept).
+    fn write(
+        &mut self,
+        delta: Option<StateDelta>,
+        events: Vec<(Timestamp, EventKind)>,
+        blobs: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<Committed, StoreError> {
+        let count = events.len();
+        if let Some(store) = self.store.as_ref().filter(|_| self.backlog.is_empty()) {
+            let empty = StateDelta::default();
+            match store.write_all(delta.as_ref().unwrap_or(&empty), &events, &blobs) {
+                Ok(first_seq) => {
+                    for ((at, kind), seq) in events.iter().zip(first_seq..) {
+                        let e = EventRef { seq, at: *at, kind };
+                        log::info!("event {}", e.to_json(&self.site_id, self.stream));
+                    }
+                    self.log_outbox(count > 0);
+                    return Ok(Committed { first_seq, count });
                 }
-                Committed {
-                    first_seq: events.first().map_or(0, |e| e.seq),
-                    count: events.len(),
-                }
-            });
-            let _ = reply.send(result);
+                Err(e) if e.is_disk_full() => self.degrade(&e),
+                Err(e) => return Err(e),
+            }
         }
-        Request::LoadSync { key, reply } => {
-            let _ = reply.send(store.load_sync(key));
+        self.backlog.push(delta, events, blobs);
+        // Not numbered yet: numbers are given when the events are written.
+        Ok(Committed {
+            first_seq: 0,
+            count,
+        })
+    }
+
+    /// After a write failed for lack of space: alert once, reopen.
+    fn degrade(&mut self, e: &StoreError) {
+        if !self.degraded {
+            self.degraded = true;
+            log::error!(
+                "{e}; running from memory: the agent keeps monitoring, acting and serving, and \
+                 what it cannot write now is written once space returns (retried every {} s)",
+                RETRY.as_secs()
+            );
+            self.backlog
+                .push(None, vec![disk_full_alert(e)], Vec::new());
+        }
+        self.reopen();
+        self.next_retry = Instant::now() + RETRY;
+    }
+
+    /// Drops the handle (refused after an I/O error) and opens the file
+    /// again; without it, reads find nothing until a retry opens it.
+    fn reopen(&mut self) {
+        self.store = None;
+        self.open();
+    }
+
+    fn open(&mut self) {
+        match Store::open_as(&self.path, Some(self.stream)) {
+            Ok(store) if store.stream() != self.stream => {
+                // A file that appeared meanwhile with its own stream: our
+                // events belong to another stream. Stop; a restart reads it.
+                log::error!(
+                    "state file {} now holds stream {}, not {}: stopping the store (restart the \
+                     agent); events kept in memory since the disk filled are lost",
+                    self.path.display(),
+                    store.stream(),
+                    self.stream
+                );
+                self.backlog = Backlog::default();
+                self.stopped = true;
+            }
+            Ok(store) => {
+                if let Some((max, protect)) = self.cap {
+                    store.set_outbox_cap(max, protect);
+                }
+                self.store = Some(store);
+            }
+            Err(e) => log::debug!("state file still not open: {e}"),
+        }
+    }
+
+    /// Writes what waits in memory, at most every [`RETRY`].
+    fn retry(&mut self) {
+        if (self.backlog.is_empty() && self.store.is_some())
+            || Instant::now() < self.next_retry
+            || self.stopped
+        {
+            return;
+        }
+        self.next_retry = Instant::now() + RETRY;
+        if self.store.is_none() {
+            self.open();
+        }
+        let Some(store) = &self.store else { return };
+        if self.backlog.is_empty() {
+            return;
+        }
+        let delta = self.backlog.delta.take().unwrap_or_default();
+        let blobs = std::mem::take(&mut self.backlog.blobs);
+        let events = self.backlog.events_to_write(Timestamp::now());
+        match store.write_all(&delta, events, &blobs) {
+            Ok(first_seq) => {
+                for ((at, kind), seq) in events.iter().zip(first_seq..) {
+                    let e = EventRef { seq, at: *at, kind };
+                    log::info!("event {}", e.to_json(&self.site_id, self.stream));
+                }
+                log::warn!(
+                    "state file {} writable again: {} events and the state kept in memory written",
+                    self.path.display(),
+                    events.len()
+                );
+                self.backlog = Backlog::default();
+                self.degraded = false;
+                self.log_outbox(true);
+            }
+            Err(e) => {
+                log::debug!("state file still not writable: {e}");
+                self.backlog.delta = Some(delta);
+                self.backlog.blobs = blobs;
+                if e.is_disk_full() {
+                    self.reopen();
+                }
+            }
+        }
+    }
+
+    /// The outbox size after a commit that appended events (debug: the
+    /// cap's tests read it).
+    fn log_outbox(&self, appended: bool) {
+        if !appended || !log::log_enabled!(log::Level::Debug) || self.cap.is_none() {
+            return;
+        }
+        if let Some(Ok(bytes)) = self.store.as_ref().map(Store::outbox_bytes) {
+            log::debug!("outbox: {bytes} bytes after commit");
+        }
+    }
+
+    /// At the end: one last try to write what waits in memory.
+    fn shutdown(&mut self) {
+        if self.backlog.is_empty() {
+            return;
+        }
+        self.next_retry = Instant::now();
+        self.retry();
+        if !self.backlog.is_empty() {
+            log::error!(
+                "stopping with {} events and state changes not written to {} (disk full); \
+                 they are lost",
+                self.backlog.events.len(),
+                self.path.display()
+            );
         }
     }
 }
 
-/// Logs committed events (`event {json}`) and says what was numbered.
-fn logged(events: &[Event], site_id: &str, store: &Store) -> Committed {
-    for e in events {
-        log::info!("event {}", e.to_json(site_id, store.stream()));
-    }
-    Committed {
-        first_seq: events.first().map_or(0, |e| e.seq),
-        count: events.len(),
-    }
+fn disk_full_alert(e: &StoreError) -> (Timestamp, EventKind) {
+    (
+        Timestamp::now(),
+        EventKind::Alert {
+            name: "disk_full".into(),
+            message: format!("{e}; running from memory until space returns"),
+        },
+    )
 }
