@@ -135,6 +135,19 @@ impl Store {
     /// [`Store::open`]; a new file gets `stream` as its id when given (the
     /// id an agent that started on a full disk already used in memory).
     pub fn open_as(path: &Path, stream: Option<StreamId>) -> Result<Store, StoreError> {
+        let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+        match Store::open_inner(path, stream) {
+            // A file this call began but could not finish (no space for its
+            // header) is not a redb file: removed, so a retry starts clean.
+            Err(e) if fresh && e.is_disk_full() => {
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+            r => r,
+        }
+    }
+
+    fn open_inner(path: &Path, stream: Option<StreamId>) -> Result<Store, StoreError> {
         let io_err = |source| StoreError::Io {
             path: path.to_path_buf(),
             source,

@@ -652,12 +652,16 @@ impl Server {
     }
 }
 
+/// The `disk_full` alert, logged like every alert (it reaches the central
+/// side with the rest once written; the webhook does not get it).
 fn disk_full_alert(e: &StoreError) -> (Timestamp, EventKind) {
+    let message = format!("{e}; running from memory until space returns");
+    log::warn!("alert disk_full: {message}");
     (
         Timestamp::now(),
         EventKind::Alert {
             name: "disk_full".into(),
-            message: format!("{e}; running from memory until space returns"),
+            message,
         },
     )
 }
