@@ -12,6 +12,8 @@
 //! - backlog.rs: the writes held in memory while the disk is full.
 //! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`),
 //!   enforced in every commit that appends events.
+//! - quarantine.rs: the `quarantine` table (events the central side
+//!   refused as malformed, for `mikrotik-edge quarantine list|resend`).
 //! - sync.rs: the `sync` table (last desired state, reconcile state).
 //! - error.rs: [`StoreError`], keeping redb's and the OS's causes.
 //! - v2.rs: the migration from schema version 2 (old shapes kept there).
@@ -21,6 +23,7 @@ mod delta;
 mod error;
 mod file;
 mod outbox;
+mod quarantine;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -31,5 +34,6 @@ pub use delta::StateDelta;
 pub use error::StoreError;
 pub use file::{MikhmonImportRecord, SCHEMA_VERSION, Store};
 pub use outbox::CapReport;
+pub use quarantine::Quarantined;
 pub use sync::{KEY_DESIRED, KEY_RECONCILE};
 pub use thread::{Committed, OutboxStats, StoreHandle, StoreThread};

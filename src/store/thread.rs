@@ -86,6 +86,12 @@ enum Request {
     LoadState {
         reply: Reply<MonitorState>,
     },
+    Quarantine {
+        seqs: Vec<u64>,
+        reason: String,
+        alert: bool,
+        reply: Reply<Option<Event>>,
+    },
 }
 
 /// What waits in the outbox.
@@ -311,6 +317,24 @@ impl StoreHandle {
         self.call(|reply| Request::LoadState { reply }).await
     }
 
+    /// Moves queued events the central side refused as malformed to the
+    /// quarantine, with an `event_quarantined` event when `alert`; see
+    /// [`Store::quarantine`].
+    pub async fn quarantine(
+        &self,
+        seqs: Vec<u64>,
+        reason: String,
+        alert: bool,
+    ) -> Result<Option<Event>, StoreError> {
+        self.call(|reply| Request::Quarantine {
+            seqs,
+            reason,
+            alert,
+            reply,
+        })
+        .await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -464,6 +488,18 @@ impl Server {
                     }),
                     None => Ok(None),
                 };
+                let _ = reply.send(r);
+            }
+            Request::Quarantine {
+                seqs,
+                reason,
+                alert,
+                reply,
+            } => {
+                let r = self.read(|s| s.quarantine(&seqs, &reason, alert));
+                if let Ok(Some(e)) = &r {
+                    log::info!("event {}", e.to_json(&self.site_id, self.stream));
+                }
                 let _ = reply.send(r);
             }
             Request::LoadSync { key, reply } => {

@@ -4,7 +4,9 @@
 //! - client.rs: the blocking ureq client on its own thread; generic `rpc`.
 //! - batch.rs: the `ingest_batch` arguments, with the `prev` chain.
 //! - policy.rs: which failures are retried, which raise alerts.
-//! - uploader.rs: the async task: cap, batch, send, ack, status.
+//! - uploader.rs: the async task: cap, batch, send, ack, status, and the
+//!   narrowing down of a batch refused as malformed to its quarantine.
+//! - quarantine.rs: `mikrotik-edge quarantine list|resend`.
 //! - alerts.rs / webhook.rs: alert events and their webhook copies.
 //! - error.rs: [`UplinkError`].
 
@@ -13,6 +15,7 @@ mod batch;
 mod client;
 mod error;
 mod policy;
+mod quarantine;
 mod uploader;
 mod webhook;
 
@@ -23,6 +26,7 @@ pub use batch::{ingest_args, ingest_body};
 pub use client::CentralClient;
 pub use error::UplinkError;
 pub use policy::{Reaction, classify};
+pub use quarantine::quarantine_cli;
 pub use webhook::Webhook;
 
 use crate::agent::View;
