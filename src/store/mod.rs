@@ -10,6 +10,8 @@
 //!   its fsync, slow on an SD card) ever runs on the runtime thread. One
 //!   writer keeps event order equal to cause order.
 //! - backlog.rs: the writes held in memory while the disk is full.
+//! - server.rs: the thread's side of each request, and the full disk's
+//!   fallback to memory.
 //! - outbox.rs: the outbox cap (compaction of `usage`, then `dropped`),
 //!   enforced in every commit that appends events.
 //! - quarantine.rs: the `quarantine` table (events the central side
@@ -24,6 +26,7 @@ mod error;
 mod file;
 mod outbox;
 mod quarantine;
+mod server;
 mod sync;
 #[cfg(test)]
 mod tests;
