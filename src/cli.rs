@@ -29,6 +29,10 @@ Commands:
                              running: use POST /api/mikrotik/sync/force then)
   create-batch FILE.csv [--failures OUT.csv] [--max-in-flight N]
                              create vouchers / PPPoE secrets from a CSV file
+  quarantine list            print the events the central side refused as
+                             malformed (one JSON line each)
+  quarantine resend          queue them again as new events (once the central
+                             side is fixed); both with the agent stopped
   help                       print this help
 
 Options:
@@ -62,8 +66,17 @@ pub enum Command {
     Sync,
     /// `create-batch FILE.csv` and its options.
     CreateBatch(CreateOptions),
+    /// `quarantine list|resend`.
+    Quarantine(QuarantineAction),
     Help,
     Version,
+}
+
+/// What `quarantine` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuarantineAction {
+    List,
+    Resend,
 }
 
 /// A parsed command line.
@@ -95,12 +108,15 @@ pub enum CliError {
     Twice(&'static str),
     /// Options that do not go together.
     Conflict(&'static str, &'static str),
+    /// `quarantine` without `list` or `resend`.
+    QuarantineNeedsAction,
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::UnknownCommand(c) => write!(f, "unknown command {c:?}"),
+            CliError::QuarantineNeedsAction => f.write_str("quarantine needs list or resend"),
             CliError::UnknownOption(o) => write!(f, "unknown option {o:?}"),
             CliError::ConfigNeedsPath => f.write_str("--config needs a path"),
             CliError::ConfigTwice => f.write_str("--config given more than once"),
@@ -188,6 +204,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
                     });
                 }
                 b"help" => (Command::Help, "help"),
+                b"quarantine" => match args.next().as_deref().map(OsStr::as_bytes) {
+                    Some(b"list") => (Command::Quarantine(QuarantineAction::List), "quarantine"),
+                    Some(b"resend") => {
+                        (Command::Quarantine(QuarantineAction::Resend), "quarantine")
+                    }
+                    _ => return Err(CliError::QuarantineNeedsAction),
+                },
                 b"import-mikhmon" => (
                     Command::ImportMikhmon(ImportOptions::default()),
                     "import-mikhmon",
@@ -398,6 +421,20 @@ mod tests {
         assert_eq!(ok(&["-V"]), cli(None, Command::Version));
         assert_eq!(ok(&["--version"]), cli(None, Command::Version));
         assert_eq!(ok(&["run", "--help"]), cli(None, Command::Help));
+        assert_eq!(
+            ok(&["quarantine", "list"]),
+            cli(None, Command::Quarantine(QuarantineAction::List))
+        );
+        assert_eq!(
+            ok(&["--config", "c", "quarantine", "resend"]),
+            cli(Some("c"), Command::Quarantine(QuarantineAction::Resend))
+        );
+        assert_eq!(err(&["quarantine"]), CliError::QuarantineNeedsAction);
+        assert_eq!(err(&["quarantine", "x"]), CliError::QuarantineNeedsAction);
+        assert!(matches!(
+            err(&["quarantine", "list", "x"]),
+            CliError::UnexpectedArgument { .. }
+        ));
     }
 
     #[test]
@@ -657,6 +694,8 @@ mod tests {
             "api",
             "run",
             "import-mikhmon",
+            "quarantine list",
+            "quarantine resend",
             "help",
             "--config",
             "--version",

@@ -358,6 +358,14 @@ pub enum EventKind {
         user: Name,
         reason: String,
     },
+    /// Queued events the central side refused as malformed, moved out of
+    /// the outbox into the state file's quarantine (`mikrotik-edge
+    /// quarantine list|resend`) so the queue behind them moves on.
+    Quarantined {
+        seqs: Vec<u64>,
+        /// The central side's refusal, as it answered.
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -440,6 +448,15 @@ impl EventKind {
         }
     }
 
+    /// Events that explain a gap or a fault to the central side: never
+    /// compacted, dropped or quarantined, so the reason for a gap arrives.
+    pub fn is_alert(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Alert { .. } | EventKind::Dropped { .. } | EventKind::Quarantined { .. }
+        )
+    }
+
     /// The stable name used in JSON and in the README.
     pub fn name(&self) -> &'static str {
         match self {
@@ -466,6 +483,7 @@ impl EventKind {
             EventKind::UserCreated { .. } | EventKind::UserCreatedV3 { .. } => "user_created",
             EventKind::RecreateBlocked { .. } => "recreate_blocked",
             EventKind::CreateFailed { .. } => "create_failed",
+            EventKind::Quarantined { .. } => "event_quarantined",
         }
     }
 }
@@ -815,7 +833,13 @@ impl EventRef<'_> {
                 profile.json_into(&mut m, "profile");
                 put(&mut m, "reason", reason.as_str().into());
             }
+            EventKind::Quarantined { seqs, reason } => {
+                put(&mut m, "seqs", seqs.clone().into());
+                put(&mut m, "count", seqs.len().into());
+                put(&mut m, "reason", reason.as_str().into());
+            }
         }
+        nul_free(&mut m);
         Value::Object(m)
     }
 }
@@ -843,6 +867,37 @@ pub fn mask_passwords(mut v: Value) -> Value {
         }
     }
     v
+
+}
+
+/// PostgreSQL cannot store U+0000 in `text` or `jsonb`, and RouterOS
+/// passes it through (a comment, a trap message): a text field holding it
+/// becomes lossy (U+FFFD) with the exact bytes in `X_b64`, like non-UTF-8
+/// text. Names already did this in [`Name::json_into`]; this covers the
+/// plain `String` fields.
+fn nul_free(m: &mut JsonMap) {
+    let dirty: Vec<String> = m
+        .iter()
+        .filter(|(k, v)| k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in dirty {
+        let Some(value) = m.remove(&key) else {
+            continue;
+        };
+        let key = key.replace('\0', "\u{fffd}");
+        if let Value::String(s) = &value {
+            if !m.contains_key(&format!("{key}_b64")) {
+                m.insert(
+                    format!("{key}_b64"),
+                    crate::name::base64(s.as_bytes()).into(),
+                );
+            }
+            m.insert(key, s.replace('\0', "\u{fffd}").into());
+        } else {
+            m.insert(key, value);
+        }
+    }
 }
 
 fn opt_text<T: fmt::Display>(v: &Option<T>) -> Value {
@@ -858,4 +913,42 @@ fn session_json(m: &mut JsonMap, s: &SessionRef) {
     s.user.json_into(m, "user");
     m.insert("active_id".into(), s.active_id.to_string().into());
     s.session_id.json_into(m, "session_id");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_in_plain_text_fields_becomes_lossy_plus_b64() {
+        let e = Event {
+            seq: 1,
+            at: Timestamp::from_unix(1_700_000_000),
+            kind: EventKind::Router {
+                state: RouterState::Error,
+                reason: "trap: a\0b".into(),
+            },
+        };
+        let v = e.to_json("site-a", StreamId([1; 16]));
+        assert_eq!(v["reason"], "trap: a\u{fffd}b");
+        assert_eq!(v["reason_b64"], crate::name::base64(b"trap: a\0b"));
+        assert!(!v.to_string().contains("\\u0000"), "{v}");
+    }
+
+    #[test]
+    fn quarantined_names_its_seqs() {
+        let e = Event {
+            seq: 9,
+            at: Timestamp::from_unix(1_700_000_000),
+            kind: EventKind::Quarantined {
+                seqs: vec![4, 7],
+                reason: "HTTP 400: bad".into(),
+            },
+        };
+        let v = e.to_json("site-a", StreamId([1; 16]));
+        assert_eq!(v["type"], "event_quarantined");
+        assert_eq!(v["seqs"], serde_json::json!([4, 7]));
+        assert_eq!(v["count"], 2);
+        assert!(e.kind.is_alert());
+    }
 }

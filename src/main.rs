@@ -81,6 +81,9 @@ fn main() -> ExitCode {
         Command::CreateBatch(opts) => {
             runtime.block_on(mikrotik_edge::batch::create::cli(&cfg, &opts))
         }
+        Command::Quarantine(action) => {
+            mikrotik_edge::uplink::quarantine_cli(&cfg, action, &mut std::io::stdout())
+        }
         Command::Help | Command::Version => ExitCode::SUCCESS,
     }
 }

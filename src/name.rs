@@ -131,16 +131,21 @@ impl Name {
     }
 
     /// Writes `key` into a JSON object without losing bytes: the text when
-    /// the bytes are UTF-8; otherwise a lossy text under `key` (for people
+    /// the bytes are UTF-8 without NUL; otherwise a lossy text under `key` (for people
     /// and for columns that need text) and the exact bytes, base64, under
     /// `key_b64`.
     pub fn json_into(&self, map: &mut serde_json::Map<String, serde_json::Value>, key: &str) {
-        match self.as_str() {
+        // U+0000 is valid UTF-8 but PostgreSQL's text and jsonb refuse it:
+        // such text is treated as not UTF-8 (lossy text plus exact bytes).
+        match self.as_str().filter(|s| !s.contains('\0')) {
             Some(s) => {
                 map.insert(key.to_owned(), s.into());
             }
             None => {
-                map.insert(key.to_owned(), self.lossy().into());
+                map.insert(
+                    key.to_owned(),
+                    self.lossy().replace('\0', "\u{fffd}").into(),
+                );
                 map.insert(format!("{key}_b64"), base64(&self.0).into());
             }
         }
@@ -500,6 +505,35 @@ mod tests {
         Name::new("café").json_into(&mut m, "user");
         assert_eq!(m["user"], "café");
         assert!(!m.contains_key("user_b64"));
+    }
+
+    /// Text PostgreSQL cannot hold as it is: NUL, an overlong encoding, a
+    /// lone surrogate. Each gets its exact bytes in `_b64` and a lossy text
+    /// without NUL; other control bytes are plain JSON escapes, and a
+    /// 64 KiB comment is just long.
+    #[test]
+    fn json_of_text_postgres_refuses_keeps_the_bytes() {
+        for raw in [
+            &b"a\0b"[..],
+            b"\0",
+            b"\xC0\x80",
+            b"\xED\xA0\x80",
+            b"x\xF8\x88\x80\x80\x80",
+        ] {
+            let mut m = serde_json::Map::new();
+            Name::new(raw).json_into(&mut m, "comment");
+            let text = m["comment"].as_str().unwrap();
+            assert!(!text.contains('\0'), "{raw:?}");
+            assert_eq!(m["comment_b64"], base64(raw), "{raw:?}");
+        }
+        let mut m = serde_json::Map::new();
+        Name::new(b"\x01\x1f\x7f\t\n").json_into(&mut m, "comment");
+        assert_eq!(m["comment"], "\u{1}\u{1f}\u{7f}\t\n");
+        assert!(!m.contains_key("comment_b64"));
+        let long = vec![b'x'; 64 * 1024];
+        let mut m = serde_json::Map::new();
+        Name::new(&long).json_into(&mut m, "comment");
+        assert_eq!(m["comment"].as_str().unwrap().len(), 64 * 1024);
     }
 
     proptest::proptest! {

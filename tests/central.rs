@@ -45,7 +45,7 @@ fn chain(events: Vec<(u64, &str, Value)>) -> Vec<Value> {
 }
 
 fn sql_json(v: &Value) -> String {
-    format!("$j${v}$j$::jsonb")
+    format!("$j${v}$j$::json")
 }
 
 fn ingest(pg: &Postgres, site: &str, b: &Value) -> Value {
@@ -527,7 +527,7 @@ fn claims_must_match_the_site() {
     pg.psql(
         "DO $$ BEGIN CREATE ROLE edge_agent NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
          GRANT USAGE ON SCHEMA public TO edge_agent; \
-         GRANT EXECUTE ON FUNCTION ingest_batch(text, jsonb), site_desired_state(text) TO edge_agent",
+         GRANT EXECUTE ON FUNCTION ingest_batch(text, json), site_desired_state(text) TO edge_agent",
     );
     let as_agent = |claims: &str, sql: &str| {
         pg.try_psql(&format!(

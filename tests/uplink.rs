@@ -569,3 +569,98 @@ fn bad_uplink_config_exits_2_naming_the_key() {
         assert!(err.contains(key), "{err}");
     }
 }
+
+/// Issue 20: with a 0.05 MB cap and the central side down for a long
+/// while, the outbox stays under the cap after every commit (plus at most
+/// one event), and once the central side is back the `outbox_full` alert
+/// and the `dropped` record are in PostgreSQL: the gap is explained.
+#[test]
+fn the_outbox_never_exceeds_its_cap_and_its_alerts_reach_the_central_side() {
+    let pg = Postgres::start();
+    let token = add_site(&pg, "site-a");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let sim = sim_with(|o| {
+        o.seed = SeedData {
+            hotspot_users: 120,
+            pppoe_secrets: 0,
+            hotspot_active: 40,
+            ppp_active: 0,
+            ..SeedData::default()
+        };
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb");
+    let mut env = central_env(&format!("http://{listen}"), &token);
+    env.push(("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.05".into()));
+    let cap = (0.05f64 * 1024.0 * 1024.0) as u64;
+    let agent = Agent::start(&sim, &state, &env);
+    let mut act = Activity::new(7);
+    // A busy site: logins and logouts (not compactable) fill the cap.
+    let busy = |act: &mut Activity, d: Duration| {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            for _ in 0..5 {
+                act.step(&sim);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let deadline = Instant::now() + secs(90);
+    while !agent.events().iter().any(|e| e["type"] == "dropped") && Instant::now() < deadline {
+        busy(&mut act, Duration::from_millis(500));
+    }
+    agent.wait_event(|e| e["type"] == "dropped");
+    // The outage goes on well past the first drop.
+    busy(&mut act, secs(10));
+    let largest = agent
+        .events()
+        .iter()
+        .map(|e| e.to_string().len() as u64)
+        .max()
+        .unwrap();
+    let sizes: Vec<u64> = agent
+        .log()
+        .lines()
+        .filter_map(|l| l.split_once("outbox: "))
+        .filter_map(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(sizes.len() > 50, "too few commits seen: {}", sizes.len());
+    let peak = sizes.iter().copied().max().unwrap();
+    assert!(
+        peak <= cap + largest,
+        "outbox peaked at {peak} bytes, cap {cap} (+ {largest})"
+    );
+    assert!(peak > cap / 2, "the cap was never approached: {peak}");
+    eprintln!(
+        "outbox peak {peak} bytes over {} commits, cap {cap}",
+        sizes.len()
+    );
+
+    let _gw = Gateway::start(&pg, &listen);
+    settle(&sim, &pg, &agent);
+    agent.terminate();
+    let store = Store::open(&state).unwrap();
+    let last = store.last_seq().unwrap();
+    drop(store);
+    assert_eq!(stored_through(&pg), last);
+    assert!(
+        int(
+            &pg,
+            "SELECT count(*) FROM alerts WHERE site_id = 'site-a' AND name = 'outbox_full'"
+        ) >= 1
+    );
+    assert!(
+        int(
+            &pg,
+            "SELECT count(*) FROM alerts WHERE site_id = 'site-a' AND name = 'events_dropped'"
+        ) >= 1
+    );
+    // Every drop is accounted for: the dropped records' counts plus the
+    // stored events plus the compacted usage make up all the numbers.
+    let dropped = int(
+        &pg,
+        "SELECT coalesce(sum((body ->> 'count')::bigint), 0) FROM agent_events WHERE type = 'dropped'",
+    );
+    assert!(dropped > 0);
+    assert!(int(&pg, "SELECT count(*) FROM agent_events") + dropped <= last);
+}

@@ -8,7 +8,7 @@
 -- every row that belongs to a site.
 --
 -- Entry points (see README "Central side"):
---   ingest_batch(site_id text, batch jsonb) returns jsonb
+--   ingest_batch(site_id text, batch json) returns jsonb
 --   site_desired_state(site_id text) returns jsonb
 -- Both are SECURITY DEFINER: a PostgREST role only needs EXECUTE on them, no
 -- table privileges. When `request.jwt.claims` is set (PostgREST, or the
@@ -633,6 +633,14 @@ BEGIN
                        coalesce(e ->> 'count', '?'), coalesce(e ->> 'from_seq', '?'),
                        coalesce(e ->> 'to_seq', '?')),
                 e, p_at);
+
+    ELSIF v_type = 'event_quarantined' THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        VALUES (p_site, 'event_quarantined',
+                format('agent quarantined %s events the central side refused (seq %s): %s',
+                       coalesce(e ->> 'count', '?'), coalesce(e -> 'seqs', '[]'::jsonb)::text,
+                       coalesce(e ->> 'reason', '')),
+                e, p_at);
     END IF;
     -- clock, subscription and unknown types: agent_events only (the
     -- desired state already says what they confirm).
@@ -641,17 +649,95 @@ $$;
 
 -- ---------------------------------------------------------------- ingest_batch
 
-CREATE OR REPLACE FUNCTION ingest_batch(site_id text, batch jsonb) RETURNS jsonb
+-- json as jsonb, with what jsonb cannot hold (the escape \u0000, then lone
+-- UTF-16 surrogate escapes) replaced by U+FFFD; NULL when even that fails.
+-- An escape is one preceded by an even number of backslashes.
+CREATE OR REPLACE FUNCTION _edge_jsonb(p json) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_text text := p::text;
+BEGIN
+    IF p IS NULL THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        RETURN p::jsonb;
+    EXCEPTION WHEN data_exception THEN
+        NULL;
+    END;
+    v_text := regexp_replace(v_text, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\ufffd', 'g');
+    BEGIN
+        RETURN v_text::jsonb;
+    EXCEPTION WHEN data_exception THEN
+        NULL;
+    END;
+    v_text := regexp_replace(v_text, '(?<!\\)((?:\\\\)*)\\u[dD][89a-fA-F][0-9a-fA-F]{2}',
+                             '\1\\ufffd', 'g');
+    BEGIN
+        RETURN v_text::jsonb;
+    EXCEPTION WHEN data_exception THEN
+        RETURN NULL;
+    END;
+END
+$$;
+
+-- Stores one event; true when it is new. `p_raw` is the batch's exact text
+-- when the batch held what jsonb cannot (see ingest_batch): an event that
+-- was changed for it (now holding U+FFFD) is flagged `_lossy` with the
+-- md5 of that text, kept once per site in an `alerts` row `lossy_batch`
+-- (`data.raw`), so nothing is lost.
+CREATE OR REPLACE FUNCTION _edge_insert_event(p_site text, p_stream text, p_seq bigint,
+                                              p_prev bigint, p_ev jsonb, p_raw text)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n   integer;
+    v_md5 text;
+    v_ev  jsonb := p_ev;
+BEGIN
+    IF p_raw IS NOT NULL AND strpos(p_ev::text, chr(65533)) > 0 THEN
+        v_md5 := md5(p_raw);
+        v_ev := p_ev || jsonb_build_object('_lossy', v_md5);
+    END IF;
+    INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body)
+    VALUES (p_site, p_stream, p_seq, p_prev, v_ev ->> 'type', _edge_ts(v_ev ->> 'at'), v_ev)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n > 0 AND v_md5 IS NOT NULL THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        SELECT p_site, 'lossy_batch',
+               'a batch held text PostgreSQL cannot store (U+0000): stored with U+FFFD, '
+               || 'its exact text is data.raw; events flagged _lossy = data.md5',
+               jsonb_build_object('md5', v_md5, 'raw', p_raw), now()
+         WHERE NOT EXISTS (SELECT 1 FROM alerts
+                            WHERE site_id = p_site AND name = 'lossy_batch'
+                              AND data ->> 'md5' = v_md5);
+    END IF;
+    RETURN v_n > 0;
+END
+$$;
+
+-- The batch comes as json, not jsonb: converting to jsonb refuses U+0000,
+-- and a jsonb argument failed the whole call before this function could
+-- help. (PostgREST still fails such a body itself: its json_to_record
+-- de-escapes every string. The gateway makes U+0000 storable first, and
+-- the agent never sends it.)
+DROP FUNCTION IF EXISTS ingest_batch(text, jsonb);
+
+CREATE OR REPLACE FUNCTION ingest_batch(site_id text, batch json) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_site    text := $1;
-    v_batch   jsonb := $2;
+    v_raw     json := $2;
+    v_batch   jsonb;
     v_stream  text;
     v_events  jsonb;
     v_through bigint;
     v_next    bigint;
-    v_n       integer;
+    v_state   text;
+    v_msg     text;
+    v_lossy   text;
     r         record;
     e         jsonb;
     i         integer := 0;
@@ -661,9 +747,21 @@ BEGIN
     -- intents made now (see _edge_intent_stamp).
     PERFORM set_config('edge.applying', 'on', true);
 
-    IF v_batch IS NULL OR jsonb_typeof(v_batch) <> 'object' THEN
+    IF v_raw IS NULL OR json_typeof(v_raw) <> 'object' THEN
         RAISE EXCEPTION 'batch must be a JSON object' USING ERRCODE = '22023';
     END IF;
+    BEGIN
+        v_batch := v_raw::jsonb;
+    EXCEPTION WHEN data_exception THEN
+        -- U+0000 (or a lone surrogate escape) somewhere. Every json
+        -- function fails on it too, so the text is made storable as a
+        -- whole and kept for the events it changed (_edge_insert_event).
+        v_batch := _edge_jsonb(v_raw);
+        v_lossy := v_raw::text;
+        IF v_batch IS NULL THEN
+            RAISE EXCEPTION 'batch is not JSON PostgreSQL can store' USING ERRCODE = '22023';
+        END IF;
+    END;
     IF jsonb_typeof(v_batch -> 'stream') IS DISTINCT FROM 'string' OR v_batch ->> 'stream' = '' THEN
         RAISE EXCEPTION 'batch.stream is required (a non-empty string)' USING ERRCODE = '22023';
     END IF;
@@ -716,18 +814,49 @@ BEGIN
     SELECT stored_through INTO v_through FROM agent_streams
      WHERE site_id = v_site AND stream = v_stream FOR UPDATE;
 
-    FOR r IN SELECT DISTINCT ON ((value ->> 'seq')::bigint)
-                    (value ->> 'seq')::bigint AS seq, (value ->> 'prev')::bigint AS prev, value AS ev
-               FROM jsonb_array_elements(v_events)
-              ORDER BY (value ->> 'seq')::bigint LOOP
-        CONTINUE WHEN r.seq <= v_through;
-        INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body)
-        VALUES (v_site, v_stream, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), r.ev)
-        ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        CONTINUE WHEN v_n = 0;  -- already stored: no row changes
-        PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
-    END LOOP;
+    -- All new events stored and applied in one go (one subtransaction per
+    -- batch); when one fails, again one by one, so that an event that
+    -- cannot be applied is stored, flagged (`_apply_error`, an
+    -- `event_not_applied` alert) and the rest applied. Transient errors
+    -- (serialization, resources, shutdown) still fail the call (503).
+    BEGIN
+        FOR r IN SELECT DISTINCT ON ((value ->> 'seq')::bigint)
+                        (value ->> 'seq')::bigint AS seq, (value ->> 'prev')::bigint AS prev, value AS ev
+                   FROM jsonb_array_elements(v_events)
+                  ORDER BY (value ->> 'seq')::bigint LOOP
+            CONTINUE WHEN r.seq <= v_through;
+            -- Already stored: no row changes.
+            CONTINUE WHEN NOT _edge_insert_event(v_site, v_stream, r.seq, r.prev, r.ev, v_lossy);
+            PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
+        END LOOP;
+    EXCEPTION
+        WHEN transaction_rollback OR insufficient_resources OR operator_intervention THEN
+            RAISE;
+        WHEN others THEN
+            FOR r IN SELECT DISTINCT ON ((value ->> 'seq')::bigint)
+                            (value ->> 'seq')::bigint AS seq, (value ->> 'prev')::bigint AS prev, value AS ev
+                       FROM jsonb_array_elements(v_events)
+                      ORDER BY (value ->> 'seq')::bigint LOOP
+                CONTINUE WHEN r.seq <= v_through;
+                CONTINUE WHEN NOT _edge_insert_event(v_site, v_stream, r.seq, r.prev, r.ev, v_lossy);
+                BEGIN
+                    PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
+                EXCEPTION
+                    WHEN transaction_rollback OR insufficient_resources OR operator_intervention THEN
+                        RAISE;
+                    WHEN others THEN
+                        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
+                        UPDATE agent_events
+                           SET body = body || jsonb_build_object('_apply_error', v_state || ': ' || v_msg)
+                         WHERE site_id = v_site AND stream = v_stream AND seq = r.seq;
+                        INSERT INTO alerts (site_id, name, message, data, at)
+                        VALUES (v_site, 'event_not_applied',
+                                format('event %s (%s) stored but not applied: %s: %s',
+                                       r.seq, r.ev ->> 'type', v_state, v_msg),
+                                r.ev, coalesce(_edge_ts(r.ev ->> 'at'), now()));
+                END;
+            END LOOP;
+    END;
 
     -- Follow the prev chain from stored_through.
     LOOP
@@ -776,6 +905,6 @@ $$;
 
 -- Only the owner (and roles granted EXECUTE, e.g. edge_agent for PostgREST)
 -- may call the entry points; the helpers are internal.
-REVOKE ALL ON FUNCTION ingest_batch(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ingest_batch(text, json) FROM PUBLIC;
 REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;

@@ -83,6 +83,66 @@ impl StateDelta {
         StateDelta::between(&MonitorState::default(), state)
     }
 
+    /// One delta for `self` followed by `later`: every key either touched
+    /// is written or deleted as `later`'s state has it. What a full disk's
+    /// backlog keeps instead of one delta (and one state) per poll.
+    pub fn then(self, later: StateDelta) -> StateDelta {
+        let state = later.state.clone();
+        let sessions = split(
+            [
+                self.sessions_put,
+                self.sessions_del,
+                later.sessions_put,
+                later.sessions_del,
+            ],
+            |k| state.sessions.get(k).is_some(),
+        );
+        let vouchers = split(
+            [
+                self.vouchers_put,
+                self.vouchers_del,
+                later.vouchers_put,
+                later.vouchers_del,
+            ],
+            |k| state.vouchers.get(k).is_some(),
+        );
+        let flagged = split(
+            [
+                self.flagged_put,
+                self.flagged_del,
+                later.flagged_put,
+                later.flagged_del,
+            ],
+            |k| state.flagged_manual.contains(k),
+        );
+        let usage = split(
+            [
+                self.usage_put,
+                self.usage_del,
+                later.usage_put,
+                later.usage_del,
+            ],
+            |k| state.usage.get(k).is_some(),
+        );
+        let boot = (self.router_boot.is_some() || later.router_boot.is_some())
+            .then_some(state.router_boot);
+        let started = (self.started.is_some() || later.started.is_some()).then_some(state.started);
+        StateDelta {
+            sessions_put: sessions.0,
+            sessions_del: sessions.1,
+            vouchers_put: vouchers.0,
+            vouchers_del: vouchers.1,
+            flagged_put: flagged.0,
+            flagged_del: flagged.1,
+            usage_put: usage.0,
+            usage_del: usage.1,
+            router_boot: boot,
+            started,
+            clock: self.clock || later.clock,
+            state,
+        }
+    }
+
     /// The session rows to write.
     pub fn sessions(&self) -> impl Iterator<Item = &TrackedSession> {
         self.sessions_put
@@ -148,6 +208,12 @@ fn changes<'a, K: Ord + Clone + 'a, V: 'a>(
         }
     }
     (put, del)
+}
+
+/// The keys of `lists`, once each, as (still present, gone).
+fn split<K: Ord>(lists: [Vec<K>; 4], present: impl Fn(&K) -> bool) -> (Vec<K>, Vec<K>) {
+    let all: BTreeSet<K> = lists.into_iter().flatten().collect();
+    all.into_iter().partition(|k| present(k))
 }
 
 fn difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> Vec<T> {

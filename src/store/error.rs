@@ -54,6 +54,11 @@ pub enum StoreError {
     },
     /// The store thread is gone (it panicked or was shut down).
     Closed,
+    /// The state file could not be opened for lack of space: the store
+    /// thread runs from memory until it can (reads find nothing there).
+    NotOpen {
+        path: PathBuf,
+    },
 }
 
 impl StoreError {
@@ -67,6 +72,11 @@ impl StoreError {
                 e
             }
             StoreError::Io { source, .. } => source,
+            StoreError::Open {
+                source: redb::DatabaseError::Storage(redb::StorageError::Io(e)),
+                ..
+            } => e,
+            StoreError::NotOpen { .. } => return true,
             _ => return false,
         };
         io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28)
@@ -115,6 +125,11 @@ impl fmt::Display for StoreError {
                 )
             }
             StoreError::Closed => write!(f, "state file: the store thread has stopped"),
+            StoreError::NotOpen { path } => write!(
+                f,
+                "state file {}: not open (disk full): running from memory",
+                path.display()
+            ),
         }
     }
 }

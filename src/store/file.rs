@@ -29,6 +29,7 @@
 //! Every method does blocking file I/O; async code goes through
 //! [`super::StoreHandle`], whose thread owns the [`Store`].
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,9 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{StateDelta, StoreError};
+use super::outbox::{OutboxCap, enforce_in};
+use super::sync::put_blobs;
+use super::{CapReport, StateDelta, StoreError};
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind, EventRef, Service, StreamId};
 use crate::monitor::{MonitorState, SessionKey, TrackedSession, UsageBaseline, VoucherProgress};
@@ -101,6 +104,10 @@ pub struct Store {
     pub(super) db: redb::Database,
     path: PathBuf,
     stream: StreamId,
+    /// Enforced by every commit that appends events (set by the uploader).
+    cap: Cell<Option<OutboxCap>>,
+    /// What those enforcements did since the uploader last asked.
+    cap_report: RefCell<Option<CapReport>>,
 }
 
 impl fmt::Debug for Store {
@@ -122,6 +129,25 @@ impl Store {
     /// is initialised with a warning naming it: it gets a new stream id, so
     /// sequence numbers restart without ever being reused.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, None)
+    }
+
+    /// [`Store::open`]; a new file gets `stream` as its id when given (the
+    /// id an agent that started on a full disk already used in memory).
+    pub fn open_as(path: &Path, stream: Option<StreamId>) -> Result<Store, StoreError> {
+        let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+        match Store::open_inner(path, stream) {
+            // A file this call began but could not finish (no space for its
+            // header) is not a redb file: removed, so a retry starts clean.
+            Err(e) if fresh && e.is_disk_full() => {
+                let _ = std::fs::remove_file(path);
+                Err(e)
+            }
+            r => r,
+        }
+    }
+
+    fn open_inner(path: &Path, stream: Option<StreamId>) -> Result<Store, StoreError> {
         let io_err = |source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -158,13 +184,49 @@ impl Store {
             db,
             path: path.to_path_buf(),
             stream: StreamId([0; 16]),
+            cap: Cell::new(None),
+            cap_report: RefCell::new(None),
         };
-        store.stream = store.init_schema()?;
+        store.stream = store.init_schema(stream)?;
         Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// From now on every commit that appends events keeps the outbox under
+    /// `max_bytes` in the same transaction (see [`super::outbox`]), never
+    /// touching `seq <= protect_through`.
+    pub fn set_outbox_cap(&self, max_bytes: u64, protect_through: u64) {
+        self.cap.set(Some(OutboxCap {
+            max_bytes,
+            protect_through,
+        }));
+    }
+
+    /// What the commits' cap enforcement did since the last call.
+    pub fn take_cap_report(&self) -> Option<CapReport> {
+        self.cap_report.borrow_mut().take()
+    }
+
+    /// Enforces the cap inside `txn` (after its events were appended).
+    pub(super) fn cap_in(&self, txn: &WriteTransaction) -> Result<Option<CapReport>, StoreError> {
+        match self.cap.get() {
+            Some(cap) => enforce_in(txn, cap),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps a committed enforcement's report for [`Self::take_cap_report`].
+    pub(super) fn note_cap(&self, report: Option<CapReport>) {
+        if let Some(r) = report {
+            let mut slot = self.cap_report.borrow_mut();
+            *slot = Some(match slot.take() {
+                Some(old) => old.merge(r),
+                None => r,
+            });
+        }
     }
 
     /// This file's event stream id.
@@ -175,7 +237,7 @@ impl Store {
     /// Stamps a new file with the schema version and a stream id, refuses
     /// a newer one and migrates an older one, all in one transaction so a
     /// crash mid-migration leaves the old version intact.
-    fn init_schema(&self) -> Result<StreamId, StoreError> {
+    fn init_schema(&self, new_stream: Option<StreamId>) -> Result<StreamId, StoreError> {
         let txn = self.db.begin_write()?;
         let stream;
         {
@@ -226,7 +288,10 @@ impl Store {
                     })?)
                 }
                 None => {
-                    let id = new_stream_id()?;
+                    let id = match new_stream {
+                        Some(id) => id,
+                        None => new_stream_id()?,
+                    };
                     bytes.insert(KEY_STREAM, id.0.as_slice())?;
                     id
                 }
@@ -313,7 +378,9 @@ impl Store {
         let txn = self.db.begin_write()?;
         let events = append(&txn, events)?;
         apply(&txn, delta)?;
+        let cap = self.cap_in(&txn)?;
         txn.commit()?;
+        self.note_cap(cap);
         Ok(events)
     }
 
@@ -332,7 +399,32 @@ impl Store {
         let txn = self.db.begin_write()?;
         let first = append_refs(&txn, events.iter().map(|kind| (at, kind)))?;
         apply(&txn, delta)?;
+        let cap = self.cap_in(&txn)?;
         txn.commit()?;
+        self.note_cap(cap);
+        Ok(first)
+    }
+
+    /// One write transaction for what the store thread holds: `delta`
+    /// applied, `events` numbered and stored, `blobs` written to the
+    /// `sync` table, the outbox cap enforced. Returns the first event's
+    /// number (0 when there are none). Writes nothing when all are empty.
+    pub fn write_all(
+        &self,
+        delta: &StateDelta,
+        events: &[(Timestamp, EventKind)],
+        blobs: &[(&'static str, Vec<u8>)],
+    ) -> Result<u64, StoreError> {
+        if delta.is_empty() && events.is_empty() && blobs.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin_write()?;
+        let first = append_refs(&txn, events.iter().map(|(at, kind)| (*at, kind)))?;
+        apply(&txn, delta)?;
+        put_blobs(&txn, blobs)?;
+        let cap = self.cap_in(&txn)?;
+        txn.commit()?;
+        self.note_cap(cap);
         Ok(first)
     }
 
@@ -470,7 +562,8 @@ impl Store {
     }
 }
 
-fn new_stream_id() -> Result<StreamId, StoreError> {
+/// A fresh random stream id.
+pub(super) fn new_stream_id() -> Result<StreamId, StoreError> {
     use ring::rand::SecureRandom;
     let mut id = [0u8; 16];
     ring::rand::SystemRandom::new()

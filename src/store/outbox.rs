@@ -5,6 +5,12 @@
 //! mark, the oldest events are dropped and one `dropped` event, committed in
 //! the same transaction, tells the central side which range is missing.
 //!
+//! The store enforces it inside every transaction that appends events, so
+//! the outbox never exceeds it (by more than the event just appended when
+//! nothing else may go); `alert`, `dropped` and `event_quarantined` events
+//! are never compacted or dropped, and earlier `dropped` records not yet
+//! sent are folded into the new one.
+//!
 //! Events the uploader may already have sent (`protect_through`) are never
 //! touched: if the central side stored them without our hearing back,
 //! re-linking their successors' `prev` around a removed one would leave its
@@ -13,7 +19,7 @@
 use std::collections::HashSet;
 use std::ops::Bound;
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::StoreError;
 use super::file::{EVENTS, KEY_OUTBOX_BYTES, META, Store, append, decode};
@@ -35,6 +41,27 @@ pub struct CapReport {
 /// tenths), so a full outbox is not rescanned on every poll.
 const LOW_WATER_TENTHS: u64 = 9;
 
+/// The cap the store enforces on every commit that appends events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OutboxCap {
+    pub max_bytes: u64,
+    /// Events up to here may be at the central side already.
+    pub protect_through: u64,
+}
+
+impl CapReport {
+    /// One report for two enforcements in a row (the second one's
+    /// `dropped` event already covers the first one's range).
+    pub(super) fn merge(self, later: CapReport) -> CapReport {
+        CapReport {
+            bytes_before: self.bytes_before,
+            bytes_after: later.bytes_after,
+            compacted: self.compacted + later.compacted,
+            dropped: later.dropped.or(self.dropped),
+        }
+    }
+}
+
 impl Store {
     /// Brings the outbox under `max_bytes` when it is over; `None` when it
     /// was not. One write transaction.
@@ -43,87 +70,147 @@ impl Store {
         max_bytes: u64,
         protect_through: u64,
     ) -> Result<Option<CapReport>, StoreError> {
-        let before = self.outbox_bytes()?;
-        if before <= max_bytes {
+        if self.outbox_bytes()? <= max_bytes {
             return Ok(None);
         }
-        let low_water = max_bytes / 10 * LOW_WATER_TENTHS;
         let txn = self.db.begin_write()?;
-        let mut bytes = before;
-        let mut compacted = 0u64;
-        let mut dropped_range = None;
-        {
-            let mut table = txn.open_table(EVENTS)?;
-            let range = (Bound::Excluded(protect_through), Bound::Unbounded);
+        let report = enforce_in(
+            &txn,
+            OutboxCap {
+                max_bytes,
+                protect_through,
+            },
+        )?;
+        txn.commit()?;
+        Ok(report)
+    }
+}
 
-            // Newest first: the first usage seen per session is the one kept.
-            let mut seen = HashSet::new();
+/// [`Store::enforce_outbox_cap`] inside `txn`: the commit that appends
+/// events calls it before committing, so the outbox is never over its cap
+/// between two transactions. Alert events (`alert`, `dropped`,
+/// `event_quarantined`) are never touched: they say why there is a gap.
+pub(super) fn enforce_in(
+    txn: &WriteTransaction,
+    cap: OutboxCap,
+) -> Result<Option<CapReport>, StoreError> {
+    let before = txn
+        .open_table(META)?
+        .get(KEY_OUTBOX_BYTES)?
+        .map_or(0, |v| v.value());
+    if before <= cap.max_bytes {
+        return Ok(None);
+    }
+    let low_water = cap.max_bytes / 10 * LOW_WATER_TENTHS;
+    let mut bytes = before;
+    let mut compacted = 0u64;
+    let mut dropped_range: Option<(u64, u64, u64)> = None;
+    {
+        let mut table = txn.open_table(EVENTS)?;
+        let range = (Bound::Excluded(cap.protect_through), Bound::Unbounded);
+
+        // Newest first: the first usage seen per session is the one kept.
+        let mut seen = HashSet::new();
+        let mut doomed = Vec::new();
+        // Earlier drop records not yet sent, folded into a new one.
+        let mut old_drops = Vec::new();
+        for row in table.range::<u64>(range)?.rev() {
+            let (key, blob) = row?;
+            let event: Event = decode("queued event", blob.value())?;
+            if let EventKind::Dropped {
+                from_seq,
+                to_seq,
+                count,
+            } = event.kind
+            {
+                old_drops.push((
+                    key.value(),
+                    blob.value().len() as u64,
+                    from_seq,
+                    to_seq,
+                    count,
+                ));
+            }
+            if let EventKind::Usage { session, .. } = &event.kind {
+                let id = (
+                    session.service,
+                    session.active_id.to_string(),
+                    session.session_id.as_bytes().to_vec(),
+                    session.user.as_bytes().to_vec(),
+                );
+                if !seen.insert(id) {
+                    doomed.push((key.value(), blob.value().len() as u64));
+                }
+            }
+        }
+        for (seq, len) in doomed {
+            table.remove(seq)?;
+            bytes = bytes.saturating_sub(len);
+            compacted += 1;
+        }
+
+        if bytes > low_water {
             let mut doomed = Vec::new();
-            for row in table.range::<u64>(range)?.rev() {
+            let mut freed = 0u64;
+            let (mut from, mut to, mut count) = (u64::MAX, 0u64, 0u64);
+            for row in table.range::<u64>(range)? {
+                if bytes.saturating_sub(freed) <= low_water {
+                    break;
+                }
                 let (key, blob) = row?;
                 let event: Event = decode("queued event", blob.value())?;
-                if let EventKind::Usage { session, .. } = &event.kind {
-                    let id = (
-                        session.service,
-                        session.active_id.to_string(),
-                        session.session_id.as_bytes().to_vec(),
-                        session.user.as_bytes().to_vec(),
-                    );
-                    if !seen.insert(id) {
-                        doomed.push((key.value(), blob.value().len() as u64));
-                    }
+                if event.kind.is_alert() {
+                    continue;
                 }
+                from = from.min(key.value());
+                to = to.max(key.value());
+                count += 1;
+                doomed.push(key.value());
+                freed += blob.value().len() as u64;
             }
-            for (seq, len) in doomed {
+            if count > 0 {
+                // One `dropped` event per outage, not one per commit.
+                for (seq, len, from_seq, to_seq, n) in old_drops {
+                    from = from.min(from_seq);
+                    to = to.max(to_seq);
+                    count += n;
+                    doomed.push(seq);
+                    freed += len;
+                }
+                dropped_range = Some((from, to, count));
+            }
+            for seq in doomed {
                 table.remove(seq)?;
-                bytes = bytes.saturating_sub(len);
-                compacted += 1;
             }
-
-            if bytes > low_water {
-                let mut doomed = Vec::new();
-                let mut freed = 0u64;
-                for row in table.range::<u64>(range)? {
-                    if bytes.saturating_sub(freed) <= low_water {
-                        break;
-                    }
-                    let (key, blob) = row?;
-                    doomed.push(key.value());
-                    freed += blob.value().len() as u64;
-                }
-                if let (Some(&from), Some(&to)) = (doomed.first(), doomed.last()) {
-                    dropped_range = Some((from, to, doomed.len() as u64));
-                }
-                for seq in doomed {
-                    table.remove(seq)?;
-                }
-                bytes = bytes.saturating_sub(freed);
-            }
-            txn.open_table(META)?.insert(KEY_OUTBOX_BYTES, bytes)?;
+            bytes = bytes.saturating_sub(freed);
         }
-        // Same transaction: the drop is never without its record.
-        let dropped = match dropped_range {
-            Some((from_seq, to_seq, count)) => append(
-                &txn,
-                vec![(
-                    Timestamp::now(),
-                    EventKind::Dropped {
-                        from_seq,
-                        to_seq,
-                        count,
-                    },
-                )],
-            )?
-            .into_iter()
-            .next(),
-            None => None,
-        };
-        txn.commit()?;
-        Ok(Some(CapReport {
-            bytes_before: before,
-            bytes_after: self.outbox_bytes()?,
-            compacted,
-            dropped,
-        }))
+        txn.open_table(META)?.insert(KEY_OUTBOX_BYTES, bytes)?;
     }
+    // Same transaction: the drop is never without its record.
+    let dropped = match dropped_range {
+        Some((from_seq, to_seq, count)) => append(
+            txn,
+            vec![(
+                Timestamp::now(),
+                EventKind::Dropped {
+                    from_seq,
+                    to_seq,
+                    count,
+                },
+            )],
+        )?
+        .into_iter()
+        .next(),
+        None => None,
+    };
+    let bytes_after = txn
+        .open_table(META)?
+        .get(KEY_OUTBOX_BYTES)?
+        .map_or(0, |v| v.value());
+    Ok(Some(CapReport {
+        bytes_before: before,
+        bytes_after,
+        compacted,
+        dropped,
+    }))
 }

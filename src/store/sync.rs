@@ -4,7 +4,7 @@
 //! [`crate::reconcile::ReconcileState`]. A file without the table is the
 //! same schema version (it is created on first write), so no bump.
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, TableDefinition, WriteTransaction};
 
 use super::file::append;
 use super::{Store, StoreError};
@@ -34,13 +34,10 @@ impl Store {
         }
         let txn = self.db.begin_write()?;
         let events = append(&txn, events)?;
-        {
-            let mut table = txn.open_table(SYNC)?;
-            for (key, blob) in blobs {
-                table.insert(*key, blob.as_slice())?;
-            }
-        }
+        put_blobs(&txn, blobs)?;
+        let cap = self.cap_in(&txn)?;
         txn.commit()?;
+        self.note_cap(cap);
         Ok(events)
     }
 
@@ -54,6 +51,21 @@ impl Store {
         };
         Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
+}
+
+/// Writes `blobs` inside `txn` (the table is created on first write).
+pub(super) fn put_blobs(
+    txn: &WriteTransaction,
+    blobs: &[(&'static str, Vec<u8>)],
+) -> Result<(), StoreError> {
+    if blobs.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.open_table(SYNC)?;
+    for (key, blob) in blobs {
+        table.insert(*key, blob.as_slice())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

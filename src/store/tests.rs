@@ -540,6 +540,99 @@ fn still_over_the_cap_the_oldest_are_dropped_and_recorded() {
     assert_eq!(real, store.outbox_bytes().unwrap());
 }
 
+fn alert(name: &str) -> EventKind {
+    EventKind::Alert {
+        name: name.into(),
+        message: "m".into(),
+    }
+}
+
+/// With a cap set, every commit keeps the outbox under it (plus at most
+/// the event just appended), alerts survive every drop, and one `dropped`
+/// record covers the whole outage.
+#[test]
+fn the_cap_holds_at_every_commit_and_spares_alerts() {
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).unwrap();
+    let cap = 4_000;
+    store.set_outbox_cap(cap, 0);
+    let mut largest = 0u64;
+    for i in 0..300u64 {
+        let kind = match i {
+            10 => alert("outbox_full"),
+            150 => EventKind::Quarantined {
+                seqs: vec![3],
+                reason: "r".into(),
+            },
+            _ => router(&format!("event number {i}")),
+        };
+        let committed = store.commit(&StateDelta::default(), vec![(ts(i as i64), kind)]);
+        let e = committed.unwrap();
+        largest = largest.max(e[0].as_ref().to_json("s", store.stream()).to_string().len() as u64);
+        let bytes = store.outbox_bytes().unwrap();
+        assert!(bytes <= cap + 64, "commit {i}: outbox at {bytes} bytes");
+    }
+    let left = store.pending_events(0, 10_000).unwrap();
+    let kinds: Vec<&str> = left.iter().map(|e| e.kind.name()).collect();
+    assert!(
+        left.iter()
+            .any(|e| matches!(&e.kind, EventKind::Alert { name, .. } if name == "outbox_full")),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"event_quarantined"), "{kinds:?}");
+    let dropped: Vec<_> = left
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Dropped {
+                from_seq,
+                to_seq,
+                count,
+            } => Some((from_seq, to_seq, count)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), 1, "one record per outage: {kinds:?}");
+    let (from, to, count) = dropped[0];
+    assert_eq!(from, 1);
+    // Everything not left (and not a folded record) is counted.
+    let routers_left = left.iter().filter(|e| e.kind.name() == "router").count() as u64;
+    assert!(
+        to < 302 && count + routers_left == 298,
+        "{dropped:?}, {routers_left} left"
+    );
+    let report = store.take_cap_report().expect("report");
+    assert!(report.dropped.is_some());
+    assert!(store.take_cap_report().is_none());
+}
+
+/// Two deltas in a row make one: each key written or deleted as the later
+/// state has it.
+#[test]
+fn deltas_merge_by_the_later_state() {
+    let mut a = MonitorState::default();
+    a.sessions
+        .insert((Service::Hotspot, Id(1)), session(1, b"u1"));
+    let a = Arc::new(a);
+    let d1 = StateDelta::between(&MonitorState::default(), &a);
+    let mut b = (*a).clone();
+    b.sessions.remove(&(Service::Hotspot, Id(1)));
+    b.sessions
+        .insert((Service::Hotspot, Id(2)), session(2, b"u2"));
+    b.started = true;
+    let b = Arc::new(b);
+    let d2 = StateDelta::between(&a, &b);
+    let merged = d1.then(d2);
+    assert_eq!(merged.sessions_put, [(Service::Hotspot, Id(2))]);
+    assert_eq!(merged.sessions_del, [(Service::Hotspot, Id(1))]);
+    assert_eq!(merged.started, Some(true));
+    let (_dir, path) = tmp();
+    let store = Store::open(&path).unwrap();
+    store.commit(&merged, Vec::new()).unwrap();
+    let loaded = store.load_state().unwrap();
+    assert_eq!(loaded.sessions.len(), 1);
+    assert!(loaded.started);
+}
+
 /// A version 2 file: its queued `usage` and `voucher_activated` events come
 /// back with `unseen`/`estimated` false, the others unchanged, and the
 /// new `usage` table is there.

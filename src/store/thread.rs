@@ -5,21 +5,25 @@
 //! reply. The runtime thread only ever awaits; commits, fsyncs and reads
 //! happen here. Requests are served in order, so events are numbered in the
 //! order their causes were committed.
+//!
+//! The requests are served by [`Server`] (server.rs), which also keeps a
+//! full disk from stopping the agent.
 
 use std::path::Path;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::server::{RETRY, Server};
 use super::{CapReport, StateDelta, Store, StoreError};
 use crate::clock::Timestamp;
-use crate::event::{Event, EventKind, EventRef, StreamId};
+use crate::event::{Event, EventKind, StreamId};
 use crate::monitor::MonitorState;
 
 /// Requests waiting for the thread; senders wait when it is full.
 const QUEUE: usize = 16;
 
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// What a commit numbered. The events themselves stay on the store thread,
 /// which logs them (`event {json}`) and drops them: a first cycle with
@@ -30,7 +34,7 @@ pub struct Committed {
     pub count: usize,
 }
 
-enum Request {
+pub(super) enum Request {
     Commit {
         /// Boxed: a delta is several row lists, far larger than the other
         /// requests, and every queued request would pay for its size.
@@ -72,6 +76,12 @@ enum Request {
     },
     LoadState {
         reply: Reply<MonitorState>,
+    },
+    Quarantine {
+        seqs: Vec<u64>,
+        reason: String,
+        alert: bool,
+        reply: Reply<Option<Event>>,
     },
 }
 
@@ -130,10 +140,29 @@ impl StoreHandle {
                     let state = s.load_state()?;
                     Ok((s, state))
                 });
-                let store = match opened {
+                let mut server = match opened {
                     Ok((store, state)) => {
                         let _ = ready_tx.send(Ok((store.stream(), state)));
-                        store
+                        Server::new(path, site_id, store.stream(), Some(store))
+                    }
+                    Err(e) if e.is_disk_full() => {
+                        // Not even an empty file fits: run from memory with
+                        // a stream id of our own, given to the file once it
+                        // can be created.
+                        let stream = match super::file::new_stream_id() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        log::error!(
+                            "{e}; running from memory: sessions, vouchers and events are kept in \
+                             memory and written once the file can be created (retried every {} s)",
+                            RETRY.as_secs()
+                        );
+                        let _ = ready_tx.send(Ok((stream, MonitorState::default())));
+                        Server::in_memory(path, site_id, stream, &e)
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -141,8 +170,11 @@ impl StoreHandle {
                     }
                 };
                 while let Some(req) = rx.blocking_recv() {
-                    serve(&store, &site_id, req);
+                    if !server.serve(req) {
+                        return;
+                    }
                 }
+                server.shutdown();
             })
             .map_err(|source| StoreError::Io {
                 path: std::path::PathBuf::from("<store thread>"),
@@ -271,6 +303,24 @@ impl StoreHandle {
         self.call(|reply| Request::LoadState { reply }).await
     }
 
+    /// Moves queued events the central side refused as malformed to the
+    /// quarantine, with an `event_quarantined` event when `alert`; see
+    /// [`Store::quarantine`].
+    pub async fn quarantine(
+        &self,
+        seqs: Vec<u64>,
+        reason: String,
+        alert: bool,
+    ) -> Result<Option<Event>, StoreError> {
+        self.call(|reply| Request::Quarantine {
+            seqs,
+            reason,
+            alert,
+            reply,
+        })
+        .await
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -278,104 +328,5 @@ impl StoreHandle {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-fn serve(store: &Store, site_id: &str, req: Request) {
-    match req {
-        Request::LoadState { reply } => {
-            let _ = reply.send(store.load_state());
-        }
-        Request::CommitAt {
-            delta,
-            at,
-            events,
-            reply,
-        } => {
-            let result = store.commit_at(&delta, at, &events).map(|first_seq| {
-                for (kind, seq) in events.iter().zip(first_seq..) {
-                    let e = EventRef { seq, at, kind };
-                    log::info!("event {}", e.to_log_json(site_id, store.stream()));
-                }
-                Committed {
-                    first_seq,
-                    count: events.len(),
-                }
-            });
-            drop(delta);
-            let _ = reply.send(result);
-        }
-        Request::Commit {
-            delta,
-            events,
-            reply,
-        } => {
-            let result = store
-                .commit(&delta, events)
-                .map(|events| logged(&events, site_id, store));
-            // The delta holds the new state; release it here, not after
-            // the reply reaches the agent.
-            drop(delta);
-            let _ = reply.send(result);
-        }
-        Request::Pending {
-            after,
-            limit,
-            reply,
-        } => {
-            let _ = reply.send(store.pending_events(after, limit));
-        }
-        Request::Ack { up_to, reply } => {
-            let _ = reply.send(store.ack_events(up_to));
-        }
-        Request::Stats { reply } => {
-            let stats = (|| {
-                Ok(OutboxStats {
-                    pending: store.queued_events()?,
-                    oldest_at: store.oldest_event()?.map(|e| e.at),
-                    last_seq: store.last_seq()?,
-                    acked_through: store.acked_through()?,
-                    bytes: store.outbox_bytes()?,
-                })
-            })();
-            let _ = reply.send(stats);
-        }
-        Request::EnforceCap {
-            max_bytes,
-            protect_through,
-            reply,
-        } => {
-            let _ = reply.send(store.enforce_outbox_cap(max_bytes, protect_through));
-        }
-        Request::SaveSync {
-            blobs,
-            events,
-            reply,
-        } => {
-            let result = store.save_sync(&blobs, events).map(|events| {
-                for e in &events {
-                    log::info!("event {}", e.to_log_json(site_id, store.stream()));
-                }
-                Committed {
-                    first_seq: events.first().map_or(0, |e| e.seq),
-                    count: events.len(),
-                }
-            });
-            let _ = reply.send(result);
-        }
-        Request::LoadSync { key, reply } => {
-            let _ = reply.send(store.load_sync(key));
-        }
-    }
-}
-
-/// Logs committed events (`event {json}`) and says what was numbered.
-fn logged(events: &[Event], site_id: &str, store: &Store) -> Committed {
-    for e in events {
-        log::info!("event {}", e.to_log_json(site_id, store.stream()));
-    }
-    Committed {
-        first_seq: events.first().map_or(0, |e| e.seq),
-        count: events.len(),
     }
 }

@@ -49,4 +49,18 @@ impl UplinkError {
     }
 }
 
+impl UplinkError {
+    /// The central side refused the batch's content (400 or 422): the
+    /// uploader narrows it down to the refused events (see the uploader).
+    pub fn is_malformed_batch(&self) -> bool {
+        matches!(
+            self,
+            UplinkError::Status {
+                code: 400 | 422,
+                ..
+            }
+        )
+    }
+}
+
 impl std::error::Error for UplinkError {}

@@ -5,7 +5,9 @@
 //!   feeds successful replies' `Date` to the clock trust.
 //! - batch.rs: the `ingest_batch` arguments, with the `prev` chain.
 //! - policy.rs: which failures are retried, which raise alerts.
-//! - uploader.rs: the async task: cap, batch, send, ack, status.
+//! - uploader.rs: the async task: cap, batch, send, ack, status, and the
+//!   narrowing down of a batch refused as malformed to its quarantine.
+//! - quarantine.rs: `mikrotik-edge quarantine list|resend`.
 //! - alerts.rs / webhook.rs / template.rs: alert events, their webhook
 //!   copies, and the operator's body template.
 //! - error.rs: [`UplinkError`].
@@ -15,6 +17,7 @@ mod batch;
 mod client;
 mod error;
 mod policy;
+mod quarantine;
 pub mod template;
 mod uploader;
 mod webhook;
@@ -26,6 +29,7 @@ pub use batch::{ingest_args, ingest_body};
 pub use client::{CentralClient, DateSink};
 pub use error::UplinkError;
 pub use policy::{Reaction, classify};
+pub use quarantine::quarantine_cli;
 pub use webhook::Webhook;
 
 use crate::agent::View;

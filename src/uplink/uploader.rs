@@ -49,6 +49,10 @@ struct Progress {
     logged: Option<String>,
     /// `outbox_full` raised since the last successful upload.
     outbox_alerted: bool,
+    /// Narrowing down a batch the central side refused as malformed: the
+    /// batch size to try, until `acked` passes `narrow_end`.
+    narrow: Option<usize>,
+    narrow_end: u64,
 }
 
 impl Uploader {
@@ -83,6 +87,8 @@ impl Uploader {
             alerted: None,
             logged: None,
             outbox_alerted: false,
+            narrow: None,
+            narrow_end: 0,
         };
         let mut wake = self.view.subscribe();
         loop {
@@ -115,12 +121,23 @@ impl Uploader {
             self.publish(None, None, 0).await?;
             return Ok(None);
         };
-        let events = self.store.pending(p.acked, self.cfg.batch_max).await?;
+        let limit = p.narrow.unwrap_or(self.cfg.batch_max);
+        let events = self.store.pending(p.acked, limit).await?;
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             self.publish(None, None, 0).await?;
             return Ok(None);
         };
         let (first, last) = (first.seq, last.seq);
+        let count = events.len();
+        // A refused `event_quarantined` is quarantined without another one
+        // (which would be refused in turn).
+        let alert_on_quarantine = !matches!(
+            events.as_slice(),
+            [crate::event::Event {
+                kind: crate::event::EventKind::Quarantined { .. },
+                ..
+            }]
+        );
         let body = ingest_body(&self.site, self.stream, p.acked, &events);
         drop(events);
         let in_doubt_before = p.in_doubt;
@@ -148,6 +165,9 @@ impl Uploader {
                     log::info!("central upload working again");
                 }
                 p.outbox_alerted = false;
+                if p.narrow.is_some() && p.acked >= p.narrow_end {
+                    p.narrow = None;
+                }
                 log::debug!("uploaded {first}-{last}: stored_through {stored}, {acked} removed");
                 self.publish(Some(Timestamp::now()), None, acked).await?;
                 if stored < last {
@@ -161,6 +181,12 @@ impl Uploader {
                 p.backoff.reset();
                 Ok(Some(Duration::ZERO))
             }
+            Err(e) if e.is_malformed_batch() => {
+                p.in_doubt = in_doubt_before;
+                self.publish(None, Some(e.to_string()), 0).await?;
+                self.narrow_down(p, &e, first, last, count, alert_on_quarantine)
+                    .await
+            }
             Err(e) => {
                 if e.nothing_stored() {
                     p.in_doubt = in_doubt_before;
@@ -170,6 +196,46 @@ impl Uploader {
                 Ok(Some(delay))
             }
         }
+    }
+
+    /// The central side refused the batch `first..=last` (`count` events)
+    /// as malformed: one bad event must not stall the queue. Halves the
+    /// batch until the refused one is alone, then moves it to the
+    /// quarantine (with an `event_quarantined` event); the next batch is
+    /// re-linked around it by `prev`. No backoff: each try is a new batch.
+    async fn narrow_down(
+        &self,
+        p: &mut Progress,
+        e: &UplinkError,
+        first: u64,
+        last: u64,
+        count: usize,
+        alert: bool,
+    ) -> Result<Option<Duration>, StoreError> {
+        if count > 1 {
+            let half = count.div_ceil(2).min(count - 1);
+            log::warn!(
+                "central side refused events {first}-{last} as malformed ({e}); \
+                 narrowing down: {half} at a time"
+            );
+            p.narrow = Some(half);
+            p.narrow_end = p.narrow_end.max(last);
+            return Ok(Some(Duration::ZERO));
+        }
+        log::warn!("central side refused event {first} as malformed ({e}); quarantined");
+        self.store
+            .quarantine(vec![first], e.to_string(), alert)
+            .await?;
+        if !alert {
+            log::error!(
+                "event {first} (event_quarantined) refused by the central side: quarantined \
+                 without another alert"
+            );
+        }
+        // The rest of the refused batch may hold another one: it is
+        // narrowed down again from a full batch.
+        p.narrow = None;
+        Ok(Some(Duration::ZERO))
     }
 
     fn stored_through(&self, v: &Value) -> Result<u64, UplinkError> {

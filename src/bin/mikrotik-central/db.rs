@@ -108,7 +108,7 @@ pub async fn call(pool: &Pool, token: &str, rpc: &Rpc) -> Result<(String, String
     let out: String = match rpc {
         Rpc::IngestBatch { site_id, batch } => {
             let st = tx
-                .prepare_cached("SELECT ingest_batch($1::text, $2::jsonb)::text")
+                .prepare_cached("SELECT ingest_batch($1::text, $2::json)::text")
                 .await?;
             tx.query_one(&st, &[site_id, batch]).await?.get(0)
         }

@@ -207,12 +207,16 @@ async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Opti
         return (bad_request("missing argument site_id (a string)"), None);
     };
     let call = if ingest {
-        let Some(batch) = args.get("batch") else {
+        let Some(mut batch) = args.get("batch").cloned() else {
             return (bad_request("missing argument batch"), None);
         };
+        let fixed = crate::sanitize::nul_free(&mut batch);
+        if fixed > 0 {
+            log::info!("{fixed} strings with U+0000 made storable (U+FFFD, bytes in _b64)");
+        }
         Rpc::IngestBatch {
             site_id: site_id.to_string(),
-            batch: batch.clone(),
+            batch,
         }
     } else {
         Rpc::SiteDesiredState {

@@ -7,6 +7,7 @@
 mod args;
 mod db;
 mod http;
+mod sanitize;
 mod tls;
 
 use std::process::ExitCode;
