@@ -867,7 +867,6 @@ pub fn mask_passwords(mut v: Value) -> Value {
         }
     }
     v
-
 }
 
 /// PostgreSQL cannot store U+0000 in `text` or `jsonb`, and RouterOS

@@ -134,8 +134,9 @@ impl Agent {
             .expect("endpoint address logged");
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(secs(10))).unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        // The endpoint checks `Host` (DNS-rebinding protection).
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out.split_whitespace()
