@@ -681,42 +681,6 @@ BEGIN
 END
 $$;
 
--- Stores one event; true when it is new. `p_raw` is the batch's exact text
--- when the batch held what jsonb cannot (see ingest_batch): an event that
--- was changed for it (now holding U+FFFD) is flagged `_lossy` with the
--- md5 of that text, kept once per site in an `alerts` row `lossy_batch`
--- (`data.raw`), so nothing is lost.
-CREATE OR REPLACE FUNCTION _edge_insert_event(p_site text, p_stream text, p_seq bigint,
-                                              p_prev bigint, p_ev jsonb, p_raw text)
-RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_n   integer;
-    v_md5 text;
-    v_ev  jsonb := p_ev;
-BEGIN
-    IF p_raw IS NOT NULL AND strpos(p_ev::text, chr(65533)) > 0 THEN
-        v_md5 := md5(p_raw);
-        v_ev := p_ev || jsonb_build_object('_lossy', v_md5);
-    END IF;
-    INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body)
-    VALUES (p_site, p_stream, p_seq, p_prev, v_ev ->> 'type', _edge_ts(v_ev ->> 'at'), v_ev)
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    IF v_n > 0 AND v_md5 IS NOT NULL THEN
-        INSERT INTO alerts (site_id, name, message, data, at)
-        SELECT p_site, 'lossy_batch',
-               'a batch held text PostgreSQL cannot store (U+0000): stored with U+FFFD, '
-               || 'its exact text is data.raw; events flagged _lossy = data.md5',
-               jsonb_build_object('md5', v_md5, 'raw', p_raw), now()
-         WHERE NOT EXISTS (SELECT 1 FROM alerts
-                            WHERE site_id = p_site AND name = 'lossy_batch'
-                              AND data ->> 'md5' = v_md5);
-    END IF;
-    RETURN v_n > 0;
-END
-$$;
-
 -- The batch comes as json, not jsonb: converting to jsonb refuses U+0000,
 -- and a jsonb argument failed the whole call before this function could
 -- help. (PostgREST still fails such a body itself: its json_to_record
@@ -737,7 +701,8 @@ DECLARE
     v_next    bigint;
     v_state   text;
     v_msg     text;
-    v_lossy   text;
+    v_md5     text;
+    v_n       integer;
     r         record;
     e         jsonb;
     i         integer := 0;
@@ -750,18 +715,25 @@ BEGIN
     IF v_raw IS NULL OR json_typeof(v_raw) <> 'object' THEN
         RAISE EXCEPTION 'batch must be a JSON object' USING ERRCODE = '22023';
     END IF;
-    BEGIN
+    -- Without a \u escape the cast cannot fail: no subtransaction.
+    IF strpos(v_raw::text, '\u') = 0 THEN
         v_batch := v_raw::jsonb;
-    EXCEPTION WHEN data_exception THEN
-        -- U+0000 (or a lone surrogate escape) somewhere. Every json
-        -- function fails on it too, so the text is made storable as a
-        -- whole and kept for the events it changed (_edge_insert_event).
-        v_batch := _edge_jsonb(v_raw);
-        v_lossy := v_raw::text;
-        IF v_batch IS NULL THEN
-            RAISE EXCEPTION 'batch is not JSON PostgreSQL can store' USING ERRCODE = '22023';
-        END IF;
-    END;
+    ELSE
+        BEGIN
+            v_batch := v_raw::jsonb;
+        EXCEPTION WHEN data_exception THEN
+            -- U+0000 (or a lone surrogate escape) somewhere. Every json
+            -- function fails on it too, so the text is made storable as a
+            -- whole; each event it changed is flagged `_lossy` with the md5
+            -- of the exact text, kept once per site in an `alerts` row
+            -- `lossy_batch` (`data.raw`, below): nothing is lost.
+            v_batch := _edge_jsonb(v_raw);
+            v_md5 := md5(v_raw::text);
+            IF v_batch IS NULL THEN
+                RAISE EXCEPTION 'batch is not JSON PostgreSQL can store' USING ERRCODE = '22023';
+            END IF;
+        END;
+    END IF;
     IF jsonb_typeof(v_batch -> 'stream') IS DISTINCT FROM 'string' OR v_batch ->> 'stream' = '' THEN
         RAISE EXCEPTION 'batch.stream is required (a non-empty string)' USING ERRCODE = '22023';
     END IF;
@@ -772,6 +744,13 @@ BEGIN
     v_events := v_batch -> 'events';
     IF jsonb_typeof(v_events) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'batch.events must be an array' USING ERRCODE = '22023';
+    END IF;
+    IF v_md5 IS NOT NULL THEN
+        SELECT jsonb_agg(CASE WHEN strpos(t.value::text, chr(65533)) > 0
+                              THEN t.value || jsonb_build_object('_lossy', v_md5)
+                              ELSE t.value END ORDER BY t.n)
+          INTO v_events
+          FROM jsonb_array_elements(v_events) WITH ORDINALITY AS t(value, n);
     END IF;
 
     -- Validate everything before writing anything.
@@ -825,8 +804,11 @@ BEGIN
                    FROM jsonb_array_elements(v_events)
                   ORDER BY (value ->> 'seq')::bigint LOOP
             CONTINUE WHEN r.seq <= v_through;
-            -- Already stored: no row changes.
-            CONTINUE WHEN NOT _edge_insert_event(v_site, v_stream, r.seq, r.prev, r.ev, v_lossy);
+            INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body)
+            VALUES (v_site, v_stream, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), r.ev)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            CONTINUE WHEN v_n = 0;  -- already stored: no row changes
             PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
         END LOOP;
     EXCEPTION
@@ -838,7 +820,11 @@ BEGIN
                        FROM jsonb_array_elements(v_events)
                       ORDER BY (value ->> 'seq')::bigint LOOP
                 CONTINUE WHEN r.seq <= v_through;
-                CONTINUE WHEN NOT _edge_insert_event(v_site, v_stream, r.seq, r.prev, r.ev, v_lossy);
+                INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body)
+                VALUES (v_site, v_stream, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), r.ev)
+                ON CONFLICT DO NOTHING;
+                GET DIAGNOSTICS v_n = ROW_COUNT;
+                CONTINUE WHEN v_n = 0;
                 BEGIN
                     PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
                 EXCEPTION
@@ -857,6 +843,17 @@ BEGIN
                 END;
             END LOOP;
     END;
+
+    IF v_md5 IS NOT NULL THEN
+        INSERT INTO alerts (site_id, name, message, data, at)
+        SELECT v_site, 'lossy_batch',
+               'a batch held text PostgreSQL cannot store (U+0000): stored with U+FFFD, '
+               || 'its exact text is data.raw; events flagged _lossy = data.md5',
+               jsonb_build_object('md5', v_md5, 'raw', v_raw::text), now()
+         WHERE NOT EXISTS (SELECT 1 FROM alerts
+                            WHERE site_id = v_site AND name = 'lossy_batch'
+                              AND data ->> 'md5' = v_md5);
+    END IF;
 
     -- Follow the prev chain from stored_through.
     LOOP
