@@ -875,6 +875,13 @@ pub fn mask_passwords(mut v: Value) -> Value {
 /// text. Names already did this in [`Name::json_into`]; this covers the
 /// plain `String` fields.
 fn nul_free(m: &mut JsonMap) {
+    // Keys are this file's names; only values can hold NUL.
+    if !m
+        .values()
+        .any(|v| v.as_str().is_some_and(|s| s.as_bytes().contains(&0)))
+    {
+        return;
+    }
     let dirty: Vec<String> = m
         .iter()
         .filter(|(k, v)| k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')))

@@ -284,6 +284,11 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
     sim.add_hotspot_user("poison", "p", "default", b"by hand too");
     // RouterOS stores any bytes: a comment with NUL is uploaded as well.
     sim.add_hotspot_user("good2", "p", "default", b"by \0 hand");
+    // Other bytes RouterOS keeps: control bytes, an overlong encoding,
+    // 64 KiB of comment.
+    sim.add_hotspot_user("ctl", "p", "default", b"\x01\x1f\x7f\ttab");
+    sim.add_hotspot_user("overlong", "p", "default", b"\xC0\x80 x");
+    sim.add_hotspot_user("big", "p", "default", &vec![b'c'; 64 * 1024]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb");
     let agent = Agent::start(&sim, &state, &url, &token);
@@ -316,10 +321,24 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
         .unwrap();
     assert_eq!(q["seqs"], json!([poison]), "{q}");
     assert!(q["reason"].as_str().unwrap().contains("400"), "{q}");
-    assert_eq!(users_at_central(&pg), "good1,good2");
+    assert_eq!(users_at_central(&pg), "big,ctl,good1,good2,overlong");
+    let b64 = |user: &str| {
+        pg.psql(&format!(
+            "SELECT coalesce(body ->> 'comment_b64', '-') FROM agent_events WHERE body ->> 'user' = '{user}'"
+        ))
+    };
+    assert_eq!(b64("good2"), "YnkgACBoYW5k");
+    assert_eq!(b64("overlong"), "wIAgeA==");
+    assert_eq!(b64("ctl"), "-");
     assert_eq!(
-        pg.psql("SELECT body ->> 'comment_b64' FROM agent_events WHERE body ->> 'user' = 'good2'"),
-        "YnkgACBoYW5k"
+        pg.psql(
+            "SELECT comment = E'\\x01\\x1f\\x7f\\ttab' FROM manual_users WHERE username = 'ctl'"
+        ),
+        "t"
+    );
+    assert_eq!(
+        pg.psql("SELECT length(comment) FROM manual_users WHERE username = 'big'"),
+        "65536"
     );
     assert_eq!(
         pg.psql(&format!(
@@ -354,7 +373,7 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
     assert!(ok && out.trim().is_empty(), "{out}");
     let agent = Agent::start(&sim, &state, &url, &token);
     let ok = wait_until(secs(30), || {
-        users_at_central(&pg) == "good1,good2,poison"
+        users_at_central(&pg) == "big,ctl,good1,good2,overlong,poison"
             && agent.log().contains("stored_through")
             && stored_through(&pg)
                 == agent

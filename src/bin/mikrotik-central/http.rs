@@ -210,7 +210,12 @@ async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Opti
         let Some(mut batch) = args.get("batch").cloned() else {
             return (bad_request("missing argument batch"), None);
         };
-        let fixed = crate::sanitize::nul_free(&mut batch);
+        // Only an escape can put U+0000 in a JSON string: no walk without one.
+        let fixed = if crate::sanitize::may_hold_nul(&body) {
+            crate::sanitize::nul_free(&mut batch)
+        } else {
+            0
+        };
         if fixed > 0 {
             log::info!("{fixed} strings with U+0000 made storable (U+FFFD, bytes in _b64)");
         }

@@ -7,6 +7,19 @@
 
 use serde_json::{Map, Value};
 
+/// False when the JSON text cannot hold U+0000: JSON strings carry it only
+/// as the escape `\u0000` (a raw control byte is invalid JSON).
+pub fn may_hold_nul(json: &[u8]) -> bool {
+    let mut rest = json;
+    while let Some(i) = rest.iter().position(|&b| b == b'\\') {
+        if rest[i..].starts_with(b"\\u0000") {
+            return true;
+        }
+        rest = &rest[i + 2.min(rest.len() - i)..];
+    }
+    false
+}
+
 /// Rewrites every string (and object key) holding NUL; returns how many.
 pub fn nul_free(v: &mut Value) -> usize {
     match v {
@@ -99,6 +112,16 @@ mod tests {
         assert_eq!(e[2]["k\u{fffd}"], 1);
         assert_eq!(e[2]["list"][0], "\u{fffd}");
         assert!(!v.to_string().contains("\\u0000"));
+    }
+
+    #[test]
+    fn only_an_escape_may_hold_nul() {
+        assert!(may_hold_nul(br#"{"a":"x\u0000"}"#));
+        assert!(!may_hold_nul(br#"{"a":"x\u0001"}"#));
+        // An escaped backslash before "u0000" is no escape.
+        assert!(!may_hold_nul(br#"{"a":"x\\u0000"}"#));
+        assert!(may_hold_nul(br#"{"a":"x\\\u0000"}"#));
+        assert!(!may_hold_nul(b"\\"));
     }
 
     #[test]
