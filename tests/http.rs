@@ -237,9 +237,11 @@ fn read_endpoints_report_the_view() {
     assert!(sum["totalBytesIn"].is_u64() && sum["totalBytesOut"].is_u64());
     assert!(sum["uptimeSecs"].is_u64(), "{sum}");
     assert!(
-        sum["uptime"]
-            .as_str()
-            .is_some_and(|u| u.ends_with('s') || u.ends_with("day")),
+        sum["uptime"].as_str().is_some_and(|u| {
+            ["second", "minute", "hour", "day"]
+                .iter()
+                .any(|unit| u.trim_end_matches('s').ends_with(unit))
+        }),
         "{sum}"
     );
     // The page's count and the list agree: managed sessions only.
