@@ -31,6 +31,8 @@ pub struct ImportOptions {
     pub export: Option<PathBuf>,
     /// Undo the import recorded in this export file instead.
     pub undo: Option<PathBuf>,
+    /// List every user in the report instead of a few per kind.
+    pub verbose: bool,
 }
 
 /// A failure that stops the command (exit status 1).

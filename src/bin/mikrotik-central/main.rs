@@ -24,8 +24,8 @@ fn main() -> ExitCode {
         }
     };
     match cmd {
-        Command::Help => {
-            println!("{USAGE}");
+        Command::Help(topic) => {
+            println!("{}", topic.and_then(args::command_usage).unwrap_or(USAGE));
             ExitCode::SUCCESS
         }
         Command::Version => {
