@@ -6,9 +6,14 @@
 #   DEMO_TLS=1 scripts/demo.sh # API-SSL with the simulator's self-signed cert pinned
 #   DEMO_CENTRAL=0 scripts/demo.sh  # without the central side
 #
-# Environment: DEMO_PORT (API port, default 18728), DEMO_TLS_PORT (18729),
-# DEMO_VOUCHERS (50), DEMO_SECRETS (20), DEMO_EXPIRING (3), DEMO_POLL_SECS (5),
-# DEMO_USAGE_SECS (30), DEMO_LOG_LEVEL (info).
+# Environment: DEMO_PORT (the simulator's API port, default 18728),
+# DEMO_TLS_PORT (18729), DEMO_HTTP_PORT (the agent's status page and API,
+# 18080), DEMO_CENTRAL_PORT (mikrotik-central, 18090), DEMO_VOUCHERS (50),
+# DEMO_SECRETS (20), DEMO_EXPIRING (3), DEMO_POLL_SECS (5), DEMO_USAGE_SECS
+# (30), DEMO_LOG_LEVEL (info), DEMO_CENTRAL (1), DEMO_ALL_EVENTS (0: the
+# sync's `user_adopted` events, one per existing voucher and secret, are
+# counted in one line instead of shown; 1 shows every event).
+# Every port is checked first: a busy one stops the demo at once.
 #
 # Unless DEMO_CENTRAL=0, it also starts a throwaway PostgreSQL with the
 # schema and `mikrotik-central` in front of it, points the agent at it, and
@@ -24,15 +29,22 @@ cargo build --quiet --features sim --bins
 
 port=${DEMO_PORT:-18728}
 tls_port=${DEMO_TLS_PORT:-18729}
-# A port already in use would make the simulator fail while `check` talks
-# to whatever holds the port: stop at once instead.
+http_port=${DEMO_HTTP_PORT:-18080}
+central_port=${DEMO_CENTRAL_PORT:-18090}
+# A port already in use would make the simulator (or the agent's HTTP
+# endpoint, or the gateway) fail while the demo talks to whatever holds the
+# port: stop at once instead.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$port" ${DEMO_TLS:+"$tls_port"}; do
-  if port_busy "$p"; then
-    echo "demo: port $p on 127.0.0.1 is already in use; set DEMO_PORT (and DEMO_TLS_PORT) to free ports" >&2
+check_port() { # PORT VARIABLE
+  if port_busy "$1"; then
+    echo "demo: port $1 on 127.0.0.1 is already in use; set $2 to a free port" >&2
     exit 1
   fi
-done
+}
+check_port "$port" DEMO_PORT
+if [ -n "${DEMO_TLS:-}" ]; then check_port "$tls_port" DEMO_TLS_PORT; fi
+check_port "$http_port" DEMO_HTTP_PORT
+if [ "${DEMO_CENTRAL:-1}" != 0 ]; then check_port "$central_port" DEMO_CENTRAL_PORT; fi
 
 work=$(mktemp -d)
 sim_out="$work/sim.out"
@@ -52,31 +64,34 @@ trap cleanup EXIT INT TERM
 central_start() {
   echo "== central: throwaway PostgreSQL, schema, mikrotik-central" >&2
   PG_FSYNC=off pg_throwaway_start
-  local gw_port=${DEMO_CENTRAL_PORT:-18090}
+  local gw_port=$central_port
   target/debug/mikrotik-central serve --listen "127.0.0.1:$gw_port" --database-url "$PG_URL" \
     2>"$work/central.log" &
   central_pid=$!
   for _ in $(seq 100); do grep -q 'listening on' "$work/central.log" 2>/dev/null && break; sleep 0.1; done
   export MIKROTIK_EDGE_SITE_ID=demo
   export MIKROTIK_EDGE_CENTRAL_URL="http://127.0.0.1:$gw_port"
-  MIKROTIK_EDGE_CENTRAL_TOKEN=$(target/debug/mikrotik-central add-site demo --database-url "$PG_URL")
+  MIKROTIK_EDGE_CENTRAL_TOKEN=$(target/debug/mikrotik-central add-site demo --database-url "$PG_URL" 2>/dev/null)
   export MIKROTIK_EDGE_CENTRAL_TOKEN
   echo "   PostgreSQL $PG_URL, gateway $MIKROTIK_EDGE_CENTRAL_URL (log: $work/central.log)" >&2
+  echo "   site demo, its new token (shown once, given to the agent): $MIKROTIK_EDGE_CENTRAL_TOKEN" >&2
 }
 
 # Every 5 s, prints the rows of `sessions` and `vouchers` that are new or
-# changed since the last look.
+# changed since the last look. Vouchers the sync adopted as they were
+# (status `migrated`) are only counted, until they change (activation,
+# expiry).
 central_watch() {
   local prev="$work/central.prev" cur="$work/central.cur"
   : >"$prev"
   while sleep "${DEMO_WATCH_SECS:-5}"; do
     {
       pg_throwaway_psql "SELECT 'sessions: ' || service || ' ' || username || ' from ' || coalesce(to_char(started_at, 'HH24:MI:SS'), '?') || coalesce(' to ' || to_char(ended_at, 'HH24:MI:SS') || ' (' || end_reason || ')', ' (open)') || coalesce(', ' || bytes_in || ' bytes in', '') FROM sessions ORDER BY id"
-      pg_throwaway_psql "SELECT 'vouchers: ' || code || ' ' || status || coalesce(', expires ' || to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS'), '') FROM vouchers ORDER BY id"
+      pg_throwaway_psql "SELECT 'vouchers: ' || code || ' ' || status || coalesce(', expires ' || to_char(expires_at, 'YYYY-MM-DD HH24:MI:SS'), '') FROM vouchers WHERE status <> 'migrated' ORDER BY id"
     } 2>/dev/null | sort >"$cur" || continue
     comm -13 "$prev" "$cur" | sed 's/^/central  /'
     mv "$cur" "$prev"
-    echo "central  == $(pg_throwaway_psql "SELECT count(*) FROM agent_events") events stored, $(pg_throwaway_psql "SELECT count(*) FROM sessions") sessions, $(pg_throwaway_psql "SELECT count(*) FROM vouchers") vouchers" 2>/dev/null
+    echo "central  == $(pg_throwaway_psql "SELECT count(*) FROM agent_events") events stored, $(pg_throwaway_psql "SELECT count(*) FROM sessions") sessions, $(pg_throwaway_psql "SELECT count(*) FROM vouchers") vouchers ($(pg_throwaway_psql "SELECT count(*) FROM vouchers WHERE status = 'migrated'") adopted as they were, not listed until they change)" 2>/dev/null
   done
 }
 
@@ -116,6 +131,7 @@ export MIKROTIK_EDGE_STATE_PATH="$work/state.redb"
 export MIKROTIK_EDGE_POLL_SECS=${DEMO_POLL_SECS:-5}
 export MIKROTIK_EDGE_USAGE_SECS=${DEMO_USAGE_SECS:-30}
 export MIKROTIK_EDGE_LOG_LEVEL=${DEMO_LOG_LEVEL:-info}
+export MIKROTIK_EDGE_HTTP_LISTEN=127.0.0.1:$http_port
 if [ -n "${DEMO_TLS:-}" ]; then
   export MIKROTIK_EDGE_ROUTER_TLS=true MIKROTIK_EDGE_ROUTER_PORT=$tls_port
   MIKROTIK_EDGE_ROUTER_CERT_SHA256=$(grep -i 'sha-\?256' "$sim_out" | grep -oE '([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}' | head -n1)
@@ -131,6 +147,31 @@ fi
 echo "== mikrotik-edge check" >&2
 timeout 20 target/debug/mikrotik-edge check
 echo "== mikrotik-edge run (Ctrl-C to stop)" >&2
-target/debug/mikrotik-edge run &
+echo "   status page: http://127.0.0.1:$http_port/   (metrics: http://127.0.0.1:$http_port/metrics)" >&2
+echo "   watch the event lines: login, logout, usage, voucher_activated, voucher_expired" >&2
+
+# The first sync adopts every voucher and secret the simulator was seeded
+# with (one `user_adopted` event each): counted in one line, not shown,
+# unless DEMO_ALL_EVENTS=1. Everything else passes through unchanged.
+quiet_adoptions() {
+  if [ "${DEMO_ALL_EVENTS:-0}" = 1 ]; then
+    cat
+    return
+  fi
+  # A shell loop, not awk: mawk reads a pipe in blocks and would hold the
+  # log back.
+  local line n=0
+  while IFS= read -r line; do
+    case $line in
+      *'"type":"user_adopted"'*) n=$((n + 1)); continue ;;
+    esac
+    if [ "$n" -gt 0 ]; then
+      echo "   ($n user_adopted events: the sync adopted the vouchers and secrets already on the router; stored and uploaded, not shown; DEMO_ALL_EVENTS=1 shows them)"
+      n=0
+    fi
+    printf '%s\n' "$line"
+  done
+}
+target/debug/mikrotik-edge run 2> >(quiet_adoptions >&2) &
 agent_pid=$!
 wait "$agent_pid"

@@ -1,5 +1,6 @@
-//! The command line, parsed by hand: five commands and a few options do not
-//! justify an argument-parsing dependency.
+//! The command line, parsed by hand: seven commands and a few options do not
+//! justify an argument-parsing dependency in an agent with a size budget
+//! (under 3,000,000 bytes on aarch64); each command has its own `--help`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -20,7 +21,7 @@ Commands:
   api <command> [WORD]...    run one API command; print each !re as a JSON line
                              WORD is =key=value, ?query or .proplist=a,b
   run                        run the agent
-  import-mikhmon [--apply] [--disable-schedulers] [--export FILE.csv]
+  import-mikhmon [--apply] [--disable-schedulers] [--export FILE.csv] [--verbose]
   import-mikhmon --undo FILE.csv [--apply]
                              migrate Mikhmon's vouchers to VOUCHER_SYSTEM
                              comments (dry run unless --apply), or undo it
@@ -33,7 +34,9 @@ Commands:
                              malformed (one JSON line each)
   quarantine resend          queue them again as new events (once the central
                              side is fixed); both with the agent stopped
-  help                       print this help
+  help [COMMAND]             print this help, or a command's
+
+`mikrotik-edge <command> --help` prints that command's options.
 
 Options:
   --config PATH              TOML config file; MIKROTIK_EDGE_* environment
@@ -49,6 +52,95 @@ Example:
   mikrotik-edge --config /etc/mikrotik-edge/config.toml \\
       api /ip/hotspot/user/print ?disabled=false .proplist=name,profile
 ";
+
+/// `mikrotik-edge <command> --help`: each command's own text.
+pub fn command_usage(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "check" => {
+            "\
+Usage: mikrotik-edge [--config PATH] check
+
+Connect to the router, log in, print identity, board, version and uptime.
+Exit 0, or 1 with one line: connection refused, timeout: ..., bad
+credentials: ..., certificate rejected: ..., TLS handshake failed: ...
+"
+        }
+        "api" => {
+            "\
+Usage: mikrotik-edge [--config PATH] api <command> [WORD]...
+
+Run one RouterOS API command and print each !re row as a JSON line;
+!done attributes as {\"!done\":{...}}; a !trap goes to stderr (exit 1).
+WORD is =key=value, ?query (also ?# operators) or .proplist=a,b, passed
+verbatim. listen and print follow run until Ctrl-C.
+
+Example:
+  mikrotik-edge api /ip/hotspot/user/print ?profile=voucher-1h .proplist=name,comment
+"
+        }
+        "run" => {
+            "\
+Usage: mikrotik-edge [--config PATH] run
+
+Run the agent until SIGTERM or SIGINT: monitor, voucher lifecycle,
+events, upload, full sync and the local HTTP endpoint.
+"
+        }
+        "import-mikhmon" => {
+            "\
+Usage: mikrotik-edge [--config PATH] import-mikhmon [OPTIONS]
+
+Rewrite Mikhmon's hotspot users into VOUCHER_SYSTEM comments. A dry run
+(report only, nothing written) unless --apply.
+
+Options:
+  --apply                    write the changes (and the export file first)
+  --disable-schedulers       with --apply: disable Mikhmon's monitor schedulers
+  --export FILE.csv          where the undo file goes (default: next to the
+                             state file, mikhmon-import-<UTC time>.csv)
+  --undo FILE.csv            restore the comments saved in FILE.csv
+                             (dry run unless --apply)
+  --verbose                  list every user in the report, not a few per kind
+"
+        }
+        "sync" => {
+            "\
+Usage: mikrotik-edge [--config PATH] sync
+
+Fetch the desired state from the central side once and reconcile the
+router with it. The agent must not be running (use
+POST /api/mikrotik/sync/force on a running agent).
+"
+        }
+        "create-batch" => {
+            "\
+Usage: mikrotik-edge [--config PATH] create-batch FILE.csv [OPTIONS]
+
+Create vouchers / PPPoE secrets from a CSV file (validated first: nothing
+is sent if a line is wrong). Rerunning it skips names that exist.
+
+Options:
+  --failures OUT.csv         write the lines that failed to OUT.csv
+  --max-in-flight N          most router commands at once (1-256; default
+                             sync_max_in_flight, 16)
+"
+        }
+        "quarantine" => {
+            "\
+Usage: mikrotik-edge [--config PATH] quarantine list|resend
+
+  list                       print the events the central side refused as
+                             malformed, one JSON line each (seq, reason,
+                             quarantined_at, event)
+  resend                     queue them again as new events (once the
+                             central side is fixed)
+Both need the agent stopped.
+"
+        }
+        "help" => USAGE,
+        _ => return None,
+    })
+}
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +160,8 @@ pub enum Command {
     CreateBatch(CreateOptions),
     /// `quarantine list|resend`.
     Quarantine(QuarantineAction),
-    Help,
+    /// The general help, or one command's (`<command> --help`, `help <command>`).
+    Help(Option<&'static str>),
     Version,
 }
 
@@ -158,6 +251,18 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+/// Every command, as typed.
+pub const COMMANDS: [&str; 8] = [
+    "check",
+    "api",
+    "run",
+    "import-mikhmon",
+    "sync",
+    "create-batch",
+    "quarantine",
+    "help",
+];
+
 /// Parses the arguments after argv[0].
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> {
     let mut args = args.into_iter();
@@ -174,7 +279,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
         } else if bytes == b"-h" || bytes == b"--help" {
             return Ok(Cli {
                 config,
-                command: Command::Help,
+                command: Command::Help(command.map(|(_, name)| name)),
             });
         } else if bytes == b"-V" || bytes == b"--version" {
             return Ok(Cli {
@@ -203,8 +308,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> 
                         command: parse_create_batch(args)?,
                     });
                 }
-                b"help" => (Command::Help, "help"),
+                b"help" => {
+                    let topic = match args.next() {
+                        None => None,
+                        Some(a) => Some(
+                            COMMANDS
+                                .iter()
+                                .copied()
+                                .find(|c| c.as_bytes() == a.as_bytes())
+                                .ok_or_else(|| CliError::UnknownCommand(lossy(a.as_bytes())))?,
+                        ),
+                    };
+                    (Command::Help(topic), "help")
+                }
                 b"quarantine" => match args.next().as_deref().map(OsStr::as_bytes) {
+                    Some(b"-h" | b"--help") => (Command::Help(Some("quarantine")), "quarantine"),
                     Some(b"list") => (Command::Quarantine(QuarantineAction::List), "quarantine"),
                     Some(b"resend") => {
                         (Command::Quarantine(QuarantineAction::Resend), "quarantine")
@@ -283,6 +401,7 @@ fn import_option(
     match key {
         b"--apply" => flag(&mut opts.apply, "--apply"),
         b"--disable-schedulers" => flag(&mut opts.disable_schedulers, "--disable-schedulers"),
+        b"--verbose" => flag(&mut opts.verbose, "--verbose"),
         b"--export" => path(&mut opts.export, "--export", args),
         b"--undo" => path(&mut opts.undo, "--undo", args),
         _ => Err(CliError::UnknownOption(lossy(arg))),
@@ -318,6 +437,7 @@ fn parse_create_batch(args: impl Iterator<Item = OsString>) -> Result<Command, C
             _ => (bytes, None),
         };
         match key {
+            b"-h" | b"--help" => return Ok(Command::Help(Some("create-batch"))),
             b"--failures" => {
                 if opts.failures.is_some() {
                     return Err(CliError::Twice("--failures"));
@@ -359,6 +479,9 @@ fn parse_create_batch(args: impl Iterator<Item = OsString>) -> Result<Command, C
 /// Everything after `api`, verbatim: the command path, then its words.
 fn parse_api(mut args: impl Iterator<Item = OsString>) -> Result<Command, CliError> {
     let command = args.next().ok_or(CliError::ApiNeedsCommand)?.into_vec();
+    if command == b"-h" || command == b"--help" {
+        return Ok(Command::Help(Some("api")));
+    }
     if !command.starts_with(b"/") {
         return Err(CliError::ApiBadCommand(lossy(&command)));
     }
@@ -415,12 +538,15 @@ mod tests {
     fn simple_commands() {
         assert_eq!(ok(&["check"]), cli(None, Command::Check));
         assert_eq!(ok(&["run"]), cli(None, Command::Run));
-        assert_eq!(ok(&["help"]), cli(None, Command::Help));
-        assert_eq!(ok(&["-h"]), cli(None, Command::Help));
-        assert_eq!(ok(&["--help"]), cli(None, Command::Help));
+        assert_eq!(ok(&["help"]), cli(None, Command::Help(None)));
+        assert_eq!(ok(&["-h"]), cli(None, Command::Help(None)));
+        assert_eq!(ok(&["--help"]), cli(None, Command::Help(None)));
         assert_eq!(ok(&["-V"]), cli(None, Command::Version));
         assert_eq!(ok(&["--version"]), cli(None, Command::Version));
-        assert_eq!(ok(&["run", "--help"]), cli(None, Command::Help));
+        assert_eq!(
+            ok(&["run", "--help"]),
+            cli(None, Command::Help(Some("run")))
+        );
         assert_eq!(
             ok(&["quarantine", "list"]),
             cli(None, Command::Quarantine(QuarantineAction::List))
@@ -585,9 +711,10 @@ mod tests {
             err(&["check", "run"]).to_string(),
             "unexpected argument \"run\" after check"
         );
+        assert_eq!(ok(&["help", "api"]), cli(None, Command::Help(Some("api"))));
         assert!(matches!(
-            err(&["help", "api"]),
-            CliError::UnexpectedArgument { .. }
+            err(&["help", "nope"]),
+            CliError::UnknownCommand(_)
         ));
     }
 
@@ -625,6 +752,7 @@ mod tests {
                 "e.toml",
                 "--disable-schedulers",
                 "--export=/tmp/a b.csv",
+                "--verbose",
             ]),
             cli(
                 Some("e.toml"),
@@ -633,6 +761,7 @@ mod tests {
                     disable_schedulers: true,
                     export: Some(PathBuf::from("/tmp/a b.csv")),
                     undo: None,
+                    verbose: true,
                 })
             )
         );

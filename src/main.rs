@@ -22,8 +22,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Help => {
-            print!("{}", cli::USAGE);
+        Command::Help(topic) => {
+            print!(
+                "{}",
+                topic.and_then(cli::command_usage).unwrap_or(cli::USAGE)
+            );
             return ExitCode::SUCCESS;
         }
         Command::Version => {
@@ -84,7 +87,7 @@ fn main() -> ExitCode {
         Command::Quarantine(action) => {
             mikrotik_edge::uplink::quarantine_cli(&cfg, action, &mut std::io::stdout())
         }
-        Command::Help | Command::Version => ExitCode::SUCCESS,
+        Command::Help(_) | Command::Version => ExitCode::SUCCESS,
     }
 }
 

@@ -284,3 +284,65 @@ fn api_with_non_utf8_argument_does_not_crash() {
         .map(|(_, v)| v.clone());
     assert_eq!(comment.as_deref(), Some(&b"\xff\xfe bytes"[..]));
 }
+
+#[test]
+fn every_command_has_its_own_help() {
+    for (args, usage) in [
+        (&["check", "--help"][..], "check"),
+        (&["api", "--help"], "api <command>"),
+        (&["run", "--help"], "run"),
+        (&["import-mikhmon", "--help"], "--verbose"),
+        (&["import-mikhmon", "--apply", "-h"], "--disable-schedulers"),
+        (&["sync", "--help"], "sync"),
+        (&["create-batch", "--help"], "--max-in-flight"),
+        (&["create-batch", "FILE.csv", "--help"], "--failures"),
+        (&["quarantine", "--help"], "quarantine list|resend"),
+        (&["quarantine", "list", "--help"], "quarantine list|resend"),
+        (&["help", "create-batch"], "create-batch FILE.csv"),
+        (&["--help"], "Commands:"),
+    ] {
+        let out = run(args, &[], None);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            stdout.contains("Usage: mikrotik-edge"),
+            "{args:?}: {stdout}"
+        );
+        assert!(stdout.contains(usage), "{args:?}: {stdout}");
+    }
+    // A command's help needs no config: nothing is read.
+    let out = run(
+        &["create-batch", "--help"],
+        &[("MIKROTIK_EDGE_ROUTER_PORT", "abc")],
+        None,
+    );
+    assert!(out.status.success());
+    let out = run(&["help", "frobnicate"], &[], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_central_command_has_its_own_help() {
+    for (args, usage) in [
+        (&["serve", "--help"][..], "usage: mikrotik-central serve"),
+        (&["serve", "--listen", "x", "-h"], "--pool-size"),
+        (
+            &["add-site", "--help"],
+            "usage: mikrotik-central add-site NAME",
+        ),
+        (
+            &["load-schema", "--help"],
+            "usage: mikrotik-central load-schema",
+        ),
+        (&["help", "serve"], "--tls-cert"),
+        (&["--help"], "add-site"),
+    ] {
+        let out = common::gateway::central_command()
+            .args(args)
+            .output()
+            .expect("run mikrotik-central");
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(stdout.contains(usage), "{args:?}: {stdout}");
+    }
+}

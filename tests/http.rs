@@ -308,14 +308,23 @@ fn read_endpoints_report_the_view() {
         "mikrotik_edge_poll_duration_seconds_count",
         "mikrotik_edge_users_online{service=\"hotspot\"} 2",
         "mikrotik_edge_users_online{service=\"pppoe\"} 1",
-        "mikrotik_edge_events_queued ",
-        "mikrotik_edge_events_uploaded_total 0",
+        "mikrotik_edge_events_pending ",
+        "mikrotik_edge_events_queued_since_start_total ",
+        "mikrotik_edge_events_uploaded_since_start_total 0",
         "mikrotik_edge_router_reconnects_total 0",
         "mikrotik_edge_router_rtt_seconds ",
         "mikrotik_edge_last_successful_poll_timestamp_seconds ",
     ] {
         assert!(m.contains(series), "{series} missing in\n{m}");
     }
+    // Every event this agent queued counts, whatever its source: at least
+    // the three logins of the users online.
+    let queued: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("mikrotik_edge_events_queued_since_start_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("queued since start");
+    assert!(queued >= 3.0, "{m}");
 
     let (s, page) = agent.get("/");
     assert_eq!(s, 200);

@@ -193,6 +193,16 @@ fn dry_run_reports_and_changes_nothing() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     assert!(!out.contains("backup"), "{out}");
+    // A summary: a few examples per kind, then a count; --verbose lists all.
+    let migrate_lines = |out: &str| out.lines().filter(|l| l.starts_with("migrate ")).count();
+    assert_eq!(migrate_lines(&out), 3, "{out}");
+    assert!(
+        out.contains("  ... and 2 more like these (--verbose lists them all)"),
+        "{out}"
+    );
+    let out = ok(&run(&sim, &state, &["--verbose"]));
+    assert_eq!(migrate_lines(&out), 5, "{out}");
+    assert!(!out.contains("more like these"), "{out}");
 }
 
 #[test]

@@ -637,20 +637,17 @@ impl Agent {
         let new_state = Arc::new(out.state);
         let delta = StateDelta::between(&self.state, &new_state);
         let events: Vec<_> = out.events.into_iter().map(|e| (now, e)).collect();
-        let committed = match self.store.commit(delta, events).await {
-            Ok(c) => c,
+        match self.store.commit(delta, events).await {
+            Ok(_) => {}
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; listen change not recorded, the next poll catches up");
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
-        };
+        }
         self.state = new_state;
         let state = self.state.clone();
-        self.view.send_modify(|v| {
-            v.state = state;
-            v.events_committed += committed.count as u64;
-        });
+        self.view.send_modify(|v| v.state = state);
         self.act(&out.actions, None).await;
         Ok(())
     }
@@ -742,7 +739,6 @@ impl Agent {
         self.listen_clock = Some((out.clock, now, std::time::Instant::now()));
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
-        let n_events = committed.count as u64;
         self.view.send_modify(|v| {
             v.users = users;
             v.last_poll = Some(now);
@@ -751,7 +747,6 @@ impl Agent {
             v.poll_histogram.observe(elapsed.as_secs_f64());
             v.polls += 1;
             v.last_poll_error = None;
-            v.events_committed += n_events;
             v.clock = Some(verdict);
         });
         self.act(&out.actions, Some(listens)).await;

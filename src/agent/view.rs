@@ -100,8 +100,6 @@ pub struct View {
     pub polls: u64,
     pub poll_failures: u64,
     pub last_poll_error: Option<String>,
-    /// Events committed to the outbox since start.
-    pub events_committed: u64,
     pub uplink: UplinkView,
     /// The last cycle's clock assessment: trusted or not, its source, skew.
     pub clock: Option<ClockVerdict>,
@@ -127,7 +125,6 @@ impl View {
             polls: 0,
             poll_failures: 0,
             last_poll_error: None,
-            events_committed: 0,
             uplink: UplinkView::default(),
             clock: None,
         }

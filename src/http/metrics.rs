@@ -61,22 +61,24 @@ pub(crate) fn render(view: &View, stats: Option<&OutboxStats>) -> String {
     );
     if let Some(s) = stats {
         metric(
-            "mikrotik_edge_events_queued",
+            "mikrotik_edge_events_pending",
             "gauge",
-            "Events in the outbox waiting for upload.",
+            "Events in the outbox now, waiting for upload.",
             &[("", s.pending as f64)],
+        );
+        metric(
+            "mikrotik_edge_events_queued_since_start_total",
+            "counter",
+            "Events added to the outbox since the agent started, from every source \
+             (monitor, sync, user API, alerts).",
+            &[("", s.queued_since_start as f64)],
         );
     }
     metric(
-        "mikrotik_edge_events_committed_total",
+        "mikrotik_edge_events_uploaded_since_start_total",
         "counter",
-        "Events committed to the outbox by the monitor since start.",
-        &[("", view.events_committed as f64)],
-    );
-    metric(
-        "mikrotik_edge_events_uploaded_total",
-        "counter",
-        "Events acknowledged by the central side since start.",
+        "Events the central side acknowledged since the agent started, including a \
+         backlog queued before the start.",
         &[("", view.uplink.uploaded as f64)],
     );
     metric(
@@ -180,6 +182,7 @@ mod tests {
             &view,
             Some(&OutboxStats {
                 pending: 7,
+                queued_since_start: 12,
                 ..Default::default()
             }),
         );
@@ -188,7 +191,9 @@ mod tests {
         assert!(text.contains("mikrotik_edge_poll_duration_seconds_bucket{le=\"60\"} 2\n"));
         assert!(text.contains("mikrotik_edge_poll_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("mikrotik_edge_poll_duration_seconds_count 3\n"));
-        assert!(text.contains("mikrotik_edge_events_queued 7\n"));
+        assert!(text.contains("mikrotik_edge_events_pending 7\n"));
+        assert!(text.contains("mikrotik_edge_events_queued_since_start_total 12\n"));
+        assert!(text.contains("mikrotik_edge_events_uploaded_since_start_total 0\n"));
         assert!(text.contains("mikrotik_edge_router_rtt_seconds 0.0015\n"));
         assert!(text.contains("mikrotik_edge_clock_trusted{source=\"none\"} 0\n"));
         assert!(text.contains("mikrotik_edge_clock_skew_seconds -90\n"));

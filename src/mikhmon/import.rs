@@ -31,6 +31,8 @@ pub struct ImportOptions {
     pub export: Option<PathBuf>,
     /// Undo the import recorded in this export file instead.
     pub undo: Option<PathBuf>,
+    /// List every user in the report instead of a few per kind.
+    pub verbose: bool,
 }
 
 /// A failure that stops the command (exit status 1).
@@ -318,10 +320,10 @@ async fn undo(
         restores.len(),
         skipped.len()
     );
-    for r in &restores {
+    examples(&mut text, opts.verbose, &restores, |text, r| {
         let _ = writeln!(text, "restore {} ({}): {}", r.name, r.id, r.comment);
-    }
-    skip_lines(&mut text, &skipped);
+    });
+    examples(&mut text, opts.verbose, &skipped, skip_line);
     emit(out, &mut text);
     let mut ok = true;
     if opts.apply {
@@ -464,18 +466,18 @@ fn report(
         plan.already_ours.len(),
         plan.others
     );
-    for r in &plan.rewrites {
+    examples(text, opts.verbose, &plan.rewrites, |text, r| {
         let _ = writeln!(
             text,
             "migrate {} ({}, profile {}): {} -> {}",
             r.name, r.id, r.profile, r.old, r.new
         );
-    }
-    skip_lines(text, &plan.skipped);
-    skip_lines(text, unreadable);
-    for name in &plan.already_ours {
+    });
+    let skipped: Vec<&Skip> = plan.skipped.iter().chain(unreadable).collect();
+    examples(text, opts.verbose, &skipped, |text, s| skip_line(text, s));
+    examples(text, opts.verbose, &plan.already_ours, |text, name| {
         let _ = writeln!(text, "already ours: {name}");
-    }
+    });
     for p in &plan.unmanaged_profiles {
         let _ = writeln!(
             text,
@@ -496,9 +498,36 @@ fn report(
     );
 }
 
-fn skip_lines(text: &mut String, skipped: &[Skip]) {
-    for s in skipped {
-        let _ = writeln!(text, "skip {}: {}", s.name, s.reason);
+fn skip_line(text: &mut String, s: &Skip) {
+    let _ = writeln!(text, "skip {}: {}", s.name, s.reason);
+}
+
+/// How many lines of each kind (migrate, skip, already ours, restore) the
+/// report shows without `--verbose`: a few examples, then a count.
+const EXAMPLES: usize = 3;
+
+/// The first [`EXAMPLES`] of `items` (all of them with `verbose`), then how
+/// many were left out.
+fn examples<T>(
+    text: &mut String,
+    verbose: bool,
+    items: &[T],
+    mut line: impl FnMut(&mut String, &T),
+) {
+    let shown = if verbose {
+        items.len()
+    } else {
+        items.len().min(EXAMPLES)
+    };
+    for item in &items[..shown] {
+        line(text, item);
+    }
+    if shown < items.len() {
+        let _ = writeln!(
+            text,
+            "  ... and {} more like these (--verbose lists them all)",
+            items.len() - shown
+        );
     }
 }
 

@@ -102,7 +102,8 @@ impl Default for SimOptions {
 }
 
 /// Generated starting data; all zero by default (profiles always exist:
-/// hotspot `default`, `voucher-1h`, `voucher-24h`, `mikhmon-3h`, `staff`;
+/// hotspot `default`, `voucher-1h`, `voucher-24h`, `mikhmon-3h` (with
+/// Mikhmon's `on-login` header), `staff`;
 /// PPP `default`, `default-encryption`, `pppoe-10M`, `pppoe-20M`).
 #[derive(Debug, Clone, Default)]
 pub struct SeedData {
@@ -111,7 +112,8 @@ pub struct SeedData {
     /// non-zero, 6 more users come along: 3 Mikhmon-style (`mk…`, profile
     /// `mikhmon-3h`, comments `vc-…`, `up-…` and an expiry date) and 3
     /// hand-made (`john`, `guest-lobby` with a Windows-1252 comment,
-    /// `printer` disabled and without comment).
+    /// `printer` disabled and without comment), plus Mikhmon's monitor
+    /// scheduler for `mikhmon-3h` and one Mikhmon sales record.
     pub hotspot_users: usize,
     /// `PPPOE_SYSTEM|…` secrets `pppoe-nnnn` alternating `pppoe-10M` and
     /// `pppoe-20M`; when non-zero, plus `office-link` and `tower-2`.

@@ -76,6 +76,18 @@ fn expiring_vouchers(r: &mut Router, n: usize) {
     }
 }
 
+/// The `on-login` of the seeded Mikhmon profile `mikhmon-3h`, as Mikhmon
+/// v3's `adduserprofile.php` writes it (shortened after the header).
+pub(crate) const MIKHMON_ON_LOGIN: &str = ":put (\",rem,3000,3h,5000,,Disable,\"); \
+{:local comment [ /ip hotspot user get [/ip hotspot user find where name=\"$user\"] comment]; \
+:local ucode [:pic $comment 0 2]; \
+:if ($ucode = \"vc\" or $ucode = \"up\" or $comment = \"\") do={ \
+:local date [ /system clock get date ]; :local time [ /system clock get time ]; \
+/sys sch add name=\"$user\" disable=no start-date=$date interval=\"3h\"; \
+:delay 2s; :local exp [ /sys sch get [ /sys sch find where name=\"$user\" ] next-run]; \
+/sys sch remove [find where name=\"$user\"]; \
+/ip hotspot user set comment=$exp [find where name=\"$user\"] }}";
+
 fn profiles(r: &mut Router) {
     let hs = &mut r.hs_profiles;
     hs.insert(vec![
@@ -87,7 +99,14 @@ fn profiles(r: &mut Router) {
         ("name", s("voucher-24h")),
         ("rate-limit", s("5M/10M")),
     ]);
-    hs.insert(vec![("name", s("mikhmon-3h")), ("rate-limit", s("1M/2M"))]);
+    // Mikhmon v3's on-login: its header first (expiry mode remove, price
+    // 3000, validity 3h, selling price 5000, no MAC lock), then the script
+    // that stamps the expiry date into the comment of `vc`/`up` users.
+    hs.insert(vec![
+        ("name", s("mikhmon-3h")),
+        ("rate-limit", s("1M/2M")),
+        ("on-login", s(MIKHMON_ON_LOGIN)),
+    ]);
     hs.insert(vec![("name", s("staff")), ("shared-users", Value::Int(3))]);
     let ppp = &mut r.ppp_profiles;
     for (name, rate) in [("pppoe-10M", "10M/10M"), ("pppoe-20M", "20M/20M")] {
@@ -156,6 +175,29 @@ fn hotspot_users(r: &mut Router, n: usize) {
         ("comment", s("jan/20/2025 14:03:11")),
         ("uptime", Value::Dur(2 * 3600 + 17 * 60)),
     ]);
+    // Mikhmon's monitor scheduler for the profile and one sales record, so
+    // `import-mikhmon` has all it reports on.
+    r.schedulers.insert(vec![
+        ("name", s("mikhmon-3h")),
+        ("start-time", s("03:12:45")),
+        ("interval", s("00:02:37")),
+        (
+            "on-event",
+            s(":foreach i in [ /ip hotspot user find where profile=\"mikhmon-3h\" ] do={ :local comment [ /ip hotspot user get $i comment]; }"),
+        ),
+        ("disabled", Value::Bool(false)),
+        ("comment", s("Monitor Profile mikhmon-3h")),
+    ]);
+    r.scripts.insert(vec![
+        (
+            "name",
+            s("jan/20/2025-|-14:03:11-|-mk1094-|-5000-|-10.5.50.7-|-02:00:00:00:00:07-|-3h-|-mikhmon-3h-|-vc-109-01.15.25-"),
+        ),
+        ("owner", s("jan2025")),
+        ("source", s("jan/20/2025")),
+        ("comment", s("mikhmon")),
+    ]);
+    let t = &mut r.hs_users;
     // Hand-made: free text, a Windows-1252 comment, none at all.
     t.insert(vec![
         ("name", s("john")),
@@ -242,6 +284,15 @@ mod tests {
         assert_eq!(r.ppp_secrets.rows.len(), 6);
         assert_eq!(r.hs_active.rows.len(), 3);
         assert_eq!(r.ppp_active.rows.len(), 2);
+        // The Mikhmon profile carries a header import-mikhmon reads.
+        let mikhmon = r.hs_profiles.by_name(b"mikhmon-3h").expect("profile");
+        let meta = crate::mikhmon::profile::parse_on_login(mikhmon.bytes("on-login"))
+            .expect("a Mikhmon header")
+            .expect("a valid one");
+        assert_eq!(meta.valid_hours(), Ok(3));
+        assert_eq!(meta.sell_price(), b"5000");
+        assert_eq!(r.schedulers.rows.len(), 1);
+        assert_eq!(r.scripts.rows.len(), 1);
         let names: std::collections::HashSet<&[u8]> =
             r.hs_users.rows.iter().map(|u| u.bytes("name")).collect();
         assert_eq!(names.len(), 16);

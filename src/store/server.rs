@@ -34,6 +34,8 @@ pub(super) struct Server {
     /// The file turned out to hold another stream: nothing more is served.
     stopped: bool,
     next_retry: Instant,
+    /// Events accepted into the outbox since the thread started.
+    queued_since_start: u64,
 }
 
 impl Server {
@@ -53,6 +55,7 @@ impl Server {
             degraded: false,
             stopped: false,
             next_retry: Instant::now() + RETRY,
+            queued_since_start: 0,
         }
     }
 
@@ -69,6 +72,7 @@ impl Server {
         server
             .backlog
             .push(None, vec![disk_full_alert(e)], Vec::new());
+        server.queued_since_start = 1;
         server
     }
 
@@ -94,6 +98,7 @@ impl Server {
                                 log::info!("event {}", e.to_log_json(&self.site_id, self.stream));
                             }
                             self.log_outbox(!events.is_empty());
+                            self.queued_since_start += events.len() as u64;
                             drop(delta);
                             let _ = reply.send(Ok(Committed {
                                 first_seq,
@@ -109,6 +114,7 @@ impl Server {
                     }
                 }
                 let count = events.len();
+                self.queued_since_start += count as u64;
                 let events = events.into_iter().map(|k| (at, k)).collect();
                 self.backlog.push(Some(*delta), events, Vec::new());
                 let _ = reply.send(Ok(Committed {
@@ -150,6 +156,7 @@ impl Server {
             }
             Request::Stats { reply } => {
                 let in_memory = self.backlog.events.len() as u64;
+                let queued_since_start = self.queued_since_start;
                 let r = match &self.store {
                     Some(_) => self.read(|store| {
                         Ok(OutboxStats {
@@ -158,10 +165,12 @@ impl Server {
                             last_seq: store.last_seq()?,
                             acked_through: store.acked_through()?,
                             bytes: store.outbox_bytes()?,
+                            queued_since_start,
                         })
                     }),
                     None => Ok(OutboxStats {
                         pending: in_memory,
+                        queued_since_start,
                         ..OutboxStats::default()
                     }),
                 };
@@ -248,12 +257,14 @@ impl Server {
                         log::info!("event {}", e.to_log_json(&self.site_id, self.stream));
                     }
                     self.log_outbox(count > 0);
+                    self.queued_since_start += count as u64;
                     return Ok(Committed { first_seq, count });
                 }
                 Err(e) if e.is_disk_full() => self.degrade(&e),
                 Err(e) => return Err(e),
             }
         }
+        self.queued_since_start += count as u64;
         self.backlog.push(delta, events, blobs);
         // Not numbered yet: numbers are given when the events are written.
         Ok(Committed {
@@ -273,6 +284,7 @@ impl Server {
             );
             self.backlog
                 .push(None, vec![disk_full_alert(e)], Vec::new());
+            self.queued_since_start += 1;
         }
         self.reopen();
         self.next_retry = Instant::now() + RETRY;

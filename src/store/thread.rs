@@ -95,6 +95,10 @@ pub struct OutboxStats {
     pub acked_through: u64,
     /// Sum of the queued events' stored sizes.
     pub bytes: u64,
+    /// Events this thread added to the outbox since it started, from every
+    /// source (monitor, sync, user API, alerts), whether written to the file
+    /// or held in memory while the disk is full.
+    pub queued_since_start: u64,
 }
 
 /// The async handle to the state file. Cheap to clone; the thread ends when

@@ -18,7 +18,58 @@ commands:
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
   load-schema  load scripts/central/schema.sql (built in; idempotent)
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
-  help | --help | -h ; --version | -V";
+  help [COMMAND] | --help | -h ; --version | -V
+
+`mikrotik-central <command> --help` prints that command's options.";
+
+/// `mikrotik-central <command> --help`.
+pub fn command_usage(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "serve" => {
+            "\
+usage: mikrotik-central serve [options]
+
+Run the HTTP(S) gateway in front of PostgreSQL: POST /rpc/ingest_batch,
+POST /rpc/site_desired_state, GET /healthz.
+
+options (each also from the environment):
+  --listen ADDR         MIKROTIK_CENTRAL_LISTEN, default 127.0.0.1:8090
+  --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required
+                        (postgres://user:pass@host/db, or
+                        postgres://user@%2Fvar%2Frun%2Fpostgresql/db for the local socket)
+  --tls-cert PEM        MIKROTIK_CENTRAL_TLS_CERT: serve HTTPS with this chain
+  --tls-key PEM         MIKROTIK_CENTRAL_TLS_KEY: and this private key
+  --pool-size N         MIKROTIK_CENTRAL_POOL_SIZE, default 16 database connections
+  --log-level LEVEL     MIKROTIK_CENTRAL_LOG_LEVEL, default info"
+        }
+        "add-site" => {
+            "\
+usage: mikrotik-central add-site NAME [--database-url URL]
+
+Create the site NAME or rotate its token; prints the new token once (only
+its sha256 is stored; an old token stops working at once). Give it to the
+agent as central_token.
+
+options:
+  --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required"
+        }
+        "load-schema" => {
+            "\
+usage: mikrotik-central load-schema [--database-url URL]
+
+Load scripts/central/schema.sql (built in) into the database. Idempotent:
+loading it again over itself is how the schema is upgraded.
+
+options:
+  --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required"
+        }
+        "help" => USAGE,
+        _ => return None,
+    })
+}
+
+/// Every command, as typed.
+pub const COMMANDS: [&str; 4] = ["serve", "add-site", "load-schema", "help"];
 
 #[derive(Debug)]
 pub struct ServeOptions {
@@ -32,9 +83,15 @@ pub struct ServeOptions {
 #[derive(Debug)]
 pub enum Command {
     Serve(ServeOptions),
-    AddSite { site: String, database_url: String },
-    LoadSchema { database_url: String },
-    Help,
+    AddSite {
+        site: String,
+        database_url: String,
+    },
+    LoadSchema {
+        database_url: String,
+    },
+    /// The general help, or one command's.
+    Help(Option<&'static str>),
     Version,
 }
 
@@ -52,6 +109,24 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
     let Some(cmd) = argv.first() else {
         return Err("missing command".into());
     };
+    match cmd.as_str() {
+        "help" | "--help" | "-h" => {
+            return match argv.get(1) {
+                None => Ok(Command::Help(None)),
+                Some(c) => match command_usage(c) {
+                    Some(_) => Ok(Command::Help(COMMANDS.iter().copied().find(|k| k == c))),
+                    None => Err(format!("unknown command {c:?}")),
+                },
+            };
+        }
+        c if argv[1..].iter().any(|a| a == "--help" || a == "-h") => {
+            return match COMMANDS.iter().copied().find(|k| *k == c) {
+                Some(k) => Ok(Command::Help(Some(k))),
+                None => Err(format!("unknown command {c:?}")),
+            };
+        }
+        _ => {}
+    }
     let mut flags: Vec<(String, String)> = Vec::new();
     let mut positional: Vec<String> = Vec::new();
     let mut it = argv[1..].iter();
@@ -84,7 +159,6 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             "log-level",
         ],
         "add-site" | "load-schema" => &["database-url"],
-        "help" | "--help" | "-h" => return Ok(Command::Help),
         "--version" | "-V" => return Ok(Command::Version),
         other => return Err(format!("unknown command {other:?}")),
     };

@@ -24,8 +24,8 @@ fn main() -> ExitCode {
         }
     };
     match cmd {
-        Command::Help => {
-            println!("{USAGE}");
+        Command::Help(topic) => {
+            println!("{}", topic.and_then(args::command_usage).unwrap_or(USAGE));
             ExitCode::SUCCESS
         }
         Command::Version => {
@@ -40,7 +40,10 @@ fn main() -> ExitCode {
             init_logging(log::LevelFilter::Warn);
             run(async move {
                 let token = db::add_site(&database_url, &site).await?;
-                eprintln!("site {site}: new token (shown once; the previous one no longer works):");
+                eprintln!(
+                    "site {site}: new token on standard output, shown once \
+                     (the previous one no longer works)"
+                );
                 println!("{token}");
                 Ok(())
             })
