@@ -188,7 +188,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     sim.advance(Duration::from_secs(90));
     agent.wait_event(|e| is(e, "usage", "v1") && e["bytes_in"].as_u64() >= Some(1000));
     sim.add_traffic("v1", 500, 500);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A whole cycle sees the new counters before the session ends.
+    wait_polls(&sim, 2);
     sim.hotspot_logout("v1");
     let logout = agent.wait_event(|e| is(e, "logout", "v1"));
     assert_eq!(logout["reason"], "gone");
@@ -216,7 +217,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     // kept current by their listens and read in full only every
     // `user_read_secs` (300 by default; see `user_lists_...` below).
     sim.clear_command_log();
-    std::thread::sleep(Duration::from_millis(3500));
+    // Three cycles begun since the clear: two of them whole.
+    wait_polls(&sim, 3);
     let log = sim.command_log();
     let lists = [
         "/ip/hotspot/active/print",
@@ -297,7 +299,8 @@ fn kill_9_and_restart_neither_loses_nor_repeats_events() {
     let agent = Agent::start(&sim, &state, &[]);
     agent.wait_event(|e| is(e, "logout", "a"));
     agent.wait_event(|e| is(e, "login", "c"));
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two more cycles: anything repeated would be committed by then.
+    wait_polls(&sim, 3);
     agent.kill9();
 
     let events = stored_events(&state);
@@ -341,7 +344,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
             .count()
     };
     assert!(wait_until(Duration::from_secs(15), || reconnects() >= 2));
-    std::thread::sleep(Duration::from_millis(2000));
+    // Whole cycles on the new connection, and still no logout.
+    wait_polls(&sim, 3);
     assert_eq!(
         agent
             .events()
@@ -353,7 +357,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
 
     // Reboot: both sessions end, then b comes back with a new session.
     sim.add_traffic("a", 777, 888);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A whole cycle reads the counters before the reboot loses them.
+    wait_polls(&sim, 2);
     sim.reboot(Duration::from_millis(1500));
     let logout = agent.wait_event(|e| is(e, "logout", "a"));
     assert_eq!(logout["reason"], "router_reboot");
@@ -367,7 +372,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
         "login",
         "b"
     ) == 2));
-    std::thread::sleep(Duration::from_millis(2000));
+    // Whole cycles after the new login: no second logout or login comes.
+    wait_polls(&sim, 3);
     let events = agent.events();
     assert_eq!(count(&events, "logout", "a"), 1);
     assert_eq!(count(&events, "logout", "b"), 1);
@@ -426,7 +432,8 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
                 .count()
                 > polls
         ));
-        std::thread::sleep(Duration::from_millis(300));
+        // The simulator logged the poll's command: the agent now waits
+        // for its (minute-long) reply, mid-cycle.
         let sent = std::time::Instant::now();
         send_signal(agent.child.id(), sig);
         let limit = Duration::from_secs(3 * u64::from(slow_factor()));

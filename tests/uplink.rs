@@ -213,8 +213,10 @@ fn wait_drained(pg: &Postgres, agent: &Agent) {
 
 /// Ends every session on the simulator, waits until the agent has gone
 /// quiet (with `usage_secs=1` an online session is an event every second,
-/// so only then can the last batch be the last), then until everything is
-/// uploaded: an empty outbox at SIGTERM is only to be expected after this.
+/// so only then can the last batch be the last): two poll cycles begun
+/// with no new event, the second after a whole cycle found nothing to say.
+/// Then until everything is uploaded: an empty outbox at SIGTERM is only
+/// to be expected after this.
 fn settle(sim: &SimHandle, pg: &Postgres, agent: &Agent) {
     for (path, key) in [("/ip/hotspot/active", "user"), ("/ppp/active", "name")] {
         for row in sim.rows(path) {
@@ -229,12 +231,14 @@ fn settle(sim: &SimHandle, pg: &Postgres, agent: &Agent) {
         }
     }
     let mut seen = agent.events().len();
+    let mut since = polls(sim);
     let quiet = wait_until(secs(60), || {
-        std::thread::sleep(secs(3));
-        let now = agent.events().len();
-        let quiet = now == seen;
-        seen = now;
-        quiet
+        let (now, polled) = (agent.events().len(), polls(sim));
+        if now != seen {
+            (seen, since) = (now, polled);
+            return false;
+        }
+        polled >= since + 2
     });
     assert!(quiet, "agent never went quiet:\n{}", agent.log());
     wait_drained(pg, agent);
@@ -350,10 +354,21 @@ fn a_wrong_token_alerts_once_keeps_events_and_does_not_loop() {
     env.push(("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "2".into()));
     let agent = Agent::start(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "alert" && e["name"] == "token_rejected");
+    // Three more rejected attempts, spaced by the backoff (a loop would
+    // make them in milliseconds); still one alert after them.
     let start = gw.count("ingest_batch 401");
-    std::thread::sleep(Duration::from_secs(6));
-    let during = gw.count("ingest_batch 401") - start;
-    assert!(during <= 5, "{during} requests in 6 s:\n{}", gw.log());
+    let started = Instant::now();
+    assert!(
+        wait_until(secs(30), || gw.count("ingest_batch 401") >= start + 3),
+        "no retries:\n{}",
+        gw.log()
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "3 rejected requests in {took:?}:\n{}",
+        gw.log()
+    );
     let alerts = agent
         .events()
         .into_iter()
@@ -529,8 +544,13 @@ fn sigterm_is_prompt_while_the_central_side_hangs() {
     env.push(("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "300".into()));
     let agent = Agent::start(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "router");
-    assert!(wait_until(secs(10), || !held.lock().unwrap().is_empty()));
-    std::thread::sleep(Duration::from_millis(300));
+    // The upload's request has arrived: the agent waits for its answer.
+    assert!(wait_until(secs(10), || {
+        held.lock().unwrap().iter().any(|s| {
+            let mut b = [0u8; 1];
+            s.set_nonblocking(true).is_ok() && s.peek(&mut b).is_ok_and(|n| n > 0)
+        })
+    }));
     let took = agent.terminate();
     assert!(
         took < Duration::from_secs(2) * slow_factor(),
