@@ -494,13 +494,17 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     agent.terminate();
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// The process's peak resident set (`VmHWM`) in KiB, or why it cannot be
+/// read: the caller fails rather than assert against a made-up 0.
+fn vm_hwm_kib(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no VmHWM line in {path}:\n{status}"))
 }
 
 /// A router streaming endless rows or an unterminated sentence of tiny
@@ -535,7 +539,8 @@ fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
             agent.log.lock().unwrap().join("\n")
         );
         if native {
-            let hwm = vm_hwm_kib(agent.child.id()).unwrap_or(0);
+            // A /proc that cannot be read fails the test: a 0 would pass.
+            let hwm = vm_hwm_kib(agent.child.id()).unwrap_or_else(|e| panic!("{how:?}: {e}"));
             eprintln!("{how:?}: peak RSS {hwm} KiB");
             assert!(hwm < 48 * 1024, "{how:?}: peak RSS {hwm} KiB");
         }
