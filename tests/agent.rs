@@ -458,9 +458,10 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
     }
 }
 
-/// A 0-byte state file (power cut on a fresh SD card) is initialised with a
-/// warning naming it, gets a new stream, and sessions already online are
-/// reported as logins seen at start.
+/// A 0-byte state file (power cut on a fresh SD card), or one whose
+/// creation was cut short, is initialised with a warning naming it, gets a
+/// new stream, and sessions already online are reported as logins seen at
+/// start.
 #[test]
 fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     let sim = sim();
@@ -489,6 +490,20 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     let log = agent.log.lock().unwrap().join("\n");
     assert!(
         log.contains("is empty") && log.contains(&state.display().to_string()),
+        "{log}"
+    );
+    agent.terminate();
+
+    // Killed while redb was creating the file: sized, no header yet. The
+    // same recovery, with its own warning naming the file.
+    std::fs::write(&state, vec![0u8; 70 * 1024]).unwrap();
+    let agent = Agent::start(&sim, &state, &[]);
+    let login = agent.wait_event(|e| is(e, "login", "v1"));
+    assert_eq!(login["seen_at_start"], true);
+    assert_eq!(login["seq"], 3);
+    let log = agent.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("was never finished") && log.contains(&state.display().to_string()),
         "{log}"
     );
     agent.terminate();
