@@ -7,7 +7,8 @@
 #
 # Stops at the first failing step with a non-zero exit status. Checks that
 # could not run (a missing tool outside CI) are listed at the end; with CI
-# set they fail instead. Cross tools come from scripts/setup.sh.
+# set they fail instead. Test output goes to target/test-logs/ and is shown
+# only for a failing step. Cross tools come from scripts/setup.sh.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         -h | --help)
-            sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -40,6 +41,8 @@ SUMMARY=()
 SKIPPED_FILE="$(mktemp)"
 export MIKROTIK_EDGE_SKIPPED_FILE="$SKIPPED_FILE"
 trap 'rm -f "$SKIPPED_FILE"' EXIT
+LOGS=target/test-logs
+mkdir -p "$LOGS"
 
 skipped_summary() {
     if [ -s "$SKIPPED_FILE" ]; then
@@ -68,6 +71,23 @@ step() {
         exit 1
     fi
     SUMMARY+=("$(printf '%4ds  %s' $((SECONDS - start)) "$name")")
+}
+
+# logged NAME CMD...: runs CMD with its output in $LOGS/NAME.log; prints
+# only the test result lines; when CMD fails, the failing test binary's
+# output (its failed tests' agent logs included).
+logged() {
+    local log="$LOGS/$1.log"
+    shift
+    echo "(full output: $log)"
+    if "$@" >"$log" 2>&1; then
+        grep -E '^(test result:|SKIPPED:)' "$log" || true
+        return 0
+    fi
+    # The failing test binary's part: its failures with their agent logs.
+    awk '/^ +Running /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$log"
+    echo "test.sh: the whole output is in $log" >&2
+    return 1
 }
 
 # The RouterOS images of the three dist/ binaries: build them, take each
@@ -104,7 +124,7 @@ if [ "$QUICK" -eq 0 ]; then
     # (with CI set, a missing dist/ is a failure).
     step "release builds (scripts/build.sh)" scripts/build.sh
 fi
-step "tests, native" cargo test --all-features
+step "tests, native" logged native cargo test --all-features
 
 if [ "$QUICK" -eq 0 ]; then
     missing=()
@@ -120,7 +140,7 @@ if [ "$QUICK" -eq 0 ]; then
     # integration tests prefix the binaries they spawn with this variable.
     export MIKROTIK_EDGE_TEST_RUNNER=qemu-aarch64-static
     step "tests, $AARCH64: build" cargo test --all-features --target "$AARCH64" --no-run
-    step "tests, $AARCH64: run under qemu" cargo test --all-features --target "$AARCH64"
+    step "tests, $AARCH64: run under qemu" logged "$AARCH64" cargo test --all-features --target "$AARCH64"
     unset MIKROTIK_EDGE_TEST_RUNNER
     step "container images" container_images
 fi

@@ -158,7 +158,7 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-/// Parses the arguments after argv[0].
+/// Parses the arguments after `argv[0]`.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> {
     let mut args = args.into_iter();
     let mut config: Option<PathBuf> = None;

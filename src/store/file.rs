@@ -53,7 +53,7 @@ use crate::name::Name;
 ///
 /// Bump it whenever a table changes or a stored type changes its serde
 /// shape (postcard is not self-describing, so even adding a field makes old
-/// blobs unreadable), and add a step to [`migrate`]. Version 1 was the
+/// blobs unreadable), and add a step to `migrate`. Version 1 was the
 /// pre-release single-blob layout; it is refused with a clear error.
 pub const SCHEMA_VERSION: u32 = 3;
 
@@ -155,7 +155,7 @@ impl Store {
     /// file (a power cut on a fresh SD card, an operator's `> state.redb`)
     /// is initialised with a warning naming it: it gets a new stream id, so
     /// sequence numbers restart without ever being reused. So is a file
-    /// whose creation was cut short (see [`never_finished`]): it cannot
+    /// whose creation was cut short (see `never_finished`): it cannot
     /// hold a committed transaction.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_as(path, None)
@@ -239,7 +239,7 @@ impl Store {
     }
 
     /// From now on every commit that appends events keeps the outbox under
-    /// `max_bytes` in the same transaction (see [`super::outbox`]), never
+    /// `max_bytes` in the same transaction (see `store::outbox`), never
     /// touching `seq <= protect_through`.
     pub fn set_outbox_cap(&self, max_bytes: u64, protect_through: u64) {
         self.cap.set(Some(OutboxCap {
