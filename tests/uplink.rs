@@ -120,6 +120,24 @@ fn activity(sim: &SimHandle, act: &mut Activity, d: Duration) {
     }
 }
 
+/// Runs the simulator's random activity until `cond` holds (checked
+/// between steps) or `limit` passes; returns whether it held.
+fn activity_until(
+    sim: &SimHandle,
+    act: &mut Activity,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        activity(sim, act, Duration::from_millis(150));
+    }
+    cond()
+}
+
 fn int(pg: &Postgres, sql: &str) -> u64 {
     let out = pg.psql(sql);
     out.parse()
@@ -262,10 +280,10 @@ fn events_arrive_once_through_gateway_and_database_outages() {
     wait_drained(&pg, &agent);
 
     // The database goes away: the gateway answers 503, the agent retries.
+    // Activity goes on until an upload met the outage (events queue then).
     pg.stop();
-    activity(&sim, &mut act, secs(3));
     assert!(
-        wait_until(secs(10), || gw.count(" 503 ") >= 1),
+        activity_until(&sim, &mut act, secs(13), || gw.count(" 503 ") >= 1),
         "no 503 seen:\n{}",
         gw.log()
     );
@@ -275,8 +293,15 @@ fn events_arrive_once_through_gateway_and_database_outages() {
 
     // The gateway itself goes away (connection refused), then comes back
     // on the same address.
+    // Activity until an upload failed against the missing gateway.
+    let failed = || agent.log().matches("central upload failed").count();
+    let before = failed();
     drop(gw);
-    activity(&sim, &mut act, secs(3));
+    assert!(
+        activity_until(&sim, &mut act, secs(13), || failed() > before),
+        "no failed upload seen:\n{}",
+        agent.log()
+    );
     let gw = Gateway::start(&pg, &listen);
     activity(&sim, &mut act, secs(2));
     settle(&sim, &pg, &agent);
@@ -630,8 +655,18 @@ fn the_outbox_never_exceeds_its_cap_and_its_alerts_reach_the_central_side() {
         busy(&mut act, Duration::from_millis(500));
     }
     agent.wait_event(|e| e["type"] == "dropped");
-    // The outage goes on well past the first drop.
-    busy(&mut act, secs(10));
+    // The outage goes on well past the first drop: 100 more commits.
+    let commits = || agent.log().matches("outbox: ").count();
+    let at_drop = commits();
+    let deadline = Instant::now() + secs(60);
+    while commits() < at_drop + 100 && Instant::now() < deadline {
+        busy(&mut act, Duration::from_millis(500));
+    }
+    assert!(
+        commits() >= at_drop + 100,
+        "too few commits after the first drop:\n{}",
+        agent.log()
+    );
     let largest = agent
         .events()
         .iter()
