@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The project's test command.
 #
-#   scripts/test.sh           setup (scripts/setup.sh), format, lint, native tests, aarch64 tests under
-#                             qemu, release cross builds, RouterOS container images
+#   scripts/test.sh           setup (scripts/setup.sh), format, lint, release cross builds,
+#                             native tests, aarch64 tests under qemu, RouterOS container images
 #   scripts/test.sh --quick   format, lint, native tests only
 #
-# Stops at the first failing step with a non-zero exit status.
-# Cross tools come from scripts/setup.sh.
+# Stops at the first failing step with a non-zero exit status. Checks that
+# could not run (a missing tool outside CI) are listed at the end; with CI
+# set they fail instead. Test output goes to target/test-logs/ and is shown
+# only for a failing step. Cross tools come from scripts/setup.sh.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -16,7 +18,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         -h | --help)
-            sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -34,6 +36,23 @@ STEP=0
 TOTAL=$((QUICK ? 3 : 7))
 SUMMARY=()
 
+# Tests that cannot run a check append a `SKIPPED: test: why` line here
+# (tests/deploy.rs); printed at the end, so a skip is never a silent pass.
+SKIPPED_FILE="$(mktemp)"
+export MIKROTIK_EDGE_SKIPPED_FILE="$SKIPPED_FILE"
+trap 'rm -f "$SKIPPED_FILE"' EXIT
+LOGS=target/test-logs
+mkdir -p "$LOGS"
+
+skipped_summary() {
+    if [ -s "$SKIPPED_FILE" ]; then
+        echo "== skipped checks ($(sort -u "$SKIPPED_FILE" | wc -l)); install what they name (scripts/setup.sh):"
+        sort -u "$SKIPPED_FILE" | sed 's/^/   /'
+    else
+        echo "== no check skipped"
+    fi
+}
+
 # step NAME CMD...: print a header, run CMD, stop on failure, record timing.
 step() {
     local name="$1"
@@ -48,9 +67,27 @@ step() {
     if ! "$@"; then
         echo
         echo "test.sh: FAILED at step $STEP/$TOTAL: $name ($((SECONDS - start))s)" >&2
+        skipped_summary >&2
         exit 1
     fi
     SUMMARY+=("$(printf '%4ds  %s' $((SECONDS - start)) "$name")")
+}
+
+# logged NAME CMD...: runs CMD with its output in $LOGS/NAME.log; prints
+# only the test result lines; when CMD fails, the failing test binary's
+# output (its failed tests' agent logs included).
+logged() {
+    local log="$LOGS/$1.log"
+    shift
+    echo "(full output: $log)"
+    if "$@" >"$log" 2>&1; then
+        grep -E '^(test result:|SKIPPED:)' "$log" || true
+        return 0
+    fi
+    # The failing test binary's part: its failures with their agent logs.
+    awk '/^ +Running /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$log"
+    echo "test.sh: the whole output is in $log" >&2
+    return 1
 }
 
 # The RouterOS images of the three dist/ binaries: build them, take each
@@ -81,7 +118,13 @@ if [ "$QUICK" -eq 0 ]; then
 fi
 step "rustfmt" cargo fmt --all -- --check
 step "clippy (all targets, all features)" cargo clippy --all-targets --all-features -- -D warnings
-step "tests, native" cargo test --all-features
+
+if [ "$QUICK" -eq 0 ]; then
+    # Before the tests: tests/deploy.rs checks the images of dist/ binaries
+    # (with CI set, a missing dist/ is a failure).
+    step "release builds (scripts/build.sh)" scripts/build.sh
+fi
+step "tests, native" logged native cargo test --all-features
 
 if [ "$QUICK" -eq 0 ]; then
     missing=()
@@ -97,9 +140,8 @@ if [ "$QUICK" -eq 0 ]; then
     # integration tests prefix the binaries they spawn with this variable.
     export MIKROTIK_EDGE_TEST_RUNNER=qemu-aarch64-static
     step "tests, $AARCH64: build" cargo test --all-features --target "$AARCH64" --no-run
-    step "tests, $AARCH64: run under qemu" cargo test --all-features --target "$AARCH64"
+    step "tests, $AARCH64: run under qemu" logged "$AARCH64" cargo test --all-features --target "$AARCH64"
     unset MIKROTIK_EDGE_TEST_RUNNER
-    step "release builds (scripts/build.sh)" scripts/build.sh
     step "container images" container_images
 fi
 
@@ -107,4 +149,5 @@ echo
 echo "================================================================"
 echo "== all $TOTAL steps passed"
 printf '   %s\n' "${SUMMARY[@]}"
+skipped_summary
 echo "================================================================"

@@ -263,7 +263,7 @@ pub const COMMANDS: [&str; 8] = [
     "help",
 ];
 
-/// Parses the arguments after argv[0].
+/// Parses the arguments after `argv[0]`.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> {
     let mut args = args.into_iter();
     let mut config: Option<PathBuf> = None;

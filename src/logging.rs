@@ -34,5 +34,8 @@ mod tests {
         init(LevelFilter::Info);
         init(LevelFilter::Debug);
         log::info!("logging test line");
+        // The logger writes to the real stderr, past the test harness's
+        // capture: off again, so other unit tests' logs stay off the console.
+        log::set_max_level(LevelFilter::Off);
     }
 }

@@ -61,7 +61,7 @@ fn tail_word(bytes: &[u8]) -> u64 {
     w
 }
 
-/// Byte equality at [`compare_bytes`]' speed, for hot paths that compare
+/// Byte equality at `compare_bytes`' speed, for hot paths that compare
 /// raw bytes rather than names.
 #[inline(always)]
 pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {

@@ -188,7 +188,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     sim.advance(Duration::from_secs(90));
     agent.wait_event(|e| is(e, "usage", "v1") && e["bytes_in"].as_u64() >= Some(1000));
     sim.add_traffic("v1", 500, 500);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A whole cycle sees the new counters before the session ends.
+    wait_polls(&sim, 2);
     sim.hotspot_logout("v1");
     let logout = agent.wait_event(|e| is(e, "logout", "v1"));
     assert_eq!(logout["reason"], "gone");
@@ -216,7 +217,8 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     // kept current by their listens and read in full only every
     // `user_read_secs` (300 by default; see `user_lists_...` below).
     sim.clear_command_log();
-    std::thread::sleep(Duration::from_millis(3500));
+    // Three cycles begun since the clear: two of them whole.
+    wait_polls(&sim, 3);
     let log = sim.command_log();
     let lists = [
         "/ip/hotspot/active/print",
@@ -297,7 +299,8 @@ fn kill_9_and_restart_neither_loses_nor_repeats_events() {
     let agent = Agent::start(&sim, &state, &[]);
     agent.wait_event(|e| is(e, "logout", "a"));
     agent.wait_event(|e| is(e, "login", "c"));
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two more cycles: anything repeated would be committed by then.
+    wait_polls(&sim, 3);
     agent.kill9();
 
     let events = stored_events(&state);
@@ -341,7 +344,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
             .count()
     };
     assert!(wait_until(Duration::from_secs(15), || reconnects() >= 2));
-    std::thread::sleep(Duration::from_millis(2000));
+    // Whole cycles on the new connection, and still no logout.
+    wait_polls(&sim, 3);
     assert_eq!(
         agent
             .events()
@@ -353,7 +357,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
 
     // Reboot: both sessions end, then b comes back with a new session.
     sim.add_traffic("a", 777, 888);
-    std::thread::sleep(Duration::from_millis(1500));
+    // A whole cycle reads the counters before the reboot loses them.
+    wait_polls(&sim, 2);
     sim.reboot(Duration::from_millis(1500));
     let logout = agent.wait_event(|e| is(e, "logout", "a"));
     assert_eq!(logout["reason"], "router_reboot");
@@ -367,7 +372,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
         "login",
         "b"
     ) == 2));
-    std::thread::sleep(Duration::from_millis(2000));
+    // Whole cycles after the new login: no second logout or login comes.
+    wait_polls(&sim, 3);
     let events = agent.events();
     assert_eq!(count(&events, "logout", "a"), 1);
     assert_eq!(count(&events, "logout", "b"), 1);
@@ -426,7 +432,8 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
                 .count()
                 > polls
         ));
-        std::thread::sleep(Duration::from_millis(300));
+        // The simulator logged the poll's command: the agent now waits
+        // for its (minute-long) reply, mid-cycle.
         let sent = std::time::Instant::now();
         send_signal(agent.child.id(), sig);
         let limit = Duration::from_secs(3 * u64::from(slow_factor()));
@@ -451,9 +458,10 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
     }
 }
 
-/// A 0-byte state file (power cut on a fresh SD card) is initialised with a
-/// warning naming it, gets a new stream, and sessions already online are
-/// reported as logins seen at start.
+/// A 0-byte state file (power cut on a fresh SD card), or one whose
+/// creation was cut short, is initialised with a warning naming it, gets a
+/// new stream, and sessions already online are reported as logins seen at
+/// start.
 #[test]
 fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     let sim = sim();
@@ -485,15 +493,33 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
         "{log}"
     );
     agent.terminate();
+
+    // Killed while redb was creating the file: sized, no header yet. The
+    // same recovery, with its own warning naming the file.
+    std::fs::write(&state, vec![0u8; 70 * 1024]).unwrap();
+    let agent = Agent::start(&sim, &state, &[]);
+    let login = agent.wait_event(|e| is(e, "login", "v1"));
+    assert_eq!(login["seen_at_start"], true);
+    assert_eq!(login["seq"], 3);
+    let log = agent.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("was never finished") && log.contains(&state.display().to_string()),
+        "{log}"
+    );
+    agent.terminate();
 }
 
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// The process's peak resident set (`VmHWM`) in KiB, or why it cannot be
+/// read: the caller fails rather than assert against a made-up 0.
+fn vm_hwm_kib(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no VmHWM line in {path}:\n{status}"))
 }
 
 /// A router streaming endless rows or an unterminated sentence of tiny
@@ -528,7 +554,8 @@ fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
             agent.log.lock().unwrap().join("\n")
         );
         if native {
-            let hwm = vm_hwm_kib(agent.child.id()).unwrap_or(0);
+            // A /proc that cannot be read fails the test: a 0 would pass.
+            let hwm = vm_hwm_kib(agent.child.id()).unwrap_or_else(|e| panic!("{how:?}: {e}"));
             eprintln!("{how:?}: peak RSS {hwm} KiB");
             assert!(hwm < 48 * 1024, "{how:?}: peak RSS {hwm} KiB");
         }

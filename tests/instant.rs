@@ -163,7 +163,7 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
     // A voucher created after the poll (heard by listen on the user list)
     // is activated at its first login too, without waiting for a poll.
     sim.add_hotspot_user("v3", "p", "voucher-1h", VOUCHER);
-    std::thread::sleep(Duration::from_millis(300));
+    agent.wait_log("listen: hotspot user \"v3\" kept", 1);
     let t = Instant::now();
     sim.hotspot_login("v3", "10.5.50.4", "02:00:00:00:00:04")
         .unwrap();
@@ -302,7 +302,7 @@ fn user_lists_are_listened_to_and_read_in_full_only_when_due() {
     sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
     // The new voucher is known to the listen path at once: its first
     // login activates it without waiting for a poll.
-    std::thread::sleep(Duration::from_millis(300));
+    agent.wait_log("listen: hotspot user \"v2\" kept", 1);
     sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:03")
         .unwrap();
     agent.wait_event(secs(5), |e| is(e, "voucher_activated", "v2"));

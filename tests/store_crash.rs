@@ -18,6 +18,12 @@ use mikrotik_edge::store::{StateDelta, Store};
 
 /// Set to the state file path in the child; its presence selects the writer loop.
 const CHILD_ENV: &str = "MIKROTIK_EDGE_STORE_CRASH_CHILD";
+/// The run's seed (decimal or `0x` hex): printed by every run, set it to
+/// replay one. Kill timings also depend on the machine's speed, so a
+/// replay repeats the sizes and the schedule, not every byte.
+const SEED_ENV: &str = "MIKROTIK_EDGE_TEST_SEED";
+/// The child's own seed, derived from the run's seed and the round.
+const CHILD_SEED_ENV: &str = "MIKROTIK_EDGE_STORE_CRASH_CHILD_SEED";
 const TEST_NAME: &str = "state_and_events_survive_sigkill";
 const ROUNDS: usize = 6;
 
@@ -25,11 +31,28 @@ const ROUNDS: usize = 6;
 struct Rng(u64);
 
 impl Rng {
-    fn seeded() -> Rng {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Rng((nanos ^ u64::from(std::process::id())) | 1)
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// The seed from `var`, or a fresh one from the clock.
+    fn seed_from(var: &str) -> u64 {
+        match std::env::var(var) {
+            Ok(s) => {
+                let s = s.trim();
+                let parsed = match s.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => s.parse(),
+                };
+                parsed.unwrap_or_else(|e| panic!("{var}={s:?}: not a u64 seed: {e}"))
+            }
+            Err(_) => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                nanos ^ u64::from(std::process::id())
+            }
+        }
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -48,12 +71,16 @@ fn state_and_events_survive_sigkill() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state.redb");
-    let mut rng = Rng::seeded();
+    let seed = Rng::seed_from(SEED_ENV);
+    eprintln!("{TEST_NAME}: seed {seed} (replay with {SEED_ENV}={seed})");
+    let mut rng = Rng::new(seed);
     let mut counts = Vec::new();
     for round in 0..ROUNDS {
+        let child_seed = seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut child = self_command()
             .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &path)
+            .env(CHILD_SEED_ENV, child_seed.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -66,19 +93,23 @@ fn state_and_events_survive_sigkill() {
         child.kill().expect("SIGKILL child");
         child.wait().expect("reap child");
 
-        let store =
-            Store::open(&path).unwrap_or_else(|e| panic!("round {round}: reopen after kill: {e}"));
+        let store = Store::open(&path).unwrap_or_else(|e| {
+            panic!("round {round}: reopen after kill: {e} (replay with {SEED_ENV}={seed})")
+        });
         let state = store.load_state().expect("load state");
         let events = store.pending_events(0, usize::MAX).expect("pending");
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         let want: Vec<u64> = (1..=events.len() as u64).collect();
-        assert_eq!(seqs, want, "round {round}: seqs must be 1..=n without gaps");
+        assert_eq!(
+            seqs, want,
+            "round {round}: seqs must be 1..=n without gaps (replay with {SEED_ENV}={seed})"
+        );
         assert_eq!(store.last_seq().expect("last_seq"), events.len() as u64);
         assert_eq!(store.queued_events().expect("queued"), events.len() as u64);
         assert_eq!(
             committed_count(&state),
             events.len() as u64,
-            "round {round}: state and events must commit atomically"
+            "round {round}: state and events must commit atomically (replay with {SEED_ENV}={seed})"
         );
         counts.push(events.len());
     }
@@ -105,7 +136,7 @@ fn committed_count(state: &MonitorState) -> u64 {
 fn writer_loop(path: &Path) -> ! {
     let store = Store::open(path).expect("child: open");
     let mut state = store.load_state().expect("child: load state");
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::new(Rng::seed_from(CHILD_SEED_ENV));
     loop {
         let old = state.clone();
         let count = committed_count(&state);

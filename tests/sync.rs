@@ -53,6 +53,18 @@ impl Agent {
     fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// Sync runs finished so far (one `sync: … actions …` line each).
+    fn sync_runs(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
+            })
+            .count()
+    }
 }
 
 impl Drop for Agent {
@@ -256,7 +268,13 @@ fn isolir_moves_suspended_secrets_to_the_isolation_profile_and_back() {
     // The customer reconnects, isolated: left online (payment page).
     sim.ppp_connect("cust-i", "10.0.0.3", "AA:BB:CC:00:00:03")
         .unwrap();
-    std::thread::sleep(secs(3));
+    // A whole poll sees the new session, then two sync runs start after
+    // that (one of them whole): the customer is still online.
+    wait_polls(&sim, 2);
+    let runs = agent.sync_runs();
+    wait(&agent, "two sync runs after the reconnect", || {
+        agent.sync_runs() >= runs + 2
+    });
     assert!(
         sim.find("/ppp/active", "cust-i").is_some(),
         "{}",

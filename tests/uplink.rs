@@ -120,6 +120,24 @@ fn activity(sim: &SimHandle, act: &mut Activity, d: Duration) {
     }
 }
 
+/// Runs the simulator's random activity until `cond` holds (checked
+/// between steps) or `limit` passes; returns whether it held.
+fn activity_until(
+    sim: &SimHandle,
+    act: &mut Activity,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        activity(sim, act, Duration::from_millis(150));
+    }
+    cond()
+}
+
 fn int(pg: &Postgres, sql: &str) -> u64 {
     let out = pg.psql(sql);
     out.parse()
@@ -213,8 +231,10 @@ fn wait_drained(pg: &Postgres, agent: &Agent) {
 
 /// Ends every session on the simulator, waits until the agent has gone
 /// quiet (with `usage_secs=1` an online session is an event every second,
-/// so only then can the last batch be the last), then until everything is
-/// uploaded: an empty outbox at SIGTERM is only to be expected after this.
+/// so only then can the last batch be the last): two poll cycles begun
+/// with no new event, the second after a whole cycle found nothing to say.
+/// Then until everything is uploaded: an empty outbox at SIGTERM is only
+/// to be expected after this.
 fn settle(sim: &SimHandle, pg: &Postgres, agent: &Agent) {
     for (path, key) in [("/ip/hotspot/active", "user"), ("/ppp/active", "name")] {
         for row in sim.rows(path) {
@@ -229,12 +249,14 @@ fn settle(sim: &SimHandle, pg: &Postgres, agent: &Agent) {
         }
     }
     let mut seen = agent.events().len();
+    let mut since = polls(sim);
     let quiet = wait_until(secs(60), || {
-        std::thread::sleep(secs(3));
-        let now = agent.events().len();
-        let quiet = now == seen;
-        seen = now;
-        quiet
+        let (now, polled) = (agent.events().len(), polls(sim));
+        if now != seen {
+            (seen, since) = (now, polled);
+            return false;
+        }
+        polled >= since + 2
     });
     assert!(quiet, "agent never went quiet:\n{}", agent.log());
     wait_drained(pg, agent);
@@ -258,10 +280,10 @@ fn events_arrive_once_through_gateway_and_database_outages() {
     wait_drained(&pg, &agent);
 
     // The database goes away: the gateway answers 503, the agent retries.
+    // Activity goes on until an upload met the outage (events queue then).
     pg.stop();
-    activity(&sim, &mut act, secs(3));
     assert!(
-        wait_until(secs(10), || gw.count(" 503 ") >= 1),
+        activity_until(&sim, &mut act, secs(13), || gw.count(" 503 ") >= 1),
         "no 503 seen:\n{}",
         gw.log()
     );
@@ -271,8 +293,15 @@ fn events_arrive_once_through_gateway_and_database_outages() {
 
     // The gateway itself goes away (connection refused), then comes back
     // on the same address.
+    // Activity until an upload failed against the missing gateway.
+    let failed = || agent.log().matches("central upload failed").count();
+    let before = failed();
     drop(gw);
-    activity(&sim, &mut act, secs(3));
+    assert!(
+        activity_until(&sim, &mut act, secs(13), || failed() > before),
+        "no failed upload seen:\n{}",
+        agent.log()
+    );
     let gw = Gateway::start(&pg, &listen);
     activity(&sim, &mut act, secs(2));
     settle(&sim, &pg, &agent);
@@ -350,10 +379,21 @@ fn a_wrong_token_alerts_once_keeps_events_and_does_not_loop() {
     env.push(("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "2".into()));
     let agent = Agent::start(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "alert" && e["name"] == "token_rejected");
+    // Three more rejected attempts, spaced by the backoff (a loop would
+    // make them in milliseconds); still one alert after them.
     let start = gw.count("ingest_batch 401");
-    std::thread::sleep(Duration::from_secs(6));
-    let during = gw.count("ingest_batch 401") - start;
-    assert!(during <= 5, "{during} requests in 6 s:\n{}", gw.log());
+    let started = Instant::now();
+    assert!(
+        wait_until(secs(30), || gw.count("ingest_batch 401") >= start + 3),
+        "no retries:\n{}",
+        gw.log()
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "3 rejected requests in {took:?}:\n{}",
+        gw.log()
+    );
     let alerts = agent
         .events()
         .into_iter()
@@ -529,8 +569,13 @@ fn sigterm_is_prompt_while_the_central_side_hangs() {
     env.push(("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "300".into()));
     let agent = Agent::start(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "router");
-    assert!(wait_until(secs(10), || !held.lock().unwrap().is_empty()));
-    std::thread::sleep(Duration::from_millis(300));
+    // The upload's request has arrived: the agent waits for its answer.
+    assert!(wait_until(secs(10), || {
+        held.lock().unwrap().iter().any(|s| {
+            let mut b = [0u8; 1];
+            s.set_nonblocking(true).is_ok() && s.peek(&mut b).is_ok_and(|n| n > 0)
+        })
+    }));
     let took = agent.terminate();
     assert!(
         took < Duration::from_secs(2) * slow_factor(),
@@ -610,8 +655,18 @@ fn the_outbox_never_exceeds_its_cap_and_its_alerts_reach_the_central_side() {
         busy(&mut act, Duration::from_millis(500));
     }
     agent.wait_event(|e| e["type"] == "dropped");
-    // The outage goes on well past the first drop.
-    busy(&mut act, secs(10));
+    // The outage goes on well past the first drop: 100 more commits.
+    let commits = || agent.log().matches("outbox: ").count();
+    let at_drop = commits();
+    let deadline = Instant::now() + secs(60);
+    while commits() < at_drop + 100 && Instant::now() < deadline {
+        busy(&mut act, Duration::from_millis(500));
+    }
+    assert!(
+        commits() >= at_drop + 100,
+        "too few commits after the first drop:\n{}",
+        agent.log()
+    );
     let largest = agent
         .events()
         .iter()

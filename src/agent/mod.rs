@@ -563,7 +563,11 @@ impl Agent {
                 // The kept list is also where the listen path finds users:
                 // a voucher created after the last poll is known at once.
                 let service = match &c {
-                    listen::UserChange::Upsert(service, _) => *service,
+                    listen::UserChange::Upsert(service, row) => {
+                        // Tests wait on this line, not on a sleep.
+                        log::debug!("listen: {} user {} kept", service.as_str(), row.name);
+                        *service
+                    }
                     listen::UserChange::Removed(service, _) => *service,
                 };
                 self.reuse.users(service).apply(c);

@@ -4,7 +4,9 @@
 //! 16 KiB reads, as the client does (decoder plus reply parsing), and
 //! prints MB/s.
 //!
-//!   codec-bench [ROWS] [SECONDS]
+//! ```text
+//! codec-bench [ROWS] [SECONDS]
+//! ```
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //!
 //! - reads answer from the published [`View`] (a reference-count clone),
 //!   never from the router or redb; outbox figures come from the store
-//!   thread at most once a second ([`StatsCache`]);
+//!   thread at most once a second (`StatsCache`);
 //! - requests that change the router go over the shared session, a few at
 //!   a time ([`MAX_WRITES`]);
 //! - every connection has a header read timeout, every body a size limit

@@ -88,7 +88,7 @@ pub fn write(rows: &[CsvRow]) -> String {
     out
 }
 
-/// Parses a file written by [`write`]; the error names the line.
+/// Parses a file written by [`write()`]; the error names the line.
 pub fn read(text: &[u8]) -> Result<Vec<CsvRow>, String> {
     let mut lines = text
         .split(|&b| b == b'\n')

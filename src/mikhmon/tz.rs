@@ -32,7 +32,7 @@ const ZONES: &[(&str, i32)] = &[
     ("UTC", 0),
 ];
 
-/// The fixed offset of a zone in [`ZONES`].
+/// The fixed offset of a zone in `ZONES`.
 pub fn zone_offset(name: &[u8]) -> Option<GmtOffset> {
     ZONES
         .iter()

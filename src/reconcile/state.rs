@@ -21,7 +21,7 @@ pub struct ProfileSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Isolation {
     /// The profile to put back on restore when the desired state names
-    /// none (also written into the comment, see [`super::plan`]).
+    /// none (also written into the comment, see [`fn@super::plan`]).
     pub previous_profile: Name,
     pub since: Timestamp,
 }

@@ -53,7 +53,7 @@ use crate::name::Name;
 ///
 /// Bump it whenever a table changes or a stored type changes its serde
 /// shape (postcard is not self-describing, so even adding a field makes old
-/// blobs unreadable), and add a step to [`migrate`]. Version 1 was the
+/// blobs unreadable), and add a step to `migrate`. Version 1 was the
 /// pre-release single-blob layout; it is refused with a clear error.
 pub const SCHEMA_VERSION: u32 = 3;
 
@@ -119,6 +119,33 @@ impl fmt::Debug for Store {
     }
 }
 
+/// The most a file reaches while redb creates it, before its first commit:
+/// redb 4 sizes a new file to about 70 KiB, then writes the header. A
+/// larger file is never taken for an unfinished one.
+const UNFINISHED_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Whether the file at `path` (of `len` bytes) is one redb began creating
+/// and never finished. redb sizes a new file (zeros), writes its header
+/// (in the first page) without the magic number, and writes the magic
+/// number last. So a file whose magic-number bytes are zero and whose
+/// every byte past the first page is zero holds no page of any table: no
+/// transaction was ever committed to it, and it can be treated as empty.
+/// Any other content (another program's file, a damaged real state file:
+/// its tables are in later pages) is left alone, and `create` reports it.
+pub(crate) fn never_finished(path: &Path, len: u64) -> std::io::Result<bool> {
+    /// redb's magic number's length, at the start of the file.
+    const MAGIC_LEN: usize = 9;
+    /// redb's header lives in the first page (4 KiB, redb's page size).
+    const HEADER_PAGE: usize = 4096;
+    if len == 0 || len > UNFINISHED_MAX_BYTES {
+        return Ok(false);
+    }
+    let bytes = std::fs::read(path)?;
+    let zero = |b: &[u8]| b.iter().all(|&b| b == 0);
+    Ok(zero(&bytes[..bytes.len().min(MAGIC_LEN)])
+        && zero(bytes.get(HEADER_PAGE..).unwrap_or_default()))
+}
+
 impl Store {
     /// Opens (or creates) the state file, creating its directory if missing.
     ///
@@ -127,7 +154,9 @@ impl Store {
     /// redb is reported as an error instead of trusted. An existing empty
     /// file (a power cut on a fresh SD card, an operator's `> state.redb`)
     /// is initialised with a warning naming it: it gets a new stream id, so
-    /// sequence numbers restart without ever being reused.
+    /// sequence numbers restart without ever being reused. So is a file
+    /// whose creation was cut short (see `never_finished`): it cannot
+    /// hold a committed transaction.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Store::open_as(path, None)
     }
@@ -161,6 +190,20 @@ impl Store {
                  a new event stream starts and sessions online now are reported as seen at start",
                 path.display()
             ),
+            Ok(m) if m.is_file() && never_finished(path, m.len()).map_err(io_err)? => {
+                log::warn!(
+                    "state file {} was never finished ({} bytes without a redb header: \
+                     the process creating it was stopped): initialising a new state file; \
+                     a new event stream starts and sessions online now are reported as seen at start",
+                    path.display(),
+                    m.len()
+                );
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(0))
+                    .map_err(io_err)?;
+            }
             _ => {}
         }
         let db = redb::Builder::new()
@@ -196,7 +239,7 @@ impl Store {
     }
 
     /// From now on every commit that appends events keeps the outbox under
-    /// `max_bytes` in the same transaction (see [`super::outbox`]), never
+    /// `max_bytes` in the same transaction (see `store::outbox`), never
     /// touching `seq <= protect_through`.
     pub fn set_outbox_cap(&self, max_bytes: u64, protect_through: u64) {
         self.cap.set(Some(OutboxCap {

@@ -317,6 +317,67 @@ fn empty_file_is_initialised_with_a_new_stream() {
     assert_eq!(seqs(&store.append_events(events(1)).expect("a")), [1]);
 }
 
+/// A file whose creation was cut short (the process killed after redb
+/// sized it, or after it wrote the header but before the magic number) is
+/// initialised like an empty one; a file with any page past the header, or
+/// with a magic number, is never taken for one.
+#[test]
+fn file_killed_while_being_created_is_initialised_like_an_empty_one() {
+    let real = {
+        let (_dir, path) = tmp();
+        Store::open(&path)
+            .expect("open")
+            .append_events(events(3))
+            .expect("append");
+        std::fs::read(&path).expect("read")
+    };
+    // Sized by redb, nothing written yet; then a header without its magic.
+    let mut header_only = vec![0u8; 70 * 1024];
+    header_only[9..512].copy_from_slice(&real[9..512]);
+    for (what, bytes) in [
+        ("zeros", vec![0u8; 70 * 1024]),
+        ("short", vec![0u8; 5]),
+        ("header without magic", header_only),
+    ] {
+        let (_dir, path) = tmp();
+        std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(
+            file::never_finished(&path, bytes.len() as u64).unwrap(),
+            "{what}"
+        );
+        let store = Store::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(store.last_seq().expect("seq"), 0, "{what}");
+        assert_eq!(
+            seqs(&store.append_events(events(1)).expect("a")),
+            [1],
+            "{what}"
+        );
+        drop(store);
+        assert!(Store::open(&path).is_ok(), "{what}: reopen");
+    }
+    // Committed pages behind a damaged magic number: refused, not wiped.
+    let (_dir, path) = tmp();
+    std::fs::create_dir_all(path.parent().unwrap()).expect("mkdir");
+    let mut damaged = real.clone();
+    damaged[..9].fill(0);
+    std::fs::write(&path, &damaged).expect("write");
+    assert!(!file::never_finished(&path, damaged.len() as u64).unwrap());
+    assert!(Store::open(&path).is_err());
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        damaged,
+        "left as it was"
+    );
+    // Not redb's at all (an operator's wrong path): left alone.
+    std::fs::write(&path, b"[router]\nhost = \"10.0.0.1\"\n").expect("write");
+    assert!(Store::open(&path).is_err());
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        b"[router]\nhost = \"10.0.0.1\"\n"
+    );
+}
+
 #[test]
 fn newer_schema_is_refused_and_older_is_not_misread() {
     for (version, newer) in [(SCHEMA_VERSION + 1, true), (1, false)] {

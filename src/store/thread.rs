@@ -102,7 +102,7 @@ pub struct OutboxStats {
 }
 
 /// The async handle to the state file. Cheap to clone; the thread ends when
-/// every handle is dropped or [`close`](Self::close) is called.
+/// every handle is dropped ([`StoreThread::join`] waits for that).
 #[derive(Clone)]
 pub struct StoreHandle {
     tx: mpsc::Sender<Request>,

@@ -94,6 +94,30 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The agent's poll cycles seen by the simulator so far: every cycle reads
+/// `/ip/hotspot/active/print` once (the command log's observable counter).
+pub fn polls(sim: &SimHandle) -> usize {
+    sim.command_log()
+        .iter()
+        .filter(|c| *c == "/ip/hotspot/active/print")
+        .count()
+}
+
+/// Waits (with a deadline) until the agent has started `n` more poll
+/// cycles than it had when called. With `n >= 2` at least one whole cycle
+/// ran after the call: whatever the agent would do about the router's
+/// state at the call has been done by then, so "nothing happened" can be
+/// asserted after it instead of after a sleep. Panics on the deadline.
+pub fn wait_polls(sim: &SimHandle, n: usize) {
+    let start = polls(sim);
+    let limit = Duration::from_secs(20 * u64::from(slow_factor()));
+    assert!(
+        wait_until(limit, || polls(sim) >= start + n),
+        "the agent did not poll {n} more times within {limit:?} (at {} polls)",
+        polls(sim)
+    );
+}
+
 /// Generous limits: the same tests run under qemu, many times slower.
 pub fn slow_factor() -> u32 {
     if std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER").is_some_and(|r| !r.is_empty()) {
