@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::batch::create::CreateOptions;
 use crate::mikhmon::import::ImportOptions;
+pub use crate::uplink::QuarantineAction;
 
 /// The `--help` text.
 pub const USAGE: &str = "\
@@ -70,13 +71,6 @@ pub enum Command {
     Quarantine(QuarantineAction),
     Help,
     Version,
-}
-
-/// What `quarantine` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuarantineAction {
-    List,
-    Resend,
 }
 
 /// A parsed command line.

@@ -25,6 +25,12 @@
 //!   and router actions out.
 //! - [`event`] and [`store`]: the event model and the redb state file, owned
 //!   by its own thread so no commit blocks the runtime.
+//! - [`status`], [`kicks`], [`intent_channel`], [`central_date`],
+//!   [`template`]: plain data and shared handles that the agent and what it
+//!   starts (`http`, `uplink`) all use: the published view and control
+//!   requests, the agent's own kicks, the user API's intent channel, the
+//!   central `Date` reading, the webhook body template. Leaves, so no
+//!   top-level module imports another in a cycle (`tests/layout.rs`).
 //! - [`http`]: the local HTTP endpoint (status page, user API, health,
 //!   metrics), answering from the agent's published view.
 //! - [`agent`]: the driver that does the I/O for `mikrotik-edge run`: row
@@ -43,6 +49,7 @@
 pub mod agent;
 pub mod api_json;
 pub mod batch;
+pub mod central_date;
 pub mod cli;
 pub mod client;
 pub mod clock;
@@ -53,6 +60,8 @@ pub mod event;
 pub mod files;
 pub mod gmt_offset;
 pub mod http;
+pub mod intent_channel;
+pub mod kicks;
 pub mod logging;
 pub mod mikhmon;
 pub mod monitor;
@@ -64,6 +73,8 @@ pub mod redact;
 pub mod shared_bytes;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod status;
 pub mod store;
+pub mod template;
 pub mod uplink;
 pub mod valid_hours;

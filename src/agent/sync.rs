@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::kicks::Kicks;
 use super::profile_rows::{HOTSPOT_PROFILE_PROPS, PPP_PROFILE_PROPS, ProfileRows};
 use super::rows::{HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRows, UserRows};
 use super::{Control, View};
@@ -25,12 +24,13 @@ use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::event::{EventKind, Service};
+pub use crate::intent_channel::IntentMsg;
+use crate::kicks::Kicks;
 use crate::monitor::MonitorState;
 use crate::name::{Id, Name};
 use crate::proto::Command;
 use crate::reconcile::{
-    self, DesiredState, Intent, IntentAction, Intents, ReconcileConfig, ReconcileState,
-    RouterLists, SyncAction,
+    self, DesiredState, Intent, Intents, ReconcileConfig, ReconcileState, RouterLists, SyncAction,
 };
 use crate::store::{KEY_DESIRED, KEY_INTENTS, KEY_RECONCILE, StoreError, StoreHandle};
 use crate::uplink::CentralClient;
@@ -66,17 +66,6 @@ pub struct Syncer {
     desired: Option<DesiredState>,
     warned: HashSet<String>,
     kicks: Kicks,
-}
-
-/// A local operator intent (user API), handed to the sync task: it is
-/// committed with its event in one transaction and held as an override
-/// until the desired state shows it (see [`crate::reconcile::intent`]).
-pub struct IntentMsg {
-    pub service: Service,
-    pub user: Name,
-    pub action: IntentAction,
-    pub event: EventKind,
-    pub reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl Syncer {

@@ -680,7 +680,7 @@ fn http_allowed_hosts_from_file_or_env() {
 
 #[test]
 fn alert_webhook_body_format_and_headers() {
-    use crate::uplink::template::{AlertFields, BodyFormat};
+    use crate::template::{AlertFields, BodyFormat};
     let token = toml_file("wa-secret-token\n");
     let f = toml_file(&format!(
         "alert_webhook = \"https://gw.example/send?apikey=K3Y\"\n\

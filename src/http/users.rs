@@ -12,10 +12,10 @@ use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use super::json::{Resp, error};
-use crate::agent::sync::IntentMsg;
 use crate::client::ClientError;
 use crate::clock::Timestamp;
 use crate::event::{EventKind, Service};
+use crate::intent_channel::IntentMsg;
 use crate::name::{Id, Name};
 use crate::password::Password;
 use crate::proto::Command;
