@@ -4,6 +4,8 @@
 //!
 //! - [`proto`]: the RouterOS API wire format as a sans-IO codec. Bytes in,
 //!   sentences out; no sockets, so every edge case is a unit test.
+//! - [`commands`]: the RouterOS command vocabulary: menu paths and one
+//!   builder per command, used by every writer and list read.
 //! - [`client`]: one long-lived connection to one router (TCP or API-SSL),
 //!   multiplexed with `.tag`, with login, timeouts, keepalive and reconnect.
 //! - [`config`] and [`cli`]: TOML file plus environment, and the command line.
@@ -53,6 +55,7 @@ pub mod central_date;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod commands;
 pub mod comment;
 pub mod config;
 pub mod duration;

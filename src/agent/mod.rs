@@ -806,7 +806,7 @@ impl Agent {
     /// The four list reads, concurrently over the one session, each folded
     /// into typed rows as its sentences arrive.
     async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
-        let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
+        let print = crate::commands::print;
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
         let mut reuse = std::mem::take(&mut self.reuse);
@@ -839,10 +839,7 @@ impl Agent {
             let mut f = router
                 .fold(
                     print(
-                        match service {
-                            Service::Hotspot => "/ip/hotspot/user/print",
-                            Service::Pppoe => "/ppp/secret/print",
-                        },
+                        crate::commands::users(service),
                         match service {
                             Service::Hotspot => HOTSPOT_USER_PROPS,
                             Service::Pppoe => PPP_SECRET_PROPS,
@@ -868,10 +865,7 @@ impl Agent {
         let sessions = |service, (names, rows)| {
             router.fold(
                 print(
-                    match service {
-                        Service::Hotspot => "/ip/hotspot/active/print",
-                        Service::Pppoe => "/ppp/active/print",
-                    },
+                    crate::commands::active(service),
                     match service {
                         Service::Hotspot => HOTSPOT_ACTIVE_PROPS,
                         Service::Pppoe => PPP_ACTIVE_PROPS,
@@ -883,7 +877,7 @@ impl Agent {
         };
         // PPPoE byte counters live on the sessions' dynamic interfaces.
         let ifaces = router.fold(
-            print("/interface/print", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
+            print("/interface", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
             PppoeCounters::new(),
             PppoeCounters::push,
         );

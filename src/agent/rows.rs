@@ -131,10 +131,7 @@ impl UserRows {
 
     pub fn new(service: Service) -> UserRows {
         UserRows {
-            table: match service {
-                Service::Hotspot => "/ip/hotspot/user",
-                Service::Pppoe => "/ppp/secret",
-            },
+            table: crate::commands::users(service),
             rows: Vec::new(),
             warnings: Vec::new(),
             profiles: Interner::default(),
@@ -267,10 +264,7 @@ impl SessionRows {
 
     fn parse(&mut self, a: &Attrs) -> Option<SessionRow> {
         let service = self.service;
-        let table = match service {
-            Service::Hotspot => "/ip/hotspot/active",
-            Service::Pppoe => "/ppp/active",
-        };
+        let table = crate::commands::active(service);
         let warnings = &mut self.warnings;
         let mut warn = |field: &'static str, raw: &[u8]| {
             warn(warnings, ValueWarning::new(table, field, raw));
