@@ -889,7 +889,7 @@ fn nul_free(m: &mut JsonMap) {
             if !m.contains_key(&format!("{key}_b64")) {
                 m.insert(
                     format!("{key}_b64"),
-                    crate::name::base64(s.as_bytes()).into(),
+                    crate::encoding::base64(s.as_bytes()).into(),
                 );
             }
             m.insert(key, s.replace('\0', "\u{fffd}").into());
@@ -930,7 +930,7 @@ mod tests {
         };
         let v = e.to_json("site-a", StreamId([1; 16]));
         assert_eq!(v["reason"], "trap: a\u{fffd}b");
-        assert_eq!(v["reason_b64"], crate::name::base64(b"trap: a\0b"));
+        assert_eq!(v["reason_b64"], crate::encoding::base64(b"trap: a\0b"));
         assert!(!v.to_string().contains("\\u0000"), "{v}");
     }
 

@@ -17,6 +17,7 @@
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
 //! - [`shared_bytes`]: the one-word shared byte string behind `Name`
 //!   (its unsafe code lives there and only there).
+//! - [`encoding`]: base64 and hex, one codec each.
 //! - [`files`]: bounded reads of config, secret and certificate files.
 //! - [`valid_hours`]: a voucher's validity, fractional hours kept to the
 //!   minute; [`password`]: a password that never prints.
@@ -59,6 +60,7 @@ pub mod commands;
 pub mod comment;
 pub mod config;
 pub mod duration;
+pub mod encoding;
 pub mod event;
 pub mod files;
 pub mod gmt_offset;

@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::{ClientError, TlsConfig};
+use crate::encoding::hex_colon;
 
 #[derive(Clone, PartialEq, Eq)]
 enum TlsMode {
@@ -37,15 +38,6 @@ impl fmt::Debug for TlsMode {
             TlsMode::Pinned(h) => write!(f, "Pinned({})", hex_colon(h)),
         }
     }
-}
-
-/// `AB:CD:…`, the form RouterOS and openssl print fingerprints in.
-pub fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn provider() -> Arc<CryptoProvider> {
