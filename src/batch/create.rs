@@ -12,7 +12,7 @@ use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
 use crate::commands::{self, AddUser};
 use crate::config::Config;
-use crate::event::{EventKind, Service};
+use crate::event::{EventKind, Service, Via};
 use crate::name::Name;
 use crate::password::Password;
 use crate::proto::Command;
@@ -161,7 +161,7 @@ async fn create(
                     profile: u.profile,
                     comment: u.comment,
                     password: Password(u.password),
-                    via: "batch".into(),
+                    via: Via::Batch,
                     disabled: false,
                 });
             }

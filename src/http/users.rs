@@ -15,7 +15,7 @@ use super::json::{Resp, error};
 use crate::client::ClientError;
 use crate::clock::Timestamp;
 use crate::commands::{self, AddUser};
-use crate::event::{EventKind, Service};
+use crate::event::{EventKind, Service, UserAction, Via};
 use crate::intent_channel::IntentMsg;
 use crate::name::{Id, Name};
 use crate::password::Password;
@@ -93,12 +93,12 @@ async fn kick(ctx: &Ctx, service: Service, user: &Name) -> Result<usize, ClientE
 }
 
 /// The `user_changed` event of a delete, disable or enable.
-fn changed(service: Service, user: &Name, action: &str) -> EventKind {
+fn changed(service: Service, user: &Name, action: UserAction) -> EventKind {
     EventKind::UserChanged {
         service,
         user: user.clone(),
-        action: action.to_owned(),
-        via: "http".to_owned(),
+        action,
+        via: Via::Http,
     }
 }
 
@@ -242,7 +242,7 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
         profile: profile.clone(),
         comment: comment.clone(),
         password: password.clone(),
-        via: "http".to_owned(),
+        via: Via::Http,
         disabled: false,
     };
     let intent = IntentAction::Created {
@@ -263,11 +263,11 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
     )
 }
 
-fn done(service: Service, user: &Name, action: &str, kicked: usize) -> Resp {
+fn done(service: Service, user: &Name, action: UserAction, kicked: usize) -> Resp {
     let mut m = Map::new();
     user.json_into(&mut m, "name");
     m.insert("type".into(), service.as_str().into());
-    m.insert("action".into(), action.into());
+    m.insert("action".into(), action.as_str().into());
     m.insert("kicked".into(), kicked.into());
     super::json::json(StatusCode::OK, &Value::Object(m))
 }
@@ -297,7 +297,7 @@ pub(crate) async fn delete(ctx: &Ctx, service: Service, user: Name) -> Resp {
     if let Err(e) = router.execute(commands::remove_user(service, &id)).await {
         return router_error(&e, "");
     }
-    let event = changed(service, &user, "deleted");
+    let event = changed(service, &user, UserAction::Deleted);
     record(ctx, service, &user, IntentAction::Deleted, event).await;
     let kicked = match kick(ctx, service, &user).await {
         Ok(n) => n,
@@ -307,7 +307,7 @@ pub(crate) async fn delete(ctx: &Ctx, service: Service, user: Name) -> Resp {
         }
     };
     log::info!("http: deleted {} user {user}", service.as_str());
-    done(service, &user, "deleted", kicked)
+    done(service, &user, UserAction::Deleted, kicked)
 }
 
 /// `POST /api/mikrotik/users/pppoe/{name}/{disable|enable}`; disabling
@@ -321,7 +321,11 @@ pub(crate) async fn toggle_pppoe(ctx: &Ctx, user: Name, disable: bool) -> Resp {
         Ok(id) => id,
         Err(r) => return *r,
     };
-    let action = if disable { "disabled" } else { "enabled" };
+    let action = if disable {
+        UserAction::Disabled
+    } else {
+        UserAction::Enabled
+    };
     if let Err(e) = ctx
         .shared
         .router
@@ -344,7 +348,7 @@ pub(crate) async fn toggle_pppoe(ctx: &Ctx, user: Name, disable: bool) -> Resp {
     } else {
         0
     };
-    log::info!("http: {action} pppoe secret {user}");
+    log::info!("http: {} pppoe secret {user}", action.as_str());
     done(service, &user, action, kicked)
 }
 
