@@ -17,6 +17,8 @@
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
 //! - [`shared_bytes`]: the one-word shared byte string behind `Name`
 //!   (its unsafe code lives there and only there).
+//! - [`cause`]: a failure's text with its typed cause, for errors that
+//!   must stay `Clone`.
 //! - [`encoding`]: base64 and hex, one codec each.
 //! - [`files`]: bounded reads of config, secret and certificate files.
 //! - [`valid_hours`]: a voucher's validity, fractional hours kept to the
@@ -52,6 +54,7 @@
 pub mod agent;
 pub mod api_json;
 pub mod batch;
+pub mod cause;
 pub mod central_date;
 pub mod cli;
 pub mod client;

@@ -118,7 +118,7 @@ where
 }
 
 fn lost(err: std::io::Error) -> ClientError {
-    ClientError::ConnectionLost(err.to_string())
+    ClientError::ConnectionLost(crate::cause::Cause::of(err))
 }
 
 #[cfg(test)]
