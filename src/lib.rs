@@ -15,8 +15,10 @@
 //!   metadata.
 //! - [`name`]: typed row values: names as raw bytes (RouterOS is not UTF-8
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
-//! - [`shared_bytes`]: the one-word shared byte string behind `Name`
-//!   (its unsafe code lives there and only there).
+//! - [`shared_bytes`]: the one-word shared byte string behind `Name`.
+//!   The crate denies `unsafe` code; this module and [`kernel_clock`]
+//!   (the libc calls for `CLOCK_BOOTTIME` and `adjtimex`) are the only
+//!   ones allowed it.
 //! - [`cause`]: a failure's text with its typed cause, for errors that
 //!   must stay `Clone`.
 //! - [`encoding`]: base64 and hex, one codec each.
@@ -51,6 +53,8 @@
 //!   actions and events out (driver: `agent::sync`).
 //! - `sim` (feature `sim`): a RouterOS API simulator for tests and the demo.
 
+#![deny(unsafe_code)]
+
 pub mod agent;
 pub mod api_json;
 pub mod batch;
@@ -69,6 +73,7 @@ pub mod files;
 pub mod gmt_offset;
 pub mod http;
 pub mod intent_channel;
+pub mod kernel_clock;
 pub mod kicks;
 pub mod logging;
 pub mod mikhmon;

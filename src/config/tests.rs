@@ -446,6 +446,7 @@ fn fingerprint_parsing() {
     assert_eq!(parse_fingerprint(""), None);
 }
 
+#[allow(unsafe_code)]
 #[test]
 fn endless_and_special_files_are_refused_at_once() {
     let started = std::time::Instant::now();
