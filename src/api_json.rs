@@ -8,7 +8,7 @@
 //! mistaken for another; a key that is not UTF-8 (never seen in practice)
 //! is written as `=b64=` and its base64: real keys never start with `=`.
 
-use crate::name::base64;
+use crate::encoding::base64;
 use crate::proto::Attrs;
 
 /// Appends `attrs` as one JSON object (no newline).

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::batch::create::CreateOptions;
 use crate::mikhmon::import::ImportOptions;
+pub use crate::uplink::QuarantineAction;
 
 /// The `--help` text.
 pub const USAGE: &str = "\
@@ -163,13 +164,6 @@ pub enum Command {
     /// The general help, or one command's (`<command> --help`, `help <command>`).
     Help(Option<&'static str>),
     Version,
-}
-
-/// What `quarantine` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuarantineAction {
-    List,
-    Resend,
 }
 
 /// A parsed command line.

@@ -316,27 +316,23 @@ pub fn parse_rfc3339(s: &[u8]) -> Result<Timestamp, ClockError> {
     Ok(Timestamp(local - offset_secs))
 }
 
+/// Days in `month` (1..=12) of `year`, leap years counted.
+fn month_days(year: i64, month: i64) -> i64 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Days since 1970-01-01 of a valid calendar date; `None` for an invalid one.
 fn civil_days(year: i64, month: i64, day: i64) -> Option<i64> {
     if !(1..=12).contains(&month) || day < 1 {
         return None;
     }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    (day <= month_days[(month - 1) as usize]).then(|| days_from_civil(year, month, day))
+    (day <= month_days(year, month)).then(|| days_from_civil(year, month, day))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` exactly, with a valid date and time; `None`
@@ -379,22 +375,7 @@ fn parse_canonical_utc(s: &[u8]) -> Option<Timestamp> {
     if !(1..=12).contains(&month) || day < 1 || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if day > month_days[(month - 1) as usize] {
+    if day > month_days(year, month) {
         return None;
     }
     let days = days_from_civil(year, month, day);

@@ -71,6 +71,92 @@ impl ExpiredAction {
     }
 }
 
+/// What happened to a user or secret changed at the agent's request
+/// (`user_changed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserAction {
+    Created,
+    Deleted,
+    Disabled,
+    Enabled,
+}
+
+/// Who asked the agent for a change: the local user API (`http`),
+/// reconciliation (`sync`) or `create-batch` (`batch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Via {
+    Http,
+    Sync,
+    Batch,
+}
+
+/// What happened to a subscription's PPP secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubscriptionAction {
+    Suspended,
+    Restored,
+    Created,
+}
+
+/// How a suspension is applied to a PPP secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SuspendMode {
+    /// Disable the secret (and kick its session).
+    Disable,
+    /// Move it to the isolation profile (and kick its session), so the
+    /// customer reaches a payment-notice page.
+    Isolir,
+}
+
+/// `as_str` and `parse` (its inverse) for a closed set of words, and
+/// comparison with its word.
+macro_rules! words {
+    ($ty:ident { $($v:ident => $w:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$v => $w,)*
+                }
+            }
+
+            /// The word as [`Self::as_str`] spells it; `None` for others.
+            pub fn parse(s: &str) -> Option<$ty> {
+                match s {
+                    $($w => Some($ty::$v),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+    };
+}
+
+words!(UserAction {
+    Created => "created",
+    Deleted => "deleted",
+    Disabled => "disabled",
+    Enabled => "enabled",
+});
+words!(Via {
+    Http => "http",
+    Sync => "sync",
+    Batch => "batch",
+});
+words!(SubscriptionAction {
+    Suspended => "suspended",
+    Restored => "restored",
+    Created => "created",
+});
+words!(SuspendMode {
+    Disable => "disable",
+    Isolir => "isolir",
+});
+
 /// Where the agent's trusted time comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ClockSource {
@@ -212,15 +298,14 @@ pub enum EventKind {
         to_seq: u64,
         count: u64,
     },
-    /// A user or secret changed on the router at the agent's request.
-    /// Last variant on purpose: postcard numbers variants by position, so
-    /// new ones go at the end and old state files still decode.
-    UserChanged {
+    /// Schema 4's `user_changed` (words as strings): old state files only
+    /// (see [`EventKind::upgrade`]). Postcard numbers variants by position,
+    /// so old shapes keep theirs and new ones go at the end.
+    #[doc(hidden)]
+    UserChangedV4 {
         service: Service,
         user: Name,
-        /// `created`, `deleted`, `disabled` or `enabled`.
         action: String,
-        /// Who asked: `http` (the local endpoint).
         via: String,
     },
     /// Schema 3's `voucher_corrected`: old state files only.
@@ -262,12 +347,11 @@ pub enum EventKind {
         first_login_at: Option<Timestamp>,
         expires_at: Option<Timestamp>,
     },
-    /// A subscription's PPP secret was suspended, restored or created.
-    Subscription {
+    /// Schema 4's `subscription` (words as strings): old state files only.
+    #[doc(hidden)]
+    SubscriptionV4 {
         user: Name,
-        /// `suspended`, `restored` or `created`.
         action: String,
-        /// `disable` or `isolir` (suspensions and restores).
         mode: String,
         profile: Name,
     },
@@ -338,17 +422,15 @@ pub enum EventKind {
         password: Password,
         disabled: bool,
     },
-    /// A user created on the router by the agent: by reconciliation
-    /// (`sync`), the local user API (`http`) or `create-batch` (`batch`).
-    UserCreated {
+    /// Schema 4's `user_created` (`via` as a string): old state files only.
+    #[doc(hidden)]
+    UserCreatedV4 {
         service: Service,
         user: Name,
         profile: Name,
         comment: Name,
         password: Password,
-        /// `sync`, `http` or `batch`.
         via: String,
-        /// A PPP secret created suspended.
         disabled: bool,
     },
     /// A desired user missing on the router that the agent will not
@@ -365,6 +447,35 @@ pub enum EventKind {
         seqs: Vec<u64>,
         /// The central side's refusal, as it answered.
         reason: String,
+    },
+    // Variants from here on are new in schema 5: closed sets as enums.
+    /// A user or secret changed on the router at the agent's request.
+    UserChanged {
+        service: Service,
+        user: Name,
+        action: UserAction,
+        /// Who asked: `http` (the local endpoint).
+        via: Via,
+    },
+    /// A subscription's PPP secret was suspended, restored or created.
+    Subscription {
+        user: Name,
+        action: SubscriptionAction,
+        /// How suspensions are applied (suspensions and restores).
+        mode: SuspendMode,
+        profile: Name,
+    },
+    /// A user created on the router by the agent: by reconciliation
+    /// (`sync`), the local user API (`http`) or `create-batch` (`batch`).
+    UserCreated {
+        service: Service,
+        user: Name,
+        profile: Name,
+        comment: Name,
+        password: Password,
+        via: Via,
+        /// A PPP secret created suspended.
+        disabled: bool,
     },
 }
 
@@ -435,7 +546,7 @@ impl EventKind {
                 user,
                 profile,
                 via,
-            } => EventKind::UserCreated {
+            } => EventKind::UserCreatedV4 {
                 service,
                 user,
                 profile,
@@ -443,6 +554,78 @@ impl EventKind {
                 password: Password::default(),
                 via,
                 disabled: false,
+            }
+            .upgrade(),
+            // Schema 4's words, parsed once. A word the agent never wrote
+            // (none is known) keeps the old shape, which renders the same.
+            EventKind::UserChangedV4 {
+                service,
+                user,
+                action,
+                via,
+            } => match (UserAction::parse(&action), Via::parse(&via)) {
+                (Some(action), Some(via)) => EventKind::UserChanged {
+                    service,
+                    user,
+                    action,
+                    via,
+                },
+                _ => EventKind::UserChangedV4 {
+                    service,
+                    user,
+                    action,
+                    via,
+                },
+            },
+            EventKind::SubscriptionV4 {
+                user,
+                action,
+                mode,
+                profile,
+            } => match (
+                SubscriptionAction::parse(&action),
+                SuspendMode::parse(&mode),
+            ) {
+                (Some(action), Some(mode)) => EventKind::Subscription {
+                    user,
+                    action,
+                    mode,
+                    profile,
+                },
+                _ => EventKind::SubscriptionV4 {
+                    user,
+                    action,
+                    mode,
+                    profile,
+                },
+            },
+            EventKind::UserCreatedV4 {
+                service,
+                user,
+                profile,
+                comment,
+                password,
+                via,
+                disabled,
+            } => match Via::parse(&via) {
+                Some(via) => EventKind::UserCreated {
+                    service,
+                    user,
+                    profile,
+                    comment,
+                    password,
+                    via,
+                    disabled,
+                },
+                None => EventKind::UserCreatedV4 {
+                    service,
+                    user,
+                    profile,
+                    comment,
+                    password,
+                    via,
+                    disabled,
+                },
             },
             other => other,
         }
@@ -472,15 +655,17 @@ impl EventKind {
             EventKind::Router { .. } => "router",
             EventKind::Alert { .. } => "alert",
             EventKind::Dropped { .. } => "dropped",
-            EventKind::UserChanged { .. } => "user_changed",
+            EventKind::UserChanged { .. } | EventKind::UserChangedV4 { .. } => "user_changed",
             EventKind::VoucherCorrected { .. } | EventKind::VoucherCorrectedV3 { .. } => {
                 "voucher_corrected"
             }
             EventKind::Clock { .. } => "clock",
             EventKind::Profile { .. } => "profile",
             EventKind::UserAdopted { .. } | EventKind::UserAdoptedV3 { .. } => "user_adopted",
-            EventKind::Subscription { .. } => "subscription",
-            EventKind::UserCreated { .. } | EventKind::UserCreatedV3 { .. } => "user_created",
+            EventKind::Subscription { .. } | EventKind::SubscriptionV4 { .. } => "subscription",
+            EventKind::UserCreated { .. }
+            | EventKind::UserCreatedV3 { .. }
+            | EventKind::UserCreatedV4 { .. } => "user_created",
             EventKind::RecreateBlocked { .. } => "recreate_blocked",
             EventKind::CreateFailed { .. } => "create_failed",
             EventKind::Quarantined { .. } => "event_quarantined",
@@ -573,7 +758,10 @@ impl EventRef<'_> {
             EventKind::VoucherActivatedV3 { .. }
             | EventKind::VoucherCorrectedV3 { .. }
             | EventKind::UserAdoptedV3 { .. }
-            | EventKind::UserCreatedV3 { .. } => {
+            | EventKind::UserCreatedV3 { .. }
+            | EventKind::UserChangedV4 { .. }
+            | EventKind::SubscriptionV4 { .. }
+            | EventKind::UserCreatedV4 { .. } => {
                 upgraded = self.kind.clone().upgrade();
                 &upgraded
             }
@@ -584,6 +772,47 @@ impl EventRef<'_> {
             | EventKind::VoucherCorrectedV3 { .. }
             | EventKind::UserAdoptedV3 { .. }
             | EventKind::UserCreatedV3 { .. } => {}
+            // Words no enum knows (none is): rendered as stored.
+            EventKind::UserChangedV4 {
+                service,
+                user,
+                action,
+                via,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                put(&mut m, "action", action.as_str().into());
+                put(&mut m, "via", via.as_str().into());
+            }
+            EventKind::SubscriptionV4 {
+                user,
+                action,
+                mode,
+                profile,
+            } => {
+                put(&mut m, "service", "pppoe".into());
+                user.json_into(&mut m, "user");
+                put(&mut m, "action", action.as_str().into());
+                put(&mut m, "mode", mode.as_str().into());
+                profile.json_into(&mut m, "profile");
+            }
+            EventKind::UserCreatedV4 {
+                service,
+                user,
+                profile,
+                comment,
+                password,
+                via,
+                disabled,
+            } => {
+                put(&mut m, "service", service.as_str().into());
+                user.json_into(&mut m, "user");
+                profile.json_into(&mut m, "profile");
+                comment.json_into(&mut m, "comment");
+                password_json(&mut m, password);
+                put(&mut m, "via", via.as_str().into());
+                put(&mut m, "disabled", (*disabled).into());
+            }
             EventKind::Login {
                 session,
                 address,
@@ -896,7 +1125,7 @@ fn nul_free(m: &mut JsonMap) {
             if !m.contains_key(&format!("{key}_b64")) {
                 m.insert(
                     format!("{key}_b64"),
-                    crate::name::base64(s.as_bytes()).into(),
+                    crate::encoding::base64(s.as_bytes()).into(),
                 );
             }
             m.insert(key, s.replace('\0', "\u{fffd}").into());
@@ -925,6 +1154,110 @@ fn session_json(m: &mut JsonMap, s: &SessionRef) {
 mod tests {
     use super::*;
 
+    /// Schema 4 stored `user_changed`, `subscription` and `user_created`
+    /// with their words as strings, at positions 10, 15 and 21 of the
+    /// enum (postcard numbers variants by position). Those positions keep
+    /// the old shapes (`…V4`), so an event encoded before decodes, and it
+    /// renders the same JSON as the new shape with the same facts.
+    #[test]
+    fn schema_4_word_events_decode_and_render_as_the_enum_ones() {
+        let user = Name::new(b"u1");
+        let cases = [
+            (
+                10,
+                EventKind::UserChangedV4 {
+                    service: Service::Pppoe,
+                    user: user.clone(),
+                    action: "disabled".into(),
+                    via: "http".into(),
+                },
+                EventKind::UserChanged {
+                    service: Service::Pppoe,
+                    user: user.clone(),
+                    action: UserAction::Disabled,
+                    via: Via::Http,
+                },
+            ),
+            (
+                15,
+                EventKind::SubscriptionV4 {
+                    user: user.clone(),
+                    action: "suspended".into(),
+                    mode: "isolir".into(),
+                    profile: Name::new(b"isolir"),
+                },
+                EventKind::Subscription {
+                    user: user.clone(),
+                    action: SubscriptionAction::Suspended,
+                    mode: SuspendMode::Isolir,
+                    profile: Name::new(b"isolir"),
+                },
+            ),
+            (
+                21,
+                EventKind::UserCreatedV4 {
+                    service: Service::Hotspot,
+                    user: user.clone(),
+                    profile: Name::new(b"1h"),
+                    comment: Name::new(b"c"),
+                    password: Password(Some(Name::new(b"pw"))),
+                    via: "batch".into(),
+                    disabled: false,
+                },
+                EventKind::UserCreated {
+                    service: Service::Hotspot,
+                    user: user.clone(),
+                    profile: Name::new(b"1h"),
+                    comment: Name::new(b"c"),
+                    password: Password(Some(Name::new(b"pw"))),
+                    via: Via::Batch,
+                    disabled: false,
+                },
+            ),
+        ];
+        let stream = StreamId([7; 16]);
+        for (position, old, new) in cases {
+            let event = |kind| Event {
+                seq: 3,
+                at: Timestamp::from_unix(1_700_000_000),
+                kind,
+            };
+            let bytes = postcard::to_stdvec(&event(old.clone())).unwrap();
+            let kind_bytes = postcard::to_stdvec(&old).unwrap();
+            assert_eq!(kind_bytes[0], position, "{old:?}");
+            let back: Event = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back.kind, old);
+            assert_eq!(back.kind.clone().upgrade(), new);
+            let json = back.to_json("site", stream);
+            assert_eq!(json, event(new.clone()).to_json("site", stream));
+            assert_eq!(
+                json["via"].as_str().is_some(),
+                !matches!(new, EventKind::Subscription { .. })
+            );
+            // The new shapes sit after every old one.
+            assert!(postcard::to_stdvec(&new).unwrap()[0] > 23, "{new:?}");
+        }
+        // A word no enum knows keeps the old shape and renders as stored.
+        let odd = EventKind::UserChangedV4 {
+            service: Service::Hotspot,
+            user,
+            action: "renamed".into(),
+            via: "ssh".into(),
+        };
+        assert_eq!(odd.clone().upgrade(), odd);
+        let json = Event {
+            seq: 1,
+            at: Timestamp::from_unix(0),
+            kind: odd,
+        }
+        .to_json("site", stream);
+        assert_eq!(
+            (json["action"].as_str(), json["via"].as_str()),
+            (Some("renamed"), Some("ssh"))
+        );
+        assert_eq!(json["type"], "user_changed");
+    }
+
     #[test]
     fn nul_in_plain_text_fields_becomes_lossy_plus_b64() {
         let e = Event {
@@ -937,7 +1270,7 @@ mod tests {
         };
         let v = e.to_json("site-a", StreamId([1; 16]));
         assert_eq!(v["reason"], "trap: a\u{fffd}b");
-        assert_eq!(v["reason_b64"], crate::name::base64(b"trap: a\0b"));
+        assert_eq!(v["reason_b64"], crate::encoding::base64(b"trap: a\0b"));
         assert!(!v.to_string().contains("\\u0000"), "{v}");
     }
 

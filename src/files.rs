@@ -123,6 +123,7 @@ mod tests {
         assert!(err.to_string().contains("1024-byte limit"));
     }
 
+    #[allow(unsafe_code)]
     #[test]
     fn fifo_and_devices_are_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();

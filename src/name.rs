@@ -146,7 +146,10 @@ impl Name {
                     key.to_owned(),
                     self.lossy().replace('\0', "\u{fffd}").into(),
                 );
-                map.insert(format!("{key}_b64"), base64(&self.0).into());
+                map.insert(
+                    format!("{key}_b64"),
+                    crate::encoding::base64(&self.0).into(),
+                );
             }
         }
     }
@@ -397,28 +400,6 @@ impl fmt::Debug for Mac {
     }
 }
 
-/// Standard base64 (RFC 4648, with padding).
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,7 +505,7 @@ mod tests {
             Name::new(raw).json_into(&mut m, "comment");
             let text = m["comment"].as_str().unwrap();
             assert!(!text.contains('\0'), "{raw:?}");
-            assert_eq!(m["comment_b64"], base64(raw), "{raw:?}");
+            assert_eq!(m["comment_b64"], crate::encoding::base64(raw), "{raw:?}");
         }
         let mut m = serde_json::Map::new();
         Name::new(b"\x01\x1f\x7f\t\n").json_into(&mut m, "comment");
@@ -546,21 +527,6 @@ mod tests {
             let mut c = a.clone();
             c.extend_from_slice(&b);
             proptest::prop_assert_eq!(Name::new(&a).cmp(&Name::new(&c)), a.as_slice().cmp(c.as_slice()));
-        }
-    }
-
-    #[test]
-    fn base64_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
         }
     }
 

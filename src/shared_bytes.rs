@@ -11,6 +11,7 @@
 //! relaxed increment, and the last drop frees after an acquire fence. The
 //! tests below also run under Miri
 //! (`cargo +nightly miri test --lib --no-default-features shared_bytes`).
+#![allow(unsafe_code)]
 
 use std::alloc::{self, Layout};
 use std::ops::Deref;

@@ -628,116 +628,25 @@ fn site_desired_state_lists_the_sites_vouchers_and_subscriptions() {
 // ---------------------------------------------------------------- gateway
 
 mod gateway {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::TcpStream;
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
-    use std::sync::mpsc;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use super::*;
+    use common::gateway::{Gateway, central_command};
     use common::slow_factor;
 
-    /// The gateway binary, prefixed by the runner (qemu) when set.
-    pub fn central_command() -> Command {
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_mikrotik-central"));
-        let mut cmd = match std::env::var_os("MIKROTIK_EDGE_TEST_RUNNER") {
-            Some(runner) if !runner.is_empty() => {
-                let mut c = Command::new(runner);
-                c.arg(bin);
-                c
-            }
-            _ => Command::new(bin),
-        };
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("MIKROTIK_CENTRAL_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd
-    }
-
-    pub struct Gateway {
-        child: Child,
-        pub base: String,
-        log: Arc<Mutex<String>>,
-    }
-
-    impl Gateway {
-        pub fn start(pg: &Postgres, extra: &[&str]) -> Gateway {
-            let mut child = central_command()
-                .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "debug"])
-                .env("MIKROTIK_CENTRAL_DATABASE_URL", pg.url())
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn mikrotik-central");
-            let stderr = child.stderr.take().unwrap();
-            let log = Arc::new(Mutex::new(String::new()));
-            let (tx, rx) = mpsc::channel();
-            let log2 = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = tx.send(addr);
-                    }
-                    let mut l = log2.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-            let addr = rx
-                .recv_timeout(Duration::from_secs(30 * u64::from(slow_factor())))
-                .unwrap_or_else(|_| {
-                    let _ = child.kill();
-                    panic!("gateway did not start:\n{}", log.lock().unwrap())
-                });
-            let scheme = if extra.contains(&"--tls-cert") {
-                "https"
-            } else {
-                "http"
-            };
-            Gateway {
-                child,
-                base: format!("{scheme}://{addr}"),
-                log,
-            }
-        }
-
-        pub fn log(&self) -> String {
-            self.log.lock().unwrap().clone()
-        }
-
-        pub fn addr(&self) -> String {
-            self.base.split("://").nth(1).unwrap().to_string()
-        }
-    }
-
-    impl Drop for Gateway {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
+    /// `add-site NAME`: the new token, checked to be 64 hex digits.
     pub fn add_site(pg: &Postgres, name: &str) -> String {
-        let out = central_command()
-            .args(["add-site", name, "--database-url", &pg.url()])
-            .output()
-            .expect("run add-site");
-        assert!(
-            out.status.success(),
-            "add-site: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let token = common::gateway::add_site(pg, name);
         assert_eq!(token.len(), 64, "{token:?}");
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token:?}");
         token
+    }
+
+    /// The gateway on any free port, logging at debug.
+    fn start(pg: &Postgres, extra: &[&str]) -> Gateway {
+        Gateway::start_with(pg, "127.0.0.1:0", "debug", extra)
     }
 
     pub fn agent(tls: Option<ureq::tls::TlsConfig>) -> ureq::Agent {
@@ -789,7 +698,7 @@ mod gateway {
             pg.psql("SELECT count(*) FROM sites WHERE token_hash ~ '^[0-9a-f]{64}$'"),
             "2"
         );
-        let gw = Gateway::start(&pg, &[]);
+        let gw = start(&pg, &[]);
         let a = agent(None);
         let url = format!("{}/rpc/ingest_batch", gw.base);
         let events = every_type();
@@ -896,7 +805,7 @@ mod gateway {
     fn gateway_reports_the_database_down_as_503() {
         let pg = Postgres::start();
         let token = add_site(&pg, "site-a");
-        let gw = Gateway::start(&pg, &[]);
+        let gw = start(&pg, &[]);
         let a = agent(None);
         let health = format!("{}/healthz", gw.base);
         assert_eq!(get(&a, &health).0, 200);
@@ -930,7 +839,7 @@ mod gateway {
         let key = dir.path().join("key.pem");
         std::fs::write(&cert, certified.cert.pem()).unwrap();
         std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-        let gw = Gateway::start(
+        let gw = start(
             &pg,
             &[
                 "--tls-cert",

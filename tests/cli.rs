@@ -116,13 +116,7 @@ fn check_over_tls_with_wrong_pin_is_a_certificate_error() {
         text(&out.stderr)
     );
 
-    let pin = sim
-        .cert_sha256()
-        .unwrap()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let pin = mikrotik_edge::encoding::hex_colon(&sim.cert_sha256().unwrap());
     let out = run(
         &["check"],
         &[

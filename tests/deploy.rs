@@ -610,11 +610,7 @@ fn read_tar(bytes: &[u8]) -> Vec<Member> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mikrotik_edge::encoding::hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 fn build_images(args: &[&str], out: &Path) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
+use mikrotik_edge::encoding::{hex, unhex};
 use mikrotik_edge::proto::{Decoder, Reply, ReplyKind, encode_sentence};
 use mikrotik_edge::sim::{SeedData, SimHandle, SimOptions, Simulator};
 
@@ -179,16 +180,6 @@ fn command_before_login_is_fatal() {
     assert!(c.closed());
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
-}
-
 #[test]
 fn legacy_challenge_login() {
     let sim = start(SimOptions {
@@ -207,7 +198,7 @@ fn legacy_challenge_login() {
         let mut h = Md5::new();
         h.update([0u8]);
         h.update(password.as_bytes());
-        h.update(unhex(challenge));
+        h.update(unhex(challenge.as_bytes()).unwrap());
         format!("00{}", hex(&h.finalize()))
     };
     let bad = c.call(&[

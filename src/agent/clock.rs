@@ -6,17 +6,18 @@
 //! It also turns the judgement's disagreement episodes into a log line
 //! and a `clock_disagreement` alert.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
+pub use crate::central_date::CentralDate;
+use crate::central_date::forward;
 use crate::client::Router;
 use crate::clock::{Timestamp, parse_router_date};
 use crate::gmt_offset::GmtOffset;
+pub use crate::kernel_clock::{kernel_synced, mono_secs};
 use crate::monitor::clock_trust::{self, EpisodeChange};
-use crate::monitor::{
-    CentralClock, ClockInputs, ClockLedger, ClockVerdict, Judgement, RouterClock,
-};
+use crate::monitor::{ClockInputs, ClockLedger, ClockVerdict, Judgement, RouterClock};
 use crate::proto::{Attrs, Command};
 use crate::store::StoreError;
 use crate::uplink::Alerts;
@@ -30,43 +31,6 @@ pub const ASSUME_KERNEL_UNSYNCED_ENV: &str = "MIKROTIK_EDGE_ASSUME_KERNEL_UNSYNC
 /// The router's clock is read at connect and then every this many polls:
 /// time drifts slowly, and each poll must stay cheap.
 pub const ROUTER_CLOCK_EVERY: u32 = 10;
-
-/// A `Date` header from a successful central reply, with when its request
-/// was sent and its reply received. The central client
-/// ([`crate::uplink::CentralClient`]) sends these into the agent's `watch`
-/// channel (see [`ClockSources::central`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CentralDate {
-    pub date: Timestamp,
-    pub sent: Instant,
-    pub received: Instant,
-}
-
-impl CentralDate {
-    /// The server wrote `date` somewhere between `sent` and `received`, and
-    /// truncated it to whole seconds: at `received` its time lies within
-    /// `[date, date + round trip + 1 s]`. This is that bound, in whole
-    /// seconds rounded up.
-    pub fn error_secs(&self) -> u64 {
-        let rtt = self.received.saturating_duration_since(self.sent);
-        let whole = rtt.as_secs() + u64::from(rtt.subsec_nanos() > 0);
-        whole.saturating_add(1)
-    }
-
-    /// The central reading at `now`: the lower bound carried forward by the
-    /// whole seconds elapsed (rounded down, so it stays a lower bound).
-    pub fn at(&self, now: Instant) -> CentralClock {
-        CentralClock {
-            time: forward(self.date, now.saturating_duration_since(self.received)),
-            error_secs: self.error_secs(),
-        }
-    }
-}
-
-/// `t` moved on by `elapsed`, in whole seconds rounded down.
-fn forward(t: Timestamp, elapsed: Duration) -> Timestamp {
-    t.plus_secs(i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// The router clock as last read, and when (monotonic).
 #[derive(Debug, Clone, Copy)]
@@ -275,48 +239,6 @@ pub fn ntp_status(row: &Attrs) -> Option<bool> {
     row.get("status").map(|s| s == b"synchronized")
 }
 
-/// Monotonic seconds including suspend (`CLOCK_BOOTTIME`): since the host
-/// booted, so it keeps counting across agent restarts. Elsewhere, seconds
-/// since the agent started (the ledger then counts each restart as a
-/// monotonic reset, which keeps it a lower bound).
-pub fn mono_secs() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec for the call.
-        if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0 {
-            return u64::try_from(ts.tv_sec).unwrap_or(0);
-        }
-    }
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs()
-}
-
-/// The kernel's view of its clock (`adjtimex` in read-only mode): `true`
-/// when an NTP daemon (chrony, systemd-timesyncd, ntpd) has synchronised
-/// it, `false` when `STA_UNSYNC` is set. A syscall without I/O, cheap
-/// enough for the runtime thread.
-pub fn kernel_synced() -> Option<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: an all-zero timex is valid; modes 0 only reads.
-        let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-        // SAFETY: `tx` is a valid, writable timex for the call.
-        let state = unsafe { libc::adjtimex(&mut tx) };
-        if state < 0 {
-            return None;
-        }
-        Some(state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,28 +302,6 @@ mod tests {
             ]);
             assert_eq!(router_utc(&row), None);
         }
-    }
-
-    #[test]
-    fn central_date_is_a_lower_bound_with_the_round_trip_as_error() {
-        let sent = Instant::now();
-        let c = CentralDate {
-            date: Timestamp::from_unix(1_000),
-            sent,
-            received: sent + Duration::from_millis(1_500),
-        };
-        // 1.5 s round trip rounds up to 2, plus the header's truncation.
-        assert_eq!(c.error_secs(), 3);
-        let later = c.at(c.received + Duration::from_millis(9_999));
-        assert_eq!(later.time, Timestamp::from_unix(1_009));
-        assert_eq!(later.error_secs, 3);
-        // An instant round trip still carries the truncation second.
-        let c = CentralDate {
-            received: sent,
-            ..c
-        };
-        assert_eq!(c.error_secs(), 1);
-        assert_eq!(c.at(sent).time, Timestamp::from_unix(1_000));
     }
 
     #[test]

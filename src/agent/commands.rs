@@ -1,27 +1,20 @@
-//! The monitor's [`Action`]s as RouterOS API commands.
+//! The monitor's [`Action`]s as RouterOS API commands (built by
+//! [`crate::commands`]).
 
+use crate::commands;
+use crate::event::Service;
 use crate::monitor::Action;
-use crate::name::Id;
 use crate::proto::Command;
 
 pub fn command(action: &Action) -> Command {
-    let id = |id: &Id| id.to_string();
     match action {
-        Action::SetComment { id: i, comment, .. } => Command::new("/ip/hotspot/user/set")
-            .attr(".id", id(i))
-            .attr("comment", comment.render()),
-        Action::DisableUser { id: i, .. } => {
-            Command::new("/ip/hotspot/user/disable").attr(".id", id(i))
+        Action::SetComment { id, comment, .. } => {
+            commands::set_hotspot_comment(id, &comment.render())
         }
-        Action::RemoveUser { id: i, .. } => {
-            Command::new("/ip/hotspot/user/remove").attr(".id", id(i))
-        }
-        Action::LockMac { id: i, mac, .. } => Command::new("/ip/hotspot/user/set")
-            .attr(".id", id(i))
-            .attr("mac-address", mac.to_string()),
-        Action::Kick { active_id, .. } => {
-            Command::new("/ip/hotspot/active/remove").attr(".id", id(active_id))
-        }
+        Action::DisableUser { id, .. } => commands::disable_hotspot_user(id),
+        Action::RemoveUser { id, .. } => commands::remove_user(Service::Hotspot, id),
+        Action::LockMac { id, mac, .. } => commands::set_hotspot_mac(id, *mac),
+        Action::Kick { active_id, .. } => commands::kick(Service::Hotspot, active_id),
     }
 }
 
@@ -29,7 +22,7 @@ pub fn command(action: &Action) -> Command {
 mod tests {
     use super::*;
     use crate::monitor::CommentText;
-    use crate::name::Name;
+    use crate::name::{Id, Name};
 
     #[test]
     fn set_comment_keeps_bytes_and_formats_id() {

@@ -13,7 +13,7 @@ use crate::client::{ClientError, Item, ReplyStream, Router};
 use crate::event::Service;
 use crate::monitor::{ListenChange, UserRow};
 use crate::name::Id;
-use crate::proto::{Attrs, Command};
+use crate::proto::Attrs;
 
 use super::rows::{
     HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRows,
@@ -39,10 +39,8 @@ impl List {
 
     pub fn path(self) -> &'static str {
         match self {
-            List::Active(Service::Hotspot) => "/ip/hotspot/active",
-            List::Active(Service::Pppoe) => "/ppp/active",
-            List::Users(Service::Hotspot) => "/ip/hotspot/user",
-            List::Users(Service::Pppoe) => "/ppp/secret",
+            List::Active(service) => crate::commands::active(service),
+            List::Users(service) => crate::commands::users(service),
         }
     }
 
@@ -143,7 +141,7 @@ impl Listens {
             if matches!(list, List::Users(_)) && !users {
                 continue;
             }
-            let cmd = Command::new(format!("{}/listen", list.path())).proplist(list.props());
+            let cmd = crate::commands::listen(list.path(), list.props());
             let bound = match list {
                 List::Active(_) => MAX_UNREAD,
                 List::Users(_) => MAX_UNREAD_USERS,

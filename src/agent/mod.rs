@@ -23,14 +23,12 @@
 
 pub mod clock;
 pub mod commands;
-pub mod kicks;
 pub mod listen;
 pub mod name_cache;
 mod profile_rows;
 pub mod rows;
 pub mod sync;
 pub mod user_table;
-pub mod view;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -46,6 +44,7 @@ use crate::event::{EventKind, RouterState, Service};
 use crate::monitor::{self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot};
 use crate::name::Name;
 use crate::proto::Command;
+pub use crate::status::{Control, View};
 use crate::store::{StateDelta, StoreError, StoreHandle};
 use listen::{List, Listens};
 use name_cache::NameCache;
@@ -54,7 +53,6 @@ use rows::{
     PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows,
 };
 use user_table::UserTable;
-pub use view::View;
 
 #[derive(Debug)]
 pub enum AgentError {
@@ -114,16 +112,6 @@ impl Signals {
     }
 }
 
-/// Requests into the agent loop from other tasks (the HTTP endpoint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Poll the router now instead of waiting for the next tick.
-    PollNow,
-    /// Fetch the desired state and reconcile now (see [`sync`]); a poll
-    /// too. Without a central URL, the same as `PollNow`.
-    SyncNow,
-}
-
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let mut signals = Signals::install()?;
@@ -160,7 +148,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
     let (control_tx, control_rx) = mpsc::channel(1);
     // The endpoint's requests go through the sync task's router, which
     // hands the loop plain polls (see `sync::spawn`).
-    let kicks = kicks::Kicks::default();
+    let kicks = crate::kicks::Kicks::default();
     let sync::Spawned {
         control: http_control,
         intents,
@@ -280,7 +268,7 @@ struct Agent {
     /// page-faulted in again (musl returns freed memory at once).
     reuse: Reuse,
     /// Sessions the sync and the user API ended (logout reason `kicked`).
-    kicks: kicks::Kicks,
+    kicks: crate::kicks::Kicks,
 }
 
 /// What one poll leaves to the next.
@@ -533,7 +521,7 @@ impl Agent {
                     .and_then(|u| crate::duration::parse_duration(u).ok());
                 self.router_boot =
                     uptime.map(|u| Timestamp::now().plus_secs(-(u.as_secs() as i64)));
-                let info = view::RouterInfo {
+                let info = crate::status::RouterInfo {
                     identity,
                     board: field("board-name"),
                     version: field("version"),
@@ -706,7 +694,7 @@ impl Agent {
         self.kicks.retain(|k| self.state.sessions.get(k).is_some());
         let new_state = self.state.clone();
         self.view.send_modify(|v| v.state = new_state);
-        let users = view::UserCounts {
+        let users = crate::status::UserCounts {
             hotspot_users: snapshot.hotspot_users.len(),
             hotspot_managed: out.managed.0,
             ppp_secrets: snapshot.ppp_secrets.len(),
@@ -817,7 +805,7 @@ impl Agent {
     /// The four list reads, concurrently over the one session, each folded
     /// into typed rows as its sentences arrive.
     async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
-        let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
+        let print = crate::commands::print;
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
         let mut reuse = std::mem::take(&mut self.reuse);
@@ -850,10 +838,7 @@ impl Agent {
             let mut f = router
                 .fold(
                     print(
-                        match service {
-                            Service::Hotspot => "/ip/hotspot/user/print",
-                            Service::Pppoe => "/ppp/secret/print",
-                        },
+                        crate::commands::users(service),
                         match service {
                             Service::Hotspot => HOTSPOT_USER_PROPS,
                             Service::Pppoe => PPP_SECRET_PROPS,
@@ -879,10 +864,7 @@ impl Agent {
         let sessions = |service, (names, rows)| {
             router.fold(
                 print(
-                    match service {
-                        Service::Hotspot => "/ip/hotspot/active/print",
-                        Service::Pppoe => "/ppp/active/print",
-                    },
+                    crate::commands::active(service),
                     match service {
                         Service::Hotspot => HOTSPOT_ACTIVE_PROPS,
                         Service::Pppoe => PPP_ACTIVE_PROPS,
@@ -894,7 +876,7 @@ impl Agent {
         };
         // PPPoE byte counters live on the sessions' dynamic interfaces.
         let ifaces = router.fold(
-            print("/interface/print", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
+            print("/interface", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
             PppoeCounters::new(),
             PppoeCounters::push,
         );

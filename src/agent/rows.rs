@@ -131,10 +131,7 @@ impl UserRows {
 
     pub fn new(service: Service) -> UserRows {
         UserRows {
-            table: match service {
-                Service::Hotspot => "/ip/hotspot/user",
-                Service::Pppoe => "/ppp/secret",
-            },
+            table: crate::commands::users(service),
             rows: Vec::new(),
             warnings: Vec::new(),
             profiles: Interner::default(),
@@ -237,6 +234,24 @@ pub struct SessionRows {
     pub names: NameCache,
 }
 
+/// One active-list row's raw fields by name; each service fills its own,
+/// the others stay `None`.
+#[derive(Default)]
+struct ActiveFields<'a> {
+    id: Option<&'a [u8]>,
+    user: Option<&'a [u8]>,
+    name: Option<&'a [u8]>,
+    address: Option<&'a [u8]>,
+    mac_address: Option<&'a [u8]>,
+    login_by: Option<&'a [u8]>,
+    service_name: Option<&'a [u8]>,
+    caller_id: Option<&'a [u8]>,
+    uptime: Option<&'a [u8]>,
+    session_id: Option<&'a [u8]>,
+    bytes_in: Option<&'a [u8]>,
+    bytes_out: Option<&'a [u8]>,
+}
+
 impl SessionRows {
     pub fn new(service: Service) -> SessionRows {
         SessionRows {
@@ -267,17 +282,15 @@ impl SessionRows {
 
     fn parse(&mut self, a: &Attrs) -> Option<SessionRow> {
         let service = self.service;
-        let table = match service {
-            Service::Hotspot => "/ip/hotspot/active",
-            Service::Pppoe => "/ppp/active",
-        };
+        let table = crate::commands::active(service);
         let warnings = &mut self.warnings;
         let mut warn = |field: &'static str, raw: &[u8]| {
             warn(warnings, ValueWarning::new(table, field, raw));
         };
-        // Each service's own fields, in the order asked for (one pass).
-        let [
-            raw_id,
+        // Each service's own fields, in the order asked for (one pass),
+        // named so that no slot can be swapped with another.
+        let ActiveFields {
+            id: raw_id,
             user,
             name,
             address,
@@ -289,7 +302,7 @@ impl SessionRows {
             session_id,
             bytes_in,
             bytes_out,
-        ] = match service {
+        } = match service {
             Service::Hotspot => {
                 let [
                     id,
@@ -301,10 +314,17 @@ impl SessionRows {
                     bytes_in,
                     bytes_out,
                 ] = a.fields(HOTSPOT_ACTIVE_PROPS_ARRAY);
-                [
-                    id, user, None, address, mac, login_by, None, None, uptime, None, bytes_in,
+                ActiveFields {
+                    id,
+                    user,
+                    address,
+                    mac_address: mac,
+                    login_by,
+                    uptime,
+                    bytes_in,
                     bytes_out,
-                ]
+                    ..ActiveFields::default()
+                }
             }
             Service::Pppoe => {
                 let [
@@ -316,20 +336,16 @@ impl SessionRows {
                     uptime,
                     session_id,
                 ] = a.fields(PPP_ACTIVE_PROPS_ARRAY);
-                [
+                ActiveFields {
                     id,
-                    None,
                     name,
-                    address,
-                    None,
-                    None,
                     service_name,
                     caller_id,
+                    address,
                     uptime,
                     session_id,
-                    None,
-                    None,
-                ]
+                    ..ActiveFields::default()
+                }
             }
         };
         let raw_id = raw_id.unwrap_or_default();

@@ -16,21 +16,22 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use super::kicks::Kicks;
 use super::profile_rows::{HOTSPOT_PROFILE_PROPS, PPP_PROFILE_PROPS, ProfileRows};
 use super::rows::{HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS, SessionRows, UserRows};
 use super::{Control, View};
 use crate::batch::runner::{Group, run_groups};
 use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
+use crate::commands::{self, AddUser};
 use crate::config::Config;
 use crate::event::{EventKind, Service};
+pub use crate::intent_channel::IntentMsg;
+use crate::kicks::Kicks;
 use crate::monitor::MonitorState;
-use crate::name::{Id, Name};
+use crate::name::Name;
 use crate::proto::Command;
 use crate::reconcile::{
-    self, DesiredState, Intent, IntentAction, Intents, ReconcileConfig, ReconcileState,
-    RouterLists, SyncAction,
+    self, DesiredState, Intent, Intents, ReconcileConfig, ReconcileState, RouterLists, SyncAction,
 };
 use crate::store::{KEY_DESIRED, KEY_INTENTS, KEY_RECONCILE, StoreError, StoreHandle};
 use crate::uplink::CentralClient;
@@ -66,17 +67,6 @@ pub struct Syncer {
     desired: Option<DesiredState>,
     warned: HashSet<String>,
     kicks: Kicks,
-}
-
-/// A local operator intent (user API), handed to the sync task: it is
-/// committed with its event in one transaction and held as an override
-/// until the desired state shows it (see [`crate::reconcile::intent`]).
-pub struct IntentMsg {
-    pub service: Service,
-    pub user: Name,
-    pub action: IntentAction,
-    pub event: EventKind,
-    pub reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl Syncer {
@@ -401,7 +391,7 @@ fn is_missing_item(category: Option<u8>, message: &str) -> bool {
 
 /// The five lists, concurrently over the one session.
 pub async fn read_lists(router: &Router) -> Result<RouterLists, ClientError> {
-    let print = |path: &str, props: &[&str]| Command::new(path).proplist(props);
+    let print = commands::print;
     // With the passwords (shown when the API user has the `sensitive`
     // policy), kept for our own users only: adoption reports them.
     let with_password = |props: &[&'static str]| -> Vec<&'static str> {
@@ -413,27 +403,27 @@ pub async fn read_lists(router: &Router) -> Result<RouterLists, ClientError> {
     );
     let (hu, ps, pa, hp, pp) = tokio::join!(
         router.fold(
-            print("/ip/hotspot/user/print", &hotspot_props),
+            print(commands::users(Service::Hotspot), &hotspot_props),
             UserRows::new(Service::Hotspot).keeping_passwords(),
             UserRows::push,
         ),
         router.fold(
-            print("/ppp/secret/print", &secret_props),
+            print(commands::users(Service::Pppoe), &secret_props),
             UserRows::new(Service::Pppoe).keeping_passwords(),
             UserRows::push,
         ),
         router.fold(
-            print("/ppp/active/print", PPP_ACTIVE_PROPS),
+            print(commands::active(Service::Pppoe), PPP_ACTIVE_PROPS),
             SessionRows::new(Service::Pppoe),
             SessionRows::push,
         ),
         router.fold(
-            print("/ip/hotspot/user/profile/print", HOTSPOT_PROFILE_PROPS),
+            print(commands::profiles(Service::Hotspot), HOTSPOT_PROFILE_PROPS),
             ProfileRows::default(),
             ProfileRows::push,
         ),
         router.fold(
-            print("/ppp/profile/print", PPP_PROFILE_PROPS),
+            print(commands::profiles(Service::Pppoe), PPP_PROFILE_PROPS),
             ProfileRows::default(),
             ProfileRows::push,
         ),
@@ -467,9 +457,8 @@ pub async fn read_lists(router: &Router) -> Result<RouterLists, ClientError> {
     })
 }
 
-/// A [`SyncAction`] as an API command.
+/// A [`SyncAction`] as an API command (built by [`crate::commands`]).
 pub fn command(action: &SyncAction) -> Command {
-    let id = |id: &Id| id.to_string();
     match action {
         SyncAction::CreateUser {
             service,
@@ -478,52 +467,25 @@ pub fn command(action: &SyncAction) -> Command {
             profile,
             comment,
             disabled,
-        } => {
-            let mut cmd = Command::new(match service {
-                Service::Hotspot => "/ip/hotspot/user/add",
-                Service::Pppoe => "/ppp/secret/add",
-            })
-            .attr("name", name.as_bytes());
-            if let Some(p) = &password.0 {
-                cmd = cmd.attr("password", p.as_bytes());
-            }
-            if !profile.is_empty() {
-                cmd = cmd.attr("profile", profile.as_bytes());
-            }
-            if *service == Service::Pppoe {
-                cmd = cmd.attr("service", "pppoe");
-                if *disabled {
-                    cmd = cmd.attr("disabled", "yes");
-                }
-            }
-            cmd.attr("comment", comment.as_bytes())
-        }
-        SyncAction::DisableSecret { id: i, .. } => {
-            Command::new("/ppp/secret/disable").attr(".id", id(i))
-        }
-        SyncAction::EnableSecret { id: i, .. } => {
-            Command::new("/ppp/secret/enable").attr(".id", id(i))
-        }
+        } => commands::add_user(&AddUser {
+            service: *service,
+            name: name.as_bytes(),
+            password: password.0.as_ref().map(Name::as_bytes),
+            profile: (!profile.is_empty()).then(|| profile.as_bytes()),
+            comment: Some(comment.as_bytes()),
+            disabled: *disabled,
+        }),
+        SyncAction::DisableSecret { id, .. } => commands::set_secret_enabled(id, false),
+        SyncAction::EnableSecret { id, .. } => commands::set_secret_enabled(id, true),
         SyncAction::SetSecretProfile {
-            id: i,
+            id,
             profile,
             comment,
             ..
-        } => Command::new("/ppp/secret/set")
-            .attr(".id", id(i))
-            .attr("profile", profile.as_bytes())
-            .attr("comment", comment.as_bytes()),
-        SyncAction::KickPpp { active_id, .. } => {
-            Command::new("/ppp/active/remove").attr(".id", id(active_id))
-        }
-        SyncAction::KickHotspot { active_id, .. } => {
-            Command::new("/ip/hotspot/active/remove").attr(".id", id(active_id))
-        }
-        SyncAction::RemoveUser { service, id: i, .. } => Command::new(match service {
-            Service::Hotspot => "/ip/hotspot/user/remove",
-            Service::Pppoe => "/ppp/secret/remove",
-        })
-        .attr(".id", id(i)),
+        } => commands::set_secret_profile(id, profile.as_bytes(), comment.as_bytes()),
+        SyncAction::KickPpp { active_id, .. } => commands::kick(Service::Pppoe, active_id),
+        SyncAction::KickHotspot { active_id, .. } => commands::kick(Service::Hotspot, active_id),
+        SyncAction::RemoveUser { service, id, .. } => commands::remove_user(*service, id),
     }
 }
 

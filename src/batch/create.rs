@@ -10,8 +10,9 @@ use super::csv::{self, NewUser};
 use super::runner::{Group, run_groups};
 use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
+use crate::commands::{self, AddUser};
 use crate::config::Config;
-use crate::event::{EventKind, Service};
+use crate::event::{EventKind, Service, Via};
 use crate::name::Name;
 use crate::password::Password;
 use crate::proto::Command;
@@ -116,12 +117,12 @@ async fn create(
     // failure, or by mistake) creates nothing twice.
     let need = |s| users.iter().any(|u| u.service == s);
     let existing_hotspot = if need(Service::Hotspot) {
-        names(router, "/ip/hotspot/user/print").await?
+        names(router, commands::users(Service::Hotspot)).await?
     } else {
         HashSet::new()
     };
     let existing_ppp = if need(Service::Pppoe) {
-        names(router, "/ppp/secret/print").await?
+        names(router, commands::users(Service::Pppoe)).await?
     } else {
         HashSet::new()
     };
@@ -160,7 +161,7 @@ async fn create(
                     profile: u.profile,
                     comment: u.comment,
                     password: Password(u.password),
-                    via: "batch".into(),
+                    via: Via::Batch,
                     disabled: false,
                 });
             }
@@ -217,19 +218,14 @@ fn write_failures(path: &Path, failures: &[(NewUser, String)]) -> Result<(), Cre
 }
 
 fn add_command(u: &NewUser) -> Command {
-    let mut cmd = Command::new(match u.service {
-        Service::Hotspot => "/ip/hotspot/user/add",
-        Service::Pppoe => "/ppp/secret/add",
+    commands::add_user(&AddUser {
+        service: u.service,
+        name: u.name.as_bytes(),
+        password: u.password.as_ref().map(Name::as_bytes),
+        profile: Some(u.profile.as_bytes()),
+        comment: Some(u.comment.as_bytes()),
+        disabled: false,
     })
-    .attr("name", u.name.as_bytes());
-    if let Some(p) = &u.password {
-        cmd = cmd.attr("password", p.as_bytes());
-    }
-    cmd = cmd.attr("profile", u.profile.as_bytes());
-    if u.service == Service::Pppoe {
-        cmd = cmd.attr("service", "pppoe");
-    }
-    cmd.attr("comment", u.comment.as_bytes())
 }
 
 /// The router's message (never the command: its words hold the password).
@@ -240,10 +236,12 @@ fn reason(e: &ClientError) -> String {
     }
 }
 
-async fn names(router: &Router, path: &str) -> Result<HashSet<Name>, CreateError> {
+/// The names in the user list `menu`.
+async fn names(router: &Router, menu: &str) -> Result<HashSet<Name>, CreateError> {
+    let path = format!("{menu}/print");
     let folded = router
         .fold(
-            Command::new(path).proplist(&["name"]),
+            commands::print(menu, &["name"]),
             HashSet::new(),
             |set: &mut HashSet<Name>, a| {
                 set.insert(Name::new(a.get("name").unwrap_or_default()));

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::{ClientError, RouterConfig, login, router_addr, tls};
+use crate::cause::Cause;
 use crate::proto::{Attrs, Command, Decoder, ReplyKind};
 
 /// A `!trap` reply.
@@ -244,7 +245,7 @@ impl Connection {
             Ok(Err(e)) => {
                 return Err(ClientError::Connect {
                     addr,
-                    reason: describe_io(&e),
+                    reason: Cause::with(describe_io(&e), e),
                 });
             }
             Ok(Ok(s)) => s,
@@ -259,7 +260,9 @@ impl Connection {
                 let for_read = tls_cfg.clone();
                 let ca_pem = tokio::task::spawn_blocking(move || tls::read_ca_file(&for_read))
                     .await
-                    .map_err(|e| ClientError::Tls(format!("CA file reader failed: {e}")))??;
+                    .map_err(|e| {
+                        ClientError::Tls(Cause::with(format!("CA file reader failed: {e}"), e))
+                    })??;
                 let connector = tokio_rustls::TlsConnector::from(tls::client_config(
                     tls_cfg,
                     ca_pem.as_deref(),
@@ -615,7 +618,7 @@ impl Driver {
                         Ok(0) if self.quitting => return ClientError::ConnectionLost("closed by the agent".into()),
                         Ok(0) => return ClientError::ConnectionLost("router closed the connection".into()),
                         Ok(n) => n,
-                        Err(e) => return ClientError::ConnectionLost(e.to_string()),
+                        Err(e) => return ClientError::ConnectionLost(Cause::of(e)),
                     };
                     self.last_rx = Instant::now();
                     self.decoder.feed(&self.read_buf[..n]);
@@ -706,11 +709,11 @@ impl Driver {
         self.stream
             .write_all(&out)
             .await
-            .map_err(|e| ClientError::ConnectionLost(e.to_string()))?;
+            .map_err(|e| ClientError::ConnectionLost(Cause::of(e)))?;
         self.stream
             .flush()
             .await
-            .map_err(|e| ClientError::ConnectionLost(e.to_string()))
+            .map_err(|e| ClientError::ConnectionLost(Cause::of(e)))
     }
 
     /// Handles every reply the decoder holds; returns how many `!re` rows

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::cause::Cause;
 use crate::proto::ProtoError;
 
 /// Why a router operation failed. None of these ever carries the password.
@@ -9,14 +10,15 @@ pub enum ClientError {
     /// TCP connect failed (refused, unreachable, DNS).
     Connect {
         addr: String,
-        reason: String,
+        /// The I/O error underneath (`source()`).
+        reason: Cause,
     },
     ConnectTimeout {
         addr: String,
         after: Duration,
     },
     /// TLS handshake failed for a reason other than the certificate.
-    Tls(String),
+    Tls(Cause),
     /// The router's certificate matched neither the CA nor the pin.
     Certificate(String),
     /// The router rejected the user name or password.
@@ -54,7 +56,7 @@ pub enum ClientError {
     /// The byte stream broke the API framing.
     Protocol(ProtoError),
     /// The connection dropped.
-    ConnectionLost(String),
+    ConnectionLost(Cause),
     /// The agent is between connections; the last reason it lost one.
     NotConnected {
         last_error: Option<String>,
@@ -151,7 +153,17 @@ impl fmt::Display for ClientError {
     }
 }
 
-impl std::error::Error for ClientError {}
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Connect { reason, .. }
+            | ClientError::Tls(reason)
+            | ClientError::ConnectionLost(reason) => reason.source(),
+            ClientError::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<ProtoError> for ClientError {
     fn from(err: ProtoError) -> Self {

@@ -11,32 +11,14 @@ use crate::proto::{Command, Decoder, Reply, ReplyKind};
 /// The pre-6.43 challenge answer: `00` followed by the hex MD5 of a zero
 /// byte, the password and the hex-decoded challenge.
 pub fn challenge_response(password: &[u8], challenge_hex: &[u8]) -> Result<String, ClientError> {
-    let challenge = decode_hex(challenge_hex).ok_or_else(|| {
+    let challenge = crate::encoding::unhex(challenge_hex).ok_or_else(|| {
         ClientError::LoginFailed("router sent a malformed login challenge".into())
     })?;
     let mut md5 = Md5::new();
     md5.update([0u8]);
     md5.update(password);
     md5.update(&challenge);
-    let digest = md5.finalize();
-    let mut out = String::with_capacity(34);
-    out.push_str("00");
-    for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
-}
-
-fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    hex.chunks(2)
-        .map(|pair| {
-            let s = std::str::from_utf8(pair).ok()?;
-            u8::from_str_radix(s, 16).ok()
-        })
-        .collect()
+    Ok(format!("00{}", crate::encoding::hex(&md5.finalize())))
 }
 
 /// Runs the login exchange on a fresh stream, before the multiplexing
@@ -136,7 +118,7 @@ where
 }
 
 fn lost(err: std::io::Error) -> ClientError {
-    ClientError::ConnectionLost(err.to_string())
+    ClientError::ConnectionLost(crate::cause::Cause::of(err))
 }
 
 #[cfg(test)]

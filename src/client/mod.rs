@@ -21,12 +21,12 @@ mod login;
 mod router;
 mod tls;
 
+pub use crate::encoding::hex_colon;
 pub use backoff::Backoff;
 pub use connection::{Connection, Folded, Item, ReplyStream, Response, Trap};
 pub use error::ClientError;
 pub use login::challenge_response;
 pub use router::{ConnectionEvent, Router};
-pub use tls::hex_colon;
 
 pub use crate::config::{RouterConfig, Secret, TlsConfig};
 

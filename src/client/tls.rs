@@ -18,6 +18,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::{ClientError, TlsConfig};
+use crate::cause::Cause;
+use crate::encoding::hex_colon;
 
 #[derive(Clone, PartialEq, Eq)]
 enum TlsMode {
@@ -37,15 +39,6 @@ impl fmt::Debug for TlsMode {
             TlsMode::Pinned(h) => write!(f, "Pinned({})", hex_colon(h)),
         }
     }
-}
-
-/// `AB:CD:…`, the form RouterOS and openssl print fingerprints in.
-pub fn hex_colon(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -85,7 +78,7 @@ pub(crate) fn client_config(
     let mode = TlsMode::from_config(cfg);
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
+        .map_err(|e| ClientError::Tls(Cause::of(e)))?;
     let config = match &mode {
         TlsMode::WebPki => {
             let roots = RootCertStore {
@@ -142,8 +135,12 @@ pub(crate) fn client_config(
 
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, ClientError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(bare.to_string())
-        .map_err(|_| ClientError::Tls(format!("{host:?} is not a valid TLS server name")))
+    ServerName::try_from(bare.to_string()).map_err(|e| {
+        ClientError::Tls(Cause::with(
+            format!("{host:?} is not a valid TLS server name"),
+            e,
+        ))
+    })
 }
 
 /// Turns a failed handshake into a certificate error when that is what it was.
@@ -156,10 +153,13 @@ pub(crate) fn handshake_error(err: std::io::Error) -> ClientError {
             rustls::Error::InvalidCertificate(cert) => {
                 ClientError::Certificate(describe_cert_error(cert))
             }
-            other => ClientError::Tls(other.to_string()),
+            other => {
+                let text = other.to_string();
+                ClientError::Tls(Cause::with(text, err))
+            }
         };
     }
-    ClientError::Tls(err.to_string())
+    ClientError::Tls(Cause::of(err))
 }
 
 fn describe_cert_error(err: &CertificateError) -> String {

@@ -446,6 +446,7 @@ fn fingerprint_parsing() {
     assert_eq!(parse_fingerprint(""), None);
 }
 
+#[allow(unsafe_code)]
 #[test]
 fn endless_and_special_files_are_refused_at_once() {
     let started = std::time::Instant::now();
@@ -680,7 +681,7 @@ fn http_allowed_hosts_from_file_or_env() {
 
 #[test]
 fn alert_webhook_body_format_and_headers() {
-    use crate::uplink::template::{AlertFields, BodyFormat};
+    use crate::template::{AlertFields, BodyFormat};
     let token = toml_file("wa-secret-token\n");
     let f = toml_file(&format!(
         "alert_webhook = \"https://gw.example/send?apikey=K3Y\"\n\

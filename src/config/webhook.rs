@@ -6,7 +6,7 @@ use std::fmt;
 use super::sources::{Raw, Sources, describe, error, label, read_secret_file};
 use super::uplink::parse_url;
 use super::{ConfigError, Secret};
-use crate::uplink::template::{BodyFormat, DEFAULT_FORM, Template};
+use crate::template::{BodyFormat, DEFAULT_FORM, Template};
 
 /// Where and how alerts are posted.
 #[derive(Clone, PartialEq, Eq)]

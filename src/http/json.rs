@@ -11,7 +11,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::agent::View;
+use crate::status::View;
 use std::time::Duration;
 
 use crate::clock::Timestamp;

@@ -3,8 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::agent::View;
-use crate::agent::view::POLL_BUCKETS;
+use crate::status::{POLL_BUCKETS, View};
 use crate::store::OutboxStats;
 
 /// The exposition. `stats` is `None` when the state file could not be read.

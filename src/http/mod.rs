@@ -45,9 +45,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::agent::{Control, View};
 use crate::client::Router;
 use crate::config::{RouterConfig, Secret};
+use crate::status::{Control, View};
 use crate::store::{OutboxStats, StoreError, StoreHandle};
 use tracker::{Slot, Tracked, Tracker};
 
@@ -84,8 +84,8 @@ pub struct Shared {
     pub site_id: String,
     /// Where local intents go to be held against the sync (with a
     /// central URL; without one the event is recorded directly).
-    pub intents: Option<tokio::sync::mpsc::Sender<crate::agent::sync::IntentMsg>>,
-    pub kicks: crate::agent::kicks::Kicks,
+    pub intents: Option<tokio::sync::mpsc::Sender<crate::intent_channel::IntentMsg>>,
+    pub kicks: crate::kicks::Kicks,
     /// `http_allowed_hosts`: extra names a request's `Host` may carry.
     pub allowed_hosts: Vec<String>,
 }

@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 use super::body::Body;
 use super::json::{self, ApiError, Resp, error};
 use super::{Ctx, metrics, users};
-use crate::agent::Control;
 use crate::client::Connection;
 use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::name::Name;
 use crate::proto::Command;
+use crate::status::Control;
 
 const STATUS_PAGE: &str = include_str!("status.html");
 

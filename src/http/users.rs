@@ -12,41 +12,16 @@ use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use super::json::{Resp, error};
-use crate::agent::sync::IntentMsg;
 use crate::client::ClientError;
 use crate::clock::Timestamp;
-use crate::event::{EventKind, Service};
+use crate::commands::{self, AddUser};
+use crate::event::{EventKind, Service, UserAction, Via};
+use crate::intent_channel::IntentMsg;
 use crate::name::{Id, Name};
 use crate::password::Password;
-use crate::proto::Command;
 use crate::reconcile::IntentAction;
 use crate::store::StoreError;
 use hyper::StatusCode;
-
-struct Menus {
-    users: &'static str,
-    profiles: &'static str,
-    active: &'static str,
-    /// The field naming the user in the active menu.
-    active_user: &'static str,
-}
-
-fn menus(service: Service) -> Menus {
-    match service {
-        Service::Hotspot => Menus {
-            users: "/ip/hotspot/user",
-            profiles: "/ip/hotspot/user/profile",
-            active: "/ip/hotspot/active",
-            active_user: "user",
-        },
-        Service::Pppoe => Menus {
-            users: "/ppp/secret",
-            profiles: "/ppp/profile",
-            active: "/ppp/active",
-            active_user: "name",
-        },
-    }
-}
 
 /// Why a write failed, as an HTTP response.
 fn router_error(e: &ClientError, password: &str) -> Resp {
@@ -80,17 +55,10 @@ async fn ids(
     field: &str,
     value: &[u8],
 ) -> Result<Vec<Vec<u8>>, ClientError> {
-    let mut q = field.as_bytes().to_vec();
-    q.push(b'=');
-    q.extend_from_slice(value);
     let r = ctx
         .shared
         .router
-        .execute(
-            Command::new(format!("{menu}/print"))
-                .query(q)
-                .proplist(&[".id"]),
-        )
+        .execute(commands::find(menu, field, value))
         .await?;
     Ok(r.rows
         .iter()
@@ -99,18 +67,21 @@ async fn ids(
 }
 
 /// Kicks every active session of `user`; returns how many.
-async fn kick(ctx: &Ctx, service: Service, m: &Menus, user: &Name) -> Result<usize, ClientError> {
-    let ids = ids(ctx, m.active, m.active_user, user.as_bytes()).await?;
+async fn kick(ctx: &Ctx, service: Service, user: &Name) -> Result<usize, ClientError> {
+    let ids = ids(
+        ctx,
+        commands::active(service),
+        commands::active_user_field(service),
+        user.as_bytes(),
+    )
+    .await?;
     let router = &ctx.shared.router;
     for id in &ids {
         // Its logout says `kicked`.
         if let Some(id) = Id::parse(id) {
             ctx.shared.kicks.add(service, id);
         }
-        match router
-            .execute(Command::new(format!("{}/remove", m.active)).attr(".id", id))
-            .await
-        {
+        match router.execute(commands::kick(service, id)).await {
             // The session ended by itself meanwhile.
             Err(ClientError::Trap { .. }) => {}
             other => {
@@ -122,12 +93,12 @@ async fn kick(ctx: &Ctx, service: Service, m: &Menus, user: &Name) -> Result<usi
 }
 
 /// The `user_changed` event of a delete, disable or enable.
-fn changed(service: Service, user: &Name, action: &str) -> EventKind {
+fn changed(service: Service, user: &Name, action: UserAction) -> EventKind {
     EventKind::UserChanged {
         service,
         user: user.clone(),
-        action: action.to_owned(),
-        via: "http".to_owned(),
+        action,
+        via: Via::Http,
     }
 }
 
@@ -221,18 +192,17 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
     let Ok(_permit) = ctx.writes.acquire().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
-    let m = menus(service);
     let pw = new.password.as_str();
     let profile_check = async {
         match &new.profile {
-            Some(p) => ids(ctx, m.profiles, "name", p.as_bytes())
+            Some(p) => ids(ctx, commands::profiles(service), "name", p.as_bytes())
                 .await
                 .map(|v| !v.is_empty()),
             None => Ok(true),
         }
     };
     let (existing, profile_ok) = tokio::join!(
-        ids(ctx, m.users, "name", new.name.as_bytes()),
+        ids(ctx, commands::users(service), "name", new.name.as_bytes()),
         profile_check
     );
     match existing {
@@ -247,18 +217,14 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
         Ok(false) => return error(StatusCode::UNPROCESSABLE_ENTITY, "unknown profile"),
         Err(e) => return router_error(&e, pw),
     }
-    let mut cmd = Command::new(format!("{}/add", m.users))
-        .attr("name", &new.name)
-        .attr("password", pw);
-    if let Some(p) = &new.profile {
-        cmd = cmd.attr("profile", p);
-    }
-    if let Some(c) = &new.comment {
-        cmd = cmd.attr("comment", c);
-    }
-    if service == Service::Pppoe {
-        cmd = cmd.attr("service", "pppoe");
-    }
+    let cmd = commands::add_user(&AddUser {
+        service,
+        name: new.name.as_bytes(),
+        password: Some(pw.as_bytes()),
+        profile: new.profile.as_deref().map(str::as_bytes),
+        comment: new.comment.as_deref().map(str::as_bytes),
+        disabled: false,
+    });
     let id = match ctx.shared.router.execute(cmd).await {
         Ok(r) => String::from_utf8_lossy(r.ret().unwrap_or_default()).into_owned(),
         Err(e) => return router_error(&e, pw),
@@ -276,7 +242,7 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
         profile: profile.clone(),
         comment: comment.clone(),
         password: password.clone(),
-        via: "http".to_owned(),
+        via: Via::Http,
         disabled: false,
     };
     let intent = IntentAction::Created {
@@ -297,18 +263,18 @@ pub(crate) async fn create(ctx: &Ctx, service: Service, body: Value) -> Resp {
     )
 }
 
-fn done(service: Service, user: &Name, action: &str, kicked: usize) -> Resp {
+fn done(service: Service, user: &Name, action: UserAction, kicked: usize) -> Resp {
     let mut m = Map::new();
     user.json_into(&mut m, "name");
     m.insert("type".into(), service.as_str().into());
-    m.insert("action".into(), action.into());
+    m.insert("action".into(), action.as_str().into());
     m.insert("kicked".into(), kicked.into());
     super::json::json(StatusCode::OK, &Value::Object(m))
 }
 
 /// The user's `.id`, or the response to send instead (404, or the error).
-async fn find(ctx: &Ctx, m: &Menus, user: &Name) -> Result<Vec<u8>, Box<Resp>> {
-    match ids(ctx, m.users, "name", user.as_bytes()).await {
+async fn find(ctx: &Ctx, service: Service, user: &Name) -> Result<Vec<u8>, Box<Resp>> {
+    match ids(ctx, commands::users(service), "name", user.as_bytes()).await {
         Ok(v) => v
             .into_iter()
             .next()
@@ -323,21 +289,17 @@ pub(crate) async fn delete(ctx: &Ctx, service: Service, user: Name) -> Resp {
     let Ok(_permit) = ctx.writes.acquire().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
-    let m = menus(service);
-    let id = match find(ctx, &m, &user).await {
+    let id = match find(ctx, service, &user).await {
         Ok(id) => id,
         Err(r) => return *r,
     };
     let router = &ctx.shared.router;
-    if let Err(e) = router
-        .execute(Command::new(format!("{}/remove", m.users)).attr(".id", &id))
-        .await
-    {
+    if let Err(e) = router.execute(commands::remove_user(service, &id)).await {
         return router_error(&e, "");
     }
-    let event = changed(service, &user, "deleted");
+    let event = changed(service, &user, UserAction::Deleted);
     record(ctx, service, &user, IntentAction::Deleted, event).await;
-    let kicked = match kick(ctx, service, &m, &user).await {
+    let kicked = match kick(ctx, service, &user).await {
         Ok(n) => n,
         Err(e) => {
             log::warn!("http: deleted {user}, but kicking its sessions failed: {e}");
@@ -345,7 +307,7 @@ pub(crate) async fn delete(ctx: &Ctx, service: Service, user: Name) -> Resp {
         }
     };
     log::info!("http: deleted {} user {user}", service.as_str());
-    done(service, &user, "deleted", kicked)
+    done(service, &user, UserAction::Deleted, kicked)
 }
 
 /// `POST /api/mikrotik/users/pppoe/{name}/{disable|enable}`; disabling
@@ -355,20 +317,19 @@ pub(crate) async fn toggle_pppoe(ctx: &Ctx, user: Name, disable: bool) -> Resp {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     };
     let service = Service::Pppoe;
-    let m = menus(service);
-    let id = match find(ctx, &m, &user).await {
+    let id = match find(ctx, service, &user).await {
         Ok(id) => id,
         Err(r) => return *r,
     };
-    let (verb, action) = if disable {
-        ("disable", "disabled")
+    let action = if disable {
+        UserAction::Disabled
     } else {
-        ("enable", "enabled")
+        UserAction::Enabled
     };
     if let Err(e) = ctx
         .shared
         .router
-        .execute(Command::new(format!("{}/{verb}", m.users)).attr(".id", &id))
+        .execute(commands::set_secret_enabled(&id, !disable))
         .await
     {
         return router_error(&e, "");
@@ -380,14 +341,14 @@ pub(crate) async fn toggle_pppoe(ctx: &Ctx, user: Name, disable: bool) -> Resp {
     };
     record(ctx, service, &user, intent, changed(service, &user, action)).await;
     let kicked = if disable {
-        match kick(ctx, service, &m, &user).await {
+        match kick(ctx, service, &user).await {
             Ok(n) => n,
             Err(e) => return router_error(&e, ""),
         }
     } else {
         0
     };
-    log::info!("http: {action} pppoe secret {user}");
+    log::info!("http: {} pppoe secret {user}", action.as_str());
     done(service, &user, action, kicked)
 }
 

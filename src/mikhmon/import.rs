@@ -11,7 +11,9 @@ use super::plan::{self, MonitorAction, Plan, Profile, Scheduler, Skip, User};
 use super::tz;
 use crate::client::{ClientError, Connection};
 use crate::clock::Timestamp;
+use crate::commands;
 use crate::config::Config;
+use crate::event::Service;
 use crate::name::{Id, Name};
 use crate::proto::{Attrs, Command};
 use crate::store::{MikhmonImportRecord, Store, StoreError};
@@ -77,9 +79,10 @@ async fn import(
 ) -> Result<bool, ImportError> {
     let users = read_users(conn).await?;
     let profiles: Vec<Profile> = conn
-        .execute(
-            Command::new("/ip/hotspot/user/profile/print").proplist(&[".id", "name", "on-login"]),
-        )
+        .execute(commands::print(
+            commands::profiles(Service::Hotspot),
+            &[".id", "name", "on-login"],
+        ))
         .await?
         .rows
         .iter()
@@ -226,7 +229,7 @@ async fn set_comment_if(
 ) -> Result<(), String> {
     let current = conn
         .execute(
-            Command::new("/ip/hotspot/user/print")
+            Command::new(format!("{}/print", commands::users(Service::Hotspot)))
                 .query(format!(".id={id}"))
                 .proplist(&["comment"]),
         )
@@ -238,13 +241,9 @@ async fn set_comment_if(
     if row.get("comment").unwrap_or_default() != expected.as_bytes() {
         return Err("comment changed since it was read; left alone".into());
     }
-    conn.execute(
-        Command::new("/ip/hotspot/user/set")
-            .attr(".id", id.to_string())
-            .attr("comment", new.as_bytes()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    conn.execute(commands::set_hotspot_comment(&id, new.as_bytes()))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -351,9 +350,10 @@ struct Users {
 
 async fn read_users(conn: &Connection) -> Result<Users, ImportError> {
     let reply = conn
-        .execute(
-            Command::new("/ip/hotspot/user/print").proplist(&[".id", "name", "profile", "comment"]),
-        )
+        .execute(commands::print(
+            commands::users(Service::Hotspot),
+            &[".id", "name", "profile", "comment"],
+        ))
         .await?;
     let mut users = Users {
         rows: Vec::with_capacity(reply.rows.len()),

@@ -164,7 +164,7 @@ fn intent_at(e: &Value) -> Result<Option<Timestamp>, String> {
 /// for null or missing.
 fn text(e: &Value, key: &str) -> Result<Option<Name>, String> {
     if let Some(Value::String(b64)) = e.get(format!("{key}_b64")) {
-        return unbase64(b64)
+        return crate::encoding::unbase64(b64)
             .map(|b| Some(Name::new(b)))
             .ok_or_else(|| format!("{key}_b64 is not base64"));
     }
@@ -174,34 +174,6 @@ fn text(e: &Value, key: &str) -> Result<Option<Name>, String> {
         Some(Value::Number(n)) => Ok(Some(Name::new(n.to_string()))),
         Some(_) => Err(format!("{key} is not a string")),
     }
-}
-
-/// Standard base64 (padding optional).
-fn unbase64(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    if s.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -214,7 +186,7 @@ mod tests {
         let v = json!({
             "vouchers": [
                 {"code": "V1", "password": "p", "profile": "voucher-1h", "comment": "VOUCHER_SYSTEM|b", "status": "created"},
-                {"code": "caf?", "code_b64": crate::name::base64(b"caf\xe9"), "password": null, "profile": "voucher-1h", "comment": null, "status": "expired"}
+                {"code": "caf?", "code_b64": crate::encoding::base64(b"caf\xe9"), "password": null, "profile": "voucher-1h", "comment": null, "status": "expired"}
             ],
             "subscriptions": [{"pppoe_username": "c1", "password": "x", "profile": "pppoe-10M", "comment": "PPPOE_SYSTEM|", "status": "suspended"}],
             "version": "abc"
@@ -238,13 +210,6 @@ mod tests {
             json!({"vouchers": [], "subscriptions": [{"pppoe_username": ""}]}),
         ] {
             assert!(DesiredState::from_json(&v).is_err(), "{v}");
-        }
-    }
-
-    #[test]
-    fn base64_round_trip() {
-        for b in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\x00\xe9"] {
-            assert_eq!(unbase64(&crate::name::base64(b)).unwrap(), b);
         }
     }
 }

@@ -12,7 +12,8 @@ use super::intent::Intents;
 use super::state::{Isolation, ProfileSettings, ReconcileState};
 use crate::clock::Timestamp;
 use crate::comment::{Comment, SystemComment, SystemKind, has_system_marker};
-use crate::event::{EventKind, Service};
+pub use crate::event::SuspendMode;
+use crate::event::{EventKind, Service, SubscriptionAction, Via};
 use crate::monitor::{MonitorState, SessionRow, UserRow, glob_match};
 use crate::name::{Id, Name};
 
@@ -20,25 +21,6 @@ use crate::name::{Id, Name};
 /// profile a suspended (isolated) secret had: `isolir=<profile>`.
 pub const ISOLIR_FIELD: usize = 7;
 const ISOLIR_PREFIX: &[u8] = b"isolir=";
-
-/// How a suspension is applied to a PPP secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SuspendMode {
-    /// Disable the secret (and kick its session).
-    Disable,
-    /// Move it to the isolation profile (and kick its session), so the
-    /// customer reaches a payment-notice page.
-    Isolir,
-}
-
-impl SuspendMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuspendMode::Disable => "disable",
-            SuspendMode::Isolir => "isolir",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
@@ -451,7 +433,7 @@ fn subscriptions(
         sessions.entry(&s.user).or_default().push(s);
     }
     let isolir = cfg.suspend_mode == SuspendMode::Isolir;
-    let mode = cfg.suspend_mode.as_str().to_owned();
+    let mode = cfg.suspend_mode;
     let desired_users: BTreeSet<&Name> = desired.subscriptions.iter().map(|s| &s.user).collect();
 
     for s in &desired.subscriptions {
@@ -593,8 +575,8 @@ fn subscriptions(
             if newly {
                 out.events.push(EventKind::Subscription {
                     user: s.user.clone(),
-                    action: "suspended".into(),
-                    mode: mode.clone(),
+                    action: SubscriptionAction::Suspended,
+                    mode,
                     profile: r.profile.clone(),
                 });
             }
@@ -654,8 +636,8 @@ fn subscriptions(
             if prev.suspended.contains(&s.user) {
                 out.events.push(EventKind::Subscription {
                     user: s.user.clone(),
-                    action: "restored".into(),
-                    mode: mode.clone(),
+                    action: SubscriptionAction::Restored,
+                    mode,
                     profile: r.profile.clone(),
                 });
             }
@@ -774,7 +756,7 @@ pub fn creation_outcome(
                 profile: profile.clone(),
                 comment: comment.clone(),
                 password: password.clone(),
-                via: "sync".into(),
+                via: Via::Sync,
                 disabled: *disabled,
             })
         }
@@ -807,8 +789,8 @@ pub fn restored_event(
     }
     Some(EventKind::Subscription {
         user: user.clone(),
-        action: "restored".into(),
-        mode: cfg.suspend_mode.as_str().to_owned(),
+        action: SubscriptionAction::Restored,
+        mode: cfg.suspend_mode,
         profile: profile.clone(),
     })
 }

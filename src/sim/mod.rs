@@ -36,10 +36,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use crate::encoding::hex_colon as fingerprint_hex;
 pub use activity::Activity;
 pub use router::GmtOffsetStyle;
 pub use server::Misbehave;
-pub use tls::fingerprint_hex;
 
 use router::{Menu, Router};
 use server::{ConnCtl, Ctl, Inner, Listeners, Shared, lock};

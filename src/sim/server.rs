@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use super::commands::{Request, Words, done, execute, trap};
 use super::listen;
 use super::router::{Menu, Router};
+use crate::encoding::hex;
 use crate::proto::{Decoder, Sentence, encode_sentence};
 
 /// Locks a mutex, shrugging off poisoning: a panicking test thread must not
@@ -703,10 +704,6 @@ pub(crate) fn legacy_response(password: &[u8], challenge: &[u8]) -> String {
     h.update(password);
     h.update(challenge);
     format!("00{}", hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 16 random bytes from the ring provider's CSPRNG, with a time-based

@@ -70,22 +70,10 @@ pub(crate) fn sha256(data: &[u8]) -> Option<[u8; 32]> {
     digest.as_ref().try_into().ok()
 }
 
-/// `AB:CD:…`, the way certificate fingerprints are usually shown.
-pub fn fingerprint_hex(digest: &[u8]) -> String {
-    digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(d: &[u8]) -> String {
-        d.iter().map(|b| format!("{b:02x}")).collect()
-    }
+    use crate::encoding::{hex, hex_colon as fingerprint_hex};
 
     /// FIPS 180-2 test vectors.
     #[test]

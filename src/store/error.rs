@@ -1,6 +1,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::cause::Cause;
+
 /// Why a state file operation failed. Each variant keeps its cause, so a
 /// full disk (an I/O error of kind `StorageFull` inside
 /// [`StoreError::Storage`]) is never reported like a damaged file
@@ -34,7 +36,8 @@ pub enum StoreError {
     /// operator to move the file aside (and keep it for inspection).
     Corrupt {
         what: &'static str,
-        reason: String,
+        /// The decoder's error underneath, when there is one (`source()`).
+        reason: Cause,
     },
     /// A value could not be encoded (should not happen for our types).
     Encode {
@@ -143,6 +146,7 @@ impl std::error::Error for StoreError {
             StoreError::Transaction(e) => Some(e),
             StoreError::Table(e) => Some(e),
             StoreError::Commit(e) => Some(e),
+            StoreError::Corrupt { reason, .. } => reason.source(),
             _ => None,
         }
     }

@@ -327,7 +327,7 @@ impl Store {
                 Some(raw) => {
                     StreamId(raw.as_slice().try_into().map_err(|_| StoreError::Corrupt {
                         what: "stream id",
-                        reason: format!("{} bytes, expected 16", raw.len()),
+                        reason: format!("{} bytes, expected 16", raw.len()).into(),
                     })?)
                 }
                 None => {
@@ -499,7 +499,8 @@ impl Store {
                         "stored under seq {} but numbered {}",
                         key.value(),
                         event.seq
-                    ),
+                    )
+                    .into(),
                 });
             }
             out.push(event);
@@ -755,7 +756,7 @@ fn service_from_byte(b: u8) -> Result<Service, StoreError> {
         1 => Ok(Service::Pppoe),
         other => Err(StoreError::Corrupt {
             what: "row key",
-            reason: format!("unknown service byte {other}"),
+            reason: format!("unknown service byte {other}").into(),
         }),
     }
 }
@@ -829,11 +830,11 @@ pub(super) fn decode<T: DeserializeOwned>(
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(StoreError::Corrupt {
             what,
-            reason: format!("{} unexpected trailing bytes", rest.len()),
+            reason: format!("{} unexpected trailing bytes", rest.len()).into(),
         }),
         Err(e) => Err(StoreError::Corrupt {
             what,
-            reason: e.to_string(),
+            reason: crate::cause::Cause::of(e),
         }),
     }
 }

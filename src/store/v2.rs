@@ -211,12 +211,13 @@ impl From<EventV2> for Event {
                 user,
                 action,
                 via,
-            } => EventKind::UserChanged {
+            } => EventKind::UserChangedV4 {
                 service,
                 user,
                 action,
                 via,
-            },
+            }
+            .upgrade(),
         };
         Event {
             seq: e.seq,

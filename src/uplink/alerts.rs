@@ -11,8 +11,8 @@ use crate::clock::Timestamp;
 use crate::event::{EventKind, StreamId};
 use crate::store::{StoreError, StoreHandle};
 
-use super::template::AlertFields;
 use super::webhook::Webhook;
+use crate::template::AlertFields;
 
 #[derive(Clone)]
 pub struct Alerts {

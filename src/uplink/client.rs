@@ -18,17 +18,14 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use super::UplinkError;
-use crate::agent::clock::CentralDate;
+use crate::central_date::CentralDate;
+pub use crate::central_date::DateSink;
 use crate::clock::parse_http_date;
 use crate::config::{CentralConfig, Secret};
 use crate::files::{MAX_PEM_BYTES, read_regular};
-
-/// Where the `Date` headers of successful replies go: the agent's clock
-/// trust ([`crate::agent::clock::ClockSources::central`]).
-pub type DateSink = watch::Sender<Option<CentralDate>>;
 
 /// Largest reply body read: `ingest_batch` answers are tiny, but the
 /// desired state lists every voucher of a site (about 200 bytes each, so
@@ -339,6 +336,7 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::watch;
 
     #[test]
     fn a_closed_port_is_a_connect_error_that_stored_nothing() {

@@ -8,8 +8,8 @@
 //! - uploader.rs: the async task: cap, batch, send, ack, status, and the
 //!   narrowing down of a batch refused as malformed to its quarantine.
 //! - quarantine.rs: `mikrotik-edge quarantine list|resend`.
-//! - alerts.rs / webhook.rs / template.rs: alert events, their webhook
-//!   copies, and the operator's body template.
+//! - alerts.rs / webhook.rs: alert events and their webhook copies (the
+//!   operator's body template is [`crate::template`]).
 //! - error.rs: [`UplinkError`].
 
 mod alerts;
@@ -18,7 +18,6 @@ mod client;
 mod error;
 mod policy;
 mod quarantine;
-pub mod template;
 mod uploader;
 mod webhook;
 
@@ -29,11 +28,11 @@ pub use batch::{ingest_args, ingest_body};
 pub use client::{CentralClient, DateSink};
 pub use error::UplinkError;
 pub use policy::{Reaction, classify};
-pub use quarantine::quarantine_cli;
+pub use quarantine::{QuarantineAction, quarantine_cli};
 pub use webhook::Webhook;
 
-use crate::agent::View;
 use crate::config::Config;
+use crate::status::View;
 use crate::store::StoreHandle;
 
 /// The alert sink for `cfg`: events, plus the webhook when one is set.

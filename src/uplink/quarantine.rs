@@ -6,9 +6,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::QuarantineAction;
 use crate::config::Config;
 use crate::store::Store;
+
+/// What `quarantine` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuarantineAction {
+    List,
+    Resend,
+}
 
 /// Runs one action, printing to `out`; failures go to stderr.
 pub fn quarantine_cli(cfg: &Config, action: QuarantineAction, out: &mut impl Write) -> ExitCode {

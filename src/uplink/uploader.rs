@@ -14,11 +14,11 @@ use super::alerts::Alerts;
 use super::batch::ingest_body;
 use super::client::CentralClient;
 use super::policy::{Reaction, backoff_base, classify};
-use crate::agent::View;
 use crate::client::Backoff;
 use crate::clock::Timestamp;
 use crate::config::UplinkConfig;
 use crate::event::StreamId;
+use crate::status::View;
 use crate::store::{StoreError, StoreHandle};
 
 /// How often an idle uploader looks at the outbox even without a wake-up

@@ -17,9 +17,9 @@ use serde_json::Value;
 
 use super::client::{http_agent, send};
 use super::policy::{Reaction, classify};
-use super::template::AlertFields;
 use crate::config::{Secret, WebhookConfig};
 use crate::redact::redact_url;
+use crate::template::AlertFields;
 
 /// Alerts waiting for the webhook thread.
 const QUEUE: usize = 32;

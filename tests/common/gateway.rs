@@ -38,9 +38,16 @@ pub struct Gateway {
 impl Gateway {
     /// Serves on `listen` (`127.0.0.1:0` for any free port).
     pub fn start(pg: &Postgres, listen: &str) -> Gateway {
+        Gateway::start_with(pg, listen, "info", &[])
+    }
+
+    /// Serves on `listen` at `log_level`, with `extra` arguments to
+    /// `serve` (HTTPS when they name a `--tls-cert`).
+    pub fn start_with(pg: &Postgres, listen: &str, log_level: &str, extra: &[&str]) -> Gateway {
         let mut child = central_command()
-            .args(["serve", "--listen", listen, "--log-level", "info"])
+            .args(["serve", "--listen", listen, "--log-level", log_level])
             .env("MIKROTIK_CENTRAL_DATABASE_URL", pg.url())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -67,9 +74,14 @@ impl Gateway {
                 let _ = child.kill();
                 panic!("gateway did not start:\n{}", log.lock().unwrap())
             });
+        let scheme = if extra.contains(&"--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
         Gateway {
             child,
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             log,
         }
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use mikrotik_edge::encoding::hex;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -77,10 +78,6 @@ pub fn pool(url: &str, size: usize) -> Result<Pool, String> {
 /// sha256 hex of a token, as stored in `sites.token_hash`.
 pub fn token_hash(token: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Looks the token up, sets `request.jwt.claims` to its site for this

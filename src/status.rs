@@ -1,6 +1,9 @@
 //! The agent's current view, published through a `tokio::sync::watch` so
-//! readers (the HTTP endpoint, metrics) never touch redb or the router and
-//! never hold up the monitor: a read is a reference-count clone.
+//! readers (the HTTP endpoint, metrics, the uploader) never touch redb or
+//! the router and never hold up the monitor: a read is a reference-count
+//! clone. Plain data, with [`Control`], the requests back into the agent
+//! loop: a leaf that `agent`, `http` and `uplink` all use, so none of them
+//! imports another in a cycle.
 
 use std::sync::Arc;
 
@@ -129,4 +132,15 @@ impl View {
             clock: None,
         }
     }
+}
+
+/// Requests into the agent loop from other tasks (the HTTP endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Poll the router now instead of waiting for the next tick.
+    PollNow,
+    /// Fetch the desired state and reconcile now (see
+    /// [`crate::agent::sync`]); a poll too. Without a central URL, the same
+    /// as `PollNow`.
+    SyncNow,
 }
