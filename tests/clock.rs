@@ -20,7 +20,7 @@ use common::gateway::{Gateway, add_site, free_port};
 use common::pg::Postgres;
 use common::*;
 use mikrotik_edge::clock::{Timestamp, parse_rfc3339};
-use mikrotik_edge::sim::{GmtOffsetStyle, Row, SimHandle};
+use mikrotik_edge::sim::{GmtOffsetStyle, SimHandle};
 use serde_json::Value;
 
 fn secs(n: u64) -> Duration {
@@ -117,13 +117,6 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn get(row: &Row, k: &str) -> String {
-    row.iter()
-        .find(|(key, _)| key == k.as_bytes())
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
 }
 
 fn disabled(sim: &SimHandle, user: &str) -> bool {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::gateway::{Gateway, add_site, free_port};
 use common::pg::Postgres;
 use common::*;
-use mikrotik_edge::sim::{Row, SimHandle};
+use mikrotik_edge::sim::SimHandle;
 
 const TOKEN: &str = "day-token-0123456789";
 
@@ -126,40 +126,12 @@ impl Drop for Agent {
     }
 }
 
-fn get(row: &Row, k: &str) -> String {
-    row.iter()
-        .find(|(key, _)| key == k.as_bytes())
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
-}
-
-fn field(sim: &SimHandle, path: &str, name: &str, k: &str) -> Option<String> {
-    sim.find(path, name).map(|r| get(&r, k))
-}
-
 fn wait(agent: &Agent, what: &str, cond: impl FnMut() -> bool) {
     assert!(
         wait_until(secs(30), cond),
         "{what}: not seen; agent log:\n{}",
         agent.log()
     );
-}
-
-/// Removes a router user the way an operator at the router would.
-fn remove_on_router(sim: &SimHandle, path: &str, name: &str) {
-    let id = field(sim, path, name, ".id").expect("user exists");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let conn = mikrotik_edge::client::Connection::open(&router_config(sim))
-            .await
-            .unwrap();
-        conn.execute(mikrotik_edge::proto::Command::new(format!("{path}/remove")).attr(".id", id))
-            .await
-            .unwrap();
-    });
 }
 
 const VC: &str = "VOUCHER_SYSTEM|B-DAY|5000|4000|24|v1|2026-12-07|central||";

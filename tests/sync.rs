@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::gateway::{Gateway, add_site};
 use common::pg::Postgres;
 use common::*;
-use mikrotik_edge::sim::{Row, SimHandle};
+use mikrotik_edge::sim::SimHandle;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n * u64::from(slow_factor()))
@@ -74,40 +74,12 @@ impl Drop for Agent {
     }
 }
 
-fn get(row: &Row, k: &str) -> String {
-    row.iter()
-        .find(|(key, _)| key == k.as_bytes())
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
-}
-
-fn field(sim: &SimHandle, path: &str, name: &str, k: &str) -> Option<String> {
-    sim.find(path, name).map(|r| get(&r, k))
-}
-
 fn wait(agent: &Agent, what: &str, cond: impl FnMut() -> bool) {
     assert!(
         wait_until(secs(20), cond),
         "{what}: not seen; agent log:\n{}",
         agent.log()
     );
-}
-
-/// Removes a hotspot user the way an operator would.
-fn remove_hotspot_user(sim: &SimHandle, name: &str) {
-    let id = field(sim, "/ip/hotspot/user", name, ".id").expect("user exists");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let conn = mikrotik_edge::client::Connection::open(&router_config(sim))
-            .await
-            .unwrap();
-        conn.execute(mikrotik_edge::proto::Command::new("/ip/hotspot/user/remove").attr(".id", id))
-            .await
-            .unwrap();
-    });
 }
 
 const VC: &str = "VOUCHER_SYSTEM|B-SYNC|5000|4000|1|v1|2026-11-24|admin||";
@@ -214,7 +186,7 @@ fn reconciles_with_the_desired_state_and_keeps_going_offline() {
     // saved in the state file is still applied.
     drop(agent);
     drop(gw);
-    remove_hotspot_user(&sim, "NEW1");
+    remove_on_router(&sim, "/ip/hotspot/user", "NEW1");
     let agent = Agent::start(&sim, &state, &env);
     wait(&agent, "NEW1 recreated offline", || {
         sim.find("/ip/hotspot/user", "NEW1").is_some()

@@ -158,3 +158,33 @@ impl Captured {
         captured
     }
 }
+
+/// A simulator row's field as text (lossy; empty when absent).
+pub fn get(row: &mikrotik_edge::sim::Row, k: &str) -> String {
+    row.iter()
+        .find(|(key, _)| key == k.as_bytes())
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+/// Field `k` of the item named `name` in `path`, if the item exists.
+pub fn field(sim: &SimHandle, path: &str, name: &str, k: &str) -> Option<String> {
+    sim.find(path, name).map(|r| get(&r, k))
+}
+
+/// Removes an item over the API, the way an operator at the router would.
+pub fn remove_on_router(sim: &SimHandle, path: &str, name: &str) {
+    let id = field(sim, path, name, ".id").expect("item exists");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let conn = mikrotik_edge::client::Connection::open(&router_config(sim))
+            .await
+            .expect("connect");
+        conn.execute(mikrotik_edge::proto::Command::new(format!("{path}/remove")).attr(".id", id))
+            .await
+            .expect("remove");
+    });
+}
