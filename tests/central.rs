@@ -207,7 +207,7 @@ fn each_event_type_lands_in_its_table() {
     );
     assert_eq!(
         pg.psql(
-            "SELECT username, type, action, host(ip_address), mac_address, data->>'seq' \
+            "SELECT username, type, action, host(ip_address), mac_address, seq \
              FROM user_activity_log ORDER BY id"
         ),
         "V1|hotspot|login|10.5.50.7|AA:BB:CC:00:00:07|4\n\
