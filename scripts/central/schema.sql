@@ -738,8 +738,8 @@ END $$;
 -- whose order within the batch matters beyond what one statement can
 -- express go through _edge_apply one by one first, in seq order:
 --   * a session key (service, user, active_id) with more than one login or
---     logout in the batch, a seen_at_start login, or events out of the
---     login < usage < logout order;
+--     logout in the batch, or events out of the login < usage < logout
+--     order; every session event of a user with a seen_at_start login;
 --   * a voucher code touched by more than one voucher event in the batch;
 --   * the rare state changes (user_created/changed/adopted, voucher_expired,
 --     voucher_corrected, manual_user, profile).
@@ -765,13 +765,17 @@ BEGIN
         SELECT service, usr, active,
                count(*) FILTER (WHERE typ = 'login') AS n_login,
                count(*) FILTER (WHERE typ = 'logout') AS n_logout,
-               bool_or(typ = 'login' AND (ev ->> 'seen_at_start') = 'true') AS seen,
                max(seq) FILTER (WHERE typ = 'login') AS login_seq,
                min(seq) FILTER (WHERE typ IN ('usage', 'logout')) AS after_login,
                max(seq) FILTER (WHERE typ = 'usage') AS last_usage,
                min(seq) FILTER (WHERE typ = 'logout') AS logout_seq
           FROM e WHERE typ IN ('login', 'logout', 'usage') AND usr IS NOT NULL
          GROUP BY 1, 2, 3
+    ), su AS (
+        -- A seen_at_start login merges with any open session of the user,
+        -- whatever its active id: all that user's session events in order.
+        SELECT DISTINCT service, usr FROM e
+         WHERE typ = 'login' AND (ev ->> 'seen_at_start') = 'true' AND usr IS NOT NULL
     ), vc AS (
         SELECT usr, count(*) AS n FROM e
          WHERE typ IN ('voucher_activated', 'voucher_expired', 'voucher_corrected',
@@ -785,20 +789,21 @@ BEGIN
                _edge_int(e.ev -> 'bytes_in'), _edge_int(e.ev -> 'bytes_out'),
                _edge_int(e.ev -> 'uptime_secs'),
                CASE
+                   WHEN e.typ IN ('voucher_expired', 'voucher_corrected', 'user_created',
+                                  'user_changed', 'user_adopted', 'manual_user', 'profile') THEN false
                    WHEN e.usr IS NULL THEN true
                    WHEN e.typ IN ('login', 'logout', 'usage') THEN
-                       k.n_login <= 1 AND k.n_logout <= 1 AND NOT k.seen
+                       k.n_login <= 1 AND k.n_logout <= 1 AND su.usr IS NULL
                        AND (k.login_seq IS NULL OR k.after_login IS NULL OR k.login_seq < k.after_login)
                        AND (k.last_usage IS NULL OR k.logout_seq IS NULL OR k.last_usage < k.logout_seq)
                    WHEN e.typ = 'voucher_activated' THEN vc.n = 1
-                   WHEN e.typ IN ('voucher_expired', 'voucher_corrected', 'user_created',
-                                  'user_changed', 'user_adopted', 'manual_user', 'profile') THEN false
                    ELSE true
                END,
                e.ev)::_edge_ev ORDER BY e.seq)
       INTO v_rows
       FROM e
       LEFT JOIN k ON k.service = e.service AND k.usr = e.usr AND k.active = e.active
+      LEFT JOIN su ON su.service = e.service AND su.usr = e.usr
       LEFT JOIN vc ON vc.usr = e.usr;
     IF v_rows IS NULL THEN
         RETURN;
