@@ -725,12 +725,45 @@ $$;
 DROP FUNCTION IF EXISTS ingest_batch(text, jsonb);
 
 -- One new event, parsed once per batch for the set-based statements below.
+-- (Dropped and made again on every load, so that a changed field list
+-- takes effect: only the functions below use it, none stores it.)
+DROP TYPE IF EXISTS _edge_ev CASCADE;
 DO $$ BEGIN
     CREATE TYPE _edge_ev AS (
         seq bigint, at timestamptz, type text, service text, usr text, active text, sess text,
         addr inet, mac text, bin bigint, bout bigint, upt bigint, fast boolean, ev jsonb);
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
+
+-- vouchers.last_seen, ip_address and mac_address from a batch's set-based
+-- hotspot session events: p_before, those before the batch's first event
+-- about the voucher; else the rest (the session keys in between go one by
+-- one, see _edge_apply_set). Newest wins, as one by one.
+CREATE OR REPLACE FUNCTION _edge_voucher_seen(p_site text, p_rows _edge_ev[], p_before boolean)
+RETURNS void
+LANGUAGE sql AS $$
+    WITH vc AS (
+        SELECT x.usr, min(x.seq) AS first_seq FROM unnest(p_rows) AS x
+         WHERE x.type IN ('voucher_activated', 'voucher_expired', 'voucher_corrected',
+                          'user_created', 'user_changed', 'user_adopted') AND x.usr IS NOT NULL
+         GROUP BY x.usr
+    ), h AS (
+        SELECT x.usr, max(x.at) AS at,
+               (array_agg(x.addr ORDER BY x.seq DESC)
+                   FILTER (WHERE x.type = 'login' AND x.addr IS NOT NULL))[1] AS addr,
+               (array_agg(x.mac ORDER BY x.seq DESC)
+                   FILTER (WHERE x.type = 'login' AND x.mac IS NOT NULL))[1] AS mac
+          FROM unnest(p_rows) AS x LEFT JOIN vc ON vc.usr = x.usr
+         WHERE x.fast AND x.type IN ('login', 'logout', 'usage') AND x.usr IS NOT NULL
+           AND x.service = 'hotspot'
+           AND (CASE WHEN p_before THEN x.seq < vc.first_seq
+                     ELSE vc.first_seq IS NULL OR x.seq > vc.first_seq END)
+         GROUP BY x.usr
+    )
+    UPDATE vouchers AS v SET last_seen = greatest(coalesce(v.last_seen, h.at), h.at),
+           ip_address = coalesce(h.addr, v.ip_address), mac_address = coalesce(h.mac, v.mac_address)
+      FROM h WHERE v.site_id = p_site AND v.code = h.usr
+$$;
 
 -- Applies a batch's new events (ascending seq, already stored) to the
 -- design tables: one statement per event type over the whole batch, with
@@ -777,10 +810,16 @@ BEGIN
         SELECT DISTINCT service, usr FROM e
          WHERE typ = 'login' AND (ev ->> 'seen_at_start') = 'true' AND usr IS NOT NULL
     ), vc AS (
-        SELECT usr, count(*) AS n FROM e
+        SELECT usr, count(*) AS n, min(seq) AS first_seq, max(seq) AS last_seq FROM e
          WHERE typ IN ('voucher_activated', 'voucher_expired', 'voucher_corrected',
                        'user_created', 'user_changed', 'user_adopted') AND usr IS NOT NULL
          GROUP BY usr
+    ), kv AS (
+        -- Hotspot session keys with an event between two voucher events
+        -- of the same code: the voucher row changes around it.
+        SELECT DISTINCT e.service, e.usr, e.active FROM e JOIN vc ON vc.usr = e.usr
+         WHERE e.typ IN ('login', 'logout', 'usage') AND e.service = 'hotspot'
+           AND e.seq > vc.first_seq AND e.seq < vc.last_seq
     )
     SELECT array_agg(ROW(
                e.seq, e.at, e.typ, e.service, e.usr, e.active, e.sess,
@@ -793,7 +832,7 @@ BEGIN
                                   'user_changed', 'user_adopted', 'manual_user', 'profile') THEN false
                    WHEN e.usr IS NULL THEN true
                    WHEN e.typ IN ('login', 'logout', 'usage') THEN
-                       k.n_login <= 1 AND k.n_logout <= 1 AND su.usr IS NULL
+                       k.n_login <= 1 AND k.n_logout <= 1 AND su.usr IS NULL AND kv.usr IS NULL
                        AND (k.login_seq IS NULL OR k.after_login IS NULL OR k.login_seq < k.after_login)
                        AND (k.last_usage IS NULL OR k.logout_seq IS NULL OR k.last_usage < k.logout_seq)
                    WHEN e.typ = 'voucher_activated' THEN vc.n = 1
@@ -804,10 +843,16 @@ BEGIN
       FROM e
       LEFT JOIN k ON k.service = e.service AND k.usr = e.usr AND k.active = e.active
       LEFT JOIN su ON su.service = e.service AND su.usr = e.usr
+      LEFT JOIN kv ON kv.service = e.service AND kv.usr = e.usr AND kv.active = e.active
       LEFT JOIN vc ON vc.usr = e.usr;
     IF v_rows IS NULL THEN
         RETURN;
     END IF;
+
+    -- A hotspot user that is a voucher: last seen, address and MAC, from
+    -- the set-based session events before the batch's first event about
+    -- that voucher (they saw the row as it was before the batch) ...
+    PERFORM _edge_voucher_seen(p_site, v_rows, true);
 
     -- The order-sensitive rest, one by one.
     FOR r IN SELECT * FROM unnest(v_rows) AS x WHERE NOT x.fast ORDER BY x.seq LOOP
@@ -942,21 +987,8 @@ BEGIN
            last_updated = EXCLUDED.last_updated
      WHERE u.last_updated <= EXCLUDED.last_updated;
 
-    -- A hotspot user that is a voucher: last seen, address and MAC.
-    WITH h AS (
-        SELECT x.usr, max(x.at) AS at,
-               (array_agg(x.addr ORDER BY x.seq DESC)
-                   FILTER (WHERE x.type = 'login' AND x.addr IS NOT NULL))[1] AS addr,
-               (array_agg(x.mac ORDER BY x.seq DESC)
-                   FILTER (WHERE x.type = 'login' AND x.mac IS NOT NULL))[1] AS mac
-          FROM unnest(v_rows) AS x
-         WHERE x.fast AND x.type IN ('login', 'logout', 'usage') AND x.usr IS NOT NULL
-           AND x.service = 'hotspot'
-         GROUP BY x.usr
-    )
-    UPDATE vouchers AS v SET last_seen = greatest(coalesce(v.last_seen, h.at), h.at),
-           ip_address = coalesce(h.addr, v.ip_address), mac_address = coalesce(h.mac, v.mac_address)
-      FROM h WHERE v.site_id = p_site AND v.code = h.usr;
+    -- ... and from the others, after every voucher event.
+    PERFORM _edge_voucher_seen(p_site, v_rows, false);
 
     INSERT INTO mikrotik_connection_log (site_id, event, message, details, created_at)
     SELECT p_site,
@@ -1321,6 +1353,14 @@ $$;
 
 SELECT count(*) FROM edge_maintain_partitions();
 
+-- Indexes for the fleet page's per-site aggregates (plans: docs/scale.md).
+-- Active sessions per site: sessions_open_idx (partial, index-only). The
+-- 24 h sparkline: sessions by start time (BRIN: rows arrive in time order,
+-- a few pages of index per month). Activations today: vouchers by first login.
+CREATE INDEX IF NOT EXISTS sessions_started_brin ON sessions USING brin (started_at);
+CREATE INDEX IF NOT EXISTS vouchers_first_login_idx ON vouchers (first_login_at, site_id)
+    WHERE first_login_at IS NOT NULL;
+
 -- ---------------------------------------------------------------- site_desired_state
 
 CREATE OR REPLACE FUNCTION site_desired_state(site_id text) RETURNS jsonb
@@ -1355,5 +1395,6 @@ REVOKE ALL ON FUNCTION ingest_batch(text, json) FROM PUBLIC;
 REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply_set(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _edge_voucher_seen(text, _edge_ev[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION edge_maintain_partitions(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION edge_drop_partitions_older_than(integer) FROM PUBLIC;
