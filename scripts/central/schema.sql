@@ -820,31 +820,39 @@ BEGIN
         SELECT DISTINCT e.service, e.usr, e.active FROM e JOIN vc ON vc.usr = e.usr
          WHERE e.typ IN ('login', 'logout', 'usage') AND e.service = 'hotspot'
            AND e.seq > vc.first_seq AND e.seq < vc.last_seq
+    ), c AS (
+        -- Session events: set-based when their key's events are in order.
+        SELECT e.*, vc.n AS n_voucher,
+               CASE WHEN e.usr IS NOT NULL AND e.typ IN ('login', 'logout', 'usage') THEN
+                   k.n_login <= 1 AND k.n_logout <= 1 AND su.usr IS NULL AND kv.usr IS NULL
+               END AS session_fast
+          FROM e
+          LEFT JOIN k ON k.service = e.service AND k.usr = e.usr AND k.active = e.active
+          LEFT JOIN su ON su.service = e.service AND su.usr = e.usr
+          LEFT JOIN kv ON kv.service = e.service AND kv.usr = e.usr AND kv.active = e.active
+          LEFT JOIN vc ON vc.usr = e.usr
+    ), slow_users AS (
+        -- A voucher whose user has session events going one by one: its
+        -- voucher events go one by one too, in order with them.
+        SELECT DISTINCT usr FROM c WHERE service = 'hotspot' AND NOT session_fast
     )
     SELECT array_agg(ROW(
-               e.seq, e.at, e.typ, e.service, e.usr, e.active, e.sess,
-               CASE WHEN e.typ IN ('login', 'logout') THEN _edge_inet(e.ev ->> 'address') END,
-               coalesce(_edge_nz(e.ev ->> 'mac'), _edge_nz(e.ev ->> 'caller_id')),
-               _edge_int(e.ev -> 'bytes_in'), _edge_int(e.ev -> 'bytes_out'),
-               _edge_int(e.ev -> 'uptime_secs'),
+               c.seq, c.at, c.typ, c.service, c.usr, c.active, c.sess,
+               CASE WHEN c.typ IN ('login', 'logout') THEN _edge_inet(c.ev ->> 'address') END,
+               coalesce(_edge_nz(c.ev ->> 'mac'), _edge_nz(c.ev ->> 'caller_id')),
+               _edge_int(c.ev -> 'bytes_in'), _edge_int(c.ev -> 'bytes_out'),
+               _edge_int(c.ev -> 'uptime_secs'),
                CASE
-                   WHEN e.typ IN ('voucher_expired', 'voucher_corrected', 'user_created',
+                   WHEN c.typ IN ('voucher_expired', 'voucher_corrected', 'user_created',
                                   'user_changed', 'user_adopted', 'manual_user', 'profile') THEN false
-                   WHEN e.usr IS NULL THEN true
-                   WHEN e.typ IN ('login', 'logout', 'usage') THEN
-                       k.n_login <= 1 AND k.n_logout <= 1 AND su.usr IS NULL AND kv.usr IS NULL
-                       AND (k.login_seq IS NULL OR k.after_login IS NULL OR k.login_seq < k.after_login)
-                       AND (k.last_usage IS NULL OR k.logout_seq IS NULL OR k.last_usage < k.logout_seq)
-                   WHEN e.typ = 'voucher_activated' THEN vc.n = 1
+                   WHEN c.usr IS NULL THEN true
+                   WHEN c.typ IN ('login', 'logout', 'usage') THEN c.session_fast
+                   WHEN c.typ = 'voucher_activated' THEN c.n_voucher = 1 AND su2.usr IS NULL
                    ELSE true
                END,
-               e.ev)::_edge_ev ORDER BY e.seq)
+               c.ev)::_edge_ev ORDER BY c.seq)
       INTO v_rows
-      FROM e
-      LEFT JOIN k ON k.service = e.service AND k.usr = e.usr AND k.active = e.active
-      LEFT JOIN su ON su.service = e.service AND su.usr = e.usr
-      LEFT JOIN kv ON kv.service = e.service AND kv.usr = e.usr AND kv.active = e.active
-      LEFT JOIN vc ON vc.usr = e.usr;
+      FROM c LEFT JOIN slow_users AS su2 ON su2.usr = c.usr;
     IF v_rows IS NULL THEN
         RETURN;
     END IF;
@@ -1352,6 +1360,39 @@ END
 $$;
 
 SELECT count(*) FROM edge_maintain_partitions();
+
+-- Every primary key carries site_id, so that the tables can be distributed
+-- by site_id (Citus, docs/scale.md) without a schema rewrite: the older
+-- tables' bigserial-only keys become (site_id, id), with an index on id for
+-- lookups by id alone. Done only while the key
+-- is still (id) alone and no foreign key depends on it (then it stays, and
+-- docs/scale.md lists the step).
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['vouchers', 'subscriptions', 'alerts', 'mikrotik_connection_log',
+                             'mikrotik_profiles'] LOOP
+        CONTINUE WHEN to_regclass(t) IS NULL;
+        CONTINUE WHEN NOT EXISTS (
+            SELECT 1 FROM pg_constraint AS c
+             WHERE c.conrelid = to_regclass(t) AND c.contype = 'p'
+               AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute
+                                      WHERE attrelid = to_regclass(t) AND attname = 'id')]);
+        CONTINUE WHEN EXISTS (
+            SELECT 1 FROM pg_constraint AS f
+             WHERE f.contype = 'f' AND f.confrelid = to_regclass(t));
+        EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I, ADD PRIMARY KEY (site_id, id)',
+                       t, t || '_pkey');
+    END LOOP;
+    -- Lookups by id alone (operator pages) keep an index.
+    FOREACH t IN ARRAY ARRAY['vouchers', 'subscriptions', 'alerts', 'mikrotik_connection_log',
+                             'mikrotik_profiles'] LOOP
+        CONTINUE WHEN to_regclass(t) IS NULL;
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (id)', t || '_id_idx', t);
+    END LOOP;
+END
+$$;
 
 -- Indexes for the fleet page's per-site aggregates (plans: docs/scale.md).
 -- Active sessions per site: sessions_open_idx (partial, index-only). The
