@@ -68,7 +68,7 @@ fn mix() -> Vec<Value> {
         push("login", with(s(&user, &id), json!({"address": format!("10.5.0.{u}"), "mac": "AA:BB:CC:00:00:01"})));
         push("usage", with(s(&user, &id), json!({"bytes_in": 100 * u, "bytes_out": 200, "uptime_secs": 60})));
         push("usage", with(s(&user, &id), json!({"bytes_in": 300 * u, "bytes_out": 400, "uptime_secs": 120})));
-        if u % 3 != 0 {
+        if !u.is_multiple_of(3) {
             push("logout", with(s(&user, &id), json!({"reason": "gone", "bytes_in": 500 * u,
                 "bytes_out": 600, "uptime_secs": 180})));
         }

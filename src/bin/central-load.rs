@@ -125,7 +125,7 @@ impl SiteMix {
         let at = Timestamp::now();
         while out.len() < n {
             let u = self.rng.below(USERS);
-            let pppoe = u % 5 == 0;
+            let pppoe = u.is_multiple_of(5);
             let session = |active: u64| SessionRef {
                 service: if pppoe { Service::Pppoe } else { Service::Hotspot },
                 user: Name::new(format!("{}{u:05}", if pppoe { "cust-" } else { "V" })),
@@ -313,7 +313,11 @@ async fn run_site(
             }
         };
         n += 1;
-        let sends = if opts.dup_every > 0 && n % opts.dup_every == 0 { 2 } else { 1 };
+        let sends = if opts.dup_every > 0 && n.is_multiple_of(opts.dup_every) {
+            2
+        } else {
+            1
+        };
         let t0 = Instant::now();
         let mut done = 0;
         while done < sends {
@@ -498,8 +502,8 @@ async fn run(opts: Opts) -> Result<bool, String> {
         );
     } else {
         for r in bad.iter().take(5) {
-            let (site, last, n, d, through, acts, got): (String, i64, i64, i64, i64, i64, i64) =
-                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
+            let site: String = r.get(0);
+            let [last, n, d, through, acts, got] = [1, 2, 3, 4, 5, 6].map(|i| r.get::<_, i64>(i));
             println!(
                 "exactly once FAILED for {site}: sent up to seq {last}, stored {n} rows ({d} distinct), \
                  stored_through {through}; activity rows {got}, expected {acts}"
