@@ -741,7 +741,9 @@ END $$;
 -- one, see _edge_apply_set). Newest wins, as one by one.
 CREATE OR REPLACE FUNCTION _edge_voucher_seen(p_site text, p_rows _edge_ev[], p_before boolean)
 RETURNS void
-LANGUAGE sql AS $$
+-- plpgsql, not sql: its plan is cached per connection.
+LANGUAGE plpgsql AS $$
+BEGIN
     WITH vc AS (
         SELECT x.usr, min(x.seq) AS first_seq FROM unnest(p_rows) AS x
          WHERE x.type IN ('voucher_activated', 'voucher_expired', 'voucher_corrected',
@@ -762,7 +764,8 @@ LANGUAGE sql AS $$
     )
     UPDATE vouchers AS v SET last_seen = greatest(coalesce(v.last_seen, h.at), h.at),
            ip_address = coalesce(h.addr, v.ip_address), mac_address = coalesce(h.mac, v.mac_address)
-      FROM h WHERE v.site_id = p_site AND v.code = h.usr
+      FROM h WHERE v.site_id = p_site AND v.code = h.usr;
+END
 $$;
 
 -- Applies a batch's new events (ascending seq, already stored) to the
@@ -940,26 +943,22 @@ BEGIN
      WHERE s.site_id = p_site AND s.service = u.service AND s.username = u.usr
        AND s.active_id = u.active AND s.ended_at IS NULL AND s.last_seq < u.seq;
 
-    -- Logouts (at most one per key): close the newest open row, else
-    -- store a closed session.
+    -- Logouts (at most one per key): close the key's open row (ingest
+    -- keeps at most one: a login closes a stale one first), else store a
+    -- closed session. One join, no per-logout lookup.
     WITH o AS (
         SELECT x.* FROM unnest(v_rows) AS x
          WHERE x.fast AND x.type = 'logout' AND x.usr IS NOT NULL
-    ), t AS (
-        SELECT o.*, s.id
-          FROM o CROSS JOIN LATERAL (
-              SELECT id FROM sessions
-               WHERE site_id = p_site AND service = o.service AND username = o.usr
-                 AND active_id = o.active AND ended_at IS NULL
-               ORDER BY id DESC LIMIT 1) AS s
     ), c AS (
-        UPDATE sessions AS s SET ended_at = t.at, end_reason = t.ev ->> 'reason',
-               bytes_in = coalesce(t.bin, s.bytes_in), bytes_out = coalesce(t.bout, s.bytes_out),
-               uptime_secs = coalesce(t.upt, s.uptime_secs),
-               session_id = CASE WHEN s.session_id = '' THEN t.sess ELSE s.session_id END,
-               logout_seq = t.seq, last_seq = greatest(s.last_seq, t.seq), updated_at = now()
-          FROM t WHERE s.site_id = p_site AND s.id = t.id
-        RETURNING t.seq
+        UPDATE sessions AS s SET ended_at = o.at, end_reason = o.ev ->> 'reason',
+               bytes_in = coalesce(o.bin, s.bytes_in), bytes_out = coalesce(o.bout, s.bytes_out),
+               uptime_secs = coalesce(o.upt, s.uptime_secs),
+               session_id = CASE WHEN s.session_id = '' THEN o.sess ELSE s.session_id END,
+               logout_seq = o.seq, last_seq = greatest(s.last_seq, o.seq), updated_at = now()
+          FROM o
+         WHERE s.site_id = p_site AND s.service = o.service AND s.username = o.usr
+           AND s.active_id = o.active AND s.ended_at IS NULL
+        RETURNING o.seq
     )
     INSERT INTO sessions (site_id, service, username, active_id, session_id, started_at,
                           ended_at, bytes_in, bytes_out, uptime_secs, end_reason,
