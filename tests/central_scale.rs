@@ -59,7 +59,7 @@ fn mix() -> Vec<Value> {
         base
     };
     push("router", json!({"state": "connected"}));
-    for u in 0..12 {
+    for u in 0..12u32 {
         let user = format!("V{u}");
         let id = format!("*{u}");
         push("voucher_activated", json!({"user": user, "valid_hours": 1,
