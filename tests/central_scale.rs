@@ -62,35 +62,92 @@ fn mix() -> Vec<Value> {
     for u in 0..12u32 {
         let user = format!("V{u}");
         let id = format!("*{u}");
-        push("voucher_activated", json!({"user": user, "valid_hours": 1,
+        push(
+            "voucher_activated",
+            json!({"user": user, "valid_hours": 1,
             "first_login_at": "2026-11-24T16:00:00Z", "expires_at": "2026-11-24T17:00:00Z",
-            "batch_id": "B1", "comment": "VOUCHER_SYSTEM|B1|5000|4000|1|v1|2026-11-24|t||"}));
-        push("login", with(s(&user, &id), json!({"address": format!("10.5.0.{u}"), "mac": "AA:BB:CC:00:00:01"})));
-        push("usage", with(s(&user, &id), json!({"bytes_in": 100 * u, "bytes_out": 200, "uptime_secs": 60})));
-        push("usage", with(s(&user, &id), json!({"bytes_in": 300 * u, "bytes_out": 400, "uptime_secs": 120})));
+            "batch_id": "B1", "comment": "VOUCHER_SYSTEM|B1|5000|4000|1|v1|2026-11-24|t||"}),
+        );
+        push(
+            "login",
+            with(
+                s(&user, &id),
+                json!({"address": format!("10.5.0.{u}"), "mac": "AA:BB:CC:00:00:01"}),
+            ),
+        );
+        push(
+            "usage",
+            with(
+                s(&user, &id),
+                json!({"bytes_in": 100 * u, "bytes_out": 200, "uptime_secs": 60}),
+            ),
+        );
+        push(
+            "usage",
+            with(
+                s(&user, &id),
+                json!({"bytes_in": 300 * u, "bytes_out": 400, "uptime_secs": 120}),
+            ),
+        );
         if !u.is_multiple_of(3) {
-            push("logout", with(s(&user, &id), json!({"reason": "gone", "bytes_in": 500 * u,
-                "bytes_out": 600, "uptime_secs": 180})));
+            push(
+                "logout",
+                with(
+                    s(&user, &id),
+                    json!({"reason": "gone", "bytes_in": 500 * u,
+                "bytes_out": 600, "uptime_secs": 180}),
+                ),
+            );
         }
     }
     // A login seen before its voucher's activation (the row does not
     // exist yet when the login is applied one by one).
-    push("login", with(s("V12", "*12"), json!({"address": "10.5.0.12", "mac": "AA:BB:CC:00:00:12"})));
-    push("voucher_activated", json!({"user": "V12", "valid_hours": 1,
-        "first_login_at": "2026-11-24T16:00:00Z", "expires_at": "2026-11-24T17:00:00Z"}));
-    push("usage", with(s("V12", "*12"), json!({"bytes_in": 1, "bytes_out": 2, "uptime_secs": 60})));
+    push(
+        "login",
+        with(
+            s("V12", "*12"),
+            json!({"address": "10.5.0.12", "mac": "AA:BB:CC:00:00:12"}),
+        ),
+    );
+    push(
+        "voucher_activated",
+        json!({"user": "V12", "valid_hours": 1,
+        "first_login_at": "2026-11-24T16:00:00Z", "expires_at": "2026-11-24T17:00:00Z"}),
+    );
+    push(
+        "usage",
+        with(
+            s("V12", "*12"),
+            json!({"bytes_in": 1, "bytes_out": 2, "uptime_secs": 60}),
+        ),
+    );
     // Re-login with the same key (a stale open row gets replaced), and a
     // seen_at_start login merged into an open session.
     push("login", with(s("V0", "*0"), json!({"address": "10.5.1.1"})));
-    push("login", with(s("V3", "*3"), json!({"seen_at_start": true, "address": "10.5.1.3"})));
-    push("logout", json!({"service": "pppoe", "user": "cust-1", "active_id": "*p1",
-        "reason": "gone", "uptime_secs": 30}));
-    push("voucher_activated", json!({"user": "V1", "valid_hours": 2,
-        "first_login_at": "2026-11-24T16:00:00Z", "expires_at": "2026-11-24T18:00:00Z"}));
+    push(
+        "login",
+        with(
+            s("V3", "*3"),
+            json!({"seen_at_start": true, "address": "10.5.1.3"}),
+        ),
+    );
+    push(
+        "logout",
+        json!({"service": "pppoe", "user": "cust-1", "active_id": "*p1",
+        "reason": "gone", "uptime_secs": 30}),
+    );
+    push(
+        "voucher_activated",
+        json!({"user": "V1", "valid_hours": 2,
+        "first_login_at": "2026-11-24T16:00:00Z", "expires_at": "2026-11-24T18:00:00Z"}),
+    );
     push("alert", json!({"name": "cpu", "message": "hot"}));
     push("dropped", json!({"count": 3, "from_seq": 1, "to_seq": 3}));
-    push("usage", json!({"service": "hotspot", "user": "nobody", "active_id": "*99",
-        "bytes_in": 1, "uptime_secs": 1}));
+    push(
+        "usage",
+        json!({"service": "hotspot", "user": "nobody", "active_id": "*99",
+        "bytes_in": 1, "uptime_secs": 1}),
+    );
     out
 }
 
@@ -274,7 +331,10 @@ fn partitions_are_made_ahead_and_retention_drops_old_ones() {
     );
     let made = pg.psql("SELECT string_agg(p, ',') FROM edge_maintain_partitions(8) AS p");
     assert!(made.contains("user_activity_log_"), "{made}");
-    assert_eq!(pg.psql("SELECT count(*) FROM user_activity_log_default"), "0");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM user_activity_log_default"),
+        "0"
+    );
     assert_eq!(
         pg.psql("SELECT count(*) FROM user_activity_log WHERE username = 'far'"),
         "1"
@@ -288,27 +348,36 @@ fn partitions_are_made_ahead_and_retention_drops_old_ones() {
          INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body, received_at) \
          VALUES ('s', 'x', 1, 0, 'clock', now(), '{}', '2019-05-01 00:00+00')",
     );
-    let this_month = pg.psql(&format!(
-        "SELECT to_char({}, 'YYYYMM')",
-        months_from_now(0)
-    ));
+    let this_month = pg.psql(&format!("SELECT to_char({}, 'YYYYMM')", months_from_now(0)));
     let out = central_command()
         .args(["prune", "--keep-months", "3", "--database-url", &pg.url()])
         .output()
         .expect("run prune");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dropped = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(dropped.lines().any(|l| l == "sessions_202001"), "{dropped}");
-    assert!(dropped.contains("agent_events_default: 1 rows"), "{dropped}");
+    assert!(
+        dropped.contains("agent_events_default: 1 rows"),
+        "{dropped}"
+    );
     assert_eq!(
         pg.psql("SELECT to_regclass('sessions_202001') IS NULL"),
         "t"
     );
     assert_eq!(
-        pg.psql(&format!("SELECT to_regclass('sessions_{this_month}') IS NOT NULL")),
+        pg.psql(&format!(
+            "SELECT to_regclass('sessions_{this_month}') IS NOT NULL"
+        )),
         "t"
     );
-    assert_eq!(pg.psql("SELECT count(*) FROM sessions WHERE username = 'old'"), "0");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM sessions WHERE username = 'old'"),
+        "0"
+    );
     // Bad input: a clear error, exit 2, nothing dropped.
     let out = central_command()
         .args(["prune", "--keep-months", "0", "--database-url", &pg.url()])
@@ -402,8 +471,8 @@ fn an_exhausted_pool_answers_503_with_retry_after_at_once() {
         .proxy(None)
         .build()
         .into();
-    let body = json!({"site_id": "site-a", "batch": batch(&[ev(1, 0, "clock", json!({}))])})
-        .to_string();
+    let body =
+        json!({"site_id": "site-a", "batch": batch(&[ev(1, 0, "clock", json!({}))])}).to_string();
     let post = {
         let agent = agent.clone();
         let url = format!("{}/rpc/ingest_batch", gw.base);

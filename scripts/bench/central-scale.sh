@@ -43,12 +43,16 @@ trap cleanup EXIT
 pg_throwaway_start
 # A small dedicated server's settings (24 GB box here; PostgreSQL's
 # defaults are for 128 MB): more shared buffers and WAL, statistics on.
-pg_throwaway_psql "ALTER SYSTEM SET shared_buffers = '1GB'; ALTER SYSTEM SET max_wal_size = '4GB';
-  ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';
-  ALTER SYSTEM SET pg_stat_statements.track = 'all'" >/dev/null
+for setting in "shared_buffers = '1GB'" "max_wal_size = '4GB'" \
+    "shared_preload_libraries = 'pg_stat_statements'"; do
+  pg_throwaway_psql "ALTER SYSTEM SET $setting" >/dev/null
+done
 pg_throwaway_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -t 60 restart -l "$PG_DIR/postgres.log" >/dev/null
 "$PG_BIN/psql" -X -q -d "$PG_URL" -v ON_ERROR_STOP=1 -f scripts/central/schema.sql >/dev/null
 pg_throwaway_psql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+# Statements inside ingest_batch too, not only the call.
+pg_throwaway_psql "ALTER SYSTEM SET pg_stat_statements.track = 'all'" >/dev/null
+pg_throwaway_psql "SELECT pg_reload_conf()" >/dev/null
 
 addrs=""
 for i in $(seq "$GATEWAYS"); do

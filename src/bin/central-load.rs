@@ -14,10 +14,10 @@
 //! `--interval-ms 0` is the burst mode: every site sends its next batch as
 //! soon as the last one is acked.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use mikrotik_edge::clock::Timestamp;
@@ -57,12 +57,18 @@ fn parse_opts() -> Result<Opts, String> {
     let mut it = argv.iter();
     while let Some(k) = it.next() {
         let v = it.next().ok_or_else(|| format!("{k} needs a value"))?;
-        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{k}: expected a number, got {v:?}"));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{k}: expected a number, got {v:?}"))
+        };
         match k.as_str() {
             "--database-url" => o.database_url = v.clone(),
             "--gateway" => {
                 for a in v.split(',') {
-                    o.gateways.push(a.parse().map_err(|_| format!("--gateway: bad address {a:?}"))?);
+                    o.gateways.push(
+                        a.parse()
+                            .map_err(|_| format!("--gateway: bad address {a:?}"))?,
+                    );
                 }
             }
             "--sites" => o.sites = num(v)? as usize,
@@ -74,9 +80,11 @@ fn parse_opts() -> Result<Opts, String> {
         }
     }
     if o.database_url.is_empty() || o.gateways.is_empty() || o.sites == 0 || o.batch == 0 {
-        return Err("usage: central-load --database-url URL --gateway ADDR[,ADDR..] \
+        return Err(
+            "usage: central-load --database-url URL --gateway ADDR[,ADDR..] \
                     [--sites 1000] [--batch 100] [--interval-ms 5000] [--secs 60] [--dup-every 50]"
-            .into());
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -127,7 +135,11 @@ impl SiteMix {
             let u = self.rng.below(USERS);
             let pppoe = u.is_multiple_of(5);
             let session = |active: u64| SessionRef {
-                service: if pppoe { Service::Pppoe } else { Service::Hotspot },
+                service: if pppoe {
+                    Service::Pppoe
+                } else {
+                    Service::Hotspot
+                },
                 user: Name::new(format!("{}{u:05}", if pppoe { "cust-" } else { "V" })),
                 active_id: Id(active),
                 session_id: Name::empty(),
@@ -153,7 +165,9 @@ impl SiteMix {
                             provisional: false,
                             mac: None,
                             estimated: false,
-                            comment: Name::new("VOUCHER_SYSTEM|LOAD-1|5000|4000|24|v1|2026-01-01|load||"),
+                            comment: Name::new(
+                                "VOUCHER_SYSTEM|LOAD-1|5000|4000|24|v1|2026-01-01|load||",
+                            ),
                         },
                     });
                 }
@@ -213,7 +227,9 @@ impl Conn {
     async fn open(addr: SocketAddr) -> std::io::Result<Conn> {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
-        Ok(Conn { r: BufReader::new(s) })
+        Ok(Conn {
+            r: BufReader::new(s),
+        })
     }
 
     async fn post(&mut self, token: &str, body: &[u8]) -> std::io::Result<Reply> {
@@ -509,7 +525,11 @@ async fn run(opts: Opts) -> Result<bool, String> {
                  stored_through {through}; activity rows {got}, expected {acts}"
             );
         }
-        println!("exactly once: FAILED for {} of {} sites", bad.len(), opts.sites);
+        println!(
+            "exactly once: FAILED for {} of {} sites",
+            bad.len(),
+            opts.sites
+        );
     }
     Ok(bad.is_empty() && s.errors == 0)
 }
