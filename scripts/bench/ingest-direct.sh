@@ -55,11 +55,20 @@ SELECT ingest_batch('site-' || :site, json_build_object('stream', md5('site-' ||
                          'V' || lpad((((:base + g) / 6) % 300)::text, 5, '0') AS u) AS x)));
 SQL
 echo "ingest_batch direct: $SITES sites, $BATCHES batches of 100 events, $CLIENTS connections, $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# PostgreSQL's CPU: the postmaster's and its exited children's (the
+# pgbench connections' backends), in clock ticks.
+pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+pg_cpu() { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"; }
+c0=$(pg_cpu)
 t0=$(date +%s.%N)
 "$PG_BIN/pgbench" -n -f "$work/ingest.sql" -D sites="$SITES" -c "$CLIENTS" -j "$CLIENTS" -t $(( BATCHES / CLIENTS )) \
   -h 127.0.0.1 -p "$PG_PORT" -U postgres edge 2>&1 | grep -E "latency average|tps|failed" | sed 's/^/  pgbench: /'
 t1=$(date +%s.%N)
+sleep 1  # the backends exit and are reaped
+c1=$(pg_cpu)
 events=$(pg_throwaway_psql "SELECT count(*) FROM agent_events")
+tck=$(getconf CLK_TCK)
+echo "  PostgreSQL CPU: $(awk -v a="$c0" -v b="$c1" -v t="$tck" -v n="$events" 'BEGIN {printf "%.1f s for %d events = %.0f events per CPU-second (what one free core would store per second)", (b - a) / t, n, n / ((b - a) / t)}')"
 echo "  $events events stored in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s: $(awk -v a="$t0" -v b="$t1" -v n="$events" 'BEGIN {printf "%.0f", n / (b - a)}') events/s; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  exactly once: $(pg_throwaway_psql "SELECT CASE WHEN bool_and(s.stored_through = n.seq AND c.n = n.seq AND c.d = n.seq) THEN 'OK' ELSE 'FAILED' END
   FROM bench_next n JOIN agent_streams s ON s.site_id = 'site-' || n.site
