@@ -17,7 +17,7 @@
 #   BENCH_UPLOAD=0 scripts/bench.sh  # skip the upload benchmark
 #   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
 #   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
-#   scripts/bench.sh --scale         # only the central side at 1,000 sites (scripts/bench/central-scale.sh)
+#   scripts/bench.sh --scale         # only the central side at 1,000 sites (scripts/bench/ingest-direct.sh, central-scale.sh)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -42,9 +42,14 @@
 #   BENCH_LISTEN_USERS=1000 BENCH_LISTEN_ACTIVE=500 BENCH_LOGINS=10 BENCH_IDLE_SECS=20
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# --scale: the central side at 1,000 sites instead (load generator, several
-# gateways, one PostgreSQL; docs/scale.md).
-if [ "${1:-}" = --scale ]; then exec scripts/bench/central-scale.sh; fi
+# --scale: the central side at 1,000 sites instead: ingest_batch alone
+# (pgbench), then the load generator through several gateways in front of
+# one PostgreSQL (docs/scale.md).
+if [ "${1:-}" = --scale ]; then
+  scripts/bench/ingest-direct.sh
+  echo
+  exec scripts/bench/central-scale.sh
+fi
 # shellcheck source=central/throwaway-pg.sh
 . scripts/central/throwaway-pg.sh
 
