@@ -5,9 +5,12 @@
 //! `add-site` to issue tokens. See README "Central side".
 
 mod args;
+mod cards;
 mod db;
+mod html;
 mod http;
 mod sanitize;
+mod sparkline;
 mod tls;
 
 use std::process::ExitCode;
