@@ -905,3 +905,18 @@ $$;
 REVOKE ALL ON FUNCTION ingest_batch(text, json) FROM PUBLIC;
 REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;
+
+-- ---------------------------------------------------------------- page logins
+
+-- Sessions of operators logged in to the pages (mikrotik-central serve):
+-- the sha256 hex of the random cookie value, never the value itself, and
+-- the session's CSRF token that every page form carries. Expired rows are
+-- deleted when the next session starts.
+CREATE TABLE IF NOT EXISTS operator_sessions (
+    session_hash text PRIMARY KEY,
+    operator_id  bigint NOT NULL REFERENCES operators (id) ON DELETE CASCADE,
+    csrf         text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_sessions_expires_idx ON operator_sessions (expires_at);
