@@ -81,7 +81,7 @@ pub async fn lookup(pool: &Pool, value: &str) -> Result<Option<Session>, Session
     let row = client
         .query_opt(
             "SELECT s.operator_id, o.name, s.csrf FROM operator_sessions s \
-             JOIN operators o ON o.id = s.operator_id \
+             JOIN operators o ON o.id = s.operator_id AND NOT o.disabled \
              WHERE s.session_hash = $1 AND s.expires_at > now()",
             &[&token_hash(value)],
         )
