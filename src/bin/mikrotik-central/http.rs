@@ -135,6 +135,8 @@ async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) 
             (method_not_allowed("POST"), None)
         }
         "/rpc/ingest_batch" => rpc(req, state, true).await,
+        // The operator API: operator tokens only (see operator_auth).
+        p if p.starts_with("/api/") => crate::api::handle(req, &state.pool).await,
         "/rpc/site_desired_state" => rpc(req, state, false).await,
         _ => (error(StatusCode::NOT_FOUND, "no such route"), None),
     }
