@@ -237,6 +237,71 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_site_idx ON alerts (site_id, at);
 
+-- ---------------------------------------------------------------- operator side
+
+-- Site settings an operator sets (`mikrotik-central set-site`): a display
+-- name, the IANA time zone "today" is counted in (activations, revenue),
+-- and the hotspot login URL printed as a QR code on voucher cards. The
+-- agent does not report its router's zone, so it is set here; UTC until then.
+CREATE OR REPLACE FUNCTION _edge_valid_tz(p text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM now() AT TIME ZONE p;
+    RETURN p IS NOT NULL AND p <> '';
+EXCEPTION WHEN others THEN
+    RETURN false;
+END
+$$;
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS name text;
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS hotspot_login_url text;
+ALTER TABLE sites DROP CONSTRAINT IF EXISTS sites_timezone_check;
+ALTER TABLE sites ADD CONSTRAINT sites_timezone_check CHECK (_edge_valid_tz(timezone));
+
+-- Operators (`mikrotik-central add-operator`): people and tools using the
+-- operator API and pages. A separate table from `sites`, so a site token
+-- never authenticates an operator and an operator token never uploads.
+CREATE TABLE IF NOT EXISTS operators (
+    id         bigserial PRIMARY KEY,
+    name       text NOT NULL UNIQUE,
+    -- sha256 hex of the operator's bearer token, as sites.token_hash.
+    token_hash text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    disabled   boolean NOT NULL DEFAULT false
+);
+
+-- Every write made through the operator API or pages: who, when, what.
+CREATE TABLE IF NOT EXISTS operator_audit (
+    id       bigserial PRIMARY KEY,
+    operator text NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now(),
+    site_id  text,
+    action   text NOT NULL,
+    target   text,
+    detail   jsonb
+);
+CREATE INDEX IF NOT EXISTS operator_audit_site_idx ON operator_audit (site_id, at);
+
+-- Exact money: sell and cost as `numeric` (never floats), from the API at
+-- creation and from the comment of activation/creation events.
+ALTER TABLE vouchers ADD COLUMN IF NOT EXISTS sell numeric;
+ALTER TABLE vouchers ADD COLUMN IF NOT EXISTS cost numeric;
+ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS sell numeric;
+ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS cost numeric;
+CREATE INDEX IF NOT EXISTS vouchers_site_first_login_idx ON vouchers (site_id, first_login_at);
+CREATE INDEX IF NOT EXISTS vouchers_site_batch_idx ON vouchers (site_id, batch_id);
+
+-- Acknowledged alerts (operator API); open = not acknowledged.
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_at timestamptz;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_by text;
+CREATE INDEX IF NOT EXISTS alerts_open_idx ON alerts (site_id) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS sessions_open_idx ON sessions (site_id) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS mikrotik_connection_log_site_id_idx ON mikrotik_connection_log (site_id, id);
+
+-- A time as the operator API writes it: RFC 3339 in UTC, to the second.
+CREATE OR REPLACE FUNCTION _edge_utc(p timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+
 -- ---------------------------------------------------------------- helpers
 
 -- Raises 42501 when request.jwt.claims is set and its site_id differs.
@@ -310,6 +375,16 @@ $$;
 
 CREATE OR REPLACE FUNCTION _edge_nz(p text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT nullif(p, '') $$;
+
+-- A price field of one of our comments (`|`-field n, 1-based: 3 is
+-- price_sell, 4 price_cost in both formats) as numeric: digits with an
+-- optional decimal part, else NULL (empty, text, somebody else's comment).
+CREATE OR REPLACE FUNCTION _edge_price(p_comment text, p_field integer) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN split_part(coalesce(p_comment, ''), '|', 1) IN ('VOUCHER_SYSTEM', 'PPPOE_SYSTEM')
+                     AND split_part(p_comment, '|', p_field) ~ '^[0-9]{1,18}(\.[0-9]{1,6})?$'
+                THEN split_part(p_comment, '|', p_field)::numeric END
+$$;
 
 -- Applies one new event to the design tables. Called by ingest_batch only,
 -- once per (site, stream, seq).
@@ -448,10 +523,11 @@ BEGIN
     ELSIF v_type = 'voucher_activated' THEN
         IF v_user IS NULL THEN RETURN; END IF;
         INSERT INTO vouchers AS v (site_id, code, batch_id, valid_hours, status, first_login_at,
-                                   expires_at, mac_address, last_seen, mikrotik_comment)
+                                   expires_at, mac_address, last_seen, mikrotik_comment, sell, cost)
         VALUES (p_site, v_user, _edge_nz(e ->> 'batch_id'), _edge_num(e -> 'valid_hours'), 'active',
                 _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'),
-                _edge_nz(e ->> 'mac'), p_at, _edge_nz(e ->> 'comment'))
+                _edge_nz(e ->> 'mac'), p_at, _edge_nz(e ->> 'comment'),
+                _edge_price(e ->> 'comment', 3), _edge_price(e ->> 'comment', 4))
         ON CONFLICT (site_id, code) DO UPDATE
            SET status = CASE
                    -- an expiry of this same term already arrived (out of order)
@@ -466,6 +542,9 @@ BEGIN
                -- The comment as written on the router, activation stamps
                -- included: a recreation keeps the voucher's term.
                mikrotik_comment = coalesce(EXCLUDED.mikrotik_comment, v.mikrotik_comment),
+               -- The price set at creation stays; else the comment's.
+               sell = coalesce(v.sell, EXCLUDED.sell),
+               cost = coalesce(v.cost, EXCLUDED.cost),
                updated_at = now();
 
     ELSIF v_type = 'voucher_corrected' THEN
@@ -500,16 +579,17 @@ BEGIN
              WHERE s.intent_at IS NULL OR s.intent_at <= EXCLUDED.intent_at;
         ELSE
             INSERT INTO vouchers AS v (site_id, code, password, profile_name, mikrotik_comment,
-                                       batch_id, valid_hours, status, intent_at)
+                                       batch_id, valid_hours, status, intent_at, sell, cost)
             VALUES (p_site, v_user, e ->> 'password', _edge_nz(e ->> 'profile'), e ->> 'comment',
                     _edge_nz(split_part(coalesce(e ->> 'comment', ''), '|', 2)),
                     CASE WHEN split_part(coalesce(e ->> 'comment', ''), '|', 5) ~ '^[0-9]{1,9}(\.[0-9]{1,12})?$'
                          THEN split_part(e ->> 'comment', '|', 5)::numeric END,
-                    'created', p_at)
+                    'created', p_at, _edge_price(e ->> 'comment', 3), _edge_price(e ->> 'comment', 4))
             ON CONFLICT (site_id, code) DO UPDATE
                SET password = EXCLUDED.password, profile_name = EXCLUDED.profile_name,
                    mikrotik_comment = EXCLUDED.mikrotik_comment, batch_id = EXCLUDED.batch_id,
                    valid_hours = EXCLUDED.valid_hours, status = 'created',
+                   sell = EXCLUDED.sell, cost = EXCLUDED.cost,
                    first_login_at = NULL, expires_at = NULL,
                    intent_at = EXCLUDED.intent_at, updated_at = now()
              WHERE v.intent_at IS NULL OR v.intent_at <= EXCLUDED.intent_at;
@@ -583,12 +663,15 @@ BEGIN
                    comment = coalesce(s.comment, EXCLUDED.comment);
         ELSE
             INSERT INTO vouchers AS v (site_id, code, password, profile_name, mikrotik_comment,
-                                       batch_id, valid_hours, status, first_login_at, expires_at)
+                                       batch_id, valid_hours, status, first_login_at, expires_at,
+                                       sell, cost)
             VALUES (p_site, v_user, e ->> 'password', e ->> 'profile', e ->> 'comment',
                     _edge_nz(e ->> 'batch_id'), _edge_num(e -> 'valid_hours'), 'migrated',
-                    _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'))
+                    _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'),
+                    _edge_price(e ->> 'comment', 3), _edge_price(e ->> 'comment', 4))
             ON CONFLICT (site_id, code) DO UPDATE
-               SET password = coalesce(v.password, EXCLUDED.password),
+               SET sell = coalesce(v.sell, EXCLUDED.sell), cost = coalesce(v.cost, EXCLUDED.cost),
+                   password = coalesce(v.password, EXCLUDED.password),
                    profile_name = coalesce(v.profile_name, EXCLUDED.profile_name),
                    mikrotik_comment = coalesce(v.mikrotik_comment, EXCLUDED.mikrotik_comment);
         END IF;

@@ -27,6 +27,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct State {
     pool: Pool,
+    /// Served over TLS: page session cookies get `Secure`.
+    tls: bool,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -47,7 +49,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         "listening on {local} ({})",
         if tls.is_some() { "https" } else { "http" }
     );
-    let state = Arc::new(State { pool });
+    let state = Arc::new(State {
+        pool,
+        tls: tls.is_some(),
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     loop {
@@ -135,6 +140,9 @@ async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) 
             (method_not_allowed("POST"), None)
         }
         "/rpc/ingest_batch" => rpc(req, state, true).await,
+        // The operator API: operator tokens only (see operator_auth).
+        p if p.starts_with("/api/") => crate::api::handle(req, &state.pool).await,
+        p if crate::pages::is_page(p) => (crate::pages::route(req, &state.pool, state.tls).await, None),
         "/rpc/site_desired_state" => rpc(req, state, false).await,
         _ => (error(StatusCode::NOT_FOUND, "no such route"), None),
     }
