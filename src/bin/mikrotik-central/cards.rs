@@ -57,13 +57,19 @@ pub fn validity(minutes: i64) -> String {
 }
 
 /// `{base}/login?username=CODE&password=PASS`, both values URL-encoded; a
-/// trailing `/` on the base is not doubled.
+/// trailing `/` on the base is not doubled, and a base that already ends
+/// in `/login` (as `set-site --hotspot-login-url` suggests) is used as is.
 pub fn login_url(base: &str, code: &str, password: &str) -> String {
     let q = form_urlencoded::Serializer::new(String::new())
         .append_pair("username", code)
         .append_pair("password", password)
         .finish();
-    format!("{}/login?{q}", base.trim_end_matches('/'))
+    let base = base.trim_end_matches('/');
+    if base.ends_with("/login") {
+        format!("{base}?{q}")
+    } else {
+        format!("{base}/login?{q}")
+    }
 }
 
 /// Light modules around the code, as the QR specification asks.
@@ -173,7 +179,7 @@ pub fn render(
     let _ = write!(
         out,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Vouchers {} – {}</title><style>{style}</style></head><body>",
+         <link rel=\"icon\" href=\"data:,\"><title>Vouchers {} – {}</title><style>{style}</style></head><body>",
         esc(batch),
         esc(site)
     );
@@ -223,6 +229,10 @@ mod tests {
         assert_eq!(
             login_url("http://10.5.50.1/", "WIFI-A B", "p&ss=1"),
             "http://10.5.50.1/login?username=WIFI-A+B&password=p%26ss%3D1"
+        );
+        assert_eq!(
+            login_url("http://hotspot.lan/login", "A", "B"),
+            "http://hotspot.lan/login?username=A&password=B"
         );
     }
 

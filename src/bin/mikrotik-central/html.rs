@@ -67,6 +67,7 @@ pub fn page(title: &str, logout_csrf: Option<&str>, body: &str) -> String {
         out,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <title>{}</title><style>{STYLE}</style></head><body>\
          <header><a href=\"/\"><b>mikrotik-central</b></a>",
         esc(title)
