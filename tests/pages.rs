@@ -390,6 +390,17 @@ fn pages_work_in_a_browser() {
     let gw = Gateway::start(&pg, "127.0.0.1:0");
     let base = gw.base.clone();
     let mut b = Browser::start();
+    // The console capture works (else the "no console errors" checks below
+    // could not fail).
+    b.eval("console.error('probe')");
+    b.eval("setTimeout(() => { throw new Error('thrown probe') }, 0)");
+    b.wait_for("true");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while b.errors.len() < 2 && std::time::Instant::now() < deadline {
+        b.eval("1");
+    }
+    assert!(b.errors[0].contains("probe") && b.errors[1].contains("thrown probe"), "{:?}", b.errors);
+    b.errors.clear();
 
     // Log in through the form, as a person would.
     b.goto(&format!("{base}/"));
@@ -504,10 +515,9 @@ fn pdf_pages(pdf: &[u8]) -> Vec<(f64, f64)> {
         if text[i + 11..].starts_with('s') {
             continue;
         }
-        // The MediaBox of this page's dictionary (within it, before `>>`).
-        let dict_start = text[..i].rfind("<<").unwrap_or(0);
-        let dict = &text[dict_start..];
-        let dict = &dict[..dict.find(">>").map_or(dict.len(), |e| e + 2).max(i - dict_start + 11)];
+        // The MediaBox of this page's object (up to its `endobj`).
+        let obj = &text[i..];
+        let dict = &obj[..obj.find("endobj").unwrap_or(obj.len())];
         let mb = dict
             .find("/MediaBox [")
             .map(|m| &dict[m + 11..])

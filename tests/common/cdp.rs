@@ -207,13 +207,11 @@ impl Browser {
         }
     }
 
-    /// Opens `url` and waits until it has loaded.
+    /// Opens `url` and waits until it (or where it redirects) has loaded.
     pub fn goto(&mut self, url: &str) {
+        self.eval("window.__old_page = true");
         self.call("Page.navigate", json!({"url": url}));
-        self.wait_for(&format!(
-            "location.href === {} && document.readyState === 'complete'",
-            json!(url)
-        ));
+        self.wait_for("!window.__old_page && document.readyState === 'complete'");
     }
 
     /// Runs `action` (which submits a form or follows a link) and waits
