@@ -397,6 +397,7 @@ fn pages_work_in_a_browser() {
     b.wait_for("true");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while b.errors.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
         b.eval("1");
     }
     assert!(b.errors[0].contains("probe") && b.errors[1].contains("thrown probe"), "{:?}", b.errors);
@@ -449,6 +450,24 @@ fn pages_work_in_a_browser() {
         1
     );
     assert_eq!(b.eval("document.getElementById('shown').textContent"), "1 of 2 sites");
+    // The table refreshes itself (every 30 s; here called at once) and
+    // keeps the sort and filter.
+    pg.psql(
+        "UPDATE sites SET last_upload_at = now() WHERE site_id = 'site-b';
+         INSERT INTO sessions (site_id, service, username, active_id, started_at)
+           VALUES ('site-b', 'pppoe', 'p1', '*9', now())",
+    );
+    b.eval("window.fleetRefresh()");
+    b.wait_for(
+        "(() => { const r = Array.from(document.querySelectorAll('#fleet tbody tr')).find(r => !r.hidden);
+                  return r && r.cells[1].textContent === 'online' && r.cells[4].textContent === '1'; })()",
+    );
+    assert_eq!(
+        b.eval("Array.from(document.querySelectorAll('#fleet tbody tr')).filter(r => !r.hidden).length"),
+        1
+    );
+    b.eval("const g = document.getElementById('filter'); g.value = ''; g.dispatchEvent(new Event('input'))");
+    assert_eq!(b.eval(order), "ab", "still sorted by online, descending");
 
     // The site page, reached by its link.
     b.submit("document.querySelector('#fleet a[href=\"/sites/site-a\"]').click()");
