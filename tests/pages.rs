@@ -3,9 +3,9 @@
 //! protocol: real forms, real cookies, console errors collected, PDF
 //! printing, screenshots decoded as QR codes).
 
-mod common;
 #[path = "common/cdp.rs"]
 mod cdp;
+mod common;
 
 use std::time::Duration;
 
@@ -98,7 +98,12 @@ fn post_form(a: &ureq::Agent, url: &str, cookie: Option<&str>, body: &str) -> Re
 /// Logs in with the token; the session cookie's value.
 fn login(a: &ureq::Agent, base: &str, token: &str) -> String {
     let r = post_form(a, &format!("{base}/login"), None, &format!("token={token}"));
-    assert_eq!((r.status, r.location.as_deref()), (303, Some("/")), "{}", r.body);
+    assert_eq!(
+        (r.status, r.location.as_deref()),
+        (303, Some("/")),
+        "{}",
+        r.body
+    );
     let c = r.set_cookie.expect("Set-Cookie");
     c.strip_prefix("mc_session=")
         .and_then(|v| v.split(';').next())
@@ -153,7 +158,12 @@ fn login_sets_a_strict_http_only_session_cookie_and_logout_ends_it() {
     let r = get(&a, &format!("{base}/login"), None);
     assert_eq!(r.status, 200);
     assert!(r.body.contains("name=\"token\""), "{}", r.body);
-    let r = post_form(&a, &format!("{base}/sites/site-a/alerts/1/ack"), None, "csrf=x");
+    let r = post_form(
+        &a,
+        &format!("{base}/sites/site-a/alerts/1/ack"),
+        None,
+        "csrf=x",
+    );
     assert_eq!(r.status, 403);
 
     // A wrong token and a site token do not log in.
@@ -164,7 +174,12 @@ fn login_sets_a_strict_http_only_session_cookie_and_logout_ends_it() {
     }
     assert_eq!(pg.psql("SELECT count(*) FROM operator_sessions"), "0");
 
-    let r = post_form(&a, &format!("{base}/login"), None, &format!("token={token}"));
+    let r = post_form(
+        &a,
+        &format!("{base}/login"),
+        None,
+        &format!("token={token}"),
+    );
     assert_eq!((r.status, r.location.as_deref()), (303, Some("/")));
     let cookie = r.set_cookie.unwrap();
     assert!(cookie.starts_with("mc_session="), "{cookie}");
@@ -172,7 +187,10 @@ fn login_sets_a_strict_http_only_session_cookie_and_logout_ends_it() {
     assert!(flags.contains(&"HttpOnly"), "{cookie}");
     assert!(flags.contains(&"SameSite=Strict"), "{cookie}");
     assert!(flags.contains(&"Path=/"), "{cookie}");
-    assert!(!flags.contains(&"Secure"), "plain HTTP: no Secure: {cookie}");
+    assert!(
+        !flags.contains(&"Secure"),
+        "plain HTTP: no Secure: {cookie}"
+    );
     let value = cookie[11..].split(';').next().unwrap().to_string();
     assert_eq!(value.len(), 64, "256 random bits, hex");
     // Only its hash is stored, never the value or the operator token.
@@ -198,7 +216,12 @@ fn login_sets_a_strict_http_only_session_cookie_and_logout_ends_it() {
     assert_eq!(r.status, 403);
     assert_eq!(get(&a, &format!("{base}/"), Some(&value)).status, 200);
     let csrf = csrf_of(&page.body);
-    let r = post_form(&a, &format!("{base}/logout"), Some(&value), &format!("csrf={csrf}"));
+    let r = post_form(
+        &a,
+        &format!("{base}/logout"),
+        Some(&value),
+        &format!("csrf={csrf}"),
+    );
     assert_eq!((r.status, r.location.as_deref()), (303, Some("/login")));
     assert!(r.set_cookie.unwrap().contains("Max-Age=0"));
     let r = get(&a, &format!("{base}/"), Some(&value));
@@ -239,12 +262,19 @@ fn session_cookie_is_secure_over_tls() {
         ]))
         .build();
     let a = agent(Some(trusted));
-    let r = post_form(&a, &format!("{}/login", gw.base), None, &format!("token={token}"));
+    let r = post_form(
+        &a,
+        &format!("{}/login", gw.base),
+        None,
+        &format!("token={token}"),
+    );
     assert_eq!(r.status, 303);
     let cookie = r.set_cookie.unwrap();
     let flags: Vec<&str> = cookie.split(';').map(str::trim).collect();
     assert!(
-        flags.contains(&"Secure") && flags.contains(&"HttpOnly") && flags.contains(&"SameSite=Strict"),
+        flags.contains(&"Secure")
+            && flags.contains(&"HttpOnly")
+            && flags.contains(&"SameSite=Strict"),
         "{cookie}"
     );
 }
@@ -317,12 +347,20 @@ fn page_writes_need_the_sessions_csrf_token() {
         assert!(r.location.unwrap().starts_with("/sites/site-a?done="));
     }
     assert_eq!(
-        pg.psql("SELECT string_agg(action || ':' || operator, ',' ORDER BY id) FROM operator_audit"),
+        pg.psql(
+            "SELECT string_agg(action || ':' || operator, ',' ORDER BY id) FROM operator_audit"
+        ),
         "subscriptions.suspend:alice,alerts.ack:alice,vouchers.delete:alice,vouchers.create:alice"
     );
     assert_eq!(pg.psql("SELECT status FROM subscriptions"), "suspended");
-    assert_eq!(pg.psql("SELECT count(*) FROM alerts WHERE acked_at IS NULL"), "0");
-    assert_eq!(pg.psql("SELECT status FROM vouchers WHERE code = 'OLD-1'"), "deleted");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM alerts WHERE acked_at IS NULL"),
+        "0"
+    );
+    assert_eq!(
+        pg.psql("SELECT status FROM vouchers WHERE code = 'OLD-1'"),
+        "deleted"
+    );
 
     // Bad input through a page form: the API's own checks, 4xx, nothing written.
     let r = post_form(
@@ -367,7 +405,11 @@ fn page_writes_need_the_sessions_csrf_token() {
         &format!("csrf={csrf}"),
     );
     assert_eq!(r.status, 404);
-    let r = get(&a, &format!("{base}/sites/site-a/batches/B-old/cards?layout=x"), Some(&cookie));
+    let r = get(
+        &a,
+        &format!("{base}/sites/site-a/batches/B-old/cards?layout=x"),
+        Some(&cookie),
+    );
     assert_eq!(r.status, 400);
 }
 
@@ -400,7 +442,11 @@ fn pages_work_in_a_browser() {
         std::thread::sleep(Duration::from_millis(20));
         b.eval("1");
     }
-    assert!(b.errors[0].contains("probe") && b.errors[1].contains("thrown probe"), "{:?}", b.errors);
+    assert!(
+        b.errors[0].contains("probe") && b.errors[1].contains("thrown probe"),
+        "{:?}",
+        b.errors
+    );
     b.errors.clear();
 
     // Log in through the form, as a person would.
@@ -416,26 +462,51 @@ fn pages_work_in_a_browser() {
         .iter()
         .find(|c| c["name"] == "mc_session")
         .expect("session cookie in the browser");
-    assert_eq!((c["httpOnly"].clone(), c["sameSite"].clone()), (Value::Bool(true), Value::from("Strict")));
-    assert_eq!(b.eval("document.cookie"), "", "HttpOnly: not visible to scripts");
+    assert_eq!(
+        (c["httpOnly"].clone(), c["sameSite"].clone()),
+        (Value::Bool(true), Value::from("Strict"))
+    );
+    assert_eq!(
+        b.eval("document.cookie"),
+        "",
+        "HttpOnly: not visible to scripts"
+    );
 
     // The fleet: status, sessions, activations, revenue, alerts, sparkline.
     let row = fleet_row(&mut b, "site-a");
     assert!(row[0].contains(EVIL), "names are shown as text: {row:?}");
     assert_eq!(row[1], "online");
     assert_eq!(row[4], "2", "{row:?}");
-    assert_eq!((row[6].as_str(), row[7].as_str(), row[8].as_str()), ("1", "5000", "1"), "{row:?}");
+    assert_eq!(
+        (row[6].as_str(), row[7].as_str(), row[8].as_str()),
+        ("1", "5000", "1"),
+        "{row:?}"
+    );
     let row_b = fleet_row(&mut b, "site-b");
-    assert_eq!((row_b[1].as_str(), row_b[4].as_str(), row_b[7].as_str()), ("offline", "0", "0"), "{row_b:?}");
-    assert_eq!(b.eval("window.__xss === undefined"), true, "no injected script ran");
+    assert_eq!(
+        (row_b[1].as_str(), row_b[4].as_str(), row_b[7].as_str()),
+        ("offline", "0", "0"),
+        "{row_b:?}"
+    );
+    assert_eq!(
+        b.eval("window.__xss === undefined"),
+        true,
+        "no injected script ran"
+    );
     let spark = b.eval(
         "Array.from(document.querySelectorAll('#fleet tbody tr')).map(r => r.cells[5].querySelector('svg title').textContent)",
     );
     assert!(
-        spark.as_array().unwrap().iter().any(|t| t == "online sessions, last 24 h: now 2, peak 2"),
+        spark
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "sessions online per hour, last 24 h: this hour 2, peak 2"),
         "{spark}"
     );
-    let points = b.eval("document.querySelector('#fleet svg polyline').getAttribute('points').split(' ').length");
+    let points = b.eval(
+        "document.querySelector('#fleet svg polyline').getAttribute('points').split(' ').length",
+    );
     assert_eq!(points, 24);
 
     // Sort by the online column (click twice: descending), then filter.
@@ -446,10 +517,15 @@ fn pages_work_in_a_browser() {
     assert_eq!(b.eval(order), "ab");
     b.eval("const f = document.getElementById('filter'); f.value = 'site-b'; f.dispatchEvent(new Event('input'))");
     assert_eq!(
-        b.eval("Array.from(document.querySelectorAll('#fleet tbody tr')).filter(r => !r.hidden).length"),
+        b.eval(
+            "Array.from(document.querySelectorAll('#fleet tbody tr')).filter(r => !r.hidden).length"
+        ),
         1
     );
-    assert_eq!(b.eval("document.getElementById('shown').textContent"), "1 of 2 sites");
+    assert_eq!(
+        b.eval("document.getElementById('shown').textContent"),
+        "1 of 2 sites"
+    );
     // The table refreshes itself (every 30 s; here called at once) and
     // keeps the sort and filter.
     pg.psql(
@@ -463,7 +539,9 @@ fn pages_work_in_a_browser() {
                   return r && r.cells[1].textContent === 'online' && r.cells[4].textContent === '1'; })()",
     );
     assert_eq!(
-        b.eval("Array.from(document.querySelectorAll('#fleet tbody tr')).filter(r => !r.hidden).length"),
+        b.eval(
+            "Array.from(document.querySelectorAll('#fleet tbody tr')).filter(r => !r.hidden).length"
+        ),
         1
     );
     b.eval("const g = document.getElementById('filter'); g.value = ''; g.dispatchEvent(new Event('input'))");
@@ -474,7 +552,12 @@ fn pages_work_in_a_browser() {
     assert_eq!(b.eval("location.pathname"), "/sites/site-a");
     let online = b.eval("Array.from(document.querySelectorAll('#online tbody tr')).map(r => r.cells[0].textContent).sort().join(',')");
     assert_eq!(online, "u-long,u<i>new</i>");
-    assert!(b.eval("document.body.textContent").as_str().unwrap().contains("router <unreachable>"));
+    assert!(
+        b.eval("document.body.textContent")
+            .as_str()
+            .unwrap()
+            .contains("router <unreachable>")
+    );
     assert_eq!(
         b.eval("document.querySelector('#batches tbody tr').textContent.includes('B-old')"),
         true
@@ -483,14 +566,25 @@ fn pages_work_in_a_browser() {
     // Suspend, then restore, by their buttons.
     b.submit("document.querySelector('#subscriptions button').click()");
     assert_eq!(pg.psql("SELECT status FROM subscriptions"), "suspended");
-    assert_eq!(b.eval("document.querySelector('#subscriptions button').textContent"), "Restore");
-    assert!(b.eval("document.querySelector('.msg').textContent").as_str().unwrap().contains("suspended"));
+    assert_eq!(
+        b.eval("document.querySelector('#subscriptions button').textContent"),
+        "Restore"
+    );
+    assert!(
+        b.eval("document.querySelector('.msg').textContent")
+            .as_str()
+            .unwrap()
+            .contains("suspended")
+    );
     b.submit("document.querySelector('#subscriptions button').click()");
     assert_eq!(pg.psql("SELECT status FROM subscriptions"), "active");
     // Ack the alert.
     b.submit("document.querySelector('#alerts button').click()");
     assert_eq!(pg.psql("SELECT acked_by FROM alerts"), "alice");
-    assert_eq!(b.eval("document.querySelectorAll('#alerts tbody tr').length"), 0);
+    assert_eq!(
+        b.eval("document.querySelectorAll('#alerts tbody tr').length"),
+        0
+    );
     // Create a batch with the form: the same code as the API's POST vouchers.
     b.submit(
         "const f = document.getElementById('new-batch');
@@ -513,7 +607,10 @@ fn pages_work_in_a_browser() {
     b.submit(
         "const f = document.getElementById('delete-voucher'); f.code.value = 'OLD-1'; f.querySelector('button').click()",
     );
-    assert_eq!(pg.psql("SELECT status FROM vouchers WHERE code = 'OLD-1'"), "deleted");
+    assert_eq!(
+        pg.psql("SELECT status FROM vouchers WHERE code = 'OLD-1'"),
+        "deleted"
+    );
     assert_eq!(
         pg.psql("SELECT string_agg(action, ',' ORDER BY id) FROM operator_audit WHERE operator = 'alice'"),
         "subscriptions.suspend,subscriptions.restore,alerts.ack,vouchers.create,vouchers.delete"
@@ -587,7 +684,12 @@ fn voucher_cards_print_32_per_a4_page_with_a_qr_of_the_login_url() {
         .header("Content-Type", "application/json")
         .send(r#"{"count": 64, "profile": "voucher-1d", "valid_hours": 24, "sell": 5000, "prefix": "WIFI-", "code_length": 6, "batch_id": "B64"}"#)
         .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "{}", r.body_mut().read_to_string().unwrap());
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
 
     let mut b = Browser::start();
     b.goto(&format!("{base}/login"));
@@ -597,27 +699,47 @@ fn voucher_cards_print_32_per_a4_page_with_a_qr_of_the_login_url() {
     ));
     b.goto(&format!("{base}/sites/site-a/batches/B64/cards"));
     assert_eq!(b.eval("document.querySelectorAll('.sheet').length"), 2);
-    assert_eq!(b.eval("document.querySelectorAll('.sheet .card').length"), 64);
-    assert_eq!(b.eval("document.querySelectorAll('.card .qr svg').length"), 64);
+    assert_eq!(
+        b.eval("document.querySelectorAll('.sheet .card').length"),
+        64
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('.card .qr svg').length"),
+        64
+    );
     assert_eq!(b.eval("window.__xss === undefined"), true);
     assert!(
-        b.eval("document.querySelector('.card .site').textContent").as_str().unwrap() == EVIL,
+        b.eval("document.querySelector('.card .site').textContent")
+            .as_str()
+            .unwrap()
+            == EVIL,
         "site name printed as text"
     );
-    assert_eq!(b.eval("document.querySelector('.card .price').textContent"), "5000");
-    assert_eq!(b.eval("document.querySelector('.card .valid').textContent"), "1 day");
+    assert_eq!(
+        b.eval("document.querySelector('.card .price').textContent"),
+        "5000"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('.card .valid').textContent"),
+        "1 day"
+    );
 
     let pages = pdf_pages(&b.pdf());
     assert_eq!(pages.len(), 2, "64 cards, 32 per page: {pages:?}");
     for (w, h) in &pages {
         // A4 is 210 × 297 mm = 595.3 × 841.9 pt.
-        assert!((w - 595.3).abs() < 1.5 && (h - 841.9).abs() < 1.5, "{pages:?}");
+        assert!(
+            (w - 595.3).abs() < 1.5 && (h - 841.9).abs() < 1.5,
+            "{pages:?}"
+        );
     }
 
     // The first card's QR code, as printed, decodes to its login URL.
     let code = b.eval("document.querySelector('.card .code').textContent");
     let code = code.as_str().unwrap();
-    let pass = pg.psql(&format!("SELECT password FROM vouchers WHERE code = '{code}'"));
+    let pass = pg.psql(&format!(
+        "SELECT password FROM vouchers WHERE code = '{code}'"
+    ));
     assert_eq!(
         b.eval("document.querySelector('.card .pass').textContent"),
         pass.as_str()
@@ -625,17 +747,28 @@ fn voucher_cards_print_32_per_a4_page_with_a_qr_of_the_login_url() {
     let texts = qr_texts(&b.screenshot(".card .qr svg", 4.0));
     assert_eq!(
         texts,
-        vec![format!("http://10.5.50.1/login?username={code}&password={pass}")]
+        vec![format!(
+            "http://10.5.50.1/login?username={code}&password={pass}"
+        )]
     );
 
     // 58 mm receipt strips: one voucher per page.
-    b.goto(&format!("{base}/sites/site-a/batches/B64/cards?layout=thermal"));
+    b.goto(&format!(
+        "{base}/sites/site-a/batches/B64/cards?layout=thermal"
+    ));
     let pages = pdf_pages(&b.pdf());
     assert_eq!(pages.len(), 64);
-    assert!(pages.iter().all(|(w, _)| (w - 164.4).abs() < 1.5), "58 mm wide: {:?}", pages[0]);
+    assert!(
+        pages.iter().all(|(w, _)| (w - 164.4).abs() < 1.5),
+        "58 mm wide: {:?}",
+        pages[0]
+    );
     let texts = qr_texts(&b.screenshot(".card .qr svg", 3.0));
     assert_eq!(texts.len(), 1);
-    assert!(texts[0].starts_with("http://10.5.50.1/login?username=WIFI-"), "{texts:?}");
+    assert!(
+        texts[0].starts_with("http://10.5.50.1/login?username=WIFI-"),
+        "{texts:?}"
+    );
 
     // Without a login URL: no QR codes.
     set_site(&pg, "site-a", &["--hotspot-login-url", ""]);

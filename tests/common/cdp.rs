@@ -89,10 +89,7 @@ impl Browser {
             assert!(Instant::now() < end, "chromium wrote no DevToolsActivePort");
             std::thread::sleep(Duration::from_millis(50));
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .proxy(None)
-            .build()
-            .into();
+        let agent: ureq::Agent = ureq::Agent::config_builder().proxy(None).build().into();
         let ws_url = loop {
             let list: Option<Value> = agent
                 .get(&format!("http://127.0.0.1:{port}/json/list"))
@@ -133,15 +130,12 @@ impl Browser {
                 let d = &p["exceptionDetails"];
                 self.errors.push(format!(
                     "exception: {} {}",
-                    d["text"],
-                    d["exception"]["description"]
+                    d["text"], d["exception"]["description"]
                 ));
             }
             Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
-                self.errors.push(format!(
-                    "log: {} {}",
-                    p["entry"]["text"], p["entry"]["url"]
-                ));
+                self.errors
+                    .push(format!("log: {} {}", p["entry"]["text"], p["entry"]["url"]));
             }
             _ => {}
         }
@@ -275,7 +269,10 @@ pub fn base64(s: &str) -> Vec<u8> {
             _ => panic!("not base64: {c}"),
         }
     };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;

@@ -92,7 +92,14 @@ pub fn qr_svg(data: &str) -> Option<String> {
                 while x < w && row[x] == Color::Dark {
                     x += 1;
                 }
-                let _ = write!(d, "M{} {}h{}v1h-{}z", start + QUIET, y + QUIET, x - start, x - start);
+                let _ = write!(
+                    d,
+                    "M{} {}h{}v1h-{}z",
+                    start + QUIET,
+                    y + QUIET,
+                    x - start,
+                    x - start
+                );
             } else {
                 x += 1;
             }

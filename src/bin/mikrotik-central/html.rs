@@ -48,7 +48,7 @@ th,td{padding:.3em .5em;border-bottom:1px solid #e3e5e8;text-align:left;vertical
 th{background:#eef1f5;cursor:default}th.sort{cursor:pointer;user-select:none}\
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .online{color:#18794e;font-weight:600}.stale{color:#b7791f;font-weight:600}.offline{color:#c53030;font-weight:600}\
-.scroll{overflow-x:auto}\
+.scroll{overflow-x:auto}.scroll td{white-space:nowrap}\
 form.inline{display:inline;margin:0}\
 button,input,select{font:inherit;padding:.25em .5em}\
 .card{background:#fff;padding:1em;border:1px solid #e3e5e8;max-width:26em}\

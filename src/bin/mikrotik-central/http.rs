@@ -142,7 +142,9 @@ async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) 
         "/rpc/ingest_batch" => rpc(req, state, true).await,
         // The operator API: operator tokens only (see operator_auth).
         p if p.starts_with("/api/") => crate::api::handle(req, &state.pool).await,
-        p if crate::pages::is_page(p) => (crate::pages::route(req, &state.pool, state.tls).await, None),
+        p if crate::pages::is_page(p) => {
+            (crate::pages::route(req, &state.pool, state.tls).await, None)
+        }
         "/rpc/site_desired_state" => rpc(req, state, false).await,
         _ => (error(StatusCode::NOT_FOUND, "no such route"), None),
     }

@@ -97,7 +97,11 @@ pub fn fleet(
     let flat = vec![0i64; crate::page_queries::HOURS];
     for s in sites {
         let name = match &s.name {
-            Some(n) if n != &s.site_id => format!("{} <span class=\"muted\">({})</span>", esc(n), esc(&s.site_id)),
+            Some(n) if n != &s.site_id => format!(
+                "{} <span class=\"muted\">({})</span>",
+                esc(n),
+                esc(&s.site_id)
+            ),
             _ => esc(&s.site_id),
         };
         let router = match s.router_connected {
@@ -161,7 +165,11 @@ fn action_form(site: &str, path: &str, label: &str, csrf: &str) -> String {
 }
 
 fn cards_links(site: &str, batch: &str) -> String {
-    let base = format!("/sites/{}/batches/{}/cards", path_segment(site), path_segment(batch));
+    let base = format!(
+        "/sites/{}/batches/{}/cards",
+        path_segment(site),
+        path_segment(batch)
+    );
     format!("<a href=\"{base}\">cards (A4)</a> · <a href=\"{base}?layout=thermal\">58 mm</a>")
 }
 
@@ -279,9 +287,19 @@ pub fn site(v: &SiteView) -> String {
     for x in v.subscriptions.iter().filter(|x| x.status != "deleted") {
         let user = path_segment(&x.pppoe_username);
         let button = if x.status == "suspended" {
-            action_form(site, &format!("subscriptions/{user}/restore"), "Restore", v.csrf)
+            action_form(
+                site,
+                &format!("subscriptions/{user}/restore"),
+                "Restore",
+                v.csrf,
+            )
         } else {
-            action_form(site, &format!("subscriptions/{user}/suspend"), "Suspend", v.csrf)
+            action_form(
+                site,
+                &format!("subscriptions/{user}/suspend"),
+                "Suspend",
+                v.csrf,
+            )
         };
         let _ = write!(
             b,

@@ -107,7 +107,9 @@ pub async fn route(req: Request<Incoming>, pool: &Pool, secure: bool) -> Resp {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (method.clone(), path.as_str()) {
-        (Method::GET | Method::HEAD, "/login") => html_resp(StatusCode::OK, page_views::login(None)),
+        (Method::GET | Method::HEAD, "/login") => {
+            html_resp(StatusCode::OK, page_views::login(None))
+        }
         (Method::POST, "/login") => login(req, pool, secure).await,
         (Method::POST, "/logout") => logout(req, pool, secure).await,
         (_, "/login" | "/logout") => message(
@@ -250,7 +252,12 @@ async fn logout(req: Request<Incoming>, pool: &Pool, secure: bool) -> Resp {
     if let Some(s) = &session
         && !page_session::csrf_matches(&s.csrf, field(&f, "csrf"))
     {
-        return message(StatusCode::FORBIDDEN, "Refused", "missing or wrong CSRF token", None);
+        return message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "missing or wrong CSRF token",
+            None,
+        );
     }
     if let Err(e) = page_session::delete(pool, &value).await {
         return unavailable(e);
@@ -302,7 +309,10 @@ async fn site_page(q: Option<&str>, pool: &Pool, s: &Session, site: &str) -> Res
         Err(e) => return api_error(&e, &s.csrf),
     };
     let done = q.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-    let batch = q.iter().find(|(k, _)| k == "batch").map(|(_, v)| v.as_str());
+    let batch = q
+        .iter()
+        .find(|(k, _)| k == "batch")
+        .map(|(_, v)| v.as_str());
     html_resp(
         StatusCode::OK,
         page_views::site(&SiteView {
@@ -333,15 +343,13 @@ fn hours_to_minutes(h: &str) -> Option<i64> {
     whole.checked_mul(60)?.checked_add(frac_min)
 }
 
-async fn cards_page(
-    q: Option<&str>,
-    pool: &Pool,
-    s: &Session,
-    site: &str,
-    batch: &str,
-) -> Resp {
+async fn cards_page(q: Option<&str>, pool: &Pool, s: &Session, site: &str, batch: &str) -> Resp {
     let layout = match query(q, &["layout"]) {
-        Ok(q) => Layout::parse(q.iter().find(|(k, _)| k == "layout").map(|(_, v)| v.as_str())),
+        Ok(q) => Layout::parse(
+            q.iter()
+                .find(|(k, _)| k == "layout")
+                .map(|(_, v)| v.as_str()),
+        ),
         Err(e) => return api_error(&e, &s.csrf),
     };
     let layout = match layout {
@@ -381,7 +389,10 @@ async fn cards_page(
             name,
             batch,
             &cards,
-            summary.hotspot_login_url.as_deref().filter(|u| !u.is_empty()),
+            summary
+                .hotspot_login_url
+                .as_deref()
+                .filter(|u| !u.is_empty()),
             layout,
         ),
     )
@@ -437,21 +448,27 @@ async fn write(
         if let Some(b) = batch {
             q.append_pair("batch", b);
         }
-        redirect(&format!("/sites/{}?{}", html::path_segment(site), q.finish()))
+        redirect(&format!(
+            "/sites/{}?{}",
+            html::path_segment(site),
+            q.finish()
+        ))
     };
     let result = match rest.as_slice() {
         ["batches"] => {
             let body = batch_json(&f);
             match NewBatch::parse(&body) {
                 Err(e) => Err(e),
-                Ok(nb) => vouchers::create_batch(pool, &op, site, &nb)
-                    .await
-                    .map(|b| {
-                        back(
-                            &format!("Batch {} created: {} vouchers.", b.batch_id, b.vouchers.len()),
-                            Some(&b.batch_id),
-                        )
-                    }),
+                Ok(nb) => vouchers::create_batch(pool, &op, site, &nb).await.map(|b| {
+                    back(
+                        &format!(
+                            "Batch {} created: {} vouchers.",
+                            b.batch_id,
+                            b.vouchers.len()
+                        ),
+                        Some(&b.batch_id),
+                    )
+                }),
             }
         }
         ["vouchers", "delete"] => {

@@ -6,8 +6,9 @@ use std::fmt::Write;
 const W: u32 = 120;
 const H: u32 = 24;
 
-/// `counts` oldest hour first. The line is scaled to the largest count;
-/// the `title` gives the figures to screen readers and on hover.
+/// `counts` oldest hour first (sessions online at any time in each hour).
+/// The line is scaled to the largest count; the `title` gives the figures
+/// to screen readers and on hover.
 pub fn svg(counts: &[i64]) -> String {
     let max = counts.iter().copied().max().unwrap_or(0).max(1);
     let n = counts.len().max(2) as f64 - 1.0;
@@ -21,7 +22,7 @@ pub fn svg(counts: &[i64]) -> String {
     let peak = counts.iter().copied().max().unwrap_or(0);
     format!(
         "<svg class=\"spark\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
-         role=\"img\"><title>online sessions, last 24 h: now {last}, peak {peak}</title>\
+         role=\"img\"><title>sessions online per hour, last 24 h: this hour {last}, peak {peak}</title>\
          <polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"1.5\" points=\"{pts}\"/></svg>"
     )
 }
@@ -34,7 +35,7 @@ mod tests {
         c[23] = 4;
         c[10] = 2;
         let s = super::svg(&c);
-        assert!(s.contains("now 4, peak 4"));
+        assert!(s.contains("this hour 4, peak 4"));
         assert!(s.contains("0.0,23.0"));
         assert!(s.contains("120.0,1.0"));
         let points = s.split("points=\"").nth(1).unwrap();
