@@ -660,6 +660,9 @@ fn fleet_counts_today_in_the_sites_zone_with_exact_money() {
     );
 }
 
+/// Method, path, body, the status expected, and the field it names.
+type Case<'a> = (&'a str, String, Option<String>, u16, Option<&'a str>);
+
 #[test]
 fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing() {
     let pg = Postgres::start();
@@ -707,8 +710,7 @@ fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing() {
         b[k] = x;
         b.to_string()
     };
-    // (method, path, body, status, field)
-    let cases: Vec<(&str, String, Option<String>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             v.into(),
