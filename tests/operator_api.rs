@@ -343,6 +343,14 @@ fn voucher_batch_is_created_listed_deleted_audited_and_desired() {
     for v in vouchers {
         assert!(!audit.contains(v["password"].as_str().unwrap()));
     }
+    // Requests are logged with the operator, never the token.
+    assert!(
+        gw.count("POST /api/sites/site-a/vouchers 201") == 2,
+        "{}",
+        gw.log()
+    );
+    assert!(gw.count("operator=alice") >= 2);
+    assert!(!gw.log().contains(&op));
 }
 
 #[test]
