@@ -627,6 +627,13 @@ fn fleet_counts_today_in_the_sites_zone_with_exact_money() {
                 now.clone(),
             ),
             ("router", json!({"state": "connected"}), now.clone()),
+            // A secret made at the site: its price from the comment.
+            (
+                "user_created",
+                json!({"service": "pppoe", "user": "cust-x", "password": "p", "profile": "x",
+                       "comment": "PPPOE_SYSTEM||150000.5|100|C|S|2026-12-07|x", "via": "api"}),
+                now.clone(),
+            ),
         ],
     );
     let (status, fleet) = api.get("/api/sites");
@@ -645,6 +652,10 @@ fn fleet_counts_today_in_the_sites_zone_with_exact_money() {
         pg.psql("SELECT sell FROM vouchers WHERE code = 'BIG'"),
         "123456789012345.67",
         "numeric, from the activation's comment"
+    );
+    assert_eq!(
+        pg.psql("SELECT sell || ' ' || cost FROM subscriptions WHERE pppoe_username = 'cust-x'"),
+        "150000.5 100"
     );
     // Stale after 2 minutes, offline after 15; never uploaded: offline.
     pg.psql(
