@@ -1102,6 +1102,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
     let s = &fleet["sites"][0];
     assert_eq!(s["revenue_today"], "2500.25", "{s}");
     assert_eq!(s["status"], "online");
+    assert_eq!(s["router_connected"], true, "{s}");
     agent.wait("the session in /api/sites", || {
         api.get("/api/sites").1["sites"][0]["active_sessions"] == 1
     });
