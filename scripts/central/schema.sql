@@ -568,13 +568,15 @@ BEGIN
         IF v_user IS NULL THEN RETURN; END IF;
         IF v_service = 'pppoe' THEN
             INSERT INTO subscriptions AS s (site_id, pppoe_username, password, profile_name, status,
-                                            comment, intent_at)
+                                            comment, intent_at, sell, cost)
             VALUES (p_site, v_user, e ->> 'password', _edge_nz(e ->> 'profile'),
                     CASE WHEN (e ->> 'disabled') = 'true' THEN 'suspended' ELSE 'active' END,
-                    e ->> 'comment', p_at)
+                    e ->> 'comment', p_at, _edge_price(e ->> 'comment', 3),
+                    _edge_price(e ->> 'comment', 4))
             ON CONFLICT (site_id, pppoe_username) DO UPDATE
                SET password = EXCLUDED.password, profile_name = EXCLUDED.profile_name,
                    status = EXCLUDED.status, comment = EXCLUDED.comment,
+                   sell = EXCLUDED.sell, cost = EXCLUDED.cost,
                    intent_at = EXCLUDED.intent_at, updated_at = now()
              WHERE s.intent_at IS NULL OR s.intent_at <= EXCLUDED.intent_at;
         ELSE

@@ -29,7 +29,7 @@ type Resp = Response<Full<Bytes>>;
 /// Answers a request under `/api/`; the operator's name goes to the log.
 pub async fn handle(req: Request<Incoming>, pool: &Pool) -> (Resp, Option<String>) {
     match route(req, pool).await {
-        Ok((status, body, op)) => (json(status, &body), Some(op.name)),
+        Ok((status, body, op)) => (json(status, &body), Some(format!("operator={}", op.name))),
         Err((e, op)) => {
             let mut r = json(e.status(), &e.body());
             if let ApiError::Unauthorized(_) = e {
@@ -40,7 +40,7 @@ pub async fn handle(req: Request<Incoming>, pool: &Pool) -> (Resp, Option<String
                 r.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            (r, op.map(|o| o.name))
+            (r, op.map(|o| format!("operator={}", o.name)))
         }
     }
 }

@@ -34,7 +34,8 @@ pub fn command_usage(command: &str) -> Option<&'static str> {
 usage: mikrotik-central serve [options]
 
 Run the HTTP(S) gateway in front of PostgreSQL: POST /rpc/ingest_batch,
-POST /rpc/site_desired_state, GET /healthz.
+POST /rpc/site_desired_state (site tokens), the operator API under /api/
+(operator tokens, see docs/central.md), GET /healthz.
 
 options (each also from the environment):
   --listen ADDR         MIKROTIK_CENTRAL_LISTEN, default 127.0.0.1:8090

@@ -115,7 +115,7 @@ async fn handle(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Resp
     let path = req.uri().path().to_string();
     let (resp, site) = route(req, state).await;
     let status = resp.status().as_u16();
-    let site = site.map(|s| format!(" site={s}")).unwrap_or_default();
+    let site = site.map(|s| format!(" {s}")).unwrap_or_default();
     let ms = start.elapsed().as_millis();
     if status >= 500 {
         log::warn!("{peer} {method} {path} {status} {ms}ms{site}");
@@ -125,7 +125,8 @@ async fn handle(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Resp
     resp
 }
 
-/// The response and, once authenticated, the token's site (for the log).
+/// The response and, once authenticated, who the token is (`site=…` or
+/// `operator=…`, for the log).
 async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) {
     let post_only = |req: &Request<Incoming>| req.method() == Method::POST;
     match req.uri().path() {
@@ -239,7 +240,7 @@ async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Opti
         }
     };
     match db::call(&state.pool, &token, &call).await {
-        Ok((site, out)) => (json_text(StatusCode::OK, out), Some(site)),
+        Ok((site, out)) => (json_text(StatusCode::OK, out), Some(format!("site={site}"))),
         Err(CallError::Unauthorized) => (unauthorized("invalid token"), None),
         Err(CallError::Unavailable(e)) => {
             log::warn!("database unavailable: {e}");

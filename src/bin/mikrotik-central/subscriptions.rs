@@ -99,7 +99,7 @@ pub async fn create(
         return Err(ApiError::Conflict {
             field: "pppoe_username".into(),
             message: format!(
-                "subscription {:?} already exists at site {site:?}",
+                "pppoe_username {:?}: a subscription already exists at site {site:?}",
                 req.pppoe_username
             ),
         });
