@@ -232,6 +232,11 @@ fn login_sets_a_strict_http_only_session_cookie_and_logout_ends_it() {
     let value = login(&a, base, &token);
     pg.psql("UPDATE operator_sessions SET expires_at = now() - interval '1 second'");
     assert_eq!(get(&a, &format!("{base}/"), Some(&value)).status, 303);
+    // A disabled operator's session stops working at once.
+    let value = login(&a, base, &token);
+    assert_eq!(get(&a, &format!("{base}/"), Some(&value)).status, 200);
+    pg.psql("UPDATE operators SET disabled = true");
+    assert_eq!(get(&a, &format!("{base}/"), Some(&value)).status, 303);
 }
 
 #[test]
@@ -768,6 +773,24 @@ fn voucher_cards_print_32_per_a4_page_with_a_qr_of_the_login_url() {
     assert!(
         texts[0].starts_with("http://10.5.50.1/login?username=WIFI-"),
         "{texts:?}"
+    );
+
+    // A deleted voucher is not printed.
+    let gone = pg.psql("SELECT min(code) FROM vouchers WHERE batch_id = 'B64'");
+    let r = a
+        .delete(&format!("{base}/api/sites/site-a/vouchers/{gone}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    b.goto(&format!("{base}/sites/site-a/batches/B64/cards"));
+    assert_eq!(b.eval("document.querySelectorAll('.card').length"), 63);
+    assert_eq!(
+        b.eval(&format!(
+            "document.body.textContent.includes({})",
+            serde_json::json!(gone)
+        )),
+        false
     );
 
     // Without a login URL: no QR codes.
