@@ -513,6 +513,31 @@ fn pages_work_in_a_browser() {
         "document.querySelector('#fleet svg polyline').getAttribute('points').split(' ').length",
     );
     assert_eq!(points, 24);
+    // The hourly counts agree with the plain definition (sessions
+    // overlapping each hour), computed here by a different query.
+    let hourly = "SELECT string_agg(n::text, ',' ORDER BY i) FROM (
+           SELECT h.i, (SELECT count(*) FROM sessions x WHERE x.site_id = 'site-a'
+                          AND x.started_at < h.t0 + interval '1 hour'
+                          AND coalesce(x.ended_at, 'infinity') > h.t0) AS n
+             FROM (SELECT i, date_trunc('hour', now()) - make_interval(hours => 23 - i) AS t0
+                     FROM generate_series(0, 23) i) h) z";
+    let expected = loop {
+        // Fetched between two looks at the expected counts that agree (no
+        // hour turned in between).
+        let before = pg.psql(hourly);
+        b.eval("window.fleetRefresh()");
+        let shown = b.eval(
+            "Array.from(document.querySelectorAll('#fleet tbody tr')).find(r => r.cells[0].textContent.includes('site-a')).querySelector('svg').dataset.counts",
+        );
+        if pg.psql(hourly) == before {
+            assert_eq!(shown, before.as_str());
+            break before;
+        }
+    };
+    assert!(
+        expected.split(',').filter(|n| *n != "0").count() >= 4,
+        "{expected}"
+    );
 
     // Sort by the online column (click twice: descending), then filter.
     let order = "Array.from(document.querySelectorAll('#fleet tbody tr')).map(r => r.cells[0].textContent.includes('site-a') ? 'a' : 'b').join('')";

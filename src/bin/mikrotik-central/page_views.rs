@@ -54,7 +54,7 @@ var n=rows.filter(function(r){return !r.hidden}).length;document.getElementById(
 try{sessionStorage.setItem('fleet',JSON.stringify({c:st.c,d:st.d,q:f.value}))}catch(e){}}
 Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){if(!th.classList.contains('sort'))return;th.addEventListener('click',function(){st.d=st.c===i?-st.d:1;st.c=i;apply()})});
 f.addEventListener('input',apply);
-function refresh(){fetch(location.pathname,{credentials:'same-origin'}).then(function(r){if(!r.ok)throw new Error(r.status);return r.text()}).then(function(h){var d=new DOMParser().parseFromString(h,'text/html'),nb=d.querySelector('#fleet tbody'),u=d.getElementById('updated');if(nb){t.replaceChild(nb,t.tBodies[0]);document.getElementById('updated').textContent=u?u.textContent:'';apply()}}).catch(function(){document.getElementById('updated').textContent='refresh failed, retrying'})}
+function refresh(){return fetch(location.pathname,{credentials:'same-origin'}).then(function(r){if(!r.ok)throw new Error(r.status);return r.text()}).then(function(h){var d=new DOMParser().parseFromString(h,'text/html'),nb=d.querySelector('#fleet tbody'),u=d.getElementById('updated');if(nb){t.replaceChild(nb,t.tBodies[0]);document.getElementById('updated').textContent=u?u.textContent:'';apply()}}).catch(function(){document.getElementById('updated').textContent='refresh failed, retrying'})}
 window.fleetRefresh=refresh;setInterval(refresh,REFRESH*1000);apply();})();"#;
 
 fn status_cell(status: &str) -> String {

@@ -20,9 +20,11 @@ pub fn svg(counts: &[i64]) -> String {
     }
     let last = counts.last().copied().unwrap_or(0);
     let peak = counts.iter().copied().max().unwrap_or(0);
+    let data: Vec<String> = counts.iter().map(i64::to_string).collect();
+    let data = data.join(",");
     format!(
         "<svg class=\"spark\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
-         role=\"img\"><title>sessions online per hour, last 24 h: this hour {last}, peak {peak}</title>\
+         role=\"img\" data-counts=\"{data}\"><title>sessions online per hour, last 24 h: this hour {last}, peak {peak}</title>\
          <polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"1.5\" points=\"{pts}\"/></svg>"
     )
 }
