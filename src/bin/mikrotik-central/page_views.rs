@@ -142,6 +142,41 @@ pub fn fleet(
     page("Fleet", Some(csrf), &body)
 }
 
+/// The note on the site page after a write (`?done=KIND&target=NAME`): a
+/// fixed sentence per kind, so a link cannot make the page say anything.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Done<'a> {
+    Batch(&'a str),
+    Deleted(&'a str),
+    Suspended(&'a str),
+    Restored(&'a str),
+    Acked(&'a str),
+}
+
+impl<'a> Done<'a> {
+    pub fn parse(kind: Option<&str>, target: Option<&'a str>) -> Option<Done<'a>> {
+        let t = target?;
+        Some(match kind? {
+            "batch" => Done::Batch(t),
+            "deleted" => Done::Deleted(t),
+            "suspended" => Done::Suspended(t),
+            "active" => Done::Restored(t),
+            "acked" => Done::Acked(t),
+            _ => return None,
+        })
+    }
+
+    fn html(&self, site: &str) -> String {
+        match self {
+            Done::Batch(b) => format!("Batch {} created. Print: {}", esc(b), cards_links(site, b)),
+            Done::Deleted(c) => format!("Voucher {} deleted.", esc(c)),
+            Done::Suspended(u) => format!("Subscription {} is suspended.", esc(u)),
+            Done::Restored(u) => format!("Subscription {} is active.", esc(u)),
+            Done::Acked(id) => format!("Alert {} acknowledged.", esc(id)),
+        }
+    }
+}
+
 /// Everything the site page shows.
 pub struct SiteView<'a> {
     pub summary: &'a SiteSummary,
@@ -150,10 +185,8 @@ pub struct SiteView<'a> {
     pub subscriptions: &'a [SubscriptionRow],
     pub alerts: &'a [AlertRow],
     pub csrf: &'a str,
-    /// A note after a write (shown escaped).
-    pub note: Option<&'a str>,
-    /// A batch just created: its id, for the print links.
-    pub new_batch: Option<&'a str>,
+    /// What the write before this page did.
+    pub done: Option<Done<'a>>,
 }
 
 fn action_form(site: &str, path: &str, label: &str, csrf: &str) -> String {
@@ -190,12 +223,8 @@ pub fn site(v: &SiteView) -> String {
         esc(&s.revenue_today),
         s.open_alerts
     );
-    if let Some(n) = v.note {
-        let _ = write!(b, "<p class=\"msg\">{}", esc(n));
-        if let Some(batch) = v.new_batch {
-            let _ = write!(b, " Print: {}", cards_links(site, batch));
-        }
-        b.push_str("</p>");
+    if let Some(d) = &v.done {
+        let _ = write!(b, "<p class=\"msg\">{}</p>", d.html(site));
     }
 
     let _ = write!(b, "<h2>Online users ({})</h2>", v.sessions.len());
@@ -329,4 +358,25 @@ pub fn site(v: &SiteView) -> String {
     }
     b.push_str("</tbody></table></div>");
     page(s.name.as_deref().unwrap_or(site), Some(v.csrf), &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Done;
+
+    #[test]
+    fn notes_are_fixed_sentences() {
+        assert_eq!(
+            Done::parse(Some("suspended"), Some("c1")),
+            Some(Done::Suspended("c1"))
+        );
+        assert_eq!(Done::parse(Some("Your session expired"), Some("x")), None);
+        assert_eq!(Done::parse(Some("batch"), None), None);
+        let html = Done::Batch("B<1>").html("s");
+        assert!(html.starts_with("Batch B&lt;1&gt; created."), "{html}");
+        assert!(
+            html.contains("href=\"/sites/s/batches/B%3C1%3E/cards\""),
+            "{html}"
+        );
+    }
 }

@@ -285,7 +285,7 @@ async fn fleet_page(pool: &Pool, s: &Session) -> Resp {
 }
 
 async fn site_page(q: Option<&str>, pool: &Pool, s: &Session, site: &str) -> Resp {
-    let q = match query(q, &["done", "batch"]) {
+    let q = match query(q, &["done", "target"]) {
         Ok(q) => q,
         Err(e) => return api_error(&e, &s.csrf),
     };
@@ -308,11 +308,8 @@ async fn site_page(q: Option<&str>, pool: &Pool, s: &Session, site: &str) -> Res
         Ok(_) => return not_found(&format!("no site {site:?}"), Some(&s.csrf)),
         Err(e) => return api_error(&e, &s.csrf),
     };
-    let done = q.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str());
-    let batch = q
-        .iter()
-        .find(|(k, _)| k == "batch")
-        .map(|(_, v)| v.as_str());
+    let param = |key: &str| q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let done = page_views::Done::parse(param("done"), param("target"));
     html_resp(
         StatusCode::OK,
         page_views::site(&SiteView {
@@ -322,8 +319,7 @@ async fn site_page(q: Option<&str>, pool: &Pool, s: &Session, site: &str) -> Res
             subscriptions: &subs,
             alerts: &alerts,
             csrf: &s.csrf,
-            note: done,
-            new_batch: batch,
+            done,
         }),
     )
 }
@@ -442,40 +438,30 @@ async fn write(
         id: s.operator_id,
         name: s.operator.clone(),
     };
-    let back = |done: &str, batch: Option<&str>| {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("done", done);
-        if let Some(b) = batch {
-            q.append_pair("batch", b);
-        }
-        redirect(&format!(
-            "/sites/{}?{}",
-            html::path_segment(site),
-            q.finish()
-        ))
+    // The note after the redirect is one of a fixed set of sentences
+    // (page_views::Done), naming the target: no free text in links.
+    let back = |done: &str, target: &str| {
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("done", done)
+            .append_pair("target", target)
+            .finish();
+        redirect(&format!("/sites/{}?{q}", html::path_segment(site)))
     };
     let result = match rest.as_slice() {
         ["batches"] => {
             let body = batch_json(&f);
             match NewBatch::parse(&body) {
                 Err(e) => Err(e),
-                Ok(nb) => vouchers::create_batch(pool, &op, site, &nb).await.map(|b| {
-                    back(
-                        &format!(
-                            "Batch {} created: {} vouchers.",
-                            b.batch_id,
-                            b.vouchers.len()
-                        ),
-                        Some(&b.batch_id),
-                    )
-                }),
+                Ok(nb) => vouchers::create_batch(pool, &op, site, &nb)
+                    .await
+                    .map(|b| back("batch", &b.batch_id)),
             }
         }
         ["vouchers", "delete"] => {
             let code = field(&f, "code").unwrap_or("").trim().to_string();
             vouchers::delete(pool, &op, site, &code)
                 .await
-                .map(|()| back(&format!("Voucher {code} deleted."), None))
+                .map(|()| back("deleted", &code))
         }
         ["subscriptions", user, act] => {
             let change = if *act == "suspend" {
@@ -485,12 +471,12 @@ async fn write(
             };
             subscriptions::change(pool, &op, site, user, change)
                 .await
-                .map(|row| back(&format!("Subscription {user} is {}.", row.status), None))
+                .map(|row| back(&row.status, user))
         }
         ["alerts", id, "ack"] => match id.parse::<i64>() {
             Ok(id) => site_lists::ack(pool, &op, site, id)
                 .await
-                .map(|_| back(&format!("Alert {id} acknowledged."), None)),
+                .map(|_| back("acked", &id.to_string())),
             Err(_) => Err(ApiError::NotFound(format!("no alert {id:?}"))),
         },
         _ => Err(ApiError::NotFound("no such form".into())),
