@@ -131,11 +131,14 @@ async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) 
                 (method_not_allowed("GET, HEAD"), None)
             }
         }
-        "/rpc/ingest_batch" | "/rpc/site_desired_state" if !post_only(&req) => {
+        "/rpc/ingest_batch" | "/rpc/site_desired_state" | "/rpc/site_desired_version"
+            if !post_only(&req) =>
+        {
             (method_not_allowed("POST"), None)
         }
-        "/rpc/ingest_batch" => rpc(req, state, true).await,
-        "/rpc/site_desired_state" => rpc(req, state, false).await,
+        "/rpc/ingest_batch" => rpc(req, state, SiteCall::IngestBatch).await,
+        "/rpc/site_desired_state" => rpc(req, state, SiteCall::DesiredState).await,
+        "/rpc/site_desired_version" => rpc(req, state, SiteCall::DesiredVersion).await,
         _ => (error(StatusCode::NOT_FOUND, "no such route"), None),
     }
 }
@@ -160,7 +163,15 @@ fn bearer(req: &Request<Incoming>) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
-async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Option<String>) {
+/// Which site function a `/rpc/...` route calls.
+#[derive(Clone, Copy)]
+enum SiteCall {
+    IngestBatch,
+    DesiredState,
+    DesiredVersion,
+}
+
+async fn rpc(req: Request<Incoming>, state: &State, call: SiteCall) -> (Resp, Option<String>) {
     let Some(token) = bearer(&req) else {
         return (unauthorized("missing bearer token"), None);
     };
@@ -206,27 +217,31 @@ async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Opti
     let Some(site_id) = args.get("site_id").and_then(Value::as_str) else {
         return (bad_request("missing argument site_id (a string)"), None);
     };
-    let call = if ingest {
-        let Some(mut batch) = args.get("batch").cloned() else {
-            return (bad_request("missing argument batch"), None);
-        };
-        // Only an escape can put U+0000 in a JSON string: no walk without one.
-        let fixed = if crate::sanitize::may_hold_nul(&body) {
-            crate::sanitize::nul_free(&mut batch)
-        } else {
-            0
-        };
-        if fixed > 0 {
-            log::info!("{fixed} strings with U+0000 made storable (U+FFFD, bytes in _b64)");
+    let call = match call {
+        SiteCall::IngestBatch => {
+            let Some(mut batch) = args.get("batch").cloned() else {
+                return (bad_request("missing argument batch"), None);
+            };
+            // Only an escape can put U+0000 in a JSON string: no walk without one.
+            let fixed = if crate::sanitize::may_hold_nul(&body) {
+                crate::sanitize::nul_free(&mut batch)
+            } else {
+                0
+            };
+            if fixed > 0 {
+                log::info!("{fixed} strings with U+0000 made storable (U+FFFD, bytes in _b64)");
+            }
+            Rpc::IngestBatch {
+                site_id: site_id.to_string(),
+                batch,
+            }
         }
-        Rpc::IngestBatch {
+        SiteCall::DesiredState => Rpc::SiteDesiredState {
             site_id: site_id.to_string(),
-            batch,
-        }
-    } else {
-        Rpc::SiteDesiredState {
+        },
+        SiteCall::DesiredVersion => Rpc::SiteDesiredVersion {
             site_id: site_id.to_string(),
-        }
+        },
     };
     match db::call(&state.pool, &token, &call).await {
         Ok((site, out)) => (json_text(StatusCode::OK, out), Some(site)),
