@@ -171,7 +171,7 @@ enum SiteCall {
     DesiredVersion,
 }
 
-async fn rpc(req: Request<Incoming>, state: &State, call: SiteCall) -> (Resp, Option<String>) {
+async fn rpc(req: Request<Incoming>, state: &State, kind: SiteCall) -> (Resp, Option<String>) {
     let Some(token) = bearer(&req) else {
         return (unauthorized("missing bearer token"), None);
     };
@@ -217,7 +217,7 @@ async fn rpc(req: Request<Incoming>, state: &State, call: SiteCall) -> (Resp, Op
     let Some(site_id) = args.get("site_id").and_then(Value::as_str) else {
         return (bad_request("missing argument site_id (a string)"), None);
     };
-    let call = match call {
+    let call = match kind {
         SiteCall::IngestBatch => {
             let Some(mut batch) = args.get("batch").cloned() else {
                 return (bad_request("missing argument batch"), None);
@@ -250,6 +250,20 @@ async fn rpc(req: Request<Incoming>, state: &State, call: SiteCall) -> (Resp, Op
             log::warn!("database unavailable: {e}");
             (
                 error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+                None,
+            )
+        }
+        // A database whose schema predates the counter: 404, as PostgREST
+        // answers for a missing function, so agents fall back quietly.
+        Err(CallError::Db(e))
+            if matches!(kind, SiteCall::DesiredVersion)
+                && e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+        {
+            (
+                error(
+                    StatusCode::NOT_FOUND,
+                    "site_desired_version is not in the database schema (load the current schema)",
+                ),
                 None,
             )
         }
