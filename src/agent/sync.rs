@@ -75,7 +75,8 @@ pub struct Syncer {
     desired: Option<DesiredState>,
     warned: HashSet<String>,
     kicks: Kicks,
-    versions: VersionWatch,
+    /// `None` with `desired_poll_secs = 0`: the counter is not read at all.
+    versions: Option<VersionWatch>,
 }
 
 impl Syncer {
@@ -119,7 +120,7 @@ impl Syncer {
             desired,
             warned: HashSet::new(),
             kicks,
-            versions: VersionWatch::default(),
+            versions: config.sync.desired_poll.map(|_| VersionWatch::default()),
         })
     }
 
@@ -260,20 +261,22 @@ impl Syncer {
         let Some(client) = &self.client else {
             return Ok(());
         };
+        let args = self.site_args();
         // The counter first: a change committed while the state is fetched
         // then shows as a moved version at the next poll.
-        let probe = Probe::from_reply(client.rpc(VERSION_RPC, &self.version_args()).await);
-        match self.versions.before_fetch(probe) {
-            Availability::Unchanged => {}
-            Availability::Found => log::info!(
-                "sync: the central side has {VERSION_RPC} now: its changes reach the router within the poll interval"
-            ),
-            Availability::Lost => log::info!(
-                "sync: the central side has no {VERSION_RPC} (HTTP 404, an older schema or gateway): \
-                 its changes arrive with the periodic full sync"
-            ),
+        if let Some(versions) = &mut self.versions {
+            let probe = Probe::from_reply(client.rpc(VERSION_RPC, &args).await);
+            match versions.before_fetch(probe) {
+                Availability::Unchanged => {}
+                Availability::Found => log::info!(
+                    "sync: the central side has {VERSION_RPC} now: its changes reach the router within the poll interval"
+                ),
+                Availability::Lost => log::info!(
+                    "sync: the central side has no {VERSION_RPC} (HTTP 404, an older schema or gateway): \
+                     its changes arrive with the periodic full sync"
+                ),
+            }
         }
-        let args = json!({ "site_id": self.site_id });
         let fetched = client
             .rpc("site_desired_state", &args)
             .await
@@ -303,10 +306,14 @@ impl Syncer {
                     );
                 }
                 self.desired = Some(desired);
-                self.versions.after_fetch(true);
+                if let Some(v) = &mut self.versions {
+                    v.after_fetch(true);
+                }
             }
             Err(e) => {
-                self.versions.after_fetch(false);
+                if let Some(v) = &mut self.versions {
+                    v.after_fetch(false);
+                }
                 log::warn!("sync: cannot fetch the desired state ({e}); using the last one saved");
                 report.fetch_error = Some(e);
             }
@@ -314,20 +321,20 @@ impl Syncer {
         Ok(())
     }
 
-    fn version_args(&self) -> Value {
+    /// The arguments of both calls.
+    fn site_args(&self) -> Value {
         json!({ "site_id": self.site_id })
     }
 
     /// A poll of the version counter to run beside the loop (the call
     /// itself waits on the client's HTTP thread), tagged with the current
-    /// generation; `None` without a central client or after a 404.
+    /// generation; `None` without a central client, with polling off, or
+    /// after a 404.
     fn version_poll(&self) -> Option<impl Future<Output = (u64, Probe)> + 'static> {
         let client = self.client.clone()?;
-        if !self.versions.polling() {
-            return None;
-        }
-        let generation = self.versions.generation();
-        let args = self.version_args();
+        let versions = self.versions.as_ref().filter(|v| v.polling())?;
+        let generation = versions.generation();
+        let args = self.site_args();
         Some(async move {
             let reply = client.rpc(VERSION_RPC, &args).await;
             (generation, Probe::from_reply(reply))
@@ -340,7 +347,10 @@ impl Syncer {
             Probe::Failed(e) => Some(e.clone()),
             _ => None,
         };
-        match self.versions.on_poll(generation, probe) {
+        let Some(versions) = &mut self.versions else {
+            return false;
+        };
+        match versions.on_poll(generation, probe) {
             PollDecision::SyncNow { from, to } => {
                 log::info!(
                     "sync: desired version {to} (was {}): syncing now",
@@ -684,7 +694,8 @@ async fn sync_loop(mut syncer: Syncer, router: Router, inputs: Inputs, timing: T
     let mut next = tokio::time::Instant::now();
     let mut next_poll = desired_poll.map(|p| next + p);
     loop {
-        let poll_at = next_poll.filter(|_| !probing && syncer.versions.polling());
+        let poll_at = next_poll
+            .filter(|_| !probing && syncer.versions.as_ref().is_some_and(VersionWatch::polling));
         let due = tokio::select! {
             _ = tokio::time::sleep_until(next) => true,
             Some(()) = trigger.recv() => true,
