@@ -138,6 +138,27 @@ mod tests {
         assert_eq!(c.sync.desired_poll, None);
         let c = load(&[("MIKROTIK_EDGE_DESIRED_POLL_SECS", "3")]).unwrap();
         assert_eq!(c.sync.desired_poll, Some(Duration::from_secs(3)));
+        // The file's key, and the environment over it.
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            b"desired_poll_secs = 30\n[router]\nhost = \"r\"\nuser = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let no_env = |_: &str| None;
+        let c = Config::load(Some(f.path()), &no_env).unwrap();
+        assert_eq!(c.sync.desired_poll, Some(Duration::from_secs(30)));
+        let env = |k: &str| (k == "MIKROTIK_EDGE_DESIRED_POLL_SECS").then(|| OsString::from("0"));
+        let c = Config::load(Some(f.path()), &env).unwrap();
+        assert_eq!(c.sync.desired_poll, None);
+        let mut bad_file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut bad_file,
+            b"desired_poll_secs = \"10\"\n[router]\nhost = \"r\"\nuser = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(bad_file.path()), &no_env).unwrap_err();
+        assert!(e.to_string().contains("desired_poll_secs"), "{e}");
         for bad in ["-1", "x", "86401", "1.5"] {
             let e = load(&[("MIKROTIK_EDGE_DESIRED_POLL_SECS", bad)]).unwrap_err();
             assert!(
