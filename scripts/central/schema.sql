@@ -10,7 +10,8 @@
 -- Entry points (see README "Central side"):
 --   ingest_batch(site_id text, batch json) returns jsonb
 --   site_desired_state(site_id text) returns jsonb
--- Both are SECURITY DEFINER: a PostgREST role only needs EXECUTE on them, no
+--   site_desired_version(site_id text) returns bigint
+-- All are SECURITY DEFINER: a PostgREST role only needs EXECUTE on them, no
 -- table privileges. When `request.jwt.claims` is set (PostgREST, or the
 -- mikrotik-central gateway), its `site_id` claim must equal the argument.
 
@@ -985,10 +986,132 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------- site_desired_version
+
+-- A counter per site, bumped in the same transaction as every change to
+-- what site_desired_state exports for that site (code/username, password,
+-- profile, comment, status, intent_at of vouchers and subscriptions; an
+-- insert or a delete). Agents poll site_desired_version cheaply and fetch
+-- the whole desired state only when it moved. Changes made by ingest_batch
+-- (edge.applying) are reports of what the router already holds
+-- (activations, expiries, adoptions, intents made at the site): they do not
+-- bump it, so an activation never sends the agent into a full sync. A site
+-- without a row is at version 0.
+CREATE TABLE IF NOT EXISTS site_desired_versions (
+    site_id    text PRIMARY KEY,
+    version    bigint NOT NULL DEFAULT 0,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Statement-level, over the transition tables: a batch of 10,000 vouchers
+-- in one INSERT bumps its site once. Sites in a stable order, so two
+-- statements touching the same sites cannot deadlock on the counters. The
+-- trigger functions are SECURITY DEFINER: whoever may write vouchers (an
+-- operator's role) needs no privilege on the counters, and nobody may call
+-- the bump itself.
+CREATE OR REPLACE FUNCTION _edge_bump_desired(p_sites text[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO site_desired_versions AS d (site_id, version)
+    SELECT s, 1 FROM (SELECT DISTINCT s FROM unnest(p_sites) AS u(s) WHERE s IS NOT NULL) x
+     ORDER BY s
+    ON CONFLICT (site_id) DO UPDATE SET version = d.version + 1, changed_at = now()
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_vouchers_desired_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF coalesce(current_setting('edge.applying', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_new));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_old));
+    ELSE
+        PERFORM _edge_bump_desired(ARRAY(
+            SELECT DISTINCT unnest(ARRAY[o.site_id, n.site_id])
+              FROM edge_old o JOIN edge_new n ON n.id = o.id
+             WHERE (o.site_id, o.code, o.password, o.profile_name, o.mikrotik_comment,
+                    o.status, o.intent_at)
+                   IS DISTINCT FROM
+                   (n.site_id, n.code, n.password, n.profile_name, n.mikrotik_comment,
+                    n.status, n.intent_at)));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_subscriptions_desired_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF coalesce(current_setting('edge.applying', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_new));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_old));
+    ELSE
+        PERFORM _edge_bump_desired(ARRAY(
+            SELECT DISTINCT unnest(ARRAY[o.site_id, n.site_id])
+              FROM edge_old o JOIN edge_new n ON n.id = o.id
+             WHERE (o.site_id, o.pppoe_username, o.password, o.profile_name, o.comment,
+                    o.status, o.intent_at)
+                   IS DISTINCT FROM
+                   (n.site_id, n.pppoe_username, n.password, n.profile_name, n.comment,
+                    n.status, n.intent_at)));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- A trigger with transition tables fires on one event only: three each.
+DROP TRIGGER IF EXISTS vouchers_desired_ins ON vouchers;
+CREATE TRIGGER vouchers_desired_ins AFTER INSERT ON vouchers
+    REFERENCING NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_vouchers_desired_changed();
+DROP TRIGGER IF EXISTS vouchers_desired_upd ON vouchers;
+CREATE TRIGGER vouchers_desired_upd AFTER UPDATE ON vouchers
+    REFERENCING OLD TABLE AS edge_old NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_vouchers_desired_changed();
+DROP TRIGGER IF EXISTS vouchers_desired_del ON vouchers;
+CREATE TRIGGER vouchers_desired_del AFTER DELETE ON vouchers
+    REFERENCING OLD TABLE AS edge_old
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_vouchers_desired_changed();
+DROP TRIGGER IF EXISTS subscriptions_desired_ins ON subscriptions;
+CREATE TRIGGER subscriptions_desired_ins AFTER INSERT ON subscriptions
+    REFERENCING NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_subscriptions_desired_changed();
+DROP TRIGGER IF EXISTS subscriptions_desired_upd ON subscriptions;
+CREATE TRIGGER subscriptions_desired_upd AFTER UPDATE ON subscriptions
+    REFERENCING OLD TABLE AS edge_old NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_subscriptions_desired_changed();
+DROP TRIGGER IF EXISTS subscriptions_desired_del ON subscriptions;
+CREATE TRIGGER subscriptions_desired_del AFTER DELETE ON subscriptions
+    REFERENCING OLD TABLE AS edge_old
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_subscriptions_desired_changed();
+
+-- The site's counter (0 before its first change). Same site rule as
+-- site_desired_state; one index lookup, for agents polling every few seconds.
+CREATE OR REPLACE FUNCTION site_desired_version(site_id text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_site    text := $1;
+    v_version bigint;
+BEGIN
+    PERFORM _edge_check_site(v_site);
+    SELECT version INTO v_version FROM site_desired_versions WHERE site_id = v_site;
+    RETURN coalesce(v_version, 0);
+END
+$$;
+
 -- Only the owner (and roles granted EXECUTE, e.g. edge_agent for PostgREST)
 -- may call the entry points; the helpers are internal.
 REVOKE ALL ON FUNCTION ingest_batch(text, json) FROM PUBLIC;
 REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION site_desired_version(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _edge_bump_desired(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------- page logins

@@ -1,4 +1,4 @@
-//! PostgreSQL side of the gateway: the pool, token hashes, the two calls.
+//! PostgreSQL side of the gateway: the pool, token hashes, the site calls.
 
 use std::time::Duration;
 
@@ -10,13 +10,17 @@ use tokio_postgres::error::SqlState;
 /// The schema, built in for `load-schema`.
 pub const SCHEMA: &str = include_str!("../../../scripts/central/schema.sql");
 
-/// The two functions the gateway exposes, with their arguments.
+/// The functions the gateway exposes to sites, with their arguments.
 pub enum Rpc {
     IngestBatch {
         site_id: String,
         batch: serde_json::Value,
     },
     SiteDesiredState {
+        site_id: String,
+    },
+    /// The counter agents poll (a bigint, as JSON a bare number).
+    SiteDesiredVersion {
         site_id: String,
     },
 }
@@ -146,6 +150,12 @@ pub async fn call(pool: &Pool, token: &str, rpc: &Rpc) -> Result<(String, String
         Rpc::SiteDesiredState { site_id } => {
             let st = tx
                 .prepare_cached("SELECT site_desired_state($1::text)::text")
+                .await?;
+            tx.query_one(&st, &[site_id]).await?.get(0)
+        }
+        Rpc::SiteDesiredVersion { site_id } => {
+            let st = tx
+                .prepare_cached("SELECT site_desired_version($1::text)::text")
                 .await?;
             tx.query_one(&st, &[site_id]).await?.get(0)
         }
