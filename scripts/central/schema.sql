@@ -964,10 +964,11 @@ BEGIN
 
     -- voucher_activated (one per code in this batch).
     INSERT INTO vouchers AS v (site_id, code, batch_id, valid_hours, status, first_login_at,
-                               expires_at, mac_address, last_seen, mikrotik_comment)
+                               expires_at, mac_address, last_seen, mikrotik_comment, sell, cost)
     SELECT p_site, x.usr, _edge_nz(x.ev ->> 'batch_id'), _edge_num(x.ev -> 'valid_hours'), 'active',
            _edge_ts(x.ev ->> 'first_login_at'), _edge_ts(x.ev ->> 'expires_at'),
-           _edge_nz(x.ev ->> 'mac'), x.at, _edge_nz(x.ev ->> 'comment')
+           _edge_nz(x.ev ->> 'mac'), x.at, _edge_nz(x.ev ->> 'comment'),
+           _edge_price(x.ev ->> 'comment', 3), _edge_price(x.ev ->> 'comment', 4)
       FROM unnest(v_rows) AS x
      WHERE x.fast AND x.type = 'voucher_activated' AND x.usr IS NOT NULL
      ORDER BY x.seq
@@ -982,6 +983,9 @@ BEGIN
            mac_address = coalesce(EXCLUDED.mac_address, v.mac_address),
            last_seen = greatest(coalesce(v.last_seen, EXCLUDED.last_seen), EXCLUDED.last_seen),
            mikrotik_comment = coalesce(EXCLUDED.mikrotik_comment, v.mikrotik_comment),
+           -- The price set at creation stays; else the comment's (as _edge_apply).
+           sell = coalesce(v.sell, EXCLUDED.sell),
+           cost = coalesce(v.cost, EXCLUDED.cost),
            updated_at = now();
 
     -- Logins (at most one per key, none seen_at_start): first the logouts
