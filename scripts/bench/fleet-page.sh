@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The fleet page at scale (issue 23; docs/scale.md): a throwaway PostgreSQL
 # with BENCH_SITES sites (default 1,000) and BENCH_SESSIONS closed sessions
-# (default 10,000,000, spread in time order over the last 45 days, 40 per
-# site still open), vouchers activated today, a connection log and alerts;
+# (default 10,000,000, spread in time order over the last BENCH_DAYS days,
+# default 45; 40 per site still open), vouchers activated today, a connection log and alerts;
 # then `mikrotik-central serve`, an operator logged in to the pages, and
 # BENCH_GETS (default 10) timed GETs of the fleet page (`/`) with curl.
 # Prints the times (median, worst) and the plans of the page's two queries.
@@ -17,6 +17,7 @@ cd "$(dirname "$0")/../.."
 SITES=${BENCH_SITES:-1000}
 SESSIONS=${BENCH_SESSIONS:-10000000}
 GETS=${BENCH_GETS:-10}
+DAYS=${BENCH_DAYS:-45}
 if [ -z "${BIN_DIR:-}" ]; then
   cargo build --quiet --release --features central --bin mikrotik-central
   BIN_DIR=target/release
@@ -52,8 +53,8 @@ while [ "$done_n" -lt "$SESSIONS" ]; do
     SELECT 'site-' || lpad((g % $SITES)::text, 4, '0'), 'hotspot', 'u' || (g % 5000), '*' || g, t,
            t + (10 + g % 110) * interval '1 min', g, g, 2400, 'gone', g, g, g
       FROM generate_series($done_n + 1, $done_n + $n) AS g
-     CROSS JOIN LATERAL (SELECT now() - interval '45 days' - interval '2 hours'
-                                + (g::float8 / $SESSIONS) * interval '45 days' AS t) AS x" >/dev/null
+     CROSS JOIN LATERAL (SELECT now() - interval '$DAYS days' - interval '2 hours'
+                                + (g::float8 / $SESSIONS) * interval '$DAYS days' AS t) AS x" >/dev/null
   done_n=$(( done_n + n ))
 done
 pg_throwaway_psql "INSERT INTO sessions (site_id, service, username, active_id, started_at, login_seq, last_seq)
@@ -98,7 +99,7 @@ explain() {
   echo "-- $1"
   pg_throwaway_psql "EXPLAIN (ANALYZE, COSTS OFF) $2"
 }
-explain "sparkline (page_queries::online_per_hour)" "$(sed -n '/WITH b AS/,/GROUP BY site_id, i"/p' \
+explain "sparkline (page_queries::online_per_hour)" "$(sed -n '/"SELECT site_id, i, /,/GROUP BY site_id, i"/p' \
   src/bin/mikrotik-central/page_queries.rs | sed 's/^ *"//; s/",$//; s/"$//')"
 explain "fleet summary (fleet.rs QUERY)" "$(sed -n '/^const QUERY/,/ORDER BY s.site_id";/p' \
   src/bin/mikrotik-central/fleet.rs | sed '1s/.*"//; s/";$//' \

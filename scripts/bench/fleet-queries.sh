@@ -7,6 +7,7 @@
 # sessions stored" case), then ANALYZE.
 set -euo pipefail
 url=$1 psql=${2:-psql}
+cd "$(dirname "$0")/../.."
 q() { "$psql" -X -q -At -d "$url" -v ON_ERROR_STOP=1 -c "$1"; }
 n=${BENCH_FLEET_SESSIONS:-0}
 if [ "$n" -gt 0 ]; then
@@ -31,14 +32,6 @@ explain "per site: activations today" \
   "SELECT site_id, count(*) FROM vouchers WHERE first_login_at >= date_trunc('day', now()) GROUP BY site_id"
 explain "per site: alerts of the last 24 h" \
   "SELECT site_id, count(*) FROM alerts WHERE at >= now() - interval '24 hours' GROUP BY site_id"
-explain "per site: 24 h sparkline (sessions online per hour; sessions started in the last 48 h or still open)" \
-  "WITH s AS (
-       SELECT site_id, started_at, ended_at FROM sessions WHERE started_at >= now() - interval '48 hours'
-       UNION ALL
-       SELECT site_id, started_at, ended_at FROM sessions
-        WHERE ended_at IS NULL AND started_at < now() - interval '48 hours')
-   SELECT s.site_id, h, count(*)
-     FROM s CROSS JOIN LATERAL generate_series(
-            greatest(date_trunc('hour', s.started_at), date_trunc('hour', now()) - interval '23 hours'),
-            date_trunc('hour', coalesce(s.ended_at, now())), interval '1 hour') AS h
-    GROUP BY 1, 2"
+# The page's own query, read from the source so the plan is the one served.
+explain "per site: 24 h sparkline (page_queries::online_per_hour)" "$(sed -n '/"SELECT site_id, i, /,/GROUP BY site_id, i"/p' \
+  src/bin/mikrotik-central/page_queries.rs | sed 's/^ *"//; s/",$//; s/"$//')"
