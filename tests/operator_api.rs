@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::gateway::{Gateway, add_site, central_command};
+use common::gateway::{Gateway, add_operator, add_site, central_command};
 use common::pg::Postgres;
 use common::*;
 use serde_json::{Value, json};
@@ -19,21 +19,6 @@ const ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n * u64::from(slow_factor()))
-}
-
-fn add_operator(pg: &Postgres, name: &str) -> String {
-    let out = central_command()
-        .args(["add-operator", name, "--database-url", &pg.url()])
-        .output()
-        .expect("run add-operator");
-    assert!(
-        out.status.success(),
-        "add-operator: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert_eq!(token.len(), 64, "{token:?}");
-    token
 }
 
 fn set_site(pg: &Postgres, args: &[&str]) -> std::process::Output {
