@@ -328,7 +328,7 @@ CREATE INDEX IF NOT EXISTS vouchers_site_batch_idx ON vouchers (site_id, batch_i
 ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_at timestamptz;
 ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_by text;
 CREATE INDEX IF NOT EXISTS alerts_open_idx ON alerts (site_id) WHERE acked_at IS NULL;
--- (Active sessions per site: sessions_open_idx, above, leads with site_id.)
+-- (Active sessions per site: sessions_open_started_idx, below.)
 CREATE INDEX IF NOT EXISTS mikrotik_connection_log_site_id_idx ON mikrotik_connection_log (site_id, id);
 
 -- A time as the operator API writes it: RFC 3339 in UTC, to the second.
@@ -1490,9 +1490,9 @@ END
 $$;
 
 -- Indexes for the fleet page's per-site aggregates (plans: docs/scale.md).
--- Active sessions per site: sessions_open_idx (partial, index-only). The
--- 24 h sparkline: sessions by start time (BRIN: rows arrive in time order,
--- a few pages of index per month). Activations today: vouchers by first login.
+-- Active sessions per site: a partial index of the open sessions (index
+-- only). Sessions by start time: BRIN (rows arrive in time order, a few
+-- pages of index per month). Activations today: vouchers by first login.
 CREATE INDEX IF NOT EXISTS sessions_started_brin ON sessions USING brin (started_at);
 -- The sparkline's open sessions with their start, index only (small: open
 -- sessions only).
