@@ -9,7 +9,8 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::desired::{
-    DesiredState, DesiredSubscription, Password, SubscriptionStatus, VoucherStatus,
+    DesiredState, DesiredSubscription, DesiredVoucher, Password, SubscriptionStatus,
+    VoucherStatus,
 };
 use super::intent::Intents;
 use super::state::{Isolation, ProfileSettings, ReconcileState};
@@ -278,9 +279,24 @@ fn vouchers(
     expired.retain(|n| on_router.contains_key(n) || desired_codes.contains(n));
     out.state.expired = expired;
 
-    // Router comments that carry an activation the desired comment lacks
-    // (central has not applied the `voucher_activated` yet): kept for a
-    // recreation, so a voucher deleted meanwhile keeps its term.
+    keep_router_activations(desired, &on_router, out);
+    for v in &desired.vouchers {
+        match on_router.get(&v.code) {
+            Some(r) => remove_voucher(v, r, monitor, out),
+            None => create_voucher(v, now, out),
+        }
+    }
+    adopt_unknown_vouchers(prev, lists, &desired_codes, out);
+}
+
+/// Router comments that carry an activation the desired comment lacks
+/// (central has not applied the `voucher_activated` yet): kept for a
+/// recreation, so a voucher deleted meanwhile keeps its term.
+fn keep_router_activations(
+    desired: &DesiredState,
+    on_router: &HashMap<&Name, &UserRow>,
+    out: &mut Plan,
+) {
     let mut router_comments = BTreeMap::new();
     for v in &desired.vouchers {
         let Some(r) = on_router.get(&v.code) else {
@@ -290,64 +306,76 @@ fn vouchers(
             continue;
         };
         // Each comment parsed once (a full parse copies its fields).
-        let on_router = activation_of(&r.comment);
-        if on_router.is_some() && on_router != activation_of(&v.comment) {
+        let activation = activation_of(&r.comment);
+        if activation.is_some() && activation != activation_of(&v.comment) {
             router_comments.insert(v.code.clone(), r.comment.clone());
         }
     }
     out.intents.router_comments = router_comments;
+}
 
-    for v in &desired.vouchers {
-        if let Some(r) = on_router.get(&v.code) {
-            if v.status == VoucherStatus::Deleted && has_system_marker(r.comment.as_bytes()) {
-                out.actions.push(SyncAction::RemoveUser {
-                    service: Service::Hotspot,
-                    id: r.id,
-                    user: v.code.clone(),
-                });
-                // A removed user left online would keep browsing.
-                for t in monitor.sessions.values() {
-                    if t.service == Service::Hotspot && t.user == v.code {
-                        out.actions.push(SyncAction::KickHotspot {
-                            active_id: t.active_id,
-                            user: v.code.clone(),
-                        });
-                    }
-                }
-            }
-            continue;
-        }
-        if matches!(v.status, VoucherStatus::Expired | VoucherStatus::Deleted)
-            || out.state.expired.contains(&v.code)
-        {
-            continue;
-        }
-        // The comment with the newest activation: central's, or the one
-        // last seen on the router.
-        let comment = match out.intents.router_comments.get(&v.code) {
-            Some(c) => c.clone(),
-            None if v.comment.is_empty() => Name::new(
-                SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes(),
-            ),
-            None => v.comment.clone(),
-        };
-        if comment_expired(&comment, now) {
-            continue;
-        }
-        if !block_unknown_password(out, Service::Hotspot, &v.code, &v.password) {
-            continue;
-        }
-        out.actions.push(SyncAction::CreateUser {
-            service: Service::Hotspot,
-            name: v.code.clone(),
-            password: v.password.clone(),
-            profile: v.profile.clone(),
-            comment,
-            disabled: false,
-        });
+/// Deleted centrally: our voucher goes, with its sessions.
+fn remove_voucher(v: &DesiredVoucher, r: &UserRow, monitor: &MonitorState, out: &mut Plan) {
+    if v.status != VoucherStatus::Deleted || !has_system_marker(r.comment.as_bytes()) {
+        return;
     }
+    out.actions.push(SyncAction::RemoveUser {
+        service: Service::Hotspot,
+        id: r.id,
+        user: v.code.clone(),
+    });
+    // A removed user left online would keep browsing.
+    for t in monitor.sessions.values() {
+        if t.service == Service::Hotspot && t.user == v.code {
+            out.actions.push(SyncAction::KickHotspot {
+                active_id: t.active_id,
+                user: v.code.clone(),
+            });
+        }
+    }
+}
 
-    // Our vouchers the central side does not know: adopted, left in place.
+/// Missing on the router and still sellable: created, with the comment
+/// that carries its newest activation.
+fn create_voucher(v: &DesiredVoucher, now: Timestamp, out: &mut Plan) {
+    if matches!(v.status, VoucherStatus::Expired | VoucherStatus::Deleted)
+        || out.state.expired.contains(&v.code)
+    {
+        return;
+    }
+    // The comment with the newest activation: central's, or the one
+    // last seen on the router.
+    let comment = match out.intents.router_comments.get(&v.code) {
+        Some(c) => c.clone(),
+        None if v.comment.is_empty() => Name::new(
+            SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes(),
+        ),
+        None => v.comment.clone(),
+    };
+    if comment_expired(&comment, now) {
+        return;
+    }
+    if !block_unknown_password(out, Service::Hotspot, &v.code, &v.password) {
+        return;
+    }
+    out.actions.push(SyncAction::CreateUser {
+        service: Service::Hotspot,
+        name: v.code.clone(),
+        password: v.password.clone(),
+        profile: v.profile.clone(),
+        comment,
+        disabled: false,
+    });
+}
+
+/// Our vouchers the central side does not know: adopted (reported once),
+/// left in place.
+fn adopt_unknown_vouchers(
+    prev: &ReconcileState,
+    lists: &RouterLists,
+    desired_codes: &BTreeSet<&Name>,
+    out: &mut Plan,
+) {
     for u in &lists.hotspot_users {
         if desired_codes.contains(&u.name) {
             continue;
