@@ -105,7 +105,7 @@ fn valid_allowed_host(s: &str) -> bool {
 
 pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {
     let defaults = RouterConfig::new("", "");
-    // Checked in this order the first bad key is named.
+    // Checked in this order: the first bad key is the one named.
     let (host, user, password) = router_login(src)?;
     let tls = router_tls(src)?;
     let port = match src.uint("router.port", 1..=65_535, "a port number 1-65535")? {
