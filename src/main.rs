@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use mikrotik_edge::agent::Signals;
 use mikrotik_edge::api_json;
 use mikrotik_edge::cli::{self, Command};
-use mikrotik_edge::agent::Signals;
 use mikrotik_edge::client::{ClientError, Connection, Item, ReplyStream};
 use mikrotik_edge::config::Config;
 use mikrotik_edge::proto::{self, Attrs};
@@ -200,11 +200,7 @@ enum Waited {
 
 /// Waits for the next item; with rows buffered, at most FLUSH_AFTER, then
 /// writes them (the caller waits again with nothing pending).
-async fn wait_next(
-    stream: &mut ReplyStream,
-    signals: &mut Signals,
-    out: &mut ApiOutput,
-) -> Waited {
+async fn wait_next(stream: &mut ReplyStream, signals: &mut Signals, out: &mut ApiOutput) -> Waited {
     let pending = !out.buf.is_empty();
     let next = async {
         if pending {

@@ -78,7 +78,10 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
-    let agent = Agent::run(&sim).state(&state).envs(&[("MIKROTIK_EDGE_USAGE_SECS", "2")]).start();
+    let agent = Agent::run(&sim)
+        .state(&state)
+        .envs(&[("MIKROTIK_EDGE_USAGE_SECS", "2")])
+        .start();
 
     // The expired voucher is disabled and its session kicked.
     agent.wait_event(|e| is(e, "voucher_expired", "v2") && e["action"] == "disable");
@@ -166,9 +169,7 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
         "unexpected commands: {log:?}"
     );
     // Debug logging and every event: the router password appears nowhere.
-    assert!(
-        !agent.lines().iter().any(|l| l.contains(PASSWORD))
-    );
+    assert!(!agent.lines().iter().any(|l| l.contains(PASSWORD)));
     agent.terminate();
 
     let events = stored_events(&state);
@@ -311,7 +312,10 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
         let sim = sim();
         sim.add_hotspot_user("v1", "pw", "voucher-1h", b"");
         let dir = tempfile::tempdir().unwrap();
-        let mut agent = Agent::run(&sim).state(&state_path(&dir)).envs(&[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "60")]).start();
+        let mut agent = Agent::run(&sim)
+            .state(&state_path(&dir))
+            .envs(&[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "60")])
+            .start();
         agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
         // Past the connect handling and one whole poll (under qemu that
         // takes a while); then the next poll hangs: every reply now takes
@@ -436,11 +440,14 @@ fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
     for how in [Misbehave::EndlessRows, Misbehave::UnterminatedSentence] {
         let sim = sim();
         let dir = tempfile::tempdir().unwrap();
-        let agent = Agent::run(&sim).state(&state_path(&dir)).envs(&[
+        let agent = Agent::run(&sim)
+            .state(&state_path(&dir))
+            .envs(&[
                 ("MIKROTIK_EDGE_ROUTER_MAX_REPLY_BYTES", "1048576"),
                 ("MIKROTIK_EDGE_ROUTER_MAX_SENTENCE_BYTES", "1048576"),
                 ("MIKROTIK_EDGE_ROUTER_KEEPALIVE_SECS", "1"),
-            ]).start();
+            ])
+            .start();
         agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
         let logins = sim.logins();
         sim.set_misbehave(Some(how));

@@ -126,7 +126,9 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
 
     // Central reachable: its Date header makes the clock trusted...
     let _gw = Gateway::start(&pg, &format!("127.0.0.1:{port}"));
-    let st = wait_status(&agent, "central source", |s| s["clock"]["source"] == "central");
+    let st = wait_status(&agent, "central source", |s| {
+        s["clock"]["source"] == "central"
+    });
     assert_eq!(st["clock"]["trusted"], true, "{st}");
     // ...at the server's time (the same host's clock here), read as a lower
     // bound: never ahead of it.
@@ -162,7 +164,9 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
     // Many polls later (the router's clock is re-read every 10): still
     // central, still one alert.
     let polls = status(&agent)["polls"].as_u64().unwrap_or(0);
-    let st = wait_status(&agent, "12 more polls", |s| s["polls"].as_u64() >= Some(polls + 12));
+    let st = wait_status(&agent, "12 more polls", |s| {
+        s["polls"].as_u64() >= Some(polls + 12)
+    });
     assert_eq!(st["clock"]["source"], "central", "{st}");
     assert!(clock_now(&st) <= Timestamp::now().unix(), "{st}");
     assert_eq!(alerts(), "1");

@@ -28,7 +28,9 @@ fn sync_runs(agent: &Agent) -> usize {
     agent
         .lines()
         .iter()
-        .filter(|l| l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions ("))
+        .filter(|l| {
+            l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
+        })
         .count()
 }
 

@@ -9,8 +9,7 @@ use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::desired::{
-    DesiredState, DesiredSubscription, DesiredVoucher, Password, SubscriptionStatus,
-    VoucherStatus,
+    DesiredState, DesiredSubscription, DesiredVoucher, Password, SubscriptionStatus, VoucherStatus,
 };
 use super::intent::Intents;
 use super::state::{Isolation, ProfileSettings, ReconcileState};
@@ -347,9 +346,9 @@ fn create_voucher(v: &DesiredVoucher, now: Timestamp, out: &mut Plan) {
     // last seen on the router.
     let comment = match out.intents.router_comments.get(&v.code) {
         Some(c) => c.clone(),
-        None if v.comment.is_empty() => Name::new(
-            SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes(),
-        ),
+        None if v.comment.is_empty() => {
+            Name::new(SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes())
+        }
         None => v.comment.clone(),
     };
     if comment_expired(&comment, now) {
