@@ -80,16 +80,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if [ "${#NATIVE[@]}" -gt 0 ]; then
     # One cargo invocation for all targets lets cargo overlap their builds.
-    # No unwind tables for the shipped binaries (-C force-unwind-tables=no,
-    # added to each target's rustflags from .cargo/config.toml): they abort
-    # on panic (profile.release), so the tables would only serve backtraces,
-    # and the binaries are stripped, so a backtrace has no names anyway.
-    # -200 KB of .eh_frame on aarch64 (docs/benchmarks.md). Only here, not in
-    # .cargo/config.toml: test builds unwind on panic and need the tables.
     target_args=()
-    for t in "${NATIVE[@]}"; do
-        target_args+=(--target "$t" --config "target.$t.rustflags=[\"-C\", \"force-unwind-tables=no\"]")
-    done
+    for t in "${NATIVE[@]}"; do target_args+=(--target "$t"); done
     echo "==> cargo build --release --no-default-features --bin mikrotik-edge ${target_args[*]}"
     cargo build --release --no-default-features --bin mikrotik-edge "${target_args[@]}"
 fi
