@@ -30,6 +30,10 @@ type EventsTable<'t> = redb::Table<'t, u64, &'static [u8]>;
 type Unconfirmed = (Bound<u64>, Bound<u64>);
 /// An earlier `dropped` record: its seq, size, and the range it covers.
 type OldDrop = (u64, u64, u64, u64, u64);
+/// A queued event's seq and size.
+type SeqLen = (u64, u64);
+/// What a new `dropped` record reports: first seq, last seq, count.
+type DropRange = (u64, u64, u64);
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind};
 
@@ -163,7 +167,7 @@ pub(super) fn enforce_in(
 fn scan_newest_first(
     table: &EventsTable<'_>,
     range: Unconfirmed,
-) -> Result<(Vec<(u64, u64)>, Vec<OldDrop>), StoreError> {
+) -> Result<(Vec<SeqLen>, Vec<OldDrop>), StoreError> {
     // Newest first: the first usage seen per session is the one kept.
     let mut seen = HashSet::new();
     let mut doomed = Vec::new();
@@ -209,7 +213,7 @@ fn drop_oldest(
     bytes: u64,
     low_water: u64,
     old_drops: Vec<OldDrop>,
-) -> Result<(u64, Option<(u64, u64, u64)>), StoreError> {
+) -> Result<(u64, Option<DropRange>), StoreError> {
     let mut doomed = Vec::new();
     let mut freed = 0u64;
     let mut dropped_range = None;
