@@ -6,27 +6,12 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::gateway::{Gateway, add_site, central_command};
+use common::gateway::{Gateway, add_operator, add_site, central_command};
 use common::pg::Postgres;
 use common::*;
 use serde_json::{Value, json};
 
 const ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-
-fn add_operator(pg: &Postgres, name: &str) -> String {
-    let out = central_command()
-        .args(["add-operator", name, "--database-url", &pg.url()])
-        .output()
-        .expect("run add-operator");
-    assert!(
-        out.status.success(),
-        "add-operator: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert_eq!(token.len(), 64, "{token:?}");
-    token
-}
 
 fn set_site(pg: &Postgres, args: &[&str]) -> std::process::Output {
     central_command()

@@ -10,25 +10,12 @@ mod common;
 use std::time::Duration;
 
 use cdp::Browser;
-use common::gateway::{Gateway, add_site, central_command};
+use common::gateway::{Gateway, add_operator, add_site, central_command};
 use common::pg::Postgres;
 use common::slow_factor;
 use serde_json::Value;
 
 /// `add-operator NAME`: the new token.
-fn add_operator(pg: &Postgres, name: &str) -> String {
-    let out = central_command()
-        .args(["add-operator", name, "--database-url", &pg.url()])
-        .output()
-        .expect("run add-operator");
-    assert!(
-        out.status.success(),
-        "add-operator: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn set_site(pg: &Postgres, site: &str, args: &[&str]) {
     let out = central_command()
         .args(["set-site", site, "--database-url", &pg.url()])
