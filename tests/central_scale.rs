@@ -526,3 +526,204 @@ fn an_exhausted_pool_answers_503_with_retry_after_at_once() {
     assert!(holder.wait().expect("psql").success());
     assert!(gw.count("database unavailable") >= 1, "{}", gw.log());
 }
+
+/// The fleet page's sparkline query, read from its source
+/// (page_queries::online_per_hour), filled to 24 counts per site as the
+/// page fills them, next to the plain definition (sessions started before
+/// the hour's end and before now, ended after its start or open), both in
+/// one statement (one now(): no hour turns in between).
+fn sparkline_and_plain(pg: &Postgres) -> (String, String) {
+    let src = include_str!("../src/bin/mikrotik-central/page_queries.rs");
+    let from = src
+        .find("\"SELECT site_id, i, (sum")
+        .expect("sparkline query in page_queries.rs");
+    let len = src[from..]
+        .find("GROUP BY site_id, i\"")
+        .expect("end of the sparkline query");
+    let query = src[from + 1..from + len + "GROUP BY site_id, i".len()].to_string();
+    let out = pg.psql(&format!(
+        "WITH r AS ({query}),
+              sites AS (SELECT DISTINCT site_id FROM sessions),
+              h AS (SELECT i, date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                              - make_interval(hours => 23 - i) AS t0
+                      FROM generate_series(0, 23) AS i)
+         SELECT (SELECT string_agg(s.site_id || ':' || (
+                     SELECT string_agg(coalesce((SELECT r.sum FROM r WHERE r.site_id = s.site_id
+                                                   AND r.i <= h.i ORDER BY r.i DESC LIMIT 1), 0)::text,
+                                       ',' ORDER BY h.i) FROM h), ' ' ORDER BY s.site_id) FROM sites s),
+                (SELECT string_agg(s.site_id || ':' || (
+                     SELECT string_agg((SELECT count(*) FROM sessions x WHERE x.site_id = s.site_id
+                                          AND x.started_at < least(h.t0 + interval '1 hour', now())
+                                          AND coalesce(x.ended_at, now()) > h.t0)::text,
+                                       ',' ORDER BY h.i) FROM h), ' ' ORDER BY s.site_id) FROM sites s)"
+    ));
+    let (a, b) = out.split_once('|').expect("two columns");
+    (a.to_string(), b.to_string())
+}
+
+#[test]
+fn the_sparkline_rollup_stays_the_plain_definition_through_ingest_and_retention() {
+    let pg = Postgres::start();
+    // Event times relative to now, in minutes ago (negative: ahead, an
+    // agent clock running fast); "h6" is exactly six hours before this
+    // hour began.
+    let ago = [
+        "1800", "1210", "1080", "600", "1560", "180", "120", "540", "60", "240", "30", "h6", "h6",
+        "400", "390", "380", "-2", "70", "420",
+    ];
+    let times: Vec<String> = pg
+        .psql(&format!(
+            "SELECT string_agg(to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ',' ORDER BY n)
+               FROM unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS a(m, n),
+                    LATERAL (SELECT CASE WHEN m = 'h6'
+                                         THEN date_trunc('hour', now()) - interval '6 hours'
+                                         ELSE now() - m::int * interval '1 minute' END AS t) AS x",
+            ago.iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let at = |i: usize| times[i].clone();
+    let mut seq = 0u64;
+    let mut next = |t: String, ty: &str, user: &str, id: &str, extra: Value| {
+        seq += 1;
+        let mut v = json!({
+            "stream": STREAM, "seq": seq, "prev": seq - 1, "at": t, "site": "s", "type": ty,
+            "service": "hotspot", "user": user, "active_id": id,
+        });
+        for (k, x) in extra.as_object().expect("extra object") {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let none = json!({});
+    // Before the window and still open; an hour-spanning session; logins
+    // and logouts in separate batches; a re-login with the same key (the
+    // stale row is closed as replaced); a logout without its login (a
+    // closed session from uptime); a seen_at_start login merged into an
+    // open session; a session starting and ending on an hour boundary;
+    // three events of one key in one batch (one by one); a login ahead of
+    // now.
+    let b1 = vec![
+        next(at(0), "login", "u1", "*1", none.clone()),
+        next(at(1), "login", "u2", "*2", none.clone()),
+        next(at(2), "logout", "u2", "*2", none.clone()),
+        next(at(3), "login", "u3", "*3", none.clone()),
+        next(at(4), "login", "u4", "*4", none.clone()),
+        next(at(3), "usage", "u1", "*1", json!({"bytes_in": 10})),
+    ];
+    let b2 = vec![
+        next(at(5), "login", "u4", "*4b", json!({"seen_at_start": true})),
+        next(at(6), "logout", "u1", "*1", none.clone()),
+        next(at(7), "login", "u3", "*3", none.clone()),
+        next(at(8), "logout", "u6", "*6", json!({"uptime_secs": 7200})),
+        next(at(9), "logout", "u3", "*3", none.clone()),
+        next(at(10), "login", "u7", "*7", none.clone()),
+        next(at(11), "login", "u5", "*5", none.clone()),
+        next(at(12), "logout", "u5", "*5", none.clone()),
+    ];
+    let b3 = vec![
+        next(at(13), "login", "u8", "*8", none.clone()),
+        next(at(14), "logout", "u8", "*8", none.clone()),
+        next(at(15), "login", "u8", "*8", none.clone()),
+        next(at(16), "login", "u9", "*9", none.clone()),
+    ];
+    // A gap: the logout arrives before its login (the row's start moves
+    // from logout - uptime to the login's time when the login comes).
+    let login10 = next(at(18), "login", "u10", "*10", none.clone());
+    let logout10 = next(at(17), "logout", "u10", "*10", json!({"uptime_secs": 60}));
+    let n = (b1.len() + b2.len() + b3.len() + 2) as u64;
+    for site in ["a", "b"] {
+        ingest(&pg, site, &b1);
+        ingest(&pg, site, &b2);
+    }
+    ingest(&pg, "a", &b3);
+    assert_eq!(
+        ingest(&pg, "a", std::slice::from_ref(&logout10))["stored_through"],
+        json!(n - 2)
+    );
+    let (spark, plain) = sparkline_and_plain(&pg);
+    assert_eq!(spark, plain, "before the gap is filled");
+    assert_eq!(
+        ingest(&pg, "a", std::slice::from_ref(&login10))["stored_through"],
+        json!(n)
+    );
+    // The whole stream again (a retry): each event stored once, nothing
+    // counted twice.
+    let all: Vec<Value> = [b1.clone(), b2.clone(), b3, vec![login10, logout10]].concat();
+    let rows = pg.psql("SELECT count(*) FROM sessions");
+    let (first_spark, first_plain) = sparkline_and_plain(&pg);
+    assert_eq!(first_spark, first_plain);
+    assert_eq!(ingest(&pg, "a", &all)["stored_through"], json!(n));
+    assert_eq!(
+        ingest(&pg, "b", &b2)["stored_through"],
+        json!(b1.len() + b2.len())
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM sessions"), rows);
+    let (spark, plain) = sparkline_and_plain(&pg);
+    assert_eq!(spark, plain, "after the retries");
+    // The mix did what it says, and the counts are not trivially flat.
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FILTER (WHERE end_reason = 'replaced'), count(*) FILTER (WHERE seen_at_start), \
+                    count(*) FILTER (WHERE username = 'u10' AND login_seq IS NOT NULL AND logout_seq IS NOT NULL) \
+               FROM sessions WHERE site_id = 'a'"
+        ),
+        "1|1|1"
+    );
+    let a = plain
+        .split(' ')
+        .find_map(|s| s.strip_prefix("a:"))
+        .expect("site a");
+    let distinct: std::collections::BTreeSet<&str> = a.split(',').collect();
+    assert!(distinct.len() >= 4, "{plain}");
+    // The hourly fold and retention (a dropped month, rows deleted from
+    // the default partition; sessions open or ended in the window among
+    // them) keep the counts.
+    let old_month = pg.psql(
+        "DO $$
+         DECLARE f timestamptz := (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '3 months')
+                                  AT TIME ZONE 'UTC';
+         BEGIN
+             EXECUTE format('CREATE TABLE %I PARTITION OF sessions FOR VALUES FROM (%L) TO (%L)',
+                            'sessions_' || to_char(f AT TIME ZONE 'UTC', 'YYYYMM'), f, f + interval '1 month');
+             INSERT INTO sessions (site_id, service, username, started_at, ended_at) VALUES
+               ('a', 'hotspot', 'old-open', f + interval '1 day', NULL),
+               ('b', 'hotspot', 'old-closed', f + interval '1 day', now() - interval '3 hours'),
+               ('a', 'hotspot', 'older-open', f - interval '2 months', NULL),
+               ('b', 'hotspot', 'older-closed', f - interval '2 months', now() - interval '5 hours');
+         END $$;
+         SELECT 'sessions_' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '3 months', 'YYYYMM')",
+    );
+    let folded: i64 = pg
+        .psql("SELECT edge_fold_session_hours()")
+        .parse()
+        .expect("fold count");
+    assert!(folded > 0, "folded {folded}");
+    assert!(
+        pg.psql("SELECT count(*) FROM site_session_hours WHERE hour = '-infinity'") != "0",
+        "one row per site before the window"
+    );
+    let (spark, plain) = sparkline_and_plain(&pg);
+    assert_eq!(spark, plain, "after the fold");
+    let dropped = pg.psql("SELECT string_agg(x, ',') FROM edge_drop_partitions_older_than(1) AS x");
+    assert!(
+        dropped.contains(old_month.as_str()) && dropped.contains("sessions_default: 2 rows"),
+        "{old_month}: {dropped}"
+    );
+    let (spark, plain) = sparkline_and_plain(&pg);
+    assert_eq!(spark, plain, "after retention");
+    // The rollup holds exactly what the stored sessions give.
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM (
+               SELECT site_id, sum(started) - sum(ended) FROM site_session_hours GROUP BY 1
+               EXCEPT
+               SELECT site_id, count(*) FILTER (WHERE ended_at IS NULL) FROM sessions GROUP BY 1) d"
+        ),
+        "0"
+    );
+}

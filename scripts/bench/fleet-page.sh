@@ -69,6 +69,9 @@ pg_throwaway_psql "INSERT INTO mikrotik_connection_log (site_id, event, created_
 pg_throwaway_psql "INSERT INTO alerts (site_id, name, message, at)
   SELECT s.site_id, 'router', 'test', now() - i * interval '3 hours'
     FROM sites s CROSS JOIN generate_series(1, 3) AS i" >/dev/null
+# As the gateway's hourly maintenance leaves it: the sparkline rollup's
+# hours older than a day folded into one row per site.
+pg_throwaway_psql "SELECT edge_fold_session_hours()" >/dev/null
 pg_throwaway_psql "VACUUM ANALYZE" >/dev/null
 echo "loaded $SITES sites, $(pg_throwaway_psql "SELECT count(*) FROM sessions") sessions" \
      "($(pg_throwaway_psql "SELECT pg_size_pretty(pg_total_relation_size('sessions'::regclass) + coalesce((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'sessions'::regclass), 0))") with indexes) in $(secs "$t0") s"

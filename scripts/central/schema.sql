@@ -1409,7 +1409,8 @@ $$;
 -- partitions; `mikrotik-central prune --keep-months N`. Returns what it
 -- dropped. agent_events rows go by received_at: an agent retries far
 -- sooner than a month, so what is dropped is long below stored_through.
--- Sessions still open in a dropped month go with it.
+-- Sessions still open in a dropped month go with it (and out of
+-- site_session_hours).
 CREATE OR REPLACE FUNCTION edge_drop_partitions_older_than(p_keep_months integer)
 RETURNS SETOF text
 LANGUAGE plpgsql AS $$
@@ -1440,11 +1441,18 @@ BEGIN
                     AT TIME ZONE 'UTC') <= v_cut
              ORDER BY c.relname
         LOOP
+            IF t = 'sessions' THEN
+                -- A DROP fires no trigger: the rollup forgets them first.
+                PERFORM _edge_session_hours_forget(v_part);
+            END IF;
             EXECUTE format('DROP TABLE %I', v_part);
             RETURN NEXT v_part;
         END LOOP;
         IF to_regclass(t || '_default') IS NOT NULL THEN
-            EXECUTE format('DELETE FROM %I WHERE %I < $1', t || '_default', v_key) USING v_cut;
+            -- Through the parent (the older months are gone, so only the
+            -- default partition has such rows): its statement triggers
+            -- keep site_session_hours in step.
+            EXECUTE format('DELETE FROM %I WHERE %I < $1', t, v_key) USING v_cut;
             GET DIAGNOSTICS v_n = ROW_COUNT;
             IF v_n > 0 THEN
                 RETURN NEXT format('%s: %s rows', t || '_default', v_n);
@@ -1504,6 +1512,162 @@ CREATE INDEX IF NOT EXISTS sessions_ended_idx ON sessions (ended_at) INCLUDE (si
     WHERE ended_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS vouchers_first_login_idx ON vouchers (first_login_at, site_id)
     WHERE first_login_at IS NOT NULL;
+
+-- ---------------------------------------------------------------- site_session_hours
+
+-- Sessions per site by UTC hour, for the fleet page's 24-hour sparkline
+-- (page_queries::online_per_hour) without reading the sessions of the
+-- last day (docs/scale.md). A session counts as online in hour H when
+-- started_at < H + 1 h and coalesce(ended_at, now) > H, that is in the
+-- hours from start_key = floor_hour(started_at) up to, excluding,
+-- end_key = greatest(ceil_hour(ended_at), start_key). Per (site, hour):
+-- `started` sessions with that start_key, `ended` closed sessions with
+-- that end_key; online in H = sum(started - ended) over hours <= H.
+-- Kept by statement triggers on `sessions` (every writer, one aggregate
+-- per statement), by edge_drop_partitions_older_than (dropped partitions
+-- fire no trigger) and folded by edge_fold_session_hours (hours older than
+-- a day become one row per site at '-infinity').
+CREATE TABLE IF NOT EXISTS site_session_hours (
+    site_id text NOT NULL,
+    hour    timestamptz NOT NULL,
+    started bigint NOT NULL DEFAULT 0,
+    ended   bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (site_id, hour)
+);
+
+CREATE OR REPLACE FUNCTION _edge_hour_floor(t timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$ SELECT date_trunc('hour', t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' $$;
+
+-- The first hour a closed session is no longer online in (NULL: open).
+CREATE OR REPLACE FUNCTION _edge_session_end_hour(p_started timestamptz, p_ended timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+    -- (greatest() skips NULLs: an open session has no end hour.)
+    SELECT CASE WHEN p_ended IS NOT NULL THEN
+               greatest(CASE WHEN _edge_hour_floor(p_ended) = p_ended THEN p_ended
+                             ELSE _edge_hour_floor(p_ended) + interval '1 hour' END,
+                        _edge_hour_floor(p_started)) END
+$$;
+
+-- Adds the transition tables' sessions (new rows +1, old rows -1) to the
+-- rollup. Rows in key order: two transactions never wait on each other
+-- in opposite orders.
+CREATE OR REPLACE FUNCTION _edge_session_hours_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO site_session_hours AS h (site_id, hour, started, ended)
+        SELECT x.site_id, v.hour, sum(v.s), sum(v.e)
+          FROM new_rows AS x,
+               LATERAL (VALUES (_edge_hour_floor(x.started_at), 1, 0),
+                               (_edge_session_end_hour(x.started_at, x.ended_at), 0, 1)) AS v(hour, s, e)
+         WHERE v.hour IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (site_id, hour) DO UPDATE
+           SET started = h.started + EXCLUDED.started, ended = h.ended + EXCLUDED.ended;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO site_session_hours AS h (site_id, hour, started, ended)
+        SELECT x.site_id, v.hour, -sum(v.s), -sum(v.e)
+          FROM old_rows AS x,
+               LATERAL (VALUES (_edge_hour_floor(x.started_at), 1, 0),
+                               (_edge_session_end_hour(x.started_at, x.ended_at), 0, 1)) AS v(hour, s, e)
+         WHERE v.hour IS NOT NULL
+         GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (site_id, hour) DO UPDATE
+           SET started = h.started + EXCLUDED.started, ended = h.ended + EXCLUDED.ended;
+    ELSE
+        -- Most updates (usage) change neither time: nothing is written.
+        INSERT INTO site_session_hours AS h (site_id, hour, started, ended)
+        SELECT x.site_id, v.hour, sum(x.sign * v.s), sum(x.sign * v.e)
+          FROM (SELECT 1 AS sign, site_id, started_at, ended_at FROM new_rows
+                UNION ALL
+                SELECT -1, site_id, started_at, ended_at FROM old_rows) AS x,
+               LATERAL (VALUES (_edge_hour_floor(x.started_at), 1, 0),
+                               (_edge_session_end_hour(x.started_at, x.ended_at), 0, 1)) AS v(hour, s, e)
+         WHERE v.hour IS NOT NULL
+         GROUP BY 1, 2
+        HAVING sum(x.sign * v.s) <> 0 OR sum(x.sign * v.e) <> 0
+         ORDER BY 1, 2
+        ON CONFLICT (site_id, hour) DO UPDATE
+           SET started = h.started + EXCLUDED.started, ended = h.ended + EXCLUDED.ended;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Takes a partition's sessions out of the rollup before it is dropped.
+CREATE OR REPLACE FUNCTION _edge_session_hours_forget(p_part text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format(
+        'INSERT INTO site_session_hours AS h (site_id, hour, started, ended)
+         SELECT x.site_id, v.hour, -sum(v.s), -sum(v.e)
+           FROM %I AS x,
+                LATERAL (VALUES (_edge_hour_floor(x.started_at), 1, 0),
+                                (_edge_session_end_hour(x.started_at, x.ended_at), 0, 1)) AS v(hour, s, e)
+          WHERE v.hour IS NOT NULL
+          GROUP BY 1, 2 ORDER BY 1, 2
+         ON CONFLICT (site_id, hour) DO UPDATE
+            SET started = h.started + EXCLUDED.started, ended = h.ended + EXCLUDED.ended', p_part);
+END
+$$;
+
+-- Hours that ended more than a day ago become one row per site (hour
+-- '-infinity'): the sparkline reads at most that row and the last day's.
+-- Called by `mikrotik-central serve` hourly. Returns the rows folded.
+CREATE OR REPLACE FUNCTION edge_fold_session_hours() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint;
+BEGIN
+    WITH d AS (
+        DELETE FROM site_session_hours
+         WHERE hour > '-infinity' AND hour < _edge_hour_floor(now()) - interval '24 hours'
+        RETURNING site_id, started, ended
+    ), s AS (
+        SELECT site_id, sum(started) AS started, sum(ended) AS ended, count(*) AS n
+          FROM d GROUP BY 1
+    ), i AS (
+        INSERT INTO site_session_hours AS h (site_id, hour, started, ended)
+        SELECT site_id, '-infinity', started, ended FROM s ORDER BY 1
+        ON CONFLICT (site_id, hour) DO UPDATE
+           SET started = h.started + EXCLUDED.started, ended = h.ended + EXCLUDED.ended
+    )
+    SELECT coalesce(sum(n), 0) INTO v_n FROM s;
+    RETURN v_n;
+END
+$$;
+
+-- The triggers, once; a database that has sessions from before them gets
+-- the rollup filled from them in the same transaction (sessions locked
+-- against writes meanwhile, so nothing is counted twice or missed).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger
+                WHERE tgrelid = 'sessions'::regclass AND tgname = 'sessions_hours_insert') THEN
+        RETURN;
+    END IF;
+    LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM site_session_hours;
+    INSERT INTO site_session_hours (site_id, hour, started, ended)
+    SELECT x.site_id, v.hour, sum(v.s), sum(v.e)
+      FROM sessions AS x,
+           LATERAL (VALUES (_edge_hour_floor(x.started_at), 1, 0),
+                           (_edge_session_end_hour(x.started_at, x.ended_at), 0, 1)) AS v(hour, s, e)
+     WHERE v.hour IS NOT NULL
+     GROUP BY 1, 2;
+    CREATE TRIGGER sessions_hours_insert AFTER INSERT ON sessions
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION _edge_session_hours_trigger();
+    CREATE TRIGGER sessions_hours_update AFTER UPDATE ON sessions
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION _edge_session_hours_trigger();
+    CREATE TRIGGER sessions_hours_delete AFTER DELETE ON sessions
+        REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION _edge_session_hours_trigger();
+    PERFORM edge_fold_session_hours();
+END
+$$;
 
 -- ---------------------------------------------------------------- site_desired_state
 

@@ -177,6 +177,17 @@ pub async fn maintain_partitions(pool: &Pool) -> Result<i64, String> {
     Ok(row.get(0))
 }
 
+/// Folds the sparkline rollup's hours older than a day into one row per
+/// site (edge_fold_session_hours); returns the rows folded.
+pub async fn fold_session_hours(pool: &Pool) -> Result<i64, String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let row = client
+        .query_one("SELECT edge_fold_session_hours()", &[])
+        .await
+        .map_err(|e| db_message(&e))?;
+    Ok(row.get(0))
+}
+
 /// Retention: drops the partitions older than `keep_months`; returns
 /// what was dropped.
 pub async fn prune(url: &str, keep_months: i32) -> Result<Vec<String>, String> {

@@ -22,8 +22,10 @@ use crate::db::{self, CallError, Rpc};
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
-/// How often the gateway creates the coming months' partitions.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How often the gateway creates the coming months' partitions and folds
+/// the sparkline rollup's hours older than a day (both cheap when there is
+/// nothing to do; hourly keeps the rollup at about 50 rows per site).
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// Retry-After on a 503: the agent's uploader backs off at least this long.
 const RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
 /// Time allowed to send a whole request body.
@@ -39,8 +41,10 @@ type Resp = Response<Full<Bytes>>;
 
 pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     let pool = db::pool(&opts.database_url, opts.pool_size, opts.pool_wait)?;
-    // The coming months' partitions: now, then daily (a missing month
-    // would only fill the default partition, so a failure is a warning).
+    // The coming months' partitions: now, then hourly (a missing month
+    // would only fill the default partition, so a failure is a warning);
+    // the same for the rollup's fold (unfolded rows only cost the page
+    // a little time, never a wrong count).
     let maint = pool.clone();
     tokio::spawn(async move {
         loop {
@@ -48,6 +52,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
                 Ok(0) => {}
                 Ok(n) => log::info!("created {n} partitions"),
                 Err(e) => log::warn!("partition maintenance: {e}"),
+            }
+            if let Err(e) = db::fold_session_hours(&maint).await {
+                log::warn!("session hours fold: {e}");
             }
             tokio::time::sleep(MAINTENANCE_EVERY).await;
         }

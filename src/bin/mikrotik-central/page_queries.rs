@@ -11,38 +11,46 @@ use crate::db::StoreError;
 /// Hours in a sparkline.
 pub const HOURS: usize = 24;
 
-/// Sessions online in each of the last 24 hour buckets (the current,
-/// partial hour last), per site, in one query for all sites. A session
-/// counts in every bucket it overlaps. One pass over the sessions: each
-/// adds +1 at its first bucket and -1 after its last, and a running sum
-/// per site gives the count at each bucket where it changes (three times
-/// faster than joining 24 buckets against the sessions). The sessions
-/// come from two indexes, not a scan of every stored session: the open
-/// ones (`sessions_open_started_idx`) and those ended in the window
-/// (`sessions_ended_idx`), counted by (site, first bucket, last bucket)
-/// before the +1/-1 pass; docs/scale.md has the plan at 10 million.
+/// Sessions online in each of the last 24 hour buckets (UTC hours, the
+/// current, partial hour last), per site, in one query for all sites. A
+/// session counts in every bucket it overlaps: started before the bucket's
+/// end (and before now), ended after its start or still open. Read from
+/// the `site_session_hours` rollup that triggers on `sessions` keep
+/// (schema.sql): per site, the count before the window (one folded row
+/// and the hours before it) and a running sum of starts minus ends over
+/// the window's hours, at most about 50 rows per site instead of every
+/// session of the last day. Two small corrections read `sessions` itself:
+/// sessions started this hour but after now (an agent clock ahead) do not
+/// count yet, and when now is exactly on the hour the open ones are not
+/// online in it. docs/scale.md has the plan at 10 million sessions.
 pub async fn online_per_hour(pool: &Pool) -> Result<HashMap<String, Vec<i64>>, StoreError> {
     let client = pool.get().await.map_err(StoreError::pool)?;
     let st = client
         .prepare_cached(
-            // t0 (the first bucket's start) is written out, not joined from
-            // a CTE: the join per row cost more than the rest of the query.
-            "SELECT site_id, i, (sum(sum(delta)) OVER (PARTITION BY site_id ORDER BY i))::bigint
-               FROM (SELECT site_id, first, last, count(*) AS n
-                       FROM (SELECT x.site_id,
-                                    greatest(0, floor(date_part('epoch', x.started_at
-                                        - (date_trunc('hour', now()) - interval '23 hours')) / 3600))::int AS first,
-                                    least(23, ceil(date_part('epoch', coalesce(x.ended_at, now())
-                                        - (date_trunc('hour', now()) - interval '23 hours')) / 3600)::int - 1) AS last
-                               FROM (SELECT site_id, started_at, ended_at FROM sessions
-                                      WHERE ended_at IS NULL
-                                     UNION ALL
-                                     SELECT site_id, started_at, ended_at FROM sessions
-                                      WHERE ended_at > date_trunc('hour', now()) - interval '23 hours') x
-                              WHERE x.started_at < now()) s
-                      GROUP BY 1, 2, 3) e,
-                    LATERAL (VALUES (e.first, e.n), (e.last + 1, -e.n)) AS v(i, delta)
-              WHERE e.last >= e.first AND v.i <= 23
+            // t0 (the first bucket's start) is written out rather than
+            // joined from a CTE so that now() prunes the partitions.
+            "SELECT site_id, i, (sum(sum(n)) OVER (PARTITION BY site_id ORDER BY i))::bigint
+               FROM (SELECT site_id,
+                            CASE WHEN hour < date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                                             - interval '23 hours' THEN -1
+                                 ELSE (date_part('epoch', hour - (date_trunc('hour', now() AT TIME ZONE 'UTC')
+                                          AT TIME ZONE 'UTC' - interval '23 hours')) / 3600)::int END AS i,
+                            started - ended AS n
+                       FROM site_session_hours
+                      WHERE hour <= date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                     UNION ALL
+                     SELECT site_id, 23, -count(*) FROM sessions
+                      WHERE started_at >= now()
+                        AND started_at < date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                                         + interval '1 hour'
+                        AND (ended_at IS NULL
+                             OR ended_at > date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+                      GROUP BY site_id
+                     UNION ALL
+                     SELECT site_id, 23, -count(*) FROM sessions
+                      WHERE ended_at IS NULL AND started_at < now()
+                        AND now() = date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                      GROUP BY site_id) x
               GROUP BY site_id, i",
         )
         .await?;
@@ -63,13 +71,14 @@ pub async fn online_per_hour(pool: &Pool) -> Result<HashMap<String, Vec<i64>>, S
 }
 
 /// Hourly counts from (bucket, count from this bucket on) change points,
-/// sorted by bucket: each bucket holds the last change at or before it.
+/// sorted by bucket (-1: before the window): each bucket holds the last
+/// change at or before it.
 fn fill(changes: &[(i32, i64)]) -> Vec<i64> {
     let mut out = vec![0; HOURS];
     let mut next = changes.iter().peekable();
     let mut value = 0;
-    for (i, slot) in out.iter_mut().enumerate() {
-        while let Some((_, v)) = next.next_if(|(b, _)| usize::try_from(*b).is_ok_and(|b| b <= i)) {
+    for (i, slot) in (0i32..).zip(out.iter_mut()) {
+        while let Some((_, v)) = next.next_if(|(b, _)| *b <= i) {
             value = *v;
         }
         *slot = value;
@@ -119,6 +128,8 @@ mod tests {
     fn fill_carries_each_change_forward() {
         let v = super::fill(&[(2, 1), (5, 3), (6, 0), (23, 2)]);
         assert_eq!(&v[..8], &[0, 0, 1, 1, 1, 3, 0, 0]);
+        let before = super::fill(&[(-1, 4), (1, 5)]);
+        assert_eq!(&before[..3], &[4, 5, 5]);
         assert_eq!((v[22], v[23], v.len()), (0, 2, 24));
         assert_eq!(super::fill(&[]), vec![0; 24]);
     }
