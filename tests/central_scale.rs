@@ -726,4 +726,9 @@ fn the_sparkline_rollup_stays_the_plain_definition_through_ingest_and_retention(
         ),
         "0"
     );
+    // TRUNCATE (no row-level trigger fires): the rollup empties too.
+    assert_eq!(
+        pg.psql("TRUNCATE sessions; SELECT count(*) FROM site_session_hours"),
+        "0"
+    );
 }

@@ -1594,6 +1594,15 @@ BEGIN
 END
 $$;
 
+-- TRUNCATE sessions (whole table; fires no row-level trigger): nothing left.
+CREATE OR REPLACE FUNCTION _edge_session_hours_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM site_session_hours;
+    RETURN NULL;
+END
+$$;
+
 -- Takes a partition's sessions out of the rollup before it is dropped.
 CREATE OR REPLACE FUNCTION _edge_session_hours_forget(p_part text) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -1664,6 +1673,8 @@ BEGIN
     CREATE TRIGGER sessions_hours_delete AFTER DELETE ON sessions
         REFERENCING OLD TABLE AS old_rows
         FOR EACH STATEMENT EXECUTE FUNCTION _edge_session_hours_trigger();
+    CREATE TRIGGER sessions_hours_truncate AFTER TRUNCATE ON sessions
+        FOR EACH STATEMENT EXECUTE FUNCTION _edge_session_hours_truncate();
     PERFORM edge_fold_session_hours();
 END
 $$;
