@@ -39,7 +39,21 @@
 # its listens open.
 #
 #   BENCH_LISTEN_USERS=1000 BENCH_LISTEN_ACTIVE=500 BENCH_LOGINS=10 BENCH_IDLE_SECS=20
+#
+# Scale (`scripts/bench.sh --scale`, only that part, a few minutes): a large
+# site's mix (per N hotspot users: 40 % online, N/10 PPPoE secrets of which
+# 40 % connected, so 50,000 / 20,000 / 5,000 / 2,000 at the top) at
+# N = 10,000, 25,000 and 50,000 (BENCH_SCALE_SIZES): the first cycle on a
+# fresh state file (it activates every online voucher), the first cycle
+# after a restart on that state file (every list read in full, every
+# session found again), the steady cycle's CPU and the peak RSS, and each
+# figure's ratio to the smallest size's, against the ratio of sizes
+# (linear growth has the two equal).
+#
+#   BENCH_SCALE_SIZES="10000 25000 50000" BENCH_CYCLES=20 scripts/bench.sh --scale
 set -euo pipefail
+SCALE=
+[ "${1:-}" = --scale ] && SCALE=1
 cd "$(dirname "$0")/.."
 # shellcheck source=central/throwaway-pg.sh
 . scripts/central/throwaway-pg.sh
@@ -56,7 +70,7 @@ TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
 cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
 AGENT_BIN=target/$TARGET/release/mikrotik-edge
 cargo build --quiet --release --features sim --bin routeros-sim --bin codec-bench
-if [ "${BENCH_UPLOAD:-1}" != 0 ]; then
+if [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ]; then
   cargo build --quiet --release --features sim --bin outbox-fill
   cargo build --quiet --release --features central --bin mikrotik-central
 fi
@@ -71,7 +85,7 @@ cleanup() {
   [ -n "${up_agent:-}" ] && kill "$up_agent" 2>/dev/null || true
   [ -n "${gateway:-}" ] && kill "$gateway" 2>/dev/null || true
   [ -n "${sim2:-}" ] && kill "$sim2" 2>/dev/null || true
-  [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
+  [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
   [ -n "${agent:-}" ] && kill "$agent" 2>/dev/null || true
   [ -n "${sim:-}" ] && kill "$sim" 2>/dev/null || true
   [ -n "${agent2:-}" ] && kill "$agent2" 2>/dev/null || true
@@ -82,19 +96,31 @@ cleanup() {
 trap cleanup EXIT
 BENCH_DIR=$(pwd)/scripts/bench
 
-target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
-  --hotspot-users "$USERS" --hotspot-active "$ACTIVE" \
-  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" ${BENCH_WHOLE_REPLIES:+--no-op} --per-sentence >"$work/sim.out" &
-sim=$!
-for _ in $(seq 100); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
-port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
-[ -n "$port" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+# start_sim USERS ACTIVE SECRETS PPP_ACTIVE: a simulator on a free port;
+# sets sim and port.
+start_sim() {
+  rm -f "$work/sim.out"
+  target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
+    --hotspot-users "$1" --hotspot-active "$2" \
+    --pppoe-secrets "$3" --ppp-active "$4" ${BENCH_WHOLE_REPLIES:+--no-op} --per-sentence >"$work/sim.out" &
+  sim=$!
+  for _ in $(seq 300); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
+  port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
+  [ -n "$port" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+}
+stop_sim() {
+  kill "$sim" 2>/dev/null || true
+  wait "$sim" 2>/dev/null || true
+  sim=''
+}
 
 ticks_per_sec=$(getconf CLK_TCK)
-# run_agent STATE USER_READ_SECS: runs `mikrotik-edge run` (poll 1 s) for
-# CYCLES + 2 cycles; sets first, steady_ms, wall, hwm, rss, events.
+# run_agent STATE USER_READ_SECS [keep]: runs `mikrotik-edge run` (poll
+# 1 s) for CYCLES + 2 cycles on a new state file (on the one left by the
+# last run with `keep`: a restart); sets first, steady_ms, wall, hwm, rss,
+# events.
 run_agent() {
-  rm -f "$1"
+  [ "${3:-}" = keep ] || rm -f "$1"
   MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port \
   MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
   MIKROTIK_EDGE_STATE_PATH="$1" MIKROTIK_EDGE_POLL_SECS=1 \
@@ -121,7 +147,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
 cycles_seen() { grep -c 'cycle: ' "$work/agent.log" || true; }
 wait_cycles() {
   local want=$1
-  for _ in $(seq 600); do
+  for _ in $(seq 6000); do
     [ "$(cycles_seen)" -ge "$want" ] && return 0
     kill -0 "$agent" 2>/dev/null || { echo "bench: agent exited" >&2; tail "$work/agent.log" >&2; exit 1; }
     sleep 0.05
@@ -129,6 +155,39 @@ wait_cycles() {
   echo "bench: timed out waiting for cycle $want" >&2; tail "$work/agent.log" >&2; exit 1
 }
 
+# ---- scale: 10k, 25k, 50k users, a large site's mix ----
+if [ -n "$SCALE" ]; then
+  sizes=${BENCH_SCALE_SIZES:-10000 25000 50000}
+  ms() { awk -v t="$1" -v h="$ticks_per_sec" 'BEGIN {printf "%.0f", t * 1000 / h}'; }
+  rows=()
+  for n in $sizes; do
+    start_sim "$n" $((n * 2 / 5)) $((n / 10)) $((n / 25))
+    run_agent "$work/scale.redb" 300
+    fresh_first=$(ms "$first") s_steady=$steady_ms s_wall=$wall s_hwm=$hwm
+    # A restart: the same state file, every list read in full again.
+    run_agent "$work/scale.redb" 300 keep
+    rows+=("$n $fresh_first $(ms "$first") $s_steady $s_wall $(( s_hwm > hwm ? s_hwm : hwm ))")
+    stop_sim
+  done
+  echo "mikrotik-edge scale bench: per N hotspot users 40 % online, N/10 PPPoE secrets 40 % connected, replies sentence by sentence, $CYCLES steady cycles"
+  printf '  %-7s %16s %17s %15s %9s %10s\n' users "fresh 1st (ms)" "restart 1st (ms)" "steady (ms CPU)" "wall (ms)" "peak KiB"
+  base=''
+  for r in "${rows[@]}"; do
+    read -r n f1 r1 st wl pk <<<"$r"
+    printf '  %-7s %16s %17s %15s %9s %10s\n' "$n" "$f1" "$r1" "$st" "$wl" "$pk"
+    [ -z "$base" ] && base="$r"
+  done
+  read -r n0 f0 r0 st0 _ pk0 <<<"$base"
+  x() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }'; }
+  echo "  ratios to $n0 users (linear or better: each figure's ratio at most the size ratio):"
+  for r in "${rows[@]:1}"; do
+    read -r n f1 r1 st _ pk <<<"$r"
+    echo "    $n users: size x$(x "$n0" "$n"), fresh 1st x$(x "$f0" "$f1"), restart 1st x$(x "$r0" "$r1"), steady x$(x "$st0" "$st"), peak RSS x$(x "$pk0" "$pk")"
+  done
+  exit 0
+fi
+
+start_sim "$USERS" "$ACTIVE" "$SECRETS" "$PPP_ACTIVE"
 # The default first (listen keeps the user lists current, a full read
 # every 300 s), on a fresh router: its first cycle activates the vouchers.
 # Then every poll reading the user lists in full (`user_read_secs = 0`), as
@@ -191,9 +250,7 @@ fi
 echo "  $(target/release/codec-bench 10000 3)"
 
 
-kill "$sim" 2>/dev/null || true
-wait "$sim" 2>/dev/null || true
-sim=''
+stop_sim
 
 # ---- instant detection: login -> event latency, idle CPU with listens ----
 
