@@ -42,7 +42,7 @@ pub(super) fn account(
     ended: &BTreeMap<Name, Totals>,
     counters_read: bool,
 ) -> (SortedMap<Name, UsageBaseline>, Vec<EventKind>) {
-    // Lookups in `prev` through a hash index of its positions (8 to 16
+    // Lookups in `prev` through a hash index of its positions (6 to 12
     // bytes a user, for this call only), and the result as `prev` patched
     // with what changed: in a quiet poll no baseline changes.
     let len = u32::try_from(prev.len()).unwrap_or(u32::MAX - 1).min(u32::MAX - 1);

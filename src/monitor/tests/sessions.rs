@@ -6,6 +6,23 @@ use super::*;
 // Managed users
 // ---------------------------------------------------------------------------
 
+/// A name listed twice (never from a real router) is one managed user:
+/// its last managed row counts, as with repeated inserts.
+#[test]
+fn a_name_listed_twice_is_one_user_and_its_last_row_counts() {
+    let dup = hs("*10", "dup");
+    let online = snap()
+        .user(voucher("*U1", "dup", b""))
+        .user(user("*U2", "other", "default", b""))
+        .user(user("*U3", "dup", "1d-voucher", b""))
+        // Not managed: does not replace the managed row before it.
+        .user(user("*U4", "dup", "default", b""))
+        .online(dup.clone());
+    let out = step(&MonitorState::default(), &online, at(0), &cfg());
+    assert_eq!(out.managed, (1, 0));
+    assert_eq!(out.events, vec![login_at_start(&dup, "1d-voucher")]);
+}
+
 #[test]
 fn only_sessions_of_managed_profiles_produce_events() {
     let v1 = hs("*10", "v1");
