@@ -17,6 +17,7 @@
 #   BENCH_UPLOAD=0 scripts/bench.sh  # skip the upload benchmark
 #   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
 #   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
+#   BENCH_NO_BUILD=1 BENCH_AGENT_BIN=/tmp/old-agent scripts/bench.sh  # no cargo build; another agent
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -67,10 +68,12 @@ CYCLES=${BENCH_CYCLES:-20}
 # The shipped binary: static musl (its allocator, not glibc's per-thread
 # arenas, is what runs on a router or a Pi).
 TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
-cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
-AGENT_BIN=target/$TARGET/release/mikrotik-edge
-cargo build --quiet --release --features sim --bin routeros-sim --bin codec-bench
-if [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ]; then
+# BENCH_NO_BUILD=1: the binaries as last built; BENCH_AGENT_BIN: another
+# agent binary (an earlier build, to compare two back to back).
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
+AGENT_BIN=${BENCH_AGENT_BIN:-target/$TARGET/release/mikrotik-edge}
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --quiet --release --features sim --bin routeros-sim --bin codec-bench
+if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ]; then
   cargo build --quiet --release --features sim --bin outbox-fill
   cargo build --quiet --release --features central --bin mikrotik-central
 fi
@@ -104,7 +107,7 @@ start_sim() {
     --hotspot-users "$1" --hotspot-active "$2" \
     --pppoe-secrets "$3" --ppp-active "$4" ${BENCH_WHOLE_REPLIES:+--no-op} --per-sentence >"$work/sim.out" &
   sim=$!
-  for _ in $(seq 300); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1800); do grep -q "^api: " "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
   port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
   [ -n "$port" ] || { echo "bench: simulator did not start" >&2; exit 1; }
 }

@@ -63,8 +63,8 @@ impl NameIndex {
         // Fibonacci hashing: the high bits of the product, which mix all
         // of the hash's bits, pick the slot.
         let bits = self.slots.len().trailing_zeros();
-        let mut at = (hash(name).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits.max(1))) as usize
-            & mask;
+        let mut at =
+            (hash(name).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits.max(1))) as usize & mask;
         loop {
             let p = self.slots[at];
             if p == EMPTY || crate::name::same_bytes(name_of(p), name) {

@@ -45,7 +45,9 @@ pub(super) fn account(
     // Lookups in `prev` through a hash index of its positions (6 to 12
     // bytes a user, for this call only), and the result as `prev` patched
     // with what changed: in a quiet poll no baseline changes.
-    let len = u32::try_from(prev.len()).unwrap_or(u32::MAX - 1).min(u32::MAX - 1);
+    let len = u32::try_from(prev.len())
+        .unwrap_or(u32::MAX - 1)
+        .min(u32::MAX - 1);
     let name_of = |i: u32| prev.key_at(i as usize).as_bytes();
     let index = NameIndex::build(0..len, name_of);
     let mut changed: Vec<(Name, UsageBaseline)> = Vec::new();

@@ -11,10 +11,10 @@ use super::glob::glob_match;
 use super::sorted_map::SortedMap;
 use super::{MonitorConfig, Provisional, SessionRow, UserRow, VoucherProgress};
 use crate::clock::{Timestamp, parse_rfc3339};
-use crate::valid_hours::{ValidHours, ValidHoursError};
 use crate::comment::VoucherView;
 use crate::event::{EventKind, ExpiredAction};
 use crate::name::{Mac, Name};
+use crate::valid_hours::{ValidHours, ValidHoursError};
 
 pub(super) struct Plan {
     pub vouchers: SortedMap<Name, VoucherProgress>,
@@ -216,7 +216,12 @@ impl Voucher<'_> {
         Name::new(self.meta.batch_id().unwrap_or_default())
     }
 
-    fn activation_text(&self, first: Timestamp, expires: Timestamp, mac: Option<Mac>) -> CommentText {
+    fn activation_text(
+        &self,
+        first: Timestamp,
+        expires: Timestamp,
+        mac: Option<Mac>,
+    ) -> CommentText {
         CommentText::Activation {
             base: self.user.comment.clone(),
             first_login_at: first,
@@ -343,7 +348,13 @@ impl Voucher<'_> {
 
     /// A trusted time arrived for a provisional activation: re-stamp it at
     /// trusted now minus the monotonic time elapsed since, once.
-    fn correct(&self, progress: &mut VoucherProgress, dates: &Dates, hours: ValidHours, out: &mut Plan) {
+    fn correct(
+        &self,
+        progress: &mut VoucherProgress,
+        dates: &Dates,
+        hours: ValidHours,
+        out: &mut Plan,
+    ) {
         let (Some(p), true, Some(elapsed)) =
             (progress.provisional, self.clock.trusted, self.clock.elapsed)
         else {
@@ -412,7 +423,12 @@ impl Voucher<'_> {
     /// clock: the wall clock counts only when trusted; otherwise only time
     /// certainly elapsed does (the floor from the last trusted time, or for
     /// a provisional activation the monotonic time since it).
-    fn due(&self, progress: &VoucherProgress, hours: Option<ValidHours>, expires_at: Timestamp) -> bool {
+    fn due(
+        &self,
+        progress: &VoucherProgress,
+        hours: Option<ValidHours>,
+        expires_at: Timestamp,
+    ) -> bool {
         let (now, clock) = (self.now, self.clock);
         match progress.provisional.filter(|p| !p.corrected) {
             Some(p) => match (clock.elapsed, hours) {
