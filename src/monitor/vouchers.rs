@@ -399,7 +399,7 @@ impl Voucher<'_> {
     }
 
     /// When the voucher expires: from the comment, else from first login
-    /// + valid hours, else from an activation not yet written back. A
+    /// plus valid hours, else from an activation not yet written back. A
     /// corrected activation's times win over the provisional ones in the
     /// comment.
     fn expires_at(
