@@ -298,6 +298,10 @@ mod tests {
         assert_eq!(r.hs_users.rows.len(), 16);
         assert_eq!(r.ppp_secrets.rows.len(), 6);
         assert_eq!(r.hs_active.rows.len(), 3);
+        // As a login gives them: the 1-hour voucher's limit, none for the 24-hour one.
+        let left = |i: usize| r.hs_active.rows[i].get("session-time-left").cloned();
+        assert_eq!(left(0), Some(Value::Dur(3600)));
+        assert_eq!(left(1), None);
         assert_eq!(r.ppp_active.rows.len(), 2);
         // The Mikhmon profile carries a header import-mikhmon reads.
         let mikhmon = r.hs_profiles.by_name(b"mikhmon-3h").expect("profile");
