@@ -141,14 +141,16 @@ run_agent() {
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$agent/status")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$agent/status")
   events=$(grep -c 'event {' "$work/agent.log" || true)
-  wall=$(grep 'cycle: ' "$work/agent.log" | tail -n "$CYCLES" | sed 's/.*, \([0-9]*\) ms$/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  wall=$(grep 'cycle: [0-9]' "$work/agent.log" | tail -n "$CYCLES" | sed 's/.*, \([0-9]*\) ms$/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   steady_ms=$(awk -v a="$start" -v b="$end" -v n="$CYCLES" -v h="$ticks_per_sec" 'BEGIN {printf "%.1f", (b - a) * 1000 / h / n}')
   kill "$agent" 2>/dev/null || true
   wait "$agent" 2>/dev/null || true
   agent=
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
-cycles_seen() { grep -c 'cycle: ' "$work/agent.log" || true; }
+# A completed cycle's line ("cycle: N hotspot users, ..."), not a failed
+# poll's ("poll failed, skipping this cycle: ...").
+cycles_seen() { grep -c 'cycle: [0-9]' "$work/agent.log" || true; }
 wait_cycles() {
   local want=$1
   for _ in $(seq 6000); do
