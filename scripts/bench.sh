@@ -19,6 +19,9 @@
 #   BENCH_DESIRED_POLL=0 scripts/bench.sh  # skip central change -> router (scripts/bench/desired-poll.sh)
 #   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
 #   BENCH_NO_BUILD=1 BENCH_AGENT_BIN=/tmp/old-agent scripts/bench.sh  # no cargo build; another agent
+#   scripts/bench.sh --scale         # only the scale figures: the edge's (below), then the central side's
+#   scripts/bench.sh --scale edge    # only the edge at 10k/25k/50k users
+#   scripts/bench.sh --scale central # only the central side at 1,000 sites (scripts/bench/ingest-direct.sh, central-scale.sh, fleet-page.sh)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -42,8 +45,8 @@
 #
 #   BENCH_LISTEN_USERS=1000 BENCH_LISTEN_ACTIVE=500 BENCH_LOGINS=10 BENCH_IDLE_SECS=20
 #
-# Scale (`scripts/bench.sh --scale`, only that part, a few minutes): a large
-# site's mix (per N hotspot users: 40 % online, N/10 PPPoE secrets of which
+# Scale (`scripts/bench.sh --scale edge`, only that part, a few minutes;
+# `--scale` runs it before the central side's): a large site's mix (per N hotspot users: 40 % online, N/10 PPPoE secrets of which
 # 40 % connected, so 50,000 / 20,000 / 5,000 / 2,000 at the top) at
 # N = 10,000, 25,000 and 50,000 (BENCH_SCALE_SIZES): the first cycle on a
 # fresh state file (it activates every online voucher), the first cycle
@@ -52,11 +55,29 @@
 # figure's ratio to the smallest size's, against the ratio of sizes
 # (linear growth has the two equal).
 #
-#   BENCH_SCALE_SIZES="10000 25000 50000" BENCH_CYCLES=20 scripts/bench.sh --scale
+#   BENCH_SCALE_SIZES="10000 25000 50000" BENCH_CYCLES=20 scripts/bench.sh --scale edge
 set -euo pipefail
+# SCALE: empty (the default bench), or both, edge or central (--scale [PART]).
 SCALE=
-[ "${1:-}" = --scale ] && SCALE=1
+if [ "${1:-}" = --scale ]; then
+  SCALE=${2:-both}
+  case $SCALE in both | edge | central) ;; *) echo "bench: --scale [edge|central]" >&2; exit 2 ;; esac
+fi
 cd "$(dirname "$0")/.."
+# The central side at 1,000 sites: ingest_batch alone (pgbench), then the
+# load generator through several gateways in front of one PostgreSQL, then
+# the fleet page with 10 million sessions (docs/scale.md).
+central_scale() {
+  scripts/bench/ingest-direct.sh
+  echo
+  scripts/bench/central-scale.sh
+  echo
+  scripts/bench/fleet-page.sh
+}
+if [ "$SCALE" = central ]; then
+  central_scale
+  exit 0
+fi
 # shellcheck source=central/throwaway-pg.sh
 . scripts/central/throwaway-pg.sh
 
@@ -190,6 +211,10 @@ if [ -n "$SCALE" ]; then
     read -r n f1 r1 st _ pk <<<"$r"
     echo "    $n users: size x$(x "$n0" "$n"), fresh 1st x$(x "$f0" "$f1"), restart 1st x$(x "$r0" "$r1"), steady x$(x "$st0" "$st"), peak RSS x$(x "$pk0" "$pk")"
   done
+  if [ "$SCALE" = both ]; then
+    echo
+    central_scale
+  fi
   exit 0
 fi
 
