@@ -26,7 +26,9 @@ pub mod commands;
 pub mod listen;
 pub mod name_cache;
 mod profile_rows;
+mod reads;
 pub mod rows;
+pub mod state;
 pub mod sync;
 pub mod user_table;
 
@@ -48,10 +50,7 @@ pub use crate::status::{Control, View};
 use crate::store::{StateDelta, StoreError, StoreHandle};
 use listen::{List, Listens};
 use name_cache::NameCache;
-use rows::{
-    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
-    PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows,
-};
+use state::{ActiveRead, AgentState, Schedule};
 use user_table::UserTable;
 
 #[derive(Debug)]
@@ -179,6 +178,13 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             },
         )
     });
+    let usage = cfg.usage_interval();
+    // The counters are read at least every usage interval (a usage event
+    // needs them); 0 reads them every poll.
+    let active_read = match cfg.active_read_secs {
+        0 => Duration::ZERO,
+        secs => Duration::from_secs(secs).min(usage),
+    };
     let mut agent = Agent {
         monitor: MonitorConfig {
             hotspot_pattern: cfg.hotspot_profile_pattern.clone(),
@@ -195,15 +201,16 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         router,
         state,
         router_boot: None,
-        warned: HashSet::new(),
-        last_router_error: None,
+        book: AgentState::new(
+            cfg.uplink.alert_after,
+            Schedule {
+                poll: cfg.poll_interval(),
+                active_read,
+            },
+        ),
         view: view_tx,
         session_ready: false,
         alerts,
-        alert_after: cfg.uplink.alert_after,
-        failed_reconnects: 0,
-        connection_alerted: false,
-        outage_since: None,
         clock: clock::ClockSources::new(central_date_rx),
         listen_clock: None,
         reuse: Reuse::default(),
@@ -242,22 +249,13 @@ struct Agent {
     state: Arc<MonitorState>,
     /// Router boot time by our clock, measured at connect.
     router_boot: Option<Timestamp>,
-    /// Warnings already logged (each distinct one is logged once).
-    warned: HashSet<String>,
-    /// The last connection error recorded as an event, so an outage that
-    /// lasts a day does not queue an identical event every retry.
-    last_router_error: Option<String>,
+    /// Connection, alert, warn-once and poll-schedule bookkeeping: pure
+    /// decisions, performed here.
+    book: AgentState,
     view: watch::Sender<View>,
     /// The current session's connect handling is done.
     session_ready: bool,
     alerts: crate::uplink::Alerts,
-    /// Failed reconnects in a row before `mikrotik_connection_failed`.
-    alert_after: u32,
-    failed_reconnects: u32,
-    connection_alerted: bool,
-    /// When the router was last lost (or first failed to connect), for
-    /// the alert texts; `None` while connected.
-    outage_since: Option<Timestamp>,
     /// Inputs of the clock-trust assessment made each cycle.
     clock: clock::ClockSources,
     /// The last poll's clock judgement, its time, and when it was made.
@@ -305,6 +303,13 @@ fn service_index(service: Service) -> usize {
     }
 }
 
+/// The active lists as a poll has them: read in full, or the agent's copy.
+struct ActiveRows {
+    hotspot: Vec<SessionRow>,
+    ppp: Vec<SessionRow>,
+    read: ActiveRead,
+}
+
 impl Agent {
     async fn run(
         &mut self,
@@ -331,9 +336,10 @@ impl Agent {
                         let connected = ev == ConnectionEvent::Connected;
                         // A new connection or none: the old listens are gone
                         // with their session, rows still queued included;
-                        // the user lists are read afresh.
+                        // the lists are read afresh.
                         listens.close();
                         self.users_listening = [false; 2];
+                        self.book.poll.new_session();
                         for service in [Service::Hotspot, Service::Pppoe] {
                             self.reuse.users(service).forget_read();
                         }
@@ -352,10 +358,7 @@ impl Agent {
                             for ended in listens.open(&self.router, users) {
                                 self.on_heard(ended).await?;
                             }
-                            for service in [Service::Hotspot, Service::Pppoe] {
-                                self.users_listening[service_index(service)] =
-                                    listens.is_open(List::Users(service));
-                            }
+                            self.note_listening(&listens);
                             if listens.is_open(List::Active(Service::Hotspot))
                                 || listens.is_open(List::Active(Service::Pppoe))
                             {
@@ -393,12 +396,44 @@ impl Agent {
         }
     }
 
+    /// Takes note of which listens are open (after opening some).
+    fn note_listening(&mut self, listens: &Listens) {
+        for service in [Service::Hotspot, Service::Pppoe] {
+            self.users_listening[service_index(service)] = listens.is_open(List::Users(service));
+            self.book
+                .poll
+                .set_active_listening(service, listens.is_open(List::Active(service)));
+        }
+    }
+
+    /// Opens again the listens that ended since the last poll (not
+    /// refused: overflowed, interrupted, ended by the router), before the
+    /// poll's reads, which then read their lists in full.
+    async fn reopen_listens(&mut self, listens: &mut Listens) -> Result<(), AgentError> {
+        let lists = self.book.poll.take_reopen();
+        if lists.is_empty() {
+            return Ok(());
+        }
+        for list in lists {
+            if let Some(ended) = listens.reopen(&self.router, list) {
+                self.on_heard(ended).await?;
+            } else {
+                log::info!("listen on {} reopened", list.path());
+                if let List::Users(service) = list {
+                    // Changes made while it was closed were not heard.
+                    self.reuse.users(service).forget_read();
+                }
+            }
+        }
+        self.note_listening(listens);
+        Ok(())
+    }
+
     async fn record_connection_event(&mut self, ev: ConnectionEvent) -> Result<(), AgentError> {
+        let now = Timestamp::now();
         let (state, reason) = match ev {
             ConnectionEvent::Connected => {
-                self.failed_reconnects = 0;
-                let since = self.outage_since.take();
-                if std::mem::take(&mut self.connection_alerted) {
+                if let Some(since) = self.book.connection.connected() {
                     let since = since.map_or_else(String::new, |t| {
                         format!(" (down since {})", self.alerts.clock_time(t))
                     });
@@ -407,7 +442,6 @@ impl Agent {
                         .raise("mikrotik_connection_restored", message)
                         .await?;
                 }
-                self.last_router_error = None;
                 self.view.send_modify(|v| {
                     v.router_connected = true;
                     v.last_router_error = None;
@@ -415,7 +449,7 @@ impl Agent {
                 (RouterState::Connected, String::new())
             }
             ConnectionEvent::Disconnected { reason } => {
-                self.outage_since.get_or_insert_with(Timestamp::now);
+                self.book.connection.disconnected(now);
                 self.view.send_modify(|v| {
                     v.router_connected = false;
                     v.reconnects += 1;
@@ -424,18 +458,16 @@ impl Agent {
                 (RouterState::Disconnected, reason)
             }
             ConnectionEvent::Error { reason, .. } => {
-                let since = *self.outage_since.get_or_insert_with(Timestamp::now);
-                self.failed_reconnects = self.failed_reconnects.saturating_add(1);
-                if self.failed_reconnects >= self.alert_after && !self.connection_alerted {
-                    self.connection_alerted = true;
+                let failed = self.book.connection.failed(&reason, now);
+                if let Some((since, failures)) = failed.alert {
                     // Short and human: it may end up on a phone. The
                     // reason is in the `router` event beside it.
                     let message = format!(
                         "Router {} unreachable since {} ({} failed reconnect{})",
                         self.alerts.router(),
                         self.alerts.clock_time(since),
-                        self.failed_reconnects,
-                        if self.failed_reconnects == 1 { "" } else { "s" }
+                        failures,
+                        if failures == 1 { "" } else { "s" }
                     );
                     self.alerts
                         .raise("mikrotik_connection_failed", message)
@@ -446,18 +478,14 @@ impl Agent {
                     v.reconnects += 1;
                     v.last_router_error = Some(reason.clone());
                 });
-                if self.last_router_error.as_deref() == Some(reason.as_str()) {
+                if !failed.record {
                     return Ok(());
                 }
-                self.last_router_error = Some(reason.clone());
                 (RouterState::Error, reason)
             }
         };
         self.store
-            .append(vec![(
-                Timestamp::now(),
-                EventKind::Router { state, reason },
-            )])
+            .append(vec![(now, EventKind::Router { state, reason })])
             .await?;
         Ok(())
     }
@@ -546,7 +574,25 @@ impl Agent {
     /// session list's change.
     fn on_heard_quietly(&mut self, heard: listen::Heard) -> Option<monitor::ListenChange> {
         match heard {
-            listen::Heard::Change(c) => Some(c),
+            listen::Heard::Change(c) => {
+                match &c {
+                    monitor::ListenChange::Upsert(row) => {
+                        self.book.poll.heard_upsert(row.service, row.id);
+                        // A login of a user the copy does not know (its row
+                        // on the user list's listen not heard yet): the
+                        // next poll reads the lists and finds it.
+                        let users = self.reuse.users(row.service);
+                        users.index_names();
+                        if users.by_name(&row.user).next().is_none() {
+                            self.book.poll.owe_full_read();
+                        }
+                    }
+                    monitor::ListenChange::Removed { service, id, .. } => {
+                        self.book.poll.heard_removed(*service, *id);
+                    }
+                }
+                Some(c)
+            }
             listen::Heard::User(c) => {
                 // The kept list is also where the listen path finds users:
                 // a voucher created after the last poll is known at once.
@@ -570,12 +616,20 @@ impl Agent {
                 }
                 None
             }
-            listen::Heard::Ended { list, why } => {
+            listen::Heard::Ended { list, why, retry } => {
                 // Said once per menu and reason, not at every reconnect.
-                self.warn_once(format!(
-                    "listen on {} ended ({why}): polling alone reports its changes until the next connection",
-                    list.path()
-                ));
+                if retry {
+                    self.warn_once(format!(
+                        "listen on {} ended ({why}): reopened at the next poll, which reads the list in full",
+                        list.path()
+                    ));
+                } else {
+                    self.warn_once(format!(
+                        "listen on {} ended ({why}): polling alone reports its changes until the next connection",
+                        list.path()
+                    ));
+                }
+                self.book.poll.listen_ended(list, retry);
                 if let List::Users(service) = list {
                     // Nothing keeps the copy current now: every poll reads it.
                     self.users_listening[service_index(service)] = false;
@@ -633,6 +687,9 @@ impl Agent {
             Ok(_) => {}
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; listen change not recorded, the next poll catches up");
+                // The copy's ids took the row: only a full read can tell
+                // what the state lacks now.
+                self.book.poll.owe_full_read();
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -650,6 +707,7 @@ impl Agent {
     /// the agent. Returns whether the poll was read and committed.
     async fn cycle(&mut self, listens: &mut Listens) -> Result<bool, AgentError> {
         let started = std::time::Instant::now();
+        self.reopen_listens(listens).await?;
         let mut snapshot = match self.read_snapshot().await {
             Ok(s) => s,
             Err(e) => {
@@ -678,9 +736,6 @@ impl Agent {
         // view lets go of its copy first, so the session map is the agent's
         // alone and not copied. Nothing reads the view meanwhile (the step
         // does not await); it gets the new state right after.
-        // (The step also lets go of the session rows: counted first.)
-        let (hotspot_active, ppp_active) =
-            (snapshot.hotspot_active.len(), snapshot.ppp_active.len());
         let before = self.state.without_sessions();
         self.view.send_if_modified(|v| {
             v.state = Arc::default();
@@ -699,9 +754,10 @@ impl Agent {
             hotspot_managed: out.managed.0,
             ppp_secrets: snapshot.ppp_secrets.len(),
             pppoe_managed: out.managed.1,
-            hotspot_active,
-            ppp_active,
+            hotspot_active: self.book.poll.active_count(Service::Hotspot),
+            ppp_active: self.book.poll.active_count(Service::Pppoe),
         };
+        let kept = snapshot.sessions_kept;
         // The user rows are kept for the next poll (names stay shared with
         // the state and the name caches).
         self.reuse.keep_rows(snapshot);
@@ -718,12 +774,13 @@ impl Agent {
             Err(e) if e.is_disk_full() => {
                 log::error!("{e}; skipping this cycle, nothing acted on");
                 // Back to the state as committed: the next poll reports
-                // this one's changes again.
+                // this one's changes again (it reads the lists in full).
                 let mut committed = self.store.load_state().await?;
                 committed.last_poll = last_poll;
                 self.state = Arc::new(committed);
                 let state = self.state.clone();
                 self.view.send_modify(|v| v.state = state);
+                self.book.poll.owe_full_read();
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),
@@ -743,13 +800,14 @@ impl Agent {
         });
         self.act(&out.actions, Some(listens)).await;
         log::debug!(
-            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, read {read_ms} ms, step {step_us} us, {} ms",
+            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, {}, read {read_ms} ms, step {step_us} us, {} ms",
             users.hotspot_users,
             users.hotspot_active,
             users.ppp_secrets,
             users.ppp_active,
             committed.count,
             out.actions.len(),
+            if kept { "active lists counted" } else { "active lists read" },
             started.elapsed().as_millis()
         );
         Ok(true)
@@ -802,16 +860,28 @@ impl Agent {
         }
     }
 
-    /// The four list reads, concurrently over the one session, each folded
-    /// into typed rows as its sentences arrive.
+    /// This poll's snapshot: the active lists (counted, or read in full
+    /// when a count disagrees or a full read is due) and the user lists
+    /// (read in full when due), concurrently over the one session.
     async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
-        let print = crate::commands::print;
+        let now = std::time::Instant::now();
+        let mut read = self.book.poll.active_read(now);
+        if read == ActiveRead::Check {
+            let counts = reads::active_counts(&self.router).await?;
+            if !self.book.poll.counts_agree(counts) {
+                log::debug!(
+                    "active lists hold {counts:?} rows, the listens' copy {:?}: reading them in full",
+                    [
+                        self.book.poll.active_count(Service::Hotspot),
+                        self.book.poll.active_count(Service::Pppoe)
+                    ]
+                );
+                read = ActiveRead::Full;
+            }
+        }
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
         let mut reuse = std::mem::take(&mut self.reuse);
-        // A user list is read in full only when due (see [`user_table`]);
-        // otherwise the copy kept current by its listen stands in.
-        let now = std::time::Instant::now();
         let mut due = |service| {
             reuse.users(service).needs_read(
                 self.users_listening[service_index(service)],
@@ -821,79 +891,96 @@ impl Agent {
         };
         let due = [due(Service::Hotspot), due(Service::Pppoe)];
         let router = &self.router;
-        let users = |service, mut table: UserTable| async move {
-            if !due[service_index(service)] {
-                return Ok(UsersRead {
-                    table,
-                    traps: Vec::new(),
-                    warnings: Vec::new(),
-                });
-            }
-            // The old rows go before the new ones come (one copy at a time);
-            // their vector's memory is reused, not page-faulted in afresh,
-            // and their names are reused by the read.
-            let names = table.name_cache();
-            table.rows.clear();
-            let rows = std::mem::take(&mut table.rows);
-            let mut f = router
-                .fold(
-                    print(
-                        crate::commands::users(service),
-                        match service {
-                            Service::Hotspot => HOTSPOT_USER_PROPS,
-                            Service::Pppoe => PPP_SECRET_PROPS,
-                        },
-                    ),
-                    UserRows::reusing(service, names, rows),
-                    UserRows::push,
-                )
-                .await?;
-            if f.traps.is_empty() {
-                table.read(std::mem::take(&mut f.value.rows), now);
-            } else {
-                // A refused read is not an empty list: the poll fails, and
-                // the next one reads again.
-                table.read_failed();
-            }
-            Ok::<_, ClientError>(UsersRead {
-                table,
-                traps: f.traps,
-                warnings: std::mem::take(&mut f.value.warnings),
-            })
+        let active_reuse = match read {
+            ActiveRead::Full => Some((
+                std::mem::take(&mut reuse.hotspot_active),
+                std::mem::take(&mut reuse.ppp_active),
+            )),
+            ActiveRead::Check => None,
         };
-        let sessions = |service, (names, rows)| {
-            router.fold(
-                print(
-                    crate::commands::active(service),
-                    match service {
-                        Service::Hotspot => HOTSPOT_ACTIVE_PROPS,
-                        Service::Pppoe => PPP_ACTIVE_PROPS,
-                    },
-                ),
-                SessionRows::reusing(service, names, rows),
-                SessionRows::push,
-            )
+        let active = async move {
+            match active_reuse {
+                Some((hotspot, ppp)) => read_active_full(router, hotspot, ppp).await.map(Some),
+                None => Ok(None),
+            }
         };
-        // PPPoE byte counters live on the sessions' dynamic interfaces.
-        let ifaces = router.fold(
-            print("/interface", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
-            PppoeCounters::new(),
-            PppoeCounters::push,
+        let (hu, ps, active) = tokio::join!(
+            reads::users(
+                router,
+                Service::Hotspot,
+                std::mem::take(&mut reuse.hotspot_users),
+                due[0],
+                now
+            ),
+            reads::users(
+                router,
+                Service::Pppoe,
+                std::mem::take(&mut reuse.ppp_secrets),
+                due[1],
+                now
+            ),
+            active,
         );
-        let (hu, ha, ps, pa, pi) = tokio::join!(
-            users(Service::Hotspot, std::mem::take(&mut reuse.hotspot_users)),
-            sessions(Service::Hotspot, std::mem::take(&mut reuse.hotspot_active)),
-            users(Service::Pppoe, std::mem::take(&mut reuse.ppp_secrets)),
-            sessions(Service::Pppoe, std::mem::take(&mut reuse.ppp_active)),
-            ifaces,
-        );
-        let (mut hu, mut ha, mut ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
+        let (mut hu, mut ps, mut active) = (hu?, ps?, active?);
         // The row vectors come back after the step (`Reuse::keep_rows`).
         reuse.hotspot_users = std::mem::take(&mut hu.table);
-        reuse.hotspot_active.0 = ha.value.names.rotated();
         reuse.ppp_secrets = std::mem::take(&mut ps.table);
-        reuse.ppp_active.0 = pa.value.names.rotated();
+        if let Some(full) = active.as_mut() {
+            reuse.hotspot_active.0 = full.hotspot.value.names.rotated();
+            reuse.ppp_active.0 = full.ppp.value.names.rotated();
+        }
         self.reuse = reuse;
+        for (folded, list) in [(&hu.traps, "user list read"), (&ps.traps, "user list read")] {
+            if let Some(t) = folded.first() {
+                return Err(ClientError::Trap {
+                    command: list.into(),
+                    category: t.category,
+                    message: t.message.clone(),
+                });
+            }
+        }
+        let active = match active {
+            Some(read) => self.took_active(read, now)?,
+            None => self.kept_active(),
+        };
+        for w in hu.warnings.iter().chain(&ps.warnings) {
+            self.warn_once(format!(
+                "{} {}: cannot parse {:?}; value skipped",
+                w.table, w.field, w.value
+            ));
+        }
+        let usage_early = self
+            .book
+            .poll
+            .usage_early(active.read, Duration::from_secs(self.monitor.usage_secs));
+        Ok(Snapshot {
+            hotspot_users: std::mem::take(&mut self.reuse.hotspot_users.rows),
+            hotspot_active: active.hotspot,
+            ppp_secrets: std::mem::take(&mut self.reuse.ppp_secrets.rows),
+            ppp_active: active.ppp,
+            router_boot: self.router_boot,
+            // Assessed by the caller, after the reads.
+            clock: None,
+            hotspot_users_kept: !due[service_index(Service::Hotspot)],
+            sessions_kept: active.read == ActiveRead::Check,
+            usage_early_secs: usage_early.as_secs(),
+            // Filled by the caller with the clock.
+            kicked: Default::default(),
+        })
+    }
+
+    /// The active lists read in full: refused reads fail the poll, PPPoE
+    /// counters filled in, the ids noted as the copy's.
+    fn took_active(
+        &mut self,
+        read: FullActive,
+        now: std::time::Instant,
+    ) -> Result<ActiveRows, ClientError> {
+        let FullActive {
+            hotspot: ha,
+            ppp: mut pa,
+            counters: pi,
+        } = read;
         // The counters are extra: a router that refuses the interface read
         // (a restricted API user, an odd build) still gets its sessions
         // polled, with PPPoE bytes unknown.
@@ -903,7 +990,7 @@ impl Agent {
                 t.message
             ));
         }
-        for folded in [&hu.traps, &ha.traps, &ps.traps, &pa.traps] {
+        for folded in [&ha.traps, &pa.traps] {
             if let Some(t) = folded.first() {
                 return Err(ClientError::Trap {
                     command: "list read".into(),
@@ -912,54 +999,96 @@ impl Agent {
                 });
             }
         }
-        let warnings: Vec<_> = [
-            &hu.warnings,
-            &ha.value.warnings,
-            &ps.warnings,
-            &pa.value.warnings,
-            &pi.value.warnings,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|w| {
-            format!(
+        for w in ha
+            .value
+            .warnings
+            .iter()
+            .chain(&pa.value.warnings)
+            .chain(&pi.value.warnings)
+        {
+            self.warn_once(format!(
                 "{} {}: cannot parse {:?}; value skipped",
                 w.table, w.field, w.value
-            )
-        })
-        .collect();
-        for w in warnings {
-            self.warn_once(w);
+            ));
         }
         if pi.traps.is_empty() {
             pi.value.fill(&mut pa.value.rows);
         }
-        Ok(Snapshot {
-            hotspot_users: std::mem::take(&mut self.reuse.hotspot_users.rows),
-            hotspot_active: ha.value.rows,
-            ppp_secrets: std::mem::take(&mut self.reuse.ppp_secrets.rows),
-            ppp_active: pa.value.rows,
-            router_boot: self.router_boot,
-            // Assessed by the caller, after the reads.
-            clock: None,
-            hotspot_users_kept: !due[service_index(Service::Hotspot)],
-            // Filled by the caller with the clock.
-            kicked: Default::default(),
+        let ids = |rows: &[SessionRow]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        self.book
+            .poll
+            .read_full(now, [ids(&ha.value.rows), ids(&pa.value.rows)]);
+        Ok(ActiveRows {
+            hotspot: ha.value.rows,
+            ppp: pa.value.rows,
+            read: ActiveRead::Full,
         })
     }
 
+    /// The active lists as the agent's copy has them (their counts agree
+    /// with the router's): the open sessions of the state, with the
+    /// counters last read. Sessions of users the agent does not manage
+    /// are counted, not kept: the step would drop them anyway.
+    fn kept_active(&self) -> ActiveRows {
+        let mut hotspot = Vec::new();
+        let mut ppp = Vec::new();
+        for t in self.state.sessions.values() {
+            let row = SessionRow {
+                service: t.service,
+                id: t.active_id,
+                user: t.user.clone(),
+                address: t.address,
+                mac: t.mac,
+                caller_id: t.caller_id.clone(),
+                login_by: Name::empty(),
+                session_id: t.session_id.clone(),
+                uptime_secs: Some(t.counters.uptime_secs),
+                bytes_in: t.counters.bytes_in,
+                bytes_out: t.counters.bytes_out,
+            };
+            match t.service {
+                Service::Hotspot => hotspot.push(row),
+                Service::Pppoe => ppp.push(row),
+            }
+        }
+        ActiveRows {
+            hotspot,
+            ppp,
+            read: ActiveRead::Check,
+        }
+    }
+
     fn warn_once(&mut self, warning: String) {
-        if self.warned.len() < 10_000 && self.warned.insert(warning.clone()) {
+        if self.book.warn_once(&warning) {
             log::warn!("{warning}");
         }
     }
 }
 
-/// A user list as this poll has it: read in full, or kept from before.
-struct UsersRead {
-    table: UserTable,
-    traps: Vec<crate::client::Trap>,
-    warnings: Vec<rows::ValueWarning>,
+/// The active lists and the PPPoE counters as read in full.
+struct FullActive {
+    hotspot: crate::client::Folded<rows::SessionRows>,
+    ppp: crate::client::Folded<rows::SessionRows>,
+    counters: crate::client::Folded<rows::PppoeCounters>,
+}
+
+/// Reads both active lists and the PPPoE counters in full, reusing the
+/// last read's names and row vectors (handed back emptied by the step).
+async fn read_active_full(
+    router: &Router,
+    hotspot: (NameCache, Vec<SessionRow>),
+    ppp: (NameCache, Vec<SessionRow>),
+) -> Result<FullActive, ClientError> {
+    let (ha, pa, pi) = tokio::join!(
+        reads::sessions(router, Service::Hotspot, hotspot),
+        reads::sessions(router, Service::Pppoe, ppp),
+        reads::pppoe_counters(router),
+    );
+    Ok(FullActive {
+        hotspot: ha?,
+        ppp: pa?,
+        counters: pi?,
+    })
 }
 
 /// RouterOS answers an action on an item that no longer exists with a trap
