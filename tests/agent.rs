@@ -152,7 +152,17 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
-    let agent = Agent::start(&sim, &state, &[("MIKROTIK_EDGE_USAGE_SECS", "2")]);
+    // Every poll reads the active lists in full (the counters at every
+    // poll); the default schedule, counts between full reads, is in
+    // tests/instant.rs.
+    let agent = Agent::start(
+        &sim,
+        &state,
+        &[
+            ("MIKROTIK_EDGE_USAGE_SECS", "2"),
+            ("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0"),
+        ],
+    );
 
     // The expired voucher is disabled and its session kicked.
     agent.wait_event(|e| is(e, "voucher_expired", "v2") && e["action"] == "disable");
@@ -329,7 +339,8 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
-    let agent = Agent::start(&sim, &state, &[]);
+    // Counters read at every poll (the logout's below are checked).
+    let agent = Agent::start(&sim, &state, &[("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0")]);
     agent.wait_event(|e| is(e, "login", "a"));
     agent.wait_event(|e| is(e, "login", "b"));
 

@@ -1,21 +1,27 @@
-//! `mikrotik-edge run`: the driver around the pure monitor.
+//! `mikrotik-edge run`: the driver around the pure monitor. It does the
+//! I/O; what to do is decided by pure code: the monitor's step, and the
+//! driver's own bookkeeping ([`state`]: connection alerts, warnings said
+//! once, the poll schedule).
 //!
-//! Each cycle: read the lists concurrently over the one connection,
-//! folding rows into typed rows as they stream in ([`rows`]): the two
-//! active lists and the PPPoE interfaces every time, the two user lists
-//! only when a full read is due (between those, their listens keep the
-//! agent's copy current, see [`user_table`]); compute the
-//! step; commit the changed rows and the events on the store thread; and
-//! only then perform the router actions ([`commands`]). Committing first
-//! means a crash between the two repeats a router write on the next cycle
-//! (harmless, they are idempotent) and never loses or repeats an event.
+//! Each cycle: read what the schedule asks for ([`reads`], concurrently
+//! over the one connection, folding rows into typed rows as they stream
+//! in): the two active lists counted (`count-only`) against the agent's
+//! copy, or read in full with the PPPoE interfaces when due, when a count
+//! disagrees or a listen was not open; the two user lists only when a full
+//! read is due (between those, their listens keep the agent's copy
+//! current, see [`user_table`]); compute the step; commit the changed rows
+//! and the events on the store thread; and only then perform the router
+//! actions ([`commands`]). Committing first means a crash between the two
+//! repeats a router write on the next cycle (harmless, they are
+//! idempotent) and never loses or repeats an event.
 //!
 //! Between polls, `listen` on the two active lists reports logins and
 //! logouts as they happen ([`listen`]): each change goes through the pure
 //! [`monitor::apply_listen`] and is committed and acted on like a cycle.
-//! The poll stays the safety net: it still reads counters, and whatever a
-//! listen missed (a reconnect, a trap, a router without listen on a menu)
-//! it finds, without repeating what the listen already reported.
+//! The poll stays the safety net: its count finds what a listen missed (a
+//! listen silently stuck), and a listen that ended is reopened at the next
+//! poll, which reads its list in full; neither repeats what a listen
+//! already reported.
 //!
 //! SIGTERM and SIGINT are listened for from start to end, also in the middle
 //! of a cycle: a commit already handed to the store thread is finished,
@@ -407,16 +413,17 @@ impl Agent {
     }
 
     /// Opens again the listens that ended since the last poll (not
-    /// refused: overflowed, interrupted, ended by the router), before the
-    /// poll's reads, which then read their lists in full.
-    async fn reopen_listens(&mut self, listens: &mut Listens) -> Result<(), AgentError> {
+    /// refused: overflowed, interrupted, ended by the router, or found
+    /// silent by the count check), before the poll's reads, which then
+    /// read their lists in full.
+    fn reopen_listens(&mut self, listens: &mut Listens) {
         let lists = self.book.poll.take_reopen();
         if lists.is_empty() {
-            return Ok(());
+            return;
         }
         for list in lists {
             if let Some(ended) = listens.reopen(&self.router, list) {
-                self.on_heard(ended).await?;
+                let _ = self.on_heard_quietly(ended);
             } else {
                 log::info!("listen on {} reopened", list.path());
                 if let List::Users(service) = list {
@@ -426,7 +433,6 @@ impl Agent {
             }
         }
         self.note_listening(listens);
-        Ok(())
     }
 
     async fn record_connection_event(&mut self, ev: ConnectionEvent) -> Result<(), AgentError> {
@@ -707,8 +713,7 @@ impl Agent {
     /// the agent. Returns whether the poll was read and committed.
     async fn cycle(&mut self, listens: &mut Listens) -> Result<bool, AgentError> {
         let started = std::time::Instant::now();
-        self.reopen_listens(listens).await?;
-        let mut snapshot = match self.read_snapshot().await {
+        let mut snapshot = match self.read_snapshot(listens).await {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("poll failed, skipping this cycle: {e}");
@@ -863,21 +868,28 @@ impl Agent {
     /// This poll's snapshot: the active lists (counted, or read in full
     /// when a count disagrees or a full read is due) and the user lists
     /// (read in full when due), concurrently over the one session.
-    async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
+    async fn read_snapshot(&mut self, listens: &mut Listens) -> Result<Snapshot, ClientError> {
+        self.reopen_listens(listens);
         let now = std::time::Instant::now();
         let mut read = self.book.poll.active_read(now);
         if read == ActiveRead::Check {
             let counts = reads::active_counts(&self.router).await?;
-            if !self.book.poll.counts_agree(counts) {
-                log::debug!(
-                    "active lists hold {counts:?} rows, the listens' copy {:?}: reading them in full",
-                    [
-                        self.book.poll.active_count(Service::Hotspot),
-                        self.book.poll.active_count(Service::Pppoe)
-                    ]
+            for (service, count) in [Service::Hotspot, Service::Pppoe].into_iter().zip(counts) {
+                let kept = self.book.poll.active_count(service);
+                if kept as u64 == count {
+                    continue;
+                }
+                // The listen missed a change: it is broken, if silently.
+                // Opened again before the full read, so that nothing
+                // falls between the two.
+                log::info!(
+                    "{} holds {count} rows, the listen's copy {kept}: reading it in full, reopening its listen",
+                    crate::commands::active(service)
                 );
+                self.book.poll.listen_ended(List::Active(service), true);
                 read = ActiveRead::Full;
             }
+            self.reopen_listens(listens);
         }
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.

@@ -197,14 +197,6 @@ impl PollBook {
         }
     }
 
-    /// Whether the router's row counts (hotspot, PPP) match the copy.
-    pub fn counts_agree(&self, counts: [u64; 2]) -> bool {
-        self.active_ids
-            .iter()
-            .zip(counts)
-            .all(|(ids, n)| ids.len() as u64 == n)
-    }
-
     /// The rows each active list holds, as the agent knows them.
     pub fn active_count(&self, service: Service) -> usize {
         self.active_ids[index(service)].len()
@@ -341,14 +333,14 @@ mod tests {
         assert_eq!(book.active_read(at(270)), ActiveRead::Check);
         // Due at 300 s; a tick a little early still reads.
         assert_eq!(book.active_read(at(290)), ActiveRead::Full);
-        assert!(book.counts_agree([2, 1]));
-        assert!(!book.counts_agree([3, 1]));
+        assert_eq!(book.active_count(Service::Hotspot), 2);
+        assert_eq!(book.active_count(Service::Pppoe), 1);
         // Listen rows keep the copy's ids current.
         book.heard_upsert(Service::Hotspot, Id(5));
         book.heard_upsert(Service::Hotspot, Id(5));
         book.heard_removed(Service::Pppoe, Id(9));
-        assert!(book.counts_agree([3, 0]));
         assert_eq!(book.active_count(Service::Hotspot), 3);
+        assert_eq!(book.active_count(Service::Pppoe), 0);
         // An unknown user's login: the next poll reads in full.
         book.owe_full_read();
         assert_eq!(book.active_read(at(30)), ActiveRead::Full);
