@@ -517,7 +517,12 @@ fn login_logout_and_relogin_arrive_within_two_seconds_with_the_default_schedule(
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
         .unwrap();
     let ok = wait_until(limit, || {
-        agent.events().iter().filter(|e| is(e, "login", "v1")).count() == 2
+        agent
+            .events()
+            .iter()
+            .filter(|e| is(e, "login", "v1"))
+            .count()
+            == 2
     });
     assert!(ok, "re-login not seen:\n{}", agent.dump());
     assert!(t.elapsed() < limit);
@@ -614,7 +619,11 @@ fn a_session_that_came_and_went_between_polls_unheard_is_accounted_as_usage() {
     assert_eq!(usage["uptime_secs"], 25);
     assert!(usage["bytes_out"].as_u64() >= Some(4000), "{usage}");
     assert_eq!(
-        agent.events().iter().filter(|e| is(e, "login", "v1")).count(),
+        agent
+            .events()
+            .iter()
+            .filter(|e| is(e, "login", "v1"))
+            .count(),
         0
     );
 }

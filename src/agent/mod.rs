@@ -812,7 +812,11 @@ impl Agent {
             users.ppp_active,
             committed.count,
             out.actions.len(),
-            if kept { "active lists counted" } else { "active lists read" },
+            if kept {
+                "active lists counted"
+            } else {
+                "active lists read"
+            },
             started.elapsed().as_millis()
         );
         Ok(true)
