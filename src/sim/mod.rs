@@ -614,7 +614,8 @@ impl SimHandle {
     }
 
     /// Reply bytes written to logged-in sessions so far (login replies
-    /// excluded), and the commands they received: the router's API work.
+    /// excluded), and the commands they received (`/login` and `/quit`
+    /// excluded): the router's API work.
     pub fn work(&self) -> (u64, u64) {
         self.with(|i| (i.reply_bytes, i.commands))
     }

@@ -72,7 +72,8 @@ pub(crate) struct Inner {
     /// Reply bytes written to logged-in sessions (login replies
     /// excluded): the router's side of the API work.
     pub(crate) reply_bytes: u64,
-    /// Commands received from logged-in sessions (`/login` excluded).
+    /// Commands received from logged-in sessions (`/login` and `/quit`
+    /// excluded).
     pub(crate) commands: u64,
     /// Menus whose open `listen` commands stay open but send nothing, as
     /// a listen silently broken on the router's side.
@@ -443,7 +444,10 @@ impl Session {
             let path = String::from_utf8_lossy(&req.path).into_owned();
             let mut inner = lock(&self.shared.inner);
             inner.command_log.push(path);
-            inner.commands += 1;
+            // Ending the session is no work asked of the router.
+            if req.path != b"/quit" {
+                inner.commands += 1;
+            }
         }
         match req.path.as_slice() {
             b"/quit" => {
