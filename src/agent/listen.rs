@@ -312,6 +312,45 @@ mod tests {
     use super::*;
 
     use crate::agent::rows::test_attrs as attrs;
+    use crate::agent::state::{ActiveRead, AgentState, Schedule};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_overflowed_listen_ends_to_be_reopened_and_the_poll_reads_in_full() {
+        // The client cancels a listen its reader fell behind on and ends
+        // the stream with `Behind`: the listen ends, to be retried.
+        let mut listens = Listens::default();
+        let list = List::Active(Service::Hotspot);
+        let overflowed = ClientError::Behind {
+            command: "/ip/hotspot/active/listen".to_owned(),
+            unread: MAX_UNREAD,
+        };
+        let heard = listens.handle(list, Some(Err(overflowed)));
+        let Heard::Ended {
+            list: ended, retry, ..
+        } = heard
+        else {
+            panic!("not ended: {heard:?}");
+        };
+        assert_eq!(ended, list);
+        assert!(retry, "an overflow is worth reopening");
+        assert!(!listens.is_open(list));
+        // The bookkeeping then reads that list in full at the next poll
+        // and reopens its listen.
+        let t0 = Instant::now();
+        let schedule = Schedule {
+            poll: Duration::from_secs(30),
+            active_read: Duration::from_secs(300),
+        };
+        let mut book = AgentState::new(3, schedule).poll;
+        book.set_active_listening(Service::Hotspot, true);
+        book.set_active_listening(Service::Pppoe, true);
+        book.read_full(t0, [vec![], vec![]]);
+        assert_eq!(book.active_read(t0), ActiveRead::Check);
+        book.listen_ended(ended, retry);
+        assert_eq!(book.active_read(t0), ActiveRead::Full);
+        assert_eq!(book.take_reopen(), [list]);
+    }
 
     #[test]
     fn a_long_listen_lets_go_of_names_nothing_holds() {
