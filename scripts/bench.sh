@@ -16,6 +16,7 @@
 #   BENCH_SKIP_PEERS=1 scripts/bench.sh   # without Node.js / Python peers
 #   BENCH_UPLOAD=0 scripts/bench.sh  # skip the upload benchmark
 #   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
+#   BENCH_DESIRED_POLL=0 scripts/bench.sh  # skip central change -> router (scripts/bench/desired-poll.sh)
 #   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
@@ -423,5 +424,10 @@ bench_upload() {
 if [ "${BENCH_CREATE_BATCH:-1}" != 0 ]; then
   echo
   AGENT_BIN="$AGENT_BIN" scripts/bench/create-batch.sh
+fi
+# A central voucher batch -> on the router, through the version poll.
+if [ "${BENCH_DESIRED_POLL:-1}" != 0 ]; then
+  echo
+  AGENT_BIN="$AGENT_BIN" scripts/bench/desired-poll.sh
 fi
 exit 0

@@ -75,6 +75,9 @@ central_start() {
   export MIKROTIK_EDGE_CENTRAL_TOKEN
   echo "   PostgreSQL $PG_URL, gateway $MIKROTIK_EDGE_CENTRAL_URL (log: $work/central.log)" >&2
   echo "   site demo, its new token (shown once, given to the agent): $MIKROTIK_EDGE_CENTRAL_TOKEN" >&2
+  local op_token
+  op_token=$(target/debug/mikrotik-central add-operator demo --database-url "$PG_URL" 2>/dev/null)
+  echo "   fleet page: http://127.0.0.1:$gw_port/ (log in with operator demo's token: $op_token)" >&2
 }
 
 # Every 5 s, prints the rows of `sessions` and `vouchers` that are new or

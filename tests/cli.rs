@@ -328,8 +328,14 @@ fn every_central_command_has_its_own_help() {
             &["load-schema", "--help"],
             "usage: mikrotik-central load-schema",
         ),
+        (
+            &["add-operator", "--help"],
+            "usage: mikrotik-central add-operator NAME",
+        ),
+        (&["set-site", "-h"], "--hotspot-login-url"),
         (&["help", "serve"], "--tls-cert"),
         (&["--help"], "add-site"),
+        (&["--help"], "add-operator"),
     ] {
         let out = common::gateway::central_command()
             .args(args)

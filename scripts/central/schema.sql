@@ -10,7 +10,8 @@
 -- Entry points (see README "Central side"):
 --   ingest_batch(site_id text, batch json) returns jsonb
 --   site_desired_state(site_id text) returns jsonb
--- Both are SECURITY DEFINER: a PostgREST role only needs EXECUTE on them, no
+--   site_desired_version(site_id text) returns bigint
+-- All are SECURITY DEFINER: a PostgREST role only needs EXECUTE on them, no
 -- table privileges. When `request.jwt.claims` is set (PostgREST, or the
 -- mikrotik-central gateway), its `site_id` claim must equal the argument.
 
@@ -237,6 +238,71 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_site_idx ON alerts (site_id, at);
 
+-- ---------------------------------------------------------------- operator side
+
+-- Site settings an operator sets (`mikrotik-central set-site`): a display
+-- name, the IANA time zone "today" is counted in (activations, revenue),
+-- and the hotspot login URL printed as a QR code on voucher cards. The
+-- agent does not report its router's zone, so it is set here; UTC until then.
+CREATE OR REPLACE FUNCTION _edge_valid_tz(p text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    PERFORM now() AT TIME ZONE p;
+    RETURN p IS NOT NULL AND p <> '';
+EXCEPTION WHEN others THEN
+    RETURN false;
+END
+$$;
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS name text;
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE sites ADD COLUMN IF NOT EXISTS hotspot_login_url text;
+ALTER TABLE sites DROP CONSTRAINT IF EXISTS sites_timezone_check;
+ALTER TABLE sites ADD CONSTRAINT sites_timezone_check CHECK (_edge_valid_tz(timezone));
+
+-- Operators (`mikrotik-central add-operator`): people and tools using the
+-- operator API and pages. A separate table from `sites`, so a site token
+-- never authenticates an operator and an operator token never uploads.
+CREATE TABLE IF NOT EXISTS operators (
+    id         bigserial PRIMARY KEY,
+    name       text NOT NULL UNIQUE,
+    -- sha256 hex of the operator's bearer token, as sites.token_hash.
+    token_hash text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    disabled   boolean NOT NULL DEFAULT false
+);
+
+-- Every write made through the operator API or pages: who, when, what.
+CREATE TABLE IF NOT EXISTS operator_audit (
+    id       bigserial PRIMARY KEY,
+    operator text NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now(),
+    site_id  text,
+    action   text NOT NULL,
+    target   text,
+    detail   jsonb
+);
+CREATE INDEX IF NOT EXISTS operator_audit_site_idx ON operator_audit (site_id, at);
+
+-- Exact money: sell and cost as `numeric` (never floats), from the API at
+-- creation and from the comment of activation/creation events.
+ALTER TABLE vouchers ADD COLUMN IF NOT EXISTS sell numeric;
+ALTER TABLE vouchers ADD COLUMN IF NOT EXISTS cost numeric;
+ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS sell numeric;
+ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS cost numeric;
+CREATE INDEX IF NOT EXISTS vouchers_site_first_login_idx ON vouchers (site_id, first_login_at);
+CREATE INDEX IF NOT EXISTS vouchers_site_batch_idx ON vouchers (site_id, batch_id);
+
+-- Acknowledged alerts (operator API); open = not acknowledged.
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_at timestamptz;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_by text;
+CREATE INDEX IF NOT EXISTS alerts_open_idx ON alerts (site_id) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS sessions_open_idx ON sessions (site_id) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS mikrotik_connection_log_site_id_idx ON mikrotik_connection_log (site_id, id);
+
+-- A time as the operator API writes it: RFC 3339 in UTC, to the second.
+CREATE OR REPLACE FUNCTION _edge_utc(p timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT to_char(p AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') $$;
+
 -- ---------------------------------------------------------------- helpers
 
 -- Raises 42501 when request.jwt.claims is set and its site_id differs.
@@ -310,6 +376,16 @@ $$;
 
 CREATE OR REPLACE FUNCTION _edge_nz(p text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT nullif(p, '') $$;
+
+-- A price field of one of our comments (`|`-field n, 1-based: 3 is
+-- price_sell, 4 price_cost in both formats) as numeric: digits with an
+-- optional decimal part, else NULL (empty, text, somebody else's comment).
+CREATE OR REPLACE FUNCTION _edge_price(p_comment text, p_field integer) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN split_part(coalesce(p_comment, ''), '|', 1) IN ('VOUCHER_SYSTEM', 'PPPOE_SYSTEM')
+                     AND split_part(p_comment, '|', p_field) ~ '^[0-9]{1,18}(\.[0-9]{1,6})?$'
+                THEN split_part(p_comment, '|', p_field)::numeric END
+$$;
 
 -- Applies one new event to the design tables. Called by ingest_batch only,
 -- once per (site, stream, seq).
@@ -448,10 +524,11 @@ BEGIN
     ELSIF v_type = 'voucher_activated' THEN
         IF v_user IS NULL THEN RETURN; END IF;
         INSERT INTO vouchers AS v (site_id, code, batch_id, valid_hours, status, first_login_at,
-                                   expires_at, mac_address, last_seen, mikrotik_comment)
+                                   expires_at, mac_address, last_seen, mikrotik_comment, sell, cost)
         VALUES (p_site, v_user, _edge_nz(e ->> 'batch_id'), _edge_num(e -> 'valid_hours'), 'active',
                 _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'),
-                _edge_nz(e ->> 'mac'), p_at, _edge_nz(e ->> 'comment'))
+                _edge_nz(e ->> 'mac'), p_at, _edge_nz(e ->> 'comment'),
+                _edge_price(e ->> 'comment', 3), _edge_price(e ->> 'comment', 4))
         ON CONFLICT (site_id, code) DO UPDATE
            SET status = CASE
                    -- an expiry of this same term already arrived (out of order)
@@ -466,6 +543,9 @@ BEGIN
                -- The comment as written on the router, activation stamps
                -- included: a recreation keeps the voucher's term.
                mikrotik_comment = coalesce(EXCLUDED.mikrotik_comment, v.mikrotik_comment),
+               -- The price set at creation stays; else the comment's.
+               sell = coalesce(v.sell, EXCLUDED.sell),
+               cost = coalesce(v.cost, EXCLUDED.cost),
                updated_at = now();
 
     ELSIF v_type = 'voucher_corrected' THEN
@@ -489,27 +569,30 @@ BEGIN
         IF v_user IS NULL THEN RETURN; END IF;
         IF v_service = 'pppoe' THEN
             INSERT INTO subscriptions AS s (site_id, pppoe_username, password, profile_name, status,
-                                            comment, intent_at)
+                                            comment, intent_at, sell, cost)
             VALUES (p_site, v_user, e ->> 'password', _edge_nz(e ->> 'profile'),
                     CASE WHEN (e ->> 'disabled') = 'true' THEN 'suspended' ELSE 'active' END,
-                    e ->> 'comment', p_at)
+                    e ->> 'comment', p_at, _edge_price(e ->> 'comment', 3),
+                    _edge_price(e ->> 'comment', 4))
             ON CONFLICT (site_id, pppoe_username) DO UPDATE
                SET password = EXCLUDED.password, profile_name = EXCLUDED.profile_name,
                    status = EXCLUDED.status, comment = EXCLUDED.comment,
+                   sell = EXCLUDED.sell, cost = EXCLUDED.cost,
                    intent_at = EXCLUDED.intent_at, updated_at = now()
              WHERE s.intent_at IS NULL OR s.intent_at <= EXCLUDED.intent_at;
         ELSE
             INSERT INTO vouchers AS v (site_id, code, password, profile_name, mikrotik_comment,
-                                       batch_id, valid_hours, status, intent_at)
+                                       batch_id, valid_hours, status, intent_at, sell, cost)
             VALUES (p_site, v_user, e ->> 'password', _edge_nz(e ->> 'profile'), e ->> 'comment',
                     _edge_nz(split_part(coalesce(e ->> 'comment', ''), '|', 2)),
                     CASE WHEN split_part(coalesce(e ->> 'comment', ''), '|', 5) ~ '^[0-9]{1,9}(\.[0-9]{1,12})?$'
                          THEN split_part(e ->> 'comment', '|', 5)::numeric END,
-                    'created', p_at)
+                    'created', p_at, _edge_price(e ->> 'comment', 3), _edge_price(e ->> 'comment', 4))
             ON CONFLICT (site_id, code) DO UPDATE
                SET password = EXCLUDED.password, profile_name = EXCLUDED.profile_name,
                    mikrotik_comment = EXCLUDED.mikrotik_comment, batch_id = EXCLUDED.batch_id,
                    valid_hours = EXCLUDED.valid_hours, status = 'created',
+                   sell = EXCLUDED.sell, cost = EXCLUDED.cost,
                    first_login_at = NULL, expires_at = NULL,
                    intent_at = EXCLUDED.intent_at, updated_at = now()
              WHERE v.intent_at IS NULL OR v.intent_at <= EXCLUDED.intent_at;
@@ -583,12 +666,15 @@ BEGIN
                    comment = coalesce(s.comment, EXCLUDED.comment);
         ELSE
             INSERT INTO vouchers AS v (site_id, code, password, profile_name, mikrotik_comment,
-                                       batch_id, valid_hours, status, first_login_at, expires_at)
+                                       batch_id, valid_hours, status, first_login_at, expires_at,
+                                       sell, cost)
             VALUES (p_site, v_user, e ->> 'password', e ->> 'profile', e ->> 'comment',
                     _edge_nz(e ->> 'batch_id'), _edge_num(e -> 'valid_hours'), 'migrated',
-                    _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'))
+                    _edge_ts(e ->> 'first_login_at'), _edge_ts(e ->> 'expires_at'),
+                    _edge_price(e ->> 'comment', 3), _edge_price(e ->> 'comment', 4))
             ON CONFLICT (site_id, code) DO UPDATE
-               SET password = coalesce(v.password, EXCLUDED.password),
+               SET sell = coalesce(v.sell, EXCLUDED.sell), cost = coalesce(v.cost, EXCLUDED.cost),
+                   password = coalesce(v.password, EXCLUDED.password),
                    profile_name = coalesce(v.profile_name, EXCLUDED.profile_name),
                    mikrotik_comment = coalesce(v.mikrotik_comment, EXCLUDED.mikrotik_comment);
         END IF;
@@ -900,8 +986,145 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------- site_desired_version
+
+-- A counter per site, bumped in the same transaction as every change to
+-- what site_desired_state exports for that site (code/username, password,
+-- profile, comment, status, intent_at of vouchers and subscriptions; an
+-- insert or a delete). Agents poll site_desired_version cheaply and fetch
+-- the whole desired state only when it moved. Changes made by ingest_batch
+-- (edge.applying) are reports of what the router already holds
+-- (activations, expiries, adoptions, intents made at the site): they do not
+-- bump it, so an activation never sends the agent into a full sync. A site
+-- without a row is at version 0.
+CREATE TABLE IF NOT EXISTS site_desired_versions (
+    site_id    text PRIMARY KEY,
+    version    bigint NOT NULL DEFAULT 0,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Statement-level, over the transition tables: a batch of 10,000 vouchers
+-- in one INSERT bumps its site once. Sites in a stable order, so two
+-- statements touching the same sites cannot deadlock on the counters. The
+-- trigger functions are SECURITY DEFINER: whoever may write vouchers (an
+-- operator's role) needs no privilege on the counters, and nobody may call
+-- the bump itself.
+CREATE OR REPLACE FUNCTION _edge_bump_desired(p_sites text[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO site_desired_versions AS d (site_id, version)
+    SELECT s, 1 FROM (SELECT DISTINCT s FROM unnest(p_sites) AS u(s) WHERE s IS NOT NULL) x
+     ORDER BY s
+    ON CONFLICT (site_id) DO UPDATE SET version = d.version + 1, changed_at = now()
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_vouchers_desired_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF coalesce(current_setting('edge.applying', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_new));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_old));
+    ELSE
+        PERFORM _edge_bump_desired(ARRAY(
+            SELECT DISTINCT unnest(ARRAY[o.site_id, n.site_id])
+              FROM edge_old o JOIN edge_new n ON n.id = o.id
+             WHERE (o.site_id, o.code, o.password, o.profile_name, o.mikrotik_comment,
+                    o.status, o.intent_at)
+                   IS DISTINCT FROM
+                   (n.site_id, n.code, n.password, n.profile_name, n.mikrotik_comment,
+                    n.status, n.intent_at)));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _edge_subscriptions_desired_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF coalesce(current_setting('edge.applying', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_new));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM _edge_bump_desired(ARRAY(SELECT DISTINCT site_id FROM edge_old));
+    ELSE
+        PERFORM _edge_bump_desired(ARRAY(
+            SELECT DISTINCT unnest(ARRAY[o.site_id, n.site_id])
+              FROM edge_old o JOIN edge_new n ON n.id = o.id
+             WHERE (o.site_id, o.pppoe_username, o.password, o.profile_name, o.comment,
+                    o.status, o.intent_at)
+                   IS DISTINCT FROM
+                   (n.site_id, n.pppoe_username, n.password, n.profile_name, n.comment,
+                    n.status, n.intent_at)));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- A trigger with transition tables fires on one event only: three each.
+DROP TRIGGER IF EXISTS vouchers_desired_ins ON vouchers;
+CREATE TRIGGER vouchers_desired_ins AFTER INSERT ON vouchers
+    REFERENCING NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_vouchers_desired_changed();
+DROP TRIGGER IF EXISTS vouchers_desired_upd ON vouchers;
+CREATE TRIGGER vouchers_desired_upd AFTER UPDATE ON vouchers
+    REFERENCING OLD TABLE AS edge_old NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_vouchers_desired_changed();
+DROP TRIGGER IF EXISTS vouchers_desired_del ON vouchers;
+CREATE TRIGGER vouchers_desired_del AFTER DELETE ON vouchers
+    REFERENCING OLD TABLE AS edge_old
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_vouchers_desired_changed();
+DROP TRIGGER IF EXISTS subscriptions_desired_ins ON subscriptions;
+CREATE TRIGGER subscriptions_desired_ins AFTER INSERT ON subscriptions
+    REFERENCING NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_subscriptions_desired_changed();
+DROP TRIGGER IF EXISTS subscriptions_desired_upd ON subscriptions;
+CREATE TRIGGER subscriptions_desired_upd AFTER UPDATE ON subscriptions
+    REFERENCING OLD TABLE AS edge_old NEW TABLE AS edge_new
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_subscriptions_desired_changed();
+DROP TRIGGER IF EXISTS subscriptions_desired_del ON subscriptions;
+CREATE TRIGGER subscriptions_desired_del AFTER DELETE ON subscriptions
+    REFERENCING OLD TABLE AS edge_old
+    FOR EACH STATEMENT EXECUTE FUNCTION _edge_subscriptions_desired_changed();
+
+-- The site's counter (0 before its first change). Same site rule as
+-- site_desired_state; one index lookup, for agents polling every few seconds.
+CREATE OR REPLACE FUNCTION site_desired_version(site_id text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_site    text := $1;
+    v_version bigint;
+BEGIN
+    PERFORM _edge_check_site(v_site);
+    SELECT version INTO v_version FROM site_desired_versions WHERE site_id = v_site;
+    RETURN coalesce(v_version, 0);
+END
+$$;
+
 -- Only the owner (and roles granted EXECUTE, e.g. edge_agent for PostgREST)
 -- may call the entry points; the helpers are internal.
 REVOKE ALL ON FUNCTION ingest_batch(text, json) FROM PUBLIC;
 REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION site_desired_version(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _edge_bump_desired(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;
+
+-- ---------------------------------------------------------------- page logins
+
+-- Sessions of operators logged in to the pages (mikrotik-central serve):
+-- the sha256 hex of the random cookie value, never the value itself, and
+-- the session's CSRF token that every page form carries. Expired rows are
+-- deleted when the next session starts.
+CREATE TABLE IF NOT EXISTS operator_sessions (
+    session_hash text PRIMARY KEY,
+    operator_id  bigint NOT NULL REFERENCES operators (id) ON DELETE CASCADE,
+    csrf         text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operator_sessions_expires_idx ON operator_sessions (expires_at);

@@ -8,6 +8,13 @@
 //! the actions with a bounded number of commands in flight. The router's
 //! own lists are read again at the next run, so an action that failed or
 //! was lost is simply planned again.
+//!
+//! Between full syncs, every `desired_poll_secs`, the cheap
+//! `site_desired_version` counter is polled (the decision is pure, in
+//! [`version_watch`]); when it moved since the last fetch, a full sync runs
+//! at once, so a change made centrally reaches the router within seconds.
+
+mod version_watch;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +42,7 @@ use crate::reconcile::{
 };
 use crate::store::{KEY_DESIRED, KEY_INTENTS, KEY_RECONCILE, StoreError, StoreHandle};
 use crate::uplink::CentralClient;
+use version_watch::{Availability, PollDecision, Probe, VersionWatch};
 
 /// What one run did, for the log line and the `sync` command.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +75,8 @@ pub struct Syncer {
     desired: Option<DesiredState>,
     warned: HashSet<String>,
     kicks: Kicks,
+    /// `None` with `desired_poll_secs = 0`: the counter is not read at all.
+    versions: Option<VersionWatch>,
 }
 
 impl Syncer {
@@ -110,6 +120,7 @@ impl Syncer {
             desired,
             warned: HashSet::new(),
             kicks,
+            versions: config.sync.desired_poll.map(|_| VersionWatch::default()),
         })
     }
 
@@ -250,7 +261,22 @@ impl Syncer {
         let Some(client) = &self.client else {
             return Ok(());
         };
-        let args = json!({ "site_id": self.site_id });
+        let args = self.site_args();
+        // The counter first: a change committed while the state is fetched
+        // then shows as a moved version at the next poll.
+        if let Some(versions) = &mut self.versions {
+            let probe = Probe::from_reply(client.rpc(VERSION_RPC, &args).await);
+            match versions.before_fetch(probe) {
+                Availability::Unchanged => {}
+                Availability::Found => log::info!(
+                    "sync: the central side has {VERSION_RPC} now: its changes reach the router within the poll interval"
+                ),
+                Availability::Lost => log::info!(
+                    "sync: the central side has no {VERSION_RPC} (HTTP 404, an older schema or gateway): \
+                     its changes arrive with the periodic full sync"
+                ),
+            }
+        }
         let fetched = client
             .rpc("site_desired_state", &args)
             .await
@@ -280,13 +306,74 @@ impl Syncer {
                     );
                 }
                 self.desired = Some(desired);
+                if let Some(v) = &mut self.versions {
+                    v.after_fetch(true);
+                }
             }
             Err(e) => {
+                if let Some(v) = &mut self.versions {
+                    v.after_fetch(false);
+                }
                 log::warn!("sync: cannot fetch the desired state ({e}); using the last one saved");
                 report.fetch_error = Some(e);
             }
         }
         Ok(())
+    }
+
+    /// The arguments of both calls.
+    fn site_args(&self) -> Value {
+        json!({ "site_id": self.site_id })
+    }
+
+    /// A poll of the version counter to run beside the loop (the call
+    /// itself waits on the client's HTTP thread), tagged with the current
+    /// generation; `None` without a central client, with polling off, or
+    /// after a 404.
+    fn version_poll(&self) -> Option<impl Future<Output = (u64, Probe)> + 'static> {
+        let client = self.client.clone()?;
+        let versions = self.versions.as_ref().filter(|v| v.polling())?;
+        let generation = versions.generation();
+        let args = self.site_args();
+        Some(async move {
+            let reply = client.rpc(VERSION_RPC, &args).await;
+            (generation, Probe::from_reply(reply))
+        })
+    }
+
+    /// Whether a poll's answer calls for a full sync now (and says why).
+    fn on_version_poll(&mut self, generation: u64, probe: Probe) -> bool {
+        let failure = match &probe {
+            Probe::Failed(e) => Some(e.clone()),
+            _ => None,
+        };
+        let Some(versions) = &mut self.versions else {
+            return false;
+        };
+        match versions.on_poll(generation, probe) {
+            PollDecision::SyncNow { from, to } => {
+                log::info!(
+                    "sync: desired version {to} (was {}): syncing now",
+                    from.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
+                );
+                true
+            }
+            PollDecision::StopPolling => {
+                log::info!(
+                    "sync: the central side has no {VERSION_RPC} (HTTP 404, an older schema or gateway): \
+                     its changes arrive with the periodic full sync"
+                );
+                false
+            }
+            PollDecision::Wait => {
+                match failure {
+                    Some(e) => log::debug!("sync: desired version poll failed: {e}"),
+                    None => log::debug!("sync: desired version unchanged"),
+                }
+                false
+            }
+            PollDecision::Stale => false,
+        }
     }
 
     /// Saves `state` and `intents` with `events` when any changed.
@@ -363,6 +450,9 @@ impl Syncer {
         }
     }
 }
+
+/// The central function polled between full syncs.
+const VERSION_RPC: &str = "site_desired_version";
 
 /// The reconcile settings from the config.
 pub fn reconcile_config(config: &Config) -> ReconcileConfig {
@@ -535,7 +625,11 @@ pub fn spawn(
                     trigger: trigger_rx,
                     intents: intent_rx,
                 };
-                sync_loop(syncer, router, inputs, config.sync.interval).await
+                let timing = Timing {
+                    interval: config.sync.interval,
+                    desired_poll: config.sync.desired_poll,
+                };
+                sync_loop(syncer, router, inputs, timing).await
             }
             Err(e) => log::error!("sync disabled: {e}"),
         }
@@ -564,21 +658,62 @@ struct Inputs {
     intents: mpsc::Receiver<IntentMsg>,
 }
 
-async fn sync_loop(mut syncer: Syncer, router: Router, inputs: Inputs, interval: Duration) {
+/// The sync loop's two clocks.
+struct Timing {
+    /// Full sync.
+    interval: Duration,
+    /// Version poll; `None`: off.
+    desired_poll: Option<Duration>,
+}
+
+async fn sync_loop(mut syncer: Syncer, router: Router, inputs: Inputs, timing: Timing) {
     let Inputs {
         mut view,
         mut trigger,
         mut intents,
     } = inputs;
-    log::info!(
-        "sync every {} s (desired state from the central side)",
-        interval.as_secs()
-    );
+    let Timing {
+        interval,
+        desired_poll,
+    } = timing;
+    match desired_poll {
+        Some(p) => log::info!(
+            "sync every {} s (desired state from the central side), its version polled every {} s",
+            interval.as_secs(),
+            p.as_secs()
+        ),
+        None => log::info!(
+            "sync every {} s (desired state from the central side)",
+            interval.as_secs()
+        ),
+    }
+    // Polls run beside the loop, so a slow central side never holds up
+    // local intents; one at a time, answering on this channel.
+    let (probe_tx, mut probes) = mpsc::channel::<(u64, Probe)>(1);
+    let mut probing = false;
     let mut next = tokio::time::Instant::now();
+    let mut next_poll = desired_poll.map(|p| next + p);
     loop {
+        let poll_at = next_poll
+            .filter(|_| !probing && syncer.versions.as_ref().is_some_and(VersionWatch::polling));
         let due = tokio::select! {
             _ = tokio::time::sleep_until(next) => true,
             Some(()) = trigger.recv() => true,
+            _ = sleep_until_some(poll_at) => {
+                if let Some(poll) = syncer.version_poll() {
+                    probing = true;
+                    let tx = probe_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(poll.await).await;
+                    });
+                }
+                next_poll = desired_poll.map(|p| tokio::time::Instant::now() + p);
+                false
+            }
+            Some((generation, probe)) = probes.recv() => {
+                probing = false;
+                syncer.on_version_poll(generation, probe)
+            }
             Some(msg) = intents.recv() => {
                 syncer.record_intent(msg).await;
                 false
@@ -622,6 +757,16 @@ async fn sync_loop(mut syncer: Syncer, router: Router, inputs: Inputs, interval:
             Err(e) => log::error!("sync: {e}"),
         }
         next = tokio::time::Instant::now() + interval;
+        // Just read: the next poll a whole interval from now.
+        next_poll = desired_poll.map(|p| tokio::time::Instant::now() + p);
+    }
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

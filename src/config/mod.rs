@@ -79,6 +79,7 @@ const TOP_KEYS: &[&str] = &[
     "suspend_mode",
     "isolir_profile",
     "sync_max_in_flight",
+    "desired_poll_secs",
 ];
 
 /// Keys accepted in `[router]`.

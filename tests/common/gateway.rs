@@ -125,6 +125,22 @@ pub fn add_site(pg: &Postgres, name: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `add-operator NAME`: the new operator token (64 hex digits).
+pub fn add_operator(pg: &Postgres, name: &str) -> String {
+    let out = central_command()
+        .args(["add-operator", name, "--database-url", &pg.url()])
+        .output()
+        .expect("run add-operator");
+    assert!(
+        out.status.success(),
+        "add-operator: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(token.len(), 64, "{token:?}");
+    token
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

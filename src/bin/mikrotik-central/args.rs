@@ -18,6 +18,10 @@ commands:
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
   load-schema  load scripts/central/schema.sql (built in; idempotent)
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
+  add-operator NAME  create the operator or rotate its token; prints the new token once
+               --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
+  set-site NAME  set a site's display name, time zone and hotspot login URL
+               --name TEXT --timezone ZONE --hotspot-login-url URL --database-url URL
   help [COMMAND] | --help | -h ; --version | -V
 
 `mikrotik-central <command> --help` prints that command's options.";
@@ -30,7 +34,8 @@ pub fn command_usage(command: &str) -> Option<&'static str> {
 usage: mikrotik-central serve [options]
 
 Run the HTTP(S) gateway in front of PostgreSQL: POST /rpc/ingest_batch,
-POST /rpc/site_desired_state, GET /healthz.
+POST /rpc/site_desired_state (site tokens), the operator API under /api/
+(operator tokens, see docs/central.md), GET /healthz.
 
 options (each also from the environment):
   --listen ADDR         MIKROTIK_CENTRAL_LISTEN, default 127.0.0.1:8090
@@ -63,13 +68,49 @@ loading it again over itself is how the schema is upgraded.
 options:
   --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required"
         }
+        "add-operator" => {
+            "\
+usage: mikrotik-central add-operator NAME [--database-url URL]
+
+Create the operator NAME or rotate its token (and enable it); prints the
+new token once (only its sha256 is stored). The token authenticates the
+operator API (Authorization: Bearer TOKEN) and pages; it cannot upload as
+a site, and a site token cannot act as an operator.
+
+options:
+  --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required"
+        }
+        "set-site" => {
+            "\
+usage: mikrotik-central set-site NAME [options]
+
+Set an existing site's settings; options not given stay as they are, an
+empty value clears the name or the URL.
+
+options:
+  --name TEXT               display name on pages and cards
+  --timezone ZONE           IANA time zone (e.g. Asia/Jakarta) in which the
+                            day's activations and revenue are counted; UTC
+                            until set
+  --hotspot-login-url URL   the hotspot's login page (e.g.
+                            http://hotspot.lan/login), printed as a QR code
+                            on voucher cards
+  --database-url URL        MIKROTIK_CENTRAL_DATABASE_URL, required"
+        }
         "help" => USAGE,
         _ => return None,
     })
 }
 
 /// Every command, as typed.
-pub const COMMANDS: [&str; 4] = ["serve", "add-site", "load-schema", "help"];
+pub const COMMANDS: [&str; 6] = [
+    "serve",
+    "add-site",
+    "load-schema",
+    "add-operator",
+    "set-site",
+    "help",
+];
 
 #[derive(Debug)]
 pub struct ServeOptions {
@@ -88,6 +129,15 @@ pub enum Command {
         database_url: String,
     },
     LoadSchema {
+        database_url: String,
+    },
+    AddOperator {
+        name: String,
+        database_url: String,
+    },
+    SetSite {
+        site: String,
+        settings: crate::db::SiteSettings,
         database_url: String,
     },
     /// The general help, or one command's.
@@ -158,7 +208,8 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             "pool-size",
             "log-level",
         ],
-        "add-site" | "load-schema" => &["database-url"],
+        "add-site" | "load-schema" | "add-operator" => &["database-url"],
+        "set-site" => &["database-url", "name", "timezone", "hotspot-login-url"],
         "--version" | "-V" => return Ok(Command::Version),
         other => return Err(format!("unknown command {other:?}")),
     };
@@ -233,6 +284,59 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
                 database_url: database_url()?,
             })
         }
+        "add-operator" => {
+            let [name] = positional.as_slice() else {
+                return Err("add-operator takes exactly one NAME".into());
+            };
+            if !crate::operator_auth::valid_name(name) {
+                return Err(format!(
+                    "operator name {name:?}: use 1-128 letters, digits, '-', '_' or '.'"
+                ));
+            }
+            Ok(Command::AddOperator {
+                name: name.clone(),
+                database_url: database_url()?,
+            })
+        }
+        "set-site" => {
+            let [site] = positional.as_slice() else {
+                return Err("set-site takes exactly one NAME".into());
+            };
+            let flag = |n: &str| flags.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            let settings = crate::db::SiteSettings {
+                name: flag("name"),
+                timezone: flag("timezone"),
+                hotspot_login_url: flag("hotspot-login-url"),
+            };
+            if let Some(n) = &settings.name
+                && (n.chars().count() > 200 || n.chars().any(char::is_control))
+            {
+                return Err("--name: at most 200 characters, no control characters".into());
+            }
+            if settings.timezone.as_deref() == Some("") {
+                return Err("--timezone: give an IANA time zone such as Asia/Jakarta".into());
+            }
+            if let Some(u) = settings.hotspot_login_url.as_deref()
+                && !u.is_empty()
+                && !((u.starts_with("http://") || u.starts_with("https://"))
+                    && u.len() <= 500
+                    && !u.chars().any(|c| c.is_control() || c == ' '))
+            {
+                return Err(format!(
+                    "--hotspot-login-url: expected an http:// or https:// URL, got {u:?}"
+                ));
+            }
+            if settings == crate::db::SiteSettings::default() {
+                return Err(
+                    "set-site: give at least one of --name, --timezone, --hotspot-login-url".into(),
+                );
+            }
+            Ok(Command::SetSite {
+                site: site.clone(),
+                settings,
+                database_url: database_url()?,
+            })
+        }
         _ => {
             if let Some(p) = positional.first() {
                 return Err(format!("unexpected argument {p:?}"));
@@ -290,5 +394,28 @@ mod tests {
             p(&["add-site", "site-a"]),
             Ok(Command::AddSite { .. })
         ));
+        for bad in [
+            &["add-operator"][..],
+            &["add-operator", "a|b"],
+            &["add-operator", "a", "b"],
+            &["set-site", "a"],
+            &["set-site", "a", "--timezone", ""],
+            &["set-site", "a", "--hotspot-login-url", "ftp://x"],
+            &["set-site", "a", "--bogus", "1"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            p(&["add-operator", "alice"]),
+            Ok(Command::AddOperator { .. })
+        ));
+        let Ok(Command::SetSite { settings, .. }) =
+            p(&["set-site", "a", "--timezone", "Asia/Jakarta", "--name", ""])
+        else {
+            panic!()
+        };
+        assert_eq!(settings.timezone.as_deref(), Some("Asia/Jakarta"));
+        assert_eq!(settings.name.as_deref(), Some(""));
+        assert_eq!(settings.hotspot_login_url, None);
     }
 }

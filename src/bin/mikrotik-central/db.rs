@@ -1,4 +1,4 @@
-//! PostgreSQL side of the gateway: the pool, token hashes, the two calls.
+//! PostgreSQL side of the gateway: the pool, token hashes, the site calls.
 
 use std::time::Duration;
 
@@ -10,13 +10,17 @@ use tokio_postgres::error::SqlState;
 /// The schema, built in for `load-schema`.
 pub const SCHEMA: &str = include_str!("../../../scripts/central/schema.sql");
 
-/// The two functions the gateway exposes, with their arguments.
+/// The functions the gateway exposes to sites, with their arguments.
 pub enum Rpc {
     IngestBatch {
         site_id: String,
         batch: serde_json::Value,
     },
     SiteDesiredState {
+        site_id: String,
+    },
+    /// The counter agents poll (a bigint, as JSON a bare number).
+    SiteDesiredVersion {
         site_id: String,
     },
 }
@@ -38,6 +42,40 @@ impl From<tokio_postgres::Error> for CallError {
             CallError::Unavailable(e.to_string())
         } else {
             CallError::Db(e)
+        }
+    }
+}
+
+/// A query's failure, for the operator API and pages.
+#[derive(Debug)]
+pub enum StoreError {
+    /// No connection to the database (down, pool exhausted, timeout).
+    Unavailable(String),
+    /// The database answered with an error.
+    Db(tokio_postgres::Error),
+}
+
+impl StoreError {
+    pub fn pool(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.as_db_error().is_none() {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Db(e)
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(e) => write!(f, "database unavailable: {e}"),
+            StoreError::Db(e) => write!(f, "database error: {}", db_message(e)),
         }
     }
 }
@@ -115,9 +153,30 @@ pub async fn call(pool: &Pool, token: &str, rpc: &Rpc) -> Result<(String, String
                 .await?;
             tx.query_one(&st, &[site_id]).await?.get(0)
         }
+        Rpc::SiteDesiredVersion { site_id } => {
+            let st = tx
+                .prepare_cached("SELECT site_desired_version($1::text)::text")
+                .await?;
+            tx.query_one(&st, &[site_id]).await?.get(0)
+        }
     };
     tx.commit().await?;
     Ok((site, out))
+}
+
+/// The site's time zone, when the site exists (`FOR SHARE`: it is not
+/// removed while the caller's transaction writes for it).
+pub async fn site_timezone<C: tokio_postgres::GenericClient>(
+    c: &C,
+    site: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let row = c
+        .query_opt(
+            "SELECT timezone FROM sites WHERE site_id = $1 FOR SHARE",
+            &[&site],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// `SELECT 1` on a pooled connection.
@@ -154,7 +213,7 @@ pub fn status_for(e: &tokio_postgres::Error) -> u16 {
     }
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     let (client, conn) = pg_config(url)?
         .connect(NoTls)
         .await
@@ -167,12 +226,17 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     Ok(client)
 }
 
-/// Creates the site or rotates its token; returns the new token.
-pub async fn add_site(url: &str, site: &str) -> Result<String, String> {
+/// 32 random bytes as hex: a new site or operator token.
+pub fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| "no system randomness".to_string())?;
-    let token = hex(&bytes);
+    Ok(hex(&bytes))
+}
+
+/// Creates the site or rotates its token; returns the new token.
+pub async fn add_site(url: &str, site: &str) -> Result<String, String> {
+    let token = new_token()?;
     let client = connect(url).await?;
     client
         .execute(
@@ -183,6 +247,50 @@ pub async fn add_site(url: &str, site: &str) -> Result<String, String> {
         .await
         .map_err(|e| format!("cannot store the site: {}", db_message(&e)))?;
     Ok(token)
+}
+
+/// Site settings for `set-site`; `None` leaves a setting as it is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SiteSettings {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    pub hotspot_login_url: Option<String>,
+}
+
+/// Updates an existing site's settings (an empty value clears the name or
+/// URL; the time zone must be one PostgreSQL knows).
+pub async fn set_site(url: &str, site: &str, s: &SiteSettings) -> Result<(), String> {
+    let client = connect(url).await?;
+    if let Some(tz) = &s.timezone {
+        let ok: bool = client
+            .query_one("SELECT _edge_valid_tz($1)", &[tz])
+            .await
+            .map_err(|e| format!("cannot check the time zone: {}", db_message(&e)))?
+            .get(0);
+        if !ok {
+            return Err(format!(
+                "--timezone: unknown time zone {tz:?} (use an IANA name such as Asia/Jakarta)"
+            ));
+        }
+    }
+    let n = client
+        .execute(
+            "UPDATE sites SET                name = CASE WHEN $2 THEN nullif($3, '') ELSE name END,                timezone = coalesce($4, timezone),                hotspot_login_url = CASE WHEN $5 THEN nullif($6, '') ELSE hotspot_login_url END              WHERE site_id = $1",
+            &[
+                &site,
+                &s.name.is_some(),
+                &s.name.clone().unwrap_or_default(),
+                &s.timezone,
+                &s.hotspot_login_url.is_some(),
+                &s.hotspot_login_url.clone().unwrap_or_default(),
+            ],
+        )
+        .await
+        .map_err(|e| format!("cannot update the site: {}", db_message(&e)))?;
+    if n == 0 {
+        return Err(format!("no site {site:?} (create it with add-site)"));
+    }
+    Ok(())
 }
 
 pub async fn load_schema(url: &str) -> Result<(), String> {

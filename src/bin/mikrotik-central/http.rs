@@ -27,6 +27,8 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct State {
     pool: Pool,
+    /// Served over TLS: page session cookies get `Secure`.
+    tls: bool,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -47,7 +49,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         "listening on {local} ({})",
         if tls.is_some() { "https" } else { "http" }
     );
-    let state = Arc::new(State { pool });
+    let state = Arc::new(State {
+        pool,
+        tls: tls.is_some(),
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     loop {
@@ -110,7 +115,7 @@ async fn handle(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Resp
     let path = req.uri().path().to_string();
     let (resp, site) = route(req, state).await;
     let status = resp.status().as_u16();
-    let site = site.map(|s| format!(" site={s}")).unwrap_or_default();
+    let site = site.map(|s| format!(" {s}")).unwrap_or_default();
     let ms = start.elapsed().as_millis();
     if status >= 500 {
         log::warn!("{peer} {method} {path} {status} {ms}ms{site}");
@@ -120,7 +125,8 @@ async fn handle(req: Request<Incoming>, state: &State, peer: SocketAddr) -> Resp
     resp
 }
 
-/// The response and, once authenticated, the token's site (for the log).
+/// The response and, once authenticated, who the token is (`site=…` or
+/// `operator=…`, for the log).
 async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) {
     let post_only = |req: &Request<Incoming>| req.method() == Method::POST;
     match req.uri().path() {
@@ -131,11 +137,19 @@ async fn route(req: Request<Incoming>, state: &State) -> (Resp, Option<String>) 
                 (method_not_allowed("GET, HEAD"), None)
             }
         }
-        "/rpc/ingest_batch" | "/rpc/site_desired_state" if !post_only(&req) => {
+        "/rpc/ingest_batch" | "/rpc/site_desired_state" | "/rpc/site_desired_version"
+            if !post_only(&req) =>
+        {
             (method_not_allowed("POST"), None)
         }
-        "/rpc/ingest_batch" => rpc(req, state, true).await,
-        "/rpc/site_desired_state" => rpc(req, state, false).await,
+        "/rpc/ingest_batch" => rpc(req, state, SiteCall::IngestBatch).await,
+        "/rpc/site_desired_state" => rpc(req, state, SiteCall::DesiredState).await,
+        "/rpc/site_desired_version" => rpc(req, state, SiteCall::DesiredVersion).await,
+        // The operator API: operator tokens only (see operator_auth).
+        p if p.starts_with("/api/") => crate::api::handle(req, &state.pool).await,
+        p if crate::pages::is_page(p) => {
+            (crate::pages::route(req, &state.pool, state.tls).await, None)
+        }
         _ => (error(StatusCode::NOT_FOUND, "no such route"), None),
     }
 }
@@ -160,7 +174,15 @@ fn bearer(req: &Request<Incoming>) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
-async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Option<String>) {
+/// Which site function a `/rpc/...` route calls.
+#[derive(Clone, Copy)]
+enum SiteCall {
+    IngestBatch,
+    DesiredState,
+    DesiredVersion,
+}
+
+async fn rpc(req: Request<Incoming>, state: &State, kind: SiteCall) -> (Resp, Option<String>) {
     let Some(token) = bearer(&req) else {
         return (unauthorized("missing bearer token"), None);
     };
@@ -206,35 +228,53 @@ async fn rpc(req: Request<Incoming>, state: &State, ingest: bool) -> (Resp, Opti
     let Some(site_id) = args.get("site_id").and_then(Value::as_str) else {
         return (bad_request("missing argument site_id (a string)"), None);
     };
-    let call = if ingest {
-        let Some(mut batch) = args.get("batch").cloned() else {
-            return (bad_request("missing argument batch"), None);
-        };
-        // Only an escape can put U+0000 in a JSON string: no walk without one.
-        let fixed = if crate::sanitize::may_hold_nul(&body) {
-            crate::sanitize::nul_free(&mut batch)
-        } else {
-            0
-        };
-        if fixed > 0 {
-            log::info!("{fixed} strings with U+0000 made storable (U+FFFD, bytes in _b64)");
+    let call = match kind {
+        SiteCall::IngestBatch => {
+            let Some(mut batch) = args.get("batch").cloned() else {
+                return (bad_request("missing argument batch"), None);
+            };
+            // Only an escape can put U+0000 in a JSON string: no walk without one.
+            let fixed = if crate::sanitize::may_hold_nul(&body) {
+                crate::sanitize::nul_free(&mut batch)
+            } else {
+                0
+            };
+            if fixed > 0 {
+                log::info!("{fixed} strings with U+0000 made storable (U+FFFD, bytes in _b64)");
+            }
+            Rpc::IngestBatch {
+                site_id: site_id.to_string(),
+                batch,
+            }
         }
-        Rpc::IngestBatch {
+        SiteCall::DesiredState => Rpc::SiteDesiredState {
             site_id: site_id.to_string(),
-            batch,
-        }
-    } else {
-        Rpc::SiteDesiredState {
+        },
+        SiteCall::DesiredVersion => Rpc::SiteDesiredVersion {
             site_id: site_id.to_string(),
-        }
+        },
     };
     match db::call(&state.pool, &token, &call).await {
-        Ok((site, out)) => (json_text(StatusCode::OK, out), Some(site)),
+        Ok((site, out)) => (json_text(StatusCode::OK, out), Some(format!("site={site}"))),
         Err(CallError::Unauthorized) => (unauthorized("invalid token"), None),
         Err(CallError::Unavailable(e)) => {
             log::warn!("database unavailable: {e}");
             (
                 error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+                None,
+            )
+        }
+        // A database whose schema predates the counter: 404, as PostgREST
+        // answers for a missing function, so agents fall back quietly.
+        Err(CallError::Db(e))
+            if matches!(kind, SiteCall::DesiredVersion)
+                && e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+        {
+            (
+                error(
+                    StatusCode::NOT_FOUND,
+                    "site_desired_version is not in the database schema (load the current schema)",
+                ),
                 None,
             )
         }

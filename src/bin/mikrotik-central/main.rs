@@ -1,14 +1,33 @@
 //! `mikrotik-central`: the central gateway for operators who do not run
 //! PostgREST. A stateless HTTP(S) server in front of PostgreSQL that exposes
 //! the two schema functions PostgREST-style (`POST /rpc/ingest_batch`,
-//! `POST /rpc/site_desired_state`) with per-site bearer tokens, plus
-//! `add-site` to issue tokens. See README "Central side".
+//! `POST /rpc/site_desired_state`) with per-site bearer tokens, the
+//! operator API (`/api/*`, operator tokens), plus `add-site`,
+//! `add-operator` and `set-site`. See README "Central side" and
+//! docs/central.md.
 
+mod api;
+mod api_error;
+mod api_input;
 mod args;
+mod audit;
+mod cards;
 mod db;
+mod fleet;
+mod html;
 mod http;
+mod operator_auth;
+mod page_queries;
+mod page_session;
+mod page_views;
+mod pages;
 mod sanitize;
+mod site_lists;
+mod sparkline;
+mod subscriptions;
 mod tls;
+mod voucher_codes;
+mod vouchers;
 
 use std::process::ExitCode;
 
@@ -45,6 +64,30 @@ fn main() -> ExitCode {
                      (the previous one no longer works)"
                 );
                 println!("{token}");
+                Ok(())
+            })
+        }
+        Command::AddOperator { name, database_url } => {
+            init_logging(log::LevelFilter::Warn);
+            run(async move {
+                let token = operator_auth::add_operator(&database_url, &name).await?;
+                eprintln!(
+                    "operator {name}: new token on standard output, shown once \
+                     (the previous one no longer works)"
+                );
+                println!("{token}");
+                Ok(())
+            })
+        }
+        Command::SetSite {
+            site,
+            settings,
+            database_url,
+        } => {
+            init_logging(log::LevelFilter::Warn);
+            run(async move {
+                db::set_site(&database_url, &site, &settings).await?;
+                eprintln!("site {site} updated");
                 Ok(())
             })
         }
