@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use mikrotik_edge::agent::Signals;
 use mikrotik_edge::api_json;
 use mikrotik_edge::cli::{self, Command};
-use mikrotik_edge::client::{Connection, Item};
+use mikrotik_edge::client::{ClientError, Connection, Item, ReplyStream};
 use mikrotik_edge::config::Config;
 use mikrotik_edge::proto::{self, Attrs};
 
@@ -129,7 +130,7 @@ async fn check(cfg: &Config) -> ExitCode {
 /// (`listen`, `print follow`) run until Ctrl-C or SIGTERM, which cancel the
 /// command and end the session with `/quit`.
 async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
-    let mut signals = match mikrotik_edge::agent::Signals::install() {
+    let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mikrotik-edge: {e}");
@@ -153,94 +154,142 @@ async fn api(cfg: &Config, command: Vec<u8>, words: Vec<Vec<u8>>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut trapped = false;
-    // Rows are collected in a buffer and written when it is large or when
-    // the router has sent nothing for FLUSH_AFTER: a 10,000-row print is a
-    // few dozen writes (rows trickle in sentence by sentence, so "nothing
-    // ready right now" happens every few rows), while a `listen` still
-    // shows each change at once to a human eye.
-    const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut out = std::io::stdout();
-    let status = loop {
+    let status = print_replies(&mut stream, &mut signals).await;
+    drop(stream);
+    conn.quit(std::time::Duration::from_secs(2)).await;
+    status
+}
+
+/// Rows are collected in a buffer and written when it is large or when
+/// the router has sent nothing for FLUSH_AFTER: a 10,000-row print is a
+/// few dozen writes (rows trickle in sentence by sentence, so "nothing
+/// ready right now" happens every few rows), while a `listen` still shows
+/// each change at once to a human eye.
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Prints reply items until the command ends, fails, or a signal cancels it.
+async fn print_replies(stream: &mut ReplyStream, signals: &mut Signals) -> ExitCode {
+    let mut out = ApiOutput {
+        buf: Vec::with_capacity(FLUSH_AT),
+        out: std::io::stdout(),
+        trapped: false,
+    };
+    loop {
         let item = match stream.try_next() {
             Some(item) => Some(item),
-            None => {
-                // With rows buffered, wait at most FLUSH_AFTER, then write
-                // them and wait again with nothing pending.
-                let pending = !buf.is_empty();
-                let next = async {
-                    if pending {
-                        tokio::time::timeout(FLUSH_AFTER, stream.next()).await.ok()
-                    } else {
-                        Some(stream.next().await)
-                    }
-                };
-                tokio::select! {
-                    got = next => match got {
-                        Some(item) => item,
-                        None => {
-                            if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
-                                // stdout closed (e.g. piped into `head`): stop quietly.
-                                break ExitCode::SUCCESS;
-                            }
-                            buf.clear();
-                            continue;
-                        }
-                    },
-                    sig = signals.recv() => {
-                        eprintln!("mikrotik-edge: {sig}: cancelling");
-                        let _ = out.write_all(&buf).and_then(|()| out.flush());
-                        break ExitCode::SUCCESS;
-                    }
-                }
-            }
+            None => match wait_next(stream, signals, &mut out).await {
+                Waited::Item(item) => item,
+                Waited::Flushed => continue,
+                Waited::Stop(status) => return status,
+            },
         };
+        if let Some(status) = out.item(item, stream) {
+            return status;
+        }
+    }
+}
+
+/// What waiting for the next reply item gave.
+enum Waited {
+    Item(Option<Result<Item, ClientError>>),
+    /// Nothing for FLUSH_AFTER: the buffered rows were written.
+    Flushed,
+    Stop(ExitCode),
+}
+
+/// Waits for the next item; with rows buffered, at most FLUSH_AFTER, then
+/// writes them (the caller waits again with nothing pending).
+async fn wait_next(stream: &mut ReplyStream, signals: &mut Signals, out: &mut ApiOutput) -> Waited {
+    let pending = !out.buf.is_empty();
+    let next = async {
+        if pending {
+            tokio::time::timeout(FLUSH_AFTER, stream.next()).await.ok()
+        } else {
+            Some(stream.next().await)
+        }
+    };
+    tokio::select! {
+        got = next => match got {
+            Some(item) => Waited::Item(item),
+            // stdout closed (e.g. piped into `head`): stop quietly.
+            None if out.write_out().is_err() => Waited::Stop(ExitCode::SUCCESS),
+            None => Waited::Flushed,
+        },
+        sig = signals.recv() => {
+            eprintln!("mikrotik-edge: {sig}: cancelling");
+            let _ = out.write_out();
+            Waited::Stop(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `api`'s output: rows buffered for stdout, traps straight to stderr.
+struct ApiOutput {
+    buf: Vec<u8>,
+    out: std::io::Stdout,
+    trapped: bool,
+}
+
+impl ApiOutput {
+    /// Writes and flushes the buffered rows.
+    fn write_out(&mut self) -> std::io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Prints one reply item; the exit status once the command is over.
+    fn item(
+        &mut self,
+        item: Option<Result<Item, ClientError>>,
+        stream: &ReplyStream,
+    ) -> Option<ExitCode> {
         match item {
             Some(Ok(Item::Row(row))) => {
-                api_json::write_attrs(&mut buf, &row);
-                buf.push(b'\n');
+                api_json::write_attrs(&mut self.buf, &row);
+                self.buf.push(b'\n');
                 stream.recycle(row);
-                if buf.len() >= 64 * 1024 {
-                    if out.write_all(&buf).is_err() {
-                        break ExitCode::SUCCESS;
+                if self.buf.len() >= FLUSH_AT {
+                    if self.out.write_all(&self.buf).is_err() {
+                        return Some(ExitCode::SUCCESS);
                     }
-                    buf.clear();
+                    self.buf.clear();
                 }
+                None
             }
             Some(Ok(Item::Trap(trap))) => {
-                trapped = true;
+                self.trapped = true;
                 match trap.category {
                     Some(c) => eprintln!("trap (category {c}): {}", trap.message),
                     None => eprintln!("trap: {}", trap.message),
                 }
+                None
             }
             Some(Ok(Item::Done(done))) => {
                 if !done.is_empty() {
-                    buf.extend_from_slice(b"{\"!done\":");
-                    api_json::write_attrs(&mut buf, &done);
-                    buf.extend_from_slice(b"}\n");
+                    self.buf.extend_from_slice(b"{\"!done\":");
+                    api_json::write_attrs(&mut self.buf, &done);
+                    self.buf.extend_from_slice(b"}\n");
                 }
-                let _ = out.write_all(&buf).and_then(|()| out.flush());
-                break if trapped {
+                let _ = self.write_out();
+                Some(if self.trapped {
                     ExitCode::FAILURE
                 } else {
                     ExitCode::SUCCESS
-                };
+                })
             }
             Some(Err(e)) => {
-                let _ = out.write_all(&buf).and_then(|()| out.flush());
+                let _ = self.write_out();
                 eprintln!("mikrotik-edge: {e}");
-                break ExitCode::FAILURE;
+                Some(ExitCode::FAILURE)
             }
             None => {
-                let _ = out.write_all(&buf).and_then(|()| out.flush());
+                let _ = self.write_out();
                 eprintln!("mikrotik-edge: session ended");
-                break ExitCode::FAILURE;
+                Some(ExitCode::FAILURE)
             }
         }
-    };
-    drop(stream);
-    conn.quit(std::time::Duration::from_secs(2)).await;
-    status
+    }
 }

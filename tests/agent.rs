@@ -4,8 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -14,78 +12,6 @@ use mikrotik_edge::comment::Comment;
 use mikrotik_edge::sim::SimHandle;
 use mikrotik_edge::store::Store;
 use serde_json::Value;
-
-struct Agent {
-    child: Child,
-    events: Arc<Mutex<Vec<Value>>>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, &str)]) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let Captured { events, log } = Captured::from_child(&mut child);
-        Agent { child, events, log }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn wait_event(&self, pred: impl Fn(&Value) -> bool) -> Value {
-        let limit = Duration::from_secs(20 * u64::from(slow_factor()));
-        let mut found = None;
-        let ok = wait_until(limit, || {
-            found = self.events().into_iter().find(|e| pred(e));
-            found.is_some()
-        });
-        assert!(
-            ok,
-            "event not seen; log:\n{}",
-            self.log.lock().unwrap().join("\n")
-        );
-        found.unwrap()
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn terminate(mut self) {
-        send_sigterm(self.child.id());
-        let ok = wait_until(Duration::from_secs(10), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        assert!(ok, "agent did not stop on SIGTERM");
-    }
-}
-
-// A failing assertion must not leave an agent running.
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn send_sigterm(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 fn is(e: &Value, kind: &str, user: &str) -> bool {
     e["type"] == kind && e["user"] == user
@@ -155,14 +81,13 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
     // Every poll reads the active lists in full (the counters at every
     // poll); the default schedule, counts between full reads, is in
     // tests/instant.rs.
-    let agent = Agent::start(
-        &sim,
-        &state,
-        &[
+    let agent = Agent::run(&sim)
+        .state(&state)
+        .envs(&[
             ("MIKROTIK_EDGE_USAGE_SECS", "2"),
             ("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0"),
-        ],
-    );
+        ])
+        .start();
 
     // The expired voucher is disabled and its session kicked.
     agent.wait_event(|e| is(e, "voucher_expired", "v2") && e["action"] == "disable");
@@ -250,14 +175,7 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
         "unexpected commands: {log:?}"
     );
     // Debug logging and every event: the router password appears nowhere.
-    assert!(
-        !agent
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains(PASSWORD))
-    );
+    assert!(!agent.lines().iter().any(|l| l.contains(PASSWORD)));
     agent.terminate();
 
     let events = stored_events(&state);
@@ -294,7 +212,7 @@ fn kill_9_and_restart_neither_loses_nor_repeats_events() {
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
 
-    let agent = Agent::start(&sim, &state, &[]);
+    let agent = Agent::run(&sim).state(&state).start();
     agent.wait_event(|e| is(e, "login", "a"));
     agent.wait_event(|e| is(e, "login", "b"));
     agent.wait_event(|e| is(e, "voucher_activated", "b"));
@@ -306,7 +224,7 @@ fn kill_9_and_restart_neither_loses_nor_repeats_events() {
     sim.hotspot_login("c", "10.5.50.4", "AA:00:00:00:00:03")
         .unwrap();
 
-    let agent = Agent::start(&sim, &state, &[]);
+    let agent = Agent::run(&sim).state(&state).start();
     agent.wait_event(|e| is(e, "logout", "a"));
     agent.wait_event(|e| is(e, "login", "c"));
     // Two more cycles: anything repeated would be committed by then.
@@ -340,7 +258,10 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
     // Counters read at every poll (the logout's below are checked).
-    let agent = Agent::start(&sim, &state, &[("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0")]);
+    let agent = Agent::run(&sim)
+        .state(&state)
+        .envs(&[("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0")])
+        .start();
     agent.wait_event(|e| is(e, "login", "a"));
     agent.wait_event(|e| is(e, "login", "b"));
 
@@ -392,15 +313,6 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
     agent.terminate();
 }
 
-fn send_signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// SIGTERM and SIGINT stop the agent within a second or two even while a
 /// poll waits on a router that stopped answering; the session ends with
 /// `/quit` and the exit status is 0.
@@ -410,23 +322,17 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
         let sim = sim();
         sim.add_hotspot_user("v1", "pw", "voucher-1h", b"");
         let dir = tempfile::tempdir().unwrap();
-        let mut agent = Agent::start(
-            &sim,
-            &state_path(&dir),
-            &[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "60")],
-        );
+        let mut agent = Agent::run(&sim)
+            .state(&state_path(&dir))
+            .envs(&[("MIKROTIK_EDGE_ROUTER_COMMAND_TIMEOUT_SECS", "60")])
+            .start();
         agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
         // Past the connect handling and one whole poll (under qemu that
         // takes a while); then the next poll hangs: every reply now takes
         // a minute.
         assert!(wait_until(
             Duration::from_secs(10 * u64::from(slow_factor())),
-            || agent
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("cycle: "))
+            || agent.count("cycle: ") > 0
         ));
         sim.set_reply_delay(Duration::from_secs(60));
         let polls = sim
@@ -446,12 +352,12 @@ fn signals_stop_the_agent_promptly_mid_cycle() {
         // The simulator logged the poll's command: the agent now waits
         // for its (minute-long) reply, mid-cycle.
         let sent = std::time::Instant::now();
-        send_signal(agent.child.id(), sig);
+        agent.signal(sig);
         let limit = Duration::from_secs(3 * u64::from(slow_factor()));
         let mut status = None;
         assert!(
             wait_until(limit, || {
-                status = agent.child.try_wait().ok().flatten();
+                status = agent.try_wait();
                 status.is_some()
             }),
             "SIG{sig} mid-cycle must stop the agent within {limit:?}"
@@ -482,14 +388,14 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
     let first_stream = {
-        let agent = Agent::start(&sim, &state, &[]);
+        let agent = Agent::run(&sim).state(&state).start();
         let login = agent.wait_event(|e| is(e, "login", "v1"));
         assert_eq!(login["seen_at_start"], true);
         agent.terminate();
         login["stream"].as_str().unwrap().to_owned()
     };
     std::fs::write(&state, b"").unwrap();
-    let agent = Agent::start(&sim, &state, &[]);
+    let agent = Agent::run(&sim).state(&state).start();
     let login = agent.wait_event(|e| is(e, "login", "v1"));
     assert_eq!(login["seen_at_start"], true);
     let all = agent.events();
@@ -498,7 +404,7 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
         "router event first, the first cycle's clock verdict, then the login: {all:?}"
     );
     assert_ne!(login["stream"].as_str().unwrap(), first_stream);
-    let log = agent.log.lock().unwrap().join("\n");
+    let log = agent.log();
     assert!(
         log.contains("is empty") && log.contains(&state.display().to_string()),
         "{log}"
@@ -508,11 +414,11 @@ fn empty_state_file_starts_a_new_stream_with_sessions_seen_at_start() {
     // Killed while redb was creating the file: sized, no header yet. The
     // same recovery, with its own warning naming the file.
     std::fs::write(&state, vec![0u8; 70 * 1024]).unwrap();
-    let agent = Agent::start(&sim, &state, &[]);
+    let agent = Agent::run(&sim).state(&state).start();
     let login = agent.wait_event(|e| is(e, "login", "v1"));
     assert_eq!(login["seen_at_start"], true);
     assert_eq!(login["seq"], 3);
-    let log = agent.log.lock().unwrap().join("\n");
+    let log = agent.log();
     assert!(
         log.contains("was never finished") && log.contains(&state.display().to_string()),
         "{log}"
@@ -544,15 +450,14 @@ fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
     for how in [Misbehave::EndlessRows, Misbehave::UnterminatedSentence] {
         let sim = sim();
         let dir = tempfile::tempdir().unwrap();
-        let agent = Agent::start(
-            &sim,
-            &state_path(&dir),
-            &[
+        let agent = Agent::run(&sim)
+            .state(&state_path(&dir))
+            .envs(&[
                 ("MIKROTIK_EDGE_ROUTER_MAX_REPLY_BYTES", "1048576"),
                 ("MIKROTIK_EDGE_ROUTER_MAX_SENTENCE_BYTES", "1048576"),
                 ("MIKROTIK_EDGE_ROUTER_KEEPALIVE_SECS", "1"),
-            ],
-        );
+            ])
+            .start();
         agent.wait_event(|e| e["type"] == "router" && e["state"] == "connected");
         let logins = sim.logins();
         sim.set_misbehave(Some(how));
@@ -562,15 +467,15 @@ fn misbehaving_router_keeps_memory_bounded_and_reconnects() {
                 .logins()
                 >= logins + 2),
             "{how:?}: no reconnect; log:\n{}",
-            agent.log.lock().unwrap().join("\n")
+            agent.log()
         );
         if native {
             // A /proc that cannot be read fails the test: a 0 would pass.
-            let hwm = vm_hwm_kib(agent.child.id()).unwrap_or_else(|e| panic!("{how:?}: {e}"));
+            let hwm = vm_hwm_kib(agent.pid()).unwrap_or_else(|e| panic!("{how:?}: {e}"));
             eprintln!("{how:?}: peak RSS {hwm} KiB");
             assert!(hwm < 48 * 1024, "{how:?}: peak RSS {hwm} KiB");
         }
-        let log = agent.log.lock().unwrap().join("\n");
+        let log = agent.log();
         let expect = match how {
             Misbehave::EndlessRows => "1048576-byte limit",
             _ => "sentence exceeds",

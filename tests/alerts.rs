@@ -14,10 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
-
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
@@ -271,44 +267,15 @@ fn closed_port() -> u16 {
         .port()
 }
 
-struct Running {
-    child: Child,
-    log: Captured,
-    _dir: tempfile::TempDir,
-}
-
-impl Running {
-    fn log(&self) -> String {
-        self.log.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(env: &[(&str, &str)]) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = agent_command();
-    cmd.arg("run")
-        .env("MIKROTIK_EDGE_STATE_PATH", dir.path().join("state.redb"))
-        .env("MIKROTIK_EDGE_POLL_SECS", "1")
-        .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
+/// The agent without a router of its own (each test gives the router
+/// settings), alerting after the first failure, as site `shop-north`.
+fn start_agent(env: &[(&str, &str)]) -> Agent {
+    Agent::run_without_router()
+        .temp_state()
         .env("MIKROTIK_EDGE_SITE_ID", "shop-north")
         .env("MIKROTIK_EDGE_ALERT_AFTER", "1")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let log = Captured::from_child(&mut child);
-    Running {
-        child,
-        log,
-        _dir: dir,
-    }
+        .envs(env)
+        .start()
 }
 
 #[test]

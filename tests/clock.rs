@@ -9,11 +9,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::gateway::{Gateway, add_site, free_port};
@@ -23,100 +19,48 @@ use mikrotik_edge::clock::{Timestamp, parse_rfc3339};
 use mikrotik_edge::sim::{GmtOffsetStyle, SimHandle};
 use serde_json::Value;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
-
 /// The agent binary with its HTTP endpoint on a free loopback port and the
 /// kernel's NTP state ignored.
-struct Agent {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .http()
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_ASSUME_KERNEL_UNSYNCED", "1")
+        .envs(extra)
+        .start()
 }
 
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .env("MIKROTIK_EDGE_HTTP_LISTEN", "127.0.0.1:0")
-            .env("MIKROTIK_EDGE_ASSUME_KERNEL_UNSYNCED", "1")
-            .envs(extra.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().expect("agent stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, a)) = line.split_once("http: listening on http://")
-                    && let Ok(a) = a.trim().parse::<SocketAddr>()
-                {
-                    let _ = addr_tx.send(a);
-                }
-                lg.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = addr_rx.recv_timeout(secs(20)) else {
-            let _ = child.kill();
-            panic!(
-                "agent did not start listening; log:\n{}",
-                log.lock().unwrap().join("\n")
-            );
-        };
-        Agent { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// `GET /api/mikrotik/monitoring/status` (`Null` if it cannot be read).
-    fn status(&self) -> Value {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(secs(10)))
-            .max_idle_connections(0)
-            .build()
-            .into();
-        let url = format!("http://{}/api/mikrotik/monitoring/status", self.addr);
-        agent
-            .get(&url)
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    /// Waits until the status satisfies `cond`; returns that status.
-    fn wait_status(&self, what: &str, mut cond: impl FnMut(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        let ok = wait_until(secs(30), || {
-            last = self.status();
-            cond(&last)
-        });
-        assert!(
-            ok,
-            "{what}: not seen; last status {last}; agent log:\n{}",
-            self.log()
-        );
-        last
-    }
+/// `GET /api/mikrotik/monitoring/status` (`Null` if it cannot be read).
+fn status(agent: &Agent) -> Value {
+    let client: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(secs(10)))
+        .max_idle_connections(0)
+        .build()
+        .into();
+    client
+        .get(&agent.url("/api/mikrotik/monitoring/status"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits until the status satisfies `cond`; returns that status.
+fn wait_status(agent: &Agent, what: &str, mut cond: impl FnMut(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let ok = wait_until(secs(30), || {
+        last = status(agent);
+        cond(&last)
+    });
+    assert!(
+        ok,
+        "{what}: not seen; last status {last}; agent log:\n{}",
+        agent.log()
+    );
+    last
 }
 
 fn disabled(sim: &SimHandle, user: &str) -> bool {
@@ -157,7 +101,7 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
     // The gateway's port is chosen now, but it starts only later.
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::start(
+    let agent = start(
         &sim,
         &dir.path().join("state.redb"),
         &[
@@ -174,7 +118,7 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
 
     // Central unreachable: nothing vouches for the time; the voucher is
     // not expired on a guess.
-    let st = agent.wait_status("three polls, untrusted", |s| {
+    let st = wait_status(&agent, "three polls, untrusted", |s| {
         s["polls"].as_u64() >= Some(3) && s["clock"]["source"] == "none"
     });
     assert_eq!(st["clock"]["trusted"], false, "{st}");
@@ -182,7 +126,9 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
 
     // Central reachable: its Date header makes the clock trusted...
     let _gw = Gateway::start(&pg, &format!("127.0.0.1:{port}"));
-    let st = agent.wait_status("central source", |s| s["clock"]["source"] == "central");
+    let st = wait_status(&agent, "central source", |s| {
+        s["clock"]["source"] == "central"
+    });
     assert_eq!(st["clock"]["trusted"], true, "{st}");
     // ...at the server's time (the same host's clock here), read as a lower
     // bound: never ahead of it.
@@ -217,8 +163,10 @@ fn central_date_makes_the_clock_trusted_and_expires_a_voucher_when_nothing_else_
     );
     // Many polls later (the router's clock is re-read every 10): still
     // central, still one alert.
-    let polls = agent.status()["polls"].as_u64().unwrap_or(0);
-    let st = agent.wait_status("12 more polls", |s| s["polls"].as_u64() >= Some(polls + 12));
+    let polls = status(&agent)["polls"].as_u64().unwrap_or(0);
+    let st = wait_status(&agent, "12 more polls", |s| {
+        s["polls"].as_u64() >= Some(polls + 12)
+    });
     assert_eq!(st["clock"]["source"], "central", "{st}");
     assert!(clock_now(&st) <= Timestamp::now().unix(), "{st}");
     assert_eq!(alerts(), "1");
@@ -251,8 +199,8 @@ fn every_gmt_offset_form_gives_the_same_utc() {
         sim.set_time_zone("manual", offset);
         sim.set_gmt_offset_style(style);
         let dir = tempfile::tempdir().expect("tempdir");
-        let agent = Agent::start(&sim, &dir.path().join("state.redb"), &[]);
-        let st = agent.wait_status(&format!("router_ntp source with {shown}"), |s| {
+        let agent = start(&sim, &dir.path().join("state.redb"), &[]);
+        let st = wait_status(&agent, &format!("router_ntp source with {shown}"), |s| {
             s["clock"]["source"] == "router_ntp"
         });
         assert_eq!(st["clock"]["trusted"], true, "{shown}: {st}");

@@ -6,96 +6,39 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::gateway::{Gateway, add_site};
 use common::pg::Postgres;
 use common::*;
 use mikrotik_edge::sim::SimHandle;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
-
 const VC: &str = "VOUCHER_SYSTEM|B-POLL|5000|4000|1|v1|2026-12-07|admin||";
 const PC: &str = "PPPOE_SYSTEM|B-P|150000||C1|S1|2026-12-07|admin";
 /// The agent's log line for a sync the version poll started.
 const POLL_SYNC: &str = "): syncing now";
 
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+/// The agent with a poll every second; the full sync interval stays at its
+/// default (an hour) unless `extra` sets it.
+fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+        .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
+        .envs(extra)
+        .start()
 }
 
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
-            .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .envs(extra.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lg.lock().unwrap().push(line);
-            }
-        });
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    /// Full sync runs finished so far (one `sync: … actions …` line each).
-    fn sync_runs(&self) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
-            })
-            .count()
-    }
-
-    fn wait(&self, what: &str, cond: impl FnMut() -> bool) {
-        assert!(
-            wait_until(secs(20), cond),
-            "{what}: not seen; agent log:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Full sync runs finished so far (one `sync: … actions …` line each).
+fn sync_runs(agent: &Agent) -> usize {
+    agent
+        .lines()
+        .iter()
+        .filter(|l| {
+            l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
+        })
+        .count()
 }
 
 fn version(pg: &Postgres, site: &str) -> i64 {
@@ -143,8 +86,8 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         ("MIKROTIK_EDGE_SYNC_SECS", "3600".to_owned()),
         ("MIKROTIK_EDGE_DESIRED_POLL_SECS", "1".to_owned()),
     ];
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), &env);
-    agent.wait("the sync at start", || agent.sync_runs() >= 1);
+    let agent = start(&sim, &dir.path().join("state.redb"), &env);
+    agent.wait("the sync at start", || sync_runs(&agent) >= 1);
     agent.wait("a poll that found nothing new", || {
         agent.count("sync: desired version unchanged") >= 1
     });
@@ -170,7 +113,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
     );
     // Brought by the poll, not by the hourly sync.
     assert_eq!(agent.count(POLL_SYNC), 1, "{}", agent.log());
-    assert_eq!(agent.sync_runs(), 2, "{}", agent.log());
+    assert_eq!(sync_runs(&agent), 2, "{}", agent.log());
 
     // A suspension: the secret disabled and its session ended, the same way.
     pg.psql("UPDATE subscriptions SET status = 'suspended' WHERE pppoe_username = 'cust-1'");
@@ -182,7 +125,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
 
     // An activation reported by the agent changes the voucher's row
     // (status, comment) but not the counter: no sync follows it.
-    agent.wait("the suspension's sync finished", || agent.sync_runs() >= 3);
+    agent.wait("the suspension's sync finished", || sync_runs(&agent) >= 3);
     let settled = version(&pg, "site-a");
     sim.hotspot_login("POLL1", "10.5.50.7", "02:00:00:00:00:07")
         .unwrap();
@@ -190,12 +133,12 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         pg.psql("SELECT status FROM vouchers WHERE code = 'POLL1'") == "active"
     });
     assert_eq!(version(&pg, "site-a"), settled);
-    let runs = agent.sync_runs();
+    let runs = sync_runs(&agent);
     let polls = agent.count("sync: desired version unchanged");
     agent.wait("two more polls after the activation", || {
         agent.count("sync: desired version unchanged") >= polls + 2
     });
-    assert_eq!(agent.sync_runs(), runs, "{}", agent.log());
+    assert_eq!(sync_runs(&agent), runs, "{}", agent.log());
     assert_eq!(agent.count(POLL_SYNC), 2, "{}", agent.log());
 }
 
@@ -281,8 +224,8 @@ fn a_central_without_the_version_rpc_still_syncs_periodically() {
         ("MIKROTIK_EDGE_SYNC_SECS", "2".to_owned()),
         ("MIKROTIK_EDGE_DESIRED_POLL_SECS", "1".to_owned()),
     ];
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), &env);
-    agent.wait("the sync at start", || agent.sync_runs() >= 1);
+    let agent = start(&sim, &dir.path().join("state.redb"), &env);
+    agent.wait("the sync at start", || sync_runs(&agent) >= 1);
     pg.psql(&format!(
         "INSERT INTO vouchers (site_id, code, password, profile_name, status, mikrotik_comment) \
          VALUES ('site-a', 'OLD1', 'pw', 'voucher-1h', 'created', '{VC}')"
@@ -290,8 +233,8 @@ fn a_central_without_the_version_rpc_still_syncs_periodically() {
     agent.wait("OLD1 created by a periodic sync", || {
         sim.find("/ip/hotspot/user", "OLD1").is_some()
     });
-    let runs = agent.sync_runs();
-    agent.wait("two more periodic syncs", || agent.sync_runs() >= runs + 2);
+    let runs = sync_runs(&agent);
+    agent.wait("two more periodic syncs", || sync_runs(&agent) >= runs + 2);
     // Said once; no poll after the first 404 (each full sync asks once).
     assert_eq!(
         agent.count("has no site_desired_version"),
@@ -302,7 +245,7 @@ fn a_central_without_the_version_rpc_still_syncs_periodically() {
     assert_eq!(agent.count("desired version poll failed"), 0);
     assert_eq!(agent.count(POLL_SYNC), 0);
     assert!(
-        gw.count("/rpc/site_desired_version 404") <= agent.sync_runs() + 1,
+        gw.count("/rpc/site_desired_version 404") <= sync_runs(&agent) + 1,
         "{}",
         gw.log()
     );

@@ -140,7 +140,7 @@ fn a_batch_sold_through_the_api_on_two_sites() {
     let asked = Instant::now();
     let made = api.post(
         "/api/sites/site-a/vouchers",
-        json!({"count": 100, "profile": "voucher-1d", "valid_hours": 24, "sell": 5000,
+        json!({"count": 100, "profile": "voucher-24h", "valid_hours": 24, "sell": 5000,
                "cost": 3500, "vendor": "V1", "prefix": "WIFI-", "code_length": 6}),
     );
     let vouchers = made["vouchers"].as_array().unwrap().clone();
@@ -173,7 +173,7 @@ fn a_batch_sold_through_the_api_on_two_sites() {
         );
         assert_eq!(
             field(&a.sim, "/ip/hotspot/user", &c, "profile").unwrap(),
-            "voucher-1d"
+            "voucher-24h"
         );
         assert!(!b.on_router("/ip/hotspot/user", &c));
     }

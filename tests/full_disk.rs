@@ -7,18 +7,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::*;
 use mikrotik_edge::clock::Timestamp;
 use mikrotik_edge::sim::SimHandle;
 use mikrotik_edge::store::Store;
 use serde_json::Value;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
 
 /// A tmpfs of its own, unmounted on drop.
 struct Tmpfs {
@@ -82,85 +77,35 @@ impl Drop for Tmpfs {
     }
 }
 
-struct Agent {
-    child: Child,
-    cap: Captured,
+/// The agent with its HTTP endpoint, uploading as `site-a`.
+fn start(sim: &SimHandle, state: &Path) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .http()
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .start()
 }
 
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .env("MIKROTIK_EDGE_HTTP_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let cap = Captured::from_child(&mut child);
-        Agent { child, cap }
-    }
-
-    fn log(&self) -> String {
-        self.cap.log.lock().unwrap().join("\n")
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.cap.events.lock().unwrap().clone()
-    }
-
-    fn wait_log(&mut self, needle: &str) {
-        let ok = wait_until(secs(30), || self.log().contains(needle));
-        assert!(ok, "{needle:?} not logged; log:\n{}", self.log());
-        self.assert_running();
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("agent exited ({status}); log:\n{}", self.log());
-        }
-    }
-
-    /// `GET /healthz` on the agent's endpoint: the status code.
-    fn healthz(&self) -> u16 {
-        let addr = self
-            .log()
-            .lines()
-            .find_map(|l| l.split_once("http: listening on http://"))
-            .map(|(_, a)| a.trim().to_string())
-            .expect("endpoint address logged");
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(secs(10))).unwrap();
-        // The endpoint checks `Host` (DNS-rebinding protection).
-        let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn terminate(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let ok = wait_until(secs(15), || matches!(self.child.try_wait(), Ok(Some(_))));
-        assert!(ok, "agent did not stop on SIGTERM:\n{}", self.log());
-        self.log()
-    }
+/// Waits until `needle` is logged, then checks the agent still runs.
+fn wait_logged(agent: &mut Agent, needle: &str) {
+    agent.wait_log(needle, 1);
+    agent.assert_running();
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `GET /healthz` on the agent's endpoint: the status code.
+fn healthz(agent: &Agent) -> u16 {
+    let addr = agent.addr();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(secs(10))).unwrap();
+    // The endpoint checks `Host` (DNS-rebinding protection).
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 fn disabled(sim: &SimHandle, user: &str) -> bool {
@@ -223,8 +168,8 @@ fn a_disk_filling_up_mid_run_degrades_and_everything_is_written_once_space_retur
     sim.add_hotspot_user("v9", "p", "voucher-1h", voucher_comment(15).as_bytes());
     sim.hotspot_login("v9", "10.5.50.9", "AA:BB:CC:00:00:09")
         .unwrap();
-    let mut agent = Agent::start(&sim, &state);
-    agent.wait_log("http: listening on");
+    let mut agent = start(&sim, &state);
+    wait_logged(&mut agent, "http: listening on");
     let ok = wait_until(secs(20), || {
         agent
             .events()
@@ -236,13 +181,13 @@ fn a_disk_filling_up_mid_run_degrades_and_everything_is_written_once_space_retur
     fs.fill();
     sim.hotspot_login("u1", "10.5.50.1", "AA:BB:CC:00:00:01")
         .unwrap();
-    agent.wait_log("running from memory");
-    agent.wait_log("alert disk_full");
+    wait_logged(&mut agent, "running from memory");
+    wait_logged(&mut agent, "alert disk_full");
     assert!(!disabled(&sim, "v9"), "expired before the disk filled");
     // Still monitoring and acting from memory: the voucher expires on time.
     sim.hotspot_login("u2", "10.5.50.2", "AA:BB:CC:00:00:02")
         .unwrap();
-    assert_eq!(agent.healthz(), 200, "{}", agent.log());
+    assert_eq!(healthz(&agent), 200, "{}", agent.log());
     let ok = wait_until(secs(40), || {
         disabled(&sim, "v9") && sim.find("/ip/hotspot/active", "v9").is_none()
     });
@@ -255,10 +200,10 @@ fn a_disk_filling_up_mid_run_degrades_and_everything_is_written_once_space_retur
     });
     assert!(ok, "no polls while the disk is full:\n{}", agent.log());
     agent.assert_running();
-    assert_eq!(agent.healthz(), 200);
+    assert_eq!(healthz(&agent), 200);
 
     fs.free();
-    agent.wait_log("writable again");
+    wait_logged(&mut agent, "writable again");
     sim.hotspot_logout("u2");
     let ok = wait_until(secs(20), || {
         agent
@@ -267,7 +212,7 @@ fn a_disk_filling_up_mid_run_degrades_and_everything_is_written_once_space_retur
             .any(|e| e["type"] == "logout" && e["user"] == "u2")
     });
     assert!(ok, "{}", agent.log());
-    let log = agent.terminate();
+    let log = agent.terminate().log;
     let logged: Vec<Value> = log
         .lines()
         .filter_map(|l| l.split_once("event {"))
@@ -282,11 +227,11 @@ fn a_disk_filling_up_mid_run_degrades_and_everything_is_written_once_space_retur
 
     // The state written from memory is the state: a restart repeats
     // nothing (the expiry is not reported again, u2's login neither).
-    let mut again = Agent::start(&sim, &state);
-    again.wait_log("cycle:");
+    let mut again = start(&sim, &state);
+    wait_logged(&mut again, "cycle:");
     let ok = wait_until(secs(10), || again.log().matches("cycle:").count() >= 2);
     assert!(ok);
-    let log = again.terminate();
+    let log = again.terminate().log;
     assert!(
         !log.contains("\"type\":\"voucher_expired\""),
         "expiry repeated after the restart:\n{log}"
@@ -302,22 +247,22 @@ fn an_agent_started_on_a_full_disk_runs_from_memory_and_writes_once_it_can() {
     sim.add_hotspot_user("v2", "p", "voucher-1h", voucher_comment(-60).as_bytes());
     sim.hotspot_login("v2", "10.5.50.9", "AA:BB:CC:00:00:09")
         .unwrap();
-    let mut agent = Agent::start(&sim, &state);
-    agent.wait_log("running from memory");
-    agent.wait_log("http: listening on");
+    let mut agent = start(&sim, &state);
+    wait_logged(&mut agent, "running from memory");
+    wait_logged(&mut agent, "http: listening on");
     let ok = wait_until(secs(30), || {
         disabled(&sim, "v2") && sim.find("/ip/hotspot/active", "v2").is_none()
     });
     assert!(ok, "expired voucher not disabled:\n{}", agent.log());
-    assert_eq!(agent.healthz(), 200);
+    assert_eq!(healthz(&agent), 200);
     // Past the 2 to 4 s it used to live.
     let ok = wait_until(secs(20), || agent.log().matches("cycle:").count() >= 6);
     assert!(ok, "{}", agent.log());
     agent.assert_running();
 
     fs.free();
-    agent.wait_log("writable again");
-    let log = agent.terminate();
+    wait_logged(&mut agent, "writable again");
+    let log = agent.terminate().log;
     let logged: Vec<Value> = log
         .lines()
         .filter_map(|l| l.split_once("event {"))

@@ -8,8 +8,8 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -18,90 +18,22 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-5f1c2a";
 
-/// The agent binary with its HTTP endpoint on a free loopback port.
-struct Agent {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+/// The agent binary with its HTTP endpoint on a free loopback port, after
+/// its first poll (so reads have data).
+fn start(sim: &SimHandle, extra: &[(&str, &str)]) -> Agent {
+    let agent = Agent::run(sim).temp_state().http().envs(extra).start();
+    agent.wait("the first poll", || {
+        let (s, v) = agent.get("/api/mikrotik/monitoring/status");
+        s == 200 && v["lastSync"].is_string()
+    });
+    agent
 }
 
+// The shared harness (tests/common/agent.rs) extended for this file.
 impl Agent {
-    fn start(sim: &SimHandle, extra: &[(&str, &str)]) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", dir.path().join("state.redb"))
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .env("MIKROTIK_EDGE_HTTP_LISTEN", "127.0.0.1:0")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, a)) = line.split_once("http: listening on http://") {
-                    let _ = addr_tx.send(a.trim().parse::<SocketAddr>().unwrap());
-                }
-                lg.lock().unwrap().push(line);
-            }
-        });
-        let limit = Duration::from_secs(20 * u64::from(slow_factor()));
-        let addr = match addr_rx.recv_timeout(limit) {
-            Ok(a) => a,
-            Err(_) => panic!(
-                "agent did not start listening; log:\n{}",
-                log.lock().unwrap().join("\n")
-            ),
-        };
-        let agent = Agent {
-            child,
-            addr,
-            log,
-            _dir: dir,
-        };
-        // Wait for the first poll so reads have data.
-        agent.wait(|a| {
-            let (s, v) = a.get("/api/mikrotik/monitoring/status");
-            s == 200 && v["lastSync"].is_string()
-        });
-        agent
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
+    /// `GET path` without a token: the status and the JSON body.
     fn get(&self, path: &str) -> (u16, Value) {
         request(&fresh_client(), "GET", &self.url(path), None, None, None)
-    }
-
-    fn wait(&self, mut cond: impl FnMut(&Agent) -> bool) {
-        let ok = wait_until(Duration::from_secs(20 * u64::from(slow_factor())), || {
-            cond(self)
-        });
-        assert!(ok, "condition not met; log:\n{}", self.log());
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -198,7 +130,7 @@ fn names(v: &Value) -> Vec<String> {
 #[test]
 fn read_endpoints_report_the_view() {
     let sim = seeded_sim();
-    let agent = Agent::start(&sim, &[]);
+    let agent = start(&sim, &[]);
 
     let (s, all) = agent.get("/api/mikrotik/users/active");
     assert_eq!(s, 200, "{all}");
@@ -255,8 +187,8 @@ fn read_endpoints_report_the_view() {
     );
 
     // Outbox figures may be a second old (they are cached).
-    agent.wait(|a| {
-        let st = a.get("/api/mikrotik/monitoring/status").1;
+    agent.wait("outbox figures", || {
+        let st = agent.get("/api/mikrotik/monitoring/status").1;
         st["outbox"]["pending"].as_u64().is_some_and(|n| n > 0)
     });
     let (s, st) = agent.get("/api/mikrotik/monitoring/status");
@@ -318,13 +250,19 @@ fn read_endpoints_report_the_view() {
         assert!(m.contains(series), "{series} missing in\n{m}");
     }
     // Every event this agent queued counts, whatever its source: at least
-    // the three logins of the users online.
-    let queued: f64 = m
-        .lines()
-        .find_map(|l| l.strip_prefix("mikrotik_edge_events_queued_since_start_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("queued since start");
-    assert!(queued >= 3.0, "{m}");
+    // the three logins of the users online, once the cached outbox figures
+    // (read from the store at most once a second) show the first poll's commit.
+    let queued = |m: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("mikrotik_edge_events_queued_since_start_total "))
+            .and_then(|v| v.parse().ok())
+            .expect("queued since start")
+    };
+    assert!(queued(&m) >= 1.0, "{m}");
+    agent.wait("the three logins counted in /metrics", || {
+        let m = agent.get("/metrics").1;
+        m.as_str().is_some_and(|m| queued(m) >= 3.0)
+    });
 
     let (s, page) = agent.get("/");
     assert_eq!(s, 200);
@@ -362,7 +300,7 @@ fn read_endpoints_report_the_view() {
 fn user_api_changes_the_router_and_records_events() {
     let sim = seeded_sim();
     let password = "Pw-9d2e-never-shown";
-    let agent = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let agent = start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
     let c = fresh_client();
     let mut bodies = Vec::new();
     let mut call = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
@@ -523,7 +461,7 @@ fn user_api_changes_the_router_and_records_events() {
     let before = polls(&agent);
     let (s, _) = call("POST", "/api/mikrotik/sync/force", Some(TOKEN), None);
     assert_eq!(s, 202);
-    agent.wait(|a| polls(a) > before);
+    agent.wait("a forced poll", || polls(&agent) > before);
 
     // Events, one per change, in the agent's log.
     let mut changes = Vec::new();
@@ -580,7 +518,7 @@ fn user_api_changes_the_router_and_records_events() {
 #[test]
 fn malformed_requests_get_json_errors() {
     let sim = sim();
-    let agent = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let agent = start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
     let c = fresh_client();
     let url = agent.url("/api/mikrotik/users/hotspot");
     let check = |(s, v): (u16, Value), want: u16| {
@@ -590,9 +528,9 @@ fn malformed_requests_get_json_errors() {
     let json_ct = Some("application/json");
     let body = br#"{"name":"n1","password":"p"}"#;
 
-    let (code, text) = raw(agent.addr, b"GARBAGE\r\n\r\n");
+    let (code, text) = raw(agent.addr(), b"GARBAGE\r\n\r\n");
     assert_eq!(code, 400, "{text}");
-    let (code, _) = raw(agent.addr, b"GET /healthz HTTP/9.9\r\n\r\n");
+    let (code, _) = raw(agent.addr(), b"GET /healthz HTTP/9.9\r\n\r\n");
     assert!(code == 400 || code == 505, "{code}");
     check(agent.get("/no/such/route"), 404);
     check(agent.get("/api/mikrotik/users/ftp"), 404);
@@ -644,7 +582,7 @@ fn malformed_requests_get_json_errors() {
     );
     // Declared too large: refused before the body is read.
     let (code, _) = raw(
-        agent.addr,
+        agent.addr(),
         format!(
             "POST /api/mikrotik/users/hotspot HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\nConnection: close\r\n\r\n"
         )
@@ -724,7 +662,7 @@ fn status_page_renders_and_follows_logins() {
     let browser = chromium();
     assert!(browser.exists());
     let sim = seeded_sim();
-    let agent = Agent::start(&sim, &[]);
+    let agent = start(&sim, &[]);
     let (_, active) = agent.get("/api/mikrotik/users/active");
     let online = names(&active);
     assert_eq!(online.len(), 3);
@@ -743,7 +681,9 @@ fn status_page_renders_and_follows_logins() {
     sim.add_hotspot_user("page-user-1", "pw", "voucher-1h", b"");
     sim.hotspot_login("page-user-1", "10.5.50.77", "02:00:00:00:07:77")
         .unwrap();
-    agent.wait(|a| names(&a.get("/api/mikrotik/users/active").1).contains(&"page-user-1".into()));
+    agent.wait("page-user-1 active", || {
+        names(&agent.get("/api/mikrotik/users/active").1).contains(&"page-user-1".into())
+    });
     let dom = dump_dom(&agent.url("/"));
     let table = users_table(&dom);
     assert!(table.contains("<td>page-user-1</td>"), "{table}");
@@ -769,11 +709,11 @@ fn polls(agent: &Agent) -> u64 {
 #[test]
 fn slow_half_open_connections_neither_block_nor_linger() {
     let sim = seeded_sim();
-    let agent = Agent::start(&sim, &[]);
+    let agent = start(&sim, &[]);
     let slow = u64::from(slow_factor());
     let mut conns = Vec::new();
     for _ in 0..300 {
-        let mut s = TcpStream::connect(agent.addr).unwrap();
+        let mut s = TcpStream::connect(agent.addr()).unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             .unwrap();
         conns.push(s);
@@ -788,7 +728,7 @@ fn slow_half_open_connections_neither_block_nor_linger() {
         "a normal request took {took:?} beside 300 slow ones"
     );
     // Monitoring goes on.
-    agent.wait(|a| polls(a) > polls_before);
+    agent.wait("another poll", || polls(&agent) > polls_before);
     // Each slow connection is closed, at the latest after the 5 s header
     // timeout (most much earlier, to make room).
     let deadline = Instant::now() + Duration::from_secs(5 * slow + 10);
@@ -826,7 +766,7 @@ fn load_test_keeps_memory_bounded() {
             ..SeedData::default()
         };
     });
-    let agent = Agent::start(&sim, &[]);
+    let agent = start(&sim, &[]);
     let threads = 8;
     let per_thread = 400;
     let paths = [
@@ -870,7 +810,7 @@ fn load_test_keeps_memory_bounded() {
         32 * 1024
     };
     assert!(hwm < limit_kib, "peak RSS {hwm} KiB");
-    agent.wait(|a| polls(a) > polls_before);
+    agent.wait("another poll", || polls(&agent) > polls_before);
     let (s, st) = agent.get("/api/mikrotik/monitoring/status");
     assert_eq!((s, &st["pollFailures"]), (200, &json!(0)), "{st}");
 }
@@ -929,8 +869,8 @@ fn keep_alive_socket(addr: SocketAddr) -> BufReader<TcpStream> {
 #[test]
 fn refused_posts_with_a_late_body_keep_the_connection_usable() {
     let sim = seeded_sim();
-    let with_token = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
-    let without_token = Agent::start(&sim, &[]);
+    let with_token = start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let without_token = start(&sim, &[]);
     let body = br#"{"name":"late-body-user","password":"x"}"#;
     let json = "application/json";
     // (agent, path, content type, token, expected status)
@@ -948,12 +888,12 @@ fn refused_posts_with_a_late_body_keep_the_connection_usable() {
         ),
     ];
     for (agent, path, ctype, token, expected) in cases {
-        let mut r = keep_alive_socket(agent.addr);
+        let mut r = keep_alive_socket(agent.addr());
         for round in 0..3 {
             let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
             let head = format!(
                 "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
-                agent.addr,
+                agent.addr(),
                 body.len()
             );
             send_split(r.get_mut(), &head, body);
@@ -964,7 +904,7 @@ fn refused_posts_with_a_late_body_keep_the_connection_usable() {
                 "{path}: the body was sent in full, so the connection should stay: {headers:?}"
             );
             // The next request on the same socket gets a full answer.
-            let get = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", agent.addr);
+            let get = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", agent.addr());
             r.get_mut().write_all(get.as_bytes()).unwrap();
             let (code, _, text) = read_response(&mut r);
             assert_eq!(
@@ -981,13 +921,13 @@ fn refused_posts_with_a_late_body_keep_the_connection_usable() {
 #[test]
 fn a_body_too_large_to_drain_is_answered_with_connection_close() {
     let sim = seeded_sim();
-    let agent = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
-    let mut r = keep_alive_socket(agent.addr);
+    let agent = start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let mut r = keep_alive_socket(agent.addr());
     // A declared 2 MiB body (over the 1 MiB drain limit), none sent yet:
     // the 413 must say that the connection closes.
     let head = format!(
         "POST /api/mikrotik/users/hotspot HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        agent.addr,
+        agent.addr(),
         2 * 1024 * 1024
     );
     r.get_mut().write_all(head.as_bytes()).unwrap();
@@ -1043,10 +983,10 @@ fn check_all_answered(results: &[Option<(u16, Option<String>)>]) -> (usize, usiz
 #[test]
 fn connections_past_the_limit_get_503_never_silence() {
     let sim = seeded_sim();
-    let agent = Agent::start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
+    let agent = start(&sim, &[("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)]);
     // 1,200 at once: every one gets an HTTP answer.
     let started = Instant::now();
-    let results = burst(agent.addr, 1200);
+    let results = burst(agent.addr(), 1200);
     let (ok, busy) = check_all_answered(&results);
     println!(
         "1200 simultaneous requests: {ok} × 200, {busy} × 503 in {:.2} s",
@@ -1056,21 +996,21 @@ fn connections_past_the_limit_get_503_never_silence() {
     // evictable): newcomers must get the 503, not a silent close.
     let mut stalled = Vec::new();
     for _ in 0..mikrotik_edge::http::MAX_CONNECTIONS {
-        let mut s = TcpStream::connect(agent.addr).unwrap();
+        let mut s = TcpStream::connect(agent.addr()).unwrap();
         let head = format!(
             "POST /api/mikrotik/sync/force HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n",
-            agent.addr
+            agent.addr()
         );
         s.write_all(head.as_bytes()).unwrap();
         stalled.push(s);
     }
     // Let the agent pick them all up (each is in its body wait then).
     let ok = wait_until(Duration::from_secs(5 * u64::from(slow_factor())), || {
-        matches!(get_once(agent.addr), Some((503, _)))
+        matches!(get_once(agent.addr()), Some((503, _)))
     });
     assert!(ok, "the 65th connection was never refused with 503");
     let started = Instant::now();
-    let results = burst(agent.addr, 200);
+    let results = burst(agent.addr(), 200);
     let (ok, busy) = check_all_answered(&results);
     println!(
         "all 64 slots held: 200 simultaneous requests: {ok} × 200, {busy} × 503 in {:.2} s",
@@ -1080,7 +1020,7 @@ fn connections_past_the_limit_get_503_never_silence() {
     drop(stalled);
     // Slots come back once the stalled connections are gone.
     let ok = wait_until(Duration::from_secs(5 * u64::from(slow_factor())), || {
-        matches!(get_once(agent.addr), Some((200, _)))
+        matches!(get_once(agent.addr()), Some((200, _)))
     });
     assert!(ok, "service did not resume; log:\n{}", agent.log());
 }
@@ -1088,7 +1028,7 @@ fn connections_past_the_limit_get_503_never_silence() {
 #[test]
 fn foreign_host_names_are_refused_unless_allowed_or_authorized() {
     let sim = seeded_sim();
-    let agent = Agent::start(
+    let agent = start(
         &sim,
         &[
             ("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN),
@@ -1098,7 +1038,7 @@ fn foreign_host_names_are_refused_unless_allowed_or_authorized() {
             ),
         ],
     );
-    let port = agent.addr.port();
+    let port = agent.addr().port();
     let get = |host: &str, auth: bool| {
         let auth = if auth {
             format!("Authorization: Bearer {TOKEN}\r\n")
@@ -1106,7 +1046,7 @@ fn foreign_host_names_are_refused_unless_allowed_or_authorized() {
             String::new()
         };
         raw(
-            agent.addr,
+            agent.addr(),
             format!(
                 "GET /api/mikrotik/stats/summary HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
             )
@@ -1146,13 +1086,13 @@ fn foreign_host_names_are_refused_unless_allowed_or_authorized() {
     }
     // A wrong token does not help.
     let (code, _) = raw(
-        agent.addr,
+        agent.addr(),
         b"GET /metrics HTTP/1.1\r\nHost: attacker.example\r\nAuthorization: Bearer nope\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(code, 421);
     // The page is covered too (a rebinding page would read it first).
     let (code, _) = raw(
-        agent.addr,
+        agent.addr(),
         b"GET / HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(code, 421);

@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,101 +12,17 @@ use serde_json::Value;
 
 const VOUCHER: &[u8] = b"VOUCHER_SYSTEM|B1|5000|3000|24|VEN1|2024-01-01|admin";
 
-struct Agent {
-    child: Child,
-    /// Events with the moment their log line arrived.
-    events: Arc<Mutex<Vec<(Instant, Value)>>>,
-    log: Arc<Mutex<Vec<String>>>,
+/// The agent polling every `poll_secs` seconds.
+fn start(sim: &SimHandle, state: &Path, poll_secs: &str) -> Agent {
+    start_with(sim, state, poll_secs, &[])
 }
 
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, poll_secs: &str) -> Agent {
-        Agent::start_with(sim, state, poll_secs, &[])
-    }
-
-    fn start_with(sim: &SimHandle, state: &Path, poll_secs: &str, extra: &[(&str, &str)]) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", poll_secs)
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ev, lg) = (events.clone(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let json = line
-                    .split_once("event {")
-                    .map(|(_, rest)| format!("{{{rest}"));
-                if let Some(v) = json.and_then(|j| serde_json::from_str::<Value>(&j).ok()) {
-                    ev.lock().unwrap().push((Instant::now(), v));
-                }
-                lg.lock().unwrap().push(line);
-            }
-        });
-        Agent { child, events, log }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    fn log_lines(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn wait_log(&self, needle: &str, count: usize) {
-        let ok = wait_until(secs(20), || self.log_lines(needle) >= count);
-        assert!(ok, "log {needle:?} x{count} not seen:\n{}", self.dump());
-    }
-
-    /// Waits for an event; returns it and when its log line arrived.
-    fn wait_event(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> (Instant, Value) {
-        let mut found = None;
-        let ok = wait_until(limit, || {
-            found = self
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(_, e)| pred(e))
-                .cloned();
-            found.is_some()
-        });
-        assert!(ok, "event not seen within {limit:?}; log:\n{}", self.dump());
-        found.unwrap()
-    }
-
-    fn dump(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
+fn start_with(sim: &SimHandle, state: &Path, poll_secs: &str, extra: &[(&str, &str)]) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .env("MIKROTIK_EDGE_POLL_SECS", poll_secs)
+        .envs(extra)
+        .start()
 }
 
 fn is(e: &Value, kind: &str, user: &str) -> bool {
@@ -127,7 +40,7 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "30");
+    let agent = start(&sim, &dir.path().join("state.redb"), "30");
     // The first poll of the connection ran (listens start just before it).
     agent.wait_log("cycle:", 1);
     agent.wait_log("listening on the active lists", 1);
@@ -136,11 +49,11 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
     let t = Instant::now();
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
         .unwrap();
-    let (at, login) = agent.wait_event(instant_limit(), |e| is(e, "login", "v1"));
+    let (at, login) = agent.wait_event_within(instant_limit(), |e| is(e, "login", "v1"));
     assert!(at - t < instant_limit(), "login after {:?}", at - t);
     assert_eq!(login["seen_at_start"], false);
     // The voucher is activated at the login itself, not at the next poll.
-    let (_, act) = agent.wait_event(instant_limit(), |e| is(e, "voucher_activated", "v1"));
+    let (_, act) = agent.wait_event_within(instant_limit(), |e| is(e, "voucher_activated", "v1"));
     assert_eq!(act["estimated"], false);
     let first = act["first_login_at"].as_str().unwrap().to_owned();
     let first = mikrotik_edge::clock::parse_rfc3339(first.as_bytes()).unwrap();
@@ -157,7 +70,7 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
     let t = Instant::now();
     sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
         .unwrap();
-    let (at, _) = agent.wait_event(instant_limit(), |e| is(e, "login", "c1"));
+    let (at, _) = agent.wait_event_within(instant_limit(), |e| is(e, "login", "c1"));
     assert!(at - t < instant_limit());
 
     // A voucher created after the poll (heard by listen on the user list)
@@ -167,17 +80,17 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
     let t = Instant::now();
     sim.hotspot_login("v3", "10.5.50.4", "02:00:00:00:00:04")
         .unwrap();
-    let (at, _) = agent.wait_event(instant_limit(), |e| is(e, "voucher_activated", "v3"));
+    let (at, _) = agent.wait_event_within(instant_limit(), |e| is(e, "voucher_activated", "v3"));
     assert!(at - t < instant_limit());
 
     sim.advance(Duration::from_secs(42));
     let t = Instant::now();
     assert!(sim.hotspot_logout("v1"));
-    let (at, logout) = agent.wait_event(instant_limit(), |e| is(e, "logout", "v1"));
+    let (at, logout) = agent.wait_event_within(instant_limit(), |e| is(e, "logout", "v1"));
     assert!(at - t < instant_limit());
     assert_eq!(logout["reason"], "gone");
     assert!(sim.ppp_disconnect("c1"));
-    agent.wait_event(instant_limit(), |e| is(e, "logout", "c1"));
+    agent.wait_event_within(instant_limit(), |e| is(e, "logout", "c1"));
 
     // A reconnect: listens come back, nothing is reported twice.
     sim.fatal_all("test");
@@ -193,7 +106,7 @@ fn logins_and_logouts_arrive_within_a_second_with_a_30s_poll() {
             .count()
             == 2
     });
-    assert!(ok, "second login not seen:\n{}", agent.dump());
+    assert!(ok, "second login not seen:\n{}", agent.log());
     let events = agent.events();
     for (kind, user, n) in [
         ("login", "v1", 2),
@@ -215,26 +128,26 @@ fn refused_listen_falls_back_to_polling_and_says_so_once() {
     sim.add_hotspot_user("v1", "p", "voucher-1h", b"");
     sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "2");
+    let agent = start(&sim, &dir.path().join("state.redb"), "2");
     agent.wait_log("cycle:", 1);
     let refused = "listen on /ppp/active ended (no such command)";
     agent.wait_log(refused, 1);
     // PPP sessions still come from the poll; hotspot ones from listen.
     sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
         .unwrap();
-    agent.wait_event(secs(10), |e| is(e, "login", "c1"));
+    agent.wait_event_within(secs(10), |e| is(e, "login", "c1"));
     let t = Instant::now();
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
         .unwrap();
-    let (at, _) = agent.wait_event(secs(5), |e| is(e, "login", "v1"));
+    let (at, _) = agent.wait_event_within(secs(5), |e| is(e, "login", "v1"));
     assert!(at - t < instant_limit());
     // Re-tried after a reconnect, still refused: said only once.
     sim.fatal_all("test");
     agent.wait_log("listening on the active lists", 2);
     agent.wait_log("cycle:", 3);
     assert!(sim.ppp_disconnect("c1"));
-    agent.wait_event(secs(10), |e| is(e, "logout", "c1"));
-    assert_eq!(agent.log_lines(refused), 1, "{}", agent.dump());
+    agent.wait_event_within(secs(10), |e| is(e, "logout", "c1"));
+    assert_eq!(agent.count(refused), 1, "{}", agent.log());
 }
 
 #[test]
@@ -244,7 +157,7 @@ fn sessions_hidden_from_the_agent_are_reported_as_unseen_usage() {
     let dir = tempfile::tempdir().unwrap();
     // Cumulative counters move without a listen row: they arrive with the
     // full read of the user list, here every 2 s.
-    let agent = Agent::start_with(
+    let agent = start_with(
         &sim,
         &dir.path().join("state.redb"),
         "1",
@@ -260,15 +173,15 @@ fn sessions_hidden_from_the_agent_are_reported_as_unseen_usage() {
         assert!(sim.hotspot_logout("v1"));
     }
     sim.hide_sessions(false);
-    let (_, usage) = agent.wait_event(secs(10), |e| is(e, "usage", "v1"));
+    let (_, usage) = agent.wait_event_within(secs(10), |e| is(e, "usage", "v1"));
     assert_eq!(usage["unseen"], true);
     assert_eq!(usage["uptime_secs"], 110);
     assert!(usage["bytes_out"].as_u64().unwrap_or(0) > 0);
-    let (_, act) = agent.wait_event(secs(5), |e| is(e, "voucher_activated", "v1"));
+    let (_, act) = agent.wait_event_within(secs(5), |e| is(e, "voucher_activated", "v1"));
     assert_eq!(act["estimated"], true);
     // reset-counters is not usage, and nothing is reported twice.
     assert!(sim.hotspot_reset_counters("v1"));
-    let cycles = agent.log_lines("cycle:");
+    let cycles = agent.count("cycle:");
     agent.wait_log("cycle:", cycles + 3);
     let events = agent.events();
     assert_eq!(events.iter().filter(|e| is(e, "usage", "v1")).count(), 1);
@@ -292,20 +205,20 @@ fn user_lists_are_listened_to_and_read_in_full_only_when_due() {
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
     agent.wait_log("cycle:", 2);
     sim.clear_command_log();
 
     // A user made by hand and a new voucher: heard by listen, no re-read.
     sim.add_hotspot_user("hand", "p", "default", b"made by hand");
-    agent.wait_event(secs(5), |e| is(e, "manual_user", "hand"));
+    agent.wait_event_within(secs(5), |e| is(e, "manual_user", "hand"));
     sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
     // The new voucher is known to the listen path at once: its first
     // login activates it without waiting for a poll.
     agent.wait_log("listen: hotspot user \"v2\" kept", 1);
     sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:03")
         .unwrap();
-    agent.wait_event(secs(5), |e| is(e, "voucher_activated", "v2"));
+    agent.wait_event_within(secs(5), |e| is(e, "voucher_activated", "v2"));
     // A hand edit that breaks v1's dates is seen too.
     sim.set_item(
         "/ip/hotspot/user",
@@ -316,8 +229,8 @@ fn user_lists_are_listened_to_and_read_in_full_only_when_due() {
         )],
     )
     .unwrap();
-    agent.wait_event(secs(5), |e| is(e, "voucher_invalid", "v1"));
-    let cycles = agent.log_lines("cycle:");
+    agent.wait_event_within(secs(5), |e| is(e, "voucher_invalid", "v1"));
+    let cycles = agent.count("cycle:");
     agent.wait_log("cycle:", cycles + 2);
     let log = sim.command_log();
     assert!(count(&log, "/ip/hotspot/active/print") >= 3, "{log:?}");
@@ -331,7 +244,7 @@ fn user_lists_are_listened_to_and_read_in_full_only_when_due() {
         ("voucher_invalid", "v1"),
     ] {
         let n = events.iter().filter(|e| is(e, kind, user)).count();
-        assert_eq!(n, 1, "{kind} {user}: {}", agent.dump());
+        assert_eq!(n, 1, "{kind} {user}: {}", agent.log());
     }
 }
 
@@ -343,11 +256,11 @@ fn user_lists_are_read_every_poll_without_their_listen_or_with_user_read_secs_0(
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     sim.refuse_listen("/ip/hotspot/user", true);
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
     agent.wait_log("cycle:", 2);
     agent.wait_log("listen on /ip/hotspot/user ended", 1);
     sim.clear_command_log();
-    let cycles = agent.log_lines("cycle:");
+    let cycles = agent.count("cycle:");
     agent.wait_log("cycle:", cycles + 3);
     let log = sim.command_log();
     let polls = count(&log, "/ip/hotspot/active/print");
@@ -358,14 +271,14 @@ fn user_lists_are_read_every_poll_without_their_listen_or_with_user_read_secs_0(
     assert_eq!(count(&log, "/ppp/secret/print"), 0, "{log:?}");
     // Still followed: a user made by hand is reported by the poll.
     sim.add_hotspot_user("hand", "p", "default", b"made by hand");
-    agent.wait_event(secs(5), |e| is(e, "manual_user", "hand"));
+    agent.wait_event_within(secs(5), |e| is(e, "manual_user", "hand"));
     drop(agent);
 
     // `user_read_secs = 0`: both lists every poll, and no listen on them.
     let sim = common::sim();
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start_with(
+    let agent = start_with(
         &sim,
         &dir.path().join("state.redb"),
         "1",
@@ -381,7 +294,7 @@ fn user_lists_are_read_every_poll_without_their_listen_or_with_user_read_secs_0(
     );
     assert!(at_start.iter().any(|c| c == "/ip/hotspot/active/listen"));
     sim.clear_command_log();
-    let cycles = agent.log_lines("cycle:");
+    let cycles = agent.count("cycle:");
     agent.wait_log("cycle:", cycles + 3);
     let log = sim.command_log();
     let polls = count(&log, "/ip/hotspot/active/print");
@@ -406,7 +319,7 @@ fn a_first_poll_writing_many_comments_takes_their_echoes_as_it_goes() {
         .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
     // The first poll activates every voucher and writes each comment; the
     // router echoes each write on the user list's listen, and the agent
     // takes those rows between its writes, not after the last.
@@ -419,8 +332,8 @@ fn a_first_poll_writing_many_comments_takes_their_echoes_as_it_goes() {
             .count()
             == n
     });
-    assert!(activated, "{}", agent.dump());
-    let cycles = agent.log_lines("cycle:");
+    assert!(activated, "{}", agent.log());
+    let cycles = agent.count("cycle:");
     agent.wait_log("cycle:", cycles + 1);
     sim.clear_command_log();
     agent.wait_log("cycle:", cycles + 4);
@@ -458,7 +371,7 @@ fn a_quiet_poll_counts_the_active_lists_and_reads_nothing_in_full() {
     sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
     agent.wait_log("cycle:", 2);
     let full_read = {
         // A whole poll that read everything, for scale: the first one.
@@ -468,7 +381,7 @@ fn a_quiet_poll_counts_the_active_lists_and_reads_nothing_in_full() {
     };
     sim.clear_command_log();
     let (bytes, commands) = sim.work();
-    let cycles = agent.log_lines("cycle:");
+    let cycles = agent.count("cycle:");
     agent.wait_log("cycle:", cycles + 3);
     let log = sim.command_log();
     let (bytes_after, commands_after) = sim.work();
@@ -484,7 +397,7 @@ fn a_quiet_poll_counts_the_active_lists_and_reads_nothing_in_full() {
         "{} bytes for the quiet polls, {full_read} for the first",
         bytes_after - bytes
     );
-    assert_eq!(agent.log_lines("active lists read"), 1, "{}", agent.dump());
+    assert_eq!(agent.count("active lists read"), 1, "{}", agent.log());
     // Nothing happened, and nothing was reported.
     let events = agent.events();
     assert!(
@@ -500,18 +413,18 @@ fn login_logout_and_relogin_arrive_within_two_seconds_with_the_default_schedule(
     let sim = sim();
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "30");
+    let agent = start(&sim, &dir.path().join("state.redb"), "30");
     agent.wait_log("cycle:", 1);
     agent.wait_log("listening on the active lists", 1);
     let limit = secs(2);
     let t = Instant::now();
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
         .unwrap();
-    let (at, _) = agent.wait_event(limit, |e| is(e, "login", "v1"));
+    let (at, _) = agent.wait_event_within(limit, |e| is(e, "login", "v1"));
     assert!(at - t < limit, "login after {:?}", at - t);
     let t = Instant::now();
     assert!(sim.hotspot_logout("v1"));
-    let (at, _) = agent.wait_event(limit, |e| is(e, "logout", "v1"));
+    let (at, _) = agent.wait_event_within(limit, |e| is(e, "logout", "v1"));
     assert!(at - t < limit, "logout after {:?}", at - t);
     let t = Instant::now();
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
@@ -524,10 +437,10 @@ fn login_logout_and_relogin_arrive_within_two_seconds_with_the_default_schedule(
             .count()
             == 2
     });
-    assert!(ok, "re-login not seen:\n{}", agent.dump());
+    assert!(ok, "re-login not seen:\n{}", agent.log());
     assert!(t.elapsed() < limit);
     // One poll so far: all of it came from the listen.
-    assert_eq!(agent.log_lines("cycle:"), 1, "{}", agent.dump());
+    assert_eq!(agent.count("cycle:"), 1, "{}", agent.log());
 }
 
 #[test]
@@ -536,7 +449,7 @@ fn an_ended_listen_is_reopened_at_the_next_poll_and_misses_nothing() {
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
     agent.wait_log("cycle:", 2);
     // The router ends the listen; a login while it is closed is seen by
     // the next poll (one second here), which reopens the listen first.
@@ -544,15 +457,15 @@ fn an_ended_listen_is_reopened_at_the_next_poll_and_misses_nothing() {
     agent.wait_log("listen on /ip/hotspot/active ended (interrupted)", 1);
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
         .unwrap();
-    let cycles = agent.log_lines("cycle:");
-    agent.wait_event(secs(5), |e| is(e, "login", "v1"));
+    let cycles = agent.count("cycle:");
+    agent.wait_event_within(secs(5), |e| is(e, "login", "v1"));
     agent.wait_log("listen on /ip/hotspot/active reopened", 1);
-    assert!(agent.log_lines("cycle:") <= cycles + 2, "{}", agent.dump());
+    assert!(agent.count("cycle:") <= cycles + 2, "{}", agent.log());
     // Listened again: the next login arrives between polls.
     let t = Instant::now();
     sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:02")
         .unwrap();
-    let (at, _) = agent.wait_event(secs(5), |e| is(e, "login", "v2"));
+    let (at, _) = agent.wait_event_within(secs(5), |e| is(e, "login", "v2"));
     assert!(at - t < secs(2));
     let events = agent.events();
     assert_eq!(events.iter().filter(|e| is(e, "login", "v1")).count(), 1);
@@ -564,30 +477,30 @@ fn a_silent_listen_is_caught_by_the_count_within_a_poll_and_reopened() {
     sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
     sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), "1");
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
     agent.wait_log("cycle:", 2);
     // Broken without a word: open, but sending nothing.
     sim.mute_listens("/ip/hotspot/active", true);
     sim.clear_command_log();
     sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
         .unwrap();
-    let cycles = agent.log_lines("cycle:");
-    agent.wait_event(secs(5), |e| is(e, "login", "v1"));
+    let cycles = agent.count("cycle:");
+    agent.wait_event_within(secs(5), |e| is(e, "login", "v1"));
     // Found by the next poll's count: read in full, listen reopened.
-    assert!(agent.log_lines("cycle:") <= cycles + 2, "{}", agent.dump());
+    assert!(agent.count("cycle:") <= cycles + 2, "{}", agent.log());
     agent.wait_log("/ip/hotspot/active holds 1 rows, the listen's copy 0", 1);
     agent.wait_log("listen on /ip/hotspot/active reopened", 1);
     assert!(full_reads(&sim.command_log()) >= 1);
     // A logout, too.
     assert!(sim.hotspot_logout("v1"));
-    agent.wait_event(secs(5), |e| is(e, "logout", "v1"));
+    agent.wait_event_within(secs(5), |e| is(e, "logout", "v1"));
     // Repaired on the router's side: the reopened listen reports again.
     sim.mute_listens("/ip/hotspot/active", false);
     agent.wait_log("listen on /ip/hotspot/active reopened", 2);
     let t = Instant::now();
     sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:02")
         .unwrap();
-    let (at, _) = agent.wait_event(secs(5), |e| is(e, "login", "v2"));
+    let (at, _) = agent.wait_event_within(secs(5), |e| is(e, "login", "v2"));
     assert!(at - t < secs(2));
 }
 
@@ -598,7 +511,7 @@ fn a_session_that_came_and_went_between_polls_unheard_is_accounted_as_usage() {
     let dir = tempfile::tempdir().unwrap();
     // The default active-list schedule (counts between full reads); the
     // user list's counters every 2 s.
-    let agent = Agent::start_with(
+    let agent = start_with(
         &sim,
         &dir.path().join("state.redb"),
         "1",
@@ -614,7 +527,7 @@ fn a_session_that_came_and_went_between_polls_unheard_is_accounted_as_usage() {
     sim.advance(Duration::from_secs(25));
     assert!(sim.hotspot_logout("v1"));
     sim.hide_sessions(false);
-    let (_, usage) = agent.wait_event(secs(10), |e| is(e, "usage", "v1"));
+    let (_, usage) = agent.wait_event_within(secs(10), |e| is(e, "usage", "v1"));
     assert_eq!(usage["unseen"], true);
     assert_eq!(usage["uptime_secs"], 25);
     assert!(usage["bytes_out"].as_u64() >= Some(4000), "{usage}");

@@ -5,10 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::gateway::{Gateway, add_operator, add_site, central_command};
 use common::pg::Postgres;
@@ -16,10 +12,6 @@ use common::*;
 use serde_json::{Value, json};
 
 const ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
 
 fn set_site(pg: &Postgres, args: &[&str]) -> std::process::Output {
     central_command()
@@ -975,63 +967,34 @@ fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing() {
 
 // ---------------------------------------------------------------- end to end
 
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+/// The agent against `sim`, uploading to `gw` as site-a, with a sync every
+/// 2 s.
+fn start_agent(
+    sim: &mikrotik_edge::sim::SimHandle,
+    state: &std::path::Path,
+    gw: &Gateway,
+    token: &str,
+) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_SYNC_SECS", "2")
+        .env("MIKROTIK_EDGE_USER_READ_SECS", "0")
+        .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+        .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
+        .env("MIKROTIK_EDGE_CENTRAL_URL", &gw.base)
+        .env("MIKROTIK_EDGE_CENTRAL_TOKEN", token)
+        .start()
 }
 
-impl Agent {
-    fn start(
-        sim: &mikrotik_edge::sim::SimHandle,
-        state: &std::path::Path,
-        gw: &Gateway,
-        token: &str,
-    ) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_SYNC_SECS", "2")
-            .env("MIKROTIK_EDGE_USER_READ_SECS", "0")
-            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
-            .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
-            .env("MIKROTIK_EDGE_CENTRAL_URL", &gw.base)
-            .env("MIKROTIK_EDGE_CENTRAL_TOKEN", token)
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lg.lock().unwrap().push(line);
-            }
-        });
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn wait(&self, what: &str, cond: impl FnMut() -> bool) {
-        assert!(
-            wait_until(secs(60), cond),
-            "{what}: not seen; agent log:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits up to 60 s (a round trip through the gateway, the sync and the
+/// upload) until `cond` holds; panics with `what` and the agent's log.
+fn wait_end_to_end(agent: &Agent, what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        wait_until(secs(60), cond),
+        "{what}: not seen; agent log:\n{}",
+        agent.log()
+    );
 }
 
 #[test]
@@ -1043,7 +1006,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
     let api = Api::new(&gw, Some(&op));
     let sim = sim();
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), &gw, &site_token);
+    let agent = start_agent(&sim, &dir.path().join("state.redb"), &gw, &site_token);
 
     let (status, made) = api.post(
         "/api/sites/site-a/vouchers",
@@ -1057,7 +1020,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
         .as_str()
         .unwrap()
         .to_string();
-    agent.wait("the batch on the router", || {
+    wait_end_to_end(&agent, "the batch on the router", || {
         made["vouchers"].as_array().unwrap().iter().all(|v| {
             sim.find("/ip/hotspot/user", v["code"].as_str().unwrap())
                 .is_some()
@@ -1079,7 +1042,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
     // A customer logs in with the card: activation and revenue today.
     sim.hotspot_login(&code, "10.5.0.9", "AA:00:00:00:00:09")
         .unwrap();
-    agent.wait("the activation in /api/sites", || {
+    wait_end_to_end(&agent, "the activation in /api/sites", || {
         let (_, fleet) = api.get("/api/sites");
         fleet["sites"][0]["vouchers_activated_today"] == 1
     });
@@ -1088,7 +1051,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
     assert_eq!(s["revenue_today"], "2500.25", "{s}");
     assert_eq!(s["status"], "online");
     assert_eq!(s["router_connected"], true, "{s}");
-    agent.wait("the session in /api/sites", || {
+    wait_end_to_end(&agent, "the session in /api/sites", || {
         api.get("/api/sites").1["sites"][0]["active_sessions"] == 1
     });
     let (_, sessions) = api.get("/api/sites/site-a/sessions?active=true");
@@ -1100,7 +1063,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
         api.delete(&format!("/api/sites/site-a/vouchers/{other}")).0,
         200
     );
-    agent.wait("the deleted voucher gone from the router", || {
+    wait_end_to_end(&agent, "the deleted voucher gone from the router", || {
         sim.find("/ip/hotspot/user", &other).is_none()
     });
 
@@ -1111,7 +1074,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
                 "customer_id": "C9", "subscription_id": "S9", "sell": 150000, "cost": 100000}),
     );
     assert_eq!(status, 201);
-    agent.wait("the secret on the router", || {
+    wait_end_to_end(&agent, "the secret on the router", || {
         sim.find("/ppp/secret", "cust-9").is_some()
     });
     assert_eq!(
@@ -1119,7 +1082,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
             .0,
         200
     );
-    agent.wait("the secret disabled", || {
+    wait_end_to_end(&agent, "the secret disabled", || {
         field(&sim, "/ppp/secret", "cust-9", "disabled").as_deref() == Some("true")
     });
     assert_eq!(
@@ -1127,7 +1090,7 @@ fn a_batch_from_the_api_reaches_the_router_and_its_sale_the_fleet() {
             .0,
         200
     );
-    agent.wait("the secret enabled", || {
+    wait_end_to_end(&agent, "the secret enabled", || {
         field(&sim, "/ppp/secret", "cust-9", "disabled").as_deref() == Some("false")
     });
 }

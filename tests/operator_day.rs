@@ -5,133 +5,70 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::gateway::{Gateway, add_site, free_port};
+use common::gateway::{Gateway, add_site};
 use common::pg::Postgres;
 use common::*;
 use mikrotik_edge::sim::SimHandle;
 
 const TOKEN: &str = "day-token-0123456789";
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
+/// The agent with its HTTP endpoint, syncing every 2 s, isolir suspends.
+fn start(sim: &SimHandle, state: &Path, env: &[(&str, String)]) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .http()
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_SYNC_SECS", "2")
+        .env("MIKROTIK_EDGE_USER_READ_SECS", "0")
+        .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+        .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
+        .env("MIKROTIK_EDGE_SUSPEND_MODE", "isolir")
+        .env("MIKROTIK_EDGE_ISOLIR_PROFILE", "isolir")
+        .env("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)
+        .envs(env)
+        .start()
 }
 
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    http: String,
+/// A request to the agent's endpoint with the token; the status and the body.
+fn call(agent: &Agent, method: &str, path: &str) -> (u16, String) {
+    let client = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(secs(15)))
+        .build()
+        .new_agent();
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(agent.url(path))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .body(())
+        .unwrap();
+    let mut resp = client.run(req).expect("http request");
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, body)
 }
 
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, env: &[(&str, String)]) -> Agent {
-        let port = free_port();
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_SYNC_SECS", "2")
-            .env("MIKROTIK_EDGE_USER_READ_SECS", "0")
-            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
-            .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
-            .env("MIKROTIK_EDGE_SUSPEND_MODE", "isolir")
-            .env("MIKROTIK_EDGE_ISOLIR_PROFILE", "isolir")
-            .env("MIKROTIK_EDGE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("MIKROTIK_EDGE_HTTP_TOKEN", TOKEN)
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lg.lock().unwrap().push(line);
-            }
-        });
-        Agent {
-            child,
-            log,
-            http: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    /// A request with the token; the status and the body.
-    fn call(&self, method: &str, path: &str) -> (u16, String) {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(secs(15)))
-            .build()
-            .new_agent();
-        let req = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.http))
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .body(())
-            .unwrap();
-        let mut resp = agent.run(req).expect("http request");
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        (status, body)
-    }
-
-    /// Polls done so far (`monitoring/status`).
-    fn polls(&self) -> u64 {
-        let (_, body) = self.call("GET", "/api/mikrotik/monitoring/status");
-        serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["polls"].as_u64())
-            .unwrap_or(0)
-    }
-
-    /// Forces a sync and waits until two more have run (the forced one
-    /// and the next scheduled one), so a change that a sync would undo
-    /// has had its chance to.
-    fn two_syncs(&self) {
-        let before = self.count("sync: fetched desired state");
-        let (status, _) = self.call("POST", "/api/mikrotik/sync/force");
-        assert_eq!(status, 202);
-        wait(self, "two more syncs", || {
-            self.count("sync: fetched desired state") >= before + 2
-        });
-    }
+/// Polls done so far (`monitoring/status`).
+fn polls_done(agent: &Agent) -> u64 {
+    let (_, body) = call(agent, "GET", "/api/mikrotik/monitoring/status");
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["polls"].as_u64())
+        .unwrap_or(0)
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait(agent: &Agent, what: &str, cond: impl FnMut() -> bool) {
-    assert!(
-        wait_until(secs(30), cond),
-        "{what}: not seen; agent log:\n{}",
-        agent.log()
-    );
+/// Forces a sync and waits until two more have run (the forced one and
+/// the next scheduled one), so a change that a sync would undo has had its
+/// chance to.
+fn two_syncs(agent: &Agent) {
+    let before = agent.count("sync: fetched desired state");
+    let (status, _) = call(agent, "POST", "/api/mikrotik/sync/force");
+    assert_eq!(status, 202);
+    agent.wait("two more syncs", || {
+        agent.count("sync: fetched desired state") >= before + 2
+    });
 }
 
 const VC: &str = "VOUCHER_SYSTEM|B-DAY|5000|4000|24|v1|2026-12-07|central||";
@@ -169,14 +106,14 @@ fn an_operators_day_holds() {
         "voucher-1h",
         b"VOUCHER_SYSTEM|B-R|5000|4000|24|v1|2026-12-07|winbox||",
     );
-    let agent = Agent::start(&sim, &state, &central);
-    wait(&agent, "central's users created on the router", || {
+    let agent = start(&sim, &state, &central);
+    agent.wait("central's users created on the router", || {
         sim.find("/ip/hotspot/user", "VC1").is_some()
             && sim.find("/ip/hotspot/user", "VMIN").is_some()
             && sim.find("/ppp/secret", "cust-c").is_some()
     });
     // Never recreated without its password: reported instead.
-    wait(&agent, "recreate_blocked alert for VNOPW", || {
+    agent.wait("recreate_blocked alert for VNOPW", || {
         pg.psql("SELECT count(*) FROM alerts WHERE name = 'recreate_blocked' AND data->>'user' = 'VNOPW'")
             == "1"
     });
@@ -218,7 +155,7 @@ fn an_operators_day_holds() {
     );
 
     // Adoption carries the password (the API user may read it).
-    wait(&agent, "VR1 adopted with its password", || {
+    agent.wait("VR1 adopted with its password", || {
         pg.psql("SELECT coalesce(password, '-') || ' ' || status FROM vouchers WHERE code = 'VR1'")
             == "vr1pw migrated"
     });
@@ -233,7 +170,7 @@ fn an_operators_day_holds() {
     }
     sim.ppp_connect("cust-c", "10.0.0.2", "BB:00:00:00:00:02")
         .unwrap();
-    wait(&agent, "activation stamps in central's comments", || {
+    agent.wait("activation stamps in central's comments", || {
         pg.psql(
             "SELECT count(*) FROM vouchers WHERE code IN ('VR1', 'VC1') AND first_login_at IS NOT NULL \
              AND mikrotik_comment LIKE '%' || to_char(first_login_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || '%'",
@@ -244,7 +181,7 @@ fn an_operators_day_holds() {
 
     // Deleted on the router: recreated with the same password and term.
     remove_on_router(&sim, "/ip/hotspot/user", "VR1");
-    wait(&agent, "VR1 recreated", || {
+    agent.wait("VR1 recreated", || {
         sim.find("/ip/hotspot/user", "VR1").is_some()
     });
     assert_eq!(
@@ -263,11 +200,11 @@ fn an_operators_day_holds() {
 
     // The local user API: a delete and a PPPoE disable are intents that
     // survive forced syncs, and central learns them.
-    let (status, body) = agent.call("DELETE", "/api/mikrotik/users/hotspot/VC1");
+    let (status, body) = call(&agent, "DELETE", "/api/mikrotik/users/hotspot/VC1");
     assert_eq!(status, 200, "{body}");
-    let (status, body) = agent.call("POST", "/api/mikrotik/users/pppoe/cust-c/disable");
+    let (status, body) = call(&agent, "POST", "/api/mikrotik/users/pppoe/cust-c/disable");
     assert_eq!(status, 200, "{body}");
-    agent.two_syncs();
+    two_syncs(&agent);
     assert!(
         sim.find("/ip/hotspot/user", "VC1").is_none(),
         "VC1 came back"
@@ -277,20 +214,20 @@ fn an_operators_day_holds() {
         Some("true"),
         "cust-c re-enabled"
     );
-    wait(&agent, "central shows the local intents", || {
+    agent.wait("central shows the local intents", || {
         pg.psql("SELECT status FROM vouchers WHERE code = 'VC1'") == "deleted"
             && pg.psql("SELECT status FROM subscriptions WHERE pppoe_username = 'cust-c'")
                 == "suspended"
     });
     // The kicked PPPoE session logged out as kicked.
-    wait(&agent, "cust-c's session ended as kicked", || {
+    agent.wait("cust-c's session ended as kicked", || {
         pg.psql("SELECT coalesce(string_agg(end_reason, ','), '') FROM sessions WHERE username = 'cust-c'")
             == "kicked"
     });
 
     // A newer central intent wins over the older local one.
     pg.psql("UPDATE subscriptions SET status = 'active' WHERE pppoe_username = 'cust-c'");
-    wait(&agent, "cust-c restored by central", || {
+    agent.wait("cust-c restored by central", || {
         field(&sim, "/ppp/secret", "cust-c", "disabled").as_deref() == Some("false")
     });
 
@@ -299,19 +236,19 @@ fn an_operators_day_holds() {
     sim.ppp_connect("cust-b", "10.0.0.3", "BB:00:00:00:00:03")
         .unwrap();
     pg.psql("UPDATE subscriptions SET status = 'suspended' WHERE pppoe_username = 'cust-b'");
-    wait(&agent, "cust-b isolated and kicked", || {
+    agent.wait("cust-b isolated and kicked", || {
         field(&sim, "/ppp/secret", "cust-b", "profile").as_deref() == Some("isolir")
             && sim.find("/ppp/active", "cust-b").is_none()
     });
     // Once the agent has read the isolated secret (its profile no longer
     // matches `*pppoe*`), the customer reconnects.
-    let polls = agent.polls();
-    wait(&agent, "two polls after the isolation", || {
-        agent.polls() >= polls + 2
+    let polls = polls_done(&agent);
+    agent.wait("two polls after the isolation", || {
+        polls_done(&agent) >= polls + 2
     });
     sim.ppp_connect("cust-b", "10.0.0.3", "BB:00:00:00:00:03")
         .unwrap();
-    wait(&agent, "the isolated customer's login logged", || {
+    agent.wait("the isolated customer's login logged", || {
         pg.psql(
             "SELECT count(*) FROM user_activity_log WHERE username = 'cust-b' AND action = 'login' \
              AND data->>'profile' = 'isolir'",
@@ -319,7 +256,7 @@ fn an_operators_day_holds() {
     });
     // Restored: reported when the restore is written.
     pg.psql("UPDATE subscriptions SET status = 'active' WHERE pppoe_username = 'cust-b'");
-    wait(&agent, "cust-b restored, event with it", || {
+    agent.wait("cust-b restored, event with it", || {
         field(&sim, "/ppp/secret", "cust-b", "profile").as_deref() == Some("pppoe-10M")
             && pg.psql(
                 "SELECT count(*) FROM agent_events WHERE type = 'subscription' \
@@ -349,7 +286,7 @@ fn wait_for_expiry(agent: &Agent, sim: &SimHandle, pg: &Postgres) {
         "VMIN not disabled after its minute; log:\n{}",
         agent.log()
     );
-    wait(agent, "VMIN expired centrally", || {
+    agent.wait("VMIN expired centrally", || {
         pg.psql("SELECT status FROM vouchers WHERE code = 'VMIN'") == "expired"
     });
 }

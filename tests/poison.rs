@@ -9,8 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::Duration;
 
 use common::gateway::{Gateway, add_site};
 use common::pg::Postgres;
@@ -20,10 +18,6 @@ use mikrotik_edge::store::Store;
 use serde_json::{Value, json};
 
 const STREAM: &str = "0123456789abcdef0123456789abcdef";
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
 
 /// Events as raw JSON text: `\u0000` and `\ud800` must reach the server as
 /// the escapes a client sends, which `serde_json::Value` cannot hold.
@@ -185,53 +179,15 @@ fn text_postgres_cannot_hold_is_stored_losslessly_and_one_bad_event_fails_nothin
     );
 }
 
-struct Agent {
-    child: Child,
-    cap: Captured,
-}
-
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, url: &str, token: &str) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_CENTRAL_URL", url)
-            .env("MIKROTIK_EDGE_CENTRAL_TOKEN", token)
-            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let cap = Captured::from_child(&mut child);
-        Agent { child, cap }
-    }
-
-    fn log(&self) -> String {
-        self.cap.log.lock().unwrap().join("\n")
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.cap.events.lock().unwrap().clone()
-    }
-
-    fn terminate(mut self) {
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let ok = wait_until(secs(15), || matches!(self.child.try_wait(), Ok(Some(_))));
-        assert!(ok, "agent did not stop:\n{}", self.log());
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The agent uploading as `site-a` to `url` with `token`.
+fn start(sim: &SimHandle, state: &Path, url: &str, token: &str) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_CENTRAL_URL", url)
+        .env("MIKROTIK_EDGE_CENTRAL_TOKEN", token)
+        .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+        .start()
 }
 
 /// `mikrotik-edge quarantine ACTION` on `state`: (success, stdout).
@@ -291,7 +247,7 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
     sim.add_hotspot_user("big", "p", "default", &vec![b'c'; 64 * 1024]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb");
-    let agent = Agent::start(&sim, &state, &url, &token);
+    let agent = start(&sim, &state, &url, &token);
 
     let mut last = 0;
     let ok = wait_until(secs(40), || {
@@ -371,7 +327,7 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
     assert!(ok && out.contains("1 events queued again"), "{out}");
     let (ok, out) = quarantine(&sim, &state, "list");
     assert!(ok && out.trim().is_empty(), "{out}");
-    let agent = Agent::start(&sim, &state, &url, &token);
+    let agent = start(&sim, &state, &url, &token);
     let ok = wait_until(secs(30), || {
         users_at_central(&pg) == "big,ctl,good1,good2,overlong,poison"
             && agent.log().contains("stored_through")

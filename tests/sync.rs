@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::gateway::{Gateway, add_site};
@@ -14,72 +11,27 @@ use common::pg::Postgres;
 use common::*;
 use mikrotik_edge::sim::SimHandle;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
+/// The agent with a sync every second.
+fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_SYNC_SECS", "1")
+        .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+        .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
+        .envs(extra)
+        .start()
 }
 
-struct Agent {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_SYNC_SECS", "1")
-            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
-            .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "5")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .envs(extra.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lg = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lg.lock().unwrap().push(line);
-            }
-        });
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Sync runs finished so far (one `sync: … actions …` line each).
-    fn sync_runs(&self) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
-            })
-            .count()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait(agent: &Agent, what: &str, cond: impl FnMut() -> bool) {
-    assert!(
-        wait_until(secs(20), cond),
-        "{what}: not seen; agent log:\n{}",
-        agent.log()
-    );
+/// Sync runs finished so far (one `sync: … actions …` line each).
+fn sync_runs(agent: &Agent) -> usize {
+    agent
+        .lines()
+        .iter()
+        .filter(|l| {
+            l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
+        })
+        .count()
 }
 
 const VC: &str = "VOUCHER_SYSTEM|B-SYNC|5000|4000|1|v1|2026-11-24|admin||";
@@ -123,10 +75,10 @@ fn reconciles_with_the_desired_state_and_keeps_going_offline() {
         ("MIKROTIK_EDGE_CENTRAL_URL", gw.base.clone()),
         ("MIKROTIK_EDGE_CENTRAL_TOKEN", token.clone()),
     ];
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start(&sim, &state, &env);
 
     // Missing vouchers and secrets created; the expired one not.
-    wait(&agent, "NEW1, NEW2 and cust-new created", || {
+    agent.wait("NEW1, NEW2 and cust-new created", || {
         sim.find("/ip/hotspot/user", "NEW1").is_some()
             && sim.find("/ip/hotspot/user", "NEW2").is_some()
             && sim.find("/ppp/secret", "cust-new").is_some()
@@ -145,7 +97,7 @@ fn reconciles_with_the_desired_state_and_keeps_going_offline() {
     );
     assert!(sim.find("/ip/hotspot/user", "GONE").is_none());
     // The suspended subscriber: disabled and kicked.
-    wait(&agent, "cust-s disabled and kicked", || {
+    agent.wait("cust-s disabled and kicked", || {
         field(&sim, "/ppp/secret", "cust-s", "disabled").as_deref() == Some("true")
             && sim.find("/ppp/active", "cust-s").is_none()
     });
@@ -157,8 +109,7 @@ fn reconciles_with_the_desired_state_and_keeps_going_offline() {
     assert!(sim.find("/ip/hotspot/user", "OLD-SYS").is_some());
 
     // Central side: adopted as migrated, profiles, the refused creation.
-    wait(
-        &agent,
+    agent.wait(
         "OLD-SYS migrated, profiles, create_failed alert",
         || {
             pg.psql("SELECT status FROM vouchers WHERE code = 'OLD-SYS'") == "migrated"
@@ -178,7 +129,7 @@ fn reconciles_with_the_desired_state_and_keeps_going_offline() {
 
     // Restored when the central side says active.
     pg.psql("UPDATE subscriptions SET status = 'active' WHERE pppoe_username = 'cust-s'");
-    wait(&agent, "cust-s enabled", || {
+    agent.wait("cust-s enabled", || {
         field(&sim, "/ppp/secret", "cust-s", "disabled").as_deref() == Some("false")
     });
 
@@ -187,8 +138,8 @@ fn reconciles_with_the_desired_state_and_keeps_going_offline() {
     drop(agent);
     drop(gw);
     remove_on_router(&sim, "/ip/hotspot/user", "NEW1");
-    let agent = Agent::start(&sim, &state, &env);
-    wait(&agent, "NEW1 recreated offline", || {
+    let agent = start(&sim, &state, &env);
+    agent.wait("NEW1 recreated offline", || {
         sim.find("/ip/hotspot/user", "NEW1").is_some()
     });
     assert!(
@@ -226,8 +177,8 @@ fn isolir_moves_suspended_secrets_to_the_isolation_profile_and_back() {
         ("MIKROTIK_EDGE_SUSPEND_MODE", "isolir".to_owned()),
         ("MIKROTIK_EDGE_ISOLIR_PROFILE", "isolir".to_owned()),
     ];
-    let agent = Agent::start(&sim, &dir.path().join("state.redb"), &env);
-    wait(&agent, "cust-i isolated and kicked", || {
+    let agent = start(&sim, &dir.path().join("state.redb"), &env);
+    agent.wait("cust-i isolated and kicked", || {
         field(&sim, "/ppp/secret", "cust-i", "profile").as_deref() == Some("isolir")
             && sim.find("/ppp/active", "cust-i").is_none()
     });
@@ -243,9 +194,9 @@ fn isolir_moves_suspended_secrets_to_the_isolation_profile_and_back() {
     // A whole poll sees the new session, then two sync runs start after
     // that (one of them whole): the customer is still online.
     wait_polls(&sim, 2);
-    let runs = agent.sync_runs();
-    wait(&agent, "two sync runs after the reconnect", || {
-        agent.sync_runs() >= runs + 2
+    let runs = sync_runs(&agent);
+    agent.wait("two sync runs after the reconnect", || {
+        sync_runs(&agent) >= runs + 2
     });
     assert!(
         sim.find("/ppp/active", "cust-i").is_some(),
@@ -254,12 +205,12 @@ fn isolir_moves_suspended_secrets_to_the_isolation_profile_and_back() {
     );
 
     pg.psql("UPDATE subscriptions SET status = 'active' WHERE pppoe_username = 'cust-i'");
-    wait(&agent, "cust-i restored and reconnected", || {
+    agent.wait("cust-i restored and reconnected", || {
         field(&sim, "/ppp/secret", "cust-i", "profile").as_deref() == Some("pppoe-20M")
             && sim.find("/ppp/active", "cust-i").is_none()
     });
     assert_eq!(field(&sim, "/ppp/secret", "cust-i", "comment").unwrap(), PC);
-    wait(&agent, "subscription events at the central side", || {
+    agent.wait("subscription events at the central side", || {
         pg.psql("SELECT string_agg(body->>'action', ',' ORDER BY seq) FROM agent_events WHERE type = 'subscription'")
             == "suspended,restored"
     });

@@ -6,7 +6,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,79 +16,16 @@ use mikrotik_edge::sim::{Activity, SeedData, SimHandle};
 use mikrotik_edge::store::Store;
 use serde_json::Value;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n * u64::from(slow_factor()))
-}
-
-struct Agent {
-    child: Child,
-    events: Arc<Mutex<Vec<Value>>>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Agent {
-    fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
-        let mut cmd = agent_command();
-        agent_env(&mut cmd, sim);
-        cmd.arg("run")
-            .env("MIKROTIK_EDGE_STATE_PATH", state)
-            .env("MIKROTIK_EDGE_POLL_SECS", "1")
-            .env("MIKROTIK_EDGE_USAGE_SECS", "1")
-            .env("MIKROTIK_EDGE_SITE_ID", "site-a")
-            .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
-            .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "10")
-            .env("MIKROTIK_EDGE_LOG_LEVEL", "debug")
-            .envs(extra.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn agent");
-        let Captured { events, log } = Captured::from_child(&mut child);
-        Agent { child, events, log }
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn wait_event(&self, pred: impl Fn(&Value) -> bool) -> Value {
-        let mut found = None;
-        let ok = wait_until(secs(30), || {
-            found = self.events().into_iter().find(|e| pred(e));
-            found.is_some()
-        });
-        assert!(ok, "event not seen; log:\n{}", self.log());
-        found.unwrap()
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM; returns how long the exit took.
-    fn terminate(mut self) -> Duration {
-        let started = Instant::now();
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let ok = wait_until(secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
-        assert!(ok, "agent did not stop on SIGTERM:\n{}", self.log());
-        started.elapsed()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The agent with usage reports every second, uploading as `site-a`.
+fn start_agent(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
+    Agent::run(sim)
+        .state(state)
+        .env("MIKROTIK_EDGE_USAGE_SECS", "1")
+        .env("MIKROTIK_EDGE_SITE_ID", "site-a")
+        .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
+        .env("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "10")
+        .envs(extra)
+        .start()
 }
 
 fn central_env(gw_base: &str, token: &str) -> Vec<(&'static str, String)> {
@@ -272,7 +208,7 @@ fn events_arrive_once_through_gateway_and_database_outages() {
     let sim = activity_sim();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.redb");
-    let agent = Agent::start(&sim, &state, &central_env(&gw.base, &token));
+    let agent = start_agent(&sim, &state, &central_env(&gw.base, &token));
     let mut act = Activity::new(7);
 
     activity(&sim, &mut act, secs(3));
@@ -320,7 +256,7 @@ fn events_arrive_once_through_gateway_and_database_outages() {
             .filter(|e| e["type"] == "alert")
             .collect::<Vec<_>>()
     );
-    let took = agent.terminate();
+    let took = agent.terminate().took;
     assert!(took < secs(5), "SIGTERM took {took:?}");
     assert_rows_match(&pg, &events);
     assert_complete(&pg, &state);
@@ -341,7 +277,7 @@ fn kill_9_twenty_times_loses_and_doubles_nothing() {
     env_small.push(("MIKROTIK_EDGE_BATCH_MAX", "3".to_string()));
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     for round in 0..20 {
-        let agent = Agent::start(&sim, &state, &env_small);
+        let agent = start_agent(&sim, &state, &env_small);
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
@@ -357,7 +293,7 @@ fn kill_9_twenty_times_loses_and_doubles_nothing() {
         agent.kill9();
     }
     // A last run drains everything.
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start_agent(&sim, &state, &env);
     activity(&sim, &mut act, secs(1));
     settle(&sim, &pg, &agent);
     agent.terminate();
@@ -377,7 +313,7 @@ fn a_wrong_token_alerts_once_keeps_events_and_does_not_loop() {
     let state = dir.path().join("state.redb");
     let mut env = central_env(&gw.base, "0123456789abcdef");
     env.push(("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "2".into()));
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start_agent(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "alert" && e["name"] == "token_rejected");
     // Three more rejected attempts, spaced by the backoff (a loop would
     // make them in milliseconds); still one alert after them.
@@ -411,7 +347,7 @@ fn a_wrong_token_alerts_once_keeps_events_and_does_not_loop() {
 
     // Site B's token cannot write site A's rows: 403, alert, nothing stored.
     let env = central_env(&gw.base, &token_b);
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start_agent(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "alert" && e["name"] == "token_rejected");
     assert!(gw.count("ingest_batch 403") >= 1, "{}", gw.log());
     agent.terminate();
@@ -483,7 +419,7 @@ fn a_full_outbox_compacts_then_drops_and_the_central_side_sees_the_gap() {
     env.push(("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.005".into()));
     env.push(("MIKROTIK_EDGE_ALERT_WEBHOOK", hook));
     env.push(("MIKROTIK_EDGE_ALERT_AFTER", "2".into()));
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start_agent(&sim, &state, &env);
     // 20 sessions report usage every second (compacted), and logins and
     // logouts (not compactable) fill the 5 KiB cap until the oldest go.
     let mut act = Activity::new(3);
@@ -567,7 +503,7 @@ fn sigterm_is_prompt_while_the_central_side_hangs() {
     let state = dir.path().join("state.redb");
     let mut env = central_env(&url, "tok");
     env.push(("MIKROTIK_EDGE_CENTRAL_TIMEOUT_SECS", "300".into()));
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start_agent(&sim, &state, &env);
     agent.wait_event(|e| e["type"] == "router");
     // The upload's request has arrived: the agent waits for its answer.
     assert!(wait_until(secs(10), || {
@@ -576,7 +512,7 @@ fn sigterm_is_prompt_while_the_central_side_hangs() {
             s.set_nonblocking(true).is_ok() && s.peek(&mut b).is_ok_and(|n| n > 0)
         })
     }));
-    let took = agent.terminate();
+    let took = agent.terminate().took;
     assert!(
         took < Duration::from_secs(2) * slow_factor(),
         "SIGTERM took {took:?}"
@@ -638,7 +574,7 @@ fn the_outbox_never_exceeds_its_cap_and_its_alerts_reach_the_central_side() {
     let mut env = central_env(&format!("http://{listen}"), &token);
     env.push(("MIKROTIK_EDGE_OUTBOX_MAX_MB", "0.05".into()));
     let cap = (0.05f64 * 1024.0 * 1024.0) as u64;
-    let agent = Agent::start(&sim, &state, &env);
+    let agent = start_agent(&sim, &state, &env);
     let mut act = Activity::new(7);
     // A busy site: logins and logouts (not compactable) fill the cap.
     let busy = |act: &mut Activity, d: Duration| {

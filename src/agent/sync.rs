@@ -132,7 +132,28 @@ impl Syncer {
             source: "none",
             ..SyncReport::default()
         };
-        self.fetch(&mut report).await?;
+        let Some((actions, restores)) = self.plan_and_commit(monitor, &mut report).await? else {
+            return Ok(report);
+        };
+        let outcomes = self.run_actions(actions, &mut report).await;
+        let (state, events) = self.record_outcomes(outcomes, &restores, &mut report);
+        report.events += events.len();
+        let intents = self.intents.clone();
+        self.save(state, intents, events, Timestamp::now()).await?;
+        report.millis = started.elapsed().as_millis();
+        Ok(report)
+    }
+
+    /// Fetches the desired state, reads the router's lists, plans, and
+    /// commits the plan's state and events before any action runs. The
+    /// actions and the restores they write; `None` when the router's lists
+    /// could not be read (the run is skipped).
+    async fn plan_and_commit(
+        &mut self,
+        monitor: &MonitorState,
+        report: &mut SyncReport,
+    ) -> Result<Option<(Vec<SyncAction>, BTreeMap<Name, Name>)>, StoreError> {
+        self.fetch(report).await?;
         if let Some(d) = &self.desired {
             report.version = d.version.clone();
             if report.source == "none" {
@@ -144,7 +165,7 @@ impl Syncer {
             Err(e) => {
                 log::warn!("sync: cannot read the router's lists, skipping this run: {e}");
                 report.router_error = Some(e.to_string());
-                return Ok(report);
+                return Ok(None);
             }
         };
         let now = Timestamp::now();
@@ -162,14 +183,21 @@ impl Syncer {
             self.warn_once(w);
         }
         report.events += plan.events.len();
-        let restores = plan.restores;
         self.save(plan.state, plan.intents, plan.events, now)
             .await?;
         report.actions = plan.actions.len();
+        Ok(Some((plan.actions, plan.restores)))
+    }
 
-        // Actions of one user run in order; users run concurrently.
+    /// Runs the actions: those of one user in order, users concurrently.
+    /// Each user's actions with the result of the first that failed (or Ok).
+    async fn run_actions(
+        &self,
+        actions: Vec<SyncAction>,
+        report: &mut SyncReport,
+    ) -> Vec<(Vec<SyncAction>, Result<(), ClientError>)> {
         let mut by_user: BTreeMap<Name, Vec<SyncAction>> = BTreeMap::new();
-        for a in plan.actions {
+        for a in actions {
             by_user.entry(a.user().clone()).or_default().push(a);
         }
         let groups: Vec<Group<Vec<SyncAction>>> = by_user
@@ -179,12 +207,24 @@ impl Syncer {
                 key: actions,
             })
             .collect();
-        let mut outcomes: Vec<(Vec<SyncAction>, Result<(), ClientError>)> = Vec::new();
+        let mut outcomes = Vec::new();
         let stats = run_groups(&self.router, groups, self.max_in_flight, |k, r| {
             outcomes.push((k, r))
         })
         .await;
         report.max_in_flight = stats.max_in_flight;
+        outcomes
+    }
+
+    /// What the actions' results change: kicks remembered (their sessions
+    /// log out as `kicked`), restores and creations reported, failures
+    /// logged and counted. The new reconcile state and its events.
+    fn record_outcomes(
+        &mut self,
+        outcomes: Vec<(Vec<SyncAction>, Result<(), ClientError>)>,
+        restores: &BTreeMap<Name, Name>,
+        report: &mut SyncReport,
+    ) -> (ReconcileState, Vec<EventKind>) {
         let mut state = self.state.clone();
         let mut events = Vec::new();
         for (actions, result) in outcomes {
@@ -201,26 +241,7 @@ impl Syncer {
                     _ => {}
                 }
             }
-            let result = match result {
-                Err(ClientError::Trap {
-                    category, message, ..
-                }) if is_missing_item(category, &message)
-                    && matches!(first, SyncAction::KickPpp { .. }) =>
-                {
-                    Ok(())
-                }
-                Err(ClientError::Trap {
-                    category, message, ..
-                }) if is_missing_item(category, &message)
-                    && matches!(
-                        first,
-                        SyncAction::KickHotspot { .. } | SyncAction::RemoveUser { .. }
-                    ) =>
-                {
-                    Ok(())
-                }
-                other => other,
-            };
+            let result = already_done(first, result);
             if result.is_ok()
                 && let Some(profile) = restores.get(first.user())
                 && let Some(e) =
@@ -250,11 +271,7 @@ impl Syncer {
                 }
             }
         }
-        report.events += events.len();
-        let intents = self.intents.clone();
-        self.save(state, intents, events, Timestamp::now()).await?;
-        report.millis = started.elapsed().as_millis();
-        Ok(report)
+        (state, events)
     }
 
     async fn fetch(&mut self, report: &mut SyncReport) -> Result<(), StoreError> {
@@ -465,6 +482,26 @@ pub fn reconcile_config(config: &Config) -> ReconcileConfig {
 }
 
 /// The trap's message (never the command's words: they may hold a password).
+/// A kick or removal whose item the router no longer has ("no such
+/// item"): what it was for is already done.
+fn already_done(first: &SyncAction, result: Result<(), ClientError>) -> Result<(), ClientError> {
+    match result {
+        Err(ClientError::Trap {
+            category, message, ..
+        }) if is_missing_item(category, &message)
+            && matches!(
+                first,
+                SyncAction::KickPpp { .. }
+                    | SyncAction::KickHotspot { .. }
+                    | SyncAction::RemoveUser { .. }
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 fn reason(e: &ClientError) -> String {
     match e {
         ClientError::Trap { message, .. } => message.clone(),

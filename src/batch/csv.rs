@@ -81,175 +81,225 @@ pub const MAX_ERRORS: usize = 50;
 /// Parses and validates the whole file. `created_date` goes into every
 /// comment. Err: every problem found (up to [`MAX_ERRORS`]) and the total.
 pub fn parse(text: &[u8], created_date: &[u8]) -> Result<Vec<NewUser>, (Vec<LineError>, usize)> {
-    let mut errors: Vec<LineError> = Vec::new();
     let fail = |mut errors: Vec<LineError>| {
         let total = errors.len();
         errors.truncate(MAX_ERRORS);
         Err((errors, total))
     };
-    macro_rules! err {
-        ($line:expr, $msg:expr) => {
-            errors.push(LineError {
-                line: $line,
-                message: $msg,
-            })
-        };
-    }
     let records = match records(text) {
         Ok(r) => r,
-        Err(e) => {
-            err!(e.line, e.message);
-            return fail(errors);
-        }
+        Err(e) => return fail(vec![e]),
     };
     let mut it = records
         .into_iter()
         .filter(|(_, f)| !(f.len() == 1 && f[0].is_empty()));
     let Some((hline, header)) = it.next() else {
-        err!(1, "empty file: expected a header line".into());
-        return fail(errors);
+        return fail(vec![LineError {
+            line: 1,
+            message: "empty file: expected a header line".into(),
+        }]);
     };
-    let mut col: HashMap<&str, usize> = HashMap::new();
-    for (i, h) in header.iter().enumerate() {
-        let h = String::from_utf8_lossy(h).trim().to_ascii_lowercase();
-        match COLUMNS.iter().find(|c| **c == h) {
-            Some(c) if col.contains_key(c) => err!(hline, format!("column {c} given twice")),
-            Some(c) => {
-                col.insert(c, i);
-            }
-            None => err!(
-                hline,
-                format!("unknown column {h:?} (known: {})", COLUMNS.join(", "))
-            ),
-        }
-    }
-    for required in ["service", "name", "profile"] {
-        if !col.contains_key(required) {
-            err!(hline, format!("missing column {required}"));
-        }
-    }
-    if !errors.is_empty() {
-        return fail(errors);
-    }
+    let col = match columns(hline, &header) {
+        Ok(col) => col,
+        Err(errors) => return fail(errors),
+    };
+    let mut errors: Vec<LineError> = Vec::new();
     let mut out = Vec::new();
     let mut seen: HashMap<(Service, Vec<u8>), usize> = HashMap::new();
     for (line, fields) in it {
         if fields.len() != header.len() {
-            err!(
+            errors.push(LineError {
                 line,
-                format!("{} fields, the header has {}", fields.len(), header.len())
-            );
+                message: format!("{} fields, the header has {}", fields.len(), header.len()),
+            });
             continue;
         }
-        let get = |c: &str| -> &[u8] { col.get(c).map_or(&b""[..], |&i| fields[i].as_slice()) };
-        let mut bad = Vec::new();
-        let service = match get("service").trim_ascii() {
-            b"hotspot" => Some(Service::Hotspot),
-            b"pppoe" => Some(Service::Pppoe),
-            other => {
-                bad.push(format!(
-                    "service must be hotspot or pppoe, got {:?}",
-                    String::from_utf8_lossy(other)
-                ));
-                None
-            }
+        let row = Row {
+            col: &col,
+            fields: &fields,
         };
-        let name = get("name");
-        if name.is_empty() {
-            bad.push("name is empty".into());
-        } else if name.len() > 64 {
-            bad.push("name is longer than 64 bytes".into());
-        } else if name.iter().any(|b| b.is_ascii_control() || *b == b' ') {
-            bad.push("name contains a space or a control character".into());
+        match new_user(line, &row, &mut seen, created_date) {
+            Ok(Some(user)) => out.push(user),
+            Ok(None) => {}
+            Err(bad) => errors.push(LineError {
+                line,
+                message: bad.join("; "),
+            }),
         }
-        let profile = get("profile");
-        if profile.is_empty() {
-            bad.push("profile is empty".into());
-        }
-        let password = get("password");
-        if password.iter().any(u8::is_ascii_control) {
-            bad.push("password contains a control character".into());
-        }
-        let valid_hours = get("valid_hours").trim_ascii();
-        if service == Some(Service::Hotspot)
-            && let Err(e) = crate::valid_hours::ValidHours::parse(valid_hours)
-        {
-            {
-                bad.push(format!(
-                    "valid_hours must be hours (24, 0.5, 1.5: at least one minute, at most 87600) for a voucher, got {:?}: {e}",
-                    String::from_utf8_lossy(valid_hours)
-                ));
-            }
-        }
-        for c in ["price_sell", "price_cost"] {
-            if !get(c).iter().all(|b| b.is_ascii_digit() || *b == b'.') {
-                bad.push(format!("{c} must be a number"));
-            }
-        }
-        for c in [
-            "batch_id",
-            "price_sell",
-            "price_cost",
-            "vendor_id",
-            "customer_id",
-            "subscription_id",
-            "created_by",
-        ] {
-            if get(c).iter().any(|b| *b == b'|' || b.is_ascii_control()) {
-                bad.push(format!("{c} contains | or a control character"));
-            }
-        }
-        if let Some(service) = service
-            && !name.is_empty()
-            && let Some(first) = seen.insert((service, name.to_vec()), line)
-        {
-            bad.push(format!(
-                "{} {} is already on line {first}",
-                service.as_str(),
-                String::from_utf8_lossy(name)
-            ));
-        }
-        if !bad.is_empty() {
-            err!(line, bad.join("; "));
-            continue;
-        }
-        let Some(service) = service else { continue };
-        let comment = match service {
-            Service::Hotspot => SystemComment::new_voucher(
-                get("batch_id"),
-                get("price_sell"),
-                get("price_cost"),
-                valid_hours,
-                get("vendor_id"),
-                created_date,
-                get("created_by"),
-            ),
-            Service::Pppoe => SystemComment::new_pppoe(
-                get("batch_id"),
-                get("price_sell"),
-                get("price_cost"),
-                get("customer_id"),
-                get("subscription_id"),
-                created_date,
-                get("created_by"),
-            ),
-        };
-        out.push(NewUser {
-            line,
-            service,
-            name: Name::new(name),
-            password: (!password.is_empty()).then(|| Name::new(password)),
-            profile: Name::new(profile),
-            comment: Name::new(comment.to_bytes()),
-        });
     }
     if out.is_empty() && errors.is_empty() {
-        err!(hline, "no users in the file".into());
+        errors.push(LineError {
+            line: hline,
+            message: "no users in the file".into(),
+        });
     }
     if !errors.is_empty() {
         return fail(errors);
     }
     Ok(out)
+}
+
+/// The header line: each known column's index. Err: unknown, repeated and
+/// missing columns.
+fn columns(
+    hline: usize,
+    header: &[Vec<u8>],
+) -> Result<HashMap<&'static str, usize>, Vec<LineError>> {
+    let mut errors = Vec::new();
+    let mut err = |message: String| {
+        errors.push(LineError {
+            line: hline,
+            message,
+        })
+    };
+    let mut col: HashMap<&'static str, usize> = HashMap::new();
+    for (i, h) in header.iter().enumerate() {
+        let h = String::from_utf8_lossy(h).trim().to_ascii_lowercase();
+        match COLUMNS.iter().find(|c| **c == h) {
+            Some(c) if col.contains_key(c) => err(format!("column {c} given twice")),
+            Some(c) => {
+                col.insert(c, i);
+            }
+            None => err(format!(
+                "unknown column {h:?} (known: {})",
+                COLUMNS.join(", ")
+            )),
+        }
+    }
+    for required in ["service", "name", "profile"] {
+        if !col.contains_key(required) {
+            err(format!("missing column {required}"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(col)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One record's fields by column name (absent columns read as empty).
+struct Row<'a> {
+    col: &'a HashMap<&'static str, usize>,
+    fields: &'a [Vec<u8>],
+}
+
+impl<'a> Row<'a> {
+    fn get(&self, c: &str) -> &'a [u8] {
+        self.col
+            .get(c)
+            .map_or(&b""[..], |&i| self.fields[i].as_slice())
+    }
+}
+
+/// One record as a user to create. Err: everything wrong with it (a name
+/// already on an earlier line included); `seen` remembers this one's.
+fn new_user(
+    line: usize,
+    row: &Row<'_>,
+    seen: &mut HashMap<(Service, Vec<u8>), usize>,
+    created_date: &[u8],
+) -> Result<Option<NewUser>, Vec<String>> {
+    let get = |c: &str| row.get(c);
+    let mut bad = Vec::new();
+    let service = match get("service").trim_ascii() {
+        b"hotspot" => Some(Service::Hotspot),
+        b"pppoe" => Some(Service::Pppoe),
+        other => {
+            bad.push(format!(
+                "service must be hotspot or pppoe, got {:?}",
+                String::from_utf8_lossy(other)
+            ));
+            None
+        }
+    };
+    let name = get("name");
+    if name.is_empty() {
+        bad.push("name is empty".into());
+    } else if name.len() > 64 {
+        bad.push("name is longer than 64 bytes".into());
+    } else if name.iter().any(|b| b.is_ascii_control() || *b == b' ') {
+        bad.push("name contains a space or a control character".into());
+    }
+    let profile = get("profile");
+    if profile.is_empty() {
+        bad.push("profile is empty".into());
+    }
+    let password = get("password");
+    if password.iter().any(u8::is_ascii_control) {
+        bad.push("password contains a control character".into());
+    }
+    let valid_hours = get("valid_hours").trim_ascii();
+    if service == Some(Service::Hotspot)
+        && let Err(e) = crate::valid_hours::ValidHours::parse(valid_hours)
+    {
+        bad.push(format!(
+            "valid_hours must be hours (24, 0.5, 1.5: at least one minute, at most 87600) for a voucher, got {:?}: {e}",
+            String::from_utf8_lossy(valid_hours)
+        ));
+    }
+    for c in ["price_sell", "price_cost"] {
+        if !get(c).iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+            bad.push(format!("{c} must be a number"));
+        }
+    }
+    for c in [
+        "batch_id",
+        "price_sell",
+        "price_cost",
+        "vendor_id",
+        "customer_id",
+        "subscription_id",
+        "created_by",
+    ] {
+        if get(c).iter().any(|b| *b == b'|' || b.is_ascii_control()) {
+            bad.push(format!("{c} contains | or a control character"));
+        }
+    }
+    if let Some(service) = service
+        && !name.is_empty()
+        && let Some(first) = seen.insert((service, name.to_vec()), line)
+    {
+        bad.push(format!(
+            "{} {} is already on line {first}",
+            service.as_str(),
+            String::from_utf8_lossy(name)
+        ));
+    }
+    if !bad.is_empty() {
+        return Err(bad);
+    }
+    let Some(service) = service else {
+        return Ok(None);
+    };
+    let comment = match service {
+        Service::Hotspot => SystemComment::new_voucher(
+            get("batch_id"),
+            get("price_sell"),
+            get("price_cost"),
+            valid_hours,
+            get("vendor_id"),
+            created_date,
+            get("created_by"),
+        ),
+        Service::Pppoe => SystemComment::new_pppoe(
+            get("batch_id"),
+            get("price_sell"),
+            get("price_cost"),
+            get("customer_id"),
+            get("subscription_id"),
+            created_date,
+            get("created_by"),
+        ),
+    };
+    Ok(Some(NewUser {
+        line,
+        service,
+        name: Name::new(name),
+        password: (!password.is_empty()).then(|| Name::new(password)),
+        profile: Name::new(profile),
+        comment: Name::new(comment.to_bytes()),
+    }))
 }
 
 /// Splits into records of fields with their starting line numbers.

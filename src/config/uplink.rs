@@ -56,6 +56,47 @@ const MAX_OUTBOX_MB: f64 = 1024.0 * 1024.0;
 
 pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError> {
     let defaults = UplinkConfig::default();
+    let central = load_central(src)?;
+    let batch_max = src
+        .uint("batch_max", 1..=10_000, "a number of events 1-10000")?
+        .map_or(defaults.batch_max, |n| {
+            usize::try_from(n).unwrap_or(defaults.batch_max)
+        });
+    let outbox_max_bytes = match outbox_mb(src)? {
+        Some(mb) => (mb * 1024.0 * 1024.0) as u64,
+        None => defaults.outbox_max_bytes,
+    };
+    let alert_after = src
+        .uint(
+            "alert_after",
+            1..=1_000_000,
+            "a number of reconnects 1-1000000",
+        )?
+        .map_or(defaults.alert_after, |n| {
+            u32::try_from(n).unwrap_or(defaults.alert_after)
+        });
+    let alert_webhook = load_webhook(src)?;
+    let backoff_cap = src
+        .secs("central_backoff_cap_secs")?
+        .map_or(defaults.backoff_cap, Duration::from_secs);
+    let timeout = src
+        .secs("central_timeout_secs")?
+        .map_or(defaults.timeout, Duration::from_secs);
+    Ok(UplinkConfig {
+        central,
+        batch_max,
+        outbox_max_bytes,
+        alert_after,
+        alert_webhook,
+        backoff_cap,
+        timeout,
+    })
+}
+
+/// The central side: `central_url` and its token (`central_token` or
+/// `central_token_file`, not both), both or neither, and `central_ca_file`
+/// only with an https URL.
+fn load_central(src: &Sources<'_>) -> Result<Option<CentralConfig>, ConfigError> {
     let url = match src.string("central_url")? {
         Some(s) => Some(parse_url("central_url", &s, false)?),
         None => None,
@@ -135,40 +176,7 @@ pub(super) fn load_uplink(src: &Sources<'_>) -> Result<UplinkConfig, ConfigError
             None
         }
     };
-    let batch_max = src
-        .uint("batch_max", 1..=10_000, "a number of events 1-10000")?
-        .map_or(defaults.batch_max, |n| {
-            usize::try_from(n).unwrap_or(defaults.batch_max)
-        });
-    let outbox_max_bytes = match outbox_mb(src)? {
-        Some(mb) => (mb * 1024.0 * 1024.0) as u64,
-        None => defaults.outbox_max_bytes,
-    };
-    let alert_after = src
-        .uint(
-            "alert_after",
-            1..=1_000_000,
-            "a number of reconnects 1-1000000",
-        )?
-        .map_or(defaults.alert_after, |n| {
-            u32::try_from(n).unwrap_or(defaults.alert_after)
-        });
-    let alert_webhook = load_webhook(src)?;
-    let backoff_cap = src
-        .secs("central_backoff_cap_secs")?
-        .map_or(defaults.backoff_cap, Duration::from_secs);
-    let timeout = src
-        .secs("central_timeout_secs")?
-        .map_or(defaults.timeout, Duration::from_secs);
-    Ok(UplinkConfig {
-        central,
-        batch_max,
-        outbox_max_bytes,
-        alert_after,
-        alert_webhook,
-        backoff_cap,
-        timeout,
-    })
+    Ok(central)
 }
 
 /// Megabytes, decimals allowed (0.05 is 52 KB: handy for tests and tiny

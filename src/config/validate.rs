@@ -105,6 +105,41 @@ fn valid_allowed_host(s: &str) -> bool {
 
 pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError> {
     let defaults = RouterConfig::new("", "");
+    // Checked in this order: the first bad key is the one named.
+    let (host, user, password) = router_login(src)?;
+    let tls = router_tls(src)?;
+    let port = match src.uint("router.port", 1..=65_535, "a port number 1-65535")? {
+        // The range check above makes the conversion infallible.
+        Some(p) => u16::try_from(p).unwrap_or(DEFAULT_API_PORT),
+        None if tls.is_some() => DEFAULT_API_SSL_PORT,
+        None => DEFAULT_API_PORT,
+    };
+    let secs = |key: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        Ok(src.secs(key)?.map(Duration::from_secs).unwrap_or(default))
+    };
+    let (backoff_base, backoff_cap) = router_backoff(src, &defaults)?;
+    let (max_word_bytes, max_sentence_bytes, max_reply_bytes) = router_limits(src, &defaults)?;
+
+    Ok(RouterConfig {
+        host,
+        port,
+        user,
+        password,
+        tls,
+        connect_timeout: secs("router.connect_timeout_secs", defaults.connect_timeout)?,
+        command_timeout: secs("router.command_timeout_secs", defaults.command_timeout)?,
+        keepalive: secs("router.keepalive_secs", defaults.keepalive)?,
+        backoff_base,
+        backoff_cap,
+        max_word_bytes,
+        max_sentence_bytes,
+        max_reply_bytes,
+    })
+}
+
+/// `router.host`, `router.user` and the password (`router.password` or
+/// `router.password_file`, not both).
+fn router_login(src: &Sources<'_>) -> Result<(String, String, Secret), ConfigError> {
     let host = src
         .string("router.host")?
         .ok_or_else(|| error("router.host", "required, not set"))?;
@@ -141,7 +176,12 @@ pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError
         (None, Some((path, _))) => Secret(read_password_file(&path)?),
         (None, None) => Secret::default(),
     };
+    Ok((host, user, password))
+}
 
+/// `router.tls` with at most one way to verify the router's certificate;
+/// the verification keys are refused without TLS.
+fn router_tls(src: &Sources<'_>) -> Result<Option<TlsConfig>, ConfigError> {
     let tls_on = src.boolean("router.tls")?.unwrap_or(false);
     let ca_file = src.path("router.ca_file")?;
     let cert_sha256 = match src.string("router.cert_sha256")? {
@@ -186,18 +226,18 @@ pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError
         }
         None
     };
+    Ok(tls)
+}
 
-    let port = match src.uint("router.port", 1..=65_535, "a port number 1-65535")? {
-        // The range check above makes the conversion infallible.
-        Some(p) => u16::try_from(p).unwrap_or(DEFAULT_API_PORT),
-        None if tls.is_some() => DEFAULT_API_SSL_PORT,
-        None => DEFAULT_API_PORT,
-    };
-
-    let secs = |key: &'static str, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(src.secs(key)?.map(Duration::from_secs).unwrap_or(default))
-    };
-    let backoff_base = secs("router.backoff_base_secs", defaults.backoff_base)?;
+/// The reconnect backoff: base and cap, the cap at least the base.
+fn router_backoff(
+    src: &Sources<'_>,
+    defaults: &RouterConfig,
+) -> Result<(Duration, Duration), ConfigError> {
+    let backoff_base = src
+        .secs("router.backoff_base_secs")?
+        .map(Duration::from_secs)
+        .unwrap_or(defaults.backoff_base);
     let explicit_cap = src.secs("router.backoff_cap_secs")?;
     let backoff_cap = explicit_cap
         .map(Duration::from_secs)
@@ -225,7 +265,14 @@ pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError
         };
         return Err(error(key, reason));
     }
+    Ok((backoff_base, backoff_cap))
+}
 
+/// The reply size limits: word, sentence, whole reply.
+fn router_limits(
+    src: &Sources<'_>,
+    defaults: &RouterConfig,
+) -> Result<(usize, usize, u64), ConfigError> {
     let max_word_bytes = match src.uint(
         "router.max_word_bytes",
         1024..=1_073_741_824,
@@ -250,22 +297,7 @@ pub(super) fn load_router(src: &Sources<'_>) -> Result<RouterConfig, ConfigError
             "a byte count 65536-17179869184",
         )?
         .unwrap_or(defaults.max_reply_bytes);
-
-    Ok(RouterConfig {
-        host,
-        port,
-        user,
-        password,
-        tls,
-        connect_timeout: secs("router.connect_timeout_secs", defaults.connect_timeout)?,
-        command_timeout: secs("router.command_timeout_secs", defaults.command_timeout)?,
-        keepalive: secs("router.keepalive_secs", defaults.keepalive)?,
-        backoff_base,
-        backoff_cap,
-        max_word_bytes,
-        max_sentence_bytes,
-        max_reply_bytes,
-    })
+    Ok((max_word_bytes, max_sentence_bytes, max_reply_bytes))
 }
 pub(super) fn parse_level(s: &str) -> Option<LevelFilter> {
     [

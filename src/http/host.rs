@@ -28,7 +28,7 @@ impl HostPolicy {
     /// Whether the request's host (the absolute URI's authority, else the
     /// `Host` header) is one this endpoint answers to. `listen` is the
     /// configured address, `local` the address this connection reached
-    /// (the concrete interface address when listening on 0.0.0.0 or [::]).
+    /// (the concrete interface address when listening on 0.0.0.0 or `[::]`).
     pub(crate) fn allows(
         &self,
         uri: &Uri,

@@ -105,130 +105,160 @@ pub fn plan(
         }
     }
     for user in users {
-        let raw = user.comment.as_bytes();
-        let skip = |reason: String| Skip {
+        match plan_user(user, metas.get(&user.profile), offset, now) {
+            Verdict::Ours => out.already_ours.push(user.name.clone()),
+            Verdict::Other => out.others += 1,
+            Verdict::Skip(skip) => out.skipped.push(skip),
+            Verdict::Rewrite(rewrite) => {
+                if !glob_match(pattern, user.profile.as_bytes())
+                    && !out.unmanaged_profiles.contains(&user.profile)
+                {
+                    out.unmanaged_profiles.push(user.profile.clone());
+                }
+                out.rewrites.push(rewrite);
+            }
+        }
+    }
+    out
+}
+
+/// What the import does with one user.
+enum Verdict {
+    /// Already a `VOUCHER_SYSTEM` voucher.
+    Ours,
+    /// Neither Mikhmon's nor ours: left alone, counted.
+    Other,
+    Skip(Skip),
+    Rewrite(Rewrite),
+}
+
+/// One user: its comment and its profile's Mikhmon header (`meta`) decide.
+fn plan_user(
+    user: &User,
+    meta: Option<&Result<ProfileMeta, HeaderError>>,
+    offset: Option<i32>,
+    now: Timestamp,
+) -> Verdict {
+    let raw = user.comment.as_bytes();
+    let skip = |reason: String| {
+        Verdict::Skip(Skip {
             name: user.name.clone(),
             profile: user.profile.clone(),
             reason,
             mikhmon: true,
-        };
-        let profile = user.profile.lossy();
-        if let Comment::System(sys) = Comment::parse(raw)
-            && sys.kind() == SystemKind::Voucher
-        {
-            out.already_ours.push(user.name.clone());
-            continue;
-        }
-        if has_system_marker(raw) {
-            out.skipped.push(Skip {
-                mikhmon: false,
-                ..skip("comment has a _SYSTEM marker but is not a VOUCHER_SYSTEM comment".into())
-            });
-            continue;
-        }
-        let meta = metas.get(&user.profile);
-        let Some(parsed) = parse_user_comment(raw) else {
-            // Mikhmon's on-login treats users without comment as its own.
-            let mikhmon_expiry = matches!(meta, Some(Ok(m)) if m.mode != ExpiryMode::None);
-            if raw.is_empty() && mikhmon_expiry {
-                out.skipped.push(skip(format!(
-                    "no comment in Mikhmon profile {profile:?}: not a Mikhmon voucher \
-                     (Mikhmon's on-login script still sets its expiry at login)"
-                )));
-            } else {
-                out.others += 1;
-            }
-            continue;
-        };
-        let meta = match meta {
-            None => {
-                out.skipped.push(skip(format!(
-                    "profile {profile:?} has no Mikhmon on-login header"
-                )));
-                continue;
-            }
-            Some(Err(e)) => {
-                out.skipped.push(skip(format!("profile {profile:?}: {e}")));
-                continue;
-            }
-            Some(Ok(m)) => m,
-        };
-        if meta.mode == ExpiryMode::None {
-            out.skipped.push(skip(format!(
-                "profile {profile:?} has no validity (Mikhmon expiry mode none)"
-            )));
-            continue;
-        }
-        let hours = match meta.valid_hours() {
-            Ok(h) => h,
-            Err(e) => {
-                out.skipped.push(skip(format!("profile {profile:?}: {e}")));
-                continue;
-            }
-        };
-        let hours_text = hours.to_string().into_bytes();
-        let voucher = |batch: &[u8], created: &[u8]| {
-            SystemComment::new_voucher(
-                batch,
-                meta.sell_price(),
-                &meta.price,
-                &hours_text,
-                b"",
-                created,
-                CREATED_BY,
-            )
-        };
-        let (comment, note, used, expired) = match parsed {
-            MikhmonComment::Fresh {
-                batch,
-                created,
-                note,
-                ..
-            } => {
-                let created = created.unwrap_or_default();
-                let c = voucher(&batch.unwrap_or_default(), created.as_bytes());
-                (c, note, false, false)
-            }
-            MikhmonComment::Used { local, note } => {
-                let Some(offset) = offset else {
-                    out.skipped.push(skip(
-                        "used, but the router's time zone is unknown \
-                         (no gmt-offset or known time-zone-name in /system/clock)"
-                            .into(),
-                    ));
-                    continue;
-                };
-                let expires = local.plus_secs(-i64::from(offset));
-                // Mikhmon does not store the first login; its expiry is
-                // first login + validity, so this is exact up to its clock.
-                let first = expires.plus_secs(-i64::from(hours) * 3_600);
-                let c = voucher(b"", b"").with_activation(first, expires);
-                (c, note, true, expires <= now)
-            }
-        };
-        // Mikhmon's free-text note goes after `expires_at`, where the agent
-        // keeps extra fields byte for byte.
-        let mut fields = comment.fields().to_vec();
-        if !note.is_empty() {
-            fields.push(note);
-        }
-        let new = SystemComment::new(SystemKind::Voucher, fields).to_bytes();
-        if !glob_match(pattern, user.profile.as_bytes())
-            && !out.unmanaged_profiles.contains(&user.profile)
-        {
-            out.unmanaged_profiles.push(user.profile.clone());
-        }
-        out.rewrites.push(Rewrite {
-            id: user.id,
+        })
+    };
+    let profile = user.profile.lossy();
+    if let Comment::System(sys) = Comment::parse(raw)
+        && sys.kind() == SystemKind::Voucher
+    {
+        return Verdict::Ours;
+    }
+    if has_system_marker(raw) {
+        return Verdict::Skip(Skip {
             name: user.name.clone(),
             profile: user.profile.clone(),
-            old: user.comment.clone(),
-            new: Name::new(new),
-            used,
-            expired,
+            reason: "comment has a _SYSTEM marker but is not a VOUCHER_SYSTEM comment".into(),
+            mikhmon: false,
         });
     }
-    out
+    let Some(parsed) = parse_user_comment(raw) else {
+        // Mikhmon's on-login treats users without comment as its own.
+        let mikhmon_expiry = matches!(meta, Some(Ok(m)) if m.mode != ExpiryMode::None);
+        if raw.is_empty() && mikhmon_expiry {
+            return skip(format!(
+                "no comment in Mikhmon profile {profile:?}: not a Mikhmon voucher \
+                 (Mikhmon's on-login script still sets its expiry at login)"
+            ));
+        }
+        return Verdict::Other;
+    };
+    let meta = match meta {
+        None => {
+            return skip(format!(
+                "profile {profile:?} has no Mikhmon on-login header"
+            ));
+        }
+        Some(Err(e)) => return skip(format!("profile {profile:?}: {e}")),
+        Some(Ok(m)) => m,
+    };
+    if meta.mode == ExpiryMode::None {
+        return skip(format!(
+            "profile {profile:?} has no validity (Mikhmon expiry mode none)"
+        ));
+    }
+    let hours = match meta.valid_hours() {
+        Ok(h) => h,
+        Err(e) => return skip(format!("profile {profile:?}: {e}")),
+    };
+    let (comment, used, expired) = match voucher_comment(parsed, meta, hours, offset, now) {
+        Ok(c) => c,
+        Err(reason) => return skip(reason),
+    };
+    Verdict::Rewrite(Rewrite {
+        id: user.id,
+        name: user.name.clone(),
+        profile: user.profile.clone(),
+        old: user.comment.clone(),
+        new: Name::new(comment),
+        used,
+        expired,
+    })
+}
+
+/// The `VOUCHER_SYSTEM` comment for a Mikhmon comment: with its activation
+/// when used, Mikhmon's free-text note kept after `expires_at` (where the
+/// agent keeps extra fields byte for byte). The comment, used, expired.
+fn voucher_comment(
+    parsed: MikhmonComment,
+    meta: &ProfileMeta,
+    hours: u32,
+    offset: Option<i32>,
+    now: Timestamp,
+) -> Result<(Vec<u8>, bool, bool), String> {
+    let hours_text = hours.to_string().into_bytes();
+    let voucher = |batch: &[u8], created: &[u8]| {
+        SystemComment::new_voucher(
+            batch,
+            meta.sell_price(),
+            &meta.price,
+            &hours_text,
+            b"",
+            created,
+            CREATED_BY,
+        )
+    };
+    let (comment, note, used, expired) = match parsed {
+        MikhmonComment::Fresh {
+            batch,
+            created,
+            note,
+            ..
+        } => {
+            let created = created.unwrap_or_default();
+            let c = voucher(&batch.unwrap_or_default(), created.as_bytes());
+            (c, note, false, false)
+        }
+        MikhmonComment::Used { local, note } => {
+            let Some(offset) = offset else {
+                return Err("used, but the router's time zone is unknown \
+                     (no gmt-offset or known time-zone-name in /system/clock)"
+                    .into());
+            };
+            let expires = local.plus_secs(-i64::from(offset));
+            // Mikhmon does not store the first login; its expiry is
+            // first login + validity, so this is exact up to its clock.
+            let first = expires.plus_secs(-i64::from(hours) * 3_600);
+            let c = voucher(b"", b"").with_activation(first, expires);
+            (c, note, true, expires <= now)
+        }
+    };
+    let mut fields = comment.fields().to_vec();
+    if !note.is_empty() {
+        fields.push(note);
+    }
+    let new = SystemComment::new(SystemKind::Voucher, fields).to_bytes();
+    Ok((new, used, expired))
 }
 
 /// Mikhmon's monitor schedulers (comment `Monitor Profile <name>`), with

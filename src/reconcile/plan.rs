@@ -5,9 +5,12 @@
 //! the router's own lists until they show its effect (like the voucher
 //! lifecycle), so each one is idempotent.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::desired::{DesiredState, Password, SubscriptionStatus, VoucherStatus};
+use super::desired::{
+    DesiredState, DesiredSubscription, DesiredVoucher, Password, SubscriptionStatus, VoucherStatus,
+};
 use super::intent::Intents;
 use super::state::{Isolation, ProfileSettings, ReconcileState};
 use crate::clock::Timestamp;
@@ -275,9 +278,24 @@ fn vouchers(
     expired.retain(|n| on_router.contains_key(n) || desired_codes.contains(n));
     out.state.expired = expired;
 
-    // Router comments that carry an activation the desired comment lacks
-    // (central has not applied the `voucher_activated` yet): kept for a
-    // recreation, so a voucher deleted meanwhile keeps its term.
+    keep_router_activations(desired, &on_router, out);
+    for v in &desired.vouchers {
+        match on_router.get(&v.code) {
+            Some(r) => remove_voucher(v, r, monitor, out),
+            None => create_voucher(v, now, out),
+        }
+    }
+    adopt_unknown_vouchers(prev, lists, &desired_codes, out);
+}
+
+/// Router comments that carry an activation the desired comment lacks
+/// (central has not applied the `voucher_activated` yet): kept for a
+/// recreation, so a voucher deleted meanwhile keeps its term.
+fn keep_router_activations(
+    desired: &DesiredState,
+    on_router: &HashMap<&Name, &UserRow>,
+    out: &mut Plan,
+) {
     let mut router_comments = BTreeMap::new();
     for v in &desired.vouchers {
         let Some(r) = on_router.get(&v.code) else {
@@ -286,65 +304,77 @@ fn vouchers(
             }
             continue;
         };
-        if activation_of(&r.comment).is_some()
-            && activation_of(&r.comment) != activation_of(&v.comment)
-        {
+        // Each comment parsed once (a full parse copies its fields).
+        let activation = activation_of(&r.comment);
+        if activation.is_some() && activation != activation_of(&v.comment) {
             router_comments.insert(v.code.clone(), r.comment.clone());
         }
     }
     out.intents.router_comments = router_comments;
+}
 
-    for v in &desired.vouchers {
-        if let Some(r) = on_router.get(&v.code) {
-            if v.status == VoucherStatus::Deleted && has_system_marker(r.comment.as_bytes()) {
-                out.actions.push(SyncAction::RemoveUser {
-                    service: Service::Hotspot,
-                    id: r.id,
-                    user: v.code.clone(),
-                });
-                // A removed user left online would keep browsing.
-                for t in monitor.sessions.values() {
-                    if t.service == Service::Hotspot && t.user == v.code {
-                        out.actions.push(SyncAction::KickHotspot {
-                            active_id: t.active_id,
-                            user: v.code.clone(),
-                        });
-                    }
-                }
-            }
-            continue;
-        }
-        if matches!(v.status, VoucherStatus::Expired | VoucherStatus::Deleted)
-            || out.state.expired.contains(&v.code)
-        {
-            continue;
-        }
-        // The comment with the newest activation: central's, or the one
-        // last seen on the router.
-        let comment = match out.intents.router_comments.get(&v.code) {
-            Some(c) => c.clone(),
-            None if v.comment.is_empty() => Name::new(
-                SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes(),
-            ),
-            None => v.comment.clone(),
-        };
-        if comment_expired(&comment, now) {
-            continue;
-        }
-        if !block_unknown_password(out, Service::Hotspot, &v.code, &v.password) {
-            continue;
-        }
-        out.actions.push(SyncAction::CreateUser {
-            service: Service::Hotspot,
-            name: v.code.clone(),
-            password: v.password.clone(),
-            profile: v.profile.clone(),
-            comment,
-            disabled: false,
-        });
+/// Deleted centrally: our voucher goes, with its sessions.
+fn remove_voucher(v: &DesiredVoucher, r: &UserRow, monitor: &MonitorState, out: &mut Plan) {
+    if v.status != VoucherStatus::Deleted || !has_system_marker(r.comment.as_bytes()) {
+        return;
     }
+    out.actions.push(SyncAction::RemoveUser {
+        service: Service::Hotspot,
+        id: r.id,
+        user: v.code.clone(),
+    });
+    // A removed user left online would keep browsing.
+    for t in monitor.sessions.values() {
+        if t.service == Service::Hotspot && t.user == v.code {
+            out.actions.push(SyncAction::KickHotspot {
+                active_id: t.active_id,
+                user: v.code.clone(),
+            });
+        }
+    }
+}
 
-    // Our vouchers the central side does not know: adopted, left in place.
+/// Missing on the router and still sellable: created, with the comment
+/// that carries its newest activation.
+fn create_voucher(v: &DesiredVoucher, now: Timestamp, out: &mut Plan) {
+    if matches!(v.status, VoucherStatus::Expired | VoucherStatus::Deleted)
+        || out.state.expired.contains(&v.code)
+    {
+        return;
+    }
+    // The comment with the newest activation: central's, or the one
+    // last seen on the router.
+    let comment = match out.intents.router_comments.get(&v.code) {
+        Some(c) => c.clone(),
+        None if v.comment.is_empty() => {
+            Name::new(SystemComment::new_voucher(b"", b"", b"", b"", b"", b"", b"sync").to_bytes())
+        }
+        None => v.comment.clone(),
+    };
+    if comment_expired(&comment, now) {
+        return;
+    }
+    if !block_unknown_password(out, Service::Hotspot, &v.code, &v.password) {
+        return;
+    }
+    out.actions.push(SyncAction::CreateUser {
+        service: Service::Hotspot,
+        name: v.code.clone(),
+        password: v.password.clone(),
+        profile: v.profile.clone(),
+        comment,
+        disabled: false,
+    });
+}
+
+/// Our vouchers the central side does not know: adopted (reported once),
+/// left in place.
+fn adopt_unknown_vouchers(
+    prev: &ReconcileState,
+    lists: &RouterLists,
+    desired_codes: &BTreeSet<&Name>,
+    out: &mut Plan,
+) {
     for u in &lists.hotspot_users {
         if desired_codes.contains(&u.name) {
             continue;
@@ -432,222 +462,356 @@ fn subscriptions(
     for s in &lists.ppp_active {
         sessions.entry(&s.user).or_default().push(s);
     }
-    let isolir = cfg.suspend_mode == SuspendMode::Isolir;
-    let mode = cfg.suspend_mode;
     let desired_users: BTreeSet<&Name> = desired.subscriptions.iter().map(|s| &s.user).collect();
 
     for s in &desired.subscriptions {
-        let suspended = s.status == SubscriptionStatus::Suspended;
-        if s.status == SubscriptionStatus::Deleted {
-            if let Some(r) = secrets.get(&s.user)
-                && has_system_marker(r.comment.as_bytes())
-            {
-                out.actions.push(SyncAction::RemoveUser {
-                    service: Service::Pppoe,
-                    id: r.id,
-                    user: s.user.clone(),
-                });
-                for x in sessions.get(&s.user).map_or(&[][..], Vec::as_slice) {
-                    out.actions.push(SyncAction::KickPpp {
-                        active_id: x.id,
-                        user: s.user.clone(),
-                    });
-                }
-            }
-            continue;
-        }
+        let live = Sessions {
+            user: &s.user,
+            list: sessions.get(&s.user).map_or(&[], Vec::as_slice),
+            now,
+        };
         let Some(r) = secrets.get(&s.user) else {
-            if !block_unknown_password(out, Service::Pppoe, &s.user, &s.password) {
-                continue;
+            if s.status != SubscriptionStatus::Deleted {
+                create_subscription(s, now, cfg, out);
             }
-            // Missing: created in its desired state.
-            let (profile, comment) = if suspended && isolir {
-                out.state.isolated.insert(
-                    s.user.clone(),
-                    Isolation {
-                        previous_profile: s.profile.clone(),
-                        since: now,
-                    },
-                );
-                (
-                    cfg.isolir_profile.clone(),
-                    with_isolir_field(&pppoe_comment(&s.comment), Some(&s.profile)),
-                )
-            } else {
-                (s.profile.clone(), pppoe_comment(&s.comment))
-            };
-            if suspended {
-                out.state.suspended.insert(s.user.clone());
-            }
-            out.actions.push(SyncAction::CreateUser {
-                service: Service::Pppoe,
-                name: s.user.clone(),
-                password: s.password.clone(),
-                profile,
-                comment,
-                disabled: suspended && !isolir,
-            });
             continue;
         };
-        if !has_system_marker(r.comment.as_bytes()) {
+        if s.status == SubscriptionStatus::Deleted {
+            remove_subscription(r, &live, out);
+        } else if !has_system_marker(r.comment.as_bytes()) {
             out.warnings.push(format!(
                 "subscription {} exists on the router as a secret without a PPPOE_SYSTEM comment; not touched",
                 s.user
             ));
-            continue;
-        }
-        let user_sessions: &[&SessionRow] = sessions.get(&s.user).map_or(&[], Vec::as_slice);
-        let started_before = |t: Timestamp| -> Vec<&SessionRow> {
-            user_sessions
-                .iter()
-                .copied()
-                .filter(|x| {
-                    x.uptime_secs
-                        .is_some_and(|up| now.plus_secs(-(up as i64)).secs_since(t) <= 0)
-                })
-                .collect()
-        };
-        let kick = |out: &mut Plan, before: Timestamp, list: Vec<&SessionRow>| {
-            for x in list {
-                out.actions.push(SyncAction::KickPpp {
-                    active_id: x.id,
-                    user: s.user.clone(),
-                });
-            }
-            out.state.kick_before.insert(s.user.clone(), before);
-        };
-        if suspended {
-            let newly = !prev.suspended.contains(&s.user);
-            out.state.suspended.insert(s.user.clone());
-            if isolir {
-                let on_isolir = r.profile == cfg.isolir_profile;
-                let entry = prev
-                    .isolated
-                    .get(&s.user)
-                    .cloned()
-                    .unwrap_or_else(|| Isolation {
-                        previous_profile: if on_isolir {
-                            isolir_field(&r.comment).unwrap_or_else(|| s.profile.clone())
-                        } else {
-                            r.profile.clone()
-                        },
-                        since: now,
-                    });
-                if !on_isolir {
-                    out.actions.push(SyncAction::SetSecretProfile {
-                        id: r.id,
-                        user: s.user.clone(),
-                        profile: cfg.isolir_profile.clone(),
-                        comment: with_isolir_field(&r.comment, Some(&entry.previous_profile)),
-                    });
-                }
-                out.state.isolated.insert(s.user.clone(), entry.clone());
-                // Sessions from before the router showed the isolation
-                // still run with the old profile: they go, and the customer
-                // reconnects isolated.
-                let before = if on_isolir {
-                    prev.kick_before
-                        .get(&s.user)
-                        .copied()
-                        .unwrap_or(entry.since)
-                } else {
-                    now
-                };
-                let old = started_before(before);
-                if !old.is_empty() || !on_isolir {
-                    kick(out, before, old);
-                }
+        } else {
+            let comment = SecretComment::new(&r.comment);
+            if s.status == SubscriptionStatus::Suspended {
+                suspend_subscription(prev, s, r, &comment, &live, cfg, out);
             } else {
-                if !r.disabled {
-                    out.actions.push(SyncAction::DisableSecret {
-                        id: r.id,
-                        user: s.user.clone(),
-                    });
-                }
-                // A disabled secret cannot log in again: every session goes.
-                for x in user_sessions {
-                    out.actions.push(SyncAction::KickPpp {
-                        active_id: x.id,
-                        user: s.user.clone(),
-                    });
-                }
+                keep_subscription_active(prev, s, r, &comment, &live, cfg, out);
             }
-            if newly {
-                out.events.push(EventKind::Subscription {
-                    user: s.user.clone(),
-                    action: SubscriptionAction::Suspended,
-                    mode,
-                    profile: r.profile.clone(),
-                });
-            }
-            continue;
         }
+    }
 
-        // Active: undo whichever suspension the router shows.
-        let mut restoring = false;
-        if r.disabled {
-            restoring = true;
-            out.actions.push(SyncAction::EnableSecret {
+    adopt_unknown_secrets(prev, lists, &desired_users, out);
+    // Isolations of secrets no longer desired are forgotten.
+    out.state
+        .isolated
+        .retain(|n, _| desired_users.contains(n) && secrets.contains_key(n));
+}
+
+/// A secret's comment, parsed at most once per plan however many of its
+/// fields the plan reads (parse, don't re-parse).
+struct SecretComment<'a> {
+    raw: &'a Name,
+    parsed: OnceCell<Option<SystemComment>>,
+}
+
+impl<'a> SecretComment<'a> {
+    fn new(raw: &'a Name) -> Self {
+        SecretComment {
+            raw,
+            parsed: OnceCell::new(),
+        }
+    }
+
+    /// Ours (`_SYSTEM|…`), parsed; `None` for any other comment.
+    fn system(&self) -> Option<&SystemComment> {
+        self.parsed
+            .get_or_init(|| match Comment::parse(self.raw.as_bytes()) {
+                Comment::System(meta) => Some(meta),
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    /// See [`isolir_field`].
+    fn isolir_field(&self) -> Option<Name> {
+        isolir_field_of(self.system()?)
+    }
+
+    /// See [`with_isolir_field`].
+    fn with_isolir_field(&self, previous: Option<&Name>) -> Name {
+        match self.system() {
+            Some(meta) => with_isolir_field_of(meta, previous),
+            None => self.raw.clone(),
+        }
+    }
+}
+
+/// One subscription's sessions on the router, and the kicks of them.
+struct Sessions<'a> {
+    user: &'a Name,
+    list: &'a [&'a SessionRow],
+    now: Timestamp,
+}
+
+impl<'a> Sessions<'a> {
+    /// The sessions that started at or before `t`.
+    fn started_before(&self, t: Timestamp) -> Vec<&'a SessionRow> {
+        self.list
+            .iter()
+            .copied()
+            .filter(|x| {
+                x.uptime_secs
+                    .is_some_and(|up| self.now.plus_secs(-(up as i64)).secs_since(t) <= 0)
+            })
+            .collect()
+    }
+
+    /// Kicks `list`, remembering that sessions from before `before` go.
+    fn kick(&self, out: &mut Plan, before: Timestamp, list: Vec<&SessionRow>) {
+        self.kick_all(out, &list);
+        out.state.kick_before.insert(self.user.clone(), before);
+    }
+
+    /// Kicks `list` (nothing remembered).
+    fn kick_all(&self, out: &mut Plan, list: &[&SessionRow]) {
+        for x in list {
+            out.actions.push(SyncAction::KickPpp {
+                active_id: x.id,
+                user: self.user.clone(),
+            });
+        }
+    }
+}
+
+/// Deleted centrally: our secret goes, with its sessions.
+fn remove_subscription(r: &UserRow, live: &Sessions, out: &mut Plan) {
+    if !has_system_marker(r.comment.as_bytes()) {
+        return;
+    }
+    out.actions.push(SyncAction::RemoveUser {
+        service: Service::Pppoe,
+        id: r.id,
+        user: live.user.clone(),
+    });
+    live.kick_all(out, live.list);
+}
+
+/// Missing on the router: created in its desired state.
+fn create_subscription(
+    s: &DesiredSubscription,
+    now: Timestamp,
+    cfg: &ReconcileConfig,
+    out: &mut Plan,
+) {
+    if !block_unknown_password(out, Service::Pppoe, &s.user, &s.password) {
+        return;
+    }
+    let suspended = s.status == SubscriptionStatus::Suspended;
+    let isolir = cfg.suspend_mode == SuspendMode::Isolir;
+    let (profile, comment) = if suspended && isolir {
+        out.state.isolated.insert(
+            s.user.clone(),
+            Isolation {
+                previous_profile: s.profile.clone(),
+                since: now,
+            },
+        );
+        (
+            cfg.isolir_profile.clone(),
+            with_isolir_field(&pppoe_comment(&s.comment), Some(&s.profile)),
+        )
+    } else {
+        (s.profile.clone(), pppoe_comment(&s.comment))
+    };
+    if suspended {
+        out.state.suspended.insert(s.user.clone());
+    }
+    out.actions.push(SyncAction::CreateUser {
+        service: Service::Pppoe,
+        name: s.user.clone(),
+        password: s.password.clone(),
+        profile,
+        comment,
+        disabled: suspended && !isolir,
+    });
+}
+
+/// Suspended centrally: isolated or disabled (by the suspend mode), its
+/// sessions kicked, `suspended` reported once.
+fn suspend_subscription(
+    prev: &ReconcileState,
+    s: &DesiredSubscription,
+    r: &UserRow,
+    comment: &SecretComment,
+    live: &Sessions,
+    cfg: &ReconcileConfig,
+    out: &mut Plan,
+) {
+    let newly = !prev.suspended.contains(&s.user);
+    out.state.suspended.insert(s.user.clone());
+    if cfg.suspend_mode == SuspendMode::Isolir {
+        isolate(prev, s, r, comment, live, cfg, out);
+    } else {
+        if !r.disabled {
+            out.actions.push(SyncAction::DisableSecret {
                 id: r.id,
                 user: s.user.clone(),
             });
         }
-        let on_isolir = !cfg.isolir_profile.is_empty() && r.profile == cfg.isolir_profile;
-        let remembered = prev.isolated.get(&s.user);
-        if on_isolir || (remembered.is_some() && r.profile == cfg.isolir_profile) {
-            restoring = true;
-            let target = if !s.profile.is_empty() && s.profile != cfg.isolir_profile {
-                Some(s.profile.clone())
-            } else {
-                remembered
-                    .map(|i| i.previous_profile.clone())
-                    .or_else(|| isolir_field(&r.comment))
-                    .filter(|p| !p.is_empty())
-            };
-            match target {
-                Some(profile) => {
-                    out.actions.push(SyncAction::SetSecretProfile {
-                        id: r.id,
-                        user: s.user.clone(),
-                        comment: with_isolir_field(&r.comment, None),
-                        profile,
-                    });
-                    // Isolated sessions go too, to come back with the profile.
-                    kick(out, now, started_before(now));
-                }
-                None => out.warnings.push(format!(
-                    "subscription {} is active but its secret is on the isolation profile and no previous profile is known; not restored",
-                    s.user
-                )),
-            }
-        }
-        if restoring && prev.suspended.contains(&s.user) {
-            out.restores.insert(s.user.clone(), s.profile.clone());
-        }
-        if !restoring {
-            // The router shows it restored: finish kicking isolated
-            // sessions, then forget the suspension.
-            if let Some(&before) = prev.kick_before.get(&s.user) {
-                let old = started_before(before);
-                if !old.is_empty() {
-                    kick(out, before, old);
-                }
-            }
-            if prev.suspended.contains(&s.user) {
-                out.events.push(EventKind::Subscription {
-                    user: s.user.clone(),
-                    action: SubscriptionAction::Restored,
-                    mode,
-                    profile: r.profile.clone(),
-                });
-            }
-        } else if prev.suspended.contains(&s.user) {
-            // Not confirmed yet: still counted as suspended until it is.
-            out.state.suspended.insert(s.user.clone());
-        }
+        // A disabled secret cannot log in again: every session goes.
+        live.kick_all(out, live.list);
     }
+    if newly {
+        out.events.push(EventKind::Subscription {
+            user: s.user.clone(),
+            action: SubscriptionAction::Suspended,
+            mode: cfg.suspend_mode,
+            profile: r.profile.clone(),
+        });
+    }
+}
 
-    // Our secrets the central side does not know: adopted, left in place.
+/// Isolir mode: the secret moves to the isolation profile, remembering the
+/// one it had; sessions from before the move go.
+fn isolate(
+    prev: &ReconcileState,
+    s: &DesiredSubscription,
+    r: &UserRow,
+    comment: &SecretComment,
+    live: &Sessions,
+    cfg: &ReconcileConfig,
+    out: &mut Plan,
+) {
+    let on_isolir = r.profile == cfg.isolir_profile;
+    let entry = prev
+        .isolated
+        .get(&s.user)
+        .cloned()
+        .unwrap_or_else(|| Isolation {
+            previous_profile: if on_isolir {
+                comment.isolir_field().unwrap_or_else(|| s.profile.clone())
+            } else {
+                r.profile.clone()
+            },
+            since: live.now,
+        });
+    if !on_isolir {
+        out.actions.push(SyncAction::SetSecretProfile {
+            id: r.id,
+            user: s.user.clone(),
+            profile: cfg.isolir_profile.clone(),
+            comment: comment.with_isolir_field(Some(&entry.previous_profile)),
+        });
+    }
+    out.state.isolated.insert(s.user.clone(), entry.clone());
+    // Sessions from before the router showed the isolation still run with
+    // the old profile: they go, and the customer reconnects isolated.
+    let before = if on_isolir {
+        prev.kick_before
+            .get(&s.user)
+            .copied()
+            .unwrap_or(entry.since)
+    } else {
+        live.now
+    };
+    let old = live.started_before(before);
+    if !old.is_empty() || !on_isolir {
+        live.kick(out, before, old);
+    }
+}
+
+/// Active centrally: undo whichever suspension the router shows; once it
+/// shows none, finish the kicks and report `restored`.
+fn keep_subscription_active(
+    prev: &ReconcileState,
+    s: &DesiredSubscription,
+    r: &UserRow,
+    comment: &SecretComment,
+    live: &Sessions,
+    cfg: &ReconcileConfig,
+    out: &mut Plan,
+) {
+    let mut restoring = false;
+    if r.disabled {
+        restoring = true;
+        out.actions.push(SyncAction::EnableSecret {
+            id: r.id,
+            user: s.user.clone(),
+        });
+    }
+    if restore_profile(prev, s, r, comment, live, cfg, out) {
+        restoring = true;
+    }
+    if restoring && prev.suspended.contains(&s.user) {
+        out.restores.insert(s.user.clone(), s.profile.clone());
+    }
+    if !restoring {
+        // The router shows it restored: finish kicking isolated
+        // sessions, then forget the suspension.
+        if let Some(&before) = prev.kick_before.get(&s.user) {
+            let old = live.started_before(before);
+            if !old.is_empty() {
+                live.kick(out, before, old);
+            }
+        }
+        if prev.suspended.contains(&s.user) {
+            out.events.push(EventKind::Subscription {
+                user: s.user.clone(),
+                action: SubscriptionAction::Restored,
+                mode: cfg.suspend_mode,
+                profile: r.profile.clone(),
+            });
+        }
+    } else if prev.suspended.contains(&s.user) {
+        // Not confirmed yet: still counted as suspended until it is.
+        out.state.suspended.insert(s.user.clone());
+    }
+}
+
+/// A secret on the isolation profile goes back to its own profile (the
+/// desired one, else the remembered one). True when it is being restored.
+fn restore_profile(
+    prev: &ReconcileState,
+    s: &DesiredSubscription,
+    r: &UserRow,
+    comment: &SecretComment,
+    live: &Sessions,
+    cfg: &ReconcileConfig,
+    out: &mut Plan,
+) -> bool {
+    let on_isolir = !cfg.isolir_profile.is_empty() && r.profile == cfg.isolir_profile;
+    let remembered = prev.isolated.get(&s.user);
+    if !(on_isolir || (remembered.is_some() && r.profile == cfg.isolir_profile)) {
+        return false;
+    }
+    let target = if !s.profile.is_empty() && s.profile != cfg.isolir_profile {
+        Some(s.profile.clone())
+    } else {
+        remembered
+            .map(|i| i.previous_profile.clone())
+            .or_else(|| comment.isolir_field())
+            .filter(|p| !p.is_empty())
+    };
+    match target {
+        Some(profile) => {
+            out.actions.push(SyncAction::SetSecretProfile {
+                id: r.id,
+                user: s.user.clone(),
+                comment: comment.with_isolir_field(None),
+                profile,
+            });
+            // Isolated sessions go too, to come back with the profile.
+            live.kick(out, live.now, live.started_before(live.now));
+        }
+        None => out.warnings.push(format!(
+            "subscription {} is active but its secret is on the isolation profile and no previous profile is known; not restored",
+            s.user
+        )),
+    }
+    true
+}
+
+/// Our secrets the central side does not know: adopted (reported once),
+/// left in place.
+fn adopt_unknown_secrets(
+    prev: &ReconcileState,
+    lists: &RouterLists,
+    desired_users: &BTreeSet<&Name>,
+    out: &mut Plan,
+) {
     for u in &lists.ppp_secrets {
         if desired_users.contains(&u.name) {
             continue;
@@ -675,10 +839,6 @@ fn subscriptions(
         }
         out.state.adopted.insert(key);
     }
-    // Isolations of secrets no longer desired are forgotten.
-    out.state
-        .isolated
-        .retain(|n, _| desired_users.contains(n) && secrets.contains_key(n));
 }
 
 /// The desired comment, or a minimal `PPPOE_SYSTEM` one when it has none
@@ -694,9 +854,10 @@ fn pppoe_comment(comment: &Name) -> Name {
 /// `comment` with the `isolir=<profile>` field set (or cleared with
 /// `None`); other fields kept byte for byte. Not our comment: unchanged.
 pub fn with_isolir_field(comment: &Name, previous: Option<&Name>) -> Name {
-    let Comment::System(meta) = Comment::parse(comment.as_bytes()) else {
-        return comment.clone();
-    };
+    SecretComment::new(comment).with_isolir_field(previous)
+}
+
+fn with_isolir_field_of(meta: &SystemComment, previous: Option<&Name>) -> Name {
     let mut fields = meta.fields().to_vec();
     match previous {
         Some(p) => {
@@ -719,9 +880,10 @@ pub fn with_isolir_field(comment: &Name, previous: Option<&Name>) -> Name {
 
 /// The profile remembered in the comment's `isolir=` field.
 pub fn isolir_field(comment: &Name) -> Option<Name> {
-    let Comment::System(meta) = Comment::parse(comment.as_bytes()) else {
-        return None;
-    };
+    SecretComment::new(comment).isolir_field()
+}
+
+fn isolir_field_of(meta: &SystemComment) -> Option<Name> {
     meta.field(ISOLIR_FIELD)
         .and_then(|f| f.strip_prefix(ISOLIR_PREFIX))
         .map(Name::new)

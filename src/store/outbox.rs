@@ -23,6 +23,17 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::StoreError;
 use super::file::{EVENTS, KEY_OUTBOX_BYTES, META, Store, append, decode};
+
+/// The outbox table as a write transaction opens it.
+type EventsTable<'t> = redb::Table<'t, u64, &'static [u8]>;
+/// The unconfirmed part of the outbox (after what is protected).
+type Unconfirmed = (Bound<u64>, Bound<u64>);
+/// An earlier `dropped` record: its seq, size, and the range it covers.
+type OldDrop = (u64, u64, u64, u64, u64);
+/// A queued event's seq and size.
+type SeqLen = (u64, u64);
+/// What a new `dropped` record reports: first seq, last seq, count.
+type DropRange = (u64, u64, u64);
 use crate::clock::Timestamp;
 use crate::event::{Event, EventKind};
 
@@ -108,80 +119,15 @@ pub(super) fn enforce_in(
     {
         let mut table = txn.open_table(EVENTS)?;
         let range = (Bound::Excluded(cap.protect_through), Bound::Unbounded);
-
-        // Newest first: the first usage seen per session is the one kept.
-        let mut seen = HashSet::new();
-        let mut doomed = Vec::new();
-        // Earlier drop records not yet sent, folded into a new one.
-        let mut old_drops = Vec::new();
-        for row in table.range::<u64>(range)?.rev() {
-            let (key, blob) = row?;
-            let event: Event = decode("queued event", blob.value())?;
-            if let EventKind::Dropped {
-                from_seq,
-                to_seq,
-                count,
-            } = event.kind
-            {
-                old_drops.push((
-                    key.value(),
-                    blob.value().len() as u64,
-                    from_seq,
-                    to_seq,
-                    count,
-                ));
-            }
-            if let EventKind::Usage { session, .. } = &event.kind {
-                let id = (
-                    session.service,
-                    session.active_id.to_string(),
-                    session.session_id.as_bytes().to_vec(),
-                    session.user.as_bytes().to_vec(),
-                );
-                if !seen.insert(id) {
-                    doomed.push((key.value(), blob.value().len() as u64));
-                }
-            }
-        }
-        for (seq, len) in doomed {
+        let (duplicates, old_drops) = scan_newest_first(&table, range)?;
+        for (seq, len) in duplicates {
             table.remove(seq)?;
             bytes = bytes.saturating_sub(len);
             compacted += 1;
         }
-
         if bytes > low_water {
-            let mut doomed = Vec::new();
-            let mut freed = 0u64;
-            let (mut from, mut to, mut count) = (u64::MAX, 0u64, 0u64);
-            for row in table.range::<u64>(range)? {
-                if bytes.saturating_sub(freed) <= low_water {
-                    break;
-                }
-                let (key, blob) = row?;
-                let event: Event = decode("queued event", blob.value())?;
-                if event.kind.is_alert() {
-                    continue;
-                }
-                from = from.min(key.value());
-                to = to.max(key.value());
-                count += 1;
-                doomed.push(key.value());
-                freed += blob.value().len() as u64;
-            }
-            if count > 0 {
-                // One `dropped` event per outage, not one per commit.
-                for (seq, len, from_seq, to_seq, n) in old_drops {
-                    from = from.min(from_seq);
-                    to = to.max(to_seq);
-                    count += n;
-                    doomed.push(seq);
-                    freed += len;
-                }
-                dropped_range = Some((from, to, count));
-            }
-            for seq in doomed {
-                table.remove(seq)?;
-            }
+            let (freed, dropped) = drop_oldest(&mut table, range, bytes, low_water, old_drops)?;
+            dropped_range = dropped;
             bytes = bytes.saturating_sub(freed);
         }
         txn.open_table(META)?.insert(KEY_OUTBOX_BYTES, bytes)?;
@@ -213,4 +159,93 @@ pub(super) fn enforce_in(
         compacted,
         dropped,
     }))
+}
+
+/// Newest first over the unconfirmed events: usage reports superseded by a
+/// newer one of the same session (seq and size each), and the earlier
+/// `dropped` records, to be folded into a new one.
+fn scan_newest_first(
+    table: &EventsTable<'_>,
+    range: Unconfirmed,
+) -> Result<(Vec<SeqLen>, Vec<OldDrop>), StoreError> {
+    // Newest first: the first usage seen per session is the one kept.
+    let mut seen = HashSet::new();
+    let mut doomed = Vec::new();
+    let mut old_drops = Vec::new();
+    for row in table.range::<u64>(range)?.rev() {
+        let (key, blob) = row?;
+        let event: Event = decode("queued event", blob.value())?;
+        if let EventKind::Dropped {
+            from_seq,
+            to_seq,
+            count,
+        } = event.kind
+        {
+            old_drops.push((
+                key.value(),
+                blob.value().len() as u64,
+                from_seq,
+                to_seq,
+                count,
+            ));
+        }
+        if let EventKind::Usage { session, .. } = &event.kind {
+            let id = (
+                session.service,
+                session.active_id.to_string(),
+                session.session_id.as_bytes().to_vec(),
+                session.user.as_bytes().to_vec(),
+            );
+            if !seen.insert(id) {
+                doomed.push((key.value(), blob.value().len() as u64));
+            }
+        }
+    }
+    Ok((doomed, old_drops))
+}
+
+/// Drops the oldest unconfirmed events (never alerts) until `bytes` is down
+/// to `low_water`, with the earlier `dropped` records folded in. The bytes
+/// freed, and the range and count the new `dropped` record reports.
+fn drop_oldest(
+    table: &mut EventsTable<'_>,
+    range: Unconfirmed,
+    bytes: u64,
+    low_water: u64,
+    old_drops: Vec<OldDrop>,
+) -> Result<(u64, Option<DropRange>), StoreError> {
+    let mut doomed = Vec::new();
+    let mut freed = 0u64;
+    let mut dropped_range = None;
+    let (mut from, mut to, mut count) = (u64::MAX, 0u64, 0u64);
+    for row in table.range::<u64>(range)? {
+        if bytes.saturating_sub(freed) <= low_water {
+            break;
+        }
+        let (key, blob) = row?;
+        let event: Event = decode("queued event", blob.value())?;
+        if event.kind.is_alert() {
+            continue;
+        }
+        from = from.min(key.value());
+        to = to.max(key.value());
+        count += 1;
+        doomed.push(key.value());
+        freed += blob.value().len() as u64;
+    }
+    if count > 0 {
+        // One `dropped` event per outage, not one per commit.
+        for (seq, len, from_seq, to_seq, n) in old_drops {
+            from = from.min(from_seq);
+            to = to.max(to_seq);
+            count += n;
+            doomed.push(seq);
+            freed += len;
+        }
+        dropped_range = Some((from, to, count));
+    }
+    for seq in doomed {
+        table.remove(seq)?;
+    }
+    Ok((freed, dropped_range))
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::backlog::Backlog;
 use super::thread::{Committed, OutboxStats, Request};
-use super::{StateDelta, Store, StoreError};
+use super::{CapReport, StateDelta, Store, StoreError};
 use crate::clock::Timestamp;
 use crate::event::{EventKind, EventRef, StreamId};
 
@@ -90,37 +90,8 @@ impl Server {
                 events,
                 reply,
             } => {
-                if let Some(store) = self.store.as_ref().filter(|_| self.backlog.is_empty()) {
-                    match store.commit_at(&delta, at, &events) {
-                        Ok(first_seq) => {
-                            for (kind, seq) in events.iter().zip(first_seq..) {
-                                let e = EventRef { seq, at, kind };
-                                log::info!("event {}", e.to_log_json(&self.site_id, self.stream));
-                            }
-                            self.log_outbox(!events.is_empty());
-                            self.queued_since_start += events.len() as u64;
-                            drop(delta);
-                            let _ = reply.send(Ok(Committed {
-                                first_seq,
-                                count: events.len(),
-                            }));
-                            return true;
-                        }
-                        Err(e) if e.is_disk_full() => self.degrade(&e),
-                        Err(e) => {
-                            let _ = reply.send(Err(e));
-                            return true;
-                        }
-                    }
-                }
-                let count = events.len();
-                self.queued_since_start += count as u64;
-                let events = events.into_iter().map(|k| (at, k)).collect();
-                self.backlog.push(Some(*delta), events, Vec::new());
-                let _ = reply.send(Ok(Committed {
-                    first_seq: 0,
-                    count,
-                }));
+                let r = self.commit_at(delta, at, events);
+                let _ = reply.send(r);
             }
             Request::Commit {
                 delta,
@@ -155,25 +126,7 @@ impl Server {
                 let _ = reply.send(r);
             }
             Request::Stats { reply } => {
-                let in_memory = self.backlog.events.len() as u64;
-                let queued_since_start = self.queued_since_start;
-                let r = match &self.store {
-                    Some(_) => self.read(|store| {
-                        Ok(OutboxStats {
-                            pending: store.queued_events()? + in_memory,
-                            oldest_at: store.oldest_event()?.map(|e| e.at),
-                            last_seq: store.last_seq()?,
-                            acked_through: store.acked_through()?,
-                            bytes: store.outbox_bytes()?,
-                            queued_since_start,
-                        })
-                    }),
-                    None => Ok(OutboxStats {
-                        pending: in_memory,
-                        queued_since_start,
-                        ..OutboxStats::default()
-                    }),
-                };
+                let r = self.stats();
                 let _ = reply.send(r);
             }
             Request::EnforceCap {
@@ -181,18 +134,7 @@ impl Server {
                 protect_through,
                 reply,
             } => {
-                self.cap = Some((max_bytes, protect_through));
-                let r = match &self.store {
-                    Some(_) => self.read(|store| {
-                        store.set_outbox_cap(max_bytes, protect_through);
-                        let now = store.enforce_outbox_cap(max_bytes, protect_through)?;
-                        Ok(match (store.take_cap_report(), now) {
-                            (Some(a), Some(b)) => Some(a.merge(b)),
-                            (a, b) => a.or(b),
-                        })
-                    }),
-                    None => Ok(None),
-                };
+                let r = self.enforce_cap(max_bytes, protect_through);
                 let _ = reply.send(r);
             }
             Request::Quarantine {
@@ -217,6 +159,88 @@ impl Server {
             }
         }
         !self.stopped
+    }
+
+    /// Commits a state change with its events, logging each event; on a
+    /// full disk (or with a backlog already waiting) keeps it in memory and
+    /// answers as done (`first_seq` 0: not yet numbered).
+    fn commit_at(
+        &mut self,
+        delta: Box<StateDelta>,
+        at: Timestamp,
+        events: Vec<EventKind>,
+    ) -> Result<Committed, StoreError> {
+        if let Some(store) = self.store.as_ref().filter(|_| self.backlog.is_empty()) {
+            match store.commit_at(&delta, at, &events) {
+                Ok(first_seq) => {
+                    for (kind, seq) in events.iter().zip(first_seq..) {
+                        let e = EventRef { seq, at, kind };
+                        log::info!("event {}", e.to_log_json(&self.site_id, self.stream));
+                    }
+                    self.log_outbox(!events.is_empty());
+                    self.queued_since_start += events.len() as u64;
+                    drop(delta);
+                    return Ok(Committed {
+                        first_seq,
+                        count: events.len(),
+                    });
+                }
+                Err(e) if e.is_disk_full() => self.degrade(&e),
+                Err(e) => return Err(e),
+            }
+        }
+        let count = events.len();
+        self.queued_since_start += count as u64;
+        let events = events.into_iter().map(|k| (at, k)).collect();
+        self.backlog.push(Some(*delta), events, Vec::new());
+        Ok(Committed {
+            first_seq: 0,
+            count,
+        })
+    }
+
+    /// The outbox figures, events held in memory included.
+    fn stats(&mut self) -> Result<OutboxStats, StoreError> {
+        let in_memory = self.backlog.events.len() as u64;
+        let queued_since_start = self.queued_since_start;
+        match &self.store {
+            Some(_) => self.read(|store| {
+                Ok(OutboxStats {
+                    pending: store.queued_events()? + in_memory,
+                    oldest_at: store.oldest_event()?.map(|e| e.at),
+                    last_seq: store.last_seq()?,
+                    acked_through: store.acked_through()?,
+                    bytes: store.outbox_bytes()?,
+                    queued_since_start,
+                })
+            }),
+            None => Ok(OutboxStats {
+                pending: in_memory,
+                queued_since_start,
+                ..OutboxStats::default()
+            }),
+        }
+    }
+
+    /// Sets the outbox cap (kept for commits to come) and enforces it now;
+    /// what it dropped or compacted, if anything.
+    fn enforce_cap(
+        &mut self,
+        max_bytes: u64,
+        protect_through: u64,
+    ) -> Result<Option<CapReport>, StoreError> {
+        self.cap = Some((max_bytes, protect_through));
+        match &self.store {
+            Some(_) => self.read(|store| {
+                store.set_outbox_cap(max_bytes, protect_through);
+                let now = store.enforce_outbox_cap(max_bytes, protect_through)?;
+                Ok(match (store.take_cap_report(), now) {
+                    (Some(a), Some(b)) => Some(a.merge(b)),
+                    (a, b) => a.or(b),
+                })
+            }),
+            None => Ok(None),
+        }
     }
 
     /// A request on the open file; a full disk's error reopens it (redb

@@ -3,8 +3,13 @@
 //! test target is foreign).
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod gateway;
 pub mod pg;
+
+// Not every test file uses the agent harness.
+#[allow(unused_imports)]
+pub use agent::{Agent, Captured, Launch, Stopped, secs};
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -124,38 +129,6 @@ pub fn slow_factor() -> u32 {
         5
     } else {
         1
-    }
-}
-
-/// What an agent process wrote to stderr: every line, and the `event {…}`
-/// lines parsed, filled by a reader thread as the agent runs.
-#[derive(Clone, Default)]
-pub struct Captured {
-    pub events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Captured {
-    /// Takes the child's piped stderr and reads it on a thread.
-    pub fn from_child(child: &mut std::process::Child) -> Captured {
-        use std::io::{BufRead, BufReader};
-        let captured = Captured::default();
-        let Some(stderr) = child.stderr.take() else {
-            return captured;
-        };
-        let (ev, lg) = (captured.events.clone(), captured.log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let json = line
-                    .split_once("event {")
-                    .map(|(_, rest)| format!("{{{rest}"));
-                if let Some(v) = json.and_then(|j| serde_json::from_str(&j).ok()) {
-                    ev.lock().unwrap().push(v);
-                }
-                lg.lock().unwrap().push(line);
-            }
-        });
-        captured
     }
 }
 
