@@ -18,6 +18,7 @@
 #   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
 #   BENCH_DESIRED_POLL=0 scripts/bench.sh  # skip central change -> router (scripts/bench/desired-poll.sh)
 #   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
+#   scripts/bench.sh --scale         # only the central side at 1,000 sites (scripts/bench/ingest-direct.sh, central-scale.sh, fleet-page.sh)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -47,6 +48,16 @@
 #   BENCH_LISTEN_USERS=1000 BENCH_LISTEN_ACTIVE=500 BENCH_LOGINS=10 BENCH_IDLE_SECS=20
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --scale: the central side at 1,000 sites instead: ingest_batch alone
+# (pgbench), then the load generator through several gateways in front of
+# one PostgreSQL, then the fleet page with 10 million sessions (docs/scale.md).
+if [ "${1:-}" = --scale ]; then
+  scripts/bench/ingest-direct.sh
+  echo
+  scripts/bench/central-scale.sh
+  echo
+  exec scripts/bench/fleet-page.sh
+fi
 # shellcheck source=central/throwaway-pg.sh
 . scripts/central/throwaway-pg.sh
 

@@ -207,8 +207,8 @@ fn each_event_type_lands_in_its_table() {
     );
     assert_eq!(
         pg.psql(
-            "SELECT username, type, action, host(ip_address), mac_address, data->>'seq' \
-             FROM user_activity_log ORDER BY id"
+            "SELECT username, type, action, host(ip_address), mac_address, seq \
+             FROM user_activity_log ORDER BY seq"
         ),
         "V1|hotspot|login|10.5.50.7|AA:BB:CC:00:00:07|4\n\
          P1|pppoe|login|10.0.0.9|AA:BB:CC:00:00:09|7\n\

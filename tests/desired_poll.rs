@@ -111,7 +111,9 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         field(&sim, "/ip/hotspot/user", "POLL1", "password").unwrap(),
         "pw1"
     );
-    // Brought by the poll, not by the hourly sync.
+    // Brought by the poll, not by the hourly sync. (The user is on the
+    // router a moment before the sync logs its summary line.)
+    agent.wait("the poll's sync finished", || sync_runs(&agent) >= 2);
     assert_eq!(agent.count(POLL_SYNC), 1, "{}", agent.log());
     assert_eq!(sync_runs(&agent), 2, "{}", agent.log());
 

@@ -250,8 +250,9 @@ fn an_operators_day_holds() {
         .unwrap();
     agent.wait("the isolated customer's login logged", || {
         pg.psql(
-            "SELECT count(*) FROM user_activity_log WHERE username = 'cust-b' AND action = 'login' \
-             AND data->>'profile' = 'isolir'",
+            "SELECT count(*) FROM user_activity_log AS l \
+             JOIN agent_events AS e ON e.site_id = l.site_id AND e.seq = l.seq \
+             WHERE l.username = 'cust-b' AND l.action = 'login' AND e.body->>'profile' = 'isolir'",
         ) == "1"
     });
     // Restored: reported when the restore is written.

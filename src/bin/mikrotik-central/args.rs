@@ -13,10 +13,13 @@ commands:
                --tls-cert PEM        (MIKROTIK_CENTRAL_TLS_CERT) serve HTTPS with this chain
                --tls-key PEM         (MIKROTIK_CENTRAL_TLS_KEY) and this private key
                --pool-size N         (MIKROTIK_CENTRAL_POOL_SIZE, default 16) database connections
+               --pool-wait-ms MS     (MIKROTIK_CENTRAL_POOL_WAIT_MS, default 1000) then 503
                --log-level LEVEL     (MIKROTIK_CENTRAL_LOG_LEVEL, default info)
   add-site NAME  create the site or rotate its token; prints the new token once
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
   load-schema  load scripts/central/schema.sql (built in; idempotent)
+               --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
+  prune --keep-months N  drop the monthly partitions older than N months
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
   add-operator NAME  create the operator or rotate its token; prints the new token once
                --database-url URL    (MIKROTIK_CENTRAL_DATABASE_URL, required)
@@ -45,7 +48,13 @@ options (each also from the environment):
   --tls-cert PEM        MIKROTIK_CENTRAL_TLS_CERT: serve HTTPS with this chain
   --tls-key PEM         MIKROTIK_CENTRAL_TLS_KEY: and this private key
   --pool-size N         MIKROTIK_CENTRAL_POOL_SIZE, default 16 database connections
-  --log-level LEVEL     MIKROTIK_CENTRAL_LOG_LEVEL, default info"
+  --pool-wait-ms MS     MIKROTIK_CENTRAL_POOL_WAIT_MS, default 1000: how long a
+                        request waits for a free connection before it gets 503
+                        with Retry-After (overload sheds fast; the agent retries)
+  --log-level LEVEL     MIKROTIK_CENTRAL_LOG_LEVEL, default info
+
+At start and then daily it creates the coming months' partitions
+(edge_maintain_partitions(), docs/scale.md)."
         }
         "add-site" => {
             "\
@@ -66,6 +75,19 @@ Load scripts/central/schema.sql (built in) into the database. Idempotent:
 loading it again over itself is how the schema is upgraded.
 
 options:
+  --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required"
+        }
+        "prune" => {
+            "\
+usage: mikrotik-central prune --keep-months N [--database-url URL]
+
+Retention: drop the monthly partitions of agent_events, user_activity_log
+and sessions that end before the start of the month N months ago (UTC), and
+older rows of their default partitions (edge_drop_partitions_older_than;
+docs/scale.md). Prints what it dropped. Run it from cron, e.g. monthly.
+
+options:
+  --keep-months N       months to keep (1-1200), required
   --database-url URL    MIKROTIK_CENTRAL_DATABASE_URL, required"
         }
         "add-operator" => {
@@ -103,10 +125,11 @@ options:
 }
 
 /// Every command, as typed.
-pub const COMMANDS: [&str; 6] = [
+pub const COMMANDS: [&str; 7] = [
     "serve",
     "add-site",
     "load-schema",
+    "prune",
     "add-operator",
     "set-site",
     "help",
@@ -118,6 +141,8 @@ pub struct ServeOptions {
     pub database_url: String,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub pool_size: usize,
+    /// How long a request waits for a pooled connection before 503.
+    pub pool_wait: std::time::Duration,
     pub log_level: log::LevelFilter,
 }
 
@@ -129,6 +154,10 @@ pub enum Command {
         database_url: String,
     },
     LoadSchema {
+        database_url: String,
+    },
+    Prune {
+        keep_months: i32,
         database_url: String,
     },
     AddOperator {
@@ -206,8 +235,10 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             "tls-cert",
             "tls-key",
             "pool-size",
+            "pool-wait-ms",
             "log-level",
         ],
+        "prune" => &["database-url", "keep-months"],
         "add-site" | "load-schema" | "add-operator" => &["database-url"],
         "set-site" => &["database-url", "name", "timezone", "hotspot-login-url"],
         "--version" | "-V" => return Ok(Command::Version),
@@ -254,6 +285,13 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
                     _ => return Err(format!("--pool-size: expected 1-1000, got {v:?}")),
                 },
             };
+            let pool_wait = match get("pool-wait-ms", "MIKROTIK_CENTRAL_POOL_WAIT_MS") {
+                None => std::time::Duration::from_secs(1),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if (1..=600_000).contains(&n) => std::time::Duration::from_millis(n),
+                    _ => return Err(format!("--pool-wait-ms: expected 1-600000, got {v:?}")),
+                },
+            };
             let log_level = match get("log-level", "MIKROTIK_CENTRAL_LOG_LEVEL") {
                 None => log::LevelFilter::Info,
                 Some(v) => v.parse().map_err(|_| {
@@ -267,6 +305,7 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
                 database_url,
                 tls,
                 pool_size,
+                pool_wait,
                 log_level,
             }))
         }
@@ -281,6 +320,21 @@ pub fn parse(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Co
             }
             Ok(Command::AddSite {
                 site: site.clone(),
+                database_url: database_url()?,
+            })
+        }
+        "prune" => {
+            if let Some(p) = positional.first() {
+                return Err(format!("unexpected argument {p:?}"));
+            }
+            let v = get("keep-months", "")
+                .ok_or_else(|| "prune: --keep-months N is required".to_string())?;
+            let keep_months = match v.parse::<i32>() {
+                Ok(n) if (1..=1200).contains(&n) => n,
+                _ => return Err(format!("--keep-months: expected 1-1200, got {v:?}")),
+            };
+            Ok(Command::Prune {
+                keep_months,
                 database_url: database_url()?,
             })
         }
@@ -395,7 +449,11 @@ mod tests {
             Ok(Command::AddSite { .. })
         ));
         for bad in [
-            &["add-operator"][..],
+            &["prune"][..],
+            &["prune", "--keep-months", "0"],
+            &["prune", "--keep-months", "x"],
+            &["serve", "--pool-wait-ms", "0"],
+            &["add-operator"],
             &["add-operator", "a|b"],
             &["add-operator", "a", "b"],
             &["set-site", "a"],
@@ -405,6 +463,10 @@ mod tests {
         ] {
             assert!(p(bad).is_err(), "{bad:?}");
         }
+        assert!(matches!(
+            p(&["prune", "--keep-months", "3"]),
+            Ok(Command::Prune { keep_months: 3, .. })
+        ));
         assert!(matches!(
             p(&["add-operator", "alice"]),
             Ok(Command::AddOperator { .. })

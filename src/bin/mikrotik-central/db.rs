@@ -95,7 +95,9 @@ fn pg_config(url: &str) -> Result<tokio_postgres::Config, String> {
 
 /// A lazy pool: no connection is made until the first request, so the
 /// gateway starts (and answers /healthz with 503) while the database is down.
-pub fn pool(url: &str, size: usize) -> Result<Pool, String> {
+/// `wait` bounds the time a request queues for a connection: under
+/// overload it gets 503 + Retry-After quickly instead of piling up.
+pub fn pool(url: &str, size: usize, wait: Duration) -> Result<Pool, String> {
     let mgr = Manager::from_config(
         pg_config(url)?,
         NoTls,
@@ -106,7 +108,7 @@ pub fn pool(url: &str, size: usize) -> Result<Pool, String> {
     Pool::builder(mgr)
         .max_size(size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
+        .wait_timeout(Some(wait))
         .create_timeout(Some(Duration::from_secs(5)))
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
@@ -162,6 +164,31 @@ pub async fn call(pool: &Pool, token: &str, rpc: &Rpc) -> Result<(String, String
     };
     tx.commit().await?;
     Ok((site, out))
+}
+
+/// Creates the coming months' partitions (edge_maintain_partitions);
+/// returns how many it created.
+pub async fn maintain_partitions(pool: &Pool) -> Result<i64, String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let row = client
+        .query_one("SELECT count(*) FROM edge_maintain_partitions()", &[])
+        .await
+        .map_err(|e| db_message(&e))?;
+    Ok(row.get(0))
+}
+
+/// Retention: drops the partitions older than `keep_months`; returns
+/// what was dropped.
+pub async fn prune(url: &str, keep_months: i32) -> Result<Vec<String>, String> {
+    let client = connect(url).await?;
+    let rows = client
+        .query(
+            "SELECT * FROM edge_drop_partitions_older_than($1)",
+            &[&keep_months],
+        )
+        .await
+        .map_err(|e| format!("cannot prune: {}", db_message(&e)))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The site's time zone, when the site exists (`FOR SHARE`: it is not

@@ -22,6 +22,10 @@ use crate::db::{self, CallError, Rpc};
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// How often the gateway creates the coming months' partitions.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// Retry-After on a 503: the agent's uploader backs off at least this long.
+const RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
 /// Time allowed to send a whole request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,7 +38,20 @@ struct State {
 type Resp = Response<Full<Bytes>>;
 
 pub async fn serve(opts: ServeOptions) -> Result<(), String> {
-    let pool = db::pool(&opts.database_url, opts.pool_size)?;
+    let pool = db::pool(&opts.database_url, opts.pool_size, opts.pool_wait)?;
+    // The coming months' partitions: now, then daily (a missing month
+    // would only fill the default partition, so a failure is a warning).
+    let maint = pool.clone();
+    tokio::spawn(async move {
+        loop {
+            match db::maintain_partitions(&maint).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("created {n} partitions"),
+                Err(e) => log::warn!("partition maintenance: {e}"),
+            }
+            tokio::time::sleep(MAINTENANCE_EVERY).await;
+        }
+    });
     let tls = match &opts.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
             cert, key,
@@ -259,10 +276,7 @@ async fn rpc(req: Request<Incoming>, state: &State, kind: SiteCall) -> (Resp, Op
         Err(CallError::Unauthorized) => (unauthorized("invalid token"), None),
         Err(CallError::Unavailable(e)) => {
             log::warn!("database unavailable: {e}");
-            (
-                error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
-                None,
-            )
+            (unavailable("database unavailable"), None)
         }
         // A database whose schema predates the counter: 404, as PostgREST
         // answers for a missing function, so agents fall back quietly.
@@ -288,12 +302,20 @@ async fn rpc(req: Request<Incoming>, state: &State, kind: SiteCall) -> (Resp, Op
             } else {
                 db::db_message(&e)
             };
-            (
-                json_response(status, &json!({"code": code, "message": message})),
-                None,
-            )
+            let mut r = json_response(status, &json!({"code": code, "message": message}));
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                r.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER);
+            }
+            (r, None)
         }
     }
+}
+
+/// 503 with Retry-After: overload or the database away; the agent retries.
+fn unavailable(message: &str) -> Resp {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER);
+    r
 }
 
 fn json_text(status: StatusCode, body: String) -> Resp {

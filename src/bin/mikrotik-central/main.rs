@@ -67,6 +67,18 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
+        Command::Prune {
+            keep_months,
+            database_url,
+        } => {
+            init_logging(log::LevelFilter::Warn);
+            run(async move {
+                for dropped in db::prune(&database_url, keep_months).await? {
+                    println!("{dropped}");
+                }
+                Ok(())
+            })
+        }
         Command::AddOperator { name, database_url } => {
             init_logging(log::LevelFilter::Warn);
             run(async move {
