@@ -37,7 +37,12 @@
 # microsecond); peak memory is VmHWM / GNU time's maximum RSS.
 # The simulator runs in its own process, so its work is not counted.
 #
-# Instant detection (second part): with poll_secs=300 (so only `listen`
+# Router work (after the peers): the router's reply bytes and commands per
+# hour at the default schedule against the design's cycle, counted by the
+# simulator (BENCH_WORK_POLLS=30 agent polls, BENCH_WORK_CYCLES=5 design
+# cycles; BENCH_WORK_USER_READ_SECS below).
+#
+# Instant detection (next part): with poll_secs=300 (so only `listen`
 # can explain an event), the time from a login or logout on the simulator
 # (`routeros-sim --control` prints when it took effect) to the agent's
 # event log line, and the agent's CPU over BENCH_IDLE_SECS idle seconds with
@@ -110,6 +115,7 @@ cleanup() {
   [ -n "${up_agent:-}" ] && kill "$up_agent" 2>/dev/null || true
   [ -n "${gateway:-}" ] && kill "$gateway" 2>/dev/null || true
   [ -n "${sim2:-}" ] && kill "$sim2" 2>/dev/null || true
+  [ -n "${simw:-}" ] && kill "$simw" 2>/dev/null || true
   [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
   [ -n "${agent:-}" ] && kill "$agent" 2>/dev/null || true
   [ -n "${sim:-}" ] && kill "$sim" 2>/dev/null || true
@@ -282,6 +288,96 @@ echo "  $(target/release/codec-bench 10000 3)"
 
 
 stop_sim
+
+# ---- the router's API work per hour: the agent's schedule vs the design ----
+# The same data on a simulator that counts its reply bytes and commands
+# (`stats` on --control). The design's cycle (node-monitor.js: the four
+# list reads every poll; or the same four prints through `mikrotik-edge
+# api` without Node.js) per cycle, times 120 (poll_secs = 30). The agent
+# with the default schedule compressed 30 times (poll_secs 1, usage_secs,
+# user_read_secs and active_read_secs 10: the defaults' 30/300/300/300),
+# over WORK_POLLS polls after its first two (the first activates every
+# voucher), per poll times 120. Keepalive probes (after 60 s of silence)
+# never fire at a 30 s poll, so the compression leaves none out.
+WORK_POLLS=${BENCH_WORK_POLLS:-30}
+WORK_CYCLES=${BENCH_WORK_CYCLES:-5}
+# The user lists' read interval as run (compressed 30 times: 10 is the
+# default 300 s). To see another setting's cost, e.g. user_read_secs =
+# 3600: BENCH_WORK_USER_READ_SECS=120 BENCH_WORK_POLLS=120.
+WORK_USER_READ=${BENCH_WORK_USER_READ_SECS:-10}
+mkfifo "$work/ctlw"
+target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
+  --hotspot-users "$USERS" --hotspot-active "$ACTIVE" \
+  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" --per-sentence --control \
+  <"$work/ctlw" >"$work/simw.out" &
+simw=$!
+exec 4>"$work/ctlw"
+for _ in $(seq 100); do grep -q '^api: ' "$work/simw.out" 2>/dev/null && break; sleep 0.1; done
+portw=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/simw.out")
+[ -n "$portw" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+# Prints "BYTES COMMANDS" as the simulator counts them now.
+sim_stats() {
+  local before
+  before=$(grep -c '^stats ' "$work/simw.out" || true)
+  echo stats >&4
+  for _ in $(seq 200); do
+    [ "$(grep -c '^stats ' "$work/simw.out" || true)" -gt "$before" ] && break
+    sleep 0.01
+  done
+  grep '^stats ' "$work/simw.out" | tail -n 1 | awk '{print $2, $3}'
+}
+read -r b0 c0 <<<"$(sim_stats)"
+if [ -n "${NODE_PATH:-}" ]; then
+  design_how="node-monitor.js on node-routeros"
+  node "$BENCH_DIR/node-monitor.js" 127.0.0.1 "$portw" bench bench "$WORK_CYCLES" >/dev/null 2>&1
+  design_cycles=$((WORK_CYCLES + 1))
+else
+  design_how="the design's four prints through mikrotik-edge api"
+  for _ in $(seq "$WORK_CYCLES"); do
+    for cmd in "/ip/hotspot/user/print =.proplist=.id,name,profile,comment,disabled" \
+               "/ip/hotspot/active/print =.proplist=.id,user,address,mac-address,login-by,uptime,bytes-in,bytes-out" \
+               "/ppp/secret/print =.proplist=.id,name,profile,comment,disabled" \
+               "/ppp/active/print =.proplist=.id,name,service,caller-id,address,uptime,session-id"; do
+      # shellcheck disable=SC2086
+      MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$portw \
+      MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
+        "$AGENT_BIN" api $cmd >/dev/null
+    done
+  done
+  design_cycles=$WORK_CYCLES
+fi
+read -r b1 c1 <<<"$(sim_stats)"
+design_bytes_h=$(( (b1 - b0) * 120 / design_cycles ))
+design_cmds_h=$(( (c1 - c0) * 120 / design_cycles ))
+rm -f "$work/statew.redb"
+MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$portw \
+MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
+MIKROTIK_EDGE_STATE_PATH="$work/statew.redb" MIKROTIK_EDGE_POLL_SECS=1 \
+MIKROTIK_EDGE_USAGE_SECS=10 MIKROTIK_EDGE_USER_READ_SECS="$WORK_USER_READ" MIKROTIK_EDGE_ACTIVE_READ_SECS=10 \
+MIKROTIK_EDGE_LOG_LEVEL=debug \
+  "$AGENT_BIN" run 2>"$work/agent.log" &
+agent=$!
+wait_cycles 2
+read -r b0 c0 <<<"$(sim_stats)"
+# One poll at a time: wait_cycles gives up after 30 s.
+for n in $(seq 3 $((2 + WORK_POLLS))); do wait_cycles "$n"; done
+read -r b1 c1 <<<"$(sim_stats)"
+full_polls=$(grep 'cycle: ' "$work/agent.log" | sed -n "3,$((2 + WORK_POLLS))p" | grep -c 'active lists read' || true)
+kill "$agent" 2>/dev/null || true
+wait "$agent" 2>/dev/null || true
+agent=
+exec 4>&-
+kill "$simw" 2>/dev/null || true
+wait "$simw" 2>/dev/null || true
+edge_bytes_h=$(( (b1 - b0) * 120 / WORK_POLLS ))
+edge_cmds_h=$(( (c1 - c0) * 120 / WORK_POLLS ))
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1000000}'; }
+echo
+echo "router API work per hour (poll 30 s; usage and active-list reads 300 s; user-list reads $((WORK_USER_READ * 30)) s), same data:"
+echo "  design's cycle ($design_how): $(mb "$design_bytes_h") of replies, $design_cmds_h commands"
+echo "  mikrotik-edge:                $(mb "$edge_bytes_h") of replies, $edge_cmds_h commands ($full_polls of $WORK_POLLS polls read the active lists in full)"
+echo "  ratio:                        $(ratio "$edge_bytes_h" "$design_bytes_h") fewer reply bytes, $(ratio "$edge_cmds_h" "$design_cmds_h") fewer commands"
+echo
 
 # ---- instant detection: login -> event latency, idle CPU with listens ----
 

@@ -232,7 +232,8 @@ pub fn step_in_place(
     };
     let ctx = sessions::Context {
         now,
-        usage_secs: cfg.usage_secs,
+        usage_after_secs: (!snap.sessions_kept)
+            .then(|| cfg.usage_secs.saturating_sub(snap.usage_early_secs)),
         rebooted,
         kicked_users: &kicked_users,
         kicked: &snap.kicked,
@@ -309,7 +310,11 @@ pub fn step_in_place(
     state.started = true;
     state.clock = clock;
     state.usage = usage;
-    state.last_poll = Some(now);
+    // A kept copy's counters are as old as the last read: credit for a
+    // session ending later must stretch from then.
+    if !snap.sessions_kept {
+        state.last_poll = Some(now);
+    }
     StepChanges {
         events,
         actions: plan.actions,

@@ -337,6 +337,26 @@ fn usage_every_usage_secs_and_not_more_often() {
 }
 
 #[test]
+fn kept_rows_report_no_usage_and_a_scheduled_read_reports_early() {
+    let users = snap().user(voucher("*U1", "v1", b""));
+    let row = |t: u64| hs("*1", "v1").up(t).bytes(t * 10, t * 20);
+    let mut agent = Agent::new();
+    agent.events(&users.clone().online(row(0)), at(0));
+    // The agent's copy (counters as last read): nothing due is reported
+    // from it, however late.
+    let mut kept = users.clone().online(row(0));
+    kept.sessions_kept = true;
+    assert_eq!(agent.events(&kept, at(400)), vec![]);
+    // A read whose next one is 270 s away reports a session a poll old.
+    let mut read = users.clone().online(row(430));
+    read.usage_early_secs = 270;
+    assert_eq!(agent.events(&read, at(430)), vec![usage(&row(430))]);
+    let mut soon = users.online(row(440));
+    soon.usage_early_secs = 270;
+    assert_eq!(agent.events(&soon, at(440)), vec![], "10 s old: not yet");
+}
+
+#[test]
 fn no_usage_on_relogin_cycle() {
     let users = snap().user(voucher("*U1", "v1", b""));
     let mut agent = Agent::new();
