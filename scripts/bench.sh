@@ -18,7 +18,10 @@
 #   BENCH_CREATE_BATCH=0 scripts/bench.sh  # skip create-batch (scripts/bench/create-batch.sh)
 #   BENCH_DESIRED_POLL=0 scripts/bench.sh  # skip central change -> router (scripts/bench/desired-poll.sh)
 #   BENCH_RUNS=9 scripts/bench.sh    # runs per whole-command figure (median; default 5)
-#   scripts/bench.sh --scale         # only the central side at 1,000 sites (scripts/bench/ingest-direct.sh, central-scale.sh, fleet-page.sh)
+#   BENCH_NO_BUILD=1 BENCH_AGENT_BIN=/tmp/old-agent scripts/bench.sh  # no cargo build; another agent
+#   scripts/bench.sh --scale         # only the scale figures: the edge's (below), then the central side's
+#   scripts/bench.sh --scale edge    # only the edge at 10k/25k/50k users
+#   scripts/bench.sh --scale central # only the central side at 1,000 sites (scripts/bench/ingest-direct.sh, central-scale.sh, fleet-page.sh)
 #
 # Upload benchmark (bench_upload below): a state file pre-filled with
 # 100,000 events (BENCH_UPLOAD_EVENTS) by `outbox-fill`, drained by the
@@ -34,24 +37,51 @@
 # microsecond); peak memory is VmHWM / GNU time's maximum RSS.
 # The simulator runs in its own process, so its work is not counted.
 #
-# Instant detection (second part): with poll_secs=300 (so only `listen`
+# Router work (after the peers): the router's reply bytes and commands per
+# hour at the default schedule against the design's cycle, counted by the
+# simulator (BENCH_WORK_POLLS=30 agent polls, BENCH_WORK_CYCLES=5 design
+# cycles; BENCH_WORK_USER_READ_SECS below).
+#
+# Instant detection (next part): with poll_secs=300 (so only `listen`
 # can explain an event), the time from a login or logout on the simulator
 # (`routeros-sim --control` prints when it took effect) to the agent's
 # event log line, and the agent's CPU over BENCH_IDLE_SECS idle seconds with
 # its listens open.
 #
 #   BENCH_LISTEN_USERS=1000 BENCH_LISTEN_ACTIVE=500 BENCH_LOGINS=10 BENCH_IDLE_SECS=20
+#
+# Scale (`scripts/bench.sh --scale edge`, only that part, a few minutes;
+# `--scale` runs it before the central side's): a large site's mix (per N hotspot users: 40 % online, N/10 PPPoE secrets of which
+# 40 % connected, so 50,000 / 20,000 / 5,000 / 2,000 at the top) at
+# N = 10,000, 25,000 and 50,000 (BENCH_SCALE_SIZES): the first cycle on a
+# fresh state file (it activates every online voucher), the first cycle
+# after a restart on that state file (every list read in full, every
+# session found again), the steady cycle's CPU and the peak RSS, and each
+# figure's ratio to the smallest size's, against the ratio of sizes
+# (linear growth has the two equal).
+#
+#   BENCH_SCALE_SIZES="10000 25000 50000" BENCH_CYCLES=20 scripts/bench.sh --scale edge
 set -euo pipefail
-cd "$(dirname "$0")/.."
-# --scale: the central side at 1,000 sites instead: ingest_batch alone
-# (pgbench), then the load generator through several gateways in front of
-# one PostgreSQL, then the fleet page with 10 million sessions (docs/scale.md).
+# SCALE: empty (the default bench), or both, edge or central (--scale [PART]).
+SCALE=
 if [ "${1:-}" = --scale ]; then
+  SCALE=${2:-both}
+  case $SCALE in both | edge | central) ;; *) echo "bench: --scale [edge|central]" >&2; exit 2 ;; esac
+fi
+cd "$(dirname "$0")/.."
+# The central side at 1,000 sites: ingest_batch alone (pgbench), then the
+# load generator through several gateways in front of one PostgreSQL, then
+# the fleet page with 10 million sessions (docs/scale.md).
+central_scale() {
   scripts/bench/ingest-direct.sh
   echo
   scripts/bench/central-scale.sh
   echo
-  exec scripts/bench/fleet-page.sh
+  scripts/bench/fleet-page.sh
+}
+if [ "$SCALE" = central ]; then
+  central_scale
+  exit 0
 fi
 # shellcheck source=central/throwaway-pg.sh
 . scripts/central/throwaway-pg.sh
@@ -65,10 +95,12 @@ CYCLES=${BENCH_CYCLES:-20}
 # The shipped binary: static musl (its allocator, not glibc's per-thread
 # arenas, is what runs on a router or a Pi).
 TARGET=${BENCH_TARGET:-x86_64-unknown-linux-musl}
-cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
-AGENT_BIN=target/$TARGET/release/mikrotik-edge
-cargo build --quiet --release --features sim --bin routeros-sim --bin codec-bench
-if [ "${BENCH_UPLOAD:-1}" != 0 ]; then
+# BENCH_NO_BUILD=1: the binaries as last built; BENCH_AGENT_BIN: another
+# agent binary (an earlier build, to compare two back to back).
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --quiet --release --no-default-features --bin mikrotik-edge --target "$TARGET"
+AGENT_BIN=${BENCH_AGENT_BIN:-target/$TARGET/release/mikrotik-edge}
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --quiet --release --features sim --bin routeros-sim --bin codec-bench
+if [ -z "${BENCH_NO_BUILD:-}" ] && [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ]; then
   cargo build --quiet --release --features sim --bin outbox-fill
   cargo build --quiet --release --features central --bin mikrotik-central
 fi
@@ -83,7 +115,8 @@ cleanup() {
   [ -n "${up_agent:-}" ] && kill "$up_agent" 2>/dev/null || true
   [ -n "${gateway:-}" ] && kill "$gateway" 2>/dev/null || true
   [ -n "${sim2:-}" ] && kill "$sim2" 2>/dev/null || true
-  [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
+  [ -n "${simw:-}" ] && kill "$simw" 2>/dev/null || true
+  [ -z "$SCALE" ] && [ "${BENCH_UPLOAD:-1}" != 0 ] && pg_throwaway_stop
   [ -n "${agent:-}" ] && kill "$agent" 2>/dev/null || true
   [ -n "${sim:-}" ] && kill "$sim" 2>/dev/null || true
   [ -n "${agent2:-}" ] && kill "$agent2" 2>/dev/null || true
@@ -94,19 +127,31 @@ cleanup() {
 trap cleanup EXIT
 BENCH_DIR=$(pwd)/scripts/bench
 
-target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
-  --hotspot-users "$USERS" --hotspot-active "$ACTIVE" \
-  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" ${BENCH_WHOLE_REPLIES:+--no-op} --per-sentence >"$work/sim.out" &
-sim=$!
-for _ in $(seq 100); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
-port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
-[ -n "$port" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+# start_sim USERS ACTIVE SECRETS PPP_ACTIVE: a simulator on a free port;
+# sets sim and port.
+start_sim() {
+  rm -f "$work/sim.out"
+  target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
+    --hotspot-users "$1" --hotspot-active "$2" \
+    --pppoe-secrets "$3" --ppp-active "$4" ${BENCH_WHOLE_REPLIES:+--no-op} --per-sentence >"$work/sim.out" &
+  sim=$!
+  for _ in $(seq 1800); do grep -q "^api: " "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
+  port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
+  [ -n "$port" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+}
+stop_sim() {
+  kill "$sim" 2>/dev/null || true
+  wait "$sim" 2>/dev/null || true
+  sim=''
+}
 
 ticks_per_sec=$(getconf CLK_TCK)
-# run_agent STATE USER_READ_SECS: runs `mikrotik-edge run` (poll 1 s) for
-# CYCLES + 2 cycles; sets first, steady_ms, wall, hwm, rss, events.
+# run_agent STATE USER_READ_SECS [keep]: runs `mikrotik-edge run` (poll
+# 1 s) for CYCLES + 2 cycles on a new state file (on the one left by the
+# last run with `keep`: a restart); sets first, steady_ms, wall, hwm, rss,
+# events.
 run_agent() {
-  rm -f "$1"
+  [ "${3:-}" = keep ] || rm -f "$1"
   MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port \
   MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
   MIKROTIK_EDGE_STATE_PATH="$1" MIKROTIK_EDGE_POLL_SECS=1 \
@@ -123,17 +168,19 @@ run_agent() {
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$agent/status")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$agent/status")
   events=$(grep -c 'event {' "$work/agent.log" || true)
-  wall=$(grep 'cycle: ' "$work/agent.log" | tail -n "$CYCLES" | sed 's/.*, \([0-9]*\) ms$/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  wall=$(grep 'cycle: [0-9]' "$work/agent.log" | tail -n "$CYCLES" | sed 's/.*, \([0-9]*\) ms$/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   steady_ms=$(awk -v a="$start" -v b="$end" -v n="$CYCLES" -v h="$ticks_per_sec" 'BEGIN {printf "%.1f", (b - a) * 1000 / h / n}')
   kill "$agent" 2>/dev/null || true
   wait "$agent" 2>/dev/null || true
   agent=
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
-cycles_seen() { grep -c 'cycle: ' "$work/agent.log" || true; }
+# A completed cycle's line ("cycle: N hotspot users, ..."), not a failed
+# poll's ("poll failed, skipping this cycle: ...").
+cycles_seen() { grep -c 'cycle: [0-9]' "$work/agent.log" || true; }
 wait_cycles() {
   local want=$1
-  for _ in $(seq 600); do
+  for _ in $(seq 6000); do
     [ "$(cycles_seen)" -ge "$want" ] && return 0
     kill -0 "$agent" 2>/dev/null || { echo "bench: agent exited" >&2; tail "$work/agent.log" >&2; exit 1; }
     sleep 0.05
@@ -141,6 +188,43 @@ wait_cycles() {
   echo "bench: timed out waiting for cycle $want" >&2; tail "$work/agent.log" >&2; exit 1
 }
 
+# ---- scale: 10k, 25k, 50k users, a large site's mix ----
+if [ -n "$SCALE" ]; then
+  sizes=${BENCH_SCALE_SIZES:-10000 25000 50000}
+  ms() { awk -v t="$1" -v h="$ticks_per_sec" 'BEGIN {printf "%.0f", t * 1000 / h}'; }
+  rows=()
+  for n in $sizes; do
+    start_sim "$n" $((n * 2 / 5)) $((n / 10)) $((n / 25))
+    run_agent "$work/scale.redb" 300
+    fresh_first=$(ms "$first") s_steady=$steady_ms s_wall=$wall s_hwm=$hwm
+    # A restart: the same state file, every list read in full again.
+    run_agent "$work/scale.redb" 300 keep
+    rows+=("$n $fresh_first $(ms "$first") $s_steady $s_wall $(( s_hwm > hwm ? s_hwm : hwm ))")
+    stop_sim
+  done
+  echo "mikrotik-edge scale bench: per N hotspot users 40 % online, N/10 PPPoE secrets 40 % connected, replies sentence by sentence, $CYCLES steady cycles"
+  printf '  %-7s %16s %17s %15s %9s %10s\n' users "fresh 1st (ms)" "restart 1st (ms)" "steady (ms CPU)" "wall (ms)" "peak KiB"
+  base=''
+  for r in "${rows[@]}"; do
+    read -r n f1 r1 st wl pk <<<"$r"
+    printf '  %-7s %16s %17s %15s %9s %10s\n' "$n" "$f1" "$r1" "$st" "$wl" "$pk"
+    [ -z "$base" ] && base="$r"
+  done
+  read -r n0 f0 r0 st0 _ pk0 <<<"$base"
+  x() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }'; }
+  echo "  ratios to $n0 users (linear or better: each figure's ratio at most the size ratio):"
+  for r in "${rows[@]:1}"; do
+    read -r n f1 r1 st _ pk <<<"$r"
+    echo "    $n users: size x$(x "$n0" "$n"), fresh 1st x$(x "$f0" "$f1"), restart 1st x$(x "$r0" "$r1"), steady x$(x "$st0" "$st"), peak RSS x$(x "$pk0" "$pk")"
+  done
+  if [ "$SCALE" = both ]; then
+    echo
+    central_scale
+  fi
+  exit 0
+fi
+
+start_sim "$USERS" "$ACTIVE" "$SECRETS" "$PPP_ACTIVE"
 # The default first (listen keeps the user lists current, a full read
 # every 300 s), on a fresh router: its first cycle activates the vouchers.
 # Then every poll reading the user lists in full (`user_read_secs = 0`), as
@@ -203,9 +287,97 @@ fi
 echo "  $(target/release/codec-bench 10000 3)"
 
 
-kill "$sim" 2>/dev/null || true
-wait "$sim" 2>/dev/null || true
-sim=''
+stop_sim
+
+# ---- the router's API work per hour: the agent's schedule vs the design ----
+# The same data on a simulator that counts its reply bytes and commands
+# (`stats` on --control). The design's cycle (node-monitor.js: the four
+# list reads every poll; or the same four prints through `mikrotik-edge
+# api` without Node.js) per cycle, times 120 (poll_secs = 30). The agent
+# with the default schedule compressed 30 times (poll_secs 1, usage_secs,
+# user_read_secs and active_read_secs 10: the defaults' 30/300/300/300),
+# over WORK_POLLS polls after its first two (the first activates every
+# voucher), per poll times 120. Keepalive probes (after 60 s of silence)
+# never fire at a 30 s poll, so the compression leaves none out.
+WORK_POLLS=${BENCH_WORK_POLLS:-30}
+WORK_CYCLES=${BENCH_WORK_CYCLES:-5}
+# The user lists' read interval as run (compressed 30 times: 10 is the
+# default 300 s). To see another setting's cost, e.g. user_read_secs =
+# 3600: BENCH_WORK_USER_READ_SECS=120 BENCH_WORK_POLLS=120.
+WORK_USER_READ=${BENCH_WORK_USER_READ_SECS:-10}
+mkfifo "$work/ctlw"
+target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench \
+  --hotspot-users "$USERS" --hotspot-active "$ACTIVE" \
+  --pppoe-secrets "$SECRETS" --ppp-active "$PPP_ACTIVE" --per-sentence --control \
+  <"$work/ctlw" >"$work/simw.out" &
+simw=$!
+exec 4>"$work/ctlw"
+for _ in $(seq 100); do grep -q '^api: ' "$work/simw.out" 2>/dev/null && break; sleep 0.1; done
+portw=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/simw.out")
+[ -n "$portw" ] || { echo "bench: simulator did not start" >&2; exit 1; }
+# Prints "BYTES COMMANDS" as the simulator counts them now.
+sim_stats() {
+  local before
+  before=$(grep -c '^stats ' "$work/simw.out" || true)
+  echo stats >&4
+  for _ in $(seq 200); do
+    [ "$(grep -c '^stats ' "$work/simw.out" || true)" -gt "$before" ] && break
+    sleep 0.01
+  done
+  grep '^stats ' "$work/simw.out" | tail -n 1 | awk '{print $2, $3}'
+}
+read -r b0 c0 <<<"$(sim_stats)"
+if [ -n "${NODE_PATH:-}" ]; then
+  design_how="node-monitor.js on node-routeros"
+  node "$BENCH_DIR/node-monitor.js" 127.0.0.1 "$portw" bench bench "$WORK_CYCLES" >/dev/null 2>&1
+  design_cycles=$((WORK_CYCLES + 1))
+else
+  design_how="the design's four prints through mikrotik-edge api"
+  for _ in $(seq "$WORK_CYCLES"); do
+    for cmd in "/ip/hotspot/user/print =.proplist=.id,name,profile,comment,disabled" \
+               "/ip/hotspot/active/print =.proplist=.id,user,address,mac-address,login-by,uptime,bytes-in,bytes-out" \
+               "/ppp/secret/print =.proplist=.id,name,profile,comment,disabled" \
+               "/ppp/active/print =.proplist=.id,name,service,caller-id,address,uptime,session-id"; do
+      # shellcheck disable=SC2086
+      MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$portw \
+      MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
+        "$AGENT_BIN" api $cmd >/dev/null
+    done
+  done
+  design_cycles=$WORK_CYCLES
+fi
+read -r b1 c1 <<<"$(sim_stats)"
+design_bytes_h=$(( (b1 - b0) * 120 / design_cycles ))
+design_cmds_h=$(( (c1 - c0) * 120 / design_cycles ))
+rm -f "$work/statew.redb"
+MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$portw \
+MIKROTIK_EDGE_ROUTER_USER=bench MIKROTIK_EDGE_ROUTER_PASSWORD=bench \
+MIKROTIK_EDGE_STATE_PATH="$work/statew.redb" MIKROTIK_EDGE_POLL_SECS=1 \
+MIKROTIK_EDGE_USAGE_SECS=10 MIKROTIK_EDGE_USER_READ_SECS="$WORK_USER_READ" MIKROTIK_EDGE_ACTIVE_READ_SECS=10 \
+MIKROTIK_EDGE_LOG_LEVEL=debug \
+  "$AGENT_BIN" run 2>"$work/agent.log" &
+agent=$!
+wait_cycles 2
+read -r b0 c0 <<<"$(sim_stats)"
+# One poll at a time: wait_cycles gives up after 30 s.
+for n in $(seq 3 $((2 + WORK_POLLS))); do wait_cycles "$n"; done
+read -r b1 c1 <<<"$(sim_stats)"
+full_polls=$(grep 'cycle: ' "$work/agent.log" | sed -n "3,$((2 + WORK_POLLS))p" | grep -c 'active lists read' || true)
+kill "$agent" 2>/dev/null || true
+wait "$agent" 2>/dev/null || true
+agent=
+exec 4>&-
+kill "$simw" 2>/dev/null || true
+wait "$simw" 2>/dev/null || true
+edge_bytes_h=$(( (b1 - b0) * 120 / WORK_POLLS ))
+edge_cmds_h=$(( (c1 - c0) * 120 / WORK_POLLS ))
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1000000}'; }
+echo
+echo "router API work per hour (poll 30 s; usage and active-list reads 300 s; user-list reads $((WORK_USER_READ * 30)) s), same data:"
+echo "  design's cycle ($design_how): $(mb "$design_bytes_h") of replies, $design_cmds_h commands"
+echo "  mikrotik-edge:                $(mb "$edge_bytes_h") of replies, $edge_cmds_h commands ($full_polls of $WORK_POLLS polls read the active lists in full)"
+echo "  ratio:                        $(ratio "$edge_bytes_h" "$design_bytes_h") fewer reply bytes, $(ratio "$edge_cmds_h" "$design_cmds_h") fewer commands"
+echo
 
 # ---- instant detection: login -> event latency, idle CPU with listens ----
 

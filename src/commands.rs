@@ -45,6 +45,11 @@ pub fn print(menu: &str, props: &[&str]) -> Command {
     Command::new(format!("{menu}/print")).proplist(props)
 }
 
+/// `{menu}/print =count-only=`: the number of items, as `!done =ret=N`.
+pub fn count(menu: &str) -> Command {
+    Command::new(format!("{menu}/print")).attr("count-only", "")
+}
+
 /// `{menu}/print` of the `.id`s of the items whose `field` is exactly
 /// `value` (a literal `?field=value` query: no globs, no case folding).
 pub fn find(menu: &str, field: &str, value: &[u8]) -> Command {

@@ -78,9 +78,15 @@ fn vouchers_activate_expire_and_sessions_are_reported() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
+    // Every poll reads the active lists in full (the counters at every
+    // poll); the default schedule, counts between full reads, is in
+    // tests/instant.rs.
     let agent = Agent::run(&sim)
         .state(&state)
-        .envs(&[("MIKROTIK_EDGE_USAGE_SECS", "2")])
+        .envs(&[
+            ("MIKROTIK_EDGE_USAGE_SECS", "2"),
+            ("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0"),
+        ])
         .start();
 
     // The expired voucher is disabled and its session kicked.
@@ -251,7 +257,11 @@ fn router_reboot_closes_sessions_once_and_a_dropped_poll_changes_nothing() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = state_path(&dir);
-    let agent = Agent::run(&sim).state(&state).start();
+    // Counters read at every poll (the logout's below are checked).
+    let agent = Agent::run(&sim)
+        .state(&state)
+        .envs(&[("MIKROTIK_EDGE_ACTIVE_READ_SECS", "0")])
+        .start();
     agent.wait_event(|e| is(e, "login", "a"));
     agent.wait_event(|e| is(e, "login", "b"));
 

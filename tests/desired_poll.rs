@@ -30,17 +30,6 @@ fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
         .start()
 }
 
-/// Full sync runs finished so far (one `sync: … actions …` line each).
-fn sync_runs(agent: &Agent) -> usize {
-    agent
-        .lines()
-        .iter()
-        .filter(|l| {
-            l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
-        })
-        .count()
-}
-
 fn version(pg: &Postgres, site: &str) -> i64 {
     pg.psql(&format!("SELECT site_desired_version('{site}')"))
         .parse()
@@ -87,7 +76,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         ("MIKROTIK_EDGE_DESIRED_POLL_SECS", "1".to_owned()),
     ];
     let agent = start(&sim, &dir.path().join("state.redb"), &env);
-    agent.wait("the sync at start", || sync_runs(&agent) >= 1);
+    agent.wait("the sync at start", || agent.sync_runs() >= 1);
     agent.wait("a poll that found nothing new", || {
         agent.count("sync: desired version unchanged") >= 1
     });
@@ -113,9 +102,9 @@ fn central_changes_reach_the_router_through_the_version_poll() {
     );
     // Brought by the poll, not by the hourly sync. (The user is on the
     // router a moment before the sync logs its summary line.)
-    agent.wait("the poll's sync finished", || sync_runs(&agent) >= 2);
+    agent.wait("the poll's sync finished", || agent.sync_runs() >= 2);
     assert_eq!(agent.count(POLL_SYNC), 1, "{}", agent.log());
-    assert_eq!(sync_runs(&agent), 2, "{}", agent.log());
+    assert_eq!(agent.sync_runs(), 2, "{}", agent.log());
 
     // A suspension: the secret disabled and its session ended, the same way.
     pg.psql("UPDATE subscriptions SET status = 'suspended' WHERE pppoe_username = 'cust-1'");
@@ -127,7 +116,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
 
     // An activation reported by the agent changes the voucher's row
     // (status, comment) but not the counter: no sync follows it.
-    agent.wait("the suspension's sync finished", || sync_runs(&agent) >= 3);
+    agent.wait("the suspension's sync finished", || agent.sync_runs() >= 3);
     let settled = version(&pg, "site-a");
     sim.hotspot_login("POLL1", "10.5.50.7", "02:00:00:00:00:07")
         .unwrap();
@@ -135,12 +124,12 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         pg.psql("SELECT status FROM vouchers WHERE code = 'POLL1'") == "active"
     });
     assert_eq!(version(&pg, "site-a"), settled);
-    let runs = sync_runs(&agent);
+    let runs = agent.sync_runs();
     let polls = agent.count("sync: desired version unchanged");
     agent.wait("two more polls after the activation", || {
         agent.count("sync: desired version unchanged") >= polls + 2
     });
-    assert_eq!(sync_runs(&agent), runs, "{}", agent.log());
+    assert_eq!(agent.sync_runs(), runs, "{}", agent.log());
     assert_eq!(agent.count(POLL_SYNC), 2, "{}", agent.log());
 }
 
@@ -227,7 +216,7 @@ fn a_central_without_the_version_rpc_still_syncs_periodically() {
         ("MIKROTIK_EDGE_DESIRED_POLL_SECS", "1".to_owned()),
     ];
     let agent = start(&sim, &dir.path().join("state.redb"), &env);
-    agent.wait("the sync at start", || sync_runs(&agent) >= 1);
+    agent.wait("the sync at start", || agent.sync_runs() >= 1);
     pg.psql(&format!(
         "INSERT INTO vouchers (site_id, code, password, profile_name, status, mikrotik_comment) \
          VALUES ('site-a', 'OLD1', 'pw', 'voucher-1h', 'created', '{VC}')"
@@ -235,8 +224,8 @@ fn a_central_without_the_version_rpc_still_syncs_periodically() {
     agent.wait("OLD1 created by a periodic sync", || {
         sim.find("/ip/hotspot/user", "OLD1").is_some()
     });
-    let runs = sync_runs(&agent);
-    agent.wait("two more periodic syncs", || sync_runs(&agent) >= runs + 2);
+    let runs = agent.sync_runs();
+    agent.wait("two more periodic syncs", || agent.sync_runs() >= runs + 2);
     // Said once; no poll after the first 404 (each full sync asks once).
     assert_eq!(
         agent.count("has no site_desired_version"),
@@ -247,7 +236,7 @@ fn a_central_without_the_version_rpc_still_syncs_periodically() {
     assert_eq!(agent.count("desired version poll failed"), 0);
     assert_eq!(agent.count(POLL_SYNC), 0);
     assert!(
-        gw.count("/rpc/site_desired_version 404") <= sync_runs(&agent) + 1,
+        gw.count("/rpc/site_desired_version 404") <= agent.sync_runs() + 1,
         "{}",
         gw.log()
     );

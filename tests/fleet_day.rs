@@ -103,9 +103,7 @@ impl Site {
             .env("MIKROTIK_EDGE_CENTRAL_BACKOFF_CAP_SECS", "1")
             .start();
         // The sync at start: what comes after it is the version poll's work.
-        agent.wait("the sync at start", || {
-            agent.count("sync: ") > 0 && agent.count(" actions (") > 0
-        });
+        agent.wait("the sync at start", || agent.sync_runs() >= 1);
         Site { sim, agent }
     }
 

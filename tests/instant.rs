@@ -349,3 +349,194 @@ fn a_first_poll_writing_many_comments_takes_their_echoes_as_it_goes() {
         .count();
     assert_eq!(activated, n, "each voucher activated once");
 }
+
+// ---- the poll's cheap check (issue 23): count, read in full on demand ----
+
+/// Polls that read the active lists in full: the PPPoE counters are read
+/// with them and only then (a count-only check reads neither).
+fn full_reads(log: &[String]) -> usize {
+    count(log, "/interface/print")
+}
+
+#[test]
+fn a_quiet_poll_counts_the_active_lists_and_reads_nothing_in_full() {
+    let sim = sim();
+    for i in 0..50 {
+        let name = format!("v{i}");
+        sim.add_hotspot_user(&name, "p", "voucher-1h", VOUCHER);
+        sim.hotspot_login(&name, &format!("10.5.50.{}", i + 2), "02:00:00:00:00:01")
+            .unwrap();
+    }
+    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
+    sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_log("cycle:", 2);
+    let full_read = {
+        // A whole poll that read everything, for scale: the first one.
+        let log = sim.command_log();
+        assert_eq!(full_reads(&log), 1, "{log:?}");
+        sim.work().0
+    };
+    sim.clear_command_log();
+    let (bytes, commands) = sim.work();
+    let cycles = agent.count("cycle:");
+    agent.wait_log("cycle:", cycles + 3);
+    let log = sim.command_log();
+    let (bytes_after, commands_after) = sim.work();
+    // Each poll counted both lists, and read none in full.
+    assert!(count(&log, "/ip/hotspot/active/print") >= 3, "{log:?}");
+    assert!(count(&log, "/ppp/active/print") >= 3, "{log:?}");
+    assert_eq!(full_reads(&log), 0, "{log:?}");
+    assert_eq!(count(&log, "/ip/hotspot/user/print"), 0, "{log:?}");
+    assert_eq!(commands_after - commands, log.len() as u64);
+    // Three polls' replies together are a small part of one full read.
+    assert!(
+        (bytes_after - bytes) * 10 < full_read,
+        "{} bytes for the quiet polls, {full_read} for the first",
+        bytes_after - bytes
+    );
+    assert_eq!(agent.count("active lists read"), 1, "{}", agent.log());
+    // Nothing happened, and nothing was reported.
+    let events = agent.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["type"] == "logout" || e["type"] == "usage"),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn login_logout_and_relogin_arrive_within_two_seconds_with_the_default_schedule() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&sim, &dir.path().join("state.redb"), "30");
+    agent.wait_log("cycle:", 1);
+    agent.wait_log("listening on the active lists", 1);
+    let limit = secs(2);
+    let t = Instant::now();
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let (at, _) = agent.wait_event_within(limit, |e| is(e, "login", "v1"));
+    assert!(at - t < limit, "login after {:?}", at - t);
+    let t = Instant::now();
+    assert!(sim.hotspot_logout("v1"));
+    let (at, _) = agent.wait_event_within(limit, |e| is(e, "logout", "v1"));
+    assert!(at - t < limit, "logout after {:?}", at - t);
+    let t = Instant::now();
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let ok = wait_until(limit, || {
+        agent
+            .events()
+            .iter()
+            .filter(|e| is(e, "login", "v1"))
+            .count()
+            == 2
+    });
+    assert!(ok, "re-login not seen:\n{}", agent.log());
+    assert!(t.elapsed() < limit);
+    // One poll so far: all of it came from the listen.
+    assert_eq!(agent.count("cycle:"), 1, "{}", agent.log());
+}
+
+#[test]
+fn an_ended_listen_is_reopened_at_the_next_poll_and_misses_nothing() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_log("cycle:", 2);
+    // The router ends the listen; a login while it is closed is seen by
+    // the next poll (one second here), which reopens the listen first.
+    sim.end_listens("/ip/hotspot/active");
+    agent.wait_log("listen on /ip/hotspot/active ended (interrupted)", 1);
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let cycles = agent.count("cycle:");
+    agent.wait_event_within(secs(5), |e| is(e, "login", "v1"));
+    agent.wait_log("listen on /ip/hotspot/active reopened", 1);
+    assert!(agent.count("cycle:") <= cycles + 2, "{}", agent.log());
+    // Listened again: the next login arrives between polls.
+    let t = Instant::now();
+    sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:02")
+        .unwrap();
+    let (at, _) = agent.wait_event_within(secs(5), |e| is(e, "login", "v2"));
+    assert!(at - t < secs(2));
+    let events = agent.events();
+    assert_eq!(events.iter().filter(|e| is(e, "login", "v1")).count(), 1);
+}
+
+#[test]
+fn a_silent_listen_is_caught_by_the_count_within_a_poll_and_reopened() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    sim.add_hotspot_user("v2", "p", "voucher-1h", VOUCHER);
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_log("cycle:", 2);
+    // Broken without a word: open, but sending nothing.
+    sim.mute_listens("/ip/hotspot/active", true);
+    sim.clear_command_log();
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let cycles = agent.count("cycle:");
+    agent.wait_event_within(secs(5), |e| is(e, "login", "v1"));
+    // Found by the next poll's count: read in full, listen reopened.
+    assert!(agent.count("cycle:") <= cycles + 2, "{}", agent.log());
+    agent.wait_log("/ip/hotspot/active holds 1 rows, the listen's copy 0", 1);
+    agent.wait_log("listen on /ip/hotspot/active reopened", 1);
+    assert!(full_reads(&sim.command_log()) >= 1);
+    // A logout, too.
+    assert!(sim.hotspot_logout("v1"));
+    agent.wait_event_within(secs(5), |e| is(e, "logout", "v1"));
+    // Repaired on the router's side: the reopened listen reports again.
+    sim.mute_listens("/ip/hotspot/active", false);
+    agent.wait_log("listen on /ip/hotspot/active reopened", 2);
+    let t = Instant::now();
+    sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:02")
+        .unwrap();
+    let (at, _) = agent.wait_event_within(secs(5), |e| is(e, "login", "v2"));
+    assert!(at - t < secs(2));
+}
+
+#[test]
+fn a_session_that_came_and_went_between_polls_unheard_is_accounted_as_usage() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    let dir = tempfile::tempdir().unwrap();
+    // The default active-list schedule (counts between full reads); the
+    // user list's counters every 2 s.
+    let agent = start_with(
+        &sim,
+        &dir.path().join("state.redb"),
+        "1",
+        &[("MIKROTIK_EDGE_USER_READ_SECS", "2")],
+    );
+    agent.wait_log("cycle:", 2);
+    // Between two polls: neither the listen nor the count sees it, only
+    // the user's cumulative counters do.
+    sim.hide_sessions(true);
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    sim.add_traffic("v1", 300, 4000);
+    sim.advance(Duration::from_secs(25));
+    assert!(sim.hotspot_logout("v1"));
+    sim.hide_sessions(false);
+    let (_, usage) = agent.wait_event_within(secs(10), |e| is(e, "usage", "v1"));
+    assert_eq!(usage["unseen"], true);
+    assert_eq!(usage["uptime_secs"], 25);
+    assert!(usage["bytes_out"].as_u64() >= Some(4000), "{usage}");
+    assert_eq!(
+        agent
+            .events()
+            .iter()
+            .filter(|e| is(e, "login", "v1"))
+            .count(),
+        0
+    );
+}

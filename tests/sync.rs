@@ -23,17 +23,6 @@ fn start(sim: &SimHandle, state: &Path, extra: &[(&str, String)]) -> Agent {
         .start()
 }
 
-/// Sync runs finished so far (one `sync: … actions …` line each).
-fn sync_runs(agent: &Agent) -> usize {
-    agent
-        .lines()
-        .iter()
-        .filter(|l| {
-            l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
-        })
-        .count()
-}
-
 const VC: &str = "VOUCHER_SYSTEM|B-SYNC|5000|4000|1|v1|2026-11-24|admin||";
 const PC: &str = "PPPOE_SYSTEM|B-P|150000||C1|S1|2026-11-24|admin";
 
@@ -194,9 +183,9 @@ fn isolir_moves_suspended_secrets_to_the_isolation_profile_and_back() {
     // A whole poll sees the new session, then two sync runs start after
     // that (one of them whole): the customer is still online.
     wait_polls(&sim, 2);
-    let runs = sync_runs(&agent);
+    let runs = agent.sync_runs();
     agent.wait("two sync runs after the reconnect", || {
-        sync_runs(&agent) >= runs + 2
+        agent.sync_runs() >= runs + 2
     });
     assert!(
         sim.find("/ppp/active", "cust-i").is_some(),

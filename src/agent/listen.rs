@@ -82,9 +82,15 @@ pub enum Heard {
     /// A row that did not parse (logged once by the driver).
     Skipped(Vec<ValueWarning>),
     /// The listen ended: refused (`!trap`, e.g. `no such command` on a
-    /// router without listen there), interrupted, or the session ended.
-    /// The poll covers that list until the next connection.
-    Ended { list: List, why: String },
+    /// router without listen there), interrupted, overflowed (more rows
+    /// unread than allowed), or the session ended. The poll covers that
+    /// list meanwhile; `retry`: it was not refused, so the driver opens it
+    /// again at the next poll (a refused one at the next connection).
+    Ended {
+        list: List,
+        why: String,
+        retry: bool,
+    },
 }
 
 /// The typing of one list's rows.
@@ -136,30 +142,40 @@ impl Listens {
     pub fn open(&mut self, router: &Router, users: bool) -> Vec<Heard> {
         let mut ended = Vec::new();
         for list in List::ALL {
-            let slot = &mut self.follows[list.index()];
-            *slot = None;
+            self.follows[list.index()] = None;
             if matches!(list, List::Users(_)) && !users {
                 continue;
             }
-            let cmd = crate::commands::listen(list.path(), list.props());
-            let bound = match list {
-                List::Active(_) => MAX_UNREAD,
-                List::Users(_) => MAX_UNREAD_USERS,
-            };
-            match router.stream_bounded(cmd, bound) {
-                Ok(stream) => {
-                    *slot = Some(Follow {
-                        stream,
-                        typing: Typing::new(list),
-                    })
-                }
-                Err(e) => ended.push(Heard::Ended {
-                    list,
-                    why: e.to_string(),
-                }),
-            }
+            ended.extend(self.reopen(router, list));
         }
         ended
+    }
+
+    /// Starts (again) the listen on one list; what ended it before is
+    /// dropped. `Some`: it could not be sent.
+    pub fn reopen(&mut self, router: &Router, list: List) -> Option<Heard> {
+        let slot = &mut self.follows[list.index()];
+        *slot = None;
+        let cmd = crate::commands::listen(list.path(), list.props());
+        let bound = match list {
+            List::Active(_) => MAX_UNREAD,
+            List::Users(_) => MAX_UNREAD_USERS,
+        };
+        match router.stream_bounded(cmd, bound) {
+            Ok(stream) => {
+                *slot = Some(Follow {
+                    stream,
+                    typing: Typing::new(list),
+                });
+                None
+            }
+            // The connection is going: the next one opens it.
+            Err(e) => Some(Heard::Ended {
+                list,
+                why: e.to_string(),
+                retry: false,
+            }),
+        }
     }
 
     /// Drops every listen (dropping a stream cancels its command).
@@ -209,7 +225,7 @@ impl Listens {
     /// What an item of `list`'s listen means; `None` is its end.
     fn handle(&mut self, list: List, item: Option<Result<Item, ClientError>>) -> Heard {
         let slot = &mut self.follows[list.index()];
-        let why = match item {
+        let (why, retry) = match item {
             Some(Ok(Item::Row(attrs))) => {
                 if let Some(follow) = slot.as_mut() {
                     let heard = follow.typing.heard(list, &attrs);
@@ -218,13 +234,17 @@ impl Listens {
                 }
                 return Heard::Skipped(Vec::new());
             }
-            Some(Ok(Item::Trap(t))) => t.message,
-            Some(Ok(Item::Done(_))) => "ended".to_owned(),
-            Some(Err(e)) => e.to_string(),
-            None => "ended".to_owned(),
+            // Interrupted (category 2) is worth another try; anything
+            // else (`no such command`) is the router saying no.
+            Some(Ok(Item::Trap(t))) => (t.message, t.category == Some(2)),
+            Some(Ok(Item::Done(_))) => ("ended".to_owned(), true),
+            // Overflowed (`Behind`), or the session failing: the driver
+            // hears of the latter and starts afresh anyway.
+            Some(Err(e)) => (e.to_string(), true),
+            None => ("ended".to_owned(), true),
         };
         *slot = None;
-        Heard::Ended { list, why }
+        Heard::Ended { list, why, retry }
     }
 }
 
@@ -292,6 +312,45 @@ mod tests {
     use super::*;
 
     use crate::agent::rows::test_attrs as attrs;
+    use crate::agent::state::{ActiveRead, AgentState, Schedule};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn an_overflowed_listen_ends_to_be_reopened_and_the_poll_reads_in_full() {
+        // The client cancels a listen its reader fell behind on and ends
+        // the stream with `Behind`: the listen ends, to be retried.
+        let mut listens = Listens::default();
+        let list = List::Active(Service::Hotspot);
+        let overflowed = ClientError::Behind {
+            command: "/ip/hotspot/active/listen".to_owned(),
+            unread: MAX_UNREAD,
+        };
+        let heard = listens.handle(list, Some(Err(overflowed)));
+        let Heard::Ended {
+            list: ended, retry, ..
+        } = heard
+        else {
+            panic!("not ended: {heard:?}");
+        };
+        assert_eq!(ended, list);
+        assert!(retry, "an overflow is worth reopening");
+        assert!(!listens.is_open(list));
+        // The bookkeeping then reads that list in full at the next poll
+        // and reopens its listen.
+        let t0 = Instant::now();
+        let schedule = Schedule {
+            poll: Duration::from_secs(30),
+            active_read: Duration::from_secs(300),
+        };
+        let mut book = AgentState::new(3, schedule).poll;
+        book.set_active_listening(Service::Hotspot, true);
+        book.set_active_listening(Service::Pppoe, true);
+        book.read_full(t0, [vec![], vec![]]);
+        assert_eq!(book.active_read(t0), ActiveRead::Check);
+        book.listen_ended(ended, retry);
+        assert_eq!(book.active_read(t0), ActiveRead::Full);
+        assert_eq!(book.take_reopen(), [list]);
+    }
 
     #[test]
     fn a_long_listen_lets_go_of_names_nothing_holds() {

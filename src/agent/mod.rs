@@ -1,21 +1,27 @@
-//! `mikrotik-edge run`: the driver around the pure monitor.
+//! `mikrotik-edge run`: the driver around the pure monitor. It does the
+//! I/O; what to do is decided by pure code: the monitor's step, and the
+//! driver's own bookkeeping ([`state`]: connection alerts, warnings said
+//! once, the poll schedule).
 //!
-//! Each cycle: read the lists concurrently over the one connection,
-//! folding rows into typed rows as they stream in ([`rows`]): the two
-//! active lists and the PPPoE interfaces every time, the two user lists
-//! only when a full read is due (between those, their listens keep the
-//! agent's copy current, see [`user_table`]); compute the
-//! step; commit the changed rows and the events on the store thread; and
-//! only then perform the router actions ([`commands`]). Committing first
-//! means a crash between the two repeats a router write on the next cycle
-//! (harmless, they are idempotent) and never loses or repeats an event.
+//! Each cycle: read what the schedule asks for ([`reads`], concurrently
+//! over the one connection, folding rows into typed rows as they stream
+//! in): the two active lists counted (`count-only`) against the agent's
+//! copy, or read in full with the PPPoE interfaces when due, when a count
+//! disagrees or a listen was not open; the two user lists only when a full
+//! read is due (between those, their listens keep the agent's copy
+//! current, see [`user_table`]); compute the step; commit the changed rows
+//! and the events on the store thread; and only then perform the router
+//! actions ([`commands`]). Committing first means a crash between the two
+//! repeats a router write on the next cycle (harmless, they are
+//! idempotent) and never loses or repeats an event.
 //!
 //! Between polls, `listen` on the two active lists reports logins and
 //! logouts as they happen ([`listen`]): each change goes through the pure
 //! [`monitor::apply_listen`] and is committed and acted on like a cycle.
-//! The poll stays the safety net: it still reads counters, and whatever a
-//! listen missed (a reconnect, a trap, a router without listen on a menu)
-//! it finds, without repeating what the listen already reported.
+//! The poll stays the safety net: its count finds what a listen missed (a
+//! listen silently stuck), and a listen that ended is reopened at the next
+//! poll, which reads its list in full; neither repeats what a listen
+//! already reported.
 //!
 //! SIGTERM and SIGINT are listened for from start to end, also in the middle
 //! of a cycle: a commit already handed to the store thread is finished,
@@ -23,35 +29,35 @@
 
 pub mod clock;
 pub mod commands;
+mod connect;
+mod heard;
 pub mod listen;
 pub mod name_cache;
+mod poll;
 mod profile_rows;
+mod reads;
 pub mod rows;
+pub mod state;
 pub mod sync;
 pub mod user_table;
+mod writer;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::client::{ClientError, ConnectionEvent, Router};
+use crate::client::{ConnectionEvent, Router};
 use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::event::{EventKind, RouterState, Service};
-use crate::monitor::{self, Action, MonitorConfig, MonitorState, SessionRow, Snapshot};
-use crate::name::Name;
-use crate::proto::Command;
+use crate::event::Service;
+use crate::monitor::{self, MonitorConfig, MonitorState, SessionRow, Snapshot};
 pub use crate::status::{Control, View};
-use crate::store::{StateDelta, StoreError, StoreHandle};
-use listen::{List, Listens};
+use crate::store::{StoreError, StoreHandle};
+use listen::List;
 use name_cache::NameCache;
-use rows::{
-    HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
-    PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows,
-};
+use state::{AgentState, Schedule};
 use user_table::UserTable;
 
 #[derive(Debug)]
@@ -179,6 +185,13 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
             },
         )
     });
+    let usage = cfg.usage_interval();
+    // The counters are read at least every usage interval (a usage event
+    // needs them); 0 reads them every poll.
+    let active_read = match cfg.active_read_secs {
+        0 => Duration::ZERO,
+        secs => Duration::from_secs(secs).min(usage),
+    };
     let mut agent = Agent {
         monitor: MonitorConfig {
             hotspot_pattern: cfg.hotspot_profile_pattern.clone(),
@@ -195,15 +208,16 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         router,
         state,
         router_boot: None,
-        warned: HashSet::new(),
-        last_router_error: None,
+        book: AgentState::new(
+            cfg.uplink.alert_after,
+            Schedule {
+                poll: cfg.poll_interval(),
+                active_read,
+            },
+        ),
         view: view_tx,
         session_ready: false,
         alerts,
-        alert_after: cfg.uplink.alert_after,
-        failed_reconnects: 0,
-        connection_alerted: false,
-        outage_since: None,
         clock: clock::ClockSources::new(central_date_rx),
         listen_clock: None,
         reuse: Reuse::default(),
@@ -242,22 +256,13 @@ struct Agent {
     state: Arc<MonitorState>,
     /// Router boot time by our clock, measured at connect.
     router_boot: Option<Timestamp>,
-    /// Warnings already logged (each distinct one is logged once).
-    warned: HashSet<String>,
-    /// The last connection error recorded as an event, so an outage that
-    /// lasts a day does not queue an identical event every retry.
-    last_router_error: Option<String>,
+    /// Connection, alert, warn-once and poll-schedule bookkeeping: pure
+    /// decisions, performed here.
+    book: AgentState,
     view: watch::Sender<View>,
     /// The current session's connect handling is done.
     session_ready: bool,
     alerts: crate::uplink::Alerts,
-    /// Failed reconnects in a row before `mikrotik_connection_failed`.
-    alert_after: u32,
-    failed_reconnects: u32,
-    connection_alerted: bool,
-    /// When the router was last lost (or first failed to connect), for
-    /// the alert texts; `None` while connected.
-    outage_since: Option<Timestamp>,
     /// Inputs of the clock-trust assessment made each cycle.
     clock: clock::ClockSources,
     /// The last poll's clock judgement, its time, and when it was made.
@@ -331,9 +336,10 @@ impl Agent {
                         let connected = ev == ConnectionEvent::Connected;
                         // A new connection or none: the old listens are gone
                         // with their session, rows still queued included;
-                        // the user lists are read afresh.
+                        // the lists are read afresh.
                         listens.close();
                         self.users_listening = [false; 2];
+                        self.book.poll.new_session();
                         for service in [Service::Hotspot, Service::Pppoe] {
                             self.reuse.users(service).forget_read();
                         }
@@ -352,10 +358,7 @@ impl Agent {
                             for ended in listens.open(&self.router, users) {
                                 self.on_heard(ended).await?;
                             }
-                            for service in [Service::Hotspot, Service::Pppoe] {
-                                self.users_listening[service_index(service)] =
-                                    listens.is_open(List::Users(service));
-                            }
+                            self.note_listening(&listens);
                             if listens.is_open(List::Active(Service::Hotspot))
                                 || listens.is_open(List::Active(Service::Pppoe))
                             {
@@ -393,581 +396,9 @@ impl Agent {
         }
     }
 
-    async fn record_connection_event(&mut self, ev: ConnectionEvent) -> Result<(), AgentError> {
-        let (state, reason) = match ev {
-            ConnectionEvent::Connected => {
-                self.failed_reconnects = 0;
-                let since = self.outage_since.take();
-                if std::mem::take(&mut self.connection_alerted) {
-                    let since = since.map_or_else(String::new, |t| {
-                        format!(" (down since {})", self.alerts.clock_time(t))
-                    });
-                    let message = format!("Router {} reachable again{since}", self.alerts.router());
-                    self.alerts
-                        .raise("mikrotik_connection_restored", message)
-                        .await?;
-                }
-                self.last_router_error = None;
-                self.view.send_modify(|v| {
-                    v.router_connected = true;
-                    v.last_router_error = None;
-                });
-                (RouterState::Connected, String::new())
-            }
-            ConnectionEvent::Disconnected { reason } => {
-                self.outage_since.get_or_insert_with(Timestamp::now);
-                self.view.send_modify(|v| {
-                    v.router_connected = false;
-                    v.reconnects += 1;
-                    v.last_router_error = Some(reason.clone());
-                });
-                (RouterState::Disconnected, reason)
-            }
-            ConnectionEvent::Error { reason, .. } => {
-                let since = *self.outage_since.get_or_insert_with(Timestamp::now);
-                self.failed_reconnects = self.failed_reconnects.saturating_add(1);
-                if self.failed_reconnects >= self.alert_after && !self.connection_alerted {
-                    self.connection_alerted = true;
-                    // Short and human: it may end up on a phone. The
-                    // reason is in the `router` event beside it.
-                    let message = format!(
-                        "Router {} unreachable since {} ({} failed reconnect{})",
-                        self.alerts.router(),
-                        self.alerts.clock_time(since),
-                        self.failed_reconnects,
-                        if self.failed_reconnects == 1 { "" } else { "s" }
-                    );
-                    self.alerts
-                        .raise("mikrotik_connection_failed", message)
-                        .await?;
-                }
-                self.view.send_modify(|v| {
-                    v.router_connected = false;
-                    v.reconnects += 1;
-                    v.last_router_error = Some(reason.clone());
-                });
-                if self.last_router_error.as_deref() == Some(reason.as_str()) {
-                    return Ok(());
-                }
-                self.last_router_error = Some(reason.clone());
-                (RouterState::Error, reason)
-            }
-        };
-        self.store
-            .append(vec![(
-                Timestamp::now(),
-                EventKind::Router { state, reason },
-            )])
-            .await?;
-        Ok(())
-    }
-
-    /// Times one cheap command over the shared session (the same one the
-    /// keepalive uses) for the router round-trip metric.
-    async fn measure_rtt(&mut self) {
-        let started = std::time::Instant::now();
-        if self
-            .router
-            .execute(Command::new("/system/identity/print"))
-            .await
-            .is_ok()
-        {
-            self.record_rtt(started.elapsed());
-        }
-    }
-
-    fn record_rtt(&self, rtt: Duration) {
-        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
-        self.view.send_modify(|v| v.router_rtt_us = Some(us));
-    }
-
-    /// Reads who and what the router is, and when it booted.
-    async fn on_connected(&mut self) {
-        self.clock.read_router_next();
-        let timed_identity = async {
-            let started = std::time::Instant::now();
-            let r = self
-                .router
-                .execute(Command::new("/system/identity/print"))
-                .await;
-            (r, started.elapsed())
-        };
-        let ((identity, rtt), resource) = tokio::join!(
-            timed_identity,
-            self.router
-                .execute(Command::new("/system/resource/print").proplist(&[
-                    "uptime",
-                    "version",
-                    "board-name"
-                ])),
-        );
-        if identity.is_ok() {
-            self.record_rtt(rtt);
-        }
-        let identity = identity
-            .ok()
-            .and_then(|r| {
-                r.rows
-                    .first()
-                    .map(|a| Name::new(a.get("name").unwrap_or_default()))
-            })
-            .unwrap_or_default();
-        match resource {
-            Ok(r) => {
-                let Some(row) = r.rows.first() else { return };
-                let field = |k| Name::new(row.get(k).unwrap_or_default());
-                let uptime = row
-                    .get("uptime")
-                    .and_then(|u| crate::duration::parse_duration(u).ok());
-                self.router_boot =
-                    uptime.map(|u| Timestamp::now().plus_secs(-(u.as_secs() as i64)));
-                let info = crate::status::RouterInfo {
-                    identity,
-                    board: field("board-name"),
-                    version: field("version"),
-                    boot: self.router_boot,
-                };
-                self.alerts.set_router(&info.identity.lossy());
-                log::info!(
-                    "router {}: {} RouterOS {}, up {}",
-                    info.identity,
-                    info.board,
-                    info.version,
-                    field("uptime")
-                );
-                self.view.send_modify(|v| v.router = Some(info));
-            }
-            Err(e) => log::warn!("cannot read /system/resource: {e}"),
-        }
-    }
-
-    /// Handles what a listen heard that needs no commit (a user list's
-    /// row, a skipped row, an ended listen, said once) and hands back a
-    /// session list's change.
-    fn on_heard_quietly(&mut self, heard: listen::Heard) -> Option<monitor::ListenChange> {
-        match heard {
-            listen::Heard::Change(c) => Some(c),
-            listen::Heard::User(c) => {
-                // The kept list is also where the listen path finds users:
-                // a voucher created after the last poll is known at once.
-                let service = match &c {
-                    listen::UserChange::Upsert(service, row) => {
-                        // Tests wait on this line, not on a sleep.
-                        log::debug!("listen: {} user {} kept", service.as_str(), row.name);
-                        *service
-                    }
-                    listen::UserChange::Removed(service, _) => *service,
-                };
-                self.reuse.users(service).apply(c);
-                None
-            }
-            listen::Heard::Skipped(warnings) => {
-                for w in warnings {
-                    self.warn_once(format!(
-                        "{} {} (listen): cannot parse {:?}; row skipped",
-                        w.table, w.field, w.value
-                    ));
-                }
-                None
-            }
-            listen::Heard::Ended { list, why } => {
-                // Said once per menu and reason, not at every reconnect.
-                self.warn_once(format!(
-                    "listen on {} ended ({why}): polling alone reports its changes until the next connection",
-                    list.path()
-                ));
-                if let List::Users(service) = list {
-                    // Nothing keeps the copy current now: every poll reads it.
-                    self.users_listening[service_index(service)] = false;
-                    self.reuse.users(service).forget_read();
-                }
-                None
-            }
-        }
-    }
-
-    /// One change from a listen: applied, committed and acted on like a
-    /// cycle; or the end of a listen, said once.
-    async fn on_heard(&mut self, heard: listen::Heard) -> Result<(), AgentError> {
-        let Some(mut change) = self.on_heard_quietly(heard) else {
-            return Ok(());
-        };
-        if let monitor::ListenChange::Removed {
-            service,
-            id,
-            kicked,
-        } = &mut change
-        {
-            *kicked = self.kicks.take((*service, *id));
-        }
-        // The last poll's clock judgement, moved on by the time passed
-        // since: a listen login gets the same time the poll would give it.
-        let (now, clock) = match self.listen_clock {
-            Some((clock, at, since)) => {
-                let secs = since.elapsed().as_secs();
-                (
-                    at.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX)),
-                    clock.later(secs),
-                )
-            }
-            None => (Timestamp::now(), monitor::ClockNow::UNASSESSED),
-        };
-        self.reuse.hotspot_users.index_names();
-        self.reuse.ppp_secrets.index_names();
-        let users = user_table::KeptUsers {
-            hotspot: &self.reuse.hotspot_users,
-            ppp: &self.reuse.ppp_secrets,
-            cfg: &self.monitor,
-        };
-        let out = monitor::apply_listen(&self.state, &users, &change, now, &clock, &self.monitor);
-        for w in out.warnings {
-            self.warn_once(w);
-        }
-        if out.events.is_empty() && out.actions.is_empty() && out.state == *self.state {
-            return Ok(());
-        }
-        let new_state = Arc::new(out.state);
-        let delta = StateDelta::between(&self.state, &new_state);
-        let events: Vec<_> = out.events.into_iter().map(|e| (now, e)).collect();
-        match self.store.commit(delta, events).await {
-            Ok(_) => {}
-            Err(e) if e.is_disk_full() => {
-                log::error!("{e}; listen change not recorded, the next poll catches up");
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.state = new_state;
-        let state = self.state.clone();
-        self.view.send_modify(|v| v.state = state);
-        self.act(&out.actions, None).await;
-        Ok(())
-    }
-
-    /// One poll cycle. Router failures skip the cycle (they are never read
-    /// as everyone going offline); a full disk skips it too (nothing is
-    /// acted on before it is committed); other state file failures stop
-    /// the agent. Returns whether the poll was read and committed.
-    async fn cycle(&mut self, listens: &mut Listens) -> Result<bool, AgentError> {
-        let started = std::time::Instant::now();
-        let mut snapshot = match self.read_snapshot().await {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("poll failed, skipping this cycle: {e}");
-                self.view.send_modify(|v| {
-                    v.poll_failures += 1;
-                    v.last_poll_error = Some(e.to_string());
-                    v.last_poll_attempt = Some(Timestamp::now());
-                });
-                return Ok(false);
-            }
-        };
-        let read_ms = started.elapsed().as_millis();
-        self.clock.maybe_read_router(&self.router).await;
-        if let Some(offset) = self.clock.utc_offset() {
-            self.alerts.set_utc_offset(offset);
-        }
-        let step_started = std::time::Instant::now();
-        let verdict = self.clock.judge(&self.state.clock, &self.alerts).await?;
-        snapshot.clock = Some(verdict);
-        snapshot.kicked = self.kicks.all();
-        // Events and voucher times use the best time there is: the trusted
-        // source's, or the later of the wall clock and the elapsed floor.
-        let now = verdict.best_now;
-        // The state is updated in place (see `monitor::step_in_place`): the
-        // view lets go of its copy first, so the session map is the agent's
-        // alone and not copied. Nothing reads the view meanwhile (the step
-        // does not await); it gets the new state right after.
-        // (The step also lets go of the session rows: counted first.)
-        let (hotspot_active, ppp_active) =
-            (snapshot.hotspot_active.len(), snapshot.ppp_active.len());
-        let before = self.state.without_sessions();
-        self.view.send_if_modified(|v| {
-            v.state = Arc::default();
-            // Not a change anyone is told of: the new state follows.
-            false
-        });
-        let mut state = std::mem::take(&mut self.state);
-        let out =
-            monitor::step_in_place(Arc::make_mut(&mut state), &mut snapshot, now, &self.monitor);
-        self.state = state;
-        self.kicks.retain(|k| self.state.sessions.get(k).is_some());
-        let new_state = self.state.clone();
-        self.view.send_modify(|v| v.state = new_state);
-        let users = crate::status::UserCounts {
-            hotspot_users: snapshot.hotspot_users.len(),
-            hotspot_managed: out.managed.0,
-            ppp_secrets: snapshot.ppp_secrets.len(),
-            pppoe_managed: out.managed.1,
-            hotspot_active,
-            ppp_active,
-        };
-        // The user rows are kept for the next poll (names stay shared with
-        // the state and the name caches).
-        self.reuse.keep_rows(snapshot);
-        for w in out.warnings {
-            self.warn_once(w);
-        }
-        let delta =
-            StateDelta::with_sessions(&before, &self.state, out.sessions_put, out.sessions_del);
-        let last_poll = before.last_poll;
-        drop(before);
-        let step_us = step_started.elapsed().as_micros();
-        let committed = match self.store.commit_at(delta, now, out.events).await {
-            Ok(c) => c,
-            Err(e) if e.is_disk_full() => {
-                log::error!("{e}; skipping this cycle, nothing acted on");
-                // Back to the state as committed: the next poll reports
-                // this one's changes again.
-                let mut committed = self.store.load_state().await?;
-                committed.last_poll = last_poll;
-                self.state = Arc::new(committed);
-                let state = self.state.clone();
-                self.view.send_modify(|v| v.state = state);
-                return Ok(false);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.listen_clock = Some((out.clock, now, std::time::Instant::now()));
-        let elapsed = started.elapsed();
-        let elapsed_ms = elapsed.as_millis() as u64;
-        self.view.send_modify(|v| {
-            v.users = users;
-            v.last_poll = Some(now);
-            v.last_poll_attempt = Some(now);
-            v.last_poll_ms = Some(elapsed_ms);
-            v.poll_histogram.observe(elapsed.as_secs_f64());
-            v.polls += 1;
-            v.last_poll_error = None;
-            v.clock = Some(verdict);
-        });
-        self.act(&out.actions, Some(listens)).await;
-        log::debug!(
-            "cycle: {} hotspot users, {} hotspot active, {} secrets, {} ppp active, {} events, {} actions, read {read_ms} ms, step {step_us} us, {} ms",
-            users.hotspot_users,
-            users.hotspot_active,
-            users.ppp_secrets,
-            users.ppp_active,
-            committed.count,
-            out.actions.len(),
-            started.elapsed().as_millis()
-        );
-        Ok(true)
-    }
-
-    /// Performs committed actions. Actions of one user are ordered
-    /// (disable, kick, remove); after one fails, the rest of that user's
-    /// wait for the next cycle's re-plan.
-    ///
-    /// User-list rows that arrive meanwhile are taken as they come (see
-    /// [`Listens::try_next_user`]) when `listens` is given: each comment
-    /// written comes back as one, and a first poll can write thousands.
-    async fn act(&mut self, actions: &[Action], mut listens: Option<&mut Listens>) {
-        let mut failed: HashSet<Name> = HashSet::new();
-        let mut taken = 0usize;
-        for action in actions {
-            if let Some(listens) = listens.as_deref_mut() {
-                while let Some(heard) = listens.try_next_user() {
-                    // A user list's rows never carry a session change.
-                    let _ = self.on_heard_quietly(heard);
-                    taken += 1;
-                }
-            }
-            if failed.contains(action.user()) {
-                continue;
-            }
-            match self.router.execute(commands::command(action)).await {
-                Ok(_) => log::info!("router: {} for {} done", action.describe(), action.user()),
-                // Already gone (kicked session ended, user removed by hand):
-                // the next cycle sees the result either way.
-                Err(ClientError::Trap {
-                    category, message, ..
-                }) if is_missing_item(category, &message) => log::debug!(
-                    "router: {} for {}: already gone",
-                    action.describe(),
-                    action.user()
-                ),
-                Err(e) => {
-                    log::warn!(
-                        "router: {} for {} failed, retrying next cycle: {e}",
-                        action.describe(),
-                        action.user()
-                    );
-                    failed.insert(action.user().clone());
-                }
-            }
-        }
-        if taken > 0 {
-            log::debug!("{taken} user list rows taken while writing to the router");
-        }
-    }
-
-    /// The four list reads, concurrently over the one session, each folded
-    /// into typed rows as its sentences arrive.
-    async fn read_snapshot(&mut self) -> Result<Snapshot, ClientError> {
-        let print = crate::commands::print;
-        // Taken for the reads and put back after: a failed read starts its
-        // list's cache afresh, which costs only allocations.
-        let mut reuse = std::mem::take(&mut self.reuse);
-        // A user list is read in full only when due (see [`user_table`]);
-        // otherwise the copy kept current by its listen stands in.
-        let now = std::time::Instant::now();
-        let mut due = |service| {
-            reuse.users(service).needs_read(
-                self.users_listening[service_index(service)],
-                self.user_read,
-                now,
-            )
-        };
-        let due = [due(Service::Hotspot), due(Service::Pppoe)];
-        let router = &self.router;
-        let users = |service, mut table: UserTable| async move {
-            if !due[service_index(service)] {
-                return Ok(UsersRead {
-                    table,
-                    traps: Vec::new(),
-                    warnings: Vec::new(),
-                });
-            }
-            // The old rows go before the new ones come (one copy at a time);
-            // their vector's memory is reused, not page-faulted in afresh,
-            // and their names are reused by the read.
-            let names = table.name_cache();
-            table.rows.clear();
-            let rows = std::mem::take(&mut table.rows);
-            let mut f = router
-                .fold(
-                    print(
-                        crate::commands::users(service),
-                        match service {
-                            Service::Hotspot => HOTSPOT_USER_PROPS,
-                            Service::Pppoe => PPP_SECRET_PROPS,
-                        },
-                    ),
-                    UserRows::reusing(service, names, rows),
-                    UserRows::push,
-                )
-                .await?;
-            if f.traps.is_empty() {
-                table.read(std::mem::take(&mut f.value.rows), now);
-            } else {
-                // A refused read is not an empty list: the poll fails, and
-                // the next one reads again.
-                table.read_failed();
-            }
-            Ok::<_, ClientError>(UsersRead {
-                table,
-                traps: f.traps,
-                warnings: std::mem::take(&mut f.value.warnings),
-            })
-        };
-        let sessions = |service, (names, rows)| {
-            router.fold(
-                print(
-                    crate::commands::active(service),
-                    match service {
-                        Service::Hotspot => HOTSPOT_ACTIVE_PROPS,
-                        Service::Pppoe => PPP_ACTIVE_PROPS,
-                    },
-                ),
-                SessionRows::reusing(service, names, rows),
-                SessionRows::push,
-            )
-        };
-        // PPPoE byte counters live on the sessions' dynamic interfaces.
-        let ifaces = router.fold(
-            print("/interface", PPPOE_IFACE_PROPS).query("type=pppoe-in"),
-            PppoeCounters::new(),
-            PppoeCounters::push,
-        );
-        let (hu, ha, ps, pa, pi) = tokio::join!(
-            users(Service::Hotspot, std::mem::take(&mut reuse.hotspot_users)),
-            sessions(Service::Hotspot, std::mem::take(&mut reuse.hotspot_active)),
-            users(Service::Pppoe, std::mem::take(&mut reuse.ppp_secrets)),
-            sessions(Service::Pppoe, std::mem::take(&mut reuse.ppp_active)),
-            ifaces,
-        );
-        let (mut hu, mut ha, mut ps, mut pa, pi) = (hu?, ha?, ps?, pa?, pi?);
-        // The row vectors come back after the step (`Reuse::keep_rows`).
-        reuse.hotspot_users = std::mem::take(&mut hu.table);
-        reuse.hotspot_active.0 = ha.value.names.rotated();
-        reuse.ppp_secrets = std::mem::take(&mut ps.table);
-        reuse.ppp_active.0 = pa.value.names.rotated();
-        self.reuse = reuse;
-        // The counters are extra: a router that refuses the interface read
-        // (a restricted API user, an odd build) still gets its sessions
-        // polled, with PPPoE bytes unknown.
-        if let Some(t) = pi.traps.first() {
-            self.warn_once(format!(
-                "/interface/print refused ({}): PPPoE byte counters unavailable",
-                t.message
-            ));
-        }
-        for folded in [&hu.traps, &ha.traps, &ps.traps, &pa.traps] {
-            if let Some(t) = folded.first() {
-                return Err(ClientError::Trap {
-                    command: "list read".into(),
-                    category: t.category,
-                    message: t.message.clone(),
-                });
-            }
-        }
-        let warnings: Vec<_> = [
-            &hu.warnings,
-            &ha.value.warnings,
-            &ps.warnings,
-            &pa.value.warnings,
-            &pi.value.warnings,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|w| {
-            format!(
-                "{} {}: cannot parse {:?}; value skipped",
-                w.table, w.field, w.value
-            )
-        })
-        .collect();
-        for w in warnings {
-            self.warn_once(w);
-        }
-        if pi.traps.is_empty() {
-            pi.value.fill(&mut pa.value.rows);
-        }
-        Ok(Snapshot {
-            hotspot_users: std::mem::take(&mut self.reuse.hotspot_users.rows),
-            hotspot_active: ha.value.rows,
-            ppp_secrets: std::mem::take(&mut self.reuse.ppp_secrets.rows),
-            ppp_active: pa.value.rows,
-            router_boot: self.router_boot,
-            // Assessed by the caller, after the reads.
-            clock: None,
-            hotspot_users_kept: !due[service_index(Service::Hotspot)],
-            // Filled by the caller with the clock.
-            kicked: Default::default(),
-        })
-    }
-
     fn warn_once(&mut self, warning: String) {
-        if self.warned.len() < 10_000 && self.warned.insert(warning.clone()) {
+        if self.book.warn_once(&warning) {
             log::warn!("{warning}");
         }
-    }
-}
-
-/// A user list as this poll has it: read in full, or kept from before.
-struct UsersRead {
-    table: UserTable,
-    traps: Vec<crate::client::Trap>,
-    warnings: Vec<rows::ValueWarning>,
-}
-
-/// RouterOS answers an action on an item that no longer exists with a trap
-/// of category 0 ("missing item or command"); older versions send no
-/// category, and only then is the message looked at.
-fn is_missing_item(category: Option<u8>, message: &str) -> bool {
-    match category {
-        Some(c) => c == 0,
-        None => message == "no such item",
     }
 }

@@ -33,6 +33,7 @@ OPTIONS:
                            add USER PROFILE   -> `add USER <ms>`
                            login USER IP MAC  -> `login USER <ms>`
                            logout USER        -> `logout USER <ms>`
+                           stats              -> `stats <reply bytes> <commands>`
     --reply-delay-ms N   answer each command N ms late (a router's work time);
                          prints `max-in-flight: K` when a client keeps more
                          commands waiting at once than before
@@ -208,6 +209,11 @@ fn control(sim: &mikrotik_edge::sim::SimHandle) {
                 } else {
                     format!("error {user} has no session")
                 }
+            }
+            // The router's API work so far (for the bench's per-hour figures).
+            ["stats"] => {
+                let (bytes, commands) = sim.work();
+                format!("stats {bytes} {commands}")
             }
             _ => format!("error unknown command {line:?}"),
         };

@@ -52,6 +52,7 @@ const TOP_KEYS: &[&str] = &[
     "poll_secs",
     "usage_secs",
     "user_read_secs",
+    "active_read_secs",
     "hotspot_profile_pattern",
     "pppoe_profile_pattern",
     "expired_action",
@@ -116,6 +117,11 @@ pub struct Config {
     /// `listen` reports their changes, 0..=86400 seconds; 0 reads them at
     /// every poll (and does not listen on them).
     pub user_read_secs: u64,
+    /// How often the active lists are read in full (their counters) while
+    /// their listens are open, 0..=86400 seconds, at most every
+    /// `usage_secs`; between, a poll only counts their rows. 0 reads them
+    /// at every poll.
+    pub active_read_secs: u64,
     /// Glob (`*`, `?`) over hotspot user profile names; see [`crate::monitor::glob_match`].
     pub hotspot_profile_pattern: String,
     /// Glob (`*`, `?`) over PPP profile names; see [`crate::monitor::glob_match`].
@@ -209,6 +215,13 @@ impl Config {
             user_read_secs: src
                 .uint(
                     "user_read_secs",
+                    0..=86_400,
+                    "a whole number of seconds 0-86400",
+                )?
+                .unwrap_or(300),
+            active_read_secs: src
+                .uint(
+                    "active_read_secs",
                     0..=86_400,
                     "a whole number of seconds 0-86400",
                 )?

@@ -57,6 +57,7 @@ fn defaults() {
     assert_eq!(c.poll_interval(), Duration::from_secs(30));
     assert_eq!(c.usage_secs, 300);
     assert_eq!(c.user_read_secs, 300);
+    assert_eq!(c.active_read_secs, 300);
     assert_eq!(c.hotspot_profile_pattern, "*voucher*");
     assert_eq!(c.pppoe_profile_pattern, "*pppoe*");
     assert_eq!(c.expired_action, ExpiredAction::Disable);
@@ -171,6 +172,8 @@ fn validation_errors_name_their_key() {
         ("usage_secs", "31536001"),
         ("user_read_secs", "86401"),
         ("user_read_secs", "-1"),
+        ("active_read_secs", "86401"),
+        ("active_read_secs", "-1"),
         ("hotspot_profile_pattern", ""),
         ("pppoe_profile_pattern", ""),
         ("expired_action", "delete"),

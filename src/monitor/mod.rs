@@ -16,6 +16,7 @@
 //!   the same session and voucher logic, so the two paths agree.
 //! - usage.rs: sessions never seen, from users' cumulative counters.
 //! - sorted_map.rs: the state's large maps, as one sorted vector each.
+//! - name_index.rs: row positions by name, for the step's lookups.
 //!
 //! Nothing here does I/O or sees wire words; [`crate::agent`] reads the
 //! router into typed rows, calls [`step`], commits the result, then turns
@@ -26,6 +27,7 @@ pub mod clock_trust;
 mod glob;
 mod listen;
 mod managed;
+mod name_index;
 mod sessions;
 mod snapshot;
 mod sorted_map;

@@ -14,7 +14,9 @@ pub(super) type Sessions = SortedMap<SessionKey, TrackedSession>;
 /// Inputs beyond the two session lists.
 pub(super) struct Context<'a> {
     pub now: Timestamp,
-    pub usage_secs: u64,
+    /// Sessions whose last report is at least this old report usage;
+    /// `None`: the counters were not read, nobody reports.
+    pub usage_after_secs: Option<u64>,
     /// The router's uptime went backwards since the last cycle.
     pub rebooted: bool,
     /// Users whose voucher the agent expired: their sessions were kicked.
@@ -77,7 +79,10 @@ pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Cont
         let known = sessions.value_at(at);
         // Nothing survives a reboot, whatever its `.id` and uptime say.
         if !ctx.rebooted && same_session(known, row) {
-            let report = ctx.now.secs_since(known.last_report) >= ctx.usage_secs as i64;
+            let age = ctx.now.secs_since(known.last_report);
+            let report = ctx
+                .usage_after_secs
+                .is_some_and(|after| age >= i64::try_from(after).unwrap_or(i64::MAX));
             let t = sessions.value_at_mut(at);
             let c = &mut t.counters;
             c.uptime_secs = row.uptime_secs.unwrap_or(c.uptime_secs);

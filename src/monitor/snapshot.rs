@@ -122,6 +122,15 @@ pub struct Snapshot {
     /// Unseen usage is then not judged; seen sessions that end add their
     /// credit until the next full read.
     pub hotspot_users_kept: bool,
+    /// The session rows were not read this poll: they are the agent's copy
+    /// (the open sessions as the listens left them, checked against the
+    /// router's counts), with the counters last read. No usage is reported
+    /// from them and `last_poll` (when counters were last seen) stays.
+    pub sessions_kept: bool,
+    /// Counters read now are read again only a usage interval later: a
+    /// session whose usage falls due within this many seconds reports now
+    /// rather than an interval late (0: counters are read every poll).
+    pub usage_early_secs: u64,
     /// Sessions the agent ended itself since the last poll (sync, user
     /// API): gone, they log out as `kicked`.
     pub kicked: std::collections::BTreeSet<super::SessionKey>,

@@ -100,6 +100,11 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
         self.find(key).ok()
     }
 
+    /// The key at a position (`0..len()`, in key order).
+    pub fn key_at(&self, at: usize) -> &K {
+        &self.entries[at].0
+    }
+
     pub fn value_at(&self, at: usize) -> &V {
         &self.entries[at].1
     }

@@ -7,6 +7,7 @@ use super::action::Action;
 use super::clock_trust::{self, ClockNow};
 use super::glob::glob_match;
 use super::managed::ours_by_comment;
+use super::name_index::NameIndex;
 use super::state::SessionKey;
 use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, usage, vouchers};
 use crate::clock::Timestamp;
@@ -59,21 +60,18 @@ pub struct StepOutput {
 /// The users whose profile matches a pattern.
 struct Managed<'a> {
     users: &'a [UserRow],
-    /// Their indices in `users`, sorted by name (the last row of a name
-    /// only), for lookups by name: a sorted array of four-byte indices
-    /// rather than a hash map, a tenth of its memory.
-    by_name: Vec<u32>,
-    /// The same indices in the router's order.
+    /// Their positions in `users` by name (the last row of a name only).
+    index: NameIndex,
+    /// The same positions in the router's order.
     sorted: Vec<u32>,
 }
 
 impl<'a> Managed<'a> {
     fn get(&self, name: &Name) -> Option<&'a UserRow> {
         let users = self.users;
-        self.by_name
-            .binary_search_by(|&i| users[i as usize].name.cmp(name))
-            .ok()
-            .map(|at| &users[self.by_name[at] as usize])
+        self.index
+            .get(name.as_bytes(), |i| users[i as usize].name.as_bytes())
+            .map(|i| &users[i as usize])
     }
 
     fn contains(&self, name: &Name) -> bool {
@@ -98,7 +96,7 @@ fn managed<'a>(users: &'a [UserRow], service: Service, cfg: &MonitorConfig) -> M
     let mut last: Option<(&Name, bool)> = None;
     // Row indices fit in four bytes: a reply is capped far below 4 billion
     // rows (and a list that long could not be held anyway).
-    for (i, u) in users.iter().enumerate().take(u32::MAX as usize) {
+    for (i, u) in users.iter().enumerate().take(u32::MAX as usize - 1) {
         let wanted = match last {
             Some((p, v)) if p.same_allocation(&u.profile) => v,
             _ => {
@@ -114,22 +112,17 @@ fn managed<'a>(users: &'a [UserRow], service: Service, cfg: &MonitorConfig) -> M
             sorted.push(i as u32);
         }
     }
-    let mut by_name = sorted.clone();
-    // Stable: rows of one name stay in the router's order, the last kept.
-    by_name.sort_by(|&a, &b| users[a as usize].name.cmp(&users[b as usize].name));
-    by_name.reverse();
-    by_name.dedup_by(|later, earlier| users[*later as usize].name == users[*earlier as usize].name);
-    by_name.reverse();
+    let name_of = |i: u32| users[i as usize].name.as_bytes();
+    // Of rows with one name, the last is indexed.
+    let index = NameIndex::build(sorted.iter().copied(), name_of);
     // The router's own order (stable from poll to poll), without
-    // duplicates of a name (the last row wins, as in `by_name`).
-    if by_name.len() < sorted.len() {
-        let mut last_rows = by_name.clone();
-        last_rows.sort_unstable();
-        sorted.retain(|i| last_rows.binary_search(i).is_ok());
+    // duplicates of a name (the last row wins, as in the index).
+    if index.len() < sorted.len() {
+        sorted.retain(|&i| index.get(name_of(i), name_of) == Some(i));
     }
     Managed {
         users,
-        by_name,
+        index,
         sorted,
     }
 }
@@ -239,7 +232,8 @@ pub fn step_in_place(
     };
     let ctx = sessions::Context {
         now,
-        usage_secs: cfg.usage_secs,
+        usage_after_secs: (!snap.sessions_kept)
+            .then(|| cfg.usage_secs.saturating_sub(snap.usage_early_secs)),
         rebooted,
         kicked_users: &kicked_users,
         kicked: &snap.kicked,
@@ -316,7 +310,11 @@ pub fn step_in_place(
     state.started = true;
     state.clock = clock;
     state.usage = usage;
-    state.last_poll = Some(now);
+    // A kept copy's counters are as old as the last read: credit for a
+    // session ending later must stretch from then.
+    if !snap.sessions_kept {
+        state.last_poll = Some(now);
+    }
     StepChanges {
         events,
         actions: plan.actions,

@@ -21,6 +21,7 @@
 use rustc_hash::FxHashSet as HashSet;
 use std::collections::BTreeMap;
 
+use super::name_index::NameIndex;
 use super::sorted_map::SortedMap;
 
 use super::{Totals, UsageBaseline, UserRow};
@@ -41,9 +42,14 @@ pub(super) fn account(
     ended: &BTreeMap<Name, Totals>,
     counters_read: bool,
 ) -> (SortedMap<Name, UsageBaseline>, Vec<EventKind>) {
-    // Binary searches in `prev` (no lookup table: at 10,000 users one is
-    // a quarter megabyte), and the result as `prev` patched with what
-    // changed: in a quiet poll no baseline changes.
+    // Lookups in `prev` through a hash index of its positions (6 to 12
+    // bytes a user, for this call only), and the result as `prev` patched
+    // with what changed: in a quiet poll no baseline changes.
+    let len = u32::try_from(prev.len())
+        .unwrap_or(u32::MAX - 1)
+        .min(u32::MAX - 1);
+    let name_of = |i: u32| prev.key_at(i as usize).as_bytes();
+    let index = NameIndex::build(0..len, name_of);
     let mut changed: Vec<(Name, UsageBaseline)> = Vec::new();
     // Users that keep their entry in `prev` (same name): when that is all
     // of them, nothing needs removing.
@@ -53,7 +59,9 @@ pub(super) fn account(
         let Some(now_totals) = user.totals else {
             continue;
         };
-        let base = prev.get(&user.name);
+        let base = index
+            .get(user.name.as_bytes(), name_of)
+            .map(|i| prev.value_at(i as usize));
         kept += usize::from(base.is_some());
         let fresh = UsageBaseline {
             id: user.id,
@@ -98,6 +106,7 @@ pub(super) fn account(
             credit: left,
         });
     }
+    drop(index);
     // Patched in place when nothing else shares it (see `insert_all`).
     let mut next = prev;
     if kept < next.len() {

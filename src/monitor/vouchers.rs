@@ -14,6 +14,7 @@ use crate::clock::{Timestamp, parse_rfc3339};
 use crate::comment::VoucherView;
 use crate::event::{EventKind, ExpiredAction};
 use crate::name::{Mac, Name};
+use crate::valid_hours::{ValidHours, ValidHoursError};
 
 pub(super) struct Plan {
     pub vouchers: SortedMap<Name, VoucherProgress>,
@@ -22,6 +23,9 @@ pub(super) struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// Plans every voucher among `users`: each one's progress decided by
+/// [`Voucher::decide`] (its phases in order: unusable comment, activation,
+/// correction, expiry), then `prev` patched with what changed.
 pub(super) fn plan(
     prev: &SortedMap<Name, VoucherProgress>,
     users: &[&UserRow],
@@ -36,89 +40,224 @@ pub(super) fn plan(
         actions: Vec::new(),
         warnings: Vec::new(),
     };
-    // Sessions by user: the active rows sorted by user name (stable, so a
-    // user's sessions stay in the router's order), one binary search per
-    // voucher. No hash map of lists: at 5,000 sessions that was most of
-    // half a megabyte a poll, for what is four bytes a session here.
-    let mut by_user: Vec<&SessionRow> = active.to_vec();
-    by_user.sort_by(|a, b| a.user.cmp(&b.user));
-    // What changes against `prev`: in most polls nothing, and `prev` is
-    // then kept as it is (no new map is built just to be compared).
-    let mut puts: Vec<(Name, VoucherProgress)> = Vec::new();
-    let mut dels: Vec<Name> = Vec::new();
-    // Entries of `prev` that stay (same name, progress to keep).
-    let mut kept_from_prev = 0;
+    let by_user = sessions_by_user(active);
+    let mut changes = Changes::default();
     for user in users {
         let Some(meta) = VoucherView::parse(user.comment.as_bytes()) else {
             continue;
         };
         let before = prev.get(&user.name);
-        let mut progress = before.cloned().unwrap_or_default();
-        let mut keep = |progress: VoucherProgress| {
-            if progress == VoucherProgress::default() {
-                if before.is_some() {
-                    dels.push(user.name.clone());
-                }
-                return;
-            }
-            kept_from_prev += usize::from(before.is_some());
-            if before != Some(&progress) {
-                puts.push((user.name.clone(), progress));
-            }
+        let voucher = Voucher {
+            user,
+            meta,
+            sessions: sessions_of(&by_user, &user.name),
+            now,
+            clock,
+            cfg,
         };
-        let sessions = sessions_of(&by_user, &user.name);
-        // Only events carry it: made when one is emitted, not per voucher per poll.
-        let batch_id = || Name::new(meta.batch_id().unwrap_or_default());
+        let progress = voucher.decide(before.cloned().unwrap_or_default(), &mut out);
+        changes.record(&user.name, before, progress);
+    }
+    out.vouchers = changes.patch(prev, users);
+    out
+}
 
-        // A hand-edited date that does not parse: acting on it could extend
-        // the voucher (re-activation) or end it early, so leave it alone and
-        // say so once, until the comment is fixed.
-        // A validity that cannot be used (negative, not a number, empty)
-        // with no `expires_at` to go by: the voucher would never expire, so
-        // it is reported (an alert centrally) instead of activated.
-        let hours = meta.valid_hours_checked();
-        let unusable_hours = match (&hours, meta.expires_at_raw()) {
-            (Err(e), None) => Some(e.to_string()),
-            (Err(e), Some(b"")) => Some(e.to_string()),
-            _ => None,
-        };
-        if let Some(reason) = unreadable_dates(&meta).or(unusable_hours) {
-            if !progress.invalid_reported {
-                progress.invalid_reported = true;
-                out.events.push(EventKind::VoucherInvalid {
-                    user: user.name.clone(),
-                    reason,
-                    comment: user.comment.clone(),
-                });
+/// Sessions by user: the active rows sorted by user name (stable, so a
+/// user's sessions stay in the router's order), one binary search per
+/// voucher. No hash map of lists: at 5,000 sessions that was most of
+/// half a megabyte a poll, for what is eight bytes a session here.
+fn sessions_by_user<'a>(active: &[&'a SessionRow]) -> Vec<&'a SessionRow> {
+    let mut by_user = active.to_vec();
+    by_user.sort_by(|a, b| a.user.cmp(&b.user));
+    by_user
+}
+
+/// What changes against `prev`: in most polls nothing, and `prev` is then
+/// kept as it is (no new map is built just to be compared).
+#[derive(Default)]
+struct Changes {
+    puts: Vec<(Name, VoucherProgress)>,
+    dels: Vec<Name>,
+    /// Entries of `prev` that stay (same name, progress to keep).
+    kept_from_prev: usize,
+}
+
+impl Changes {
+    /// One voucher's decided progress against its entry in `prev`.
+    fn record(&mut self, name: &Name, before: Option<&VoucherProgress>, progress: VoucherProgress) {
+        if progress == VoucherProgress::default() {
+            if before.is_some() {
+                self.dels.push(name.clone());
             }
-            keep(progress);
-            continue;
+            return;
         }
-        progress.invalid_reported = false;
+        self.kept_from_prev += usize::from(before.is_some());
+        if before != Some(&progress) {
+            self.puts.push((name.clone(), progress));
+        }
+    }
 
+    /// `prev` patched; when nothing changed (most polls) the same copy, so
+    /// the two states share one and the delta sees it at once.
+    fn patch(
+        mut self,
+        prev: &SortedMap<Name, VoucherProgress>,
+        users: &[&UserRow],
+    ) -> SortedMap<Name, VoucherProgress> {
+        let mut vouchers = prev.clone();
+        // Vouchers whose user is gone from the router (removed at expiry, or
+        // by the operator), or is no voucher any more, are dropped: there
+        // is nothing left to act on.
+        if self.kept_from_prev < prev.len() {
+            let mut present: Vec<&Name> = users
+                .iter()
+                .filter(|u| VoucherView::parse(u.comment.as_bytes()).is_some())
+                .map(|u| &u.name)
+                .collect();
+            present.sort_unstable();
+            self.dels.sort_unstable();
+            let dels = &self.dels;
+            vouchers.retain(|name, _| {
+                present.binary_search(&name).is_ok() && dels.binary_search(name).is_err()
+            });
+        }
+        vouchers.insert_all(self.puts);
+        vouchers
+    }
+}
+
+/// The comment's dates, each parsed once.
+struct Dates {
+    first_login_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+}
+
+impl Dates {
+    /// The dates, or why they cannot be trusted: a field present and not
+    /// blank that is not RFC 3339. A blank field is no date.
+    fn parse(meta: &VoucherView) -> Result<Dates, String> {
+        let date = |field: &str, raw: Option<&[u8]>| match raw.filter(|r| !r.is_empty()) {
+            None => Ok(None),
+            Some(raw) => match parse_rfc3339(raw) {
+                Ok(t) => Ok(Some(t)),
+                Err(_) if raw.trim_ascii().is_empty() => Ok(None),
+                Err(e) => Err(format!("{field}: {e}")),
+            },
+        };
+        Ok(Dates {
+            first_login_at: date("first_login_at", meta.first_login_at_raw())?,
+            expires_at: date("expires_at", meta.expires_at_raw())?,
+        })
+    }
+}
+
+/// One voucher as this poll sees it.
+struct Voucher<'a> {
+    user: &'a UserRow,
+    meta: VoucherView<'a>,
+    /// Its active rows, in the router's order.
+    sessions: &'a [&'a SessionRow],
+    now: Timestamp,
+    clock: &'a ClockNow,
+    cfg: &'a MonitorConfig,
+}
+
+impl Voucher<'_> {
+    /// The voucher's next progress, with the events, actions and warnings
+    /// that go with it.
+    fn decide(&self, mut progress: VoucherProgress, out: &mut Plan) -> VoucherProgress {
+        let hours = self.meta.valid_hours_checked();
+        let dates = match self.usable(&hours) {
+            Ok(dates) => dates,
+            Err(reason) => {
+                self.report_invalid(&mut progress, reason, out);
+                return progress;
+            }
+        };
+        progress.invalid_reported = false;
         let hours = hours.ok();
-        let locks_mac = cfg.mac_lock
-            || cfg
+        let correcting = progress.provisional.is_some_and(|p| p.corrected);
+        self.activate(&mut progress, &dates, hours, correcting, out);
+        if let Some(hours) = hours {
+            self.correct(&mut progress, &dates, hours, out);
+        }
+        self.expire(&mut progress, &dates, hours, correcting, out);
+        progress
+    }
+
+    /// The dates, unless the voucher must be left alone: a hand-edited
+    /// date that does not parse (acting on it could extend the voucher by
+    /// a re-activation or end it early), or a validity that cannot be used
+    /// (negative, not a number, empty) with no `expires_at` to go by (the
+    /// voucher would never expire).
+    fn usable(&self, hours: &Result<ValidHours, ValidHoursError>) -> Result<Dates, String> {
+        let dates = Dates::parse(&self.meta)?;
+        match (hours, self.meta.expires_at_raw()) {
+            (Err(e), None | Some(b"")) => Err(e.to_string()),
+            _ => Ok(dates),
+        }
+    }
+
+    /// Said once (an alert centrally), until the comment is fixed.
+    fn report_invalid(&self, progress: &mut VoucherProgress, reason: String, out: &mut Plan) {
+        if progress.invalid_reported {
+            return;
+        }
+        progress.invalid_reported = true;
+        out.events.push(EventKind::VoucherInvalid {
+            user: self.user.name.clone(),
+            reason,
+            comment: self.user.comment.clone(),
+        });
+    }
+
+    /// Only events carry it: made when one is emitted, not per voucher per poll.
+    fn batch_id(&self) -> Name {
+        Name::new(self.meta.batch_id().unwrap_or_default())
+    }
+
+    fn activation_text(
+        &self,
+        first: Timestamp,
+        expires: Timestamp,
+        mac: Option<Mac>,
+    ) -> CommentText {
+        CommentText::Activation {
+            base: self.user.comment.clone(),
+            first_login_at: first,
+            expires_at: expires,
+            mac,
+        }
+    }
+
+    fn pending_write(&self, first: Timestamp, expires: Timestamp, mac: Option<Mac>) -> Action {
+        Action::SetComment {
+            id: self.user.id,
+            user: self.user.name.clone(),
+            comment: self.activation_text(first, expires, mac),
+        }
+    }
+
+    fn locks_mac(&self) -> bool {
+        self.cfg.mac_lock
+            || self
+                .cfg
                 .mac_lock_pattern
                 .as_deref()
-                .is_some_and(|p| glob_match(p, user.profile.as_bytes()));
+                .is_some_and(|p| glob_match(p, self.user.profile.as_bytes()))
+    }
 
-        // Activation.
-        let activation_text =
-            |first: Timestamp, expires: Timestamp, mac: Option<Mac>| CommentText::Activation {
-                base: user.comment.clone(),
-                first_login_at: first,
-                expires_at: expires,
-                mac,
-            };
-        let pending_write =
-            |first: Timestamp, expires: Timestamp, mac: Option<Mac>| Action::SetComment {
-                id: user.id,
-                user: user.name.clone(),
-                comment: activation_text(first, expires, mac),
-            };
-        let correcting = progress.provisional.is_some_and(|p| p.corrected);
-        if let Some(first) = meta.first_login_at()
+    /// Activation: confirmed by the router's comment, a write to retry, or
+    /// a first use that activates it now.
+    fn activate(
+        &self,
+        progress: &mut VoucherProgress,
+        dates: &Dates,
+        hours: Option<ValidHours>,
+        correcting: bool,
+        out: &mut Plan,
+    ) {
+        if let Some(first) = dates.first_login_at
             && progress
                 .activation
                 .is_none_or(|(want, _)| !correcting || want == first)
@@ -135,123 +274,163 @@ pub(super) fn plan(
             // actions after a failure, so a written comment means a lock.
             if let Some(mac) = progress.mac {
                 out.actions.push(Action::LockMac {
-                    id: user.id,
-                    user: user.name.clone(),
+                    id: self.user.id,
+                    user: self.user.name.clone(),
                     mac,
                 });
             }
             out.actions
-                .push(pending_write(first, expires, progress.mac));
-        } else if let Some((first, estimated)) = first_use(sessions, user, now) {
+                .push(self.pending_write(first, expires, progress.mac));
+        } else if let Some((first, estimated)) = first_use(self.sessions, self.user, self.now) {
             match hours {
-                Some(hours) => {
-                    let expires = first.plus_valid(hours);
-                    progress.activation = Some((first, expires));
-                    let provisional = !clock.trusted;
-                    // Assigned either way: a comment reset by hand starts a
-                    // new activation, which must not inherit an old anchor.
-                    // An estimated first use lies `now - first` in the past
-                    // on the elapsed clock too.
-                    let back = u64::try_from(now.secs_since(first)).unwrap_or(0);
-                    progress.provisional = provisional.then(|| Provisional {
-                        // Untrusted implies an assessed clock, so a ledger.
-                        anchor: clock.elapsed.unwrap_or(0).saturating_sub(back),
-                        first_login_at: first,
-                        corrected: false,
-                    });
-                    let session_mac = sessions.first().and_then(|s| s.mac);
-                    let mac = if locks_mac { session_mac } else { None };
-                    if locks_mac && mac.is_none() && !estimated {
-                        out.warnings.push(format!(
-                            "voucher {}: MAC lock wanted but the session shows no MAC",
-                            user.name
-                        ));
-                    }
-                    progress.mac = mac;
-                    out.events.push(EventKind::VoucherActivated {
-                        user: user.name.clone(),
-                        batch_id: batch_id(),
-                        valid_hours: hours,
-                        first_login_at: first,
-                        expires_at: expires,
-                        provisional,
-                        mac,
-                        estimated,
-                        comment: Name::new(activation_text(first, expires, mac).render()),
-                    });
-                    if let Some(mac) = mac {
-                        out.actions.push(Action::LockMac {
-                            id: user.id,
-                            user: user.name.clone(),
-                            mac,
-                        });
-                    }
-                    out.actions.push(pending_write(first, expires, mac));
-                }
+                Some(hours) => self.activate_now(progress, first, estimated, hours, out),
                 None => out.warnings.push(format!(
                     "voucher {} has no usable valid_hours in its comment; not activating it",
-                    user.name
+                    self.user.name
                 )),
             }
         }
+    }
 
-        // A trusted time arrived for a provisional activation: re-stamp it
-        // at trusted now minus the monotonic time elapsed since, once.
-        if let (Some(p), true, Some(elapsed), Some(hours)) =
-            (progress.provisional, clock.trusted, clock.elapsed, hours)
-            && !p.corrected
-        {
-            let since = i64::try_from(elapsed.saturating_sub(p.anchor)).unwrap_or(i64::MAX);
-            let first = now.plus_secs(-since);
-            let expires = first.plus_valid(hours);
-            progress.provisional = Some(Provisional {
-                corrected: true,
-                ..p
-            });
-            progress.activation = Some((first, expires));
-            // Already expired on elapsed time: that event stands; the
-            // corrected term is the one it was about.
-            if progress.expired_for.is_some() {
-                progress.expired_for = Some(expires);
-            }
-            out.events.push(EventKind::VoucherCorrected {
-                user: user.name.clone(),
-                batch_id: batch_id(),
-                valid_hours: hours,
-                first_login_at: first,
-                expires_at: expires,
-                provisional_first_login_at: p.first_login_at,
-                comment: Name::new(activation_text(first, expires, progress.mac).render()),
-            });
-            if meta.first_login_at() != Some(first) {
-                // Replaces a retry of the provisional write planned above.
-                out.actions
-                    .retain(|a| !matches!(a, Action::SetComment { id, .. } if *id == user.id));
-                out.actions
-                    .push(pending_write(first, expires, progress.mac));
-            } else {
-                progress.activation = None;
-                progress.provisional = None;
-            }
+    /// A first use seen: the activation decided, its event, and the writes.
+    fn activate_now(
+        &self,
+        progress: &mut VoucherProgress,
+        first: Timestamp,
+        estimated: bool,
+        hours: ValidHours,
+        out: &mut Plan,
+    ) {
+        let (now, clock) = (self.now, self.clock);
+        let expires = first.plus_valid(hours);
+        progress.activation = Some((first, expires));
+        let provisional = !clock.trusted;
+        // Assigned either way: a comment reset by hand starts a new
+        // activation, which must not inherit an old anchor. An estimated
+        // first use lies `now - first` in the past on the elapsed clock too.
+        let back = u64::try_from(now.secs_since(first)).unwrap_or(0);
+        progress.provisional = provisional.then(|| Provisional {
+            // Untrusted implies an assessed clock, so a ledger.
+            anchor: clock.elapsed.unwrap_or(0).saturating_sub(back),
+            first_login_at: first,
+            corrected: false,
+        });
+        let locks_mac = self.locks_mac();
+        let session_mac = self.sessions.first().and_then(|s| s.mac);
+        let mac = if locks_mac { session_mac } else { None };
+        if locks_mac && mac.is_none() && !estimated {
+            out.warnings.push(format!(
+                "voucher {}: MAC lock wanted but the session shows no MAC",
+                self.user.name
+            ));
         }
+        progress.mac = mac;
+        out.events.push(EventKind::VoucherActivated {
+            user: self.user.name.clone(),
+            batch_id: self.batch_id(),
+            valid_hours: hours,
+            first_login_at: first,
+            expires_at: expires,
+            provisional,
+            mac,
+            estimated,
+            comment: Name::new(self.activation_text(first, expires, mac).render()),
+        });
+        if let Some(mac) = mac {
+            out.actions.push(Action::LockMac {
+                id: self.user.id,
+                user: self.user.name.clone(),
+                mac,
+            });
+        }
+        out.actions.push(self.pending_write(first, expires, mac));
+    }
 
-        // Expiry: from the comment, else from first login + valid hours,
-        // else from an activation not yet written back. A corrected
-        // activation's times win over the provisional ones in the comment.
-        let from_comment = meta
-            .expires_at()
-            .or_else(|| Some(meta.first_login_at()?.plus_valid(meta.valid_hours()?)));
-        let expires_at = if correcting || progress.provisional.is_some_and(|p| p.corrected) {
+    /// A trusted time arrived for a provisional activation: re-stamp it at
+    /// trusted now minus the monotonic time elapsed since, once.
+    fn correct(
+        &self,
+        progress: &mut VoucherProgress,
+        dates: &Dates,
+        hours: ValidHours,
+        out: &mut Plan,
+    ) {
+        let (Some(p), true, Some(elapsed)) =
+            (progress.provisional, self.clock.trusted, self.clock.elapsed)
+        else {
+            return;
+        };
+        if p.corrected {
+            return;
+        }
+        let since = i64::try_from(elapsed.saturating_sub(p.anchor)).unwrap_or(i64::MAX);
+        let first = self.now.plus_secs(-since);
+        let expires = first.plus_valid(hours);
+        progress.provisional = Some(Provisional {
+            corrected: true,
+            ..p
+        });
+        progress.activation = Some((first, expires));
+        // Already expired on elapsed time: that event stands; the
+        // corrected term is the one it was about.
+        if progress.expired_for.is_some() {
+            progress.expired_for = Some(expires);
+        }
+        out.events.push(EventKind::VoucherCorrected {
+            user: self.user.name.clone(),
+            batch_id: self.batch_id(),
+            valid_hours: hours,
+            first_login_at: first,
+            expires_at: expires,
+            provisional_first_login_at: p.first_login_at,
+            comment: Name::new(self.activation_text(first, expires, progress.mac).render()),
+        });
+        if dates.first_login_at != Some(first) {
+            // Replaces a retry of the provisional write planned above.
+            let id = self.user.id;
+            out.actions
+                .retain(|a| !matches!(a, Action::SetComment { id: a_id, .. } if *a_id == id));
+            out.actions
+                .push(self.pending_write(first, expires, progress.mac));
+        } else {
+            progress.activation = None;
+            progress.provisional = None;
+        }
+    }
+
+    /// When the voucher expires: from the comment, else from first login
+    /// plus valid hours, else from an activation not yet written back. A
+    /// corrected activation's times win over the provisional ones in the
+    /// comment.
+    fn expires_at(
+        &self,
+        progress: &VoucherProgress,
+        dates: &Dates,
+        hours: Option<ValidHours>,
+        correcting: bool,
+    ) -> Option<Timestamp> {
+        let from_comment = dates
+            .expires_at
+            .or_else(|| Some(dates.first_login_at?.plus_valid(hours?)));
+        if correcting || progress.provisional.is_some_and(|p| p.corrected) {
             progress.activation.map(|(_, e)| e).or(from_comment)
         } else {
             from_comment.or(progress.activation.map(|(_, e)| e))
-        };
-        // Never early because of a wrong clock: the wall clock counts only
-        // when trusted; otherwise only time certainly elapsed does (the
-        // floor from the last trusted time, or for a provisional activation
-        // the monotonic time since it).
-        let uncorrected = progress.provisional.filter(|p| !p.corrected);
-        let due = |expires_at: Timestamp| match uncorrected {
+        }
+    }
+
+    /// Whether `expires_at` has come. Never early because of a wrong
+    /// clock: the wall clock counts only when trusted; otherwise only time
+    /// certainly elapsed does (the floor from the last trusted time, or for
+    /// a provisional activation the monotonic time since it).
+    fn due(
+        &self,
+        progress: &VoucherProgress,
+        hours: Option<ValidHours>,
+        expires_at: Timestamp,
+    ) -> bool {
+        let (now, clock) = (self.now, self.clock);
+        match progress.provisional.filter(|p| !p.corrected) {
             Some(p) => match (clock.elapsed, hours) {
                 (Some(elapsed), Some(hours)) => {
                     elapsed.saturating_sub(p.anchor) >= u64::from(hours.minutes()) * 60
@@ -263,73 +442,74 @@ pub(super) fn plan(
                 (clock.trusted && now >= expires_at)
                     || clock.floor.is_some_and(|floor| floor >= expires_at)
             }
-        };
-        if let Some(expires_at) = expires_at.filter(|e| due(*e)) {
-            if progress.expired_for != Some(expires_at) {
-                progress.expired_for = Some(expires_at);
-                progress.enforced = false;
-                out.events.push(EventKind::VoucherExpired {
-                    user: user.name.clone(),
-                    batch_id: batch_id(),
-                    expires_at,
-                    action: cfg.expired_action,
-                });
-            }
-            if !progress.enforced {
-                let user_done = match cfg.expired_action {
-                    ExpiredAction::Disable => user.disabled,
-                    // A removed user is absent from the list (handled below).
-                    ExpiredAction::Remove => false,
-                };
-                if user_done && sessions.is_empty() {
-                    progress.enforced = true;
-                } else {
-                    // Disable before kicking, so the user cannot log straight
-                    // back in; kick before removing, because a session whose
-                    // user is gone is no longer recognised as ours.
-                    if cfg.expired_action == ExpiredAction::Disable && !user.disabled {
-                        out.actions.push(Action::DisableUser {
-                            id: user.id,
-                            user: user.name.clone(),
-                        });
-                    }
-                    for s in sessions {
-                        out.actions.push(Action::Kick {
-                            active_id: s.id,
-                            user: user.name.clone(),
-                        });
-                    }
-                    if cfg.expired_action == ExpiredAction::Remove {
-                        out.actions.push(Action::RemoveUser {
-                            id: user.id,
-                            user: user.name.clone(),
-                        });
-                    }
-                }
-            }
         }
-        keep(progress);
     }
-    // `prev` patched; when nothing changed (most polls) the same copy, so
-    // the two states share one and the delta sees it at once.
-    out.vouchers = prev.clone();
-    // Vouchers whose user is gone from the router (removed at expiry, or by
-    // the operator), or is no voucher any more, are dropped: there is
-    // nothing left to act on.
-    if kept_from_prev < prev.len() {
-        let mut vouchers: Vec<&Name> = users
-            .iter()
-            .filter(|u| VoucherView::parse(u.comment.as_bytes()).is_some())
-            .map(|u| &u.name)
-            .collect();
-        vouchers.sort_unstable();
-        dels.sort_unstable();
-        out.vouchers.retain(|name, _| {
-            vouchers.binary_search(&name).is_ok() && dels.binary_search(name).is_err()
-        });
+
+    /// Expiry: the event once per term, then the router actions until the
+    /// router's lists show them done.
+    fn expire(
+        &self,
+        progress: &mut VoucherProgress,
+        dates: &Dates,
+        hours: Option<ValidHours>,
+        correcting: bool,
+        out: &mut Plan,
+    ) {
+        let Some(expires_at) = self
+            .expires_at(progress, dates, hours, correcting)
+            .filter(|e| self.due(progress, hours, *e))
+        else {
+            return;
+        };
+        if progress.expired_for != Some(expires_at) {
+            progress.expired_for = Some(expires_at);
+            progress.enforced = false;
+            out.events.push(EventKind::VoucherExpired {
+                user: self.user.name.clone(),
+                batch_id: self.batch_id(),
+                expires_at,
+                action: self.cfg.expired_action,
+            });
+        }
+        if !progress.enforced {
+            self.enforce(progress, out);
+        }
     }
-    out.vouchers.insert_all(puts);
-    out
+
+    /// The expiry's router actions, or `enforced` once they show.
+    fn enforce(&self, progress: &mut VoucherProgress, out: &mut Plan) {
+        let (user, action) = (self.user, self.cfg.expired_action);
+        let user_done = match action {
+            ExpiredAction::Disable => user.disabled,
+            // A removed user is absent from the list (handled by `patch`).
+            ExpiredAction::Remove => false,
+        };
+        if user_done && self.sessions.is_empty() {
+            progress.enforced = true;
+            return;
+        }
+        // Disable before kicking, so the user cannot log straight back in;
+        // kick before removing, because a session whose user is gone is no
+        // longer recognised as ours.
+        if action == ExpiredAction::Disable && !user.disabled {
+            out.actions.push(Action::DisableUser {
+                id: user.id,
+                user: user.name.clone(),
+            });
+        }
+        for s in self.sessions {
+            out.actions.push(Action::Kick {
+                active_id: s.id,
+                user: user.name.clone(),
+            });
+        }
+        if action == ExpiredAction::Remove {
+            out.actions.push(Action::RemoveUser {
+                id: user.id,
+                user: user.name.clone(),
+            });
+        }
+    }
 }
 
 /// `user`'s rows in `by_user` (sorted by user name).
@@ -364,21 +544,4 @@ fn first_use(
             true,
         )
     })
-}
-
-/// Why the comment's `first_login_at` or `expires_at` cannot be trusted:
-/// present and non-empty, but not RFC 3339.
-fn unreadable_dates(meta: &VoucherView) -> Option<String> {
-    for (field, raw) in [
-        ("first_login_at", meta.first_login_at_raw()),
-        ("expires_at", meta.expires_at_raw()),
-    ] {
-        let Some(raw) = raw.filter(|r| !r.trim_ascii().is_empty()) else {
-            continue;
-        };
-        if let Err(e) = parse_rfc3339(raw) {
-            return Some(format!("{field}: {e}"));
-        }
-    }
-    None
 }

@@ -108,13 +108,40 @@ pub(crate) async fn run(shared: Arc<Shared>, out: UnboundedSender<Out>, menu: Me
         revs.sort_unstable();
         revs
     };
-    let mut last = revisions(&lock(&shared.inner));
+    let end_of = |inner: &super::server::Inner| {
+        inner
+            .listen_ends
+            .iter()
+            .find(|(m, _)| *m == menu)
+            .map_or(0, |(_, n)| *n)
+    };
+    let (mut last, started) = {
+        let inner = lock(&shared.inner);
+        (revisions(&inner), end_of(&inner))
+    };
     while changes.changed().await.is_ok() {
         // Revisions, not printed rows, are compared: a change to one of
         // 10,000 users prints one row, not 10,000.
         let (now, printed, dead) = {
             let inner = lock(&shared.inner);
+            if end_of(&inner) != started {
+                drop(inner);
+                let interrupted = vec![
+                    b"!trap".to_vec(),
+                    b"=category=2".to_vec(),
+                    b"=message=interrupted".to_vec(),
+                ];
+                let done = vec![b"!done".to_vec()];
+                send_replies(&shared, &out, &[interrupted, done], req.tag.as_deref());
+                return;
+            }
             let now = revisions(&inner);
+            if inner.muted_listens.contains(&menu) {
+                // Silently broken: the changes are lost, not delayed.
+                drop(inner);
+                last = now;
+                continue;
+            }
             let (changed, dead) = diff(&last, &now);
             let printed = inner.router.print_ids(menu, &changed);
             (now, printed, dead)

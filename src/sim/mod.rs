@@ -152,6 +152,10 @@ impl Simulator {
             after_login: None,
             refuse_listen: Vec::new(),
             max_in_flight: 0,
+            reply_bytes: 0,
+            commands: 0,
+            muted_listens: Vec::new(),
+            listen_ends: Vec::new(),
         }));
 
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -492,6 +496,29 @@ impl SimHandle {
         });
     }
 
+    /// Ends the `listen` commands open on a menu now, the way a router
+    /// ends one (`!trap` interrupted, then `!done`); later ones run.
+    pub fn end_listens(&self, path: &str) {
+        let Some(m) = menu(path) else { return };
+        self.with(|i| match i.listen_ends.iter_mut().find(|(x, _)| *x == m) {
+            Some((_, n)) => *n += 1,
+            None => i.listen_ends.push((m, 1)),
+        });
+    }
+
+    /// While on, `listen` commands on a menu stay open but send nothing:
+    /// a listen silently broken on the router's side. Changes made
+    /// meanwhile are never sent, also after it is turned off.
+    pub fn mute_listens(&self, path: &str, on: bool) {
+        let Some(m) = menu(path) else { return };
+        self.with(|i| {
+            i.muted_listens.retain(|x| *x != m);
+            if on {
+                i.muted_listens.push(m);
+            }
+        });
+    }
+
     /// The next command's reply (after login) is cut halfway and the
     /// connection closed; once.
     pub fn drop_mid_reply_next(&self) {
@@ -584,6 +611,13 @@ impl SimHandle {
 
     pub fn reset_max_in_flight(&self) {
         self.with(|i| i.max_in_flight = 0);
+    }
+
+    /// Reply bytes written to logged-in sessions so far (login replies
+    /// excluded), and the commands they received (`/login` and `/quit`
+    /// excluded): the router's API work.
+    pub fn work(&self) -> (u64, u64) {
+        self.with(|i| (i.reply_bytes, i.commands))
     }
 
     pub fn clear_command_log(&self) {

@@ -21,19 +21,34 @@ pub(crate) fn seed(r: &mut Router, seed: &SeedData) {
     hotspot_users(r, seed.hotspot_users);
     expiring_vouchers(r, seed.expiring);
     ppp_secrets(r, seed.pppoe_secrets);
-    let vouchers: Vec<Vec<u8>> = r
+    // Seeded vouchers are enabled, fresh and have no session yet, so a
+    // login cannot be refused: their sessions are made directly, with the
+    // time left a login would give them (a login's checks scan every user
+    // and session, which at 50,000 users took minutes).
+    let vouchers: Vec<(Vec<u8>, Option<Value>)> = r
         .hs_users
         .rows
         .iter()
         .filter(|u| u.bytes("comment").starts_with(b"VOUCHER_SYSTEM|"))
-        .map(|u| u.bytes("name").to_vec())
+        .map(|u| {
+            let left = u
+                .get("limit-uptime")
+                .map(|l| Value::Dur(l.as_int().saturating_sub(u.int("uptime"))));
+            (u.bytes("name").to_vec(), left)
+        })
         .take(seed.hotspot_active)
         .collect();
-    for (i, name) in vouchers.iter().enumerate() {
+    for (i, (name, left)) in vouchers.into_iter().enumerate() {
         let ip = format!("10.5.50.{}", 10 + i % 240);
         let mac = format!("02:00:00:00:{:02X}:{:02X}", i / 256 % 256, i % 256);
-        // Seeded users are enabled and fresh, so this cannot be refused.
-        let _ = r.hotspot_login(name, &ip, &mac);
+        let id = r.hs_active.insert(vec![
+            ("user", Value::str(name)),
+            ("address", Value::str(ip)),
+            ("mac-address", Value::str(mac)),
+        ]);
+        if let Some(s) = r.hs_active.by_id_mut(id) {
+            s.set("session-time-left", left);
+        }
     }
     let secrets: Vec<Vec<u8>> = r
         .ppp_secrets
@@ -283,6 +298,10 @@ mod tests {
         assert_eq!(r.hs_users.rows.len(), 16);
         assert_eq!(r.ppp_secrets.rows.len(), 6);
         assert_eq!(r.hs_active.rows.len(), 3);
+        // As a login gives them: the 1-hour voucher's limit, none for the 24-hour one.
+        let left = |i: usize| r.hs_active.rows[i].get("session-time-left").cloned();
+        assert_eq!(left(0), Some(Value::Dur(3600)));
+        assert_eq!(left(1), None);
         assert_eq!(r.ppp_active.rows.len(), 2);
         // The Mikhmon profile carries a header import-mikhmon reads.
         let mikhmon = r.hs_profiles.by_name(b"mikhmon-3h").expect("profile");

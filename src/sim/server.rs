@@ -69,6 +69,18 @@ pub(crate) struct Inner {
     /// The most commands one session had waiting for their (delayed)
     /// reply at once: how many a client kept in flight.
     pub(crate) max_in_flight: usize,
+    /// Reply bytes written to logged-in sessions (login replies
+    /// excluded): the router's side of the API work.
+    pub(crate) reply_bytes: u64,
+    /// Commands received from logged-in sessions (`/login` and `/quit`
+    /// excluded).
+    pub(crate) commands: u64,
+    /// Menus whose open `listen` commands stay open but send nothing, as
+    /// a listen silently broken on the router's side.
+    pub(crate) muted_listens: Vec<Menu>,
+    /// Per menu, bumped to end the `listen` commands open on it (each
+    /// gets `!trap` interrupted and `!done`, as on a router that ends it).
+    pub(crate) listen_ends: Vec<(Menu, u64)>,
 }
 
 /// Ways a broken or hostile router answers commands after login.
@@ -430,7 +442,12 @@ impl Session {
         };
         if self.logged_in && req.path != b"/login" {
             let path = String::from_utf8_lossy(&req.path).into_owned();
-            lock(&self.shared.inner).command_log.push(path);
+            let mut inner = lock(&self.shared.inner);
+            inner.command_log.push(path);
+            // Ending the session is no work asked of the router.
+            if req.path != b"/quit" {
+                inner.commands += 1;
+            }
         }
         match req.path.as_slice() {
             b"/quit" => {
@@ -604,13 +621,21 @@ pub(crate) fn send_replies(
     replies: &[Words],
     tag: Option<&[u8]>,
 ) {
-    if lock(&shared.inner).per_sentence {
+    let mut written = 0u64;
+    let per_sentence = lock(&shared.inner).per_sentence;
+    if per_sentence {
         for r in replies {
-            let _ = out.send(Out::Data(encode(std::slice::from_ref(r), tag)));
+            let bytes = encode(std::slice::from_ref(r), tag);
+            written += bytes.len() as u64;
+            let _ = out.send(Out::Data(bytes));
         }
     } else {
-        let _ = out.send(Out::Data(encode(replies, tag)));
+        let bytes = encode(replies, tag);
+        written += bytes.len() as u64;
+        let _ = out.send(Out::Data(bytes));
     }
+    let mut inner = lock(&shared.inner);
+    inner.reply_bytes = inner.reply_bytes.saturating_add(written);
 }
 
 /// Plays a broken router for one command until the connection is gone.

@@ -219,6 +219,17 @@ impl Agent {
             .count()
     }
 
+    /// Full sync runs finished so far: one `sync: fetched desired state …,
+    /// N actions (…)` line each, written after the sync's last action.
+    pub fn sync_runs(&self) -> usize {
+        self.lines()
+            .iter()
+            .filter(|l| {
+                l.contains("sync: ") && l.contains(" desired state ") && l.contains(" actions (")
+            })
+            .count()
+    }
+
     /// Waits until `cond` holds; panics with `what` and the log on the deadline.
     pub fn wait(&self, what: &str, cond: impl FnMut() -> bool) {
         assert!(

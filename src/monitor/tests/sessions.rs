@@ -6,6 +6,23 @@ use super::*;
 // Managed users
 // ---------------------------------------------------------------------------
 
+/// A name listed twice (never from a real router) is one managed user:
+/// its last managed row counts, as with repeated inserts.
+#[test]
+fn a_name_listed_twice_is_one_user_and_its_last_row_counts() {
+    let dup = hs("*10", "dup");
+    let online = snap()
+        .user(voucher("*U1", "dup", b""))
+        .user(user("*U2", "other", "default", b""))
+        .user(user("*U3", "dup", "1d-voucher", b""))
+        // Not managed: does not replace the managed row before it.
+        .user(user("*U4", "dup", "default", b""))
+        .online(dup.clone());
+    let out = step(&MonitorState::default(), &online, at(0), &cfg());
+    assert_eq!(out.managed, (1, 0));
+    assert_eq!(out.events, vec![login_at_start(&dup, "1d-voucher")]);
+}
+
 #[test]
 fn only_sessions_of_managed_profiles_produce_events() {
     let v1 = hs("*10", "v1");
@@ -317,6 +334,26 @@ fn usage_every_usage_secs_and_not_more_often() {
         agent.events(&users.online(row(1_300)), at(1_300)),
         vec![usage(&row(1_300))]
     );
+}
+
+#[test]
+fn kept_rows_report_no_usage_and_a_scheduled_read_reports_early() {
+    let users = snap().user(voucher("*U1", "v1", b""));
+    let row = |t: u64| hs("*1", "v1").up(t).bytes(t * 10, t * 20);
+    let mut agent = Agent::new();
+    agent.events(&users.clone().online(row(0)), at(0));
+    // The agent's copy (counters as last read): nothing due is reported
+    // from it, however late.
+    let mut kept = users.clone().online(row(0));
+    kept.sessions_kept = true;
+    assert_eq!(agent.events(&kept, at(400)), vec![]);
+    // A read whose next one is 270 s away reports a session a poll old.
+    let mut read = users.clone().online(row(430));
+    read.usage_early_secs = 270;
+    assert_eq!(agent.events(&read, at(430)), vec![usage(&row(430))]);
+    let mut soon = users.online(row(440));
+    soon.usage_early_secs = 270;
+    assert_eq!(agent.events(&soon, at(440)), vec![], "10 s old: not yet");
 }
 
 #[test]
