@@ -105,13 +105,15 @@ fn hours_form(rest: &[u8]) -> Option<i32> {
     }
 }
 
-/// Two-digit hours and minutes as seconds; `None` for minutes over 59 or
-/// non-digits (the ±14 h bound is checked by the caller).
+/// Two-digit hours and minutes as seconds; `None` for minutes over 59,
+/// beyond ±14 h or non-digits. Bounded here, not only by the caller, so
+/// that `-1401` (no valid hours form) falls back to seconds like `-1500`.
 fn hours_minutes(h: [u8; 2], m: [u8; 2]) -> Option<i32> {
     let digit = |b: u8| b.is_ascii_digit().then(|| i32::from(b - b'0'));
     let hours = digit(h[0])? * 10 + digit(h[1])?;
     let minutes = digit(m[0])? * 10 + digit(m[1])?;
-    (hours <= 14 && minutes <= 59).then_some(hours * 3_600 + minutes * 60)
+    let secs = hours * 3_600 + minutes * 60;
+    (minutes <= 59 && secs <= MAX_SECS).then_some(secs)
 }
 
 /// One to five ASCII digits (50400, the largest offset, has five).
@@ -138,6 +140,9 @@ mod tests {
         assert_eq!(parse("+07:00"), Some(25_200));
         assert_eq!(parse("-05:30"), Some(-19_800));
         assert_eq!(parse("+00:00"), Some(0));
+        // Beyond 14 h as hours, so seconds (found by proptest).
+        assert_eq!(parse("-1401"), Some(-1_401));
+        assert_eq!(parse("+14:01"), None);
         assert_eq!(parse("-00:00"), Some(0));
         assert_eq!(parse("+0545"), Some(20_700));
         assert_eq!(parse("-0330"), Some(-12_600));
@@ -208,10 +213,10 @@ mod tests {
     }
 
     /// Whether the seconds text of `secs` is also a valid `±HH` (`-10`
-    /// to `-14`) or `±HHMM` (`-1000` to `-1459`, minutes up to 59): the
-    /// module docs' collisions.
+    /// to `-14`) or `±HHMM` (`-1000` to `-1400`, minutes up to 59, at
+    /// most 14 h): the module docs' collisions.
     fn collides(secs: i32) -> bool {
-        (-14..=-10).contains(&secs) || (-1_459..=-1_000).contains(&secs) && -secs % 100 <= 59
+        (-14..=-10).contains(&secs) || (-1_400..=-1_000).contains(&secs) && -secs % 100 <= 59
     }
 
     proptest! {
