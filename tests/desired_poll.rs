@@ -80,7 +80,11 @@ fn central_changes_reach_the_router_through_the_version_poll() {
     agent.wait("a poll that found nothing new", || {
         agent.count("sync: desired version unchanged") >= 1
     });
-    assert_eq!(agent.count(POLL_SYNC), 0, "{}", agent.log());
+    // One sync at start: the start's own, or (on a slow machine, e.g.
+    // under qemu) the first poll's, finding the version still unknown.
+    let at_start = agent.count(POLL_SYNC);
+    assert!(at_start <= 1, "{}", agent.log());
+    assert_eq!(agent.sync_runs(), 1, "{}", agent.log());
 
     // A voucher inserted centrally (as the operator API does).
     let before = version(&pg, "site-a");
@@ -103,7 +107,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
     // Brought by the poll, not by the hourly sync. (The user is on the
     // router a moment before the sync logs its summary line.)
     agent.wait("the poll's sync finished", || agent.sync_runs() >= 2);
-    assert_eq!(agent.count(POLL_SYNC), 1, "{}", agent.log());
+    assert_eq!(agent.count(POLL_SYNC), at_start + 1, "{}", agent.log());
     assert_eq!(agent.sync_runs(), 2, "{}", agent.log());
 
     // A suspension: the secret disabled and its session ended, the same way.
@@ -112,7 +116,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         field(&sim, "/ppp/secret", "cust-1", "disabled").as_deref() == Some("true")
             && sim.find("/ppp/active", "cust-1").is_none()
     });
-    assert_eq!(agent.count(POLL_SYNC), 2, "{}", agent.log());
+    assert_eq!(agent.count(POLL_SYNC), at_start + 2, "{}", agent.log());
 
     // An activation reported by the agent changes the voucher's row
     // (status, comment) but not the counter: no sync follows it.
@@ -130,7 +134,7 @@ fn central_changes_reach_the_router_through_the_version_poll() {
         agent.count("sync: desired version unchanged") >= polls + 2
     });
     assert_eq!(agent.sync_runs(), runs, "{}", agent.log());
-    assert_eq!(agent.count(POLL_SYNC), 2, "{}", agent.log());
+    assert_eq!(agent.count(POLL_SYNC), at_start + 2, "{}", agent.log());
 }
 
 #[test]
