@@ -7,7 +7,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -615,30 +614,10 @@ fn malformed_requests_get_json_errors() {
     assert_eq!(agent.get("/healthz").0, 200);
 }
 
-/// Headless Chromium, as installed by scripts/setup.sh.
-fn chromium() -> PathBuf {
-    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("chromium is not installed: run scripts/setup.sh (the status page test needs it)");
-}
-
 fn dump_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--virtual-time-budget=5000")
         .arg("--dump-dom")

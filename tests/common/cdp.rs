@@ -5,24 +5,14 @@
 #![allow(dead_code)]
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
-use super::slow_factor;
-
-/// Headless Chromium, as installed by scripts/setup.sh.
-pub fn chromium() -> PathBuf {
-    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("chromium is not installed: run scripts/setup.sh (the page tests need it)");
-}
+use crate::common::{HEADLESS, chromium, slow_factor};
 
 pub struct Browser {
     child: Child,
@@ -42,19 +32,8 @@ impl Browser {
     pub fn start() -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--remote-debugging-port=0",
-                "--window-size=1200,900",
-            ])
+            .args(HEADLESS)
+            .args(["--remote-debugging-port=0", "--window-size=1200,900"])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -161,3 +161,28 @@ pub fn remove_on_router(sim: &SimHandle, path: &str, name: &str) {
             .expect("remove");
     });
 }
+
+/// Headless Chromium, as installed by scripts/setup.sh (the status page and
+/// the central pages are tested in it).
+pub fn chromium() -> std::path::PathBuf {
+    for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if std::path::Path::new(p).exists() {
+            return std::path::PathBuf::from(p);
+        }
+    }
+    panic!("chromium is not installed: run scripts/setup.sh (the page tests need it)");
+}
+
+/// Chromium's flags for a quiet headless run in a test: no sandbox (root in
+/// CI), no GPU, no background traffic.
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
