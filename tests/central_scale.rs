@@ -232,6 +232,57 @@ fn set_based_batch_gives_the_rows_of_one_by_one_apply() {
 }
 
 #[test]
+fn the_stored_event_gives_back_the_event_sent() {
+    let pg = Postgres::start();
+    let mut events = mix();
+    // Fields of the column kinds with values the columns cannot hold: they
+    // stay in body, the event comes back the same.
+    let n = events.len() as u64;
+    for (i, odd) in [
+        json!({"user": 7, "service": null, "active_id": "", "bytes_in": 1.5,
+               "bytes_out": 12345678901234567890u64, "uptime_secs": -3}),
+        json!({"user": "u", "session_id": ["x"], "bytes_in": "12", "site": "other"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events.push(ev(n + 1 + i as u64, n + i as u64, "usage", odd));
+    }
+    assert_eq!(
+        ingest(&pg, "s", &events)["stored_through"],
+        json!(events.len())
+    );
+    let stored: Value = serde_json::from_str(&pg.psql(
+        "SELECT json_agg(json_build_object('stream', stream, 'seq', seq, 'prev', prev, 'type', type, \
+         'body', body) ORDER BY seq) FROM agent_events_as_sent WHERE site_id = 's'",
+    ))
+    .expect("stored events as JSON");
+    let sent: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut body = e.as_object().expect("event object").clone();
+            for k in ["stream", "seq", "prev", "type", "at"] {
+                body.remove(k);
+            }
+            if body["site"] == "s" {
+                body.remove("site");
+            }
+            json!({"stream": e["stream"], "seq": e["seq"], "prev": e["prev"],
+                   "type": e["type"], "body": body})
+        })
+        .collect();
+    assert_eq!(stored, Value::Array(sent));
+    // The common fields went into columns, not into body.
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM agent_events WHERE site_id = 's' \
+             AND (body ? 'user' OR body ? 'active_id' OR body ? 'bytes_in')"
+        ),
+        "2"
+    );
+}
+
+#[test]
 fn retried_overlapping_concurrent_and_gapped_batches_store_each_event_once() {
     let pg = Postgres::start();
     let events = mix();
@@ -345,8 +396,8 @@ fn partitions_are_made_ahead_and_retention_drops_old_ones() {
          FOR VALUES FROM ('2020-01-01 00:00+00') TO ('2020-02-01 00:00+00'); \
          INSERT INTO sessions (site_id, service, username, started_at) \
          VALUES ('s', 'hotspot', 'old', '2020-01-15 00:00+00'); \
-         INSERT INTO agent_events (site_id, stream, seq, prev, type, at, body, received_at) \
-         VALUES ('s', 'x', 1, 0, 'clock', now(), '{}', '2019-05-01 00:00+00')",
+         INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, body, received_at) \
+         VALUES ('s', 1, 1, 0, 'clock', now(), '{}', '2019-05-01 00:00+00')",
     );
     let this_month = pg.psql(&format!("SELECT to_char({}, 'YYYYMM')", months_from_now(0)));
     let out = central_command()

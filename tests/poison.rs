@@ -52,7 +52,7 @@ fn ingest_like_postgrest(pg: &Postgres, batch: &str) -> Result<String, String> {
 
 fn body(pg: &Postgres, seq: u64, path: &str) -> String {
     pg.psql(&format!(
-        "SELECT body #>> '{{{path}}}' FROM agent_events WHERE stream = '{STREAM}' AND seq = {seq}"
+        "SELECT body #>> '{{{path}}}' FROM agent_events_as_sent WHERE stream = '{STREAM}' AND seq = {seq}"
     ))
 }
 
@@ -214,7 +214,7 @@ fn stored_through(pg: &Postgres) -> u64 {
 
 fn users_at_central(pg: &Postgres) -> String {
     pg.psql(
-        "SELECT string_agg(body ->> 'user', ',' ORDER BY body ->> 'user') FROM agent_events \
+        "SELECT string_agg(usr, ',' ORDER BY usr) FROM agent_events \
          WHERE site_id = 'site-a' AND type = 'manual_user'",
     )
 }
@@ -229,7 +229,7 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
     // bug, say): the whole batch gets 400.
     pg.psql(
         "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-           IF NEW.body ->> 'user' = 'poison' THEN \
+           IF NEW.usr = 'poison' THEN \
              RAISE EXCEPTION 'event refused' USING ERRCODE = '22023'; END IF; \
            RETURN NEW; END $$; \
          CREATE TRIGGER refuse_poison BEFORE INSERT ON agent_events FOR EACH ROW \
@@ -280,7 +280,7 @@ fn a_refused_event_is_quarantined_the_chain_completes_and_resend_delivers_it() {
     assert_eq!(users_at_central(&pg), "big,ctl,good1,good2,overlong");
     let b64 = |user: &str| {
         pg.psql(&format!(
-            "SELECT coalesce(body ->> 'comment_b64', '-') FROM agent_events WHERE body ->> 'user' = '{user}'"
+            "SELECT coalesce(body ->> 'comment_b64', '-') FROM agent_events WHERE usr = '{user}'"
         ))
     };
     assert_eq!(b64("good2"), "YnkgACBoYW5k");
