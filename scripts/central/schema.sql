@@ -1265,24 +1265,36 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 CREATE OR REPLACE FUNCTION _edge_col_int(v jsonb) RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN jsonb_typeof(v) = 'number' AND v::text ~ '^-?[0-9]{1,18}$' THEN v::text::bigint END
+    SELECT CASE WHEN jsonb_typeof(v) = 'number' AND scale(v::numeric) = 0
+                     AND abs(v::numeric) < 1e18 THEN v::numeric::bigint END
 $$;
+DROP FUNCTION IF EXISTS _edge_body(jsonb, text);
 
--- What agent_events.body keeps of an event: not the envelope, not what
--- went into the field columns (_edge_col_*), one copy (jsonb - text[]).
-CREATE OR REPLACE FUNCTION _edge_body(e jsonb, p_site text) RETURNS jsonb
+-- How agent_events stores an event: the field columns, and body = the
+-- event without its envelope and without what went into the columns
+-- (`site` too when it is the uploading site's), in one copy (jsonb -
+-- text[]). A SQL function in FROM: inlined into the caller's plan.
+CREATE OR REPLACE FUNCTION _edge_stored(e jsonb, p_site text)
+RETURNS TABLE (usr text, service text, active_id text, session_id text, bytes_in bigint,
+               bytes_out bigint, uptime_secs bigint, body jsonb)
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT e - array_remove(ARRAY[
+    SELECT c.usr, c.service, c.active_id, c.session_id, c.bytes_in, c.bytes_out, c.uptime_secs,
+           e - array_remove(ARRAY[
                'stream', 'seq', 'prev', 'type', 'at',
                CASE WHEN e ->> 'site' = p_site THEN 'site' END,
-               CASE WHEN jsonb_typeof(e -> 'user') = 'string' THEN 'user' END,
-               CASE WHEN jsonb_typeof(e -> 'service') = 'string' THEN 'service' END,
-               CASE WHEN jsonb_typeof(e -> 'active_id') = 'string' THEN 'active_id' END,
-               CASE WHEN jsonb_typeof(e -> 'session_id') = 'string' THEN 'session_id' END,
-               CASE WHEN _edge_col_int(e -> 'bytes_in') IS NOT NULL THEN 'bytes_in' END,
-               CASE WHEN _edge_col_int(e -> 'bytes_out') IS NOT NULL THEN 'bytes_out' END,
-               CASE WHEN _edge_col_int(e -> 'uptime_secs') IS NOT NULL THEN 'uptime_secs' END],
-           NULL)
+               CASE WHEN c.usr IS NOT NULL THEN 'user' END,
+               CASE WHEN c.service IS NOT NULL THEN 'service' END,
+               CASE WHEN c.active_id IS NOT NULL THEN 'active_id' END,
+               CASE WHEN c.session_id IS NOT NULL THEN 'session_id' END,
+               CASE WHEN c.bytes_in IS NOT NULL THEN 'bytes_in' END,
+               CASE WHEN c.bytes_out IS NOT NULL THEN 'bytes_out' END,
+               CASE WHEN c.uptime_secs IS NOT NULL THEN 'uptime_secs' END], NULL)
+      FROM (SELECT _edge_col_text(e -> 'user') AS usr, _edge_col_text(e -> 'service') AS service,
+                   _edge_col_text(e -> 'active_id') AS active_id,
+                   _edge_col_text(e -> 'session_id') AS session_id,
+                   _edge_col_int(e -> 'bytes_in') AS bytes_in,
+                   _edge_col_int(e -> 'bytes_out') AS bytes_out,
+                   _edge_col_int(e -> 'uptime_secs') AS uptime_secs) AS c
 $$;
 
 CREATE OR REPLACE FUNCTION ingest_batch(site_id text, batch json) RETURNS jsonb
@@ -1431,12 +1443,8 @@ BEGIN
             INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
                                       active_id, session_id, bytes_in, bytes_out, uptime_secs, body)
             SELECT v_site, v_sid, (e ->> 'seq')::bigint, (e ->> 'prev')::bigint, e ->> 'type',
-                   (e ->> 'at')::timestamptz, _edge_col_text(e -> 'user'),
-                   _edge_col_text(e -> 'service'), _edge_col_text(e -> 'active_id'),
-                   _edge_col_text(e -> 'session_id'), _edge_col_int(e -> 'bytes_in'),
-                   _edge_col_int(e -> 'bytes_out'), _edge_col_int(e -> 'uptime_secs'),
-                   _edge_body(e, v_site)
-              FROM jsonb_array_elements(v_new) AS e;
+                   (e ->> 'at')::timestamptz, c.*
+              FROM jsonb_array_elements(v_new) AS e, _edge_stored(e, v_site) AS c;
             PERFORM _edge_apply_set(v_site, v_new);
         EXCEPTION
             WHEN transaction_rollback OR insufficient_resources OR operator_intervention THEN
@@ -1448,11 +1456,8 @@ BEGIN
                     INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
                                               active_id, session_id, bytes_in, bytes_out,
                                               uptime_secs, body)
-                    VALUES (v_site, v_sid, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'),
-                            _edge_col_text(r.ev -> 'user'), _edge_col_text(r.ev -> 'service'),
-                            _edge_col_text(r.ev -> 'active_id'), _edge_col_text(r.ev -> 'session_id'),
-                            _edge_col_int(r.ev -> 'bytes_in'), _edge_col_int(r.ev -> 'bytes_out'),
-                            _edge_col_int(r.ev -> 'uptime_secs'), _edge_body(r.ev, v_site));
+                    SELECT v_site, v_sid, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), c.*
+                      FROM _edge_stored(r.ev, v_site) AS c;
                     BEGIN
                         PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
                     EXCEPTION
@@ -1662,8 +1667,10 @@ CREATE INDEX IF NOT EXISTS sessions_open_started_idx ON sessions (site_id) INCLU
 -- reads site_session_hours now, and the index cost about 30 bytes per
 -- session.
 DROP INDEX IF EXISTS sessions_ended_idx;
-CREATE INDEX IF NOT EXISTS vouchers_first_login_idx ON vouchers (first_login_at, site_id)
-    WHERE first_login_at IS NOT NULL;
+-- Activations by time across sites: no page or function reads them so
+-- (the fleet page goes per site, vouchers_site_activation_idx), and the
+-- index cost about 7 bytes per event (docs/scale.md).
+DROP INDEX IF EXISTS vouchers_first_login_idx;
 
 -- ---------------------------------------------------------------- site_session_hours
 
