@@ -261,7 +261,7 @@ fn an_operators_day_holds() {
         field(&sim, "/ppp/secret", "cust-b", "profile").as_deref() == Some("pppoe-10M")
             && pg.psql(
                 "SELECT count(*) FROM agent_events WHERE type = 'subscription' \
-                 AND body->>'user' = 'cust-b' AND body->>'action' = 'restored'",
+                 AND usr = 'cust-b' AND body->>'action' = 'restored'",
             ) == "1"
     });
 
