@@ -352,8 +352,9 @@ fn a_first_poll_writing_many_comments_takes_their_echoes_as_it_goes() {
 
 // ---- the poll's cheap check (issue 23): count, read in full on demand ----
 
-/// Polls that read the active lists in full: the PPPoE counters are read
-/// with them and only then (a count-only check reads neither).
+/// Polls that read the active lists in full or their counters: the PPPoE
+/// counters are read with them and only then (a count-only check reads
+/// neither).
 fn full_reads(log: &[String]) -> usize {
     count(log, "/interface/print")
 }
@@ -491,6 +492,14 @@ fn a_silent_listen_is_caught_by_the_count_within_a_poll_and_reopened() {
     agent.wait_log("/ip/hotspot/active holds 1 rows, the listen's copy 0", 1);
     agent.wait_log("listen on /ip/hotspot/active reopened", 1);
     assert!(full_reads(&sim.command_log()) >= 1);
+    // Sessions may have come and gone unseen: the hotspot users'
+    // cumulative counters were read with the repair (the scheduled read
+    // is an hour away).
+    assert!(
+        count(&sim.command_log(), "/ip/hotspot/user/print") >= 1,
+        "{:?}",
+        sim.command_log()
+    );
     // A logout, too.
     assert!(sim.hotspot_logout("v1"));
     agent.wait_event_within(secs(5), |e| is(e, "logout", "v1"));
@@ -538,5 +547,109 @@ fn a_session_that_came_and_went_between_polls_unheard_is_accounted_as_usage() {
             .filter(|e| is(e, "login", "v1"))
             .count(),
         0
+    );
+}
+
+// ---- counters between full reads (issue 23): `.id` and counters only ----
+
+#[test]
+fn counters_are_read_on_schedule_and_usage_carries_them() {
+    let sim = sim();
+    sim.add_hotspot_user("v1", "p", "voucher-1h", VOUCHER);
+    sim.add_ppp_secret("c1", "p", "pppoe-10M", b"");
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    sim.ppp_connect("c1", "10.10.0.2", "04:00:00:00:00:01")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_with(
+        &sim,
+        &dir.path().join("state.redb"),
+        "1",
+        &[
+            ("MIKROTIK_EDGE_USAGE_SECS", "2"),
+            ("MIKROTIK_EDGE_ACTIVE_READ_SECS", "2"),
+        ],
+    );
+    agent.wait_log("cycle:", 2);
+    sim.add_traffic("v1", 7_000, 90_000);
+    sim.add_traffic("c1", 5_000, 60_000);
+    let carried = |name: &str, bytes_out: u64| {
+        let agent = &agent;
+        let name = name.to_owned();
+        move || {
+            agent.events().iter().any(|e| {
+                is(e, "usage", &name) && e["bytes_out"].as_u64().is_some_and(|b| b >= bytes_out)
+            })
+        }
+    };
+    assert!(
+        wait_until(secs(10), carried("v1", 90_000)),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        wait_until(secs(10), carried("c1", 60_000)),
+        "{}",
+        agent.log()
+    );
+    // Only the first poll read the lists in full: the usage came from the
+    // counters reads, whose ids were the copy's.
+    assert!(
+        agent.count("active lists' counters read") >= 1,
+        "{}",
+        agent.log()
+    );
+    assert_eq!(agent.count("active lists read"), 1, "{}", agent.log());
+    assert_eq!(agent.count("reading it in full"), 0, "{}", agent.log());
+    // A counters read is a fraction of a full one: the same three
+    // commands, and the user lists are not read again.
+    sim.clear_command_log();
+    let before = agent.count("active lists' counters read");
+    agent.wait_log("active lists' counters read", before + 1);
+    let log = sim.command_log();
+    assert_eq!(count(&log, "/ip/hotspot/user/print"), 0, "{log:?}");
+    assert_eq!(count(&log, "/ppp/secret/print"), 0, "{log:?}");
+}
+
+#[test]
+fn a_swap_the_count_cannot_see_is_caught_by_the_counters_read() {
+    let sim = sim();
+    for name in ["v1", "v2"] {
+        sim.add_hotspot_user(name, "p", "voucher-1h", VOUCHER);
+    }
+    sim.hotspot_login("v1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_with(
+        &sim,
+        &dir.path().join("state.redb"),
+        "1",
+        &[("MIKROTIK_EDGE_ACTIVE_READ_SECS", "3")],
+    );
+    agent.wait_log("cycle:", 2);
+    // A silent listen, and one session out and another in between two
+    // polls: the count stays 1.
+    sim.mute_listens("/ip/hotspot/active", true);
+    sim.clear_command_log();
+    assert!(sim.hotspot_logout("v1"));
+    sim.hotspot_login("v2", "10.5.50.3", "02:00:00:00:00:02")
+        .unwrap();
+    agent.wait_event_within(secs(10), |e| is(e, "logout", "v1"));
+    agent.wait_event_within(secs(10), |e| is(e, "login", "v2"));
+    agent.wait_log(
+        "/ip/hotspot/active's .ids differ from the listen's copy (1 rows each)",
+        1,
+    );
+    agent.wait_log("listen on /ip/hotspot/active reopened", 1);
+    // Sessions may have come and gone unseen: the hotspot users' counters
+    // are read by the next poll (the default schedule is hourly).
+    assert!(
+        wait_until(secs(5), || count(
+            &sim.command_log(),
+            "/ip/hotspot/user/print"
+        ) >= 1),
+        "{:?}",
+        sim.command_log()
     );
 }

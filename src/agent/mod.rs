@@ -30,6 +30,7 @@
 pub mod clock;
 pub mod commands;
 mod connect;
+mod counter_rows;
 mod heard;
 pub mod listen;
 pub mod name_cache;

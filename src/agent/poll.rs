@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::counter_rows::CounterRows;
 use super::listen::{List, Listens};
 use super::name_cache::NameCache;
 use super::reads;
@@ -24,7 +25,7 @@ impl Agent {
     /// the agent. Returns whether the poll was read and committed.
     pub(super) async fn cycle(&mut self, listens: &mut Listens) -> Result<bool, AgentError> {
         let started = std::time::Instant::now();
-        let mut snapshot = match self.read_snapshot(listens).await {
+        let (mut snapshot, read) = match self.read_snapshot(listens).await {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("poll failed, skipping this cycle: {e}");
@@ -73,7 +74,6 @@ impl Agent {
             hotspot_active: self.book.poll.active_count(Service::Hotspot),
             ppp_active: self.book.poll.active_count(Service::Pppoe),
         };
-        let kept = snapshot.sessions_kept;
         // The user rows are kept for the next poll (names stay shared with
         // the state and the name caches).
         self.reuse.keep_rows(snapshot);
@@ -123,10 +123,10 @@ impl Agent {
             users.ppp_active,
             committed.count,
             out.actions.len(),
-            if kept {
-                "active lists counted"
-            } else {
-                "active lists read"
+            match read {
+                ActiveRead::Check => "active lists counted",
+                ActiveRead::Counters => "active lists' counters read",
+                ActiveRead::Full => "active lists read",
             },
             started.elapsed().as_millis()
         );
@@ -136,10 +136,17 @@ impl Agent {
     /// This poll's snapshot: the active lists (counted, or read in full
     /// when a count disagrees or a full read is due) and the user lists
     /// (read in full when due), concurrently over the one session.
-    async fn read_snapshot(&mut self, listens: &mut Listens) -> Result<Snapshot, ClientError> {
+    async fn read_snapshot(
+        &mut self,
+        listens: &mut Listens,
+    ) -> Result<(Snapshot, ActiveRead), ClientError> {
         self.reopen_listens(listens);
         let now = std::time::Instant::now();
         let mut read = self.book.poll.active_read(now);
+        // A listen found broken may have let sessions come and go unseen:
+        // the hotspot users' cumulative counters, read with the repair,
+        // account for them now rather than at the next scheduled read.
+        let mut repair = false;
         if read == ActiveRead::Check {
             let counts = reads::active_counts(&self.router).await?;
             for (service, count) in [Service::Hotspot, Service::Pppoe].into_iter().zip(counts) {
@@ -156,32 +163,48 @@ impl Agent {
                 );
                 self.book.poll.listen_ended(List::Active(service), true);
                 read = ActiveRead::Full;
+                repair = true;
             }
             self.reopen_listens(listens);
         }
         // Taken for the reads and put back after: a failed read starts its
         // list's cache afresh, which costs only allocations.
         let mut reuse = std::mem::take(&mut self.reuse);
+        // The user lists' scheduled read is a safety net while the active
+        // lists' listens are healthy (every session is heard); without
+        // them, sessions can come and go between polls, and the hotspot
+        // users' counters are read at least every usage interval.
+        let every = if self.book.poll.listening() {
+            self.user_read
+        } else {
+            self.user_read
+                .min(Duration::from_secs(self.monitor.usage_secs))
+        };
         let mut due = |service| {
             reuse.users(service).needs_read(
                 self.users_listening[service_index(service)],
-                self.user_read,
+                every,
                 now,
             )
         };
-        let due = [due(Service::Hotspot), due(Service::Pppoe)];
+        let due = [due(Service::Hotspot) || repair, due(Service::Pppoe)];
         let router = &self.router;
         let active_reuse = match read {
             ActiveRead::Full => Some((
                 std::mem::take(&mut reuse.hotspot_active),
                 std::mem::take(&mut reuse.ppp_active),
             )),
-            ActiveRead::Check => None,
+            ActiveRead::Counters | ActiveRead::Check => None,
         };
         let active = async move {
-            match active_reuse {
-                Some((hotspot, ppp)) => read_active_full(router, hotspot, ppp).await.map(Some),
-                None => Ok(None),
+            match (active_reuse, read) {
+                (Some((hotspot, ppp)), _) => read_active_full(router, hotspot, ppp)
+                    .await
+                    .map(ActiveReply::Full),
+                (None, ActiveRead::Counters) => read_active_counters(router)
+                    .await
+                    .map(ActiveReply::Counters),
+                (None, _) => Ok(ActiveReply::Kept),
             }
         };
         let (hu, ps, active) = tokio::join!(
@@ -205,9 +228,8 @@ impl Agent {
         // The row vectors come back after the step (`Reuse::keep_rows`).
         reuse.hotspot_users = std::mem::take(&mut hu.table);
         reuse.ppp_secrets = std::mem::take(&mut ps.table);
-        if let Some(full) = active.as_mut() {
-            reuse.hotspot_active.0 = full.hotspot.value.names.rotated();
-            reuse.ppp_active.0 = full.ppp.value.names.rotated();
+        if let ActiveReply::Full(full) = &mut active {
+            full.keep_names(&mut reuse);
         }
         self.reuse = reuse;
         for (folded, list) in [(&hu.traps, "user list read"), (&ps.traps, "user list read")] {
@@ -220,8 +242,25 @@ impl Agent {
             }
         }
         let active = match active {
-            Some(read) => self.took_active(read, now)?,
-            None => self.kept_active(),
+            ActiveReply::Full(read) => self.took_active(read, now)?,
+            ActiveReply::Counters(counters) => match self.took_counters(counters, now)? {
+                Some(rows) => rows,
+                None => {
+                    // The ids disagree with the copy: a listen missed a
+                    // change. Reopened (by `took_counters`) before the
+                    // full read, so that nothing falls between the two.
+                    self.reopen_listens(listens);
+                    let hotspot = std::mem::take(&mut self.reuse.hotspot_active);
+                    let ppp = std::mem::take(&mut self.reuse.ppp_active);
+                    let mut full = read_active_full(&self.router, hotspot, ppp).await?;
+                    full.keep_names(&mut self.reuse);
+                    // Sessions may have come and gone unseen: the next
+                    // poll reads the hotspot users' counters.
+                    self.reuse.users(Service::Hotspot).forget_read();
+                    self.took_active(full, now)?
+                }
+            },
+            ActiveReply::Kept => self.kept_active(),
         };
         for w in hu.warnings.iter().chain(&ps.warnings) {
             self.warn_once(format!(
@@ -233,7 +272,7 @@ impl Agent {
             .book
             .poll
             .usage_early(active.read, Duration::from_secs(self.monitor.usage_secs));
-        Ok(Snapshot {
+        let snapshot = Snapshot {
             hotspot_users: std::mem::take(&mut self.reuse.hotspot_users.rows),
             hotspot_active: active.hotspot,
             ppp_secrets: std::mem::take(&mut self.reuse.ppp_secrets.rows),
@@ -246,7 +285,8 @@ impl Agent {
             usage_early_secs: usage_early.as_secs(),
             // Filled by the caller with the clock.
             kicked: Default::default(),
-        })
+        };
+        Ok((snapshot, active.read))
     }
 
     /// The active lists read in full: refused reads fail the poll, PPPoE
@@ -305,6 +345,99 @@ impl Agent {
         })
     }
 
+    /// The active lists' counters, merged into the agent's copy; `None`
+    /// when a list's `.id`s disagree with the copy (its listen is then
+    /// marked for reopening, and the caller reads the lists in full).
+    fn took_counters(
+        &mut self,
+        read: CountersActive,
+        now: std::time::Instant,
+    ) -> Result<Option<ActiveRows>, ClientError> {
+        let CountersActive {
+            hotspot: mut ha,
+            ppp: mut pa,
+            counters: pi,
+        } = read;
+        if let Some(t) = pi.traps.first() {
+            self.warn_once(format!(
+                "/interface/print refused ({}): PPPoE byte counters unavailable",
+                t.message
+            ));
+        }
+        for folded in [&ha.traps, &pa.traps] {
+            if let Some(t) = folded.first() {
+                return Err(ClientError::Trap {
+                    command: "counters read".into(),
+                    category: t.category,
+                    message: t.message.clone(),
+                });
+            }
+        }
+        for w in ha
+            .value
+            .warnings
+            .iter()
+            .chain(&pa.value.warnings)
+            .chain(&pi.value.warnings)
+        {
+            self.warn_once(format!(
+                "{} {}: cannot parse {:?}; value skipped",
+                w.table, w.field, w.value
+            ));
+        }
+        let mut agree = true;
+        for (service, rows) in [
+            (Service::Hotspot, &mut ha.value),
+            (Service::Pppoe, &mut pa.value),
+        ] {
+            let mut ids: Vec<_> = rows.rows.iter().map(|r| r.id).collect();
+            if rows.bad_ids == 0 && self.book.poll.same_ids(service, &mut ids) {
+                continue;
+            }
+            let (held, kept) = (
+                rows.rows.len() + rows.bad_ids,
+                self.book.poll.active_count(service),
+            );
+            let list = crate::commands::active(service);
+            if held == kept {
+                log::info!(
+                    "{list}'s .ids differ from the listen's copy ({held} rows each): reading it in full, reopening its listen"
+                );
+            } else {
+                log::info!(
+                    "{list} holds {held} rows, the listen's copy {kept}: reading it in full, reopening its listen"
+                );
+            }
+            self.book.poll.listen_ended(List::Active(service), true);
+            agree = false;
+        }
+        if !agree {
+            return Ok(None);
+        }
+        let mut kept = self.kept_active();
+        for (rows, counters) in [
+            (&mut kept.hotspot, &mut ha.value.rows),
+            (&mut kept.ppp, &mut pa.value.rows),
+        ] {
+            counters.sort_unstable_by_key(|c| c.id);
+            for row in rows.iter_mut() {
+                let Ok(at) = counters.binary_search_by_key(&row.id, |c| c.id) else {
+                    continue;
+                };
+                let c = counters[at];
+                row.uptime_secs = c.uptime_secs;
+                row.bytes_in = c.bytes_in;
+                row.bytes_out = c.bytes_out;
+            }
+        }
+        if pi.traps.is_empty() {
+            pi.value.fill(&mut kept.ppp);
+        }
+        self.book.poll.read_counters(now);
+        kept.read = ActiveRead::Counters;
+        Ok(Some(kept))
+    }
+
     /// The active lists as the agent's copy has them (their counts agree
     /// with the router's): the open sessions of the state, with the
     /// counters last read. Sessions of users the agent does not manage
@@ -351,6 +484,43 @@ struct FullActive {
     hotspot: crate::client::Folded<rows::SessionRows>,
     ppp: crate::client::Folded<rows::SessionRows>,
     counters: crate::client::Folded<rows::PppoeCounters>,
+}
+
+impl FullActive {
+    /// The read's names, for the next full read to reuse.
+    fn keep_names(&mut self, reuse: &mut super::Reuse) {
+        reuse.hotspot_active.0 = self.hotspot.value.names.rotated();
+        reuse.ppp_active.0 = self.ppp.value.names.rotated();
+    }
+}
+
+/// The active lists' counters and the PPPoE counters.
+struct CountersActive {
+    hotspot: crate::client::Folded<CounterRows>,
+    ppp: crate::client::Folded<CounterRows>,
+    counters: crate::client::Folded<rows::PppoeCounters>,
+}
+
+/// What a poll's active read brought.
+enum ActiveReply {
+    Full(FullActive),
+    Counters(CountersActive),
+    /// Counted only (or nothing): the agent's copy stands in.
+    Kept,
+}
+
+/// Reads both active lists' counters and the PPPoE counters.
+async fn read_active_counters(router: &Router) -> Result<CountersActive, ClientError> {
+    let (ha, pa, pi) = tokio::join!(
+        reads::counters(router, Service::Hotspot),
+        reads::counters(router, Service::Pppoe),
+        reads::pppoe_counters(router),
+    );
+    Ok(CountersActive {
+        hotspot: ha?,
+        ppp: pa?,
+        counters: pi?,
+    })
 }
 
 /// Reads both active lists and the PPPoE counters in full, reusing the

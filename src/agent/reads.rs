@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::counter_rows::CounterRows;
 use super::name_cache::NameCache;
 use super::rows::{
     HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
@@ -84,6 +85,20 @@ pub(super) async fn sessions(
             print(active(service), props),
             SessionRows::reusing(service, names, rows),
             SessionRows::push,
+        )
+        .await
+}
+
+/// An active list's counters only ([`super::counter_rows`]).
+pub(super) async fn counters(
+    router: &Router,
+    service: Service,
+) -> Result<Folded<CounterRows>, ClientError> {
+    router
+        .fold(
+            print(active(service), CounterRows::props(service)),
+            CounterRows::new(service),
+            CounterRows::push,
         )
         .await
 }

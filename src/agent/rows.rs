@@ -73,14 +73,14 @@ pub struct ValueWarning {
 /// must not grow memory with it (the driver logs each distinct one once).
 const MAX_WARNINGS: usize = 64;
 
-fn warn(list: &mut Vec<ValueWarning>, w: ValueWarning) {
+pub(super) fn warn(list: &mut Vec<ValueWarning>, w: ValueWarning) {
     if list.len() < MAX_WARNINGS {
         list.push(w);
     }
 }
 
 impl ValueWarning {
-    fn new(table: &'static str, field: &'static str, raw: &[u8]) -> ValueWarning {
+    pub(super) fn new(table: &'static str, field: &'static str, raw: &[u8]) -> ValueWarning {
         ValueWarning {
             table,
             field,
@@ -353,23 +353,8 @@ impl SessionRows {
             warn(".id", raw_id);
             return None;
         };
-        let uptime_secs = uptime.and_then(|raw| match crate::duration::parse_duration(raw) {
-            Ok(d) => Some(d.as_secs()),
-            Err(_) => {
-                warn("uptime", raw);
-                None
-            }
-        });
-        let mut counter = |field: &'static str, raw: Option<&[u8]>| {
-            let raw = raw?;
-            let n = parse_decimal(raw);
-            if n.is_none() {
-                warn(field, raw);
-            }
-            n
-        };
-        let bytes_in = counter("bytes-in", bytes_in);
-        let bytes_out = counter("bytes-out", bytes_out);
+        let (uptime_secs, bytes_in, bytes_out) =
+            parse_counters(&mut warn, uptime, bytes_in, bytes_out);
         let address = match address.filter(|r| !r.is_empty()) {
             None => None,
             Some(raw) => {
@@ -424,6 +409,34 @@ impl SessionRows {
 
 /// An address as `std` reads it. Every session row has one, nearly always
 /// IPv4: that form is read byte by byte, anything else as text.
+/// An active row's `uptime`, `bytes-in` and `bytes-out`, each unknown
+/// (and warned of) when it does not parse.
+pub(super) fn parse_counters(
+    warn: &mut impl FnMut(&'static str, &[u8]),
+    uptime: Option<&[u8]>,
+    bytes_in: Option<&[u8]>,
+    bytes_out: Option<&[u8]>,
+) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let uptime_secs = uptime.and_then(|raw| match crate::duration::parse_duration(raw) {
+        Ok(d) => Some(d.as_secs()),
+        Err(_) => {
+            warn("uptime", raw);
+            None
+        }
+    });
+    let mut counter = |field: &'static str, raw: Option<&[u8]>| {
+        let raw = raw?;
+        let n = parse_decimal(raw);
+        if n.is_none() {
+            warn(field, raw);
+        }
+        n
+    };
+    let bytes_in = counter("bytes-in", bytes_in);
+    let bytes_out = counter("bytes-out", bytes_out);
+    (uptime_secs, bytes_in, bytes_out)
+}
+
 fn parse_ip(raw: &[u8]) -> Option<IpAddr> {
     match parse_ipv4(raw) {
         Some(v4) => Some(IpAddr::V4(v4)),

@@ -120,6 +120,10 @@ pub struct Schedule {
 pub enum ActiveRead {
     /// Read in full (rows and counters).
     Full,
+    /// Read their counters only (`.id` and the counters, a third of a full
+    /// read's bytes): the listens kept the rest of the copy current. Read
+    /// in full when the `.id`s disagree with the copy.
+    Counters,
     /// Count their rows (`count-only`) and compare with the agent's copy;
     /// read in full only when a count disagrees.
     Check,
@@ -184,17 +188,42 @@ impl PollBook {
 
     /// How this poll reads the active lists. Both in full at the first
     /// poll of a connection, whenever a listen is not open (every poll,
-    /// as without listen), when owed, and on schedule for the counters;
+    /// as without listen) and when owed; their counters on schedule;
     /// otherwise a count. Half a poll early rather than a whole poll late.
     pub fn active_read(&self, now: Instant) -> ActiveRead {
         let due = |at: Instant| {
             now.duration_since(at) + self.schedule.poll / 2 >= self.schedule.active_read
         };
-        let listening = self.active_listening.iter().all(|&l| l);
         match self.active_read_at {
-            Some(at) if listening && !self.full_owed && !due(at) => ActiveRead::Check,
+            Some(at) if self.listening() && !self.full_owed => {
+                if due(at) {
+                    ActiveRead::Counters
+                } else {
+                    ActiveRead::Check
+                }
+            }
             _ => ActiveRead::Full,
         }
+    }
+
+    /// Whether both active lists' listens are open and have been since
+    /// their last full read: every login and logout is heard, so no
+    /// session can come and go unseen.
+    pub fn listening(&self) -> bool {
+        self.active_listening.iter().all(|&l| l)
+    }
+
+    /// Whether `ids` (a counters read's, per list) are the copy's: when
+    /// not, the listen missed a change and the list is read in full.
+    pub fn same_ids(&self, service: Service, ids: &mut Vec<Id>) -> bool {
+        ids.sort_unstable();
+        ids.dedup();
+        self.active_ids[index(service)] == *ids
+    }
+
+    /// The counters were read at `now` (the ids were the copy's).
+    pub fn read_counters(&mut self, now: Instant) {
+        self.active_read_at = Some(now);
     }
 
     /// The rows each active list holds, as the agent knows them.
@@ -218,11 +247,13 @@ impl PollBook {
     /// session due before it reports now (so usage is never more than a
     /// poll late); 0 while every poll reads them.
     pub fn usage_early(&self, read: ActiveRead, usage: Duration) -> Duration {
-        let scheduled = self.active_listening.iter().all(|&l| l)
+        let scheduled = self.listening()
             && !self.schedule.active_read.is_zero()
             && self.schedule.active_read > self.schedule.poll;
         match read {
-            ActiveRead::Full if scheduled => usage.saturating_sub(self.schedule.poll),
+            ActiveRead::Full | ActiveRead::Counters if scheduled => {
+                usage.saturating_sub(self.schedule.poll)
+            }
             _ => Duration::ZERO,
         }
     }
@@ -331,8 +362,14 @@ mod tests {
         book.read_full(t0, [vec![Id(2), Id(1)], vec![Id(9)]]);
         assert_eq!(book.active_read(at(30)), ActiveRead::Check);
         assert_eq!(book.active_read(at(270)), ActiveRead::Check);
-        // Due at 300 s; a tick a little early still reads.
-        assert_eq!(book.active_read(at(290)), ActiveRead::Full);
+        // Due at 300 s; a tick a little early still reads (the counters:
+        // the listens kept the rest current).
+        assert_eq!(book.active_read(at(290)), ActiveRead::Counters);
+        let mut same = vec![Id(1), Id(2), Id(1)];
+        assert!(book.same_ids(Service::Hotspot, &mut same));
+        assert!(!book.same_ids(Service::Hotspot, &mut vec![Id(1)]));
+        book.read_counters(at(290));
+        assert_eq!(book.active_read(at(300)), ActiveRead::Check);
         assert_eq!(book.active_count(Service::Hotspot), 2);
         assert_eq!(book.active_count(Service::Pppoe), 1);
         // Listen rows keep the copy's ids current.
@@ -392,6 +429,10 @@ mod tests {
         listening(&mut book);
         assert_eq!(
             book.usage_early(ActiveRead::Full, usage),
+            Duration::from_secs(270)
+        );
+        assert_eq!(
+            book.usage_early(ActiveRead::Counters, usage),
             Duration::from_secs(270)
         );
         assert_eq!(book.usage_early(ActiveRead::Check, usage), Duration::ZERO);

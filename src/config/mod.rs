@@ -114,8 +114,9 @@ pub struct Config {
     /// How often to record usage, at least 1 second.
     pub usage_secs: u64,
     /// How often the hotspot users and PPP secrets are read in full while
-    /// `listen` reports their changes, 0..=86400 seconds; 0 reads them at
-    /// every poll (and does not listen on them).
+    /// `listen` reports their changes and the active lists' (so no session
+    /// goes unseen), 0..=86400 seconds; 0 reads them at every poll (and
+    /// does not listen on them).
     pub user_read_secs: u64,
     /// How often the active lists are read in full (their counters) while
     /// their listens are open, 0..=86400 seconds, at most every
@@ -218,7 +219,7 @@ impl Config {
                     0..=86_400,
                     "a whole number of seconds 0-86400",
                 )?
-                .unwrap_or(300),
+                .unwrap_or(3600),
             active_read_secs: src
                 .uint(
                     "active_read_secs",

@@ -56,7 +56,7 @@ fn defaults() {
     assert_eq!(c.poll_secs, 30);
     assert_eq!(c.poll_interval(), Duration::from_secs(30));
     assert_eq!(c.usage_secs, 300);
-    assert_eq!(c.user_read_secs, 300);
+    assert_eq!(c.user_read_secs, 3600);
     assert_eq!(c.active_read_secs, 300);
     assert_eq!(c.hotspot_profile_pattern, "*voucher*");
     assert_eq!(c.pppoe_profile_pattern, "*pppoe*");
