@@ -98,7 +98,7 @@ fn assert_complete(pg: &Postgres, state: &Path) -> u64 {
     let stream = store.stream().to_string();
     drop(store);
     let row = pg.psql(&format!(
-        "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM agent_events \
+        "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM agent_events_as_sent \
          WHERE site_id = 'site-a' AND stream = '{stream}'"
     ));
     assert_eq!(row, format!("{last}|{last}|1|{last}"));

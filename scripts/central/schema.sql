@@ -219,7 +219,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 -- Open sessions by key (ingest) and per site (fleet page: active count).
 CREATE INDEX IF NOT EXISTS sessions_open_idx
     ON sessions (site_id, service, username, active_id) WHERE ended_at IS NULL;
-CREATE INDEX IF NOT EXISTS sessions_site_user_idx ON sessions (site_id, service, username);
+-- Sessions by user regardless of state: no query reads them so (every
+-- lookup by user is of open sessions, sessions_open_idx, or of logouts
+-- without their login, sessions_no_login_idx; plans in docs/scale.md).
+DROP INDEX IF EXISTS sessions_site_user_idx;
 -- Logouts whose login has not arrived yet (a gap): looked up per login.
 CREATE INDEX IF NOT EXISTS sessions_no_login_idx
     ON sessions (site_id, service, username) WHERE login_seq IS NULL;
@@ -574,7 +577,7 @@ BEGIN
                    uptime_secs = coalesce(v_uptime, uptime_secs),
                    session_id = CASE WHEN session_id = '' THEN v_sess ELSE session_id END,
                    logout_seq = p_seq, last_seq = greatest(last_seq, p_seq), updated_at = now()
-             WHERE id = v_id;
+             WHERE site_id = p_site AND id = v_id;
         ELSE
             INSERT INTO sessions (site_id, service, username, active_id, session_id, started_at,
                                   ended_at, bytes_in, bytes_out, uptime_secs, end_reason,
