@@ -484,6 +484,20 @@ fn a_database_from_before_partitioning_still_loads_and_ingests() {
         pg.psql("SELECT data->>'seq' FROM user_activity_log WHERE username = 'old'"),
         "1"
     );
+    // The stream became its id, the old key gave way to the (site, stream, seq) index.
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'agent_events'::regclass \
+             AND attname = 'stream' AND NOT attisdropped"
+        ),
+        "0"
+    );
+    assert_eq!(
+        pg.psql(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'agent_events' ORDER BY indexname"
+        ),
+        "CREATE INDEX agent_events_stream_seq_idx ON public.agent_events USING btree (site_id, stream_id, seq)"
+    );
 }
 
 /// A psql session kept open on stdin, to hold a lock until told.

@@ -55,7 +55,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS agent_streams_site_id_idx ON agent_streams (si
 -- event as sent: the view agent_events_as_sent. Idempotency: ingest_batch
 -- holds the stream's agent_streams row lock and skips seqs <=
 -- stored_through and seqs already stored above it, so (site_id,
--- stream_id, seq) is unique without a unique index across partitions.
+-- stream_id, seq) is unique without a unique index (one across partitions
+-- would have to contain received_at, and so would not say it either).
 -- Rows with seq <= stored_through may be pruned without losing
 -- idempotency; rows above it must be kept.
 -- Partitioned by month of received_at (server clock: a wrong agent clock
@@ -76,8 +77,7 @@ CREATE TABLE IF NOT EXISTS agent_events (
     bytes_in    bigint,
     bytes_out   bigint,
     uptime_secs bigint,
-    body        jsonb NOT NULL,
-    PRIMARY KEY (site_id, stream_id, seq, received_at)
+    body        jsonb NOT NULL
 ) PARTITION BY RANGE (received_at);
 -- The prev chain is followed over the rows above stored_through (a range
 -- of the primary key): this index only cost space.
@@ -102,15 +102,17 @@ BEGIN
         -- Drops the old primary key with it.
         ALTER TABLE agent_events DROP COLUMN stream;
         ALTER TABLE agent_events ALTER COLUMN stream_id SET NOT NULL;
-        IF (SELECT relkind FROM pg_class WHERE oid = 'agent_events'::regclass) = 'p' THEN
-            ALTER TABLE agent_events ADD PRIMARY KEY (site_id, stream_id, seq, received_at);
-        ELSE
-            ALTER TABLE agent_events ADD PRIMARY KEY (site_id, stream_id, seq);
-        END IF;
     END IF;
+    ALTER TABLE agent_events DROP CONSTRAINT IF EXISTS agent_events_pkey;
 END
 $$;
-
+-- The events of a stream by seq: the new-event pick and the prev chain
+-- (ingest_batch) read ranges of it. Not a primary key: one would have to
+-- end in received_at, the partition key, and then its pages stay half
+-- full (1,000 sites append to 1,000 places in it, and B-tree pages split
+-- in the middle unless the last key column counts up by one, as seq does
+-- here: then PostgreSQL splits after the new entry and the pages fill).
+CREATE INDEX IF NOT EXISTS agent_events_stream_seq_idx ON agent_events (site_id, stream_id, seq);
 -- The events as stored before the field columns: envelope columns, the
 -- stream's text and `body` = the event without its envelope (readers and
 -- tests that want the JSON).
@@ -158,7 +160,10 @@ CREATE TABLE IF NOT EXISTS user_activity_log (
     PRIMARY KEY (site_id, id, created_at)
 ) PARTITION BY RANGE (created_at);
 ALTER TABLE user_activity_log ADD COLUMN IF NOT EXISTS seq bigint;
-CREATE INDEX IF NOT EXISTS user_activity_log_site_user_idx ON user_activity_log (site_id, username, created_at);
+-- A user's history by time: no page or function reads it so (the pages
+-- read time ranges, below); it cost 13 bytes per event (docs/scale.md).
+-- Make it again when a page lists one user's logins.
+DROP INDEX IF EXISTS user_activity_log_site_user_idx;
 -- Time ranges (pages: logins today, 24 h activity): BRIN, rows arrive in
 -- time order, a few pages per month instead of a B-tree entry per row.
 DROP INDEX IF EXISTS user_activity_log_site_at_idx;
