@@ -241,7 +241,9 @@ fn the_stored_event_gives_back_the_event_sent() {
     for (i, odd) in [
         json!({"user": 7, "service": null, "active_id": "", "bytes_in": 1.5,
                "bytes_out": 12345678901234567890u64, "uptime_secs": -3}),
-        json!({"user": "u", "session_id": ["x"], "bytes_in": "12", "site": "other"}),
+        json!({"user": "u", "session_id": ["x"], "bytes_in": "12", "site": "other",
+               "valid_hours": 0.0167, "seen_at_start": "yes", "unseen": null, "reason": 5,
+               "comment": "a|b", "valid_hours_note": 1.50}),
     ]
     .into_iter()
     .enumerate()

@@ -252,7 +252,7 @@ fn an_operators_day_holds() {
         pg.psql(
             "SELECT count(*) FROM user_activity_log AS l \
              JOIN agent_events AS e ON e.site_id = l.site_id AND e.seq = l.seq \
-             WHERE l.username = 'cust-b' AND l.action = 'login' AND e.body->>'profile' = 'isolir'",
+             WHERE l.username = 'cust-b' AND l.action = 'login' AND e.profile = 'isolir'",
         ) == "1"
     });
     // Restored: reported when the restore is written.

@@ -61,23 +61,38 @@ CREATE UNIQUE INDEX IF NOT EXISTS agent_streams_site_id_idx ON agent_streams (si
 -- idempotency; rows above it must be kept.
 -- Partitioned by month of received_at (server clock: a wrong agent clock
 -- cannot scatter rows); partitions: edge_maintain_partitions() below.
--- Fixed-width columns first: no alignment padding between them.
+-- Fixed-width columns first (no alignment padding between them), the
+-- fields in the order of their JSON keys' use: the session's, the
+-- login's, the logout's, the activation's.
 CREATE TABLE IF NOT EXISTS agent_events (
-    seq         bigint NOT NULL,
-    prev        bigint NOT NULL,
-    at          timestamptz NOT NULL,
-    received_at timestamptz NOT NULL DEFAULT now(),
-    stream_id   integer NOT NULL,
-    site_id     text NOT NULL,
-    type        text NOT NULL,
-    usr         text,
-    service     text,
-    active_id   text,
-    session_id  text,
-    bytes_in    bigint,
-    bytes_out   bigint,
-    uptime_secs bigint,
-    body        jsonb NOT NULL
+    seq            bigint NOT NULL,
+    prev           bigint NOT NULL,
+    at             timestamptz NOT NULL,
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    bytes_in       bigint,
+    bytes_out      bigint,
+    uptime_secs    bigint,
+    stream_id      integer NOT NULL,
+    seen_at_start  boolean,
+    unseen         boolean,
+    site_id        text NOT NULL,
+    type           text NOT NULL,
+    usr            text,
+    service        text,
+    active_id      text,
+    session_id     text,
+    address        text,
+    mac            text,
+    caller_id      text,
+    login_by       text,
+    profile        text,
+    reason         text,
+    batch_id       text,
+    valid_hours    numeric,
+    first_login_at text,
+    expires_at     text,
+    comment        text,
+    body           jsonb NOT NULL
 ) PARTITION BY RANGE (received_at);
 -- The prev chain is followed over the rows above stored_through (a range
 -- of the primary key): this index only cost space.
@@ -89,10 +104,26 @@ DROP INDEX IF EXISTS agent_events_prev_idx;
 DO $$
 BEGIN
     ALTER TABLE agent_events ADD COLUMN IF NOT EXISTS stream_id integer,
-        ADD COLUMN IF NOT EXISTS usr text, ADD COLUMN IF NOT EXISTS service text,
-        ADD COLUMN IF NOT EXISTS active_id text, ADD COLUMN IF NOT EXISTS session_id text,
-        ADD COLUMN IF NOT EXISTS bytes_in bigint, ADD COLUMN IF NOT EXISTS bytes_out bigint,
-        ADD COLUMN IF NOT EXISTS uptime_secs bigint;
+        ADD COLUMN IF NOT EXISTS usr text,
+        ADD COLUMN IF NOT EXISTS service text,
+        ADD COLUMN IF NOT EXISTS active_id text,
+        ADD COLUMN IF NOT EXISTS session_id text,
+        ADD COLUMN IF NOT EXISTS bytes_in bigint,
+        ADD COLUMN IF NOT EXISTS bytes_out bigint,
+        ADD COLUMN IF NOT EXISTS uptime_secs bigint,
+        ADD COLUMN IF NOT EXISTS address text,
+        ADD COLUMN IF NOT EXISTS mac text,
+        ADD COLUMN IF NOT EXISTS caller_id text,
+        ADD COLUMN IF NOT EXISTS login_by text,
+        ADD COLUMN IF NOT EXISTS profile text,
+        ADD COLUMN IF NOT EXISTS seen_at_start boolean,
+        ADD COLUMN IF NOT EXISTS unseen boolean,
+        ADD COLUMN IF NOT EXISTS reason text,
+        ADD COLUMN IF NOT EXISTS batch_id text,
+        ADD COLUMN IF NOT EXISTS valid_hours numeric,
+        ADD COLUMN IF NOT EXISTS first_login_at text,
+        ADD COLUMN IF NOT EXISTS expires_at text,
+        ADD COLUMN IF NOT EXISTS comment text;
     IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'agent_events'::regclass
                   AND attname = 'stream' AND NOT attisdropped) THEN
         INSERT INTO agent_streams (site_id, stream)
@@ -121,7 +152,11 @@ SELECT a.site_id, s.stream, a.seq, a.prev, a.type, a.at, a.received_at,
        a.body || jsonb_strip_nulls(jsonb_build_object(
            'user', a.usr, 'service', a.service, 'active_id', a.active_id,
            'session_id', a.session_id, 'bytes_in', a.bytes_in, 'bytes_out', a.bytes_out,
-           'uptime_secs', a.uptime_secs)) AS body
+           'uptime_secs', a.uptime_secs, 'address', a.address, 'mac', a.mac,
+           'caller_id', a.caller_id, 'login_by', a.login_by, 'profile', a.profile,
+           'seen_at_start', a.seen_at_start, 'unseen', a.unseen, 'reason', a.reason,
+           'batch_id', a.batch_id, 'valid_hours', a.valid_hours,
+           'first_login_at', a.first_login_at, 'expires_at', a.expires_at, 'comment', a.comment)) AS body
   FROM agent_events AS a JOIN agent_streams AS s ON s.site_id = a.site_id AND s.id = a.stream_id;
 
 -- ---------------------------------------------------------------- design tables
@@ -1276,17 +1311,33 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN jsonb_typeof(v) = 'number' AND scale(v::numeric) = 0
                      AND abs(v::numeric) < 1e18 THEN v::numeric::bigint END
 $$;
+CREATE OR REPLACE FUNCTION _edge_col_bool(v jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(v) = 'boolean' THEN v::boolean END
+$$;
+-- numeric holds a JSON number exactly (jsonb stores numbers as numeric).
+CREATE OR REPLACE FUNCTION _edge_col_num(v jsonb) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(v) = 'number' THEN v::numeric END
+$$;
 DROP FUNCTION IF EXISTS _edge_body(jsonb, text);
 
 -- How agent_events stores an event: the field columns, and body = the
 -- event without its envelope and without what went into the columns
 -- (`site` too when it is the uploading site's), in one copy (jsonb -
 -- text[]). A SQL function in FROM: inlined into the caller's plan.
+-- (Dropped first: its result columns change with the field list.)
+DROP FUNCTION IF EXISTS _edge_stored(jsonb, text);
 CREATE OR REPLACE FUNCTION _edge_stored(e jsonb, p_site text)
 RETURNS TABLE (usr text, service text, active_id text, session_id text, bytes_in bigint,
-               bytes_out bigint, uptime_secs bigint, body jsonb)
+               bytes_out bigint, uptime_secs bigint, address text, mac text, caller_id text,
+               login_by text, profile text, seen_at_start boolean, unseen boolean, reason text,
+               batch_id text, valid_hours numeric, first_login_at text, expires_at text,
+               comment text, body jsonb)
 LANGUAGE sql IMMUTABLE AS $$
     SELECT c.usr, c.service, c.active_id, c.session_id, c.bytes_in, c.bytes_out, c.uptime_secs,
+           c.address, c.mac, c.caller_id, c.login_by, c.profile, c.seen_at_start, c.unseen,
+           c.reason, c.batch_id, c.valid_hours, c.first_login_at, c.expires_at, c.comment,
            e - array_remove(ARRAY[
                'stream', 'seq', 'prev', 'type', 'at',
                CASE WHEN e ->> 'site' = p_site THEN 'site' END,
@@ -1296,13 +1347,41 @@ LANGUAGE sql IMMUTABLE AS $$
                CASE WHEN c.session_id IS NOT NULL THEN 'session_id' END,
                CASE WHEN c.bytes_in IS NOT NULL THEN 'bytes_in' END,
                CASE WHEN c.bytes_out IS NOT NULL THEN 'bytes_out' END,
-               CASE WHEN c.uptime_secs IS NOT NULL THEN 'uptime_secs' END], NULL)
-      FROM (SELECT _edge_col_text(e -> 'user') AS usr, _edge_col_text(e -> 'service') AS service,
+               CASE WHEN c.uptime_secs IS NOT NULL THEN 'uptime_secs' END,
+               CASE WHEN c.address IS NOT NULL THEN 'address' END,
+               CASE WHEN c.mac IS NOT NULL THEN 'mac' END,
+               CASE WHEN c.caller_id IS NOT NULL THEN 'caller_id' END,
+               CASE WHEN c.login_by IS NOT NULL THEN 'login_by' END,
+               CASE WHEN c.profile IS NOT NULL THEN 'profile' END,
+               CASE WHEN c.seen_at_start IS NOT NULL THEN 'seen_at_start' END,
+               CASE WHEN c.unseen IS NOT NULL THEN 'unseen' END,
+               CASE WHEN c.reason IS NOT NULL THEN 'reason' END,
+               CASE WHEN c.batch_id IS NOT NULL THEN 'batch_id' END,
+               CASE WHEN c.valid_hours IS NOT NULL THEN 'valid_hours' END,
+               CASE WHEN c.first_login_at IS NOT NULL THEN 'first_login_at' END,
+               CASE WHEN c.expires_at IS NOT NULL THEN 'expires_at' END,
+               CASE WHEN c.comment IS NOT NULL THEN 'comment' END], NULL)
+      FROM (SELECT
+                   _edge_col_text(e -> 'user') AS usr,
+                   _edge_col_text(e -> 'service') AS service,
                    _edge_col_text(e -> 'active_id') AS active_id,
                    _edge_col_text(e -> 'session_id') AS session_id,
                    _edge_col_int(e -> 'bytes_in') AS bytes_in,
                    _edge_col_int(e -> 'bytes_out') AS bytes_out,
-                   _edge_col_int(e -> 'uptime_secs') AS uptime_secs) AS c
+                   _edge_col_int(e -> 'uptime_secs') AS uptime_secs,
+                   _edge_col_text(e -> 'address') AS address,
+                   _edge_col_text(e -> 'mac') AS mac,
+                   _edge_col_text(e -> 'caller_id') AS caller_id,
+                   _edge_col_text(e -> 'login_by') AS login_by,
+                   _edge_col_text(e -> 'profile') AS profile,
+                   _edge_col_bool(e -> 'seen_at_start') AS seen_at_start,
+                   _edge_col_bool(e -> 'unseen') AS unseen,
+                   _edge_col_text(e -> 'reason') AS reason,
+                   _edge_col_text(e -> 'batch_id') AS batch_id,
+                   _edge_col_num(e -> 'valid_hours') AS valid_hours,
+                   _edge_col_text(e -> 'first_login_at') AS first_login_at,
+                   _edge_col_text(e -> 'expires_at') AS expires_at,
+                   _edge_col_text(e -> 'comment') AS comment) AS c
 $$;
 
 CREATE OR REPLACE FUNCTION ingest_batch(site_id text, batch json) RETURNS jsonb
@@ -1449,7 +1528,10 @@ BEGIN
     IF jsonb_array_length(v_new) > 0 THEN
         BEGIN
             INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
-                                      active_id, session_id, bytes_in, bytes_out, uptime_secs, body)
+                                      active_id, session_id, bytes_in, bytes_out, uptime_secs,
+                                      address, mac, caller_id, login_by, profile, seen_at_start,
+                                      unseen, reason, batch_id, valid_hours, first_login_at,
+                                      expires_at, comment, body)
             SELECT v_site, v_sid, (e ->> 'seq')::bigint, (e ->> 'prev')::bigint, e ->> 'type',
                    (e ->> 'at')::timestamptz, c.*
               FROM jsonb_array_elements(v_new) AS e, _edge_stored(e, v_site) AS c;
@@ -1463,7 +1545,10 @@ BEGIN
                           ORDER BY (e ->> 'seq')::bigint LOOP
                     INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
                                               active_id, session_id, bytes_in, bytes_out,
-                                              uptime_secs, body)
+                                              uptime_secs, address, mac, caller_id, login_by,
+                                              profile, seen_at_start, unseen, reason, batch_id,
+                                              valid_hours, first_login_at, expires_at, comment,
+                                              body)
                     SELECT v_site, v_sid, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), c.*
                       FROM _edge_stored(r.ev, v_site) AS c;
                     BEGIN
