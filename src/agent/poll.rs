@@ -94,6 +94,7 @@ impl Agent {
                 let mut committed = self.store.load_state().await?;
                 committed.last_poll = last_poll;
                 self.state = Arc::new(committed);
+                self.reuse.stepped = None;
                 let state = self.state.clone();
                 self.view.send_modify(|v| v.state = state);
                 self.book.poll.owe_full_read();
@@ -281,6 +282,7 @@ impl Agent {
             // Assessed by the caller, after the reads.
             clock: None,
             hotspot_users_kept: !due[service_index(Service::Hotspot)],
+            users_same: self.reuse.users_same(),
             sessions_kept: active.read == ActiveRead::Check,
             usage_early_secs: usage_early.as_secs(),
             // Filled by the caller with the clock.

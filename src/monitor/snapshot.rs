@@ -122,6 +122,10 @@ pub struct Snapshot {
     /// Unseen usage is then not judged; seen sessions that end add their
     /// credit until the next full read.
     pub hotspot_users_kept: bool,
+    /// Both user lists are exactly the rows the last step saw (kept, no
+    /// listen change since): the step skips the work that depends on
+    /// them alone (unseen usage with nothing ended, hand-made users).
+    pub users_same: bool,
     /// The session rows were not read this poll: they are the agent's copy
     /// (the open sessions as the listens left them, checked against the
     /// router's counts), with the counters last read. No usage is reported

@@ -257,30 +257,37 @@ pub fn step_in_place(
     snap.ppp_active = Vec::new();
     let sessions = &state.sessions;
 
-    let online: HashSet<&Name> = sessions
-        .values()
-        .filter(|t| t.service == Service::Hotspot)
-        .map(|t| &t.user)
-        .collect();
-    let (usage, unseen) = usage::account(
-        prev_usage,
-        &hotspot_users,
-        &online,
-        &ended,
-        !snap.hotspot_users_kept,
-    );
+    let counters_read = !snap.hotspot_users_kept;
+    let (usage, unseen) = if usage::is_quiet(snap.users_same, counters_read, &ended) {
+        (prev_usage, Vec::new())
+    } else {
+        let online: HashSet<&Name> = sessions
+            .values()
+            .filter(|t| t.service == Service::Hotspot)
+            .map(|t| &t.user)
+            .collect();
+        usage::account(prev_usage, &hotspot_users, &online, &ended, counters_read)
+    };
     events.extend(unseen);
 
     // Hand-made users: a comment without any `_SYSTEM` marker. Every user is
     // checked, whatever its profile: hand-made users rarely follow the
     // naming pattern. Each is reported once; the set forgets users that no
-    // longer exist so it cannot grow without bound.
+    // longer exist so it cannot grow without bound. Users as the last step
+    // saw them were all flagged then: nothing to do.
     let mut flagged = BTreeSet::new();
     let mut manual = Vec::new();
-    for (service, users) in [
+    let all = [
         (Service::Hotspot, &snap.hotspot_users),
         (Service::Pppoe, &snap.ppp_secrets),
-    ] {
+    ];
+    let lists: &[_] = if snap.users_same {
+        flagged = prev_flagged.clone();
+        &[]
+    } else {
+        &all
+    };
+    for &(service, users) in lists {
         for u in users.iter() {
             if u.comment.is_empty() || has_system_marker(u.comment.as_bytes()) {
                 continue;
@@ -303,7 +310,6 @@ pub fn step_in_place(
     events.extend(plan.events);
     events.extend(manual);
     let managed = (hotspot.sorted.len(), pppoe.sorted.len());
-    drop(online);
     state.vouchers = plan.vouchers;
     state.flagged_manual = flagged;
     state.router_boot = snap.router_boot.or(prev_boot);
