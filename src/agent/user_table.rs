@@ -234,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn every_change_to_the_rows_moves_the_mark() {
+        let mut t = UserTable::default();
+        let mark = t.changes();
+        // Not read yet: a listen change has nothing to apply to.
+        t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
+        assert_eq!(t.changes(), mark);
+        t.read(vec![row(1, "a", "")], Instant::now());
+        let read = t.changes();
+        assert_ne!(read, mark);
+        let rows = std::mem::take(&mut t.rows);
+        t.put_back(rows);
+        assert_eq!(t.changes(), read, "borrowed by a step and put back");
+        t.apply(UserChange::Upsert(Service::Hotspot, row(1, "a", "edited")));
+        let edited = t.changes();
+        assert_ne!(edited, read);
+        t.read_failed();
+        assert_ne!(t.changes(), edited);
+    }
+
+    #[test]
     fn changes_apply_to_a_list_not_in_id_order_too() {
         let mut t = UserTable::default();
         t.read(vec![row(5, "e", ""), row(2, "b", "")], Instant::now());

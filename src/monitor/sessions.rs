@@ -236,3 +236,39 @@ pub(super) fn logout(t: &TrackedSession, reason: LogoutReason) -> EventKind {
         uptime_secs: t.counters.uptime_secs,
     }
 }
+
+/// The open sessions as active rows (hotspot, PPP), with the counters last
+/// read: the agent's copy of the active lists, for a poll that read only
+/// their counters (merged into these) or only counted them.
+pub fn kept_rows(
+    sessions: &SortedMap<SessionKey, TrackedSession>,
+) -> (Vec<SessionRow>, Vec<SessionRow>) {
+    let hotspot_count = sessions
+        .values()
+        .filter(|t| t.service == Service::Hotspot)
+        .count();
+    // Exact sizes: at 6,000 sessions a doubling vector leaves a quarter
+    // of a megabyte unused at the poll's peak.
+    let mut hotspot = Vec::with_capacity(hotspot_count);
+    let mut ppp = Vec::with_capacity(sessions.len() - hotspot_count);
+    for t in sessions.values() {
+        let row = SessionRow {
+            service: t.service,
+            id: t.active_id,
+            user: t.user.clone(),
+            address: t.address,
+            mac: t.mac,
+            caller_id: t.caller_id.clone(),
+            login_by: Name::empty(),
+            session_id: t.session_id.clone(),
+            uptime_secs: Some(t.counters.uptime_secs),
+            bytes_in: t.counters.bytes_in,
+            bytes_out: t.counters.bytes_out,
+        };
+        match t.service {
+            Service::Hotspot => hotspot.push(row),
+            Service::Pppoe => ppp.push(row),
+        }
+    }
+    (hotspot, ppp)
+}

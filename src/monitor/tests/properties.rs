@@ -182,6 +182,7 @@ proptest! {
                 proptest::collection::vec(0u8..4, 6),
                 any::<bool>(),
                 1i64..400,
+                proptest::option::weighted(0.5, 0u8..4),
             ),
             1..12,
         ),
@@ -190,7 +191,7 @@ proptest! {
         let (mut fast, mut slow) = (MonitorState::default(), MonitorState::default());
         let mut now = at(0);
         let mut lists: Option<(Vec<UserRow>, Vec<UserRow>)> = None;
-        for (presence, new_users, totals, comments, kept, gap) in cycles {
+        for (presence, new_users, totals, comments, kept, gap, counted) in cycles {
             now = now.plus_secs(gap);
             let same = lists.is_some() && !new_users && kept;
             if lists.is_none() || new_users {
@@ -201,6 +202,12 @@ proptest! {
             snap.hotspot_users = hotspot;
             snap.ppp_secrets = ppp;
             snap.hotspot_users_kept = kept;
+            // A poll that only counted the active lists (rows ignored),
+            // sometimes with the router rebooted meanwhile.
+            if let Some(boot) = counted {
+                snap.sessions_kept = true;
+                snap.router_boot = cycle_snapshot(&[], boot).router_boot;
+            }
             let mut slow_snap = snap.clone();
             snap.users_same = same;
             let a = step_in_place(&mut fast, &mut snap, now, &cfg);
