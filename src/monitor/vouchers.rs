@@ -106,7 +106,7 @@ struct SessionsByUser<'a> {
 
 fn sessions_by_user<'a>(active: &[OpenSession<'a>]) -> SessionsByUser<'a> {
     let mut rows = active.to_vec();
-    rows.sort_by(|a, b| a.user.cmp(&b.user));
+    rows.sort_by(|a, b| a.user.cmp(b.user));
     let len = u32::try_from(rows.len())
         .unwrap_or(u32::MAX - 1)
         .min(u32::MAX - 1);
