@@ -54,14 +54,17 @@ pub(super) struct Update {
 /// megabyte a poll. A shared map is copied first (copy on write).
 pub(super) fn update(sessions: &mut Sessions, active: &[&SessionRow], ctx: &Context<'_>) -> Update {
     let mut out = Update::default();
-    let mut logins = Vec::new();
+    // At least this many rows are new sessions: all of them at a first
+    // poll, where vectors grown by doubling were a megabyte of the peak.
+    let fresh = active.len().saturating_sub(sessions.len());
+    let mut logins = Vec::with_capacity(fresh);
     let mut usage = Vec::new();
     // Users with a new session this cycle: an old session of theirs that
     // vanished ended by re-login rather than by a plain logout.
     let mut relogged: BTreeSet<(Service, &Name)> = BTreeSet::new();
     // Which known sessions have an active row (by position in the map).
     let mut seen = vec![false; sessions.len()];
-    let mut added = Vec::new();
+    let mut added = Vec::with_capacity(fresh);
 
     for row in active {
         let key = (row.service, row.id);
