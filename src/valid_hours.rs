@@ -81,7 +81,10 @@ impl ValidHours {
         }
         // Exact decimal arithmetic in millionths of a minute: no float
         // rounding surprises (0.1 h is exactly 6 minutes).
-        let int = int.iter().skip_while(|&&b| b == b'0').collect::<Vec<_>>();
+        // Leading zeros skipped without a copy: parsed for every voucher
+        // at every poll.
+        let zeros = int.iter().take_while(|&&b| b == b'0').count();
+        let int = &int[zeros..];
         if int.len() > 6 {
             return if negative {
                 Err(ValidHoursError::Negative)
@@ -89,7 +92,7 @@ impl ValidHours {
                 Err(ValidHoursError::TooLong)
             };
         }
-        let hours: u64 = int.iter().fold(0, |a, &&b| a * 10 + u64::from(b - b'0'));
+        let hours: u64 = int.iter().fold(0, |a, &b| a * 10 + u64::from(b - b'0'));
         // Up to 6 fractional digits count; the rest cannot move a minute.
         let mut micro: u64 = 0;
         for i in 0..6 {

@@ -653,3 +653,21 @@ fn a_swap_the_count_cannot_see_is_caught_by_the_counters_read() {
         sim.command_log()
     );
 }
+
+#[test]
+fn a_user_no_longer_managed_ends_its_session_at_a_poll_that_only_counted() {
+    let sim = sim();
+    sim.add_hotspot_user("h1", "p", "voucher-1h", b"");
+    sim.hotspot_login("h1", "10.5.50.2", "02:00:00:00:00:01")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(&sim, &dir.path().join("state.redb"), "1");
+    agent.wait_event_within(secs(10), |e| is(e, "login", "h1"));
+    agent.wait_log("active lists counted", 1);
+    // Out of the managed profiles, heard on the user list's listen: the
+    // next poll (a count, the session still on the router) lets it go.
+    sim.set_item("/ip/hotspot/user", "h1", &[("profile", b"default")])
+        .unwrap();
+    agent.wait_event_within(secs(5), |e| is(e, "logout", "h1"));
+    assert_eq!(agent.count("active lists read"), 1, "{}", agent.log());
+}

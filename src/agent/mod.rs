@@ -284,6 +284,9 @@ struct Reuse {
     hotspot_active: (NameCache, Vec<SessionRow>),
     ppp_secrets: UserTable,
     ppp_active: (NameCache, Vec<SessionRow>),
+    /// The user lists' change marks as the last step saw them (`None`
+    /// after a step whose result was not kept).
+    stepped: Option<[u64; 2]>,
 }
 
 impl Reuse {
@@ -294,6 +297,17 @@ impl Reuse {
     fn keep_rows(&mut self, snapshot: Snapshot) {
         self.hotspot_users.put_back(snapshot.hotspot_users);
         self.ppp_secrets.put_back(snapshot.ppp_secrets);
+        self.stepped = Some(self.marks());
+    }
+
+    /// The user lists' change marks.
+    fn marks(&self) -> [u64; 2] {
+        [self.hotspot_users.changes(), self.ppp_secrets.changes()]
+    }
+
+    /// Whether both user lists are exactly as the last step saw them.
+    fn users_same(&self) -> bool {
+        self.stepped == Some(self.marks())
     }
 
     fn users(&mut self, service: Service) -> &mut UserTable {

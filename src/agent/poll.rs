@@ -15,7 +15,6 @@ use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::monitor::{self, SessionRow, Snapshot};
-use crate::name::Name;
 use crate::store::StateDelta;
 
 impl Agent {
@@ -94,6 +93,7 @@ impl Agent {
                 let mut committed = self.store.load_state().await?;
                 committed.last_poll = last_poll;
                 self.state = Arc::new(committed);
+                self.reuse.stepped = None;
                 let state = self.state.clone();
                 self.view.send_modify(|v| v.state = state);
                 self.book.poll.owe_full_read();
@@ -281,6 +281,7 @@ impl Agent {
             // Assessed by the caller, after the reads.
             clock: None,
             hotspot_users_kept: !due[service_index(Service::Hotspot)],
+            users_same: self.reuse.users_same(),
             sessions_kept: active.read == ActiveRead::Check,
             usage_early_secs: usage_early.as_secs(),
             // Filled by the caller with the clock.
@@ -414,7 +415,14 @@ impl Agent {
         if !agree {
             return Ok(None);
         }
-        let mut kept = self.kept_active();
+        // Sessions of users the agent does not manage are counted, not
+        // kept: the step would drop them anyway.
+        let (hotspot, ppp) = monitor::kept_rows(&self.state.sessions);
+        let mut kept = ActiveRows {
+            hotspot,
+            ppp,
+            read: ActiveRead::Counters,
+        };
         for (rows, counters) in [
             (&mut kept.hotspot, &mut ha.value.rows),
             (&mut kept.ppp, &mut pa.value.rows),
@@ -434,39 +442,15 @@ impl Agent {
             pi.value.fill(&mut kept.ppp);
         }
         self.book.poll.read_counters(now);
-        kept.read = ActiveRead::Counters;
         Ok(Some(kept))
     }
 
-    /// The active lists as the agent's copy has them (their counts agree
-    /// with the router's): the open sessions of the state, with the
-    /// counters last read. Sessions of users the agent does not manage
-    /// are counted, not kept: the step would drop them anyway.
+    /// The active lists only counted (their counts agree with the copy):
+    /// the step takes the open sessions of its state for rows.
     fn kept_active(&self) -> ActiveRows {
-        let mut hotspot = Vec::new();
-        let mut ppp = Vec::new();
-        for t in self.state.sessions.values() {
-            let row = SessionRow {
-                service: t.service,
-                id: t.active_id,
-                user: t.user.clone(),
-                address: t.address,
-                mac: t.mac,
-                caller_id: t.caller_id.clone(),
-                login_by: Name::empty(),
-                session_id: t.session_id.clone(),
-                uptime_secs: Some(t.counters.uptime_secs),
-                bytes_in: t.counters.bytes_in,
-                bytes_out: t.counters.bytes_out,
-            };
-            match t.service {
-                Service::Hotspot => hotspot.push(row),
-                Service::Pppoe => ppp.push(row),
-            }
-        }
         ActiveRows {
-            hotspot,
-            ppp,
+            hotspot: Vec::new(),
+            ppp: Vec::new(),
             read: ActiveRead::Check,
         }
     }

@@ -35,6 +35,10 @@ pub struct UserTable {
     /// a map of names to rows would be a second copy of the list.
     by_name: Vec<u32>,
     by_name_stale: bool,
+    /// Bumped whenever `rows` change (read, listen change, failed read):
+    /// a poll whose lists are as the last step saw them can skip the
+    /// step's per-user work that only depends on them.
+    changes: u64,
 }
 
 impl UserTable {
@@ -49,6 +53,7 @@ impl UserTable {
 
     /// A full read replaced the rows.
     pub fn read(&mut self, rows: Vec<UserRow>, at: Instant) {
+        self.changes = self.changes.wrapping_add(1);
         self.sorted = rows.is_sorted_by_key(|r| r.id);
         self.rows = rows;
         self.by_name_stale = true;
@@ -59,6 +64,7 @@ impl UserTable {
     /// are gone, so the copy must not stand in for the list until a read
     /// succeeds.
     pub fn read_failed(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
         self.rows.clear();
         self.by_name_stale = true;
         self.read_at = None;
@@ -79,6 +85,7 @@ impl UserTable {
         if self.read_at.is_none() {
             return;
         }
+        self.changes = self.changes.wrapping_add(1);
         match change {
             UserChange::Upsert(_, row) => match self.find(row.id) {
                 Ok(i) => {
@@ -107,6 +114,11 @@ impl UserTable {
     /// most of a megabyte at 10,000 users.
     pub fn name_cache(&self) -> NameCache {
         NameCache::of(self.rows.iter().flat_map(|r| [&r.name, &r.comment]))
+    }
+
+    /// A mark that moves whenever the rows change.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Puts the rows back after a step borrowed them (moved out into the
@@ -219,6 +231,26 @@ mod tests {
         t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
         assert_eq!(names(&t), [&b"b"[..], b"c", b"new"]);
         assert_eq!(t.rows[0].comment.as_bytes(), b"edited");
+    }
+
+    #[test]
+    fn every_change_to_the_rows_moves_the_mark() {
+        let mut t = UserTable::default();
+        let mark = t.changes();
+        // Not read yet: a listen change has nothing to apply to.
+        t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
+        assert_eq!(t.changes(), mark);
+        t.read(vec![row(1, "a", "")], Instant::now());
+        let read = t.changes();
+        assert_ne!(read, mark);
+        let rows = std::mem::take(&mut t.rows);
+        t.put_back(rows);
+        assert_eq!(t.changes(), read, "borrowed by a step and put back");
+        t.apply(UserChange::Upsert(Service::Hotspot, row(1, "a", "edited")));
+        let edited = t.changes();
+        assert_ne!(edited, read);
+        t.read_failed();
+        assert_ne!(t.changes(), edited);
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod listen;
 mod managed;
 mod name_index;
 mod sessions;
+pub use sessions::kept_rows;
 mod snapshot;
 mod sorted_map;
 pub mod state;

@@ -122,10 +122,16 @@ pub struct Snapshot {
     /// Unseen usage is then not judged; seen sessions that end add their
     /// credit until the next full read.
     pub hotspot_users_kept: bool,
-    /// The session rows were not read this poll: they are the agent's copy
-    /// (the open sessions as the listens left them, checked against the
-    /// router's counts), with the counters last read. No usage is reported
-    /// from them and `last_poll` (when counters were last seen) stays.
+    /// Both user lists are exactly the rows the last step saw (kept, no
+    /// listen change since): the step skips the work that depends on
+    /// them alone (unseen usage with nothing ended, hand-made users).
+    pub users_same: bool,
+    /// The active lists were not read this poll, only counted: the step
+    /// takes the open sessions of its state (as the listens left them,
+    /// checked against the router's counts) for their rows, with the
+    /// counters last read, and ignores `hotspot_active` and `ppp_active`.
+    /// No usage is reported from them and `last_poll` (when counters were
+    /// last seen) stays.
     pub sessions_kept: bool,
     /// Counters read now are read again only a usage interval later: a
     /// session whose usage falls due within this many seconds reports now

@@ -9,6 +9,7 @@ use super::glob::glob_match;
 use super::managed::ours_by_comment;
 use super::name_index::NameIndex;
 use super::state::SessionKey;
+use super::vouchers::OpenSession;
 use super::{MonitorState, SessionRow, Snapshot, UserRow, sessions, usage, vouchers};
 use crate::clock::Timestamp;
 use crate::comment::has_system_marker;
@@ -178,32 +179,54 @@ pub fn step_in_place(
     let prev = &*state;
     let hotspot = managed(&snap.hotspot_users, Service::Hotspot, cfg);
     let pppoe = managed(&snap.ppp_secrets, Service::Pppoe, cfg);
-
-    let active: Vec<&SessionRow> = snap
-        .hotspot_active
-        .iter()
-        .filter(|s| hotspot.contains(&s.user))
-        .chain(snap.ppp_active.iter().filter(|s| pppoe.contains(&s.user)))
-        .collect();
-    let hotspot_active: Vec<&SessionRow> = active
-        .iter()
-        .copied()
-        .filter(|s| s.service == Service::Hotspot)
-        .collect();
+    // Boot estimates wobble by the time between reading the uptime and
+    // taking `now`; a real reboot moves the estimate by far more.
+    let rebooted = matches!(
+        (prev.router_boot, snap.router_boot),
+        (Some(before), Some(after)) if after.secs_since(before) > REBOOT_TOLERANCE_SECS
+    );
+    // A poll that only counted the active lists has the state's own
+    // sessions for rows. With the users as the last step saw them, every
+    // one of those is still managed and nothing about it can change (no
+    // counters, no usage due from kept counters): the update is skipped,
+    // which at a large site is most polls.
+    let quiet = snap.sessions_kept && snap.users_same && !rebooted && prev.started;
+    let kept = (snap.sessions_kept && !quiet).then(|| sessions::kept_rows(&prev.sessions));
+    let (hotspot_rows, ppp_rows) = match &kept {
+        Some((h, p)) => (h.as_slice(), p.as_slice()),
+        None => (snap.hotspot_active.as_slice(), snap.ppp_active.as_slice()),
+    };
+    let active: Vec<&SessionRow> = if quiet {
+        Vec::new()
+    } else {
+        hotspot_rows
+            .iter()
+            .filter(|s| hotspot.contains(&s.user))
+            .chain(ppp_rows.iter().filter(|s| pppoe.contains(&s.user)))
+            .collect()
+    };
     let hotspot_users: Vec<&UserRow> = hotspot.rows().collect();
 
     let (clock, clock_event, clock_now) = match &snap.clock {
         Some(v) => clock_trust::advance(&prev.clock, v),
         None => (prev.clock, None, ClockNow::UNASSESSED),
     };
-    let plan = vouchers::plan(
-        &prev.vouchers,
-        &hotspot_users,
-        &hotspot_active,
-        now,
-        &clock_now,
-        cfg,
-    );
+    let plan = {
+        let open: Vec<OpenSession> = if quiet {
+            prev.sessions
+                .values()
+                .filter(|t| t.service == Service::Hotspot)
+                .map(OpenSession::from)
+                .collect()
+        } else {
+            active
+                .iter()
+                .filter(|s| s.service == Service::Hotspot)
+                .map(|&s| OpenSession::from(s))
+                .collect()
+        };
+        vouchers::plan(&prev.vouchers, &hotspot_users, &open, now, &clock_now, cfg)
+    };
 
     // Sessions of vouchers expired in an earlier cycle and still being
     // enforced were kicked by us; once enforced, the user (re-enabled by the
@@ -214,12 +237,6 @@ pub fn step_in_place(
         .filter(|(_, p)| p.expired_for.is_some() && !p.enforced)
         .map(|(name, _)| name.clone())
         .collect();
-    // Boot estimates wobble by the time between reading the uptime and
-    // taking `now`; a real reboot moves the estimate by far more.
-    let rebooted = matches!(
-        (prev.router_boot, snap.router_boot),
-        (Some(before), Some(after)) if after.secs_since(before) > REBOOT_TOLERANCE_SECS
-    );
     let profile_of = |service: Service, user: &Name| -> Name {
         let index = match service {
             Service::Hotspot => &hotspot,
@@ -251,36 +268,48 @@ pub fn step_in_place(
         put: sessions_put,
         del: sessions_del,
         ended,
-    } = sessions::update(&mut state.sessions, &active, &ctx);
-    drop((active, hotspot_active, ctx, profile_of));
+    } = if quiet {
+        sessions::Update::default()
+    } else {
+        sessions::update(&mut state.sessions, &active, &ctx)
+    };
+    drop((active, ctx, profile_of));
+    drop(kept);
     snap.hotspot_active = Vec::new();
     snap.ppp_active = Vec::new();
     let sessions = &state.sessions;
 
-    let online: HashSet<&Name> = sessions
-        .values()
-        .filter(|t| t.service == Service::Hotspot)
-        .map(|t| &t.user)
-        .collect();
-    let (usage, unseen) = usage::account(
-        prev_usage,
-        &hotspot_users,
-        &online,
-        &ended,
-        !snap.hotspot_users_kept,
-    );
+    let counters_read = !snap.hotspot_users_kept;
+    let (usage, unseen) = if usage::is_quiet(snap.users_same, counters_read, &ended) {
+        (prev_usage, Vec::new())
+    } else {
+        let online: HashSet<&Name> = sessions
+            .values()
+            .filter(|t| t.service == Service::Hotspot)
+            .map(|t| &t.user)
+            .collect();
+        usage::account(prev_usage, &hotspot_users, &online, &ended, counters_read)
+    };
     events.extend(unseen);
 
     // Hand-made users: a comment without any `_SYSTEM` marker. Every user is
     // checked, whatever its profile: hand-made users rarely follow the
     // naming pattern. Each is reported once; the set forgets users that no
-    // longer exist so it cannot grow without bound.
+    // longer exist so it cannot grow without bound. Users as the last step
+    // saw them were all flagged then: nothing to do.
     let mut flagged = BTreeSet::new();
     let mut manual = Vec::new();
-    for (service, users) in [
+    let all = [
         (Service::Hotspot, &snap.hotspot_users),
         (Service::Pppoe, &snap.ppp_secrets),
-    ] {
+    ];
+    let lists: &[_] = if snap.users_same {
+        flagged = prev_flagged.clone();
+        &[]
+    } else {
+        &all
+    };
+    for &(service, users) in lists {
         for u in users.iter() {
             if u.comment.is_empty() || has_system_marker(u.comment.as_bytes()) {
                 continue;
@@ -303,7 +332,6 @@ pub fn step_in_place(
     events.extend(plan.events);
     events.extend(manual);
     let managed = (hotspot.sorted.len(), pppoe.sorted.len());
-    drop(online);
     state.vouchers = plan.vouchers;
     state.flagged_manual = flagged;
     state.router_boot = snap.router_boot.or(prev_boot);

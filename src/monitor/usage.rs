@@ -29,6 +29,21 @@ use crate::clock::Timestamp;
 use crate::event::{EventKind, Service, SessionRef};
 use crate::name::{Id, Name};
 
+/// Whether [`account`] would return `prev` unchanged and no event, so the
+/// step can skip it: the users are the rows the last step accounted
+/// (`users_same`: every one has its baseline, with its `.id`, and no
+/// baseline is left of a user gone), their counters were not read, and no
+/// seen session ended in this step (its credit would be added). That is
+/// most polls at a large site; the walk over every user it spares was a
+/// tenth of a quiet poll's CPU at 10,000 users.
+pub(super) fn is_quiet(
+    users_same: bool,
+    counters_read: bool,
+    ended: &BTreeMap<Name, Totals>,
+) -> bool {
+    users_same && !counters_read && ended.is_empty()
+}
+
 /// Accounts for one poll. `users` are the managed hotspot users; `online`
 /// the users with a session open after this poll; `ended` the credit of
 /// seen sessions that ended in this poll's step (already included in

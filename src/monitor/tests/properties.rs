@@ -129,3 +129,93 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Property: skipping the work on unchanged user lists changes nothing
+// ---------------------------------------------------------------------------
+
+/// The user lists of a cycle: counters and comment choices per user.
+fn user_lists(totals: &[(u64, u64)], comments: &[u8]) -> (Vec<UserRow>, Vec<UserRow>) {
+    let comment = |c: u8| -> &[u8] {
+        match c {
+            0 => b"",
+            1 => MIKHMON,
+            2 => b"hand made",
+            _ => b"VOUCHER_SYSTEM|B1|1|1|24",
+        }
+    };
+    let hotspot = HS_USERS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let profile = if *name == "x" {
+                "default"
+            } else {
+                VOUCHER_PROFILE
+            };
+            let u = user(&format!("*U{i}"), name, profile, comment(comments[i]));
+            let (up, bytes) = totals[i];
+            with_totals(u, up, bytes, bytes / 2)
+        })
+        .collect();
+    let ppp = PPP_USERS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| secret(&format!("*S{i}"), name, comment(comments[4 + i])))
+        .collect();
+    (hotspot, ppp)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `users_same` (set by the agent when both lists are the rows the
+    /// last step saw) only skips work: the same states, events and
+    /// actions as a step that redoes it, whatever the sessions do.
+    #[test]
+    fn users_same_only_skips_work(
+        cycles in proptest::collection::vec(
+            (
+                proptest::collection::vec(presence(), 6),
+                any::<bool>(),
+                proptest::collection::vec((0u64..500, 0u64..5_000), 4),
+                proptest::collection::vec(0u8..4, 6),
+                any::<bool>(),
+                1i64..400,
+                proptest::option::weighted(0.5, 0u8..4),
+            ),
+            1..12,
+        ),
+    ) {
+        let cfg = cfg();
+        let (mut fast, mut slow) = (MonitorState::default(), MonitorState::default());
+        let mut now = at(0);
+        let mut lists: Option<(Vec<UserRow>, Vec<UserRow>)> = None;
+        for (presence, new_users, totals, comments, kept, gap, counted) in cycles {
+            now = now.plus_secs(gap);
+            let same = lists.is_some() && !new_users && kept;
+            if lists.is_none() || new_users {
+                lists = Some(user_lists(&totals, &comments));
+            }
+            let Some((hotspot, ppp)) = lists.clone() else { unreachable!() };
+            let mut snap = cycle_snapshot(&presence, 0);
+            snap.hotspot_users = hotspot;
+            snap.ppp_secrets = ppp;
+            snap.hotspot_users_kept = kept;
+            // A poll that only counted the active lists (rows ignored),
+            // sometimes with the router rebooted meanwhile.
+            if let Some(boot) = counted {
+                snap.sessions_kept = true;
+                snap.router_boot = cycle_snapshot(&[], boot).router_boot;
+            }
+            let mut slow_snap = snap.clone();
+            snap.users_same = same;
+            let a = step_in_place(&mut fast, &mut snap, now, &cfg);
+            let b = step_in_place(&mut slow, &mut slow_snap, now, &cfg);
+            prop_assert_eq!(&fast, &slow);
+            prop_assert_eq!(&a.events, &b.events);
+            prop_assert_eq!(&a.actions, &b.actions);
+            prop_assert_eq!(&a.sessions_put, &b.sessions_put);
+        }
+    }
+}
