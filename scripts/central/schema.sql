@@ -979,7 +979,9 @@ $$;
 -- router states, alerts) is applied set-based afterwards; what the two
 -- parts both touch (user_usage_stats, vouchers.last_seen) is written with
 -- "newest wins" rules that do not depend on the order.
-CREATE OR REPLACE FUNCTION _edge_apply_set(p_site text, p_new jsonb) RETURNS void
+-- (The batch used to come as jsonb and was parsed again here.)
+DROP FUNCTION IF EXISTS _edge_apply_set(text, jsonb);
+CREATE OR REPLACE FUNCTION _edge_apply_set(p_site text, p_new _edge_ev[]) RETURNS void
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -989,11 +991,10 @@ DECLARE
     r      _edge_ev;
 BEGIN
     WITH e AS (
-        SELECT (ev ->> 'seq')::bigint AS seq, (ev ->> 'at')::timestamptz AS at, ev ->> 'type' AS typ,
-               coalesce(_edge_nz(ev ->> 'service'), 'hotspot') AS service, ev ->> 'user' AS usr,
-               coalesce(ev ->> 'active_id', '') AS active, coalesce(ev ->> 'session_id', '') AS sess,
-               ev
-          FROM jsonb_array_elements(p_new) AS ev
+        -- Parsed once by ingest_batch; here only classified.
+        SELECT x.seq, x.at, x.type AS typ, x.service, x.usr, x.active, x.sess, x.addr, x.mac,
+               x.bin, x.bout, x.upt, x.ev
+          FROM unnest(p_new) AS x
     ), k AS (
         SELECT service, usr, active,
                count(*) FILTER (WHERE typ = 'login') AS n_login,
@@ -1037,11 +1038,8 @@ BEGIN
         SELECT DISTINCT usr FROM c WHERE service = 'hotspot' AND NOT session_fast
     )
     SELECT array_agg(ROW(
-               c.seq, c.at, c.typ, c.service, c.usr, c.active, c.sess,
-               CASE WHEN c.typ IN ('login', 'logout') THEN _edge_inet(c.ev ->> 'address') END,
-               coalesce(_edge_nz(c.ev ->> 'mac'), _edge_nz(c.ev ->> 'caller_id')),
-               _edge_int(c.ev -> 'bytes_in'), _edge_int(c.ev -> 'bytes_out'),
-               _edge_int(c.ev -> 'uptime_secs'),
+               c.seq, c.at, c.typ, c.service, c.usr, c.active, c.sess, c.addr, c.mac, c.bin,
+               c.bout, c.upt,
                CASE
                    WHEN c.typ IN ('voucher_expired', 'voucher_corrected', 'user_created',
                                   'user_changed', 'user_adopted', 'manual_user', 'profile') THEN false
@@ -1394,7 +1392,7 @@ DECLARE
     v_stream  text;
     v_sid     integer;
     v_events  jsonb;
-    v_new     jsonb;
+    v_new     _edge_ev[];
     v_have    bigint[];
     v_max     bigint;
     v_through bigint;
@@ -1514,7 +1512,17 @@ BEGIN
     SELECT max((e ->> 'seq')::bigint) INTO v_max FROM jsonb_array_elements(v_events) AS e;
     SELECT coalesce(array_agg(a.seq), '{}') INTO v_have FROM agent_events AS a
      WHERE a.site_id = v_site AND a.stream_id = v_sid AND a.seq > v_through AND a.seq <= v_max;
-    SELECT coalesce(jsonb_agg(d.e ORDER BY d.seq), '[]'::jsonb) INTO v_new
+    -- Parsed once, here, into the rows _edge_apply_set classifies and
+    -- applies (`fast` is decided there).
+    SELECT array_agg(ROW(
+               d.seq, (d.e ->> 'at')::timestamptz, d.e ->> 'type',
+               coalesce(_edge_nz(d.e ->> 'service'), 'hotspot'), d.e ->> 'user',
+               coalesce(d.e ->> 'active_id', ''), coalesce(d.e ->> 'session_id', ''),
+               CASE WHEN d.e ->> 'type' IN ('login', 'logout') THEN _edge_inet(d.e ->> 'address') END,
+               coalesce(_edge_nz(d.e ->> 'mac'), _edge_nz(d.e ->> 'caller_id')),
+               _edge_int(d.e -> 'bytes_in'), _edge_int(d.e -> 'bytes_out'),
+               _edge_int(d.e -> 'uptime_secs'), NULL, d.e)::_edge_ev ORDER BY d.seq)
+      INTO v_new
       FROM (SELECT DISTINCT ON ((e ->> 'seq')::bigint) (e ->> 'seq')::bigint AS seq, e
               FROM jsonb_array_elements(v_events) AS e
              ORDER BY (e ->> 'seq')::bigint) AS d
@@ -1525,24 +1533,22 @@ BEGIN
     -- cannot be applied is stored, flagged (`_apply_error`, an
     -- `event_not_applied` alert) and the rest applied. Transient errors
     -- (serialization, resources, shutdown) still fail the call (503).
-    IF jsonb_array_length(v_new) > 0 THEN
+    IF v_new IS NOT NULL THEN
         BEGIN
             INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
                                       active_id, session_id, bytes_in, bytes_out, uptime_secs,
                                       address, mac, caller_id, login_by, profile, seen_at_start,
                                       unseen, reason, batch_id, valid_hours, first_login_at,
                                       expires_at, comment, body)
-            SELECT v_site, v_sid, (e ->> 'seq')::bigint, (e ->> 'prev')::bigint, e ->> 'type',
-                   (e ->> 'at')::timestamptz, c.*
-              FROM jsonb_array_elements(v_new) AS e, _edge_stored(e, v_site) AS c;
+            SELECT v_site, v_sid, x.seq, (x.ev ->> 'prev')::bigint, x.type, x.at, c.*
+              FROM unnest(v_new) AS x, _edge_stored(x.ev, v_site) AS c;
             PERFORM _edge_apply_set(v_site, v_new);
         EXCEPTION
             WHEN transaction_rollback OR insufficient_resources OR operator_intervention THEN
                 RAISE;
             WHEN others THEN
-                FOR r IN SELECT (e ->> 'seq')::bigint AS seq, (e ->> 'prev')::bigint AS prev, e AS ev
-                           FROM jsonb_array_elements(v_new) AS e
-                          ORDER BY (e ->> 'seq')::bigint LOOP
+                FOR r IN SELECT x.seq, (x.ev ->> 'prev')::bigint AS prev, x.ev
+                           FROM unnest(v_new) AS x ORDER BY x.seq LOOP
                     INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
                                               active_id, session_id, bytes_in, bytes_out,
                                               uptime_secs, address, mac, caller_id, login_by,
@@ -2106,7 +2112,7 @@ REVOKE ALL ON FUNCTION site_desired_state(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION site_desired_version(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_bump_desired(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_apply(text, bigint, timestamptz, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _edge_apply_set(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _edge_apply_set(text, _edge_ev[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION _edge_voucher_seen(text, _edge_ev[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION edge_maintain_partitions(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION edge_drop_partitions_older_than(integer) FROM PUBLIC;
