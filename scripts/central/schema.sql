@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS sites (
 -- One row per (site, stream): the highest sequence number up to which the
 -- stream's prev chain is complete. `id` is the stream's short name in
 -- agent_events (a 4-byte integer instead of the agent's 32 hex characters
--- in every row and primary-key entry).
+-- in every row and index entry).
 CREATE TABLE IF NOT EXISTS agent_streams (
     site_id        text NOT NULL,
     stream         text NOT NULL,
@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS agent_events (
     body           jsonb NOT NULL
 ) PARTITION BY RANGE (received_at);
 -- The prev chain is followed over the rows above stored_through (a range
--- of the primary key): this index only cost space.
+-- of agent_events_stream_seq_idx): this index only cost space.
 DROP INDEX IF EXISTS agent_events_prev_idx;
 -- A table from before the stream ids and field columns: the columns are
 -- added, the stream text becomes its id (one pass over the table: a
