@@ -52,6 +52,28 @@ impl NameIndex {
         index
     }
 
+    /// [`NameIndex::build`] over positions `0..len`, also returning for
+    /// each position the one before it with the same name (`u32::MAX`:
+    /// none), so all rows of a name are found from its last without
+    /// sorting the list by name (a sort is n log n name comparisons).
+    pub fn build_chained<'a>(len: u32, name_of: impl Fn(u32) -> &'a [u8]) -> (NameIndex, Vec<u32>) {
+        let n = (len as usize).max(4);
+        let slots = (n + n / 2).next_power_of_two();
+        let mut index = NameIndex {
+            slots: vec![EMPTY; slots],
+            len: 0,
+        };
+        let mut before = Vec::with_capacity(len as usize);
+        for p in 0..len {
+            let at = index.probe(name_of(p), &name_of);
+            let old = index.slots[at];
+            index.len += usize::from(old == EMPTY);
+            before.push(old);
+            index.slots[at] = p;
+        }
+        (index, before)
+    }
+
     /// How many distinct names are indexed.
     pub fn len(&self) -> usize {
         self.len
@@ -104,6 +126,30 @@ mod tests {
             prop_assert_eq!(index.len(), model.len());
             for name in names.iter().chain(&probes) {
                 prop_assert_eq!(index.get(name, name_of), model.get(name.as_slice()).copied());
+            }
+        }
+
+        /// The chained build answers as `build`, and walking back from a
+        /// name's last position visits exactly its positions, newest first.
+        #[test]
+        fn chains_list_every_position_of_a_name(
+            names in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..3), 0..200),
+        ) {
+            let n = u32::try_from(names.len()).unwrap();
+            let name_of = |p: u32| names[p as usize].as_slice();
+            let (index, before) = NameIndex::build_chained(n, name_of);
+            let plain = NameIndex::build(0..n, name_of);
+            prop_assert_eq!(index.len(), plain.len());
+            for name in &names {
+                let mut walked = Vec::new();
+                let mut at = index.get(name, name_of);
+                prop_assert_eq!(at, plain.get(name, name_of));
+                while let Some(p) = at {
+                    walked.push(p);
+                    at = Some(before[p as usize]).filter(|&b| b != EMPTY);
+                }
+                let expected: Vec<u32> = (0..n).rev().filter(|&p| names[p as usize] == *name).collect();
+                prop_assert_eq!(walked, expected);
             }
         }
     }
