@@ -194,8 +194,10 @@ impl PollBook {
         let due = |at: Instant| {
             now.duration_since(at) + self.schedule.poll / 2 >= self.schedule.active_read
         };
+        // `active_read_secs = 0`: in full at every poll, as without listens.
+        let scheduled = !self.schedule.active_read.is_zero();
         match self.active_read_at {
-            Some(at) if self.listening() && !self.full_owed => {
+            Some(at) if scheduled && self.listening() && !self.full_owed => {
                 if due(at) {
                     ActiveRead::Counters
                 } else {
@@ -436,10 +438,18 @@ mod tests {
             Duration::from_secs(270)
         );
         assert_eq!(book.usage_early(ActiveRead::Check, usage), Duration::ZERO);
-        let every_poll = PollBook::new(schedule(30, 0));
+        let mut every_poll = PollBook::new(schedule(30, 0));
         assert_eq!(
             every_poll.usage_early(ActiveRead::Full, usage),
             Duration::ZERO
+        );
+        // `active_read_secs = 0` reads in full at every poll, listens or not.
+        listening(&mut every_poll);
+        let t0 = Instant::now();
+        every_poll.read_full(t0, [vec![], vec![]]);
+        assert_eq!(
+            every_poll.active_read(t0 + Duration::from_secs(30)),
+            ActiveRead::Full
         );
     }
 }
