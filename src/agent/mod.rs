@@ -6,9 +6,10 @@
 //! Each cycle: read what the schedule asks for ([`reads`], concurrently
 //! over the one connection, folding rows into typed rows as they stream
 //! in): the two active lists counted (`count-only`) against the agent's
-//! copy, or read in full with the PPPoE interfaces when due, when a count
-//! disagrees or a listen was not open; the two user lists only when a full
-//! read is due (between those, their listens keep the agent's copy
+//! copy, their counters alone read with the PPPoE interfaces at the usage
+//! interval ([`counter_rows`]), or read in full when a count or the
+//! counters' ids disagree or a listen was not open; the two user lists
+//! only when a full read is due (between those, their listens keep the agent's copy
 //! current, see [`user_table`]); compute the step; commit the changed rows
 //! and the events on the store thread; and only then perform the router
 //! actions ([`commands`]). Committing first means a crash between the two
