@@ -486,6 +486,14 @@ fn a_database_from_before_partitioning_still_loads_and_ingests() {
         pg.psql("SELECT data->>'seq' FROM user_activity_log WHERE username = 'old'"),
         "1"
     );
+    // Its old key (id) went: the activity log has none (docs/scale.md).
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM pg_constraint \
+             WHERE conrelid = 'user_activity_log'::regclass AND contype = 'p'"
+        ),
+        "0"
+    );
     // The stream became its id, the old key gave way to the (site, stream, seq) index.
     assert_eq!(
         pg.psql(

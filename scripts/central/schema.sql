@@ -180,7 +180,11 @@ CREATE TABLE IF NOT EXISTS mikrotik_profiles (
 
 -- One row per login/logout. `data` (the event again) is no longer written:
 -- the event is agent_events (site_id, seq); `seq` links to it.
--- Partitioned by month of created_at (the event's time).
+-- Partitioned by month of created_at (the event's time). No primary key:
+-- nothing looks a row up by its id, exactly once is agent_events' (the
+-- ingest writes a row only with its new event), and the key (site_id, id,
+-- created_at) cost 23 bytes per event with its pages half full (1,000
+-- sites insert at 1,000 places in it; docs/scale.md).
 CREATE TABLE IF NOT EXISTS user_activity_log (
     id          bigserial,
     site_id     text NOT NULL,
@@ -191,10 +195,12 @@ CREATE TABLE IF NOT EXISTS user_activity_log (
     mac_address text,
     data        jsonb,                  -- before issue 23: the event as uploaded; now NULL
     created_at  timestamptz NOT NULL DEFAULT now(),  -- the event's time (agent clock)
-    seq         bigint,                 -- agent_events.seq of the event
-    PRIMARY KEY (site_id, id, created_at)
+    seq         bigint                  -- agent_events.seq of the event
 ) PARTITION BY RANGE (created_at);
 ALTER TABLE user_activity_log ADD COLUMN IF NOT EXISTS seq bigint;
+-- A table made before keeps its rows; its key goes (with the partitions'
+-- keys; before partitioning it was (id) alone).
+ALTER TABLE user_activity_log DROP CONSTRAINT IF EXISTS user_activity_log_pkey;
 -- A user's history by time: no page or function reads it so (the pages
 -- read time ranges, below); it cost 13 bytes per event (docs/scale.md).
 -- Make it again when a page lists one user's logins.
