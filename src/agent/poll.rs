@@ -302,36 +302,12 @@ impl Agent {
             ppp: mut pa,
             counters: pi,
         } = read;
-        // The counters are extra: a router that refuses the interface read
-        // (a restricted API user, an odd build) still gets its sessions
-        // polled, with PPPoE bytes unknown.
-        if let Some(t) = pi.traps.first() {
-            self.warn_once(format!(
-                "/interface/print refused ({}): PPPoE byte counters unavailable",
-                t.message
-            ));
-        }
-        for folded in [&ha.traps, &pa.traps] {
-            if let Some(t) = folded.first() {
-                return Err(ClientError::Trap {
-                    command: "list read".into(),
-                    category: t.category,
-                    message: t.message.clone(),
-                });
-            }
-        }
-        for w in ha
-            .value
-            .warnings
-            .iter()
-            .chain(&pa.value.warnings)
-            .chain(&pi.value.warnings)
-        {
-            self.warn_once(format!(
-                "{} {}: cannot parse {:?}; value skipped",
-                w.table, w.field, w.value
-            ));
-        }
+        self.vet_reads(
+            "list read",
+            [&ha.traps, &pa.traps],
+            &pi.traps,
+            [&ha.value.warnings, &pa.value.warnings, &pi.value.warnings],
+        )?;
         if pi.traps.is_empty() {
             pi.value.fill(&mut pa.value.rows);
         }
@@ -344,6 +320,41 @@ impl Agent {
             ppp: pa.value.rows,
             read: ActiveRead::Full,
         })
+    }
+
+    /// What a poll's active reads brought besides rows: a refused list
+    /// fails the poll; a refused `/interface` read is extra (a restricted
+    /// API user, an odd build: sessions still polled, PPPoE bytes unknown)
+    /// and said once; values that did not parse are said once each.
+    fn vet_reads(
+        &mut self,
+        what: &str,
+        lists: [&Vec<crate::client::Trap>; 2],
+        interfaces: &[crate::client::Trap],
+        warnings: [&Vec<rows::ValueWarning>; 3],
+    ) -> Result<(), ClientError> {
+        if let Some(t) = interfaces.first() {
+            self.warn_once(format!(
+                "/interface/print refused ({}): PPPoE byte counters unavailable",
+                t.message
+            ));
+        }
+        for folded in lists {
+            if let Some(t) = folded.first() {
+                return Err(ClientError::Trap {
+                    command: what.into(),
+                    category: t.category,
+                    message: t.message.clone(),
+                });
+            }
+        }
+        for w in warnings.into_iter().flatten() {
+            self.warn_once(format!(
+                "{} {}: cannot parse {:?}; value skipped",
+                w.table, w.field, w.value
+            ));
+        }
+        Ok(())
     }
 
     /// The active lists' counters, merged into the agent's copy; `None`
@@ -359,33 +370,12 @@ impl Agent {
             ppp: mut pa,
             counters: pi,
         } = read;
-        if let Some(t) = pi.traps.first() {
-            self.warn_once(format!(
-                "/interface/print refused ({}): PPPoE byte counters unavailable",
-                t.message
-            ));
-        }
-        for folded in [&ha.traps, &pa.traps] {
-            if let Some(t) = folded.first() {
-                return Err(ClientError::Trap {
-                    command: "counters read".into(),
-                    category: t.category,
-                    message: t.message.clone(),
-                });
-            }
-        }
-        for w in ha
-            .value
-            .warnings
-            .iter()
-            .chain(&pa.value.warnings)
-            .chain(&pi.value.warnings)
-        {
-            self.warn_once(format!(
-                "{} {}: cannot parse {:?}; value skipped",
-                w.table, w.field, w.value
-            ));
-        }
+        self.vet_reads(
+            "counters read",
+            [&ha.traps, &pa.traps],
+            &pi.traps,
+            [&ha.value.warnings, &pa.value.warnings, &pi.value.warnings],
+        )?;
         let mut agree = true;
         for (service, rows) in [
             (Service::Hotspot, &mut ha.value),
