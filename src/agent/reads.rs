@@ -44,18 +44,7 @@ pub(super) async fn users(
     // names are reused by the read.
     let names = table.name_cache();
     table.rows.clear();
-    let mut rows = std::mem::take(&mut table.rows);
-    if rows.capacity() == 0 {
-        // The first read since start: counted first (a reply of a few
-        // dozen bytes), so the rows' vector is allocated once at its size
-        // instead of grown by doubling (half a megabyte spare at 10,000
-        // users, at the first poll's peak). Later reads reuse it.
-        let reply = router.execute(count(user_menu(service))).await?;
-        if let Some(n) = reply.done.get("ret").and_then(crate::name::parse_decimal) {
-            let n = usize::try_from(n).unwrap_or(0).min(1 << 18);
-            rows.reserve_exact(n + n / 64 + 16);
-        }
-    }
+    let rows = std::mem::take(&mut table.rows);
     let props = match service {
         Service::Hotspot => HOTSPOT_USER_PROPS,
         Service::Pppoe => PPP_SECRET_PROPS,
