@@ -124,7 +124,12 @@ if [ "$QUICK" -eq 0 ]; then
     # (with CI set, a missing dist/ is a failure).
     step "release builds (scripts/build.sh)" scripts/build.sh
 fi
-step "tests, native" logged native cargo test --all-features
+# Every test binary runs under a time limit (scripts/test-limit.sh): a hang
+# fails its step, naming the test, instead of stalling CI.
+LIMIT="$PWD/scripts/test-limit.sh"
+HOST="$(rustc -vV | sed -n 's/^host: //p')"
+HOST_RUNNER="CARGO_TARGET_$(echo "$HOST" | tr 'a-z-' 'A-Z_')_RUNNER"
+step "tests, native" logged native env "$HOST_RUNNER=$LIMIT" cargo test --all-features
 
 if [ "$QUICK" -eq 0 ]; then
     missing=()
@@ -140,7 +145,9 @@ if [ "$QUICK" -eq 0 ]; then
     # integration tests prefix the binaries they spawn with this variable.
     export MIKROTIK_EDGE_TEST_RUNNER=qemu-aarch64-static
     step "tests, $AARCH64: build" cargo test --all-features --target "$AARCH64" --no-run
-    step "tests, $AARCH64: run under qemu" logged "$AARCH64" cargo test --all-features --target "$AARCH64"
+    step "tests, $AARCH64: run under qemu" logged "$AARCH64" \
+        env "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=$LIMIT qemu-aarch64-static" \
+        cargo test --all-features --target "$AARCH64"
     unset MIKROTIK_EDGE_TEST_RUNNER
     step "container images" container_images
 fi

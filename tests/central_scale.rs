@@ -494,7 +494,8 @@ fn a_database_from_before_partitioning_still_loads_and_ingests() {
         ),
         "0"
     );
-    // The stream became its id, the old key gave way to the (site, stream, seq) index.
+    // The stream became its id; the old key and index went, and no other
+    // came (agent_events_ahead does their job for the rows that need it).
     assert_eq!(
         pg.psql(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'agent_events'::regclass \
@@ -503,11 +504,42 @@ fn a_database_from_before_partitioning_still_loads_and_ingests() {
         "0"
     );
     assert_eq!(
-        pg.psql(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'agent_events' ORDER BY indexname"
-        ),
-        "CREATE INDEX agent_events_stream_seq_idx ON public.agent_events USING btree (site_id, stream_id, seq)"
+        pg.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'agent_events'"),
+        "0"
     );
+}
+
+#[test]
+fn a_database_with_the_seq_index_keeps_its_events_above_the_chain() {
+    let pg = Postgres::start();
+    let r = |seq: u64, prev: u64| json!({"seq": seq, "prev": prev, "type": "clock", "at": "2026-01-01T00:00:00Z"});
+    // Stored through 2, with 5 and 6 beyond a gap, as the schema before
+    // agent_events_ahead kept them: only in agent_events, found by its index.
+    assert_eq!(ingest(&pg, "s", &[r(1, 0), r(2, 1)])["stored_through"], 2);
+    assert_eq!(ingest(&pg, "s", &[r(5, 4), r(6, 5)])["stored_through"], 2);
+    pg.psql(
+        "CREATE INDEX agent_events_stream_seq_idx ON agent_events (site_id, stream_id, seq); \
+         TRUNCATE agent_events_ahead",
+    );
+    pg.load_schema();
+    assert_eq!(
+        pg.psql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM agent_events_ahead"),
+        "5,6"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_indexes WHERE tablename = 'agent_events'"),
+        "0"
+    );
+    // 5 again is skipped; the gap filled, the chain reaches 6.
+    assert_eq!(
+        ingest(&pg, "s", &[r(3, 2), r(4, 3), r(5, 4)])["stored_through"],
+        6
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*), count(DISTINCT seq) FROM agent_events WHERE site_id = 's'"),
+        "6|6"
+    );
+    assert_eq!(pg.psql("SELECT count(*) FROM agent_events_ahead"), "0");
 }
 
 /// A psql session kept open on stdin, to hold a lock until told.

@@ -54,11 +54,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS agent_streams_site_id_idx ON agent_streams (si
 -- key stored twice; `site` left out when it is the uploading site). The
 -- event as sent: the view agent_events_as_sent. Idempotency: ingest_batch
 -- holds the stream's agent_streams row lock and skips seqs <=
--- stored_through and seqs already stored above it, so (site_id,
--- stream_id, seq) is unique without a unique index (one across partitions
--- would have to contain received_at, and so would not say it either).
--- Rows with seq <= stored_through may be pruned without losing
--- idempotency; rows above it must be kept.
+-- stored_through and seqs already stored above it (agent_events_ahead),
+-- so (site_id, stream_id, seq) is unique without a unique index (one
+-- across partitions would have to contain received_at, and so would not
+-- say it either). Any row may be pruned without losing idempotency.
 -- Partitioned by month of received_at (server clock: a wrong agent clock
 -- cannot scatter rows); partitions: edge_maintain_partitions() below.
 -- Fixed-width columns first (no alignment padding between them), the
@@ -137,13 +136,36 @@ BEGIN
     ALTER TABLE agent_events DROP CONSTRAINT IF EXISTS agent_events_pkey;
 END
 $$;
--- The events of a stream by seq: the new-event pick and the prev chain
--- (ingest_batch) read ranges of it. Not a primary key: one would have to
--- end in received_at, the partition key, and then its pages stay half
--- full (1,000 sites append to 1,000 places in it, and B-tree pages split
--- in the middle unless the last key column counts up by one, as seq does
--- here: then PostgreSQL splits after the new entry and the pages fill).
-CREATE INDEX IF NOT EXISTS agent_events_stream_seq_idx ON agent_events (site_id, stream_id, seq);
+-- The events stored above their stream's stored_through (after a gap:
+-- the chain has not reached them yet), by seq and prev: what ingest_batch
+-- reads to skip them when sent again and to follow the prev chain. Rows
+-- leave as the chain passes them, so this is empty while an agent's
+-- batches arrive in order, and agent_events needs no index at all: an
+-- index (site_id, stream_id, seq) on it cost 60 bytes per event (1,000
+-- sites insert at 1,000 places in it and its pages stay about 60 % full;
+-- docs/scale.md) for ranges that are nearly always empty.
+CREATE TABLE IF NOT EXISTS agent_events_ahead (
+    site_id   text NOT NULL,
+    stream_id integer NOT NULL,
+    seq       bigint NOT NULL,
+    prev      bigint NOT NULL,
+    PRIMARY KEY (site_id, stream_id, seq)
+);
+-- A database from before: the rows above stored_through move into
+-- agent_events_ahead, then the index goes.
+DO $$
+BEGIN
+    IF to_regclass('agent_events_stream_seq_idx') IS NOT NULL THEN
+        INSERT INTO agent_events_ahead (site_id, stream_id, seq, prev)
+        SELECT a.site_id, a.stream_id, a.seq, a.prev
+          FROM agent_events AS a
+          JOIN agent_streams AS s ON s.site_id = a.site_id AND s.id = a.stream_id
+         WHERE a.seq > s.stored_through
+        ON CONFLICT DO NOTHING;
+        DROP INDEX agent_events_stream_seq_idx;
+    END IF;
+END
+$$;
 -- The events as stored before the field columns: envelope columns, the
 -- stream's text and `body` = the event without its envelope (readers and
 -- tests that want the JSON).
@@ -1402,6 +1424,7 @@ DECLARE
     v_have    bigint[];
     v_max     bigint;
     v_through bigint;
+    v_flag    jsonb;
     v_state   text;
     v_msg     text;
     v_md5     text;
@@ -1516,8 +1539,8 @@ BEGIN
     -- The new events: above stored_through, not stored yet (one range scan
     -- for those stored beyond a gap), each seq once.
     SELECT max((e ->> 'seq')::bigint) INTO v_max FROM jsonb_array_elements(v_events) AS e;
-    SELECT coalesce(array_agg(a.seq), '{}') INTO v_have FROM agent_events AS a
-     WHERE a.site_id = v_site AND a.stream_id = v_sid AND a.seq > v_through AND a.seq <= v_max;
+    SELECT coalesce(array_agg(h.seq), '{}') INTO v_have FROM agent_events_ahead AS h
+     WHERE h.site_id = v_site AND h.stream_id = v_sid AND h.seq > v_through AND h.seq <= v_max;
     -- Parsed once, here, into the rows _edge_apply_set classifies and
     -- applies (`fast` is decided there).
     SELECT array_agg(ROW(
@@ -1553,16 +1576,11 @@ BEGIN
             WHEN transaction_rollback OR insufficient_resources OR operator_intervention THEN
                 RAISE;
             WHEN others THEN
+                -- Applied first, then stored with the outcome (agent_events
+                -- has no index to find the row again by seq).
                 FOR r IN SELECT x.seq, (x.ev ->> 'prev')::bigint AS prev, x.ev
                            FROM unnest(v_new) AS x ORDER BY x.seq LOOP
-                    INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
-                                              active_id, session_id, bytes_in, bytes_out,
-                                              uptime_secs, address, mac, caller_id, login_by,
-                                              profile, seen_at_start, unseen, reason, batch_id,
-                                              valid_hours, first_login_at, expires_at, comment,
-                                              body)
-                    SELECT v_site, v_sid, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), c.*
-                      FROM _edge_stored(r.ev, v_site) AS c;
+                    v_flag := NULL;
                     BEGIN
                         PERFORM _edge_apply(v_site, r.seq, _edge_ts(r.ev ->> 'at'), r.ev);
                     EXCEPTION
@@ -1570,15 +1588,21 @@ BEGIN
                             RAISE;
                         WHEN others THEN
                             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_msg = MESSAGE_TEXT;
-                            UPDATE agent_events
-                               SET body = body || jsonb_build_object('_apply_error', v_state || ': ' || v_msg)
-                             WHERE site_id = v_site AND stream_id = v_sid AND seq = r.seq;
+                            v_flag := jsonb_build_object('_apply_error', v_state || ': ' || v_msg);
                             INSERT INTO alerts (site_id, name, message, data, at)
                             VALUES (v_site, 'event_not_applied',
                                     format('event %s (%s) stored but not applied: %s: %s',
                                            r.seq, r.ev ->> 'type', v_state, v_msg),
                                     r.ev, coalesce(_edge_ts(r.ev ->> 'at'), now()));
                     END;
+                    INSERT INTO agent_events (site_id, stream_id, seq, prev, type, at, usr, service,
+                                              active_id, session_id, bytes_in, bytes_out,
+                                              uptime_secs, address, mac, caller_id, login_by,
+                                              profile, seen_at_start, unseen, reason, batch_id,
+                                              valid_hours, first_login_at, expires_at, comment,
+                                              body)
+                    SELECT v_site, v_sid, r.seq, r.prev, r.ev ->> 'type', _edge_ts(r.ev ->> 'at'), c.*
+                      FROM _edge_stored(r.ev || coalesce(v_flag, '{}'), v_site) AS c;
                 END LOOP;
         END;
     END IF;
@@ -1594,16 +1618,27 @@ BEGIN
                               AND data ->> 'md5' = v_md5);
     END IF;
 
-    -- Follow the prev chain from stored_through over the rows above it, in
-    -- ascending seq: the first row whose prev is the chain's end extends it
-    -- (prev < seq, so one pass finds the same chain as following it).
-    FOR r IN SELECT a.seq, a.prev FROM agent_events AS a
-              WHERE a.site_id = v_site AND a.stream_id = v_sid AND a.seq > v_through
-              ORDER BY a.seq LOOP
+    -- Follow the prev chain from stored_through over the rows above it
+    -- (those stored ahead before, and this batch's), in ascending seq: the
+    -- first row whose prev is the chain's end extends it (prev < seq, so
+    -- one pass finds the same chain as following it).
+    FOR r IN SELECT c.seq, c.prev
+               FROM (SELECT h.seq, h.prev FROM agent_events_ahead AS h
+                      WHERE h.site_id = v_site AND h.stream_id = v_sid AND h.seq > v_through
+                     UNION ALL
+                     SELECT x.seq, (x.ev ->> 'prev')::bigint FROM unnest(v_new) AS x) AS c
+              ORDER BY c.seq LOOP
         IF r.prev = v_through THEN
             v_through := r.seq;
         END IF;
     END LOOP;
+    -- What the chain passed leaves agent_events_ahead; what it did not
+    -- reach stays there (or goes there) until it does.
+    DELETE FROM agent_events_ahead AS h
+     WHERE h.site_id = v_site AND h.stream_id = v_sid AND h.seq <= v_through;
+    INSERT INTO agent_events_ahead (site_id, stream_id, seq, prev)
+    SELECT v_site, v_sid, x.seq, (x.ev ->> 'prev')::bigint
+      FROM unnest(v_new) AS x WHERE x.seq > v_through;
 
     UPDATE agent_streams SET stored_through = v_through, updated_at = now()
      WHERE site_id = v_site AND stream = v_stream AND stored_through <> v_through;
