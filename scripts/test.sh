@@ -40,11 +40,18 @@ SUMMARY=()
 # (tests/deploy.rs); printed at the end, so a skip is never a silent pass.
 SKIPPED_FILE="$(mktemp)"
 export MIKROTIK_EDGE_SKIPPED_FILE="$SKIPPED_FILE"
-trap 'rm -f "$SKIPPED_FILE"' EXIT
+# Test binaries stopped at their time limit (scripts/test-limit.sh).
+HUNG_FILE="$(mktemp)"
+export TEST_LIMIT_REPORT="$HUNG_FILE"
+trap 'rm -f "$SKIPPED_FILE" "$HUNG_FILE"' EXIT
 LOGS=target/test-logs
 mkdir -p "$LOGS"
 
 skipped_summary() {
+    if [ -s "$HUNG_FILE" ]; then
+        echo "== test binaries stopped at their time limit (scripts/test-limit.sh):"
+        sed 's/^/   /' "$HUNG_FILE"
+    fi
     if [ -s "$SKIPPED_FILE" ]; then
         echo "== skipped checks ($(sort -u "$SKIPPED_FILE" | wc -l)); install what they name (scripts/setup.sh):"
         sort -u "$SKIPPED_FILE" | sed 's/^/   /'
