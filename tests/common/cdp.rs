@@ -136,7 +136,14 @@ impl Browser {
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
         self.ws.send(Message::text(msg)).expect("devtools send");
         loop {
-            let m = self.ws.read().expect("devtools read");
+            let m = match self.ws.read() {
+                // Under qemu-user a blocking read can end with EINTR
+                // (nothing read, the socket as it was): read again.
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                m => m.expect("devtools read"),
+            };
             let Message::Text(t) = m else { continue };
             let v: Value = serde_json::from_str(t.as_str()).expect("devtools JSON");
             if v["id"] == id {
