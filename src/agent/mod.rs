@@ -194,6 +194,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         0 => Duration::ZERO,
         secs => Duration::from_secs(secs).min(usage),
     };
+    let reuse = Reuse::seeded(&state);
     let mut agent = Agent {
         monitor: MonitorConfig {
             hotspot_pattern: cfg.hotspot_profile_pattern.clone(),
@@ -222,7 +223,7 @@ pub async fn run(cfg: Config) -> Result<(), AgentError> {
         alerts,
         clock: clock::ClockSources::new(central_date_rx),
         listen_clock: None,
-        reuse: Reuse::default(),
+        reuse,
         kicks,
     };
     let result = agent.run(events, control_rx, &mut signals).await;
@@ -291,6 +292,29 @@ struct Reuse {
 }
 
 impl Reuse {
+    /// The first reads' name caches hold the loaded state's names, so that
+    /// the rows they read share them: after a restart each user's name is
+    /// then one allocation, as when the state was made by this process.
+    fn seeded(state: &MonitorState) -> Reuse {
+        let of = |service| {
+            state
+                .sessions
+                .values()
+                .filter(move |t| t.service == service)
+        };
+        let names = |service| of(service).flat_map(|t| [&t.user, &t.caller_id, &t.session_id]);
+        let mut reuse = Reuse::default();
+        reuse.hotspot_users.seed_names(NameCache::of(
+            state.usage.keys().chain(state.vouchers.keys()),
+        ));
+        reuse
+            .ppp_secrets
+            .seed_names(NameCache::of(of(Service::Pppoe).map(|t| &t.user)));
+        reuse.hotspot_active.0 = NameCache::of(names(Service::Hotspot));
+        reuse.ppp_active.0 = NameCache::of(names(Service::Pppoe));
+        reuse
+    }
+
     /// Takes back the user lists of a snapshot the step is done with. The
     /// step already let go of the session rows (read afresh each poll,
     /// their vectors would hold most of a megabyte between polls to spare

@@ -39,6 +39,9 @@ pub struct UserTable {
     /// a poll whose lists are as the last step saw them can skip the
     /// step's per-user work that only depends on them.
     changes: u64,
+    /// Names for the first read to reuse: the state's, as loaded at start
+    /// (see [`UserTable::seed_names`]).
+    seed: NameCache,
 }
 
 impl UserTable {
@@ -112,8 +115,18 @@ impl UserTable {
     /// (one copy, shared with the monitor state). Built for the read and
     /// dropped after it: a cache kept between reads (minutes apart) was
     /// most of a megabyte at 10,000 users.
-    pub fn name_cache(&self) -> NameCache {
+    pub fn name_cache(&mut self) -> NameCache {
+        if self.rows.is_empty() {
+            return std::mem::take(&mut self.seed);
+        }
         NameCache::of(self.rows.iter().flat_map(|r| [&r.name, &r.comment]))
+    }
+
+    /// Names the first read hands out where they match, so that the rows
+    /// share them with the state loaded at start (a restart would
+    /// otherwise hold every user's name twice).
+    pub fn seed_names(&mut self, names: NameCache) {
+        self.seed = names;
     }
 
     /// A mark that moves whenever the rows change.
@@ -231,6 +244,27 @@ mod tests {
         t.apply(UserChange::Removed(Service::Hotspot, Id(1)));
         assert_eq!(names(&t), [&b"b"[..], b"c", b"new"]);
         assert_eq!(t.rows[0].comment.as_bytes(), b"edited");
+    }
+
+    #[test]
+    fn the_first_read_hands_out_the_seeded_names_and_later_ones_the_rows() {
+        let mut t = UserTable::default();
+        let loaded = Name::new("v1");
+        t.seed_names(NameCache::of([&loaded].into_iter()));
+        let mut first = t.name_cache();
+        assert!(first.get(b"v1").same_allocation(&loaded));
+        let read = first.get(b"v2");
+        t.read(
+            vec![UserRow {
+                name: read.clone(),
+                ..row(1, "", "")
+            }],
+            Instant::now(),
+        );
+        // From the second read on, the last read's rows are the source.
+        let mut next = t.name_cache();
+        assert!(next.get(b"v2").same_allocation(&read));
+        assert!(!next.get(b"v1").same_allocation(&loaded));
     }
 
     #[test]

@@ -209,6 +209,26 @@ fn state_round_trips_row_by_row_across_reopen() {
     assert_eq!(loaded, state);
     // Names that differ only in a non-UTF-8 byte stay two entries.
     assert_eq!(loaded.sessions.len(), 3);
+    // Each name is one allocation, as in a running agent: a session's
+    // user is its voucher's key, and every session's profile is one.
+    let session_of = |id| loaded.sessions.get(&(Service::Hotspot, Id(id))).unwrap();
+    let voucher_key = loaded
+        .vouchers
+        .iter()
+        .find(|(k, _)| *k == "v-abc")
+        .unwrap()
+        .0;
+    assert!(session_of(0x1a).user.same_allocation(voucher_key));
+    assert!(
+        session_of(0x1b)
+            .profile
+            .same_allocation(&session_of(0x1c).profile)
+    );
+    assert!(
+        !session_of(0x1b)
+            .user
+            .same_allocation(&session_of(0x1c).user)
+    );
 
     // Remove one session and one voucher, unflag: only those rows change.
     let mut next = state.clone();
