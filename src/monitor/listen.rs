@@ -153,7 +153,15 @@ fn login(
     }
     // The voucher's activation is decided now, at the login itself, by the
     // poll's own planning run for this one user.
-    let plan = vouchers::plan(&state.vouchers, &[user], &[row.into()], now, clock, cfg);
+    let plan = vouchers::plan(
+        &state.vouchers,
+        &[user],
+        &[row.into()],
+        now,
+        clock,
+        cfg,
+        Vec::new(),
+    );
     match plan.vouchers.get(&user.name) {
         Some(p) => state.vouchers.insert(user.name.clone(), p.clone()),
         None => state.vouchers.remove(&user.name),

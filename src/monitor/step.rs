@@ -211,23 +211,6 @@ pub fn step_in_place(
         Some(v) => clock_trust::advance(&prev.clock, v),
         None => (prev.clock, None, ClockNow::UNASSESSED),
     };
-    let plan = {
-        let open: Vec<OpenSession> = if quiet {
-            prev.sessions
-                .values()
-                .filter(|t| t.service == Service::Hotspot)
-                .map(OpenSession::from)
-                .collect()
-        } else {
-            active
-                .iter()
-                .filter(|s| s.service == Service::Hotspot)
-                .map(|&s| OpenSession::from(s))
-                .collect()
-        };
-        vouchers::plan(&prev.vouchers, &hotspot_users, &open, now, &clock_now, cfg)
-    };
-
     // Sessions of vouchers expired in an earlier cycle and still being
     // enforced were kicked by us; once enforced, the user (re-enabled by the
     // operator) logs out on its own.
@@ -273,6 +256,24 @@ pub fn step_in_place(
     } else {
         sessions::update(&mut state.sessions, &active, &ctx)
     };
+    // The open hotspot sessions the voucher plan needs, named by the user
+    // rows' names, which outlive the step: the session rows can go before
+    // the plan runs, and the plan appends to this step's events instead
+    // of to a vector of its own copied in after it.
+    let open: Vec<OpenSession> = if quiet {
+        state
+            .sessions
+            .values()
+            .filter(|t| t.service == Service::Hotspot)
+            .filter_map(|t| Some(OpenSession::of(hotspot.get(&t.user)?, t.active_id, t.mac)))
+            .collect()
+    } else {
+        active
+            .iter()
+            .filter(|s| s.service == Service::Hotspot)
+            .filter_map(|s| Some(OpenSession::of(hotspot.get(&s.user)?, s.id, s.mac)))
+            .collect()
+    };
     drop((active, ctx, profile_of));
     drop(kept);
     snap.hotspot_active = Vec::new();
@@ -291,6 +292,17 @@ pub fn step_in_place(
         usage::account(prev_usage, &hotspot_users, &online, &ended, counters_read)
     };
     events.extend(unseen);
+    let plan = vouchers::plan(
+        &state.vouchers,
+        &hotspot_users,
+        &open,
+        now,
+        &clock_now,
+        cfg,
+        events,
+    );
+    drop(open);
+    let mut events = plan.events;
 
     // Hand-made users: a comment without any `_SYSTEM` marker. Every user is
     // checked, whatever its profile: hand-made users rarely follow the
@@ -329,7 +341,6 @@ pub fn step_in_place(
 
     // A change of clock trust first: it explains the times that follow.
     events.splice(0..0, clock_event);
-    events.extend(plan.events);
     events.extend(manual);
     let managed = (hotspot.sorted.len(), pppoe.sorted.len());
     state.vouchers = plan.vouchers;

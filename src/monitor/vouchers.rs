@@ -10,7 +10,7 @@ use super::clock_trust::ClockNow;
 use super::glob::glob_match;
 use super::name_index::NameIndex;
 use super::sorted_map::SortedMap;
-use super::{MonitorConfig, Provisional, SessionRow, TrackedSession, UserRow, VoucherProgress};
+use super::{MonitorConfig, Provisional, SessionRow, UserRow, VoucherProgress};
 use crate::clock::{Timestamp, parse_rfc3339};
 use crate::comment::VoucherView;
 use crate::event::{EventKind, ExpiredAction};
@@ -35,10 +35,12 @@ pub(super) fn plan(
     now: Timestamp,
     clock: &ClockNow,
     cfg: &MonitorConfig,
+    events: Vec<EventKind>,
 ) -> Plan {
     let mut out = Plan {
         vouchers: SortedMap::new(),
-        events: Vec::new(),
+        // The step's events so far: the plan's follow them.
+        events,
         actions: Vec::new(),
         warnings: Vec::new(),
     };
@@ -85,22 +87,23 @@ pub(super) struct OpenSession<'a> {
     pub mac: Option<Mac>,
 }
 
+impl<'a> OpenSession<'a> {
+    /// A session of `user` (the user row's own name is borrowed).
+    pub fn of(user: &'a UserRow, id: Id, mac: Option<Mac>) -> OpenSession<'a> {
+        OpenSession {
+            user: &user.name,
+            id,
+            mac,
+        }
+    }
+}
+
 impl<'a> From<&'a SessionRow> for OpenSession<'a> {
     fn from(r: &'a SessionRow) -> OpenSession<'a> {
         OpenSession {
             user: &r.user,
             id: r.id,
             mac: r.mac,
-        }
-    }
-}
-
-impl<'a> From<&'a TrackedSession> for OpenSession<'a> {
-    fn from(t: &'a TrackedSession) -> OpenSession<'a> {
-        OpenSession {
-            user: &t.user,
-            id: t.active_id,
-            mac: t.mac,
         }
     }
 }
