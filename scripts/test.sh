@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command.
 #
-#   scripts/test.sh           setup (scripts/setup.sh), format, lint, release cross builds,
+#   scripts/test.sh           setup (scripts/setup.sh), format, lint, rustdoc, release cross builds,
 #                             native tests, aarch64 tests under qemu, RouterOS container images
-#   scripts/test.sh --quick   format, lint, native tests only
+#   scripts/test.sh --quick   format, lint, rustdoc, native tests only
 #
 # Stops at the first failing step with a non-zero exit status. Checks that
 # could not run (a missing tool outside CI) are listed at the end; with CI
@@ -33,7 +33,7 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 AARCH64=aarch64-unknown-linux-musl
 STEP=0
-TOTAL=$((QUICK ? 3 : 7))
+TOTAL=$((QUICK ? 4 : 8))
 SUMMARY=()
 
 # Tests that cannot run a check append a `SKIPPED: test: why` line here
@@ -125,6 +125,8 @@ if [ "$QUICK" -eq 0 ]; then
 fi
 step "rustfmt" cargo fmt --all -- --check
 step "clippy (all targets, all features)" cargo clippy --all-targets --all-features -- -D warnings
+# The module tour and its links (a link to a private item is a warning).
+step "rustdoc" env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --quiet
 
 if [ "$QUICK" -eq 0 ]; then
     # Before the tests: tests/deploy.rs checks the images of dist/ binaries

@@ -3,11 +3,11 @@
 //! driver's own bookkeeping ([`state`]: connection alerts, warnings said
 //! once, the poll schedule).
 //!
-//! Each cycle: read what the schedule asks for ([`reads`], concurrently
+//! Each cycle: read what the schedule asks for (`reads.rs`, concurrently
 //! over the one connection, folding rows into typed rows as they stream
 //! in): the two active lists counted (`count-only`) against the agent's
 //! copy, their counters alone read with the PPPoE interfaces at the usage
-//! interval ([`counter_rows`]), or read in full when a count or the
+//! interval (`counter_rows.rs`), or read in full when a count or the
 //! counters' ids disagree or a listen was not open; the two user lists
 //! only when a full read is due (between those, their listens keep the agent's copy
 //! current, see [`user_table`]); compute the step; commit the changed rows

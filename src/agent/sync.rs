@@ -11,7 +11,7 @@
 //!
 //! Between full syncs, every `desired_poll_secs`, the cheap
 //! `site_desired_version` counter is polled (the decision is pure, in
-//! [`version_watch`]); when it moved since the last fetch, a full sync runs
+//! `version_watch.rs`); when it moved since the last fetch, a full sync runs
 //! at once, so a change made centrally reaches the router within seconds.
 
 mod version_watch;
