@@ -16,6 +16,8 @@
 //! - [`name`]: typed row values: names as raw bytes (RouterOS is not UTF-8
 //!   clean, and two names differing in one byte are two users), `.id`s, MACs.
 //! - [`shared_bytes`]: the one-word shared byte string behind `Name`.
+//! - [`name_cache`]: one allocation per name across reads and the loaded
+//!   state.
 //!   The crate denies `unsafe` code; this module and [`kernel_clock`]
 //!   (the libc calls for `CLOCK_BOOTTIME` and `adjtimex`) are the only
 //!   ones allowed it.
@@ -79,6 +81,7 @@ pub mod logging;
 pub mod mikhmon;
 pub mod monitor;
 pub mod name;
+pub mod name_cache;
 pub mod password;
 pub mod proto;
 pub mod reconcile;

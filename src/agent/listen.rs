@@ -259,7 +259,7 @@ impl Typing {
         }
     }
 
-    fn names(&mut self) -> &mut crate::agent::name_cache::NameCache {
+    fn names(&mut self) -> &mut crate::name_cache::NameCache {
         match &mut self.rows {
             Rows::Sessions(rows) => &mut rows.names,
             Rows::Users(_, rows) => &mut rows.names,

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::counter_rows::CounterRows;
 use super::listen::{List, Listens};
-use super::name_cache::NameCache;
 use super::reads;
 use super::rows;
 use super::state::ActiveRead;
@@ -15,6 +14,7 @@ use crate::client::{ClientError, Router};
 use crate::clock::Timestamp;
 use crate::event::Service;
 use crate::monitor::{self, SessionRow, Snapshot};
+use crate::name_cache::NameCache;
 use crate::store::StateDelta;
 
 impl Agent {

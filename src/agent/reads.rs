@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use super::counter_rows::CounterRows;
-use super::name_cache::NameCache;
 use super::rows::{
     HOTSPOT_ACTIVE_PROPS, HOTSPOT_USER_PROPS, PPP_ACTIVE_PROPS, PPP_SECRET_PROPS,
     PPPOE_IFACE_PROPS, PppoeCounters, SessionRows, UserRows, ValueWarning,
@@ -15,6 +14,7 @@ use crate::client::{ClientError, Folded, Router, Trap};
 use crate::commands::{active, count, print, users as user_menu};
 use crate::event::Service;
 use crate::monitor::SessionRow;
+use crate::name_cache::NameCache;
 
 /// A user list as this poll has it: read in full, or kept from before.
 pub(super) struct UsersRead {

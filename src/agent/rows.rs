@@ -8,11 +8,11 @@
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
-use super::name_cache::NameCache;
 use crate::comment::has_system_marker;
 use crate::event::Service;
 use crate::monitor::{SessionRow, Totals, UserRow};
 use crate::name::{Id, Mac, Name, parse_decimal, same_bytes};
+use crate::name_cache::NameCache;
 use crate::proto::Attrs;
 
 /// Only the fields the agent uses are requested: with 10,000 users this is

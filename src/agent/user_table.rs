@@ -13,10 +13,10 @@
 use std::time::{Duration, Instant};
 
 use super::listen::UserChange;
-use super::name_cache::NameCache;
 use crate::event::Service;
 use crate::monitor::{ManagedUsers, MonitorConfig, UserRow, is_managed};
 use crate::name::{Id, Name};
+use crate::name_cache::NameCache;
 
 #[derive(Default)]
 pub struct UserTable {

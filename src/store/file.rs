@@ -48,6 +48,7 @@ use crate::clock::Timestamp;
 use crate::event::{Event, EventKind, EventRef, Service, StreamId};
 use crate::monitor::{MonitorState, SessionKey, TrackedSession, UsageBaseline, VoucherProgress};
 use crate::name::Name;
+use crate::name_cache::NameCache;
 
 /// The layout version this build reads and writes.
 ///
@@ -371,7 +372,7 @@ impl Store {
         // profile and every voucher's and baseline's key was its own
         // allocation, and a restart held each name two or three times
         // (900 KB more at 10,000 users).
-        let mut names = NameSet::default();
+        let mut names = NameCache::default();
         // Collected, then sorted once: the file's key order is not the
         // map's, and inserting one by one would move entries each time.
         let mut sessions = Vec::new();
@@ -384,7 +385,7 @@ impl Store {
                 &mut s.caller_id,
                 &mut s.profile,
             ] {
-                *n = names.one(n.as_bytes());
+                *n = names.get(n.as_bytes());
             }
             sessions.push(((s.service, s.active_id), s));
         }
@@ -393,7 +394,7 @@ impl Store {
         for row in txn.open_table(VOUCHERS)?.iter()? {
             let (key, blob) = row?;
             let p: VoucherProgress = decode("voucher", blob.value())?;
-            vouchers.push((names.one(key.value()), p));
+            vouchers.push((names.get(key.value()), p));
         }
         state.vouchers = vouchers.into_iter().collect();
         for row in txn.open_table(FLAGGED)?.iter()? {
@@ -404,7 +405,7 @@ impl Store {
         for row in txn.open_table(USAGE)?.iter()? {
             let (key, blob) = row?;
             let b: UsageBaseline = decode("usage baseline", blob.value())?;
-            usage.push((names.one(key.value()), b));
+            usage.push((names.get(key.value()), b));
         }
         state.usage = usage.into_iter().collect();
         let meta = txn.open_table(META)?;
@@ -850,21 +851,5 @@ pub(super) fn decode<T: DeserializeOwned>(
             what,
             reason: crate::cause::Cause::of(e),
         }),
-    }
-}
-
-/// Names met while loading the state, so that each is allocated once.
-#[derive(Default)]
-struct NameSet(std::collections::HashSet<Name>);
-
-impl NameSet {
-    /// The name for `raw`: the one met before when there is one.
-    fn one(&mut self, raw: &[u8]) -> Name {
-        if let Some(n) = self.0.get(raw) {
-            return n.clone();
-        }
-        let n = Name::new(raw);
-        self.0.insert(n.clone());
-        n
     }
 }

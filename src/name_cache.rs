@@ -4,6 +4,8 @@
 //! out the previous read's [`Name`] (a reference count) instead of a new
 //! copy saves an allocation and a free per field per row, and keeps one
 //! copy in memory where the rows and the monitor state would hold two.
+//! Loading the state file uses it too (each name decoded once), and the
+//! first reads after a start are handed the loaded state's names.
 
 use std::hash::BuildHasher;
 
