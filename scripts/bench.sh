@@ -149,7 +149,7 @@ ticks_per_sec=$(getconf CLK_TCK)
 # run_agent STATE USER_READ_SECS [keep]: runs `mikrotik-edge run` (poll
 # 1 s) for CYCLES + 2 cycles on a new state file (on the one left by the
 # last run with `keep`: a restart); sets first, steady_ms, wall, hwm, rss,
-# events.
+# code (the binary's own pages in memory: .cargo/order), events.
 run_agent() {
   [ "${3:-}" = keep ] || rm -f "$1"
   MIKROTIK_EDGE_ROUTER_HOST=127.0.0.1 MIKROTIK_EDGE_ROUTER_PORT=$port \
@@ -167,6 +167,7 @@ run_agent() {
   end=$(cpu_ticks)
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$agent/status")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$agent/status")
+  code=$(awk -v bin="$(readlink -f "$AGENT_BIN")" '/^[0-9a-f]+-/ {m = ($NF == bin)} /^Rss:/ && m {s += $2} END {print s + 0}' "/proc/$agent/smaps")
   events=$(grep -c 'event {' "$work/agent.log" || true)
   wall=$(grep 'cycle: [0-9]' "$work/agent.log" | tail -n "$CYCLES" | sed 's/.*, \([0-9]*\) ms$/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   steady_ms=$(awk -v a="$start" -v b="$end" -v n="$CYCLES" -v h="$ticks_per_sec" 'BEGIN {printf "%.1f", (b - a) * 1000 / h / n}')
@@ -259,7 +260,7 @@ echo "mikrotik-edge bench: $USERS hotspot users ($ACTIVE active), $SECRETS PPPoE
 echo "  first cycle incl. start-up and $events events: $(awk -v t="$first" -v h="$ticks_per_sec" 'BEGIN {printf "%.0f", t * 1000 / h}') ms CPU"
 echo "  steady cycle (mean of $CYCLES):            $steady_ms ms CPU, median wall $wall ms"
 echo "  steady cycle reading the user lists too:  $full_ms ms CPU (user_read_secs=0, every poll; by default 1 poll in 120 at poll_secs=30)"
-echo "  peak memory (VmHWM):                      $((hwm / 1024)) MiB ($hwm KiB), RSS now $((rss / 1024)) MiB"
+echo "  peak memory (VmHWM):                      $((hwm / 1024)) MiB ($hwm KiB), RSS now $((rss / 1024)) MiB, of it the binary's own pages $code KiB"
 echo "  state file:                               $(( $(stat -c %s "$work/state.redb") / 1024 )) KiB"
 echo "  release binary ($TARGET):  $(stat -c %s "$AGENT_BIN") bytes"
 for f in dist/mikrotik-edge-*; do

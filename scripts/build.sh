@@ -29,7 +29,8 @@ die() {
     exit 1
 }
 
-# Per target: C compiler (also the linker, except on aarch64), archiver,
+# Per target: C compiler (also the linker on armv7; the musl targets link
+# with rust-lld), archiver,
 # and the runner for a smoke test.
 tools_for() {
     case "$1" in
@@ -60,8 +61,9 @@ for t in "${TARGETS[@]}"; do
     for tool in $tools; do
         command -v "$tool" >/dev/null || missing+=("$tool (for $t)")
     done
-    # aarch64 links with rust-lld (.cargo/config.toml), part of rustup's rustc.
-    if [ "$t" = aarch64-unknown-linux-musl ] && [ ! -x "$SYSROOT/lib/rustlib/$HOST/bin/rust-lld" ]; then
+    # The musl targets link with rust-lld (.cargo/config.toml: identical code
+    # folding, the function order file), part of rustup's rustc.
+    if [[ "$t" == *-musl ]] && [ ! -x "$SYSROOT/lib/rustlib/$HOST/bin/rust-lld" ]; then
         missing+=("rust-lld (for $t; ships with rustup's rustc)")
     fi
     if [ -d "$SYSROOT/lib/rustlib/$t/lib" ]; then
