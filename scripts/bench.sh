@@ -231,10 +231,10 @@ start_sim "$USERS" "$ACTIVE" "$SECRETS" "$PPP_ACTIVE"
 # Then every poll reading the user lists in full (`user_read_secs = 0`), as
 # a poll without their listens does; only its steady cycle is reported.
 run_agent "$work/state.redb" 300
-saved="$first $steady_ms $wall $hwm $rss $events"
+saved="$first $steady_ms $wall $hwm $rss $code $events"
 run_agent "$work/state0.redb" 0
 full_ms=$steady_ms
-read -r first steady_ms wall hwm rss events <<<"$saved"
+read -r first steady_ms wall hwm rss code events <<<"$saved"
 
 # ---- peers: the original design's cycle on node-routeros; api print ----
 node_json='' node_print='' py_print=''

@@ -12,12 +12,12 @@
 # How: the x86_64 release agent, built exactly as shipped but not stripped
 # (`-C strip=none` in RUSTFLAGS: the profile's `strip` changes symbol
 # names, RUSTFLAGS do not), runs under callgrind against the simulator; the
-# functions callgrind saw are the file, in three groups so that what every
-# agent runs is packed together: (1) monitoring alone (fresh start with
-# activations, listens, activity, counters, usage and full reads, expiries,
-# SIGTERM, a restart on the state file), then what (2) the local HTTP
-# endpoint and (3) a central side (uploads, full sync, version poll, a
-# central voucher batch) add. aarch64 cannot run under callgrind here: its
+# functions callgrind saw are the file, in two groups so that what every
+# agent runs is packed together: (1) monitoring as installed, the HTTP
+# endpoint listening but idle (fresh start with activations, listens,
+# activity, counters, usage and full reads, expiries, SIGTERM, a restart on
+# the state file), then what (2) HTTP requests and a central side (uploads,
+# full sync, version poll, a central voucher batch) add. aarch64 cannot run under callgrind here: its
 # file takes the same functions by name from its own build (names carry a
 # per-target hash; the rest of each name is the same). A function missing
 # from a file (renamed, new) is only placed elsewhere: the link neither
@@ -94,7 +94,8 @@ user = "order"
 password = "order"
 EOF
 }
-config core off ''
+# Monitoring as installed: the HTTP endpoint listens (the default), idle.
+config core "$http" ''
 config full "$http" "site_id = \"order\"
 http_token = \"order-file-token\"
 central_url = \"http://127.0.0.1:$gw_port\"
@@ -143,7 +144,7 @@ echo "order-file: (1) monitoring, fresh start, under callgrind (minutes)"
 run_agent core core-fresh.cg 8
 echo "order-file: (1) monitoring, restart on the state file"
 run_agent core core-restart.cg 4
-echo "order-file: (2, 3) with the HTTP endpoint and a central side"
+echo "order-file: (2) with HTTP requests and a central side"
 run_agent full full.cg 8 http
 
 cat >"$work/order.py" <<'PY'
@@ -209,7 +210,7 @@ if step == "callgrind":
     write(x86, sorted(core) + sorted(extra))
     with open(f"{work}/core.txt", "w") as f:
         f.write("\n".join(sorted(core)) + "\n")
-    print(f"order-file: x86_64: {len(core)} functions run by monitoring alone, {len(extra)} more with HTTP and central")
+    print(f"order-file: x86_64: {len(core)} functions run by monitoring (HTTP idle), {len(extra)} more with HTTP requests and central")
 elif step == "faults":
     names = {s[2] for s in text_symbols(x86)}
     listed = [l.strip() for l in open(path(x86)) if l.strip()]
