@@ -17,8 +17,10 @@
 # endpoint listening but idle (fresh start with activations, listens,
 # activity, counters, usage and full reads, expiries, SIGTERM, a restart on
 # the state file), then what (2) HTTP requests and a central side (uploads,
-# full sync, version poll, a central voucher batch) add. aarch64 cannot run under callgrind here: its
-# file takes the same functions by name from its own build (names carry a
+# full sync, version poll, a central voucher batch) add. Then monitoring
+# runs natively under `perf record -e page-faults` for what callgrind
+# cannot see (below). aarch64 cannot run under callgrind here: its file
+# takes the same functions by name from its own build (names carry a
 # per-target hash; the rest of each name is the same). A function missing
 # from a file (renamed, new) is only placed elsewhere: the link neither
 # fails nor warns. Regenerate after larger changes (the script touches
