@@ -70,11 +70,8 @@ for _ in $(seq 300); do grep -q '^api: ' "$work/sim.out" 2>/dev/null && break; s
 port=$(sed -n 's/^api: .*:\([0-9]*\)$/\1/p' "$work/sim.out")
 [ -n "$port" ] || { echo "order-file: simulator did not start" >&2; exit 1; }
 pg_throwaway_start
-gw_port=$(( PG_PORT + 1 ))
-target/release/mikrotik-central serve --listen "127.0.0.1:$gw_port" --database-url "$PG_URL" \
-  --log-level warn 2>"$work/gateway.log" &
-gw_pid=$!
-token=$(target/release/mikrotik-central add-site order --database-url "$PG_URL" 2>/dev/null)
+pg_throwaway_gateway target/release/mikrotik-central order "$work/gateway.log"
+gw_pid=$GW_PID
 http=127.0.0.1:$(( PG_PORT + 2 ))
 
 # config NAME HTTP_LISTEN EXTRA: a config file as deployments write it, the
@@ -100,8 +97,8 @@ EOF
 config core "$http" ''
 config full "$http" "site_id = \"order\"
 http_token = \"order-file-token\"
-central_url = \"http://127.0.0.1:$gw_port\"
-central_token = \"$token\"
+central_url = \"http://127.0.0.1:$GW_PORT\"
+central_token = \"$GW_TOKEN\"
 desired_poll_secs = 2
 sync_secs = 20"
 
@@ -224,7 +221,8 @@ elif step == "faults":
             faulted.add(p[1].split("+")[0])
     new = sorted((faulted & names) - set(listed))
     core += new
-    write(x86, core + [n for n in listed if n not in set(core)])
+    in_core = set(core)
+    write(x86, core + [n for n in listed if n not in in_core])
     with open(f"{work}/core.txt", "w") as f:
         f.write("\n".join(core) + "\n")
     print(f"order-file: {len(new)} functions faulted outside the block natively" + (": " + " ".join(new[:8]) if new else ""))

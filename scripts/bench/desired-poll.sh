@@ -39,11 +39,8 @@ pcleanup() {
 trap pcleanup EXIT
 
 pg_throwaway_start
-gw_port=$(( PG_PORT + 1 ))
-target/release/mikrotik-central serve --listen "127.0.0.1:$gw_port" --database-url "$PG_URL" \
-  --log-level warn 2>"$pwork/gateway.log" &
-pgw=$!
-token=$(target/release/mikrotik-central add-site bench --database-url "$PG_URL" 2>/dev/null)
+pg_throwaway_gateway target/release/mikrotik-central bench "$pwork/gateway.log"
+pgw=$GW_PID gw_port=$GW_PORT token=$GW_TOKEN
 target/release/routeros-sim --listen 127.0.0.1:0 --user bench --password bench >"$pwork/sim.out" &
 psim=$!
 for _ in $(seq 100); do grep -q '^api: ' "$pwork/sim.out" 2>/dev/null && break; sleep 0.1; done

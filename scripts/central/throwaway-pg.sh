@@ -4,6 +4,9 @@
 #   pg_throwaway_start      # sets PG_URL, PG_PORT, PG_DIR; server log in $PG_DIR/postgres.log
 #   pg_throwaway_psql SQL   # runs SQL on the database, -At output
 #   pg_throwaway_stop       # stops the server and removes the dir
+#   pg_throwaway_gateway BIN SITE LOG
+#                           # `BIN serve` on it (GW_PORT, GW_PID; log in LOG)
+#                           # and a new site SITE's token in GW_TOKEN
 #
 # initdb refuses root, so as root everything runs as the `postgres` user
 # (the Debian postgresql package creates it; scripts/setup.sh installs it).
@@ -52,4 +55,11 @@ pg_throwaway_stop() {
   pg_throwaway_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
   PG_DIR=
+}
+
+pg_throwaway_gateway() {
+  GW_PORT=$(( PG_PORT + 1 ))
+  "$1" serve --listen "127.0.0.1:$GW_PORT" --database-url "$PG_URL" --log-level warn 2>"$3" &
+  GW_PID=$!
+  GW_TOKEN=$("$1" add-site "$2" --database-url "$PG_URL" 2>/dev/null)
 }
